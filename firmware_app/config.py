@@ -1,0 +1,163 @@
+"""Machine config: where the modems, sound card, data and web page are (TOML).
+
+Read once at start-up from /etc/frontdesk/frontdesk.toml (or --config). Every key has a
+default; an unknown key or a wrong type is an error naming it. Owner settings (hours, staff,
+greetings...) do not live here: they are in the store, edited in the web UI.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from .errors import ConfigError, FieldProblem
+
+DEFAULT_PATH = Path("/etc/frontdesk/frontdesk.toml")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(slots=True)
+class ModemConfig:
+    # "auto" probes /dev/serial/by-id, /dev/ttyACM*, /dev/ttyUSB*; otherwise paths or pyserial
+    # URLs; "sim:<personality>" starts a simulated modem on a pty (demo and tests).
+    devices: list[str] = field(default_factory=lambda: ["auto"])
+    baudrate: int = 115200
+
+
+@dataclass(slots=True)
+class AudioConfig:
+    # ALSA device for GSM call audio through a USB sound card ("" = none).
+    device: str = ""
+
+
+@dataclass(slots=True)
+class StoreConfig:
+    data_dir: str = "/var/lib/frontdesk"
+
+
+@dataclass(slots=True)
+class WebConfig:
+    listen: str = "0.0.0.0:8080"
+    # Optional TLS: both set, or neither.
+    tls_cert: str = ""
+    tls_key: str = ""
+
+
+@dataclass(slots=True)
+class LogConfig:
+    level: str = "info"
+
+
+@dataclass(slots=True)
+class MachineConfig:
+    modem: ModemConfig = field(default_factory=ModemConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    demo: bool = False
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.store.data_dir)
+
+    @property
+    def listen_host_port(self) -> tuple[str, int]:
+        return parse_listen(self.web.listen)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(text)
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - the appliance serves the LAN
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, problems: list[FieldProblem]) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            problems.append(FieldProblem(prefix + key, data[key], "one of: " + ", ".join(sorted(known))))
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        value, hint, name = data[f.name], hints[f.name], prefix + f.name
+        if is_dataclass(hint):
+            if isinstance(value, dict):
+                kwargs[f.name] = _build(hint, value, name + ".", problems)  # type: ignore[arg-type]
+            else:
+                problems.append(FieldProblem(name, value, f"a [{name}] table"))
+        elif hint == list[str]:
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                kwargs[f.name] = list(value)
+            else:
+                problems.append(FieldProblem(name, value, "a list of strings"))
+        elif type(value) is hint:
+            kwargs[f.name] = value
+        else:
+            problems.append(FieldProblem(name, value, _TYPE_NAMES.get(hint, str(hint))))
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> MachineConfig:
+    problems: list[FieldProblem] = []
+    cfg: MachineConfig = _build(MachineConfig, data, "", problems)
+    if not problems:
+        problems.extend(_check(cfg))
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def _check(cfg: MachineConfig) -> list[FieldProblem]:
+    out = []
+    if cfg.log.level.lower() not in LOG_LEVELS:
+        out.append(FieldProblem("log.level", cfg.log.level, "one of " + ", ".join(LOG_LEVELS)))
+    try:
+        parse_listen(cfg.web.listen)
+    except ValueError:
+        out.append(FieldProblem("web.listen", cfg.web.listen, "host:port, e.g. 0.0.0.0:8080"))
+    if bool(cfg.web.tls_cert) != bool(cfg.web.tls_key):
+        out.append(FieldProblem("web.tls_key", cfg.web.tls_key, "tls_cert and tls_key both set, or neither"))
+    if not cfg.modem.devices:
+        out.append(FieldProblem("modem.devices", [], 'at least one device, or ["auto"]'))
+    if not 300 <= cfg.modem.baudrate <= 921600:
+        out.append(FieldProblem("modem.baudrate", cfg.modem.baudrate, "300 to 921600"))
+    if not cfg.store.data_dir:
+        out.append(FieldProblem("store.data_dir", "", "a folder path"))
+    return out
+
+
+def load_config(path: Path | str | None = None) -> MachineConfig:
+    """Read the machine config; a missing default file means all defaults."""
+    p = Path(path) if path is not None else DEFAULT_PATH
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        if path is None:
+            return MachineConfig()
+        raise ConfigError([FieldProblem("config", str(p), "an existing file")], str(p)) from None
+    except OSError as exc:
+        raise ConfigError([FieldProblem("config", str(p), f"a readable file ({exc.strerror})")], str(p)) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([FieldProblem("config", str(p), f"valid TOML ({exc})")], str(p)) from None
+    return config_from_dict(data, str(p))
+
+
+def demo_config(data_dir: Path) -> MachineConfig:
+    """The embedded default `frontdesk demo` runs on: simulated lines, local folder, loopback."""
+    return MachineConfig(
+        modem=ModemConfig(devices=["sim:usr5637", "sim:sim800"]),
+        store=StoreConfig(data_dir=str(data_dir)),
+        web=WebConfig(listen="127.0.0.1:8080"),
+        demo=True,
+    )

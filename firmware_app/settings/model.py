@@ -1,0 +1,217 @@
+"""The owner's settings: one typed document, versioned, exported and imported as TOML.
+
+Each section is a dataclass (see schema.py); later features add sections here. The stored
+and exported form carries `schema_version`; older documents are migrated step by step.
+Pure: no store access, no I/O besides what callers hand in.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+
+from ..errors import FieldProblem, SettingsError
+from .schema import email_address, from_dict, length, number_range, setting, to_dict
+
+SCHEMA_VERSION = 2
+
+
+@functools.cache
+def _timezones() -> frozenset[str]:
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones())
+
+
+@functools.cache
+def _countries() -> frozenset[str]:
+    import holidays
+
+    return frozenset(holidays.list_supported_countries())
+
+
+def system_timezone() -> str:
+    """The machine's IANA timezone name, or UTC when it cannot be told."""
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz and tz in _timezones():
+        return tz
+    try:
+        name = Path("/etc/timezone").read_text(encoding="utf-8").strip()
+        if name in _timezones():
+            return name
+    except OSError:
+        pass
+    try:
+        target = os.readlink("/etc/localtime")
+        name = target.split("zoneinfo/", 1)[1]
+        if name in _timezones():
+            return name
+    except (OSError, IndexError):
+        pass
+    return "UTC"
+
+
+def _check_tz(v: str) -> str | None:
+    return None if v in _timezones() else "an IANA timezone like Europe/London or America/New_York"
+
+
+def _check_country(v: str) -> str | None:
+    return None if v in _countries() else "a two-letter country code such as US, GB or DE"
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class Business:
+    name: str = setting("My Business", label="Business name", check=length(1, 80),
+                        help="Shown on the web page and used as the sender name of emails.")
+    timezone: str = setting("UTC", label="Timezone", check=_check_tz, widget="timezone",
+                            help="Business hours are kept in this timezone, summer time included.")
+    country: str = setting("US", label="Country", check=_check_country, widget="country",
+                           help="For public holidays and how phone numbers are written.")
+    subdivision: str = setting("", label="State or region", check=length(0, 10),
+                               help="Optional: a state or region code for regional holidays, e.g. CA or BY.")
+    owner_email: str = setting("", label="Owner email", check=email_address(),
+                               help="Where Frontdesk sends what nobody else takes, and system warnings.")
+
+    def validate(self) -> list[FieldProblem]:
+        if not self.subdivision:
+            return []
+        import holidays
+
+        subdivisions = holidays.list_supported_countries().get(self.country, [])
+        if self.subdivision not in subdivisions:
+            shown = ", ".join(subdivisions[:20]) + ("..." if len(subdivisions) > 20 else "")
+            return [FieldProblem("subdivision", self.subdivision,
+                                 f"a region of {self.country}: {shown or 'none known'}")]
+        return []
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class Email:
+    smtp_host: str = setting("", label="Mail server", check=length(0, 253),
+                             help="Your provider's SMTP relay, e.g. smtp.example.com. Empty: no email.")
+    smtp_port: int = setting(587, label="Port", check=number_range(1, 65535),
+                             help="587 for STARTTLS, 465 for TLS, 25 for plain.")
+    security: Literal["none", "starttls", "tls"] = setting(
+        "starttls", label="Encryption", help="How the connection to the mail server is protected.")
+    username: str = setting("", label="User name", check=length(0, 254))
+    password: str = setting("", label="Password", check=length(0, 254), secret=True)
+    from_address: str = setting("", label="Send as", check=email_address(),
+                                help="The From address; most relays require your own account.")
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class Settings:
+    business: Business = dataclasses.field(default_factory=Business)
+    email: Email = dataclasses.field(default_factory=Email)
+
+    def section(self, name: str) -> Any:
+        if name not in SECTIONS:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def replace(self, name: str, value: Any) -> Settings:
+        return dataclasses.replace(self, **{name: value})
+
+
+SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(Settings)}  # type: ignore[misc]
+SECTIONS = {name: type(getattr(Settings(), name)) for name in SECTIONS}
+
+
+# -- migrations: each step takes a document of version N and returns version N+1 ------------
+
+
+def _v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 had `email.use_tls = true|false`; version 2 names the method."""
+    email = doc.get("email")
+    if isinstance(email, dict) and "use_tls" in email:
+        use_tls = email.pop("use_tls")
+        port = email.get("smtp_port", 587)
+        email["security"] = ("tls" if port == 465 else "starttls") if use_tls else "none"
+    return doc
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+
+
+def migrate(doc: dict[str, Any]) -> dict[str, Any]:
+    version = doc.get("schema_version", 1)
+    if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+        raise SettingsError([FieldProblem("schema_version", version, f"1 to {SCHEMA_VERSION}")])
+    doc = copy.deepcopy(doc)
+    while version < SCHEMA_VERSION:
+        doc = MIGRATIONS[version](doc)
+        version += 1
+    doc["schema_version"] = SCHEMA_VERSION
+    return doc
+
+
+def settings_from_dict(doc: dict[str, Any], context: str = "settings") -> Settings:
+    """Validate a whole settings document (any schema version); raise naming every problem."""
+    doc = migrate(doc)
+    body = {k: v for k, v in doc.items() if k != "schema_version"}
+    problems: list[FieldProblem] = []
+    result: Settings = from_dict(Settings, body, "", problems)
+    if problems:
+        raise SettingsError(problems, context)
+    return result
+
+
+def settings_to_dict(settings: Settings) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, **to_dict(settings)}
+
+
+def section_from_dict(name: str, data: dict[str, Any]) -> Any:
+    """Validate one section (a web form's worth); raise naming every bad field."""
+    problems: list[FieldProblem] = []
+    value = from_dict(SECTIONS[name], data, "", problems)
+    if problems:
+        raise SettingsError(problems, name)
+    return value
+
+
+EXPORT_HEADER = (
+    "# Frontdesk settings. Restore with `frontdesk settings import FILE` or the web page's\n"
+    "# Backup section. It holds the mail server password: keep it private.\n"
+)
+
+
+def export_toml(settings: Settings) -> str:
+    return EXPORT_HEADER + tomli_w.dumps(settings_to_dict(settings))
+
+
+def import_toml(text: str, context: str = "settings file") -> Settings:
+    import tomllib
+
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError([FieldProblem("file", context, f"valid TOML ({exc})")], context) from None
+    return settings_from_dict(doc, context)
+
+
+def diff(old: Settings, new: Settings) -> list[tuple[str, Any, Any]]:
+    """Dotted field names whose values differ: (field, old, new). Secrets shown masked."""
+    out: list[tuple[str, Any, Any]] = []
+
+    def walk(prefix: str, a: Any, b: Any, cls: type | None) -> None:
+        if dataclasses.is_dataclass(a) and not isinstance(a, type):
+            for f in dataclasses.fields(a):
+                walk(prefix + f.name + ".", getattr(a, f.name), getattr(b, f.name), type(a))
+            return
+        if a != b:
+            name = prefix.rstrip(".")
+            secret = False
+            if cls is not None:
+                meta = {f.name: f.metadata for f in dataclasses.fields(cls)}.get(name.rsplit(".", 1)[-1], {})
+                secret = bool(meta.get("secret"))
+            out.append((name, "••••" if secret else to_dict(a), "••••" if secret else to_dict(b)))
+
+    walk("", old, new, None)
+    return out

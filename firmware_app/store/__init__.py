@@ -1,0 +1,213 @@
+"""The data store: one process writes it, a power cut at any moment leaves it readable.
+
+Layout under data_dir: `settings.json`, `contacts.json`, `outbox.json` and other named
+databases, `history/YYYY-MM.json` (one record per interaction, partitioned by month so a
+write never touches old months), `media/YYYY/MM/<id>.<ext>`. Each database file has a journal
+beside it (see durable.py). The daemon holds `frontdesk.lock` while it runs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError, StoreLockedError
+from .durable import Collection, Database, remove_leftover_temps
+from .media import MediaStore
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_MONTH = re.compile(r"^\d{4}-\d{2}$")
+RecordFilter = Callable[[Mapping[str, Any]], bool]
+
+
+class History:
+    """Interaction records by month. Ids look like `2026-11:42` and never change."""
+
+    def __init__(self, folder: Path, open_months: int = 3) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._open: OrderedDict[str, Database] = OrderedDict()
+        self._max_open = open_months  # bounded memory: old months are re-read when asked for
+        self._lock = threading.RLock()
+
+    def _db(self, month: str) -> Database:
+        with self._lock:
+            db = self._open.get(month)
+            if db is None:
+                db = Database(self.folder / f"{month}.json")
+                self._open[month] = db
+                while len(self._open) > self._max_open:
+                    _, old = self._open.popitem(last=False)
+                    old.close()
+            self._open.move_to_end(month)
+            return db
+
+    def _table(self, month: str) -> Collection:
+        return self._db(month).table("records")
+
+    @staticmethod
+    def _split(record_id: str) -> tuple[str, int]:
+        month, _, num = str(record_id).partition(":")
+        if not _MONTH.match(month) or not num.isdigit():
+            raise StoreError(f"{record_id!r} is not a history record id")
+        return month, int(num)
+
+    def months(self) -> list[str]:
+        """Months that have records, newest first."""
+        names = {p.name.split(".", 1)[0] for p in self.folder.glob("????-??.json*")}
+        return sorted((m for m in names if _MONTH.match(m)), reverse=True)
+
+    def add(self, record: Mapping[str, Any], when: datetime | None = None) -> str:
+        """Store a record durably; returns its id. `when` (default now) picks the month."""
+        month = f"{(when or datetime.now(UTC)).astimezone(UTC):%Y-%m}"
+        with self._lock:
+            num = self._table(month).insert({k: v for k, v in record.items() if k != "id"})
+        return f"{month}:{num}"
+
+    def get(self, record_id: str) -> dict[str, Any] | None:
+        month, num = self._split(record_id)
+        if month not in self._open and not (self.folder / f"{month}.json.journal").exists():
+            return None
+        with self._lock:
+            doc = self._table(month).get(num)
+        return None if doc is None else {**doc, "id": record_id}
+
+    def update(self, record_id: str, fields: Mapping[str, Any]) -> bool:
+        month, num = self._split(record_id)
+        with self._lock:
+            return self._table(month).update(num, {k: v for k, v in fields.items() if k != "id"})
+
+    def newest(self, n: int = 50, where: RecordFilter | None = None,
+               before: str | None = None) -> list[dict[str, Any]]:
+        """Up to n records newest first, across months; `before` pages on from a record id."""
+        out: list[dict[str, Any]] = []
+        start_month, start_num = self._split(before) if before else (None, None)
+        for month in self.months():
+            if start_month and month > start_month:
+                continue
+            limit = start_num if month == start_month else None
+            with self._lock:
+                docs = self._table(month).newest(n - len(out), where, before=limit)
+            out.extend({**d, "id": f"{month}:{d.doc_id}"} for d in docs)
+            if len(out) >= n:
+                break
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._open.values():
+                db.close()
+            self._open.clear()
+
+
+class Store:
+    """Owns the data dir. Open it once per process; `close()` releases the lock."""
+
+    def __init__(self, data_dir: Path | str, *, lock: bool = True) -> None:
+        self.data_dir = Path(data_dir)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create data dir {self.data_dir}: {exc.strerror}") from None
+        self._lock_fd = -1
+        if lock:
+            self._take_lock()
+        remove_leftover_temps(self.data_dir)
+        self._dbs: dict[str, Database] = {}
+        self._dbs_lock = threading.Lock()
+        self.history = History(self.data_dir / "history")
+        self.media = MediaStore(self.data_dir)
+
+    def _take_lock(self) -> None:
+        path = self.data_dir / "frontdesk.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise StoreLockedError(
+                f"{self.data_dir} is in use by another Frontdesk process (pid {pid or 'unknown'})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    @staticmethod
+    def is_locked(data_dir: Path | str) -> bool:
+        """True while another process (the daemon) holds the data dir."""
+        path = Path(data_dir) / "frontdesk.lock"
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def database(self, name: str) -> Database:
+        """A named database file (`settings`, `contacts`, `outbox`, ...), opened once."""
+        if not _NAME.match(name):
+            raise StoreError(f"{name!r} is not a database name")
+        with self._dbs_lock:
+            if name not in self._dbs:
+                self._dbs[name] = Database(self.data_dir / f"{name}.json")
+            return self._dbs[name]
+
+    def table(self, database: str, table: str) -> Collection:
+        return self.database(database).table(table)
+
+    def get_document(self, database: str, key: str) -> dict[str, Any] | None:
+        """A single named document (settings, counters...) kept in a database's `docs` table."""
+        docs = self.table(database, "docs").search(lambda d: d.get("_key") == key)
+        if not docs:
+            return None
+        doc = dict(docs[0])
+        doc.pop("_key", None)
+        return doc
+
+    def put_document(self, database: str, key: str, doc: Mapping[str, Any]) -> None:
+        table = self.table(database, "docs")
+        with self.database(database).lock:
+            found = table.search(lambda d: d.get("_key") == key)
+            body = {**doc, "_key": key}
+            if found:
+                table.put(found[0].doc_id, body)
+            else:
+                table.insert(body)
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.data_dir.rglob("*") if p.is_file())
+
+    def close(self) -> None:
+        with self._dbs_lock:
+            for db in self._dbs.values():
+                db.close()
+            self._dbs.clear()
+        self.history.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Collection", "Database", "History", "MediaStore", "Store"]
