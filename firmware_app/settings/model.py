@@ -18,7 +18,7 @@ from typing import Any, Literal
 import tomli_w
 
 from ..errors import FieldProblem, SettingsError
-from .schema import email_address, from_dict, length, number_range, setting, to_dict
+from .schema import email_address, email_list, from_dict, length, number_range, setting, to_dict
 
 SCHEMA_VERSION = 2
 
@@ -104,6 +104,30 @@ class Email:
     password: str = setting("", label="Password", check=length(0, 254), secret=True)
     from_address: str = setting("", label="Send as", check=email_address(),
                                 help="The From address; most relays require your own account.")
+    reply_to: str = setting("", label="Replies to", check=email_address(),
+                            help="Where replies to Frontdesk's emails go. Empty: the owner email.")
+    voicemail_to: list[str] = setting(  # noqa: RUF009 - setting() is a field()
+        default_factory=list, label="Voicemail goes to", check=email_list,
+        help="Who gets an email for each voicemail. Empty: the owner email.")
+    missed_call_to: list[str] = setting(  # noqa: RUF009 - setting() is a field()
+        default_factory=list, label="Missed calls go to", check=email_list,
+        help="Who gets an email for each missed call. Empty: the owner email.")
+    sms_to: list[str] = setting(  # noqa: RUF009 - setting() is a field()
+        default_factory=list, label="Text messages go to", check=email_list,
+        help="Who gets an email for each text message received. Empty: the owner email.")
+    fax_to: list[str] = setting(  # noqa: RUF009 - setting() is a field()
+        default_factory=list, label="Faxes go to", check=email_list,
+        help="Who gets an email for each fax received. Empty: the owner email.")
+    attachment_limit_mb: int = setting(
+        10, label="Attachment limit (MB)", check=number_range(1, 50),
+        help="Larger recordings and faxes are sent as a link to this web page instead.")
+    web_url: str = setting(
+        "http://frontdesk.local:8080", label="Web page address", check=length(0, 200),
+        help="How people in the office reach this web page; used for links in emails. "
+             "Empty: no links.")
+    keep_sent_days: int = setting(
+        30, label="Keep sent emails (days)", check=number_range(1, 3650),
+        help="Sent emails are removed from the outbox after this many days.")
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
