@@ -144,8 +144,7 @@ class Settings:
         return dataclasses.replace(self, **{name: value})
 
 
-SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(Settings)}  # type: ignore[misc]
-SECTIONS = {name: type(getattr(Settings(), name)) for name in SECTIONS}
+SECTIONS: dict[str, type] = {f.name: type(getattr(Settings(), f.name)) for f in dataclasses.fields(Settings)}
 
 
 # -- migrations: each step takes a document of version N and returns version N+1 ------------

@@ -1,0 +1,204 @@
+"""`frontdesk`: run the daemon, the demo, and manage settings from the shell.
+
+Commands that change data talk to the running daemon over its control socket; only when no
+daemon holds the data dir do they open the store themselves. Exit codes: 0 done, 1 failed,
+2 bad input (the message names the field, the value and what is allowed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import DEFAULT_PATH, MachineConfig, demo_config, load_config
+from .errors import DaemonNotRunning, FrontdeskError, StoreLockedError, ValidationError
+
+log = logging.getLogger("frontdesk")
+
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _err(msg: str) -> None:
+    print(f"frontdesk: {msg}", file=sys.stderr)
+
+
+def _print_problems(exc: ValidationError) -> None:
+    _err(f"{exc.context or 'input'} is not valid; nothing was changed:")
+    for p in exc.problems:
+        print(f"  - {p.field}: {p.value!r} is not allowed; expected {p.allowed}", file=sys.stderr)
+
+
+def _config(args: argparse.Namespace) -> MachineConfig:
+    return load_config(args.config)
+
+
+def with_store_or_daemon(config: MachineConfig, via_daemon: Callable[[Any], Any],
+                         direct: Callable[[Any], Any]) -> Any:
+    """Run through the daemon's control socket if it runs, else on the store directly."""
+    from .control import ControlClient
+    from .store import Store
+
+    if Store.is_locked(config.data_dir):
+        return via_daemon(ControlClient(config.data_dir))
+    try:
+        store = Store(config.data_dir)
+    except StoreLockedError:  # the daemon started meanwhile
+        return via_daemon(ControlClient(config.data_dir))
+    try:
+        from .events import EventBus
+        from .services import Services
+
+        return direct(Services.build(config, store, EventBus()))
+    finally:
+        store.close()
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import Daemon
+    from .logs import setup_logging
+
+    config = _config(args)
+    ring = setup_logging(config.log.level)
+    return Daemon(config, log_ring=ring).run()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .daemon import Daemon
+    from .logs import setup_logging
+
+    config = demo_config(Path(args.data_dir).resolve())
+    if args.listen:
+        config.web.listen = args.listen
+    ring = setup_logging("info")
+    print(f"Frontdesk demo: data in {config.data_dir}, web page on http://{config.web.listen}/ "
+          "(Ctrl-C stops)", flush=True)
+    return Daemon(config, log_ring=ring).run()
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"frontdesk {__version__}")
+    return EXIT_OK
+
+
+def cmd_settings_export(args: argparse.Namespace) -> int:
+    config = _config(args)
+    text: str = with_store_or_daemon(
+        config,
+        lambda client: client.call("settings.export"),
+        lambda services: services.settings.export_toml(),
+    )
+    if args.out:
+        from .store.durable import atomic_write
+
+        atomic_write(Path(args.out), text.encode(), mode=0o600)
+        print(f"settings written to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_settings_import(args: argparse.Namespace) -> int:
+    from .settings import import_toml
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        _err(f"{path}: no such file; nothing was changed")
+        return EXIT_BAD_INPUT
+    except (OSError, UnicodeDecodeError) as exc:
+        _err(f"{path}: cannot read it ({exc}); nothing was changed")
+        return EXIT_BAD_INPUT
+    import_toml(text, str(path))  # validate before touching anything
+    config = _config(args)
+    changes = with_store_or_daemon(
+        config,
+        lambda client: client.call("settings.import", text=text, context=str(path)),
+        lambda services: services.settings.import_toml(text, str(path)),
+    )
+    if not changes:
+        print("settings imported: nothing changed")
+    else:
+        print(f"settings imported: {len(changes)} change(s)")
+        for name, old, new in changes:
+            print(f"  {name}: {old!r} -> {new!r}")
+    return EXIT_OK
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="frontdesk",
+        description="Frontdesk: the office phone line's receptionist (calls, voicemail, SMS, fax, email).",
+    )
+    parser.add_argument("--version", action="version", version=f"frontdesk {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def config_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", "-c", metavar="PATH", default=None,
+                       help=f"machine config file (default {DEFAULT_PATH}; missing means all defaults)")
+
+    p = sub.add_parser("run", help="run the daemon (what the systemd service starts)",
+                       description="Run the Frontdesk daemon in the foreground until SIGTERM or Ctrl-C.")
+    config_arg(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="run the product on simulated lines, locally",
+                       description="Run Frontdesk with its data in a local folder, simulated modem "
+                                   "lines and the web page on 127.0.0.1:8080. Nothing leaves this machine.")
+    p.add_argument("--data-dir", default="demo-data", help="where the demo keeps its data (default ./demo-data)")
+    p.add_argument("--listen", default="", help="web address, default 127.0.0.1:8080")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("settings", help="export or import the owner's settings (backup format)",
+                       description="The owner's settings as one TOML document: the backup format.")
+    ssub = p.add_subparsers(dest="settings_command", metavar="ACTION", required=True)
+    e = ssub.add_parser("export", help="print or save the settings as TOML",
+                        description="Write the settings as TOML to stdout or --out FILE (mode 0600: "
+                                    "it holds the mail password).")
+    config_arg(e)
+    e.add_argument("--out", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    e.set_defaults(func=cmd_settings_export)
+    i = ssub.add_parser("import", help="validate and restore settings from a TOML file",
+                        description="Validate FILE first; on any problem print each bad field, its value "
+                                    "and what is allowed, and change nothing. Otherwise replace the settings.")
+    config_arg(i)
+    i.add_argument("file", metavar="FILE", help="a TOML file made by `frontdesk settings export`")
+    i.set_defaults(func=cmd_settings_import)
+
+    p = sub.add_parser("version", help="print the version", description="Print Frontdesk's version.")
+    p.set_defaults(func=cmd_version)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+        return result
+    except ValidationError as exc:
+        _print_problems(exc)
+        return EXIT_BAD_INPUT
+    except DaemonNotRunning as exc:
+        _err(str(exc))
+        return EXIT_FAIL
+    except FrontdeskError as exc:
+        _err(str(exc))
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

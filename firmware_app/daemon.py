@@ -1,0 +1,158 @@
+"""The composition root: reads the machine config, builds everything, runs, stops cleanly.
+
+One process: the store (sole writer), the event bus, the services, worker threads (control
+socket, web server, and the lines and channels as they are added), a supervisor that
+restarts dead workers, and systemd notify (READY, WATCHDOG from a real liveness check,
+STOPPING). SIGTERM or SIGINT stops everything within 2 seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from . import __version__
+from .config import MachineConfig
+from .control import ControlServer
+from .errors import FrontdeskError
+from .events import DaemonStarted, DaemonStopping, EventBus
+from .logs import RingBufferHandler
+from .sdnotify import Notifier
+from .services import Services
+from .store import Store
+from .workers import Supervisor, Worker
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_BUDGET = 1.5  # seconds for workers to stop; the whole stop stays under 2 s
+
+
+class WebServer(Worker):
+    """waitress serving the Flask app on the configured address, in this process."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__("web", liveness=3600.0)
+        import waitress
+
+        from web_ui import create_app
+
+        host, port = services.config.listen_host_port
+        self.app = create_app(services)
+        self._server: Any = waitress.create_server(
+            self.app, host=host, port=port, threads=4, ident="Frontdesk", clear_untrusted_proxy_headers=True
+        )
+        self.address = f"{host}:{self._server.effective_port}"
+
+    def run(self) -> None:
+        self._server.run()
+
+    def stop(self) -> None:
+        super().stop()
+        try:
+            self._server.close()
+            self._server.task_dispatcher.shutdown(timeout=1)
+        except Exception:  # already closed
+            log.debug("web server close", exc_info=True)
+
+    def healthy(self, now: float | None = None) -> bool:
+        return self.alive
+
+
+class Daemon:
+    def __init__(self, config: MachineConfig, *, notifier: Notifier | None = None,
+                 log_ring: RingBufferHandler | None = None, web: bool = True) -> None:
+        self.config = config
+        self.notifier = notifier or Notifier.from_env()
+        self.log_ring = log_ring or RingBufferHandler()
+        self.web_enabled = web
+        self.stop_requested = threading.Event()
+        self.stop_reason = ""
+        self.supervisor = Supervisor()
+        self.store: Store | None = None
+        self.services: Services | None = None
+        self.web: WebServer | None = None
+        self._closers: list[Callable[[], None]] = []
+
+    # -- building ----------------------------------------------------------------------------
+
+    def start(self) -> Services:
+        self.store = Store(self.config.data_dir)
+        self._closers.append(self.store.close)
+        bus = EventBus()
+        services = Services.build(self.config, self.store, bus, self.log_ring)
+        self.services = services
+        control = ControlServer(self.config.data_dir, self.control_handlers(services))
+        self._closers.append(control.close)
+        self.supervisor.add(control)
+        if self.web_enabled:
+            self.web = WebServer(services)
+            self.supervisor.add(self.web)
+        self.supervisor.start_all()
+        bus.publish(DaemonStarted(version=__version__))
+        return services
+
+    def control_handlers(self, services: Services) -> dict[str, Callable[..., Any]]:
+        def settings_import(text: str, context: str = "settings file") -> list[list[Any]]:
+            return [list(c) for c in services.settings.import_toml(text, context)]
+
+        return {
+            "ping": lambda: {"version": __version__, "uptime": services.uptime},
+            "settings.export": services.settings.export_toml,
+            "settings.import": settings_import,
+        }
+
+    # -- running -----------------------------------------------------------------------------
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stop_requested.is_set():
+            self.stop_reason = reason
+            self.stop_requested.set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.request_stop(signal.Signals(signum).name)
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the process exit code."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        try:
+            self.start()
+        except (FrontdeskError, OSError) as exc:
+            log.error("cannot start: %s", exc)
+            self.shutdown()
+            return 1
+        where = f", web page on http://{self.web.address}/" if self.web else ""
+        log.info("Frontdesk %s running, data in %s%s", __version__, self.config.data_dir, where)
+        self.notifier.ready(f"running{where}")
+        interval = min(5.0, self.notifier.watchdog_interval or 5.0)
+        while not self.stop_requested.wait(interval):
+            self.supervisor.check()
+            if self.notifier.watchdog_interval:
+                stuck = self.supervisor.unhealthy()
+                if stuck:
+                    # No ping: systemd restarts us if this lasts past WatchdogSec.
+                    log.error("not healthy (%s); withholding the watchdog ping", ", ".join(stuck))
+                else:
+                    self.notifier.watchdog()
+        log.info("stopping (%s)", self.stop_reason)
+        self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        started = time.monotonic()
+        self.notifier.stopping()
+        if self.services is not None:
+            self.services.bus.publish(DaemonStopping(reason=self.stop_reason or "shutdown"))
+        self.supervisor.stop_all(SHUTDOWN_BUDGET)
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception:
+                log.exception("error while closing")
+        self._closers.clear()
+        log.info("stopped in %.2f s", time.monotonic() - started)

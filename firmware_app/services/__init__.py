@@ -1,0 +1,50 @@
+"""The services facade: what the web UI, the CLI's control socket and the daemon call.
+
+Pages never reach TinyDB or a modem driver; they call these. Each channel adds its service
+here as it lands (lines, calls, sms, fax, notify, contacts).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..config import MachineConfig
+from ..events import EventBus
+from ..logs import RingBufferHandler
+from ..store import Store
+from .settings import SettingsService
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    config: MachineConfig
+    store: Store
+    bus: EventBus
+    settings: SettingsService
+    log_ring: RingBufferHandler = field(default_factory=RingBufferHandler)
+    clock: Callable[[], datetime] = utc_now
+    started_monotonic: float = field(default_factory=time.monotonic)
+    # Channel services register themselves here by name as they are built.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, config: MachineConfig, store: Store, bus: EventBus | None = None,
+              log_ring: RingBufferHandler | None = None) -> Services:
+        bus = bus or EventBus()
+        return cls(config=config, store=store, bus=bus, settings=SettingsService(store, bus),
+                   log_ring=log_ring or RingBufferHandler())
+
+    @property
+    def uptime(self) -> float:
+        return time.monotonic() - self.started_monotonic
+
+
+__all__ = ["Services", "SettingsService"]
