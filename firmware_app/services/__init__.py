@@ -16,7 +16,9 @@ from ..config import MachineConfig
 from ..events import EventBus
 from ..logs import RingBufferHandler
 from ..store import Store
+from .auth import AuthService
 from .settings import SettingsService
+from .system import SystemService
 
 
 def utc_now() -> datetime:
@@ -34,6 +36,13 @@ class Services:
     started_monotonic: float = field(default_factory=time.monotonic)
     # Channel services register themselves here by name as they are built.
     extra: dict[str, Any] = field(default_factory=dict)
+    # Built from the fields above; tests may replace them (or their probes) after construction.
+    auth: AuthService = field(init=False, repr=False)
+    system: SystemService = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.auth = AuthService(self.store)
+        self.system = SystemService(self.store, self.log_ring, self.started_monotonic)
 
     @classmethod
     def build(cls, config: MachineConfig, store: Store, bus: EventBus | None = None,
@@ -47,4 +56,4 @@ class Services:
         return time.monotonic() - self.started_monotonic
 
 
-__all__ = ["Services", "SettingsService"]
+__all__ = ["AuthService", "Services", "SettingsService", "SystemService"]
