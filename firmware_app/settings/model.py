@@ -19,6 +19,7 @@ import tomli_w
 
 from ..errors import FieldProblem, SettingsError
 from .schema import email_address, email_list, from_dict, length, number_range, setting, to_dict
+from .routing import Holidays, Hours, Override, Rules, Staff
 
 SCHEMA_VERSION = 2
 
@@ -134,6 +135,11 @@ class Email:
 class Settings:
     business: Business = dataclasses.field(default_factory=Business)
     email: Email = dataclasses.field(default_factory=Email)
+    hours: Hours = dataclasses.field(default_factory=Hours)
+    holidays: Holidays = dataclasses.field(default_factory=Holidays)
+    override: Override = dataclasses.field(default_factory=Override)
+    staff: Staff = dataclasses.field(default_factory=Staff)
+    rules: Rules = dataclasses.field(default_factory=Rules)
 
     def section(self, name: str) -> Any:
         if name not in SECTIONS:
