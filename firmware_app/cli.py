@@ -37,8 +37,9 @@ def _config(args: argparse.Namespace) -> MachineConfig:
     return load_config(args.config)
 
 
-def with_store_or_daemon(config: MachineConfig, via_daemon: Callable[[Any], Any],
-                         direct: Callable[[Any], Any]) -> Any:
+def with_store_or_daemon(
+    config: MachineConfig, via_daemon: Callable[[Any], Any], direct: Callable[[Any], Any]
+) -> Any:
     """Run through the daemon's control socket if it runs, else on the store directly."""
     from .control import ControlClient
     from .store import Store
@@ -78,8 +79,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.listen:
         config.web.listen = args.listen
     ring = setup_logging("info")
-    print(f"Frontdesk demo: data in {config.data_dir}, web page on http://{config.web.listen}/ "
-          "(Ctrl-C stops)", flush=True)
+    print(
+        f"Frontdesk demo: data in {config.data_dir}, web page on http://{config.web.listen}/ "
+        "(Ctrl-C stops)",
+        flush=True,
+    )
     return Daemon(config, log_ring=ring).run()
 
 
@@ -139,44 +143,71 @@ def cmd_settings_import(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="frontdesk",
-        description="Frontdesk: the office phone line's receptionist (calls, voicemail, SMS, fax, email).",
+        description="Frontdesk: the office phone line's receptionist "
+        "(calls, voicemail, SMS, fax, email).",
     )
     parser.add_argument("--version", action="version", version=f"frontdesk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def config_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", "-c", metavar="PATH", default=None,
-                       help=f"machine config file (default {DEFAULT_PATH}; missing means all defaults)")
+        p.add_argument(
+            "--config",
+            "-c",
+            metavar="PATH",
+            default=None,
+            help=f"machine config file (default {DEFAULT_PATH}; missing means all defaults)",
+        )
 
-    p = sub.add_parser("run", help="run the daemon (what the systemd service starts)",
-                       description="Run the Frontdesk daemon in the foreground until SIGTERM or Ctrl-C.")
+    p = sub.add_parser(
+        "run",
+        help="run the daemon (what the systemd service starts)",
+        description="Run the Frontdesk daemon in the foreground until SIGTERM or Ctrl-C.",
+    )
     config_arg(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("demo", help="run the product on simulated lines, locally",
-                       description="Run Frontdesk with its data in a local folder, simulated modem "
-                                   "lines and the web page on 127.0.0.1:8080. Nothing leaves this machine.")
-    p.add_argument("--data-dir", default="demo-data", help="where the demo keeps its data (default ./demo-data)")
+    p = sub.add_parser(
+        "demo",
+        help="run the product on simulated lines, locally",
+        description="Run Frontdesk with its data in a local folder, simulated modem "
+        "lines and the web page on 127.0.0.1:8080. Nothing leaves this machine.",
+    )
+    p.add_argument(
+        "--data-dir",
+        default="demo-data",
+        help="where the demo keeps its data (default ./demo-data)",
+    )
     p.add_argument("--listen", default="", help="web address, default 127.0.0.1:8080")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("settings", help="export or import the owner's settings (backup format)",
-                       description="The owner's settings as one TOML document: the backup format.")
+    p = sub.add_parser(
+        "settings",
+        help="export or import the owner's settings (backup format)",
+        description="The owner's settings as one TOML document: the backup format.",
+    )
     ssub = p.add_subparsers(dest="settings_command", metavar="ACTION", required=True)
-    e = ssub.add_parser("export", help="print or save the settings as TOML",
-                        description="Write the settings as TOML to stdout or --out FILE (mode 0600: "
-                                    "it holds the mail password).")
+    e = ssub.add_parser(
+        "export",
+        help="print or save the settings as TOML",
+        description="Write the settings as TOML to stdout or --out FILE (mode 0600: "
+        "it holds the mail password).",
+    )
     config_arg(e)
     e.add_argument("--out", "-o", metavar="FILE", help="write to FILE instead of stdout")
     e.set_defaults(func=cmd_settings_export)
-    i = ssub.add_parser("import", help="validate and restore settings from a TOML file",
-                        description="Validate FILE first; on any problem print each bad field, its value "
-                                    "and what is allowed, and change nothing. Otherwise replace the settings.")
+    i = ssub.add_parser(
+        "import",
+        help="validate and restore settings from a TOML file",
+        description="Validate FILE first; on any problem print each bad field, its value "
+        "and what is allowed, and change nothing. Otherwise replace the settings.",
+    )
     config_arg(i)
     i.add_argument("file", metavar="FILE", help="a TOML file made by `frontdesk settings export`")
     i.set_defaults(func=cmd_settings_import)
 
-    p = sub.add_parser("version", help="print the version", description="Print Frontdesk's version.")
+    p = sub.add_parser(
+        "version", help="print the version", description="Print Frontdesk's version."
+    )
     p.set_defaults(func=cmd_version)
     return parser
 

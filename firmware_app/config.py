@@ -83,7 +83,9 @@ def _build(cls: type, data: dict[str, Any], prefix: str, problems: list[FieldPro
     known = {f.name for f in fields(cls)}
     for key in data:
         if key not in known:
-            problems.append(FieldProblem(prefix + key, data[key], "one of: " + ", ".join(sorted(known))))
+            problems.append(
+                FieldProblem(prefix + key, data[key], "one of: " + ", ".join(sorted(known)))
+            )
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
         if f.name not in data:
@@ -125,7 +127,11 @@ def _check(cfg: MachineConfig) -> list[FieldProblem]:
     except ValueError:
         out.append(FieldProblem("web.listen", cfg.web.listen, "host:port, e.g. 0.0.0.0:8080"))
     if bool(cfg.web.tls_cert) != bool(cfg.web.tls_key):
-        out.append(FieldProblem("web.tls_key", cfg.web.tls_key, "tls_cert and tls_key both set, or neither"))
+        out.append(
+            FieldProblem(
+                "web.tls_key", cfg.web.tls_key, "tls_cert and tls_key both set, or neither"
+            )
+        )
     if not cfg.modem.devices:
         out.append(FieldProblem("modem.devices", [], 'at least one device, or ["auto"]'))
     if not 300 <= cfg.modem.baudrate <= 921600:
@@ -145,7 +151,9 @@ def load_config(path: Path | str | None = None) -> MachineConfig:
             return MachineConfig()
         raise ConfigError([FieldProblem("config", str(p), "an existing file")], str(p)) from None
     except OSError as exc:
-        raise ConfigError([FieldProblem("config", str(p), f"a readable file ({exc.strerror})")], str(p)) from None
+        raise ConfigError(
+            [FieldProblem("config", str(p), f"a readable file ({exc.strerror})")], str(p)
+        ) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

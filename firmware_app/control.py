@@ -60,8 +60,13 @@ class _RequestHandler(socketserver.StreamRequestHandler):
             result = handler(**args)
             self._reply({"ok": True, "result": result})
         except ValidationError as exc:
-            self._reply({"ok": False, "error": str(exc),
-                         "problems": [[p.field, repr(p.value), p.allowed] for p in exc.problems]})
+            self._reply(
+                {
+                    "ok": False,
+                    "error": str(exc),
+                    "problems": [[p.field, repr(p.value), p.allowed] for p in exc.problems],
+                }
+            )
         except (FrontdeskError, TypeError) as exc:
             self._reply({"ok": False, "error": str(exc)})
         except Exception as exc:

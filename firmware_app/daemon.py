@@ -44,7 +44,12 @@ class WebServer(Worker):
         host, port = services.config.listen_host_port
         self.app = create_app(services)
         self._server: Any = waitress.create_server(
-            self.app, host=host, port=port, threads=4, ident="Frontdesk", clear_untrusted_proxy_headers=True
+            self.app,
+            host=host,
+            port=port,
+            threads=4,
+            ident="Frontdesk",
+            clear_untrusted_proxy_headers=True,
         )
         self.address = f"{host}:{self._server.effective_port}"
 
@@ -64,8 +69,14 @@ class WebServer(Worker):
 
 
 class Daemon:
-    def __init__(self, config: MachineConfig, *, notifier: Notifier | None = None,
-                 log_ring: RingBufferHandler | None = None, web: bool = True) -> None:
+    def __init__(
+        self,
+        config: MachineConfig,
+        *,
+        notifier: Notifier | None = None,
+        log_ring: RingBufferHandler | None = None,
+        web: bool = True,
+    ) -> None:
         self.config = config
         self.notifier = notifier or Notifier.from_env()
         self.log_ring = log_ring or RingBufferHandler()

@@ -55,7 +55,7 @@ class EventBus:
         self.handler_errors = 0
 
     def subscribe(self, event_type: type[E], handler: Callable[[E], None]) -> Callable[[], None]:
-        """Call `handler` for every event of `event_type` (or a subclass). Returns an unsubscribe."""
+        """Call `handler` for each event of `event_type` (or a subclass); returns an unsubscribe."""
         with self._lock:
             self._subs.setdefault(event_type, []).append(handler)
 
@@ -75,5 +75,8 @@ class EventBus:
                 handler(event)
             except Exception:
                 self.handler_errors += 1
-                log.exception("event handler %s failed on %s", getattr(handler, "__qualname__", handler),
-                              type(event).__name__)
+                log.exception(
+                    "event handler %s failed on %s",
+                    getattr(handler, "__qualname__", handler),
+                    type(event).__name__,
+                )

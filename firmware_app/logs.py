@@ -34,7 +34,9 @@ class RingBufferHandler(logging.Handler):
             msg = record.getMessage()
             if record.exc_info and record.exc_info[1] is not None:
                 msg += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
-            line = LogLine(datetime.fromtimestamp(record.created, UTC), record.levelname, record.name, msg)
+            line = LogLine(
+                datetime.fromtimestamp(record.created, UTC), record.levelname, record.name, msg
+            )
         except Exception:  # a bad %s argument must not break logging
             self.handleError(record)
             return
@@ -56,8 +58,11 @@ def setup_logging(level: str = "info", ring: RingBufferHandler | None = None) ->
             root.removeHandler(h)
     stream = logging.StreamHandler()
     # Under systemd the journal stamps each line itself.
-    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else \
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    fmt = (
+        "%(levelname)s %(name)s: %(message)s"
+        if os.environ.get("JOURNAL_STREAM")
+        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     stream.setFormatter(logging.Formatter(fmt))
     ring = ring or RingBufferHandler()
     for h in (stream, ring):

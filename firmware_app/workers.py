@@ -20,8 +20,14 @@ class Worker:
 
     liveness: float = 60.0  # seconds without a beat before the worker counts as stuck
 
-    def __init__(self, name: str, target: Callable[[Worker], None] | None = None, *,
-                 liveness: float | None = None, restart: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        target: Callable[[Worker], None] | None = None,
+        *,
+        liveness: float | None = None,
+        restart: bool = True,
+    ) -> None:
         self.name = name
         self._target = target
         if liveness is not None:
@@ -117,7 +123,7 @@ class Supervisor:
         return [w.name for w in self.workers if not w.stopping.is_set() and not w.healthy(now)]
 
     def stop_all(self, timeout: float = 1.5) -> list[str]:
-        """Ask every worker to stop, wait at most `timeout` in total; returns those still running."""
+        """Ask every worker to stop, wait at most `timeout` in all; returns those still running."""
         for w in self.workers:
             w.stop()
         deadline = time.monotonic() + timeout

@@ -82,7 +82,9 @@ class SettingsService:
     def export_toml(self) -> str:
         return model.export_toml(self._current)
 
-    def preview_import(self, text: str, context: str = "settings file") -> tuple[Settings, list[tuple[str, Any, Any]]]:
+    def preview_import(
+        self, text: str, context: str = "settings file"
+    ) -> tuple[Settings, list[tuple[str, Any, Any]]]:
         """Validate a TOML document; returns it and the changes it would make. Stores nothing."""
         new = model.import_toml(text, context)
         return new, model.diff(self._current, new)

@@ -25,7 +25,7 @@ def setting(
     default: Any = _MISSING,
     *,
     label: str,
-    help: str = "",  # noqa: A002 - the word the form uses
+    help: str = "",
     check: Check | None = None,
     default_factory: Callable[[], Any] | None = None,
     secret: bool = False,
@@ -75,7 +75,9 @@ def from_dict(cls: type, data: Any, prefix: str, problems: list[FieldProblem]) -
     for key in data:
         if key not in known:
             problems.append(
-                FieldProblem(prefix + str(key), data[key], "a known field: " + ", ".join(sorted(known)))
+                FieldProblem(
+                    prefix + str(key), data[key], "a known field: " + ", ".join(sorted(known))
+                )
             )
     kwargs: dict[str, Any] = {}
     for f in flds:
@@ -84,7 +86,9 @@ def from_dict(cls: type, data: Any, prefix: str, problems: list[FieldProblem]) -
             continue
         before = len(problems)
         value = _convert(hints[f.name], data[f.name], name, problems)
-        if len(problems) == before:
+        if dataclasses.is_dataclass(hints[f.name]):
+            kwargs[f.name] = value  # built with defaults in place of its bad fields
+        elif len(problems) == before:
             check = f.metadata.get("check")
             msg = check(value) if check else None
             if msg:
@@ -154,8 +158,17 @@ def email_address(optional: bool = True) -> Check:
         if optional and v == "":
             return None
         local, at, domain = v.partition("@")
-        ok = at and local and "." in domain and not any(c.isspace() or c in "<>,;\"" or ord(c) < 32 for c in v)
-        return None if ok else "an email address like owner@example.com" + (" or empty" if optional else "")
+        ok = (
+            at
+            and local
+            and "." in domain
+            and not any(c.isspace() or c in '<>,;"' or ord(c) < 32 for c in v)
+        )
+        return (
+            None
+            if ok
+            else "an email address like owner@example.com" + (" or empty" if optional else "")
+        )
 
     return check
 
@@ -167,7 +180,7 @@ def email_list(v: list[str]) -> str | None:
 
 def hhmm(v: str) -> str | None:
     h, sep, m = v.partition(":")
-    if sep and len(h) == 2 and len(m) == 2 and h.isdigit() and m.isdigit():
-        if int(h) <= 24 and int(m) < 60 and (int(h) < 24 or m == "00"):
-            return None
+    digits = sep and len(h) == 2 and len(m) == 2 and h.isdigit() and m.isdigit()
+    if digits and int(h) <= 24 and int(m) < 60 and (int(h) < 24 or m == "00"):
+        return None
     return "a time as HH:MM, 00:00 to 24:00"

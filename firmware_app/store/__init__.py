@@ -87,8 +87,9 @@ class History:
         with self._lock:
             return self._table(month).update(num, {k: v for k, v in fields.items() if k != "id"})
 
-    def newest(self, n: int = 50, where: RecordFilter | None = None,
-               before: str | None = None) -> list[dict[str, Any]]:
+    def newest(
+        self, n: int = 50, where: RecordFilter | None = None, before: str | None = None
+    ) -> list[dict[str, Any]]:
         """Up to n records newest first, across months; `before` pages on from a record id."""
         out: list[dict[str, Any]] = []
         start_month, start_num = self._split(before) if before else (None, None)

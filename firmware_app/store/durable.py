@@ -96,7 +96,9 @@ class JournalStorage(Storage):
             if p.exists():
                 dest = p.with_name(f"{p.name}.unreadable-{stamp}")
                 os.replace(p, dest)
-                log.error("%s is unreadable (%s); moved aside to %s, starting it empty", p, why, dest)
+                log.error(
+                    "%s is unreadable (%s); moved aside to %s, starting it empty", p, why, dest
+                )
         fsync_dir(self.path.parent)
 
     def _load(self) -> None:
@@ -105,7 +107,9 @@ class JournalStorage(Storage):
             raw = self.path.read_bytes()
             self._snapshot_size = len(raw)
             loaded = json.loads(raw) if raw.strip() else {}
-            if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
+            if not isinstance(loaded, dict) or not all(
+                isinstance(v, dict) for v in loaded.values()
+            ):
                 raise ValueError("top level is not a table map")
             data = loaded
         except FileNotFoundError:
@@ -133,15 +137,23 @@ class JournalStorage(Storage):
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 if raw.find(b"\n", end + 1) < 0 and end + 1 >= len(raw):
                     break  # a damaged last line is a torn write too
-                log.error("%s: damaged journal line at byte %d (%s); later changes kept aside",
-                          self.journal_path, pos, exc)
-                aside = self.journal_path.with_name(self.journal_path.name + f".damaged-{int(time.time())}")
+                log.error(
+                    "%s: damaged journal line at byte %d (%s); later changes kept aside",
+                    self.journal_path,
+                    pos,
+                    exc,
+                )
+                aside = self.journal_path.with_name(
+                    self.journal_path.name + f".damaged-{int(time.time())}"
+                )
                 aside.write_bytes(raw[pos:])
                 break
             pos = end + 1
             good = pos
         if good < len(raw):
-            log.warning("%s: dropped %d bytes of an unfinished write", self.journal_path, len(raw) - good)
+            log.warning(
+                "%s: dropped %d bytes of an unfinished write", self.journal_path, len(raw) - good
+            )
             with open(self.journal_path, "r+b") as fh:
                 fh.truncate(good)
                 os.fsync(fh.fileno())
@@ -321,8 +333,12 @@ class Collection:
         with self._lock:
             return [self._doc(k, d) for k, d in self._table._read_table().items()]
 
-    def newest(self, n: int, where: Callable[[Mapping[str, Any]], bool] | None = None,
-               before: int | None = None) -> list[Document]:
+    def newest(
+        self,
+        n: int,
+        where: Callable[[Mapping[str, Any]], bool] | None = None,
+        before: int | None = None,
+    ) -> list[Document]:
         """Up to n documents, newest first (by insertion), optionally below id `before`."""
         out: list[Document] = []
         with self._lock:

@@ -29,7 +29,9 @@ class MediaStore:
     def write(self, data: bytes | Iterator[bytes], ext: str, when: datetime | None = None) -> str:
         """Store bytes under a generated name; returns the reference to keep in a record."""
         if not _EXT.match(ext):
-            raise StoreError(f"media extension {ext!r} is not allowed; use 1-8 lowercase letters/digits")
+            raise StoreError(
+                f"media extension {ext!r} is not allowed; use 1-8 lowercase letters/digits"
+            )
         when = when or datetime.now(UTC)
         folder = self.root / f"{when:%Y}" / f"{when:%m}"
         folder.mkdir(parents=True, exist_ok=True)

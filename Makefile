@@ -1,0 +1,52 @@
+# Frontdesk: `make demo` runs the product on simulated lines; `make test` runs the tests.
+# Both set up everything they need: Debian packages (as root), a .venv, the Python packages.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench lint format system-deps system-deps-test venv clean
+
+demo: system-deps venv
+	$(VENV)/bin/frontdesk demo
+
+test: system-deps-test venv
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing"; exit 1; fi; \
+	exit $$rc
+
+bench: venv
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: venv
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+system-deps:
+	@scripts/system-deps.sh run
+
+system-deps-test:
+	@scripts/system-deps.sh test
+
+venv: $(STAMP)
+
+# pyalsaaudio compiles against ALSA's headers: installed when they are there.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@extras=test; \
+	if [ -f /usr/include/alsa/asoundlib.h ]; then extras=test,audio; \
+	else echo "venv: ALSA headers missing (libasound2-dev): GSM sound-card audio left out"; fi; \
+	$(PY) -m pip install -q -e ".[$$extras]"
+	@touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache test-artifacts

@@ -1,0 +1,221 @@
+"""The durable database: journal, snapshot, recovery, threads, media, lock."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from tinydb import where
+
+from firmware_app.errors import StoreError, StoreLockedError
+from firmware_app.store import Store, durable
+from firmware_app.store.durable import Database
+
+
+def test_insert_update_remove_survive_reopen(tmp_path: Path) -> None:
+    db = Database(tmp_path / "x.json")
+    t = db.table("items")
+    ids = [t.insert({"n": i, "tags": ["a"]}) for i in range(5)]
+    assert t.update(ids[1], {"n": 10})
+    assert t.remove(ids[2])
+    assert not t.update(999, {"n": 1})
+    assert not t.remove(999)
+    db.close()
+    t2 = Database(tmp_path / "x.json").table("items")
+    assert [d["n"] for d in t2.all()] == [0, 10, 3, 4]
+    assert t2.get(ids[1]) == {"n": 10, "tags": ["a"]}
+    assert t2.get(ids[2]) is None
+    assert [d["n"] for d in t2.search(where("n") > 3)] == [10, 4]
+
+
+def test_returned_documents_are_copies(tmp_path: Path) -> None:
+    t = Database(tmp_path / "x.json").table("items")
+    doc_id = t.insert({"tags": ["a"]})
+    got = t.get(doc_id)
+    assert got is not None
+    got["tags"].append("changed")
+    assert t.get(doc_id) == {"tags": ["a"]}
+
+
+def test_an_insert_writes_one_line_not_the_file(tmp_path: Path) -> None:
+    db = Database(tmp_path / "x.json")
+    t = db.table("items")
+    for i in range(200):
+        t.insert({"n": i, "text": "x" * 100})
+    before = db.storage.bytes_written
+    t.insert({"n": 200, "text": "x" * 100})
+    assert db.storage.bytes_written - before < 200
+    assert not (tmp_path / "x.json").exists()  # no snapshot needed yet
+
+
+def test_torn_last_line_is_dropped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = Database(tmp_path / "x.json")
+    db.table("t").insert({"n": 1})
+    db.close()
+    journal = tmp_path / "x.json.journal"
+    with journal.open("ab") as fh:
+        fh.write(b'{"t":"t","set":{"2":{"n"')
+    with caplog.at_level(logging.WARNING):
+        t = Database(tmp_path / "x.json").table("t")
+    assert [d["n"] for d in t.all()] == [1]
+    assert journal.read_bytes().endswith(b"}}}\n")
+    assert "unfinished write" in caplog.text
+    assert t.insert({"n": 2}) == 2
+
+
+def test_damaged_middle_line_keeps_the_rest_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = tmp_path / "x.json.journal"
+    journal.write_bytes(b'{"t":"t","set":{"1":{"n":1}}}\nGARBAGE\n{"t":"t","set":{"2":{"n":2}}}\n')
+    with caplog.at_level(logging.ERROR):
+        t = Database(tmp_path / "x.json").table("t")
+    assert [d["n"] for d in t.all()] == [1]
+    assert "damaged journal line" in caplog.text
+    aside = list(tmp_path.glob("x.json.journal.damaged-*"))
+    assert len(aside) == 1 and b"GARBAGE" in aside[0].read_bytes()
+
+
+def test_unreadable_snapshot_is_moved_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "x.json").write_text("{not json")
+    with caplog.at_level(logging.ERROR):
+        t = Database(tmp_path / "x.json").table("t")
+    assert len(t) == 0
+    assert "moved aside" in caplog.text
+    assert len(list(tmp_path.glob("x.json.unreadable-*"))) == 1
+    t.insert({"ok": True})
+
+
+def test_compaction_keeps_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(durable, "COMPACT_MIN_BYTES", 2000)
+    db = Database(tmp_path / "x.json")
+    t = db.table("t")
+    for i in range(300):
+        t.insert({"n": i})
+    t.remove(5)
+    assert (tmp_path / "x.json").exists()
+    assert (tmp_path / "x.json.journal").stat().st_size < 4000
+    db.close()
+    t2 = Database(tmp_path / "x.json").table("t")
+    assert len(t2) == 299 and t2.get(300) == {"n": 299}
+
+
+def test_replaying_a_journal_over_its_own_snapshot_is_harmless(tmp_path: Path) -> None:
+    # A power cut between writing the snapshot and emptying the journal.
+    db = Database(tmp_path / "x.json")
+    t = db.table("t")
+    for i in range(5):
+        t.insert({"n": i})
+    t.remove(2)
+    journal = (tmp_path / "x.json.journal").read_bytes()
+    db.storage.compact()
+    db.close()
+    (tmp_path / "x.json.journal").write_bytes(journal)
+    assert [d["n"] for d in Database(tmp_path / "x.json").table("t").all()] == [0, 2, 3, 4]
+
+
+def test_threads_insert_without_losing_anything(tmp_path: Path) -> None:
+    t = Database(tmp_path / "x.json").table("t")
+
+    def work(k: int) -> None:
+        for i in range(100):
+            t.insert({"k": k, "i": i})
+            t.newest(5)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    docs = Database(tmp_path / "x.json").table("t").all()
+    assert sorted((d["k"], d["i"]) for d in docs) == [(k, i) for k in range(4) for i in range(100)]
+
+
+def test_newest_pages_backwards(tmp_path: Path) -> None:
+    t = Database(tmp_path / "x.json").table("t")
+    for i in range(10):
+        t.insert({"n": i})
+    assert [d["n"] for d in t.newest(3)] == [9, 8, 7]
+    assert [d["n"] for d in t.newest(3, before=8)] == [6, 5, 4]
+    assert [d["n"] for d in t.newest(2, where=lambda d: d["n"] % 2 == 0)] == [8, 6]
+
+
+def test_leftover_temp_files_are_removed(data_dir: Path) -> None:
+    (data_dir / "media" / "2026" / "01").mkdir(parents=True)
+    leftovers = [data_dir / ".settings.json.tmp-1-2", data_dir / "media/2026/01/.a.wav.tmp-3-4"]
+    for p in leftovers:
+        p.write_bytes(b"half")
+    Store(data_dir).close()
+    assert not any(p.exists() for p in leftovers)
+
+
+def test_history_partitions_by_month_and_pages_across(store: Store) -> None:
+    jan = datetime(2026, 1, 31, 23, 0, tzinfo=UTC)
+    feb = datetime(2026, 2, 1, 1, 0, tzinfo=UTC)
+    a = store.history.add({"n": 1}, jan)
+    b = store.history.add({"n": 2}, feb)
+    c = store.history.add({"n": 3}, feb)
+    assert (a, b, c) == ("2026-01:1", "2026-02:1", "2026-02:2")
+    assert store.history.months() == ["2026-02", "2026-01"]
+    assert [r["id"] for r in store.history.newest(10)] == [c, b, a]
+    assert [r["id"] for r in store.history.newest(10, before=b)] == [a]
+    assert store.history.update(a, {"outcome": "missed", "id": "ignored"})
+    assert store.history.get(a) == {"n": 1, "outcome": "missed", "id": a}
+    assert store.history.get("2020-01:1") is None
+    with pytest.raises(StoreError):
+        store.history.get("../../etc:1")
+    assert (store.data_dir / "history" / "2026-01.json.journal").exists()
+
+
+def test_history_keeps_few_months_open(store: Store) -> None:
+    for month in range(1, 13):
+        store.history.add({"m": month}, datetime(2025, month, 1, tzinfo=UTC))
+    assert len(store.history._open) <= 3
+    assert [r["m"] for r in store.history.newest(12)] == list(range(12, 0, -1))
+
+
+def test_media_written_atomically_and_confined(store: Store) -> None:
+    ref = store.media.write(b"RIFF....", "wav", datetime(2026, 3, 1, tzinfo=UTC))
+    assert ref.startswith("media/2026/03/") and ref.endswith(".wav")
+    assert store.media.read(ref) == b"RIFF...."
+    chunks = store.media.write(iter([b"a", b"b"]), "pdf")
+    assert store.media.read(chunks) == b"ab"
+    for bad in ["media/../settings.json", "/etc/passwd", "media/2026/03/../../x.wav", "x", ""]:
+        with pytest.raises(StoreError):
+            store.media.path(bad)
+    with pytest.raises(StoreError):
+        store.media.write(b"x", "../sh")
+    with pytest.raises(StoreError):
+        store.media.read("media/2026/03/AAAAAAAAAAAA.wav")
+
+
+def test_one_process_owns_the_data_dir(store: Store, data_dir: Path) -> None:
+    assert Store.is_locked(data_dir)
+    with pytest.raises(StoreLockedError, match="in use"):
+        Store(data_dir)
+    store.close()
+    assert not Store.is_locked(data_dir)
+    Store(data_dir).close()
+
+
+def test_named_documents(store: Store) -> None:
+    assert store.get_document("settings", "settings") is None
+    store.put_document("settings", "settings", {"a": 1})
+    store.put_document("settings", "settings", {"a": 2})
+    assert store.get_document("settings", "settings") == {"a": 2}
+    assert len(store.table("settings", "docs")) == 1
+    with pytest.raises(StoreError):
+        store.database("../etc")
+
+
+def test_journal_lines_are_json(tmp_path: Path) -> None:
+    t = Database(tmp_path / "x.json").table("t")
+    t.insert({"name": "Zoë \n <b>"})
+    lines = (tmp_path / "x.json.journal").read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[0]) == {"t": "t", "set": {"1": {"name": "Zoë \n <b>"}}}

@@ -1,0 +1,118 @@
+"""The `frontdesk` command: each command, its help, and bad input."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from firmware_app import __version__
+from firmware_app.cli import build_parser, main
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    p = tmp_path / "frontdesk.toml"
+    p.write_text(f'[store]\ndata_dir = "{tmp_path / "data"}"\n')
+    return p
+
+
+def run(*argv: str) -> int:
+    return main(list(argv))
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("version") == 0
+    assert capsys.readouterr().out.strip() == f"frontdesk {__version__}"
+
+
+def test_console_script_help() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "firmware_app", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for command in ("run", "demo", "settings", "version"):
+        assert command in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["run"],
+        ["demo"],
+        ["settings"],
+        ["settings", "export"],
+        ["settings", "import"],
+        ["version"],
+    ],
+)
+def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([*argv, "--help"])
+    assert exc.value.code == 0
+    assert "usage: frontdesk" in capsys.readouterr().out
+
+
+def test_export_to_stdout_and_file(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("settings", "export", "--config", str(config)) == 0
+    assert "[business]" in capsys.readouterr().out
+    out = tmp_path / "backup.toml"
+    assert run("settings", "export", "-c", str(config), "--out", str(out)) == 0
+    assert "[email]" in out.read_text()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def test_import_then_export(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text('[business]\nname = "Corner Shop"\ncountry = "GB"\ntimezone = "Europe/London"\n')
+    assert run("settings", "import", str(f), "-c", str(config)) == 0
+    assert "business.name: 'My Business' -> 'Corner Shop'" in capsys.readouterr().out
+    assert run("settings", "export", "-c", str(config)) == 0
+    assert 'name = "Corner Shop"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            '[business]\nname = ""\n',
+            "business.name: '' is not allowed; expected 1 to 80 characters",
+        ),
+        ("[business]\nmotto = 'x'\n", "business.motto: 'x' is not allowed; expected a known field"),
+        ("[business\n", "valid TOML"),
+        (
+            "[email]\nsmtp_port = 'x'\n",
+            "email.smtp_port: 'x' is not allowed; expected a whole number",
+        ),
+    ],
+)
+def test_import_bad_file_changes_nothing(
+    config: Path, tmp_path: Path, content: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(content)
+    assert run("settings", "import", str(f), "-c", str(config)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "nothing was changed" in err
+    assert not (tmp_path / "data").exists()  # nothing was even opened
+
+
+def test_import_missing_file(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("settings", "import", "/nonexistent/s.toml", "-c", str(config)) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_bad_machine_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "c.toml"
+    bad.write_text("[web]\nport = 80\n")
+    assert run("run", "--config", str(bad)) == 2
+    assert "web.port: 80 is not allowed" in capsys.readouterr().err
+    assert run("settings", "export", "-c", str(tmp_path / "missing.toml")) == 2
+    assert "an existing file" in capsys.readouterr().err

@@ -1,0 +1,69 @@
+"""Machine config: defaults, strict keys and types, the shipped example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from firmware_app.config import MachineConfig, config_from_dict, load_config
+from firmware_app.errors import ConfigError
+
+EXAMPLE = Path(__file__).parents[1] / "firmware_app" / "frontdesk.example.toml"
+
+
+def test_example_file_parses_to_the_defaults() -> None:
+    assert load_config(EXAMPLE) == MachineConfig()
+
+
+def test_missing_default_file_means_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("firmware_app.config.DEFAULT_PATH", tmp_path / "absent.toml")
+    assert load_config() == MachineConfig()
+
+
+def test_missing_named_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="an existing file"):
+        load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "allowed"),
+    [
+        ({"modem": {"device": "auto"}}, "modem.device", "one of: baudrate, devices"),
+        ({"colour": "blue"}, "colour", "one of"),
+        ({"modem": {"devices": "auto"}}, "modem.devices", "a list of strings"),
+        ({"modem": {"baudrate": "fast"}}, "modem.baudrate", "an integer"),
+        ({"modem": {"baudrate": 50}}, "modem.baudrate", "300 to 921600"),
+        ({"web": {"listen": "8080"}}, "web.listen", "host:port"),
+        ({"web": {"tls_cert": "/c.pem"}}, "web.tls_key", "both set"),
+        ({"log": {"level": "loud"}}, "log.level", "debug, info"),
+        ({"log": "info"}, "log", "a [log] table"),
+        ({"demo": "yes"}, "demo", "true or false"),
+    ],
+)
+def test_bad_values_name_the_key(data: dict, field: str, allowed: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        config_from_dict(data)
+    found = {p.field: p.allowed for p in exc.value.problems}
+    assert field in found and allowed in found[field], found
+
+
+def test_bad_toml(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text("[web\nlisten=")
+    with pytest.raises(ConfigError, match="valid TOML"):
+        load_config(p)
+
+
+def test_values_are_read(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text(
+        '[modem]\ndevices = ["/dev/ttyACM0", "sim:sim800"]\n[web]\nlisten = "[::1]:9000"\n'
+        '[store]\ndata_dir = "/srv/fd"\n'
+    )
+    cfg = load_config(p)
+    assert cfg.modem.devices == ["/dev/ttyACM0", "sim:sim800"]
+    assert cfg.listen_host_port == ("::1", 9000)
+    assert cfg.data_dir == Path("/srv/fd")

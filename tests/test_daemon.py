@@ -1,0 +1,156 @@
+"""The daemon as systemd runs it: READY, watchdog pings, control socket, SIGTERM in < 2 s."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from firmware_app.cli import main
+from firmware_app.workers import Supervisor, Worker
+
+ROOT = Path(__file__).parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class NotifySocket:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.messages: list[str] = []
+
+    def wait_for(self, text: str, timeout: float = 10.0) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in m for m in self.messages):
+                return time.monotonic()
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                break
+        raise AssertionError(f"no {text!r} from the daemon; got {self.messages}")
+
+
+@pytest.fixture
+def daemon_env(tmp_path: Path) -> Iterator[tuple[Path, NotifySocket, dict[str, str]]]:
+    cfg = tmp_path / "frontdesk.toml"
+    cfg.write_text(
+        f'[store]\ndata_dir = "{tmp_path / "data"}"\n[web]\nlisten = "127.0.0.1:{free_port()}"\n'
+        '[modem]\ndevices = ["auto"]\n'
+    )
+    notify = NotifySocket(tmp_path / "notify.sock")
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "400000"}
+    yield cfg, notify, env
+    notify.sock.close()
+
+
+def test_ready_watchdog_control_and_fast_stop(
+    daemon_env: tuple[Path, NotifySocket, dict[str, str]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cfg, notify, env = daemon_env
+    log = tmp_path / "daemon.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "firmware_app", "run", "--config", str(cfg)],
+            env=env,
+            cwd=ROOT,
+            stderr=err,
+        )
+    try:
+        notify.wait_for("READY=1")
+        notify.wait_for("WATCHDOG=1", timeout=3)
+        # The CLI changes settings through the running daemon (it owns the store).
+        f = tmp_path / "s.toml"
+        f.write_text('[business]\nname = "Via Daemon"\n')
+        assert main(["settings", "import", str(f), "-c", str(cfg)]) == 0
+        assert main(["settings", "export", "-c", str(cfg)]) == 0
+        assert 'name = "Via Daemon"' in capsys.readouterr().out
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=5)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    notify.wait_for("STOPPING=1", timeout=1)
+    assert proc.returncode == 0, log.read_text()
+    assert "stopped in" in log.read_text()
+    assert took < 2.0, f"stopping took {took:.2f} s"
+    assert not (tmp_path / "data" / "control.sock").exists()
+
+
+def test_second_daemon_refuses_the_same_data_dir(
+    daemon_env: tuple[Path, NotifySocket, dict[str, str]],
+) -> None:
+    cfg, notify, env = daemon_env
+    first = subprocess.Popen(
+        [sys.executable, "-m", "firmware_app", "run", "-c", str(cfg)],
+        env=env,
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        notify.wait_for("READY=1")
+        second = subprocess.run(
+            [sys.executable, "-m", "firmware_app", "run", "-c", str(cfg)],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert second.returncode == 1
+        assert "in use by another Frontdesk process" in second.stderr
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(timeout=5)
+
+
+def test_supervisor_restarts_a_dead_worker() -> None:
+    runs: list[int] = []
+
+    def flaky(w: Worker) -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            raise RuntimeError("first run fails")
+        w.stopping.wait(5)
+
+    sup = Supervisor()
+    worker = sup.add(Worker("flaky", flaky))
+    sup.start_all()
+    worker.join(1)
+    assert worker.failures == 1 and "first run fails" in worker.last_error
+    sup.check(now=time.monotonic())  # schedules the restart
+    sup.check(now=time.monotonic() + 120)  # due
+    deadline = time.monotonic() + 2
+    while len(runs) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(runs) == 2 and worker.alive
+    assert sup.stop_all(1.0) == []
+
+
+def test_a_stuck_worker_makes_the_daemon_unhealthy() -> None:
+    sup = Supervisor()
+    stuck = sup.add(Worker("stuck", lambda w: w.stopping.wait(5), liveness=0.05))
+    sup.start_all()
+    assert sup.healthy()
+    time.sleep(0.1)  # it never beats
+    assert not sup.healthy() and sup.unhealthy() == ["stuck"]
+    sup.stop_all(1.0)
+    assert not stuck.alive
