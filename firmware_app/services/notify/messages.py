@@ -1,0 +1,443 @@
+"""Email message builders: plain data about a voicemail, missed call, SMS or fax in, a Draft out.
+
+Pure: no store, no SMTP, no clock. Channel code fills the notice dataclasses and calls a
+builder; the Notifier resolves recipients, applies the attachment limit and queues the Draft.
+Everything a caller controls (names, numbers, SMS text, fax ids) is escaped in HTML and
+cleaned of control characters before it can reach a header.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+
+Kind = Literal["voicemail", "missed_call", "sms", "fax", "test"]
+
+SUBJECT_MAX = 120
+_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+# -- text hygiene ------------------------------------------------------------------------------
+
+
+def header_text(value: str, limit: int = SUBJECT_MAX) -> str:
+    """One line of text safe for a header: no CR/LF or other controls, no bidi overrides.
+
+    Controls and line/paragraph separators become spaces, runs of spaces collapse, and the
+    result is cut to `limit` characters with an ellipsis.
+    """
+    out: list[str] = []
+    for ch in value:
+        if ch in _BIDI:
+            continue
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Zl", "Zp", "Cs") or ch.isspace():
+            ch = " "
+        out.append(ch)
+    text = " ".join("".join(out).split())
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def body_text(value: str) -> str:
+    """Text for a message body: newlines normalised, other control characters removed."""
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    kept = []
+    for ch in value:
+        if ch in ("\n", "\t"):
+            kept.append(ch)
+        elif ch in _BIDI or unicodedata.category(ch) in ("Cc", "Cs"):
+            continue
+        elif ch in ("\u2028", "\u2029"):
+            kept.append("\n")
+        else:
+            kept.append(ch)
+    return "".join(kept)
+
+
+def file_name(value: str, default: str = "attachment") -> str:
+    """An attachment file name of safe ASCII characters only."""
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "-" for c in value)
+    cleaned = cleaned.strip("-.")
+    return cleaned[:80] or default
+
+
+# -- inputs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Context:
+    """What every message needs to know about the business and this installation."""
+
+    business_name: str = "Frontdesk"
+    timezone: str = "UTC"
+    country: str = "US"
+    web_url: str = ""  # e.g. "http://frontdesk.local:8080"; empty: no links
+
+    def zone(self) -> ZoneInfo:
+        try:
+            return ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
+
+    def record_url(self, record_id: str) -> str:
+        """The web page of one history record (the web UI serves `/history/<id>`)."""
+        if not self.web_url or not record_id:
+            return ""
+        return f"{self.web_url.rstrip('/')}/history/{quote(record_id, safe='')}"
+
+    def home_url(self) -> str:
+        return self.web_url.rstrip("/") if self.web_url else ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoicemailNotice:
+    number: str  # as received; "" when the caller withheld it
+    at: datetime  # aware; shown in the business timezone
+    duration_s: float
+    contact_name: str = ""
+    audio_ref: str = ""  # media reference of the recording (MP3 preferred)
+    record_id: str = ""  # history record id, for the link to the web page
+    line: str = ""  # which line took it, e.g. "Office line"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MissedCallNotice:
+    number: str
+    at: datetime
+    contact_name: str = ""
+    reason: str = ""  # e.g. "after hours", "no answer", "caller hung up during greeting"
+    record_id: str = ""
+    line: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SmsNotice:
+    number: str
+    at: datetime
+    text: str
+    contact_name: str = ""
+    record_id: str = ""
+    line: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaxNotice:
+    number: str
+    at: datetime
+    pages: int
+    remote_id: str = ""  # the sender's station id (TSI/CSID) as the fax machine sent it
+    contact_name: str = ""
+    pdf_ref: str = ""
+    record_id: str = ""
+    line: str = ""
+    problem: str = ""  # e.g. "the line dropped after page 2"; empty when received cleanly
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attachment:
+    """A media file to attach, by reference; `url` is shown instead when it is too large."""
+
+    ref: str
+    filename: str
+    content_type: str
+    url: str = ""
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "url": self.url,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Draft:
+    """A message ready to queue: the Notifier adds recipients, Message-ID and Date."""
+
+    kind: Kind
+    subject: str
+    text: str
+    html: str
+    attachments: tuple[Attachment, ...] = ()
+    record_id: str = ""
+    owned_media: tuple[str, ...] = field(default=())  # derived files deleted with the message
+
+
+# -- formatting helpers ------------------------------------------------------------------------
+
+
+def format_number(number: str, country: str) -> str:
+    """A phone number the way people read it; national form for the business's country."""
+    number = header_text(number, 40)
+    if not number:
+        return ""
+    try:
+        import phonenumbers
+
+        parsed = phonenumbers.parse(number, country or None)
+        if not phonenumbers.is_possible_number(parsed):
+            return number
+        region = phonenumbers.region_code_for_number(parsed)
+        fmt = (
+            phonenumbers.PhoneNumberFormat.NATIONAL
+            if region == country
+            else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        )
+        return str(phonenumbers.format_number(parsed, fmt))
+    except Exception:  # a number phonenumbers cannot read is shown as received
+        return number
+
+
+def format_duration(seconds: float) -> str:
+    total = max(0, round(seconds))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def format_time(at: datetime, ctx: Context) -> str:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    local = at.astimezone(ctx.zone())
+    return f"{local:%a %d %b %Y, %H:%M} ({local.tzname()})"
+
+
+def caller(number: str, contact_name: str, ctx: Context) -> tuple[str, str]:
+    """(who, number) for display: the contact's name or the number, and the number."""
+    shown = format_number(number, ctx.country) or "withheld number"
+    name = header_text(contact_name, 60)
+    return (name or shown), shown
+
+
+def _stamp(at: datetime, ctx: Context) -> str:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return f"{at.astimezone(ctx.zone()):%Y-%m-%d-%H%M}"
+
+
+# -- templates ---------------------------------------------------------------------------------
+
+_HTML = {
+    "base.html": """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{{ subject }}</title></head>
+<body style="font-family: sans-serif; font-size: 15px; color: #222;">
+<h2 style="font-size: 18px; margin: 0 0 12px;">{{ heading }}</h2>
+<table style="border-collapse: collapse; margin-bottom: 12px;">
+{% for label, value in rows %}<tr><th style="text-align: left; padding: 2px 12px 2px 0; \
+vertical-align: top; color: #555;">{{ label }}</th><td style="padding: 2px 0;">{{ value }}</td></tr>
+{% endfor %}</table>
+{% if quote %}<blockquote style="margin: 0 0 12px; padding: 8px 12px; border-left: 3px solid \
+#999; white-space: pre-wrap;">{{ quote }}</blockquote>
+{% endif %}{% for line in notes %}<p>{{ line }}</p>
+{% endfor %}{% if link %}<p><a href="{{ link }}">{{ link_text }}</a></p>
+{% endif %}<p style="color: #777; font-size: 12px;">Sent by Frontdesk for {{ business }}.</p>
+</body></html>
+""",
+}
+
+_TEXT = {
+    "base.txt": """{{ heading }}
+
+{% for label, value in rows %}{{ label }}: {{ value }}
+{% endfor %}{% if quote %}
+{{ quote }}
+{% endif %}{% for line in notes %}
+{{ line }}
+{% endfor %}{% if link %}
+{{ link_text }}: {{ link }}
+{% endif %}
+--
+Sent by Frontdesk for {{ business }}.
+""",
+}
+
+_html_env = jinja2.Environment(
+    loader=jinja2.DictLoader(_HTML), autoescape=True, undefined=jinja2.StrictUndefined
+)
+# The plain-text body is never rendered as HTML: no escaping wanted there.
+_text_env = jinja2.Environment(
+    loader=jinja2.DictLoader(_TEXT),
+    autoescape=False,  # noqa: S701
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+def _render(
+    kind: Kind,
+    ctx: Context,
+    *,
+    subject: str,
+    heading: str,
+    rows: list[tuple[str, str]],
+    quote: str = "",
+    notes: tuple[str, ...] = (),
+    link: str = "",
+    link_text: str = "Open in Frontdesk",
+    attachments: tuple[Attachment, ...] = (),
+    record_id: str = "",
+) -> Draft:
+    values = {
+        "subject": header_text(subject),
+        "heading": body_text(heading),
+        "rows": [(label, body_text(value)) for label, value in rows if value],
+        "quote": body_text(quote),
+        "notes": [body_text(n) for n in notes],
+        "link": link,
+        "link_text": link_text,
+        "business": body_text(ctx.business_name),
+    }
+    return Draft(
+        kind=kind,
+        subject=values["subject"],
+        text=_text_env.get_template("base.txt").render(values),
+        html=_html_env.get_template("base.html").render(values),
+        attachments=attachments,
+        record_id=record_id,
+    )
+
+
+# -- builders ----------------------------------------------------------------------------------
+
+
+def voicemail_message(vm: VoicemailNotice, ctx: Context) -> Draft:
+    who, number = caller(vm.number, vm.contact_name, ctx)
+    duration = format_duration(vm.duration_s)
+    link = ctx.record_url(vm.record_id)
+    attachments: tuple[Attachment, ...] = ()
+    if vm.audio_ref:
+        ext = vm.audio_ref.rsplit(".", 1)[-1].lower()
+        ctype = {"mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg"}.get(
+            ext, "application/octet-stream"
+        )
+        name = file_name(f"voicemail-{_stamp(vm.at, ctx)}.{ext}")
+        attachments = (
+            Attachment(
+                ref=vm.audio_ref, filename=name, content_type=ctype, url=link or ctx.home_url()
+            ),
+        )
+    return _render(
+        "voicemail",
+        ctx,
+        subject=f"Voicemail from {who} ({duration})",
+        heading=f"New voicemail from {who}",
+        rows=[
+            ("From", number if who == number else f"{who}, {number}"),
+            ("Received", format_time(vm.at, ctx)),
+            ("Length", duration),
+            ("Line", vm.line),
+        ],
+        notes=("The recording is attached.",) if vm.audio_ref else (),
+        link=link,
+        link_text="Listen in Frontdesk",
+        attachments=attachments,
+        record_id=vm.record_id,
+    )
+
+
+def missed_call_message(call: MissedCallNotice, ctx: Context) -> Draft:
+    who, number = caller(call.number, call.contact_name, ctx)
+    return _render(
+        "missed_call",
+        ctx,
+        subject=f"Missed call from {who}",
+        heading=f"Missed call from {who}",
+        rows=[
+            ("From", number if who == number else f"{who}, {number}"),
+            ("Called", format_time(call.at, ctx)),
+            ("Why", call.reason),
+            ("Line", call.line),
+        ],
+        notes=("The caller left no message.",),
+        link=ctx.record_url(call.record_id),
+        record_id=call.record_id,
+    )
+
+
+def sms_message(sms: SmsNotice, ctx: Context) -> Draft:
+    who, number = caller(sms.number, sms.contact_name, ctx)
+    text = body_text(sms.text)
+    return _render(
+        "sms",
+        ctx,
+        subject=f"Text from {who}: {header_text(text, 60)}",
+        heading=f"Text message from {who}",
+        rows=[
+            ("From", number if who == number else f"{who}, {number}"),
+            ("Received", format_time(sms.at, ctx)),
+            ("Line", sms.line),
+        ],
+        quote=text or "(empty message)",
+        link=ctx.record_url(sms.record_id),
+        link_text="Reply in Frontdesk",
+        record_id=sms.record_id,
+    )
+
+
+def fax_message(fax: FaxNotice, ctx: Context) -> Draft:
+    station = header_text(fax.remote_id, 40)
+    who, number = caller(fax.number, fax.contact_name or station, ctx)
+    pages = f"{fax.pages} page" + ("" if fax.pages == 1 else "s")
+    link = ctx.record_url(fax.record_id)
+    attachments: tuple[Attachment, ...] = ()
+    if fax.pdf_ref:
+        attachments = (
+            Attachment(
+                ref=fax.pdf_ref,
+                content_type="application/pdf",
+                filename=file_name(f"fax-{_stamp(fax.at, ctx)}.pdf"),
+                url=link or ctx.home_url(),
+            ),
+        )
+    notes = []
+    if fax.problem:
+        notes.append(f"The fax may be incomplete: {fax.problem}.")
+    if fax.pdf_ref:
+        notes.append("The fax is attached as a PDF.")
+    return _render(
+        "fax",
+        ctx,
+        subject=f"Fax from {who} ({pages})" + (" - incomplete" if fax.problem else ""),
+        heading=f"Fax from {who}",
+        rows=[
+            ("From", number),
+            ("Sender id", station),
+            ("Received", format_time(fax.at, ctx)),
+            ("Pages", str(fax.pages)),
+            ("Line", fax.line),
+        ],
+        notes=tuple(notes),
+        link=link,
+        link_text="Open in Frontdesk",
+        attachments=attachments,
+        record_id=fax.record_id,
+    )
+
+
+def check_email_message(ctx: Context, at: datetime) -> Draft:
+    """The "send a test email" message of the settings page."""
+    return _render(
+        "test",
+        ctx,
+        subject=f"Frontdesk test email for {ctx.business_name}",
+        heading="Email from Frontdesk works",
+        rows=[("Sent", format_time(at, ctx))],
+        notes=(
+            "Voicemail, missed calls, text messages and faxes that nobody takes will "
+            "arrive like this.",
+        ),
+        link=ctx.home_url(),
+        link_text="Frontdesk settings",
+    )

@@ -1,0 +1,286 @@
+"""The outbox: every email Frontdesk owes someone, durable from the moment it is queued.
+
+States: queued -> sending -> sent | queued (retry later) | failed (the server said no);
+failed -> queued on retry(). Each transition is one journalled, fsync'd store write, made
+under a lock and only from the expected state. A message left `sending` by a crash or power
+cut goes back to `queued` on open and is sent again with its same Message-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from ...store import Collection
+
+log = logging.getLogger(__name__)
+
+State = Literal["queued", "sending", "sent", "failed"]
+STATES: tuple[State, ...] = ("queued", "sending", "sent", "failed")
+
+BACKOFF_FIRST = timedelta(minutes=1)
+BACKOFF_CAP = timedelta(hours=1)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait after the n-th failed attempt: 1 min, 2, 4, ... doubling, at most 1 h."""
+    n = max(1, attempts)
+    if n > 12:
+        return BACKOFF_CAP
+    return min(BACKOFF_FIRST * (2 ** (n - 1)), BACKOFF_CAP)
+
+
+def _iso(when: datetime) -> str:
+    """UTC ISO 8601: sorts and compares as text."""
+    return when.astimezone(UTC).isoformat()
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxEntry:
+    """One outbox message as the web page shows it."""
+
+    id: int
+    kind: str
+    to: tuple[str, ...]
+    subject: str
+    state: State
+    created: datetime
+    attempts: int
+    next_attempt: datetime | None
+    last_attempt: datetime | None
+    last_error: str
+    sent_at: datetime | None
+    message_id: str
+    record_id: str
+    attachments: tuple[str, ...]  # file names attached
+    server_reply: str  # the server's answer when it took the message
+
+    @classmethod
+    def from_doc(cls, doc_id: int, doc: Mapping[str, Any]) -> OutboxEntry:
+        return cls(
+            id=doc_id,
+            kind=doc.get("kind", ""),
+            to=tuple(doc.get("to", ())),
+            subject=doc.get("subject", ""),
+            state=doc.get("state", "queued"),
+            created=datetime.fromisoformat(doc["created"]),
+            attempts=doc.get("attempts", 0),
+            next_attempt=_time(doc.get("next_attempt")),
+            last_attempt=_time(doc.get("last_attempt")),
+            last_error=doc.get("last_error", ""),
+            sent_at=_time(doc.get("sent_at")),
+            message_id=doc.get("message_id", ""),
+            record_id=doc.get("record_id", ""),
+            attachments=tuple(a["filename"] for a in doc.get("attachments", [])),
+            server_reply=doc.get("server_reply", ""),
+        )
+
+
+class Outbox:
+    """The `outbox/messages` table with its state machine. Safe to share between threads."""
+
+    def __init__(self, table: Collection, clock: Callable[[], datetime]) -> None:
+        self._table = table
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def add(self, doc: Mapping[str, Any]) -> int:
+        """Store a new queued message durably; returns its id."""
+        now = self._clock()
+        body = {
+            **doc,
+            "state": "queued",
+            "attempts": 0,
+            "next_attempt": _iso(now),
+            "last_attempt": None,
+            "last_error": "",
+            "sent_at": None,
+        }
+        body.setdefault("created", _iso(now))
+        with self._lock:
+            return self._table.insert(body)
+
+    def _move(self, msg_id: int, expect: Iterable[str], fields: Mapping[str, Any]) -> bool:
+        with self._lock:
+            doc = self._table.get(msg_id)
+            if doc is None or doc.get("state") not in set(expect):
+                return False
+            return self._table.update(msg_id, fields)
+
+    def claim(self, msg_id: int) -> dict[str, Any] | None:
+        """queued -> sending, counted as an attempt. Returns the document, or None."""
+        now = self._clock()
+        with self._lock:
+            doc = self._table.get(msg_id)
+            if doc is None or doc.get("state") != "queued":
+                return None
+            fields = {
+                "state": "sending",
+                "attempts": doc.get("attempts", 0) + 1,
+                "last_attempt": _iso(now),
+            }
+            self._table.update(msg_id, fields)
+            return {**doc, **fields}
+
+    def mark_sent(self, msg_id: int, reply: str, refused: str = "") -> bool:
+        return self._move(
+            msg_id,
+            ("sending",),
+            {
+                "state": "sent",
+                "sent_at": _iso(self._clock()),
+                "server_reply": reply,
+                "last_error": refused,
+                "next_attempt": None,
+            },
+        )
+
+    def defer(self, msg_id: int, error: str, *, count_attempt: bool = False) -> datetime | None:
+        """sending (or queued, for messages never tried this round) -> queued, later.
+
+        Returns when the next attempt is due, or None when the message was not deferred.
+        """
+        now = self._clock()
+        with self._lock:
+            doc = self._table.get(msg_id)
+            if doc is None or doc.get("state") not in ("sending", "queued"):
+                return None
+            attempts = doc.get("attempts", 0) + (1 if count_attempt else 0)
+            due = now + backoff(attempts)
+            self._table.update(
+                msg_id,
+                {
+                    "state": "queued",
+                    "attempts": attempts,
+                    "next_attempt": _iso(due),
+                    "last_error": error,
+                    "last_attempt": _iso(now),
+                },
+            )
+            return due
+
+    def fail(self, msg_id: int, error: str) -> bool:
+        return self._move(
+            msg_id,
+            ("sending", "queued"),
+            {"state": "failed", "last_error": error, "next_attempt": None},
+        )
+
+    def retry(self, msg_id: int) -> bool:
+        """failed (or waiting queued) -> queued, due now. False for sent or unknown ids."""
+        return self._move(
+            msg_id, ("failed", "queued"), {"state": "queued", "next_attempt": _iso(self._clock())}
+        )
+
+    def retry_all(self) -> int:
+        """Make every failed or waiting message due now (after fixing the settings)."""
+        count = 0
+        for doc in self._table.search(lambda d: d.get("state") in ("failed", "queued")):
+            count += self.retry(doc.doc_id)
+        return count
+
+    def remove(self, msg_id: int) -> dict[str, Any] | None:
+        """Delete a message that is not being sent. Returns the removed document."""
+        with self._lock:
+            doc = self._table.get(msg_id)
+            if doc is None or doc.get("state") == "sending":
+                return None
+            self._table.remove(msg_id)
+            return dict(doc)
+
+    def recover(self) -> int:
+        """After a restart: messages caught `sending` are queued again, due now."""
+        now = _iso(self._clock())
+        count = 0
+        for doc in self._table.search(lambda d: d.get("state") == "sending"):
+            if self._move(
+                doc.doc_id,
+                ("sending",),
+                {
+                    "state": "queued",
+                    "next_attempt": now,
+                    "last_error": "sending was interrupted by a restart; sending again",
+                },
+            ):
+                log.warning(
+                    "outbox message %s (%s) was interrupted while sending; it will be "
+                    "sent again with the same Message-ID",
+                    doc.doc_id,
+                    doc.get("message_id"),
+                )
+                count += 1
+        return count
+
+    def prune_sent(self, older_than: datetime) -> list[dict[str, Any]]:
+        """Remove sent messages sent before `older_than`; returns them."""
+        cutoff = _iso(older_than)
+        removed = []
+        for doc in self._table.search(
+            lambda d: d.get("state") == "sent" and (d.get("sent_at") or "") < cutoff
+        ):
+            gone = self.remove(doc.doc_id)
+            if gone is not None:
+                removed.append(gone)
+        return removed
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get(self, msg_id: int) -> dict[str, Any] | None:
+        doc = self._table.get(msg_id)
+        return None if doc is None else dict(doc)
+
+    def entry(self, msg_id: int) -> OutboxEntry | None:
+        doc = self._table.get(msg_id)
+        return None if doc is None else OutboxEntry.from_doc(doc.doc_id, doc)
+
+    def due(self, now: datetime) -> list[int]:
+        """Queued messages whose time has come, oldest due first.
+
+        A next attempt further ahead than the backoff cap can only come from a clock that
+        jumped back (a Raspberry Pi without RTC before NTP sync): such messages are due now.
+        """
+        horizon = now + BACKOFF_CAP
+
+        def ready(d: Mapping[str, Any]) -> bool:
+            if d.get("state") != "queued":
+                return False
+            nxt = _time(d.get("next_attempt"))
+            return nxt is None or nxt <= now or nxt > horizon
+
+        docs = self._table.search(ready)
+        docs.sort(key=lambda d: (d.get("next_attempt") or "", d.doc_id))
+        return [d.doc_id for d in docs]
+
+    def next_due(self) -> datetime | None:
+        times = [
+            _time(d.get("next_attempt"))
+            for d in self._table.search(lambda d: d.get("state") == "queued")
+        ]
+        known = [t for t in times if t is not None]
+        return min(known) if known else None
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATES, 0)
+        for doc in self._table.all():
+            state = doc.get("state", "queued")
+            out[state] = out.get(state, 0) + 1
+        return out
+
+    def entries(
+        self, limit: int = 50, state: str | None = None, before: int | None = None
+    ) -> list[OutboxEntry]:
+        """Newest first; `state` filters, `before` pages on from an id."""
+        docs = self._table.newest(
+            limit, None if state is None else (lambda d: d.get("state") == state), before=before
+        )
+        return [OutboxEntry.from_doc(d.doc_id, d) for d in docs]

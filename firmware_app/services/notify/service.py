@@ -1,0 +1,496 @@
+"""The notify service: queue emails about voicemail, missed calls, SMS and faxes; deliver them.
+
+`Notifier` is what channel code, the daemon and the web pages call. Queueing writes the
+outbox record (and any MP3 it needs) durably and returns; delivery happens on the
+`DeliveryWorker` thread, never on a line worker. Time comes from an injected clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ...errors import StoreError
+from ...settings.model import Email, Settings
+from ...settings.schema import email_address
+from ...store import Store
+from ...workers import Worker
+from .messages import (
+    Context,
+    Draft,
+    FaxNotice,
+    Kind,
+    MissedCallNotice,
+    SmsNotice,
+    VoicemailNotice,
+    check_email_message,
+    fax_message,
+    missed_call_message,
+    sms_message,
+    voicemail_message,
+)
+from .mime import Sender, add_notes, build_message, limit_attachments, make_message_id
+from .outbox import Outbox, OutboxEntry
+from .smtp import DEFAULT_TIMEOUT, MailServerError, MessageRejected, NotifyError, SmtpConnection
+
+log = logging.getLogger(__name__)
+
+GIVE_UP_AFTER = timedelta(days=7)  # temporary errors for this long turn a message `failed`
+PRUNE_EVERY = timedelta(hours=1)
+IDLE_WAIT = 300.0  # seconds the worker sleeps with nothing due (it wakes on queue anyway)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxStatus:
+    """What the web page shows about email delivery."""
+
+    configured: bool  # a mail server is set
+    running: bool  # the delivery worker is alive
+    counts: dict[str, int]  # by state: queued, sending, sent, failed
+    next_attempt: datetime | None
+    last_error: str
+    last_error_at: datetime | None
+    last_sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TestResult:
+    """The answer to "send a test email": ok, and the server's words."""
+
+    __test__ = False  # not a pytest test class
+
+    ok: bool
+    code: int | None
+    answer: str
+
+
+def envelope_sender(settings: Settings) -> str:
+    e = settings.email
+    for candidate in (e.from_address, e.username, settings.business.owner_email):
+        if candidate and "@" in candidate:
+            return candidate
+    return f"frontdesk@{socket.gethostname() or 'localhost'}"
+
+
+class Notifier:
+    """Email notifications: the service API. Thread-safe; cheap to call from any thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Callable[[], Settings],
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        local_hostname: str | None = None,
+    ) -> None:
+        self.store = store
+        self._settings = settings
+        self._clock = clock
+        self.ssl_context = ssl_context
+        self.timeout = timeout
+        self.local_hostname = local_hostname
+        self.outbox = Outbox(store.table("outbox", "messages"), clock)
+        self.worker = DeliveryWorker(self)
+        self._last_error = ""
+        self._last_error_at: datetime | None = None
+        self._last_sent_at: datetime | None = None
+        self._status_lock = threading.Lock()
+
+    # -- settings-derived values ---------------------------------------------------------------
+
+    def context(self, settings: Settings | None = None) -> Context:
+        s = settings or self._settings()
+        return Context(
+            business_name=s.business.name,
+            timezone=s.business.timezone,
+            country=s.business.country,
+            web_url=s.email.web_url,
+        )
+
+    def recipients(self, kind: Kind, settings: Settings | None = None) -> list[str]:
+        """Who gets emails of this kind: the kind's list, else the owner email."""
+        s = settings or self._settings()
+        lists: dict[str, list[str]] = {
+            "voicemail": s.email.voicemail_to,
+            "missed_call": s.email.missed_call_to,
+            "sms": s.email.sms_to,
+            "fax": s.email.fax_to,
+        }
+        chosen = list(lists.get(kind) or [])
+        if not chosen and s.business.owner_email:
+            chosen = [s.business.owner_email]
+        return chosen
+
+    def sender(self, settings: Settings | None = None) -> Sender:
+        s = settings or self._settings()
+        return Sender(
+            name=s.business.name,
+            address=envelope_sender(s),
+            reply_to=s.email.reply_to or s.business.owner_email,
+        )
+
+    # -- queueing ------------------------------------------------------------------------------
+
+    def queue(self, draft: Draft, to: Sequence[str] | None = None) -> int | None:
+        """Put a message in the outbox, durably, and wake the worker. Returns its id.
+
+        `to` defaults to the recipients configured for the draft's kind. Returns None (and
+        logs why) when email is off (no mail server) or nobody is set to receive it.
+        """
+        settings = self._settings()
+        if not settings.email.smtp_host:
+            log.info("email is off (no mail server set): %s email not queued", draft.kind)
+            return None
+        recipients = list(to) if to is not None else self.recipients(draft.kind, settings)
+        bad = [a for a in recipients if email_address(optional=False)(a)]
+        if bad:
+            raise NotifyError(
+                f"{', '.join(map(repr, bad))} is not an email address; "
+                "expected one like owner@example.com"
+            )
+        if not recipients:
+            log.warning(
+                "no recipient for %s emails: set the owner email or the %s list",
+                draft.kind,
+                draft.kind,
+            )
+            return None
+        media = self.store.media
+        sizes: dict[str, int | None] = {}
+        for att in draft.attachments:
+            try:
+                sizes[att.ref] = media.path(att.ref).stat().st_size
+            except (OSError, StoreError) as exc:
+                log.warning("%s email: attachment %s unavailable: %s", draft.kind, att.ref, exc)
+                sizes[att.ref] = None
+        limit = settings.email.attachment_limit_mb * 1024 * 1024
+        kept, notes = limit_attachments([a.to_doc() for a in draft.attachments], sizes, limit)
+        text, html = add_notes(draft.text, draft.html, notes)
+        now = self._clock()
+        domain = envelope_sender(settings).rpartition("@")[2]
+        doc: dict[str, Any] = {
+            "kind": draft.kind,
+            "to": recipients,
+            "subject": draft.subject,
+            "text": text,
+            "html": html,
+            "attachments": kept,
+            "record_id": draft.record_id,
+            "owned_media": list(draft.owned_media),
+            "created": now.astimezone(UTC).isoformat(),
+            "message_id": make_message_id(domain, now),
+        }
+        msg_id = self.outbox.add(doc)
+        log.info("queued %s email %s for %d recipient(s)", draft.kind, msg_id, len(recipients))
+        self.wake()
+        return msg_id
+
+    def voicemail(self, vm: VoicemailNotice) -> int | None:
+        """Email a voicemail; the recording goes as MP3 (made here if it is not one)."""
+        owned: tuple[str, ...] = ()
+        if vm.audio_ref and not vm.audio_ref.endswith(".mp3"):
+            mp3_ref = self._mp3_copy(vm.audio_ref)
+            if mp3_ref:
+                owned = (mp3_ref,)
+                vm = dataclasses.replace(vm, audio_ref=mp3_ref)
+        draft = dataclasses.replace(voicemail_message(vm, self.context()), owned_media=owned)
+        msg_id = self.queue(draft)
+        if msg_id is None:
+            for ref in owned:
+                self.store.media.delete(ref)
+        return msg_id
+
+    def missed_call(self, call: MissedCallNotice) -> int | None:
+        return self.queue(missed_call_message(call, self.context()))
+
+    def sms(self, sms: SmsNotice) -> int | None:
+        return self.queue(sms_message(sms, self.context()))
+
+    def fax(self, fax: FaxNotice) -> int | None:
+        return self.queue(fax_message(fax, self.context()))
+
+    def _mp3_copy(self, ref: str) -> str | None:
+        from ...media.audio import encode_mp3
+
+        try:
+            mp3 = encode_mp3(self.store.media.read(ref))
+        except Exception as exc:  # keep the original recording attached instead
+            log.warning("cannot make an MP3 of %s (%s); attaching it as it is", ref, exc)
+            return None
+        return self.store.media.write(mp3, "mp3")
+
+    # -- the web page --------------------------------------------------------------------------
+
+    def status(self) -> OutboxStatus:
+        with self._status_lock:
+            last_error, last_error_at = self._last_error, self._last_error_at
+            last_sent = self._last_sent_at
+        return OutboxStatus(
+            configured=bool(self._settings().email.smtp_host),
+            running=self.worker.alive,
+            counts=self.outbox.counts(),
+            next_attempt=self.outbox.next_due(),
+            last_error=last_error,
+            last_error_at=last_error_at,
+            last_sent_at=last_sent,
+        )
+
+    def messages(
+        self, limit: int = 50, state: str | None = None, before: int | None = None
+    ) -> list[OutboxEntry]:
+        return self.outbox.entries(limit, state, before)
+
+    def message(self, msg_id: int) -> OutboxEntry | None:
+        return self.outbox.entry(msg_id)
+
+    def retry(self, msg_id: int) -> bool:
+        """Send a failed (or waiting) message again now. False if it is sent or unknown."""
+        ok = self.outbox.retry(msg_id)
+        if ok:
+            log.info("outbox message %s queued again by request", msg_id)
+            self.wake()
+        return ok
+
+    def retry_all(self) -> int:
+        count = self.outbox.retry_all()
+        if count:
+            self.wake()
+        return count
+
+    def delete(self, msg_id: int) -> bool:
+        """Remove a message (not while it is being sent), with the MP3 made for it."""
+        doc = self.outbox.remove(msg_id)
+        if doc is None:
+            return False
+        self._drop_media(doc)
+        return True
+
+    def settings_changed(self) -> None:
+        """Mail settings changed: waiting messages are tried again at once."""
+        self.retry_all()
+        self.wake()
+
+    def send_test(self, to: str, email: Email | None = None) -> TestResult:
+        """Send the test email now, in the caller's thread, and report the server's answer.
+
+        `email` lets the settings page try values before saving them. Never queued.
+        """
+        settings = self._settings()
+        if email is not None:
+            settings = settings.replace("email", email)
+        cfg = settings.email
+        if not cfg.smtp_host:
+            return TestResult(ok=False, code=None, answer="No mail server is set.")
+        if email_address(optional=False)(to):
+            return TestResult(
+                ok=False, code=None, answer=f"{to!r} is not an email address like owner@example.com"
+            )
+        now = self._clock()
+        draft = check_email_message(self.context(settings), now)
+        sender = self.sender(settings)
+        doc = {
+            "kind": draft.kind,
+            "to": [to],
+            "subject": draft.subject,
+            "text": draft.text,
+            "html": draft.html,
+            "created": now.astimezone(UTC).isoformat(),
+            "message_id": make_message_id(sender.address.rpartition("@")[2], now),
+        }
+        try:
+            msg = build_message(doc, sender, self.store.media)
+            with self._connect(cfg) as conn:
+                accepted = conn.send(msg, sender.address, [to])
+        except MessageRejected as exc:
+            return TestResult(ok=False, code=exc.code, answer=str(exc))
+        except (MailServerError, ValueError) as exc:
+            return TestResult(ok=False, code=None, answer=str(exc))
+        log.info("test email accepted by %s: %s", cfg.smtp_host, accepted)
+        return TestResult(ok=True, code=accepted.code, answer=str(accepted))
+
+    # -- the worker's side ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Requeue interrupted sends and start the delivery thread."""
+        self.outbox.recover()
+        self.worker.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop the delivery thread; True when it ended within `timeout` seconds."""
+        self.worker.stop()
+        return self.worker.join(timeout)
+
+    def wake(self) -> None:
+        self.worker.wake()
+
+    def _connect(self, cfg: Email) -> SmtpConnection:
+        return SmtpConnection(
+            cfg,
+            timeout=self.timeout,
+            ssl_context=self.ssl_context,
+            local_hostname=self.local_hostname,
+        )
+
+    def _note_error(self, error: str) -> None:
+        with self._status_lock:
+            self._last_error, self._last_error_at = error, self._clock()
+
+    def _later(
+        self, msg_id: int, error: str, doc: dict[str, Any] | None, count_attempt: bool = False
+    ) -> None:
+        created = datetime.fromisoformat(doc["created"]) if doc else None
+        if created is not None and self._clock() - created > GIVE_UP_AFTER:
+            self.outbox.fail(msg_id, f"gave up after {GIVE_UP_AFTER.days} days: {error}")
+            log.error(
+                "outbox message %s failed: gave up after %s days: %s",
+                msg_id,
+                GIVE_UP_AFTER.days,
+                error,
+            )
+            return
+        due = self.outbox.defer(msg_id, error, count_attempt=count_attempt)
+        log.info("outbox message %s not sent (%s); next attempt %s", msg_id, error, due)
+
+    def _drop_media(self, doc: dict[str, Any]) -> None:
+        for ref in doc.get("owned_media", []):
+            try:
+                self.store.media.delete(ref)
+            except Exception as exc:
+                log.warning("cannot delete %s: %s", ref, exc)
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Remove sent messages older than the retention setting. Returns how many."""
+        now = now or self._clock()
+        days = self._settings().email.keep_sent_days
+        removed = self.outbox.prune_sent(now - timedelta(days=days))
+        for doc in removed:
+            self._drop_media(doc)
+        if removed:
+            log.info(
+                "removed %d sent email(s) older than %d days from the outbox", len(removed), days
+            )
+        return len(removed)
+
+    def deliver_due(self) -> int:
+        """One delivery round: send every message that is due. Returns how many were sent.
+
+        Called by the worker thread; tests call it directly to step without threads.
+        """
+        settings = self._settings()
+        cfg = settings.email
+        if not cfg.smtp_host:
+            return 0
+        due = self.outbox.due(self._clock())
+        if not due:
+            return 0
+        sender = self.sender(settings)
+        sent = 0
+        conn: SmtpConnection | None = None
+        try:
+            for i, msg_id in enumerate(due):
+                if self.worker.stopping.is_set():
+                    break
+                self.worker.beat()
+                doc = self.outbox.claim(msg_id)
+                if doc is None:
+                    continue
+                try:
+                    msg = build_message(doc, sender, self.store.media)
+                except Exception as exc:
+                    log.exception("outbox message %s cannot be built", msg_id)
+                    self.outbox.fail(msg_id, f"the email cannot be built: {exc}")
+                    continue
+                try:
+                    if conn is None or not conn.connected:
+                        conn = self._connect(cfg)
+                    accepted = conn.send(msg, sender.address, doc["to"])
+                except MailServerError as exc:
+                    self._note_error(str(exc))
+                    self._later(msg_id, str(exc), doc)
+                    for rest in due[i + 1 :]:
+                        self._later(rest, str(exc), self.outbox.get(rest), count_attempt=True)
+                    break
+                except MessageRejected as exc:
+                    self._note_error(str(exc))
+                    if exc.permanent:
+                        self.outbox.fail(msg_id, str(exc))
+                        log.error("outbox message %s refused by the mail server: %s", msg_id, exc)
+                    else:
+                        self._later(msg_id, str(exc), doc)
+                    continue
+                refused = "; ".join(f"{a}: {c} {t}" for a, c, t in accepted.refused)
+                self.outbox.mark_sent(
+                    msg_id, str(accepted), f"some recipients refused: {refused}" if refused else ""
+                )
+                with self._status_lock:
+                    self._last_sent_at = self._clock()
+                    self._last_error, self._last_error_at = "", None
+                sent += 1
+                log.info("outbox message %s sent: %s", msg_id, accepted)
+        finally:
+            if conn is not None:
+                conn.close()
+        return sent
+
+
+class DeliveryWorker(Worker):
+    """The thread that empties the outbox. Sleeps until woken or until something is due."""
+
+    liveness = 600.0  # a round may wait on several SMTP timeouts
+
+    def __init__(self, notifier: Notifier) -> None:
+        super().__init__("email", restart=True)
+        self._notifier = notifier
+        self._wake = threading.Event()
+        self._last_prune: datetime | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        super().stop()
+        self._wake.set()
+
+    def _wait_seconds(self) -> float:
+        n = self._notifier
+        if not n._settings().email.smtp_host:
+            return IDLE_WAIT
+        nxt = n.outbox.next_due()
+        if nxt is None:
+            return IDLE_WAIT
+        seconds = (nxt - n._clock()).total_seconds()
+        return min(max(seconds, 0.0), 60.0)  # re-read the clock at least every minute
+
+    def run(self) -> None:
+        n = self._notifier
+        while not self.stopping.is_set():
+            self._wake.clear()
+            self.beat()
+            pause = 0.0
+            try:
+                now = n._clock()
+                if self._last_prune is None or abs(now - self._last_prune) >= PRUNE_EVERY:
+                    self._last_prune = now
+                    n.prune(now)
+                n.deliver_due()
+                pause = self._wait_seconds()
+            except Exception:
+                log.exception("email delivery round failed; trying again shortly")
+                pause = 5.0
+            if self.stopping.is_set():
+                break
+            self.beat()
+            self._wake.wait(max(pause, 0.01))

@@ -1,0 +1,204 @@
+"""Talking to the mail server: plain, STARTTLS or implicit TLS, AUTH, timeouts, replies sorted.
+
+Every failure ends as one of two exceptions: `MailServerError` (the server could not be
+reached or refused the session: try again later) or `MessageRejected` (the server answered
+this message with a 4xx, try later, or a 5xx, give up). Never logs the password.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from ...errors import FrontdeskError
+from ...settings.model import Email
+from .mime import MIME_POLICY
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class NotifyError(FrontdeskError):
+    """Email could not be queued or sent."""
+
+
+class MailServerError(NotifyError):
+    """The mail server could not be reached, or refused the connection or the login."""
+
+
+class MessageRejected(NotifyError):
+    """The mail server answered a message with an error reply."""
+
+    def __init__(self, code: int, text: str) -> None:
+        self.code = code
+        self.text = text
+        super().__init__(f"{code} {text}".strip())
+
+    @property
+    def permanent(self) -> bool:
+        return 500 <= self.code < 600
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The server took the message: its final reply, and any recipients it refused."""
+
+    code: int
+    text: str
+    refused: tuple[tuple[str, int, str], ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}".strip()
+
+
+def _words(resp: bytes | str) -> str:
+    text = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else str(resp)
+    return " ".join(text.split())
+
+
+class SmtpConnection:
+    """One session with the mail server; a context manager that always says QUIT."""
+
+    def __init__(
+        self,
+        cfg: Email,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        ssl_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.where = f"{cfg.smtp_host}:{cfg.smtp_port}"
+        context = ssl_context or ssl.create_default_context()
+        helo = local_hostname or socket.gethostname() or "frontdesk.local"
+        self._smtp: smtplib.SMTP | None = None
+        try:
+            if cfg.security == "tls":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    cfg.smtp_host,
+                    cfg.smtp_port,
+                    local_hostname=helo,
+                    timeout=timeout,
+                    context=context,
+                )
+            else:
+                smtp = smtplib.SMTP(
+                    cfg.smtp_host, cfg.smtp_port, local_hostname=helo, timeout=timeout
+                )
+            self._smtp = smtp
+            smtp.ehlo()
+            if cfg.security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise MailServerError(
+                        f"{self.where} does not offer STARTTLS; choose another encryption "
+                        "setting or port"
+                    )
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if cfg.username:
+                smtp.login(cfg.username, cfg.password)
+        except MailServerError:
+            self.close()
+            raise
+        except smtplib.SMTPAuthenticationError as exc:
+            self.close()
+            raise MailServerError(
+                f"{self.where} refused the login for {cfg.username!r}: "
+                f"{exc.smtp_code} {_words(exc.smtp_error)}"
+            ) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            self.close()
+            raise MailServerError(f"{self.where}: {exc}") from None
+        except ssl.SSLCertVerificationError as exc:
+            self.close()
+            raise MailServerError(
+                f"{self.where}: the server's certificate is not trusted ({exc.verify_message})"
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            raise MailServerError(
+                f"{self.where} refused the session: {exc.smtp_code} {_words(exc.smtp_error)}"
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close()
+            why = str(exc) or type(exc).__name__
+            raise MailServerError(f"cannot reach {self.where}: {why}") from None
+
+    @property
+    def connected(self) -> bool:
+        return self._smtp is not None
+
+    def send(self, msg: EmailMessage, sender: str, recipients: Sequence[str]) -> Accepted:
+        """Send one message: MAIL, RCPT for each, DATA. Raises MessageRejected or
+        MailServerError; returns the server's final reply when it took the message."""
+        smtp = self._smtp
+        if smtp is None:
+            raise MailServerError(f"not connected to {self.where}")
+        addresses = [sender, *recipients]
+        utf8 = any(not a.isascii() for a in addresses)
+        options: list[str] = []
+        if utf8:
+            if not smtp.has_extn("smtputf8"):
+                raise MessageRejected(553, "the mail server cannot take non-ASCII addresses")
+            options.append("SMTPUTF8")
+        data = msg.as_bytes(policy=MIME_POLICY.clone(utf8=utf8))
+        try:
+            code, resp = smtp.mail(sender, options)
+            if code != 250:
+                self._reset()
+                raise MessageRejected(code, _words(resp))
+            refused: list[tuple[str, int, str]] = []
+            for rcpt in recipients:
+                code, resp = smtp.rcpt(rcpt)
+                if code not in (250, 251):
+                    refused.append((rcpt, code, _words(resp)))
+            if len(refused) == len(recipients):
+                self._reset()
+                worst = next((r for r in refused if r[1] < 500), refused[0])
+                raise MessageRejected(worst[1], "; ".join(f"{a}: {c} {t}" for a, c, t in refused))
+            try:
+                code, resp = smtp.data(data)
+            except smtplib.SMTPDataError as exc:
+                self._reset()
+                raise MessageRejected(exc.smtp_code, _words(exc.smtp_error)) from None
+            if code != 250:
+                self._reset()
+                raise MessageRejected(code, _words(resp))
+            return Accepted(code, _words(resp), tuple(refused))
+        except MessageRejected:
+            raise
+        except smtplib.SMTPResponseException as exc:
+            raise MessageRejected(exc.smtp_code, _words(exc.smtp_error)) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close()
+            raise MailServerError(
+                f"lost the connection to {self.where}: {exc or type(exc).__name__}"
+            ) from None
+
+    def _reset(self) -> None:
+        try:
+            if self._smtp is not None:
+                self._smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self.close()
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            smtp.close()
+
+    def __enter__(self) -> SmtpConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
