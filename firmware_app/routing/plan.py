@@ -1,0 +1,491 @@
+"""What to do with a call: `decide(call, now, settings, line) -> Plan`, and `preview()` for the UI.
+
+A plan is data: ordered steps (ring the office, greet, menu, forward to, take voicemail,
+reject) and an explanation of why, so the call service can run it and a web page can show it.
+Pure: no I/O, no clock, never touches a modem; the line's capabilities are passed in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import TYPE_CHECKING, Literal
+
+from ..settings.routing import Menu as MenuSettings
+from ..settings.routing import MenuOption, Rules, StaffMember, parse_local_datetime
+from .clock import wall_to_instant
+from .hours import BusinessHours, Mode, Status
+from .rules import Person, in_group, matching_entry, on_duty
+
+if TYPE_CHECKING:
+    from ..settings.model import Settings
+
+Validity = Literal["ok", "withheld", "unavailable"]
+LineKind = Literal["analog", "gsm"]
+ForwardMethod = Literal["dial_out", "hook_flash", "network"]
+Rule = Literal["schedule", "allow", "block", "withheld"]
+
+NETWORK_FORWARD_MAX_SECONDS = 30
+"""3GPP TS 27.007 AT+CCFC 'no reply' time: 5 to 30 seconds."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Call:
+    """An incoming call as the line reports it."""
+
+    number: str = ""
+    name: str = ""
+    validity: Validity = "ok"
+
+    @property
+    def withheld(self) -> bool:
+        return self.validity != "ok" or not self.number.strip()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class LineCapabilities:
+    """What the line can do with a call besides answering it."""
+
+    kind: LineKind
+    can_transfer: bool = False
+    """Analog: the exchange offers hook-flash transfer."""
+    can_dial_out: bool = False
+    """GSM: a second call can be placed and joined to the caller."""
+    can_forward_network: bool = False
+    """GSM: the network forwards unanswered calls (AT+CCFC)."""
+
+    @classmethod
+    def analog(cls, *, can_transfer: bool = False) -> LineCapabilities:
+        return cls(kind="analog", can_transfer=can_transfer)
+
+    @classmethod
+    def gsm(
+        cls, *, can_dial_out: bool = True, can_forward_network: bool = True
+    ) -> LineCapabilities:
+        return cls(kind="gsm", can_dial_out=can_dial_out, can_forward_network=can_forward_network)
+
+
+# -- steps --------------------------------------------------------------------------------------
+
+
+def _names(people: tuple[Person, ...]) -> str:
+    return ", ".join(p.name for p in people) or "nobody"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RingOffice:
+    """Analog: do not answer yet; let the phone sharing the line ring."""
+
+    seconds: int
+    kind: Literal["ring_office"] = dataclasses.field(default="ring_office", init=False)
+
+    def describe(self) -> str:
+        return f"let the office phone ring for {self.seconds} s"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Screen:
+    """Answer and ask the caller to press a key; hang up when nobody does (robocalls)."""
+
+    prompt: str = "screen"
+    digit: str = "1"
+    seconds: int = 8
+    kind: Literal["screen"] = dataclasses.field(default="screen", init=False)
+
+    def describe(self) -> str:
+        return f"ask the caller to press {self.digit} (hang up if nobody does)"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Greet:
+    """Answer (if not yet) and play a greeting."""
+
+    greeting: str
+    kind: Literal["greet"] = dataclasses.field(default="greet", init=False)
+
+    def describe(self) -> str:
+        if self.greeting.startswith("closure:"):
+            return f"play the closure greeting ({self.greeting.removeprefix('closure:')})"
+        return f"play the {self.greeting} greeting"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ForwardTo:
+    """Put the caller through to staff phones."""
+
+    people: tuple[Person, ...]
+    method: ForwardMethod
+    seconds: int
+    confirm: bool = False
+    """Staff press 1 to take the call, so a mobile's own voicemail cannot take it."""
+    kind: Literal["forward_to"] = dataclasses.field(default="forward_to", init=False)
+
+    def describe(self) -> str:
+        who = _names(self.people)
+        if self.method == "hook_flash":
+            return f"transfer to {who} by hook flash"
+        if self.method == "network":
+            return f"leave it unanswered so the network forwards it to {who} after {self.seconds} s"
+        return f"call {who} for {self.seconds} s" + (
+            " (they press 1 to take it)" if self.confirm else ""
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class NotifyStaff:
+    """Tell staff about the call by SMS or email (the line cannot put it through)."""
+
+    people: tuple[Person, ...]
+    kind: Literal["notify_staff"] = dataclasses.field(default="notify_staff", init=False)
+
+    def describe(self) -> str:
+        return f"tell {_names(self.people)} by SMS or email"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TakeVoicemail:
+    box: str = "main"
+    greeting: str = "voicemail"
+    kind: Literal["take_voicemail"] = dataclasses.field(default="take_voicemail", init=False)
+
+    def describe(self) -> str:
+        return "take a voicemail" + (f" in box {self.box}" if self.box != "main" else "")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class PlayMessage:
+    message: str
+    kind: Literal["play_message"] = dataclasses.field(default="play_message", init=False)
+
+    def describe(self) -> str:
+        return f"play the message {self.message.removeprefix('message:')}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RepeatMenu:
+    kind: Literal["repeat_menu"] = dataclasses.field(default="repeat_menu", init=False)
+
+    def describe(self) -> str:
+        return "say the menu again"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Reject:
+    """Do not take the call: decline it (GSM) or pick up and hang up at once (analog)."""
+
+    how: Literal["decline", "answer_and_hang_up"]
+    kind: Literal["reject"] = dataclasses.field(default="reject", init=False)
+
+    def describe(self) -> str:
+        return "decline the call" if self.how == "decline" else "pick up and hang up at once"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class HangUp:
+    kind: Literal["hang_up"] = dataclasses.field(default="hang_up", init=False)
+
+    def describe(self) -> str:
+        return "hang up"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class MenuChoice:
+    digit: str
+    label: str
+    steps: tuple[Step, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Menu:
+    """Play the menu prompt and wait for a key; with no key, go on with the next steps."""
+
+    prompt: str
+    choices: tuple[MenuChoice, ...]
+    seconds: int = 8
+    kind: Literal["menu"] = dataclasses.field(default="menu", init=False)
+
+    def describe(self) -> str:
+        keys = ", ".join(f"{c.digit}: {c.label}" for c in self.choices)
+        return f"offer the menu {self.prompt.removeprefix('menu:')} ({keys})"
+
+
+Step = (
+    RingOffice
+    | Screen
+    | Greet
+    | Menu
+    | ForwardTo
+    | NotifyStaff
+    | TakeVoicemail
+    | PlayMessage
+    | RepeatMenu
+    | Reject
+    | HangUp
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """What happens to a call, in order, and why."""
+
+    mode: Mode
+    rule: Rule
+    """What decided: the schedule, the allow list, the block list or the withheld policy."""
+    steps: tuple[Step, ...]
+    explanation: str
+    status: Status
+
+    def kinds(self) -> list[str]:
+        return [s.kind for s in self.steps]
+
+    def lines(self) -> list[str]:
+        """Numbered steps in words, for a page."""
+        return [f"{i}. {_capital(s.describe())}" for i, s in enumerate(self.steps, 1)]
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+# -- decide -------------------------------------------------------------------------------------
+
+
+def _put_through(
+    people: list[Person],
+    line: LineCapabilities,
+    rules: Rules,
+    *,
+    greeting: str,
+    ring_office: bool,
+    notes: list[str],
+    box: str = "main",
+    answered: bool = False,
+) -> list[Step]:
+    """Ring the office (analog), then forward to `people` if the line can, else voicemail.
+
+    `answered`: the call was already picked up (screening, menu), so the network can no
+    longer forward it.
+    """
+    steps: list[Step] = []
+    if ring_office:
+        steps.append(RingOffice(seconds=rules.ring_seconds))
+    with_mobile = tuple(p for p in people if p.mobile)
+    can_forward = rules.forward_calls and bool(with_mobile)
+    if line.kind == "gsm" and can_forward and line.can_dial_out:
+        steps += [
+            Greet(greeting=greeting),
+            ForwardTo(
+                people=with_mobile,
+                method="dial_out",
+                seconds=rules.ring_seconds,
+                confirm=rules.confirm_forwarded,
+            ),
+            TakeVoicemail(box=box),
+        ]
+        return steps
+    if line.kind == "gsm" and can_forward and line.can_forward_network and not answered:
+        seconds = min(rules.ring_seconds, NETWORK_FORWARD_MAX_SECONDS)
+        notes.append("the network forwards to one number only and cannot ask staff to press 1")
+        steps.append(ForwardTo(people=with_mobile[:1], method="network", seconds=seconds))
+        return steps
+    if line.kind == "analog" and can_forward and line.can_transfer:
+        notes.append("a hook-flash transfer leaves the call to the phone it goes to")
+        steps += [
+            Greet(greeting=greeting),
+            ForwardTo(people=with_mobile[:1], method="hook_flash", seconds=rules.ring_seconds),
+            TakeVoicemail(box=box),
+        ]
+        return steps
+    if people:
+        if not rules.forward_calls:
+            notes.append("putting calls through to staff is switched off")
+        elif not with_mobile:
+            notes.append("no mobile number is set for the staff on duty")
+        else:
+            notes.append("this line cannot put calls through")
+    steps += [Greet(greeting=greeting), TakeVoicemail(box=box)]
+    if people:
+        steps.append(NotifyStaff(people=tuple(people)))
+    return steps
+
+
+def _menu_for(rules: Rules, status: Status) -> tuple[str, MenuSettings] | None:
+    if status.mode == "override":
+        wanted = ["open"] if status.is_open else ["closed"]
+    elif status.mode in ("holiday", "closure"):
+        wanted = [status.mode, "closed"]
+    else:
+        wanted = [status.mode]
+    for mode in wanted:
+        for menu in rules.menus:
+            if menu.mode == mode and menu.options:
+                return mode, menu
+    return None
+
+
+def decide(call: Call, now: dt.datetime, settings: Settings, line: LineCapabilities) -> Plan:
+    """The plan for `call` arriving at `now` (timezone-aware) on `line`.
+
+    Precedence: allow list (VIP), block list, withheld policy, then the mode (override,
+    closure, holiday, special hours, weekly hours) with its menu; see docs/routing.md.
+    """
+    hours = BusinessHours.from_settings(settings)
+    status = hours.status(now)
+    rules = settings.rules
+    region = settings.business.country
+    staff = settings.staff
+    notes: list[str] = []
+
+    def people(members: list[StaffMember]) -> list[Person]:
+        return [Person.of(m, region) for m in members]
+
+    number = "" if call.withheld else call.number
+    vip = matching_entry(number, rules.allow, region) if number else ""
+    blocked = matching_entry(number, rules.block, region) if number and not vip else ""
+
+    steps: list[Step]
+    if vip:
+        members = on_duty(staff, now, hours.tz, is_open=status.is_open) or [
+            m for m in staff.members if m.mobile
+        ]
+        steps = _put_through(
+            people(members),
+            line,
+            rules,
+            greeting="open",
+            ring_office=line.kind == "analog" and rules.office_phone and status.is_open,
+            notes=notes,
+        )
+        why = f"Allow list: {call.number} matches {vip}, put through at any time"
+        return _plan(status, "allow", steps, why, notes)
+
+    if blocked:
+        steps = [Reject(how="decline" if line.kind == "gsm" else "answer_and_hang_up")]
+        return _plan(status, "block", steps, f"Blocked: {call.number} matches {blocked}", notes)
+
+    screen = rules.screen_all
+    if call.withheld:
+        label = "Withheld number" if call.validity != "unavailable" else "Number unavailable"
+        if rules.withheld == "reject":
+            steps = [Reject(how="decline" if line.kind == "gsm" else "answer_and_hang_up")]
+            return _plan(
+                status, "withheld", steps, f"{label}: rejected by the withheld rule", notes
+            )
+        if rules.withheld == "voicemail":
+            steps = [Greet(greeting=status.greeting), TakeVoicemail()]
+            why = f"{label}: straight to voicemail by the withheld rule ({status.text})"
+            return _plan(status, "withheld", steps, why, notes)
+        if rules.withheld == "screen":
+            screen = True
+            notes.append(f"{label.lower()}: the caller is asked to press 1")
+
+    ring_office = line.kind == "analog" and rules.office_phone and status.is_open
+    steps = []
+    if ring_office:
+        steps.append(RingOffice(seconds=rules.ring_seconds))
+    if screen:
+        steps.append(Screen())
+
+    menu = _menu_for(rules, status)
+    if status.is_open:
+        default = _put_through(
+            people(on_duty(staff, now, hours.tz, is_open=True)),
+            line,
+            rules,
+            greeting=status.greeting,
+            ring_office=False,
+            notes=notes,
+            answered=screen or menu is not None,
+        )
+    else:
+        default = [Greet(greeting=status.greeting), TakeVoicemail()]
+
+    if menu is not None:
+        mode, menu_settings = menu
+        choices: list[MenuChoice] = []
+        for option in menu_settings.options:
+            choices.append(
+                MenuChoice(
+                    digit=option.digit,
+                    label=option.label or _option_label(option.action, option.target),
+                    steps=tuple(_option_steps(option, settings, hours, now, status, line)),
+                )
+            )
+        steps.append(Menu(prompt=f"menu:{mode}", choices=tuple(choices)))
+        # With no key pressed: what would have happened without the menu, minus its greeting.
+        steps += [s for s in default if not isinstance(s, Greet)]
+    else:
+        steps += default
+    return _plan(status, "schedule", steps, status.text, notes)
+
+
+def _option_label(action: str, target: str) -> str:
+    return {
+        "ring_staff": f"speak to {target or 'someone'}",
+        "voicemail": "leave a message",
+        "message": f"hear {target or 'information'}",
+        "repeat": "hear this again",
+    }.get(action, action)
+
+
+def _option_steps(
+    option: MenuOption,
+    settings: Settings,
+    hours: BusinessHours,
+    now: dt.datetime,
+    status: Status,
+    line: LineCapabilities,
+) -> list[Step]:
+    if option.action == "voicemail":
+        return [TakeVoicemail(box=option.target or "main")]
+    if option.action == "message":
+        return [PlayMessage(message=f"message:{option.target or 'info'}"), RepeatMenu()]
+    if option.action == "repeat":
+        return [RepeatMenu()]
+    region = settings.business.country
+    members = on_duty(settings.staff, now, hours.tz, is_open=status.is_open, group=option.target)
+    if not members:
+        members = in_group(settings.staff, option.target)
+    steps = _put_through(
+        [Person.of(m, region) for m in members],
+        line,
+        settings.rules,
+        greeting="connect",
+        ring_office=False,
+        notes=[],
+        answered=True,
+    )
+    return [s for s in steps if not isinstance(s, Greet)]
+
+
+def _plan(status: Status, rule: Rule, steps: list[Step], why: str, notes: list[str]) -> Plan:
+    text = f"{why}. {_capital(', then '.join(s.describe() for s in steps))}."
+    if notes:
+        text += " (" + "; ".join(dict.fromkeys(notes)) + ".)"
+    return Plan(mode=status.mode, rule=rule, steps=tuple(steps), explanation=text, status=status)
+
+
+def preview(
+    settings: Settings,
+    *,
+    at: dt.datetime | str,
+    caller: str = "",
+    line: LineCapabilities | None = None,
+) -> Plan:
+    """What happens if someone calls at `at`? For the settings page.
+
+    `at` is a wall-clock time in the business's timezone (naive datetime or "YYYY-MM-DD HH:MM")
+    or an aware datetime. `caller` is a number, or "" / "withheld" for a withheld number.
+    """
+    hours = BusinessHours.from_settings(settings)
+    if isinstance(at, str):
+        local = parse_local_datetime(at)
+        if local is None:
+            raise ValueError(f"a time as YYYY-MM-DD HH:MM is needed, got {at!r}")
+        at = local
+    now = at if at.tzinfo is not None else wall_to_instant(at, hours.tz)
+    if caller.strip().lower() in ("", "withheld", "anonymous", "private"):
+        call = Call(validity="withheld")
+    else:
+        call = Call(number=caller)
+    return decide(call, now, settings, line or LineCapabilities.analog())
