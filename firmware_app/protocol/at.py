@@ -456,11 +456,19 @@ class ATEngine:
 
     def _data(self, data: bytes) -> None:
         if self._skip_lf:
+            # CONNECT ended with CR at the end of a read: the rest of its line end
+            # (more CRs, one LF) may open this read; drop it as a whole read would.
+            i, n = 0, len(data)
+            while i < n and data[i] == 13:
+                i += 1
+            if i == n:
+                return
+            if data[i] == 10:
+                i += 1
             self._skip_lf = False
-            if data[:1] == b"\n":
-                data = data[1:]
-                if not data:
-                    return
+            data = data[i:]
+            if not data:
+                return
         self._events.append(Data(data=data))
 
     def _prompt(self, inf: _InFlight) -> None:
