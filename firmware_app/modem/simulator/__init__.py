@@ -1,0 +1,20 @@
+"""Simulated modems on a pty for tests and `frontdesk demo`.
+
+`create("sim800", folder)` gives a started modem whose `path` a daemon opens with pyserial
+exactly as it opens /dev/ttyACM0. Personalities follow vendor manuals and REFERENCE.md,
+quirks included, never the daemon's expectations.
+"""
+
+from .callerid import CallerId
+from .modem import SimulatedModem, create, personality_by_name
+from .personalities import PERSONALITIES, PERSONALITY_NAMES, Personality
+
+__all__ = [
+    "PERSONALITIES",
+    "PERSONALITY_NAMES",
+    "CallerId",
+    "Personality",
+    "SimulatedModem",
+    "create",
+    "personality_by_name",
+]

@@ -1,0 +1,482 @@
+"""A simulated modem on a pseudo-terminal, scriptable from tests and the demo.
+
+One daemon thread owns the pty masters and a timer heap; it sleeps in poll() until bytes,
+a timer or a wake-up arrive (no busy polling). A stable symlink per port stands in for
+/dev/serial/by-id, so unplug/replug can swap the pty under the same path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import heapq
+import itertools
+import logging
+import os
+import re
+import select
+import threading
+import time
+import tty
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+from .callerid import CallerId
+from .engine import Engine, Sim
+from .personalities import PERSONALITIES, PERSONALITY_NAMES, Personality
+
+log = logging.getLogger(__name__)
+
+_MAX_PENDING = 64 * 1024  # bytes queued per port when nobody reads; more is dropped
+
+
+@dataclass(slots=True)
+class _Port:
+    link: Path
+    master: int = -1
+    slave: int = -1
+    slave_name: str = ""
+    pending: bytearray = field(default_factory=bytearray)
+
+
+class SimulatedModem:
+    """A modem personality answering on a pty; open `path` with pyserial like a real port."""
+
+    def __init__(
+        self,
+        personality: Personality | str,
+        folder: str | os.PathLike[str],
+        *,
+        quirks: Mapping[str, bool] | None = None,
+        pin: str | None = None,
+        puk: str = "12345678",
+        boot_delay: float = 0.0,
+        urc_interval: float = 2.0,
+        clock: Callable[[], datetime] = datetime.now,
+        link_name: str | None = None,
+    ) -> None:
+        if isinstance(personality, str):
+            personality = personality_by_name(personality)
+        self.personality = personality
+        merged = dict(personality.quirks)
+        for name, on in (quirks or {}).items():
+            if name not in merged:
+                known = ", ".join(sorted(merged)) or "none"
+                raise ValueError(
+                    f"quirk {name!r} is not known for {personality.name}; known: {known}"
+                )
+            merged[name] = on
+        self.quirks = merged
+        self.folder = Path(folder)
+        self._clock = clock
+        base = link_name or f"tty-{personality.name}"
+        if personality.ports == 1:
+            links = [self.folder / base]
+        else:
+            links = [self.folder / f"{base}-if{i:02d}" for i in range(personality.ports)]
+        self._ports = [_Port(link=link) for link in links]
+        self._lock = threading.RLock()
+        self._commands_changed = threading.Condition(self._lock)
+        self._commands: list[str] = []
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._wake_r, self._wake_w = -1, -1
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._closed = False
+        self.plugged = False
+        self.engine = Engine(
+            personality,
+            self,
+            quirks=self.quirks,
+            sim=Sim(pin=pin, puk=puk),
+            boot_delay=boot_delay,
+            urc_interval=urc_interval,
+        )
+
+    # --- paths -----------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """Stable path of the first port (the one a user would configure)."""
+        return self._ports[0].link
+
+    @property
+    def paths(self) -> list[Path]:
+        """Stable paths of every port, in interface order."""
+        return [p.link for p in self._ports]
+
+    @property
+    def urc_path(self) -> Path:
+        """Stable path of the port that carries unsolicited result codes."""
+        return self._ports[self.personality.urc_port].link
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> SimulatedModem:
+        """Create the ptys, plug in, power on and start the thread."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this simulated modem was closed; create a new one")
+            if self._thread is not None:
+                return self
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._wake_r, self._wake_w = os.pipe()
+            os.set_blocking(self._wake_r, False)
+            os.set_blocking(self._wake_w, False)
+            self._plug()
+            self.engine.power_on()
+            self._thread = threading.Thread(
+                target=self._run, name=f"sim-{self.personality.name}", daemon=True
+            )
+            self._thread.start()
+        log.info("simulated %s on %s", self.personality.name, self.path)
+        return self
+
+    def close(self) -> None:
+        """Stop the thread, close the ptys, remove the links. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._stopping = True
+            self._wake()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2.0)
+        with self._lock:
+            self._unplug()
+            for fd in (self._wake_r, self._wake_w):
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._wake_r = self._wake_w = -1
+            self._timers.clear()
+
+    def __enter__(self) -> SimulatedModem:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _plug(self) -> None:
+        for port in self._ports:
+            master, slave = os.openpty()
+            tty.setraw(slave)
+            os.set_blocking(master, False)
+            port.master, port.slave = master, slave
+            port.slave_name = os.ttyname(slave)
+            port.pending.clear()
+            tmp = port.link.with_name(port.link.name + ".new")
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            tmp.symlink_to(port.slave_name)
+            tmp.replace(port.link)
+        self.plugged = True
+
+    def _unplug(self) -> None:
+        for port in self._ports:
+            for fd in (port.master, port.slave):
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            port.master = port.slave = -1
+            port.pending.clear()
+            with contextlib.suppress(FileNotFoundError):
+                port.link.unlink()
+        self.plugged = False
+
+    # --- Host interface for the engine ------------------------------------------------------
+
+    def write(self, port: int, data: bytes) -> None:
+        """Queue bytes for the host side of a port and send what the pty takes now."""
+        with self._lock:
+            p = self._ports[port]
+            if p.master < 0:
+                return
+            room = _MAX_PENDING - len(p.pending)
+            if len(data) > room:
+                log.debug("port %s: %s bytes dropped, nobody reads", port, len(data) - room)
+                data = data[:room]
+            p.pending += data
+            self._flush(p)
+            if p.pending:
+                self._wake()
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        with self._lock:
+            heapq.heappush(self._timers, (time.monotonic() + max(0.0, delay), next(self._seq), fn))
+            self._wake()
+
+    def record(self, port: int, line: str) -> None:
+        with self._lock:
+            self._commands.append(line)
+            self._commands_changed.notify_all()
+        log.debug("port %s <- %s", port, line)
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    # --- the thread ------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        if self._wake_w >= 0:
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(self._wake_w, b"x")
+
+    def _flush(self, p: _Port) -> None:
+        while p.pending and p.master >= 0:
+            try:
+                n = os.write(p.master, p.pending)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                log.debug("write to pty failed: %s", exc)
+                p.pending.clear()
+                return
+            del p.pending[:n]
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return
+                poller = select.poll()
+                poller.register(self._wake_r, select.POLLIN)
+                for p in self._ports:
+                    if p.master >= 0:
+                        mask = select.POLLIN | (select.POLLOUT if p.pending else 0)
+                        poller.register(p.master, mask)
+                timeout_ms: int | None = None
+                if self._timers:
+                    delay = self._timers[0][0] - time.monotonic()
+                    timeout_ms = max(0, int(delay * 1000) + 1)
+            try:
+                events = poller.poll(timeout_ms)
+            except InterruptedError:
+                continue
+            with self._lock:
+                if self._stopping:
+                    return
+                for fd, mask in events:
+                    if fd == self._wake_r:
+                        with contextlib.suppress(BlockingIOError, OSError):
+                            os.read(self._wake_r, 4096)
+                        continue
+                    self._service(fd, mask)
+                self._run_timers()
+
+    def _service(self, fd: int, mask: int) -> None:
+        for index, p in enumerate(self._ports):
+            if p.master != fd:
+                continue
+            if mask & select.POLLOUT:
+                self._flush(p)
+            if mask & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                try:
+                    data = os.read(fd, 4096)
+                except BlockingIOError:
+                    return
+                except OSError as exc:
+                    if exc.errno != errno.EIO:
+                        log.debug("read from pty failed: %s", exc)
+                    return
+                if data:
+                    self._guarded(functools.partial(self.engine.receive, index, data))
+            return
+
+    def _run_timers(self) -> None:
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, fn = heapq.heappop(self._timers)
+            self._guarded(fn)
+
+    def _guarded(self, fn: Callable[[], None]) -> None:
+        """A bug in one command or timer is logged; it never kills the modem thread."""
+        try:
+            fn()
+        except Exception:
+            log.exception("simulated %s: internal error", self.personality.name)
+
+    # --- scripting API (thread-safe) -------------------------------------------------------
+
+    @property
+    def commands(self) -> list[str]:
+        """Every command line received so far (from `AT`, as typed), oldest first."""
+        with self._lock:
+            return list(self._commands)
+
+    def wait_for_command(self, pattern: str, timeout: float = 5.0, since: int = 0) -> str:
+        """First command at index >= `since` matching `pattern` (re.search, ignoring case)."""
+        regex = re.compile(pattern, re.IGNORECASE)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                for line in self._commands[since:]:
+                    if regex.search(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no command matching {pattern!r} within {timeout} s")
+                self._commands_changed.wait(left)
+
+    def ring(
+        self,
+        caller_id: CallerId | str | None = None,
+        *,
+        rings: int = 3,
+        interval: float = 6.0,
+        name: str | None = None,
+    ) -> None:
+        """An incoming call: `rings` RINGs `interval` s apart, caller ID per the modem's mode."""
+        if isinstance(caller_id, str):
+            caller_id = CallerId(number=caller_id, name=name)
+        with self._lock:
+            self.engine.start_ringing(caller_id, rings, interval)
+
+    def caller_hangs_up(self) -> None:
+        """The caller gives up (ringing stops) or ends an answered call."""
+        with self._lock:
+            self.engine.caller_hangs_up()
+
+    @property
+    def call_state(self) -> str:
+        """idle, ringing or active."""
+        with self._lock:
+            return self.engine.call_state
+
+    def unplug(self) -> None:
+        """Like pulling the USB plug: the pty goes away and reads on the old port fail."""
+        with self._lock:
+            self.engine.generation += 1
+            self.engine.ring_generation += 1
+            self.engine.call_state = "idle"
+            self.engine.powered = False
+            self._timers.clear()
+            self._unplug()
+            self._wake()
+
+    def replug(self) -> None:
+        """Plug back in: a new pty behind the same path and a power-on (boot URCs included)."""
+        with self._lock:
+            if self.plugged:
+                self.unplug()
+            self._plug()
+            self.engine.power_on()
+            self._wake()
+
+    def reset(self) -> None:
+        """A power cycle without unplugging: state back to power-on, boot URCs again."""
+        with self._lock:
+            self._timers.clear()
+            self.engine.power_on()
+
+    def stop_answering(self) -> None:
+        """The modem hangs: it still reads (and records) commands but never answers."""
+        with self._lock:
+            self.engine.answering = False
+
+    hang = stop_answering
+
+    def resume(self) -> None:
+        """Answer again after `stop_answering()`."""
+        with self._lock:
+            self.engine.answering = True
+
+    def send_garbage(self, data: bytes, port: int | None = None) -> None:
+        """Raw bytes to the host (line noise, a half URC, binary junk)."""
+        self.write(self.personality.urc_port if port is None else port, data)
+
+    def send_urc(self, text: str) -> None:
+        """Any unsolicited line, framed as the modem frames URCs."""
+        with self._lock:
+            self.engine.urc(text)
+
+    def under_voltage(self, power_down: bool = False) -> None:
+        """SIM800 supply warnings; a power down stops the modem until reset() or replug()."""
+        with self._lock:
+            if power_down:
+                # The spelling of the warning follows the SIM800 manual ("WARNNING").
+                self.engine.urc("UNDER-VOLTAGE POWER DOWN")
+                self.engine.powered = False
+                self.engine.generation += 1
+            else:
+                self.engine.urc("UNDER-VOLTAGE WARNNING")
+
+    def deliver_sms(self, pdu_hex: str) -> int | None:
+        """A received SMS-DELIVER PDU (hex, SMSC address first); returns its slot or None."""
+        with self._lock:
+            return self.engine.deliver_sms(pdu_hex)
+
+    def store_sms(self, pdu_hex: str, stat: int = 1, memory: str = "SM") -> int | None:
+        """Put a message in a memory silently (a SIM that already holds messages)."""
+        with self._lock:
+            return self.engine.memories[memory].store(pdu_hex, stat)
+
+    def messages(self, memory: str = "SM") -> dict[int, tuple[int, str]]:
+        """Slot -> (status, PDU hex) of one message memory."""
+        with self._lock:
+            return {i: (s.stat, s.pdu) for i, s in self.engine.memories[memory].slots.items()}
+
+    @property
+    def sent_sms(self) -> list[str]:
+        """PDUs the host sent with AT+CMGS, oldest first."""
+        with self._lock:
+            return list(self.engine.sent_sms)
+
+    def set_network(
+        self,
+        *,
+        stat: int | None = None,
+        rssi: int | None = None,
+        ber: int | None = None,
+        operator: str | None = None,
+        lac: str | None = None,
+        ci: str | None = None,
+    ) -> None:
+        """Registration state, signal and operator as the network would change them."""
+        changes = {
+            k: v
+            for k, v in {
+                "stat": stat,
+                "rssi": rssi,
+                "ber": ber,
+                "operator": operator,
+                "lac": lac,
+                "ci": ci,
+            }.items()
+            if v is not None
+        }
+        with self._lock:
+            self.engine.set_network(**changes)
+
+    @property
+    def sim(self) -> Sim:
+        """The SIM card (PIN, attempts left); change it only while holding no port open."""
+        return self.engine.sim
+
+
+def personality_by_name(name: str) -> Personality:
+    """The personality called `name`; the error lists the ones that exist."""
+    try:
+        return PERSONALITIES[name.lower()]
+    except KeyError:
+        known = ", ".join(PERSONALITY_NAMES)
+        raise ValueError(f"no modem personality {name!r}; choose one of: {known}") from None
+
+
+def create(
+    personality_name: str, folder: str | os.PathLike[str], **options: object
+) -> SimulatedModem:
+    """A started simulated modem of the named personality, its links in `folder`."""
+    modem = SimulatedModem(personality_name, folder, **options)  # type: ignore[arg-type]
+    return modem.start()

@@ -1,0 +1,106 @@
+"""The simulated SIM's message memory: numbered slots holding PDUs with a status.
+
+Follows 3GPP TS 27.005 (stat 0 received unread .. 3 stored sent, 4 all; <length> counts the
+TPDU octets without the SMSC address). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REC_UNREAD = 0
+REC_READ = 1
+STO_UNSENT = 2
+STO_SENT = 3
+ALL = 4
+
+
+class PduError(ValueError):
+    """A PDU that is not hex or whose length does not add up."""
+
+
+def pdu_bytes(pdu_hex: str) -> bytes:
+    """Decode a hex PDU, raising PduError on anything else."""
+    text = pdu_hex.strip()
+    try:
+        data = bytes.fromhex(text)
+    except ValueError as exc:
+        raise PduError(f"PDU is not hex: {text[:40]!r}") from exc
+    if not data:
+        raise PduError("PDU is empty")
+    return data
+
+
+def tpdu_length(pdu_hex: str) -> int:
+    """TS 27.005 <length>: octets after the SMSC address field (first octet = its length)."""
+    data = pdu_bytes(pdu_hex)
+    sca_len = data[0]
+    if sca_len + 1 > len(data):
+        raise PduError(f"SMSC length {sca_len} is longer than the PDU ({len(data)} octets)")
+    return len(data) - sca_len - 1
+
+
+@dataclass(slots=True)
+class StoredSms:
+    """One slot: status (0-3) and the PDU with its SMSC address, as hex."""
+
+    stat: int
+    pdu: str
+
+    @property
+    def length(self) -> int:
+        return tpdu_length(self.pdu)
+
+
+class SmsMemory:
+    """One message memory ("SM" on the SIM, "ME" in the phone) with 1-based slots."""
+
+    def __init__(self, name: str, capacity: int) -> None:
+        self.name = name
+        self.capacity = capacity
+        self.slots: dict[int, StoredSms] = {}
+
+    @property
+    def used(self) -> int:
+        return len(self.slots)
+
+    def store(self, pdu_hex: str, stat: int) -> int | None:
+        """Store in the lowest free slot; None when full."""
+        tpdu_length(pdu_hex)  # validates
+        for index in range(1, self.capacity + 1):
+            if index not in self.slots:
+                self.slots[index] = StoredSms(stat=stat, pdu=pdu_hex.strip().upper())
+                return index
+        return None
+
+    def read(self, index: int) -> StoredSms | None:
+        """The message in a slot; reading a received unread message marks it read."""
+        sms = self.slots.get(index)
+        if sms is not None and sms.stat == REC_UNREAD:
+            self.slots[index] = StoredSms(stat=REC_READ, pdu=sms.pdu)
+        return sms
+
+    def listing(self, stat: int) -> list[tuple[int, StoredSms]]:
+        """Messages with a status (4 = all), in slot order; unread ones become read."""
+        out = []
+        for index in sorted(self.slots):
+            sms = self.slots[index]
+            if stat in (ALL, sms.stat):
+                out.append((index, sms))
+                if sms.stat == REC_UNREAD:
+                    self.slots[index] = StoredSms(stat=REC_READ, pdu=sms.pdu)
+        return out
+
+    def delete(self, index: int, delflag: int = 0) -> None:
+        """TS 27.005 +CMGD: delflag 0 the one slot, 1 read, 2 read+sent, 3 +unsent, 4 all."""
+        if delflag == 0:
+            self.slots.pop(index, None)
+            return
+        doomed = {
+            1: {REC_READ},
+            2: {REC_READ, STO_SENT},
+            3: {REC_READ, STO_SENT, STO_UNSENT},
+            4: {REC_READ, REC_UNREAD, STO_SENT, STO_UNSENT},
+        }[delflag]
+        for i in [i for i, s in self.slots.items() if s.stat in doomed]:
+            del self.slots[i]
