@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import soundfile as sf
+import soundfile as sf  # type: ignore[import-untyped]
 
 
 def encode_mp3(data: bytes) -> bytes:

@@ -719,3 +719,22 @@ def test_sent_messages_are_pruned(
     assert not store.media.path(mp3).exists()
     assert n.message(recent).state == "failed"  # failed ones stay until handled
     assert n.delete(recent) and n.message(recent) is None
+
+
+def test_saving_email_settings_retries_waiting_messages(
+    servers: Any, make_notifier: Any, clock: Clock
+) -> None:
+    from firmware_app.events import EventBus, SettingsChanged
+
+    srv = servers("starttls")
+    n, box = make_notifier(srv.port, "starttls", password="wrong")
+    bus = EventBus()
+    n.subscribe(bus)
+    msg_id = n.missed_call(MissedCallNotice(number="+12025550143", at=clock.now))
+    assert n.deliver_due() == 0
+    box.email(password=PASSWORD)
+    bus.publish(SettingsChanged(sections=("hours",)))
+    assert n.deliver_due() == 0  # unrelated settings: still waiting its minute
+    bus.publish(SettingsChanged(sections=("email",)))
+    assert n.deliver_due() == 1
+    assert n.message(msg_id).state == "sent"

@@ -289,8 +289,9 @@ def _render(
     attachments: tuple[Attachment, ...] = (),
     record_id: str = "",
 ) -> Draft:
-    values = {
-        "subject": header_text(subject),
+    clean_subject = header_text(subject)
+    values: dict[str, Any] = {
+        "subject": clean_subject,
         "heading": body_text(heading),
         "rows": [(label, body_text(value)) for label, value in rows if value],
         "quote": body_text(quote),
@@ -301,7 +302,7 @@ def _render(
     }
     return Draft(
         kind=kind,
-        subject=values["subject"],
+        subject=clean_subject,
         text=_text_env.get_template("base.txt").render(values),
         html=_html_env.get_template("base.html").render(values),
         attachments=attachments,

@@ -31,7 +31,8 @@ def backoff(attempts: int) -> timedelta:
     n = max(1, attempts)
     if n > 12:
         return BACKOFF_CAP
-    return min(BACKOFF_FIRST * (2 ** (n - 1)), BACKOFF_CAP)
+    wait: timedelta = BACKOFF_FIRST * (2 ** (n - 1))
+    return min(wait, BACKOFF_CAP)
 
 
 def _iso(when: datetime) -> str:
@@ -270,7 +271,7 @@ class Outbox:
         return min(known) if known else None
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(STATES, 0)
+        out: dict[str, int] = dict.fromkeys(STATES, 0)
         for doc in self._table.all():
             state = doc.get("state", "queued")
             out[state] = out.get(state, 0) + 1

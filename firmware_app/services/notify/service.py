@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ...errors import StoreError
+from ...events import EventBus, SettingsChanged
 from ...settings.model import Email, Settings
 from ...settings.schema import email_address
 from ...store import Store
@@ -324,9 +325,20 @@ class Notifier:
     # -- the worker's side ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """Requeue interrupted sends and start the delivery thread."""
-        self.outbox.recover()
+        """Start the delivery thread (it first requeues sends a restart interrupted).
+
+        A daemon with a Supervisor may instead `add(notifier.worker)` and start it there.
+        """
         self.worker.start()
+
+    def subscribe(self, bus: EventBus) -> Callable[[], None]:
+        """Try waiting messages again whenever the email settings are saved."""
+
+        def changed(event: SettingsChanged) -> None:
+            if "email" in event.sections or "business" in event.sections:
+                self.settings_changed()
+
+        return bus.subscribe(SettingsChanged, changed)
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the delivery thread; True when it ended within `timeout` seconds."""
@@ -476,6 +488,7 @@ class DeliveryWorker(Worker):
 
     def run(self) -> None:
         n = self._notifier
+        n.outbox.recover()  # nothing else sends: anything `sending` was cut short
         while not self.stopping.is_set():
             self._wake.clear()
             self.beat()
