@@ -392,6 +392,14 @@ class ATEngine:
         if self._mode is Mode.DATA:
             self._data(data)
             return
+        if b"\r" not in data and b"\n" not in data and b">" not in data:
+            # fast path for small reads inside a line: nothing to parse yet
+            if self._discarding:
+                return
+            buf = self._buf + data
+            if len(buf) <= self.max_line and buf[:1] != b">":
+                self._buf = buf
+                return
         buf = self._buf + data if self._buf else data
         pos = 0
         end = len(buf)

@@ -17,6 +17,8 @@ from firmware_app.protocol.at import split_params, unquote
 from firmware_app.protocol.errors import RemoteProtocolError
 
 __all__ = [
+    "CALLER_ID_URCS",
+    "RING_URCS",
     "CallWaiting",
     "CallerId",
     "CallerIdCollector",
@@ -320,6 +322,26 @@ def is_caller_id_line(line: str) -> bool:
 # --- the collector --------------------------------------------------------------------------
 
 
+RING_URCS: Final = frozenset({"RING", "+CRING"})
+"""URC names (as the AT engine gives them) that are a ring."""
+CALLER_ID_URCS: Final = frozenset(
+    {
+        "DATE",
+        "TIME",
+        "DATE TIME",
+        "NMBR",
+        "NAME",
+        "MESG",
+        "DDN_NMBR",
+        "NDID",
+        "HEX",
+        "+CLIP",
+        "+CCWA",
+    }
+)
+"""URC names (as the AT engine gives them) that carry caller ID."""
+
+
 class _State(enum.Enum):
     IDLE = "idle"  # no call
     COLLECTING = "collecting"  # first RING or first caller-ID line seen
@@ -433,6 +455,15 @@ class CallerIdCollector:
         c.fields += fields
         c.raw.append(stripped)
         c.deadline = now + self.timeout
+        return None
+
+    def urc(self, name: str, line: str, now: float) -> CollectorResult | None:
+        """Feed an AT engine URC by name: RING/+CRING are rings, caller-ID names are lines,
+        and anything else is ignored."""
+        if name in RING_URCS:
+            return self.ring(now)
+        if name in CALLER_ID_URCS:
+            return self.line(line, now)
         return None
 
     def tick(self, now: float) -> CollectorResult | None:

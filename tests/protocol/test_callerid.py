@@ -365,7 +365,7 @@ def test_collector_fed_from_engine_urcs() -> None:
         for ev in engine.events():
             assert isinstance(ev, URC)
             now = i / 10
-            r = c.ring(now) if ev.name == "RING" else c.line(ev.line, now)
+            r = c.urc(ev.name, ev.line, now)
             if r is not None:
                 results.append(r)
     assert len(results) == 1
