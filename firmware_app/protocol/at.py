@@ -1,26 +1,8 @@
 """AT command engine for modem lines: bytes from the modem in, typed events out.
 
-Sans-I/O in the style of h11: no serial port, no threads, no sleeping and no clock here.
-The caller writes what `send()` returns, feeds what it reads to `receive_data()`, pulls
-events with `next_event()` and passes the current time to `send()` and `tick()`.
-It must never raise on anything the modem sends: bad input becomes a `PeerError` event.
-
-How a line is classified while a command is in flight (first rule that matches wins):
-
-1. echo: the command text itself, or (before any response line) a line starting with
-   ``AT`` (garbled echo); after the ``"> "`` prompt, the echoed body. Dropped.
-2. final result code (OK, CONNECT [rate], ERROR, +CME ERROR, +CMS ERROR, NO CARRIER, BUSY,
-   NO ANSWER, NO DIALTONE, vendor forms such as COMMAND NOT SUPPORT): ends the command.
-3. a line starting with one of the command's own response prefixes (derived from the
-   command: ``AT+CREG?`` -> ``+CREG:``; ``AT+CSQ`` -> ``+CSQ:``) is a response line, even
-   when that prefix is also a known URC.
-4. a known unsolicited result code (RING, +CMTI, +CLIP, ^RSSI, caller-ID lines, ...) is a URC.
-5. anything else is an intermediate response line (ATI text, a PDU after +CMGR, ...).
-
-With no command in flight: NO CARRIER / BUSY / NO ANSWER / NO DIALTONE are URCs (the call
-ended), CONNECT is a URC that switches to data mode, a ``+NAME:`` / ``^NAME:`` line is a URC
-(known or not), a bare hex line is a ``HEX`` URC (raw caller-ID packet), and any other final
-result or text is a `PeerError`.
+Sans-I/O like h11: no serial port, threads, sleeping or clock. The caller writes what `send()`
+returns, feeds reads to `receive_data()`, pulls `next_event()` and passes time to `tick()`.
+Nothing the modem sends may make it raise: bad input becomes a `PeerError` event.
 """
 
 from __future__ import annotations
@@ -32,6 +14,24 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from firmware_app.protocol.errors import LocalProtocolError
+
+# Response or URC? (see docs/protocol.md)
+# How a line is classified while a command is in flight (first rule that matches wins):
+#
+# 1. echo: the command text itself, or (before any response line) a line starting with
+#    ``AT`` (garbled echo); after the ``"> "`` prompt, the echoed body. Dropped.
+# 2. final result code (OK, CONNECT [rate], ERROR, +CME ERROR, +CMS ERROR, NO CARRIER, BUSY,
+#    NO ANSWER, NO DIALTONE, vendor forms such as COMMAND NOT SUPPORT): ends the command.
+# 3. a line starting with one of the command's own response prefixes (derived from the
+#    command: ``AT+CREG?`` -> ``+CREG:``; ``AT+CSQ`` -> ``+CSQ:``) is a response line, even
+#    when that prefix is also a known URC.
+# 4. a known unsolicited result code (RING, +CMTI, +CLIP, ^RSSI, caller-ID lines, ...) is a URC.
+# 5. anything else is an intermediate response line (ATI text, a PDU after +CMGR, ...).
+#
+# With no command in flight: NO CARRIER / BUSY / NO ANSWER / NO DIALTONE are URCs (the call
+# ended), CONNECT is a URC that switches to data mode, a ``+NAME:`` / ``^NAME:`` line is a URC
+# (known or not), a bare hex line is a ``HEX`` URC (raw caller-ID packet), and any other final
+# result or text is a `PeerError`.
 
 __all__ = [
     "CME_ERRORS",

@@ -2,8 +2,8 @@
 
 Formatted lines (+VCID=1), raw SDMF/MDMF packets (+VCID=2, checksum verified), iaxmodem's
 one-line form and GSM +CLIP/+CCWA become one `CallerId`. `CallerIdCollector` turns a line's
-RINGs and caller-ID lines into one result per call. Pure: no I/O, no clock (time is passed in).
-Nothing the line sends may make it raise anything but `CallerIdFormatError` (from `decode_packet`).
+RINGs and caller-ID lines into one result per call. Pure: no I/O, no clock (time is passed
+in); nothing the line sends raises here except `CallerIdFormatError` from `decode_packet`.
 """
 
 from __future__ import annotations
