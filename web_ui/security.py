@@ -1,0 +1,141 @@
+"""Who gets in: first-run redirect, login required by default, CSRF, security headers.
+
+Every endpoint needs a logged-in owner unless its view is marked `@public`; API blueprints
+check bearer tokens instead (see api.py). Nothing here logs a password or a cookie.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.wrappers import Response
+
+if TYPE_CHECKING:
+    from firmware_app.services import Services
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+csrf = CSRFProtect()
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+SESSION_KEY = "owner"
+API_BLUEPRINTS = "frontdesk.api_blueprints"
+
+
+def services() -> Services:
+    """The services facade of the running app: what every page calls."""
+    svc: Services = current_app.extensions["frontdesk"]
+    return svc
+
+
+def public(view: F) -> F:
+    """Mark a view as reachable without logging in (login, setup, health)."""
+    view._frontdesk_public = True  # type: ignore[attr-defined]
+    return view
+
+
+def is_public(endpoint: str | None) -> bool:
+    if endpoint is None:
+        return True  # 404 and 405 pages
+    if endpoint == "static":
+        return True
+    view = current_app.view_functions.get(endpoint)
+    return bool(getattr(view, "_frontdesk_public", False))
+
+
+def logged_in() -> bool:
+    cached = g.get("logged_in")
+    if cached is None:
+        cached = services().auth.session_valid(session.get(SESSION_KEY))
+        g.logged_in = cached
+    return bool(cached)
+
+
+def log_in() -> None:
+    session.clear()  # a fresh session: nothing carried over from before the login
+    session[SESSION_KEY] = services().auth.session_epoch
+    session.permanent = True
+    g.logged_in = True
+
+
+def log_out() -> None:
+    session.clear()
+    g.logged_in = False
+
+
+def safe_next(target: str | None) -> str | None:
+    """A local path to return to after login, or None (never another site)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target:
+        return None
+    return target
+
+
+def _gate() -> Response | None:
+    endpoint = request.endpoint
+    if is_public(endpoint):
+        return None
+    if request.blueprint in current_app.extensions[API_BLUEPRINTS]:
+        return None  # API blueprints check a bearer token instead (api.py)
+    auth = services().auth
+    if not auth.has_password:
+        return redirect(url_for("auth.setup"))
+    if not logged_in():
+        nxt = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for("auth.login", next=nxt))
+    return None
+
+
+def _headers(response: Response) -> Response:
+    h = response.headers
+    h.setdefault("Content-Security-Policy", CSP)
+    h.setdefault("X-Frame-Options", "DENY")
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("Referrer-Policy", "same-origin")
+    h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.endpoint != "static" and "Cache-Control" not in h:
+        # Pages hold the owner's data: never from a shared cache or the back button after logout.
+        h["Cache-Control"] = "no-store"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    auth = app.extensions["frontdesk"].auth
+    app.secret_key = app.config.get("SECRET_KEY") or auth.secret_key()
+    tls = bool(app.extensions["frontdesk"].config.web.tls_cert)
+    app.config.setdefault("SESSION_COOKIE_NAME", "frontdesk_session")
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    if tls:
+        app.config["SESSION_COOKIE_SECURE"] = True
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", 14 * 24 * 3600)
+    # Tokens are bound to the session; a phone left on a form for hours can still save it.
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    app.extensions[API_BLUEPRINTS] = set()
+    csrf.init_app(app)
+    app.before_request(_gate)
+    app.after_request(_headers)
