@@ -24,7 +24,7 @@ from ..settings.routing import (
     parse_interval,
     parse_local_datetime,
 )
-from .clock import local_midnight, wall_to_instant, when
+from .clock import UTC, local_midnight, wall_to_instant, when
 
 if TYPE_CHECKING:
     from ..settings.model import Settings
@@ -270,7 +270,11 @@ class BusinessHours:
         return any(a <= t < b for a, b in self._spans(d - _ONE_DAY, d + _ONE_DAY))
 
     def scheduled_changes(self, after: dt.datetime) -> Iterator[tuple[dt.datetime, bool]]:
-        """Openings (True) and closings (False) strictly after `after`, within the horizon."""
+        """Openings (True) and closings (False) strictly after `after`, within the horizon.
+
+        Instants are in UTC: aware datetimes sharing one zone compare by wall clock, which is
+        wrong in a repeated hour, so everything inside works in UTC.
+        """
         start = self._wall_date(after) - _ONE_DAY
         end = start + dt.timedelta(days=HORIZON_DAYS)
         previous = after
@@ -281,7 +285,7 @@ class BusinessHours:
                 for at, state in ((a, True), (b, False)):
                     if lo <= at <= hi and at > previous:
                         previous = at
-                        yield at.astimezone(self.tz), state
+                        yield at, state
             start = last + _ONE_DAY
 
     def _next_scheduled(self, after: dt.datetime, state: bool | None = None) -> dt.datetime | None:
@@ -293,7 +297,8 @@ class BusinessHours:
     # -- the override -------------------------------------------------------------------------
 
     def override_window(self, now: dt.datetime) -> tuple[bool, dt.datetime | None] | None:
-        """(forced open?, end or None for 'until switched back') when an override is on at now."""
+        """(forced open?, end (UTC) or None: until switched back) when an override is on."""
+        now = now.astimezone(UTC)
         ov = self.override
         if ov.state == "off":
             return None
@@ -308,7 +313,7 @@ class BusinessHours:
             local = parse_local_datetime(ov.until_time)
             if local is None:
                 return None
-            end = wall_to_instant(local, self.tz).astimezone(self.tz)
+            end = wall_to_instant(local, self.tz)
         else:
             end = self._next_scheduled(since or now, forced)
             if end is None:  # the hours never switch that way: it holds until switched back
@@ -333,7 +338,7 @@ class BusinessHours:
     def status(self, now: dt.datetime) -> Status:
         """Open or closed at `now` (timezone-aware), why, and when that changes."""
         _require_aware(now)
-        now = now.astimezone(self.tz)
+        now = now.astimezone(UTC)
         window = self.override_window(now)
         if window is not None:
             forced, end = window
@@ -356,25 +361,25 @@ class BusinessHours:
                     verb = "opens" if not forced else "closes"
                     text += f", then as scheduled: {verb} {when(next_change, now, self.tz)}"
             return Status(
-                at=now,
+                at=now.astimezone(self.tz),
                 mode="override",
                 is_open=forced,
                 reason=note,
                 greeting="open" if forced else "closed",
-                next_change=next_change,
-                override_until=end,
+                next_change=self._local(next_change),
+                override_until=self._local(end),
                 text=text,
             )
         is_open = self.scheduled_open(now)
         mode, reason, greeting = self._scheduled_mode(now, is_open)
         next_change = self._next_scheduled(now, not is_open)
         return Status(
-            at=now,
+            at=now.astimezone(self.tz),
             mode=mode,
             is_open=is_open,
             reason=reason,
             greeting=greeting,
-            next_change=next_change,
+            next_change=self._local(next_change),
             text=_words(mode, is_open, reason, next_change, now, self.tz),
         )
 
@@ -383,7 +388,7 @@ class BusinessHours:
     ) -> list[Change]:
         """The next `n` openings and closings after `now`, for a week view."""
         _require_aware(now)
-        now = now.astimezone(self.tz)
+        now = now.astimezone(UTC)
         out: list[Change] = []
         after = now
         window = self.override_window(now) if include_override else None
@@ -401,6 +406,9 @@ class BusinessHours:
                 continue
             out.append(self._change(at, state, now))
         return out[:n]
+
+    def _local(self, t: dt.datetime | None) -> dt.datetime | None:
+        return None if t is None else t.astimezone(self.tz)
 
     def _change(self, at: dt.datetime, is_open: bool, now: dt.datetime) -> Change:
         mode, reason, _ = self._scheduled_mode(at, is_open)
