@@ -97,6 +97,19 @@ class Daemon:
         bus = EventBus()
         services = Services.build(self.config, self.store, bus, self.log_ring)
         self.services = services
+        from .services.notify import Notifier as EmailNotifier
+
+        notify = EmailNotifier(self.store, services.settings.get)
+        notify.subscribe(bus)
+        services.extra["notify"] = notify
+        self.supervisor.add(notify.worker)
+        if self.config.demo:
+            from .demo import DemoMailSink, seed_settings
+
+            sink = DemoMailSink(self.config.data_dir)
+            services.extra["demo_mail"] = sink
+            self.supervisor.add(sink)
+            seed_settings(services)
         control = ControlServer(self.config.data_dir, self.control_handlers(services))
         self._closers.append(control.close)
         self.supervisor.add(control)

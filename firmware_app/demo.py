@@ -1,0 +1,85 @@
+"""What `frontdesk demo` adds around the daemon: a local mail sink and demo settings.
+
+The sink is a real SMTP server on loopback that keeps every message in a Maildir under the
+demo's data dir, so the emails Frontdesk sends can be read without a mail account. Nothing
+here runs on an appliance.
+"""
+
+from __future__ import annotations
+
+import logging
+import mailbox
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+from .services import Services
+from .workers import Worker
+
+log = logging.getLogger(__name__)
+
+SINK_HOST = "127.0.0.1"
+SINK_PORT = 8025
+DEMO_OWNER = "owner@demo.invalid"
+
+
+class _SinkHandler:
+    def __init__(self, folder: Path) -> None:
+        self.box = mailbox.Maildir(folder, create=True)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content or envelope.content
+        self.box.add(raw)
+        msg = message_from_bytes(raw, policy=policy.default)
+        log.info("demo mail for %s: %s", ", ".join(envelope.rcpt_tos), msg.get("Subject", ""))
+        return "250 Message accepted for delivery"
+
+
+class DemoMailSink(Worker):
+    """An SMTP server on 127.0.0.1 that stores what it receives in `<data_dir>/demo-mail`."""
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        super().__init__("demo-mail", liveness=60.0)
+        self.folder = Path(data_dir) / "demo-mail"
+        self.port = port or SINK_PORT
+
+    def run(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        controller = Controller(_SinkHandler(self.folder), hostname=SINK_HOST, port=self.port)
+        controller.start()
+        log.info("demo mail sink on %s:%d, messages in %s", SINK_HOST, self.port, self.folder)
+        try:
+            while not self.wait(5.0):
+                pass
+        finally:
+            controller.stop()
+
+    def messages(self) -> list[Any]:
+        box = mailbox.Maildir(self.folder, create=True)
+        return [message_from_bytes(m.as_bytes(), policy=policy.default) for m in box]
+
+
+def seed_settings(services: Services, sink_port: int | None = None) -> None:
+    """Point email at the sink, once: the owner may change it afterwards."""
+    current = services.settings.get()
+    if current.email.smtp_host:
+        return
+    email = {
+        "smtp_host": SINK_HOST,
+        "smtp_port": sink_port or SINK_PORT,
+        "security": "none",
+        "from_address": "frontdesk@demo.invalid",
+    }
+    services.settings.save_section("email", {**_plain(current.email), **email})
+    if not current.business.owner_email:
+        services.settings.save_section(
+            "business", {**_plain(current.business), "owner_email": DEMO_OWNER}
+        )
+
+
+def _plain(section: Any) -> dict[str, Any]:
+    from .settings.schema import to_dict
+
+    result: dict[str, Any] = to_dict(section)
+    return result

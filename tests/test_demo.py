@@ -1,0 +1,71 @@
+"""`frontdesk demo`: the product on a local folder, with a real mail sink and the web page."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from firmware_app import demo
+from firmware_app.config import demo_config
+from firmware_app.daemon import Daemon
+from firmware_app.sdnotify import Notifier
+from tests.test_daemon import free_port
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_demo_mail_reaches_the_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo, "SINK_PORT", free_port())
+    daemon = Daemon(demo_config(tmp_path / "demo"), notifier=Notifier(None), web=False)
+    services = daemon.start()
+    try:
+        assert services.settings.get().email.smtp_port == demo.SINK_PORT
+        sink = services.extra["demo_mail"]
+        deadline = time.monotonic() + 10
+        result = services.extra["notify"].send_test(demo.DEMO_OWNER)
+        while not result.ok and time.monotonic() < deadline:  # the sink may still be starting
+            time.sleep(0.1)
+            result = services.extra["notify"].send_test(demo.DEMO_OWNER)
+        assert result.ok, result
+        messages = sink.messages()
+        assert len(messages) == 1 and messages[0]["To"] == demo.DEMO_OWNER
+    finally:
+        daemon.shutdown()
+
+
+def test_demo_command_serves_the_web_page(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "firmware_app",
+            "demo",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        status = None
+        while time.monotonic() < deadline and status is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                    status = resp.status
+            except OSError:
+                time.sleep(0.2)
+        assert status == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 0
