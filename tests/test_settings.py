@@ -158,3 +158,21 @@ def test_damaged_stored_settings_keep_good_values(
     assert svc.get().business.name == "Kept"
     assert svc.get().business.country == "US"
     assert "stored settings have problems" in caplog.text
+
+
+def test_cross_section_problem_is_reported_on_the_whole_document() -> None:
+    doc = {
+        "rules": {
+            "menus": [
+                {
+                    "mode": "open",
+                    "options": [
+                        {"digit": "1", "action": "ring_staff", "target": "sales", "label": "Sales"}
+                    ],
+                }
+            ]
+        },
+    }
+    with pytest.raises(SettingsError) as exc:
+        settings_from_dict(doc)
+    assert "rules.menus[0].options[0].target" in problems(exc)

@@ -11,7 +11,7 @@ import copy
 import dataclasses
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +19,7 @@ import tomli_w
 
 from ..errors import FieldProblem, SettingsError
 from .schema import email_address, email_list, from_dict, length, number_range, setting, to_dict
-from .routing import Holidays, Hours, Override, Rules, Staff
+from .routing import Holidays, Hours, Override, Rules, Staff, cross_problems
 
 SCHEMA_VERSION = 2
 
@@ -141,6 +141,10 @@ class Settings:
     staff: Staff = dataclasses.field(default_factory=Staff)
     rules: Rules = dataclasses.field(default_factory=Rules)
 
+    def validate(self) -> list[FieldProblem]:
+        """Checks that span sections (run on every whole-document validation)."""
+        return cross_problems(self.staff, self.rules)
+
     def section(self, name: str) -> Any:
         if name not in SECTIONS:
             raise KeyError(name)
@@ -238,7 +242,8 @@ def diff(old: Settings, new: Settings) -> list[tuple[str, Any, Any]]:
             name = prefix.rstrip(".")
             secret = False
             if cls is not None:
-                meta = {f.name: f.metadata for f in dataclasses.fields(cls)}.get(name.rsplit(".", 1)[-1], {})
+                fields_meta = {f.name: f.metadata for f in dataclasses.fields(cls)}
+                meta: Mapping[str, Any] = fields_meta.get(name.rsplit(".", 1)[-1], {})
                 secret = bool(meta.get("secret"))
             out.append((name, "••••" if secret else to_dict(a), "••••" if secret else to_dict(b)))
 
