@@ -40,6 +40,7 @@ def create_app(services: Services, test_config: dict[str, Any] | None = None) ->
         MAX_CONTENT_LENGTH=MAX_UPLOAD,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
         TEMPLATES_AUTO_RELOAD=False,
+        **security.config_defaults(services),
     )
     app.config.update(test_config or {})
     app.jinja_env.autoescape = True  # every template, whatever its file name

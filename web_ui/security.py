@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -123,18 +124,22 @@ def _headers(response: Response) -> Response:
     return response
 
 
+def config_defaults(services: Services) -> dict[str, Any]:
+    """Cookie and CSRF settings; create_app applies them before any test overrides."""
+    return {
+        "SESSION_COOKIE_NAME": "frontdesk_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": bool(services.config.web.tls_cert),
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=14),
+        # Tokens are bound to the session: a phone left on a form for hours can still save it.
+        "WTF_CSRF_TIME_LIMIT": None,
+    }
+
+
 def init_app(app: Flask) -> None:
     auth = app.extensions["frontdesk"].auth
     app.secret_key = app.config.get("SECRET_KEY") or auth.secret_key()
-    tls = bool(app.extensions["frontdesk"].config.web.tls_cert)
-    app.config.setdefault("SESSION_COOKIE_NAME", "frontdesk_session")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    if tls:
-        app.config["SESSION_COOKIE_SECURE"] = True
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", 14 * 24 * 3600)
-    # Tokens are bound to the session; a phone left on a form for hours can still save it.
-    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.extensions[API_BLUEPRINTS] = set()
     csrf.init_app(app)
     app.before_request(_gate)
