@@ -137,6 +137,35 @@ def cmd_settings_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read_new_password(args: argparse.Namespace) -> str:
+    from .services.auth import password_problems
+
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        confirm = password
+    else:
+        import getpass
+
+        password = getpass.getpass("New owner password: ")
+        confirm = getpass.getpass("Repeat it: ")
+    problems = password_problems(password, confirm)
+    if problems:
+        raise ValidationError(problems, "new password")
+    return password
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    password = _read_new_password(args)
+    config = _config(args)
+    with_store_or_daemon(
+        config,
+        lambda client: client.call("passwd", password=password),
+        lambda services: services.auth.set_password(password),
+    )
+    print("owner password set; every web page login must log in again")
+    return EXIT_OK
+
+
 # -- parser ----------------------------------------------------------------------------------
 
 
@@ -204,6 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
     config_arg(i)
     i.add_argument("file", metavar="FILE", help="a TOML file made by `frontdesk settings export`")
     i.set_defaults(func=cmd_settings_import)
+
+    p = sub.add_parser(
+        "passwd",
+        help="set or reset the web page's owner password",
+        description="Set the owner password of the web page (also when it is forgotten). "
+        "Reads it twice from the terminal, or once from standard input with --stdin. "
+        "Every logged-in browser must log in again.",
+    )
+    config_arg(p)
+    p.add_argument("--stdin", action="store_true", help="read the password from standard input")
+    p.set_defaults(func=cmd_passwd)
 
     p = sub.add_parser(
         "version", help="print the version", description="Print Frontdesk's version."

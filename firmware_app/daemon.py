@@ -128,6 +128,8 @@ class Daemon:
             "ping": lambda: {"version": __version__, "uptime": services.uptime},
             "settings.export": services.settings.export_toml,
             "settings.import": settings_import,
+            # `frontdesk passwd`: the password arrives over the 0600 socket and is never logged.
+            "passwd": lambda password: services.auth.set_password(password),
         }
 
     # -- running -----------------------------------------------------------------------------
