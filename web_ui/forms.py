@@ -86,9 +86,10 @@ def timezone_groups() -> list[ChoiceGroup]:
     groups: dict[str, list[Choice]] = {}
     for name in sorted(zoneinfo.available_timezones()):
         region, _, place = name.partition("/")
+        # The closed picker shows only the option, so it carries the whole name.
         if not place or region in {"Etc", "SystemV", "US", "Canada", "Brazil", "Mexico", "Chile"}:
             region, place = "Other", name
-        groups.setdefault(region, []).append(Choice(name, place.replace("_", " ")))
+        groups.setdefault(region, []).append(Choice(name, name.replace("_", " ")))
     return [ChoiceGroup(region, choices) for region, choices in sorted(groups.items())]
 
 
