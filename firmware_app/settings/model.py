@@ -19,6 +19,7 @@ import tomli_w
 
 from ..errors import FieldProblem, SettingsError
 from .schema import email_address, email_list, from_dict, length, number_range, setting, to_dict
+from .lines import Lines
 from .routing import Holidays, Hours, Override, Rules, Staff, cross_problems
 
 SCHEMA_VERSION = 2
@@ -140,6 +141,7 @@ class Settings:
     override: Override = dataclasses.field(default_factory=Override)
     staff: Staff = dataclasses.field(default_factory=Staff)
     rules: Rules = dataclasses.field(default_factory=Rules)
+    lines: Lines = dataclasses.field(default_factory=Lines)
 
     def validate(self) -> list[FieldProblem]:
         """Checks that span sections (run on every whole-document validation)."""

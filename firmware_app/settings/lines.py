@@ -1,0 +1,63 @@
+"""Settings section for the modem lines: SIM PIN, line country, rings, caller-ID wait.
+
+Plain data with defaults, so existing settings documents need no migration. Pure: the line
+workers read this section when they (re)initialise a modem.
+"""
+
+# `setting()` returns a dataclasses.field(), which RUF009 cannot tell.
+# ruff: noqa: RUF009
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from .schema import number_range, setting
+
+# ITU-T T.35 country codes for AT+GCI (V.250 6.1.9), those USB voice modems commonly list.
+COUNTRY_CODES: dict[str, str] = {
+    "B5": "United States / Canada",
+    "B4": "United Kingdom",
+    "42": "Germany",
+    "3D": "France",
+    "09": "Australia",
+    "00": "Japan",
+}
+CountryCode = Literal["B5", "B4", "42", "3D", "09", "00"]
+
+
+def _check_pin(v: str) -> str | None:
+    if v == "" or (v.isascii() and v.isdigit() and 4 <= len(v) <= 8):
+        return None
+    return "4 to 8 digits, or empty when the SIM has no PIN"
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class Lines:
+    sim_pin: str = setting(
+        "",
+        label="SIM PIN",
+        check=_check_pin,
+        secret=True,
+        help="GSM lines: the SIM card's PIN. A PIN the SIM rejected is never sent again by "
+        "itself: correct it here.",
+    )
+    country: CountryCode = setting(
+        "B5",
+        label="Phone line country",
+        help="Analog lines (AT+GCI): B5 United States/Canada, B4 United Kingdom, 42 Germany, "
+        "3D France, 09 Australia, 00 Japan.",
+    )
+    rings_before_answer: int = setting(
+        2,
+        label="Answer after (rings)",
+        check=number_range(1, 10),
+        help="Frontdesk picks up at this ring. Caller ID arrives after the first ring.",
+    )
+    caller_id_timeout: float = setting(
+        5.5,
+        label="Wait for caller ID (seconds)",
+        check=number_range(1.0, 15.0),
+        help="After a ring or a caller-ID line, how long to wait for the rest of the caller "
+        "ID before deciding with what has arrived.",
+    )
