@@ -38,7 +38,7 @@ def _welcome(svc: Services) -> dict[str, Any]:
 
 def _checklist(svc: Services) -> dict[str, Any]:
     s = svc.settings.get()
-    items = [
+    items: list[dict[str, Any]] = [
         {
             "done": svc.settings.configured,
             "title": "Business details",
