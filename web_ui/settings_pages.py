@@ -33,6 +33,7 @@ SECTION_TITLES: dict[str, tuple[str, str]] = {
     "holidays": ("Holidays and closures", "Public holidays and one-off closed periods."),
     "override": ("Open or closed now", "Open or close the office by hand until a set time."),
     "staff": ("Staff", "Who answers, their numbers, and when they are on duty."),
+    "lines": ("Phone lines", "SIM PIN, the line's country, rings before answering, caller ID."),
     "rules": ("Call rules", "Allowed and blocked numbers, screening, ringing and menus."),
 }
 
