@@ -1,13 +1,18 @@
 """Backup and restore of the owner's settings as one TOML file.
 
 Restore is two steps: upload (validated; problems listed by field; a summary of every change
-shown) and confirm. Nothing is stored until the owner confirms a file that is still valid.
+shown) and confirm. The uploaded file waits on the server under a random token (it holds the
+mail password: it is never sent back to the browser); nothing is stored until the owner
+confirms a file that is still valid.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +28,38 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("backup", __name__, url_prefix="/backup")
 MAX_FILE = 512 * 1024
+PENDING_SECONDS = 15 * 60
+PENDING_MAX = 4
+
+
+class PendingRestores:
+    """Uploaded files waiting for the owner's confirmation: few, short-lived, in memory."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, text: str) -> str:
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._items[token] = (time.monotonic(), text)
+            while len(self._items) > PENDING_MAX:
+                self._items.popitem(last=False)
+        return token
+
+    def take(self, token: str) -> str | None:
+        with self._lock:
+            item = self._items.pop(token, None)
+        if item is None or time.monotonic() - item[0] > PENDING_SECONDS:
+            return None
+        return item[1]
+
+
+def _pending() -> PendingRestores:
+    from flask import current_app
+
+    pending: PendingRestores = current_app.extensions["frontdesk_pending_restores"]
+    return pending
 
 
 def _show(value: Any) -> str:
@@ -80,15 +117,15 @@ def restore() -> Any:
             upload_error="Settings file: this file cannot be restored; nothing was changed.",
         ), 422
     rows = [(name, _show(old), _show(new)) for name, old, new in changes]
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    return render_template("backup/preview.html", changes=rows, text=text, digest=digest)
+    token = _pending().put(text) if changes else ""
+    return render_template("backup/preview.html", changes=rows, token=token)
 
 
 @bp.post("/restore/confirm")
 def confirm() -> Any:
-    text = request.form.get("text", "").replace("\r\n", "\n")
-    if hashlib.sha256(text.encode()).hexdigest() != request.form.get("digest", ""):
-        flash("The file changed on the way; upload it again.", "error")
+    text = _pending().take(request.form.get("token", ""))
+    if text is None:
+        flash("That restore has expired or was already used; upload the file again.", "error")
         return redirect(url_for("backup.index"))
     try:
         changes = services().settings.import_toml(text, "settings file")
@@ -107,5 +144,6 @@ def confirm() -> Any:
 
 
 def init_app(app: Flask) -> None:
+    app.extensions["frontdesk_pending_restores"] = PendingRestores()
     app.register_blueprint(bp)
     add_nav(app, "Backup", "backup.index", 85, prefix="/backup")

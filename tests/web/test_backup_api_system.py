@@ -58,15 +58,9 @@ def test_backup_restore_round_trip(logged_in: Owner, services: Services) -> None
     assert "email.password" in page and "mail-secret" not in page.split("<textarea")[0]
     assert services.settings.get().business.name == "Someone Else"  # not yet restored
 
-    text = re.search(r'<textarea name="text" hidden>\n(.*?)</textarea>', page, re.S).group(1)
-    import html
-
-    digest = re.search(r'name="digest" value="([0-9a-f]+)"', page).group(1)
-    response = logged_in.post(
-        "/backup/restore/confirm",
-        {"text": html.unescape(text).replace("\n", "\r\n"), "digest": digest},
-        token_from="/backup/",
-    )
+    assert "mail-secret" not in page  # the file waits on the server, not in the page
+    token = re.search(r'name="token" value="([A-Za-z0-9_-]+)"', page).group(1)
+    response = logged_in.post("/backup/restore/confirm", {"token": token}, token_from="/backup/")
     assert response.status_code == 302
     assert services.settings.export_toml() == saved
     assert services.settings.get().email.password == "mail-secret"
@@ -97,14 +91,25 @@ def test_restore_rejects_bad_files_naming_problems(logged_in: Owner, services: S
     assert services.settings.export_toml() == before
 
 
-def test_restore_confirm_refuses_tampered_text(logged_in: Owner, services: Services) -> None:
+def test_restore_confirm_needs_a_live_token(logged_in: Owner, services: Services) -> None:
     before = services.settings.export_toml()
     response = logged_in.post(
-        "/backup/restore/confirm",
-        {"text": before.replace("Rossi", "Evil"), "digest": "0" * 64},
-        token_from="/backup/",
+        "/backup/restore/confirm", {"token": "made-up"}, token_from="/backup/"
     )
     assert response.status_code == 302
+    assert services.settings.export_toml() == before
+    # A token works once.
+    preview = _upload(logged_in, before.replace("Rossi Plumbing", "Rossi Heating"))
+    token = re.search(r'name="token" value="([A-Za-z0-9_-]+)"', preview.get_data(as_text=True))
+    assert token is not None
+    for _ in range(2):
+        logged_in.post("/backup/restore/confirm", {"token": token.group(1)}, token_from="/backup/")
+    assert services.settings.get().business.name == "Rossi Heating"
+    services.settings.import_toml(before)
+    again = logged_in.post(
+        "/backup/restore/confirm", {"token": token.group(1)}, token_from="/backup/"
+    )
+    assert again.status_code == 302
     assert services.settings.export_toml() == before
 
 

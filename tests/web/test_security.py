@@ -74,7 +74,7 @@ def test_every_page_renders_for_the_owner(logged_in: Owner, app: Flask) -> None:
         ("/settings/business", {"name": "Changed"}),
         ("/settings/api-tokens", {"name": "x"}),
         ("/settings/api-tokens/1/revoke", {}),
-        ("/backup/restore/confirm", {"text": "", "digest": ""}),
+        ("/backup/restore/confirm", {"token": ""}),
         ("/logout", {}),
     ],
 )
