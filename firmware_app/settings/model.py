@@ -18,9 +18,9 @@ from typing import Any, Literal
 import tomli_w
 
 from ..errors import FieldProblem, SettingsError
-from .schema import email_address, email_list, from_dict, length, number_range, setting, to_dict
 from .lines import Lines
 from .routing import Holidays, Hours, Override, Rules, Staff, cross_problems
+from .schema import email_address, email_list, from_dict, length, number_range, setting, to_dict
 
 SCHEMA_VERSION = 2
 
@@ -51,7 +51,7 @@ def system_timezone() -> str:
     except OSError:
         pass
     try:
-        target = os.readlink("/etc/localtime")
+        target = str(Path("/etc/localtime").readlink())
         name = target.split("zoneinfo/", 1)[1]
         if name in _timezones():
             return name
@@ -70,16 +70,38 @@ def _check_country(v: str) -> str | None:
 
 @dataclasses.dataclass(slots=True, kw_only=True)
 class Business:
-    name: str = setting("My Business", label="Business name", check=length(1, 80),
-                        help="Shown on the web page and used as the sender name of emails.")
-    timezone: str = setting("UTC", label="Timezone", check=_check_tz, widget="timezone",
-                            help="Business hours are kept in this timezone, summer time included.")
-    country: str = setting("US", label="Country", check=_check_country, widget="country",
-                           help="For public holidays and how phone numbers are written.")
-    subdivision: str = setting("", label="State or region", check=length(0, 10),
-                               help="Optional: a state or region code for regional holidays, e.g. CA or BY.")
-    owner_email: str = setting("", label="Owner email", check=email_address(),
-                               help="Where Frontdesk sends what nobody else takes, and system warnings.")
+    name: str = setting(
+        "My Business",
+        label="Business name",
+        check=length(1, 80),
+        help="Shown on the web page and used as the sender name of emails.",
+    )
+    timezone: str = setting(
+        "UTC",
+        label="Timezone",
+        check=_check_tz,
+        widget="timezone",
+        help="Business hours are kept in this timezone, summer time included.",
+    )
+    country: str = setting(
+        "US",
+        label="Country",
+        check=_check_country,
+        widget="country",
+        help="For public holidays and how phone numbers are written.",
+    )
+    subdivision: str = setting(
+        "",
+        label="State or region",
+        check=length(0, 10),
+        help="Optional: a state or region code for regional holidays, e.g. CA or BY.",
+    )
+    owner_email: str = setting(
+        "",
+        label="Owner email",
+        check=email_address(),
+        help="Where Frontdesk sends what nobody else takes, and system warnings.",
+    )
 
     def validate(self) -> list[FieldProblem]:
         if not self.subdivision:
@@ -89,47 +111,90 @@ class Business:
         subdivisions = holidays.list_supported_countries().get(self.country, [])
         if self.subdivision not in subdivisions:
             shown = ", ".join(subdivisions[:20]) + ("..." if len(subdivisions) > 20 else "")
-            return [FieldProblem("subdivision", self.subdivision,
-                                 f"a region of {self.country}: {shown or 'none known'}")]
+            return [
+                FieldProblem(
+                    "subdivision",
+                    self.subdivision,
+                    f"a region of {self.country}: {shown or 'none known'}",
+                )
+            ]
         return []
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
 class Email:
-    smtp_host: str = setting("", label="Mail server", check=length(0, 253),
-                             help="Your provider's SMTP relay, e.g. smtp.example.com. Empty: no email.")
-    smtp_port: int = setting(587, label="Port", check=number_range(1, 65535),
-                             help="587 for STARTTLS, 465 for TLS, 25 for plain.")
+    smtp_host: str = setting(
+        "",
+        label="Mail server",
+        check=length(0, 253),
+        help="Your provider's SMTP relay, e.g. smtp.example.com. Empty: no email.",
+    )
+    smtp_port: int = setting(
+        587,
+        label="Port",
+        check=number_range(1, 65535),
+        help="587 for STARTTLS, 465 for TLS, 25 for plain.",
+    )
     security: Literal["none", "starttls", "tls"] = setting(
-        "starttls", label="Encryption", help="How the connection to the mail server is protected.")
+        "starttls", label="Encryption", help="How the connection to the mail server is protected."
+    )
     username: str = setting("", label="User name", check=length(0, 254))
     password: str = setting("", label="Password", check=length(0, 254), secret=True)
-    from_address: str = setting("", label="Send as", check=email_address(),
-                                help="The From address; most relays require your own account.")
-    reply_to: str = setting("", label="Replies to", check=email_address(),
-                            help="Where replies to Frontdesk's emails go. Empty: the owner email.")
+    from_address: str = setting(
+        "",
+        label="Send as",
+        check=email_address(),
+        help="The From address; most relays require your own account.",
+    )
+    reply_to: str = setting(
+        "",
+        label="Replies to",
+        check=email_address(),
+        help="Where replies to Frontdesk's emails go. Empty: the owner email.",
+    )
     voicemail_to: list[str] = setting(  # noqa: RUF009 - setting() is a field()
-        default_factory=list, label="Voicemail goes to", check=email_list,
-        help="Who gets an email for each voicemail. Empty: the owner email.")
+        default_factory=list,
+        label="Voicemail goes to",
+        check=email_list,
+        help="Who gets an email for each voicemail. Empty: the owner email.",
+    )
     missed_call_to: list[str] = setting(  # noqa: RUF009 - setting() is a field()
-        default_factory=list, label="Missed calls go to", check=email_list,
-        help="Who gets an email for each missed call. Empty: the owner email.")
+        default_factory=list,
+        label="Missed calls go to",
+        check=email_list,
+        help="Who gets an email for each missed call. Empty: the owner email.",
+    )
     sms_to: list[str] = setting(  # noqa: RUF009 - setting() is a field()
-        default_factory=list, label="Text messages go to", check=email_list,
-        help="Who gets an email for each text message received. Empty: the owner email.")
+        default_factory=list,
+        label="Text messages go to",
+        check=email_list,
+        help="Who gets an email for each text message received. Empty: the owner email.",
+    )
     fax_to: list[str] = setting(  # noqa: RUF009 - setting() is a field()
-        default_factory=list, label="Faxes go to", check=email_list,
-        help="Who gets an email for each fax received. Empty: the owner email.")
+        default_factory=list,
+        label="Faxes go to",
+        check=email_list,
+        help="Who gets an email for each fax received. Empty: the owner email.",
+    )
     attachment_limit_mb: int = setting(
-        10, label="Attachment limit (MB)", check=number_range(1, 50),
-        help="Larger recordings and faxes are sent as a link to this web page instead.")
+        10,
+        label="Attachment limit (MB)",
+        check=number_range(1, 50),
+        help="Larger recordings and faxes are sent as a link to this web page instead.",
+    )
     web_url: str = setting(
-        "http://frontdesk.local:8080", label="Web page address", check=length(0, 200),
+        "http://frontdesk.local:8080",
+        label="Web page address",
+        check=length(0, 200),
         help="How people in the office reach this web page; used for links in emails. "
-             "Empty: no links.")
+        "Empty: no links.",
+    )
     keep_sent_days: int = setting(
-        30, label="Keep sent emails (days)", check=number_range(1, 3650),
-        help="Sent emails are removed from the outbox after this many days.")
+        30,
+        label="Keep sent emails (days)",
+        check=number_range(1, 3650),
+        help="Sent emails are removed from the outbox after this many days.",
+    )
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
@@ -156,7 +221,9 @@ class Settings:
         return dataclasses.replace(self, **{name: value})
 
 
-SECTIONS: dict[str, type] = {f.name: type(getattr(Settings(), f.name)) for f in dataclasses.fields(Settings)}
+SECTIONS: dict[str, type] = {
+    f.name: type(getattr(Settings(), f.name)) for f in dataclasses.fields(Settings)
+}
 
 
 # -- migrations: each step takes a document of version N and returns version N+1 ------------
@@ -227,7 +294,9 @@ def import_toml(text: str, context: str = "settings file") -> Settings:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SettingsError([FieldProblem("file", context, f"valid TOML ({exc})")], context) from None
+        raise SettingsError(
+            [FieldProblem("file", context, f"valid TOML ({exc})")], context
+        ) from None
     return settings_from_dict(doc, context)
 
 
