@@ -1,0 +1,103 @@
+"""Analog voice/fax modem driver: init, caller ID kept on, answer in voice mode, hang up.
+
+Init follows REFERENCE.md 1: ATZ, E0 V1 Q0, no auto-answer (the line counts rings), the
+line's country (AT+GCI), caller ID on and verified with AT+VCID? after every reset
+(Conexant modems forget it). Runs on the line worker through `LineIO` only.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..protocol.at import Command, ErrorResult, Response
+from ..routing import LineCapabilities
+from .driver import Driver, LineIO, Result
+
+log = logging.getLogger(__name__)
+
+ANSWER_TIMEOUT = 30.0  # ATA on a fax/data line negotiates before answering
+
+
+class AnalogDriver(Driver):
+    kind = "analog"
+
+    @property
+    def capabilities(self) -> LineCapabilities:
+        return LineCapabilities.analog()
+
+    def initialise(self, io: LineIO) -> None:
+        reset = io.chat(Command("ATZ", timeout=5.0))
+        if not isinstance(reset, Response):
+            io.error(f"the modem did not accept ATZ ({_result_words(reset)})", "reset_failed")
+        io.chat("ATE0V1Q0")
+        io.chat("ATS0=0")  # never auto-answer: Frontdesk counts rings and decides
+        country = io.settings().country
+        gci = io.chat(f"AT+GCI={country}")
+        if isinstance(gci, ErrorResult):
+            log.info(
+                "%s: the modem does not take AT+GCI=%s; using its own setting", io.name, country
+            )
+        self.enable_caller_id(io)
+
+    def enable_caller_id(self, io: LineIO) -> bool:
+        """Send the caller-ID command and check it stuck (home-assistant/core #57765)."""
+        command = self.profile.caller_id_command
+        if not command:
+            return False
+        query = "AT#CID?" if command.startswith("AT#CID") else "AT+VCID?"
+        seen = ""
+        for _ in range(2):
+            io.chat(command)
+            answer = io.chat(query)
+            if isinstance(answer, Response):
+                seen = " ".join(answer.lines)
+                value = seen.split(":", 1)[-1].strip()
+                if value.startswith("1"):
+                    io.update(caller_id=True)
+                    return True
+        io.update(caller_id=False)
+        io.error(
+            f"caller ID could not be switched on ({query} answers {seen or 'nothing'}); "
+            "calls are taken without the caller's number",
+            "caller_id_off",
+        )
+        return False
+
+    def answer(self, io: LineIO) -> Result:
+        if not self.profile.voice:
+            # No voice mode (fax-only modems such as iaxmodem): answer as the modem can.
+            return io.chat(Command("ATA", timeout=ANSWER_TIMEOUT))
+        # ITU-T V.253: voice mode, then off-hook to the line (REFERENCE.md 1 "Voice mode").
+        result = io.chat(Command("AT+FCLASS=8;+VLS=1", timeout=10.0))
+        if isinstance(result, ErrorResult):
+            fclass = io.chat("AT+FCLASS=8")
+            if isinstance(fclass, ErrorResult):
+                io.error(
+                    "the modem refused voice mode (AT+FCLASS=8); USR5637 units need firmware "
+                    "1.2.23 or later to answer calls",
+                    "voice_refused",
+                )
+                return fclass
+            result = io.chat(Command("AT+VLS=1", timeout=10.0))
+        return result
+
+    def hangup(self, io: LineIO) -> Result:
+        result = io.chat(Command("ATH", timeout=5.0))
+        if self.profile.voice:
+            io.chat("AT+FCLASS=0")
+        return result
+
+    def reject(self, io: LineIO) -> Result:
+        """Pick up and put down at once: the caller hears the line drop."""
+        result = io.chat(Command("ATH1", timeout=5.0))
+        io.pause(1.0)
+        io.chat(Command("ATH0", timeout=5.0))
+        return result
+
+
+def _result_words(result: Result) -> str:
+    if isinstance(result, ErrorResult):
+        return result.result
+    if isinstance(result, Response):
+        return result.result
+    return "no answer"

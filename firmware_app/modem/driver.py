@@ -1,0 +1,86 @@
+"""What a modem driver is: the AT sequences of one kind of line (analog or GSM).
+
+A driver runs on its line's worker thread only, through `LineIO`: `chat()` sends one
+command and waits for its result while URCs keep flowing, `pause()` waits while doing the
+same. Drivers never touch the port, a thread or the bus directly.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from ..protocol.at import URC, Command, ErrorResult, Response, Timeout
+from ..routing import LineCapabilities
+
+if TYPE_CHECKING:
+    from ..settings.lines import Lines
+    from .detect import Profile
+
+Result = Response | ErrorResult | Timeout
+
+# 3GPP TS 27.007 9.2: 14 SIM busy; 515 (SIMCom, Sierra) busy initialising: retry later.
+BUSY_CODES = frozenset({14, 515})
+BUSY_BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+class LineIO(Protocol):
+    """The worker-side face of a line that drivers use."""
+
+    name: str
+
+    def chat(self, command: Command | str, timeout: float = 5.0) -> Result: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+    def settings(self) -> Lines: ...
+
+    def error(self, message: str, code: str = "") -> None: ...
+
+    def update(self, **fields: object) -> None: ...
+
+
+class Driver:
+    """Base: the analog and GSM drivers override what differs."""
+
+    kind = "unknown"
+    health_command = "AT"
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+
+    @property
+    def capabilities(self) -> LineCapabilities:
+        raise NotImplementedError
+
+    def initialise(self, io: LineIO) -> None:
+        raise NotImplementedError
+
+    def answer(self, io: LineIO) -> Result:
+        raise NotImplementedError
+
+    def hangup(self, io: LineIO) -> Result:
+        return io.chat(Command("ATH", timeout=5.0))
+
+    def reject(self, io: LineIO) -> Result:
+        return self.hangup(io)
+
+    def periodic(self, io: LineIO) -> None:
+        """Health check (and, on GSM, signal monitoring): a timeout counts as a failure."""
+        io.chat(Command(self.health_command, timeout=2.0))
+
+    def on_urc(self, io: LineIO, urc: URC) -> None:
+        """An unsolicited code besides rings and caller ID (registration, SIM, power)."""
+
+    def settings_changed(self, io: LineIO) -> None:
+        """The owner changed the lines settings."""
+
+
+def retry_busy(io: LineIO, command: Command) -> Result:
+    """Send `command`; on +CME ERROR 14 (SIM busy) or 515, wait and send it again."""
+    result = io.chat(command)
+    for delay in BUSY_BACKOFF:
+        if not (isinstance(result, ErrorResult) and result.code in BUSY_CODES):
+            break
+        io.pause(delay)
+        result = io.chat(command)
+    return result

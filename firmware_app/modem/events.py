@@ -1,0 +1,102 @@
+"""Events a modem line publishes on the bus: calls arriving and ending, the line coming and
+going, GSM signal changes and modem errors.
+
+Frozen, keyword-only dataclasses (subclasses of `firmware_app.events.Event`). They are
+published on the line's worker thread: handlers must return quickly and never wait on a
+line's future there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..events import Event
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineEvent(Event):
+    """Base of every line event. `line` is the line's name (``line1``)."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncomingCall(LineEvent):
+    """A call is ringing and its caller ID is complete (or known to be missing).
+
+    `validity`: ok, withheld or unavailable; `reason` says why there is no number.
+    `raw`: the caller-ID lines as the modem sent them. `rings`: rings counted so far.
+    """
+
+    call_id: int
+    number: str | None
+    name: str | None
+    validity: str
+    reason: str | None = None
+    raw: tuple[str, ...] = ()
+    source: str = "none"
+    rings: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallWaiting(LineEvent):
+    """Caller ID of a second caller while the line is in a call (never a new call)."""
+
+    number: str | None
+    name: str | None
+    validity: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallAnswered(LineEvent):
+    call_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallerHungUp(LineEvent):
+    """The caller gave up before the call was answered, or ended an answered call."""
+
+    call_id: int
+    answered: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallEnded(LineEvent):
+    """We hung up (after answering or rejecting)."""
+
+    call_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineUp(LineEvent):
+    """The modem answers and is initialised. `description` is the profile in words."""
+
+    port: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineDown(LineEvent):
+    """The port went away (unplugged), or the modem stopped answering."""
+
+    port: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalChanged(LineEvent):
+    """GSM: signal (`rssi` 0-31, 99 unknown; `dbm`), registration or operator changed."""
+
+    rssi: int | None
+    dbm: int | None
+    registration: str
+    operator: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModemError(LineEvent):
+    """Something the owner may need to act on: wrong SIM PIN, caller ID not enabled, ..."""
+
+    message: str
+    code: str = ""

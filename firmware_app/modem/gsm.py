@@ -1,0 +1,315 @@
+"""GSM modem driver: start-up, SIM PIN without burning attempts, registration and signal.
+
+Start-up per REFERENCE.md 2 (ATZ, ATE0, +CMEE=1, +CPIN?, +CREG=2, +CLIP=1, +CRC=1, +CMGF=0,
++CNMI). A PIN the SIM rejected (+CME ERROR: 16) is remembered (hashed, on disk) and never
+sent again by itself; a SIM with one attempt left gets no automatic try; SIM busy (14, 515)
+is retried with backoff. Signal and registration are polled every few minutes, not busily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..protocol.at import (
+    URC,
+    Command,
+    ErrorResult,
+    Response,
+    Timeout,
+    parse_creg,
+    parse_csq,
+    split_params,
+    unquote,
+)
+from ..routing import LineCapabilities
+from .driver import Driver, LineIO, Result, retry_busy
+
+if TYPE_CHECKING:
+    from .detect import Profile
+
+log = logging.getLogger(__name__)
+
+# 3GPP TS 27.007 7.2 <stat>.
+REGISTRATION_WORDS = {
+    0: "not registered",
+    1: "registered (home)",
+    2: "searching",
+    3: "registration denied",
+    4: "unknown",
+    5: "registered (roaming)",
+}
+_WRONG_PIN = 16
+_SIM_NOT_INSERTED = 10
+
+
+class PinGuard:
+    """Remembers PINs a SIM rejected (as salted hashes, in a file), so none is sent twice."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._hashes: set[str] = set()
+        if path is not None:
+            try:
+                self._hashes = set(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError):
+                self._hashes = set()
+
+    @staticmethod
+    def _hash(pin: str) -> str:
+        return hashlib.sha256(b"frontdesk-sim-pin:" + pin.encode()).hexdigest()
+
+    def rejected(self, pin: str) -> bool:
+        return self._hash(pin) in self._hashes
+
+    def reject(self, pin: str) -> None:
+        self._hashes.add(self._hash(pin))
+        if self.path is not None:
+            from ..store.durable import atomic_write
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, json.dumps(sorted(self._hashes)).encode(), mode=0o600)
+
+    def accepted(self, pin: str) -> None:
+        """The SIM took `pin`: forget earlier rejections of it (it was changed meanwhile)."""
+        if self._hash(pin) in self._hashes:
+            self._hashes.discard(self._hash(pin))
+            if self.path is not None:
+                from ..store.durable import atomic_write
+
+                atomic_write(self.path, json.dumps(sorted(self._hashes)).encode(), mode=0o600)
+
+
+def _cpin_state(result: Result) -> str:
+    """``+CPIN: SIM PIN`` -> ``SIM PIN``; also from a timeout (no OK after +CPIN?)."""
+    lines = result.lines if isinstance(result, Response | Timeout | ErrorResult) else ()
+    for line in lines:
+        if line.upper().startswith("+CPIN:"):
+            return line.split(":", 1)[1].strip().upper()
+    if isinstance(result, ErrorResult) and result.code == _SIM_NOT_INSERTED:
+        return "NOT INSERTED"
+    return ""
+
+
+class GsmDriver(Driver):
+    kind = "gsm"
+
+    def __init__(self, profile: Profile, pin_guard: PinGuard | None = None) -> None:
+        super().__init__(profile)
+        self.pins = pin_guard or PinGuard(None)
+        self.sim_ready = False
+        self._signal: tuple[int | None, str, str] | None = None
+
+    @property
+    def capabilities(self) -> LineCapabilities:
+        return LineCapabilities.gsm()
+
+    # -- start-up -------------------------------------------------------------------------------
+
+    def initialise(self, io: LineIO) -> None:
+        io.chat(Command("ATZ", timeout=5.0))
+        io.chat("ATE0")
+        io.chat("AT+CMEE=1")
+        vendor = self.profile.vendor
+        if vendor == "huawei":
+            io.chat("AT^CURC=0")  # stop ^RSSI/^BOOT floods (REFERENCE.md 2)
+        if vendor == "quectel":
+            io.chat('AT+QGPSCFG="outport","none"')  # keep GPS sentences off this port
+        self.unlock(io)
+        io.chat("AT+CREG=2")
+        if self.profile.lte:
+            io.chat("AT+CEREG=2")
+        for text in ("AT+CLIP=1", "AT+CRC=1", "AT+CMGF=0"):
+            retry_busy(io, Command(text))
+        if isinstance(retry_busy(io, Command("AT+CNMI=2,1,0,2,0")), ErrorResult):
+            io.chat("AT+CNMI=2,1,0,0,0")  # no status reports on this modem
+        io.chat("AT+COPS=3,0")  # operator as a long name
+        self.monitor(io)
+
+    def unlock(self, io: LineIO) -> bool:
+        """Bring the SIM to READY if a PIN is needed and may be sent; say what is wrong."""
+        state = _cpin_state(retry_busy(io, Command("AT+CPIN?", timeout=5.0)))
+        io.update(sim=state or "unknown")
+        if state == "READY":
+            self.sim_ready = True
+            return True
+        self.sim_ready = False
+        if state == "SIM PIN":
+            return self._enter_pin(io)
+        if state == "SIM PUK":
+            io.error(
+                "the SIM card is blocked and needs its PUK code; unblock it in a phone, "
+                "then plug it back in",
+                "sim_puk",
+            )
+        elif state == "NOT INSERTED":
+            io.error("there is no SIM card in the GSM modem", "sim_missing")
+        else:
+            io.error(f"the SIM card is not ready ({state or 'no answer'})", "sim_not_ready")
+        return False
+
+    def _enter_pin(self, io: LineIO) -> bool:
+        pin = io.settings().sim_pin
+        if not pin:
+            io.error("the SIM card needs its PIN: enter it in Settings, Lines", "sim_pin_needed")
+            return False
+        if self.pins.rejected(pin):
+            io.error(
+                "the SIM card rejected the PIN in the settings before; Frontdesk does not send "
+                "it again (each try uses up an attempt): correct it in Settings, Lines",
+                "sim_pin_rejected",
+            )
+            return False
+        left = self.pin_attempts(io)
+        if left is not None and left <= 1:
+            io.error(
+                f"only {left} PIN attempt is left on the SIM card; Frontdesk will not risk it. "
+                "Check the PIN in a phone, then save it again in Settings, Lines",
+                "sim_pin_last_attempt",
+            )
+            return False
+        result = io.chat(Command(f'AT+CPIN="{pin}"', timeout=15.0))
+        if isinstance(result, Response):
+            self.pins.accepted(pin)
+            for delay in (0.2, 0.5, 1.0, 2.0, 4.0):
+                state = _cpin_state(retry_busy(io, Command("AT+CPIN?", timeout=5.0)))
+                if state == "READY":
+                    io.update(sim="READY")
+                    self.sim_ready = True
+                    log.info("%s: SIM unlocked", io.name)
+                    return True
+                io.pause(delay)
+            io.error("the SIM card took the PIN but did not become ready", "sim_not_ready")
+            return False
+        if isinstance(result, ErrorResult) and result.code in (_WRONG_PIN, None):
+            # Never again by itself: a second wrong try brings the SIM closer to its PUK.
+            self.pins.reject(pin)
+            left = self.pin_attempts(io)
+            more = f" ({left} attempts left)" if left is not None else ""
+            state = _cpin_state(io.chat("AT+CPIN?"))
+            io.update(sim=state or "SIM PIN")
+            io.error(
+                f"the SIM card rejected the PIN in the settings{more}; Frontdesk will not "
+                "send it again: correct it in Settings, Lines",
+                "sim_pin_wrong",
+            )
+            return False
+        io.error(f"the SIM PIN could not be entered ({_words(result)})", "sim_pin_failed")
+        return False
+
+    def pin_attempts(self, io: LineIO) -> int | None:
+        """PIN attempts left, where the modem can tell (SIMCom +SPIC, Quectel +QPINC,
+        Huawei ^CPIN); None when it cannot."""
+        vendor = self.profile.vendor
+        if vendor == "simcom":
+            r = io.chat("AT+SPIC")
+            if isinstance(r, Response):
+                for line in r.lines:
+                    if line.upper().startswith("+SPIC:"):
+                        return _int_at(line.split(":", 1)[1], 0)
+        elif vendor == "quectel":
+            r = io.chat('AT+QPINC="SC"')
+            if isinstance(r, Response):
+                for line in r.lines:
+                    if line.upper().startswith("+QPINC:"):
+                        return _int_at(line.split(":", 1)[1], 1)
+        elif vendor == "huawei":
+            r = io.chat("AT^CPIN?")
+            if isinstance(r, Response):
+                for line in r.lines:
+                    if line.upper().startswith("^CPIN:"):
+                        # ^CPIN: <code>,[<times>],<puk_times>,<pin_times>,<puk2>,<pin2>
+                        return _int_at(line.split(":", 1)[1], 3)
+        return None
+
+    def settings_changed(self, io: LineIO) -> None:
+        if not self.sim_ready and self.unlock(io):
+            io.chat("AT+CREG=2")
+            self.monitor(io)
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def answer(self, io: LineIO) -> Result:
+        return io.chat(Command("ATA", timeout=20.0))
+
+    def hangup(self, io: LineIO) -> Result:
+        result = io.chat(Command("AT+CHUP", timeout=10.0))
+        if isinstance(result, ErrorResult):
+            result = io.chat(Command("ATH", timeout=10.0))
+        return result
+
+    # -- monitoring -----------------------------------------------------------------------------
+
+    def periodic(self, io: LineIO) -> None:
+        self.monitor(io)
+
+    def monitor(self, io: LineIO) -> None:
+        """Signal, registration and operator; SignalChanged when any of them changed."""
+        rssi: int | None = None
+        csq = io.chat(Command("AT+CSQ", timeout=3.0))
+        if isinstance(csq, Response) and csq.lines:
+            parsed = parse_csq(csq.lines[0])
+            if parsed is not None:
+                rssi = parsed.rssi
+        stat = self._registration(io, "AT+CREG?")
+        if self.profile.lte and stat not in (1, 5):
+            stat = self._registration(io, "AT+CEREG?")
+        operator = ""
+        if stat in (1, 5):
+            cops = io.chat(Command("AT+COPS?", timeout=10.0))
+            if isinstance(cops, Response) and cops.lines:
+                params = split_params(cops.lines[0].split(":", 1)[-1])
+                if len(params) >= 3:
+                    operator = unquote(params[2])
+        self._changed(io, rssi, REGISTRATION_WORDS.get(stat, "unknown"), operator)
+
+    def _registration(self, io: LineIO, query: str) -> int | None:
+        r = io.chat(Command(query, timeout=3.0))
+        if isinstance(r, Response) and r.lines:
+            creg = parse_creg(r.lines[0])
+            if creg is not None:
+                return creg.stat
+        return None
+
+    def _changed(self, io: LineIO, rssi: int | None, registration: str, operator: str) -> None:
+        self._signal = (rssi, registration, operator)
+        io.update(rssi=rssi, registration=registration, operator=operator)
+
+    def on_urc(self, io: LineIO, urc: URC) -> None:
+        name = urc.name
+        if name in ("+CREG", "+CEREG"):
+            creg = parse_creg(urc.line)
+            if creg is not None:
+                old = self._signal or (None, "", "")
+                words = REGISTRATION_WORDS.get(creg.stat, "unknown")
+                operator = old[2] if creg.registered else ""
+                self._changed(io, old[0], words, operator)
+        elif name == "+CPIN":
+            state = urc.args.strip().upper()
+            io.update(sim=state)
+            if state not in ("READY",) and self.sim_ready:
+                self.sim_ready = False
+                io.error(f"the SIM card reports {state or 'a problem'}", "sim_changed")
+        elif name.startswith("UNDER-VOLTAGE") or name.startswith("OVER-VOLTAGE"):
+            io.error(f"the GSM modem reports {name.lower()}: check its power supply", "power")
+
+
+def _int_at(text: str, index: int) -> int | None:
+    params = split_params(text)
+    if len(params) > index:
+        value = unquote(params[index]).strip()
+        if re.fullmatch(r"\d+", value):
+            return int(value)
+    return None
+
+
+def _words(result: Result) -> str:
+    if isinstance(result, ErrorResult):
+        return result.message or result.result
+    if isinstance(result, Timeout):
+        return "no answer"
+    return result.result

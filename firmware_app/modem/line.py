@@ -1,0 +1,743 @@
+"""A modem line: one worker thread owns the port, the AT engine, the driver and caller ID.
+
+Actor style: other threads call `answer()`, `hangup()`, `command()`... and get a Future;
+the request and the reader thread's bytes arrive on one queue, so the worker wakes at once
+for either. The line reconnects with backoff when the port goes away or the modem stops
+answering, and initialises the modem again each time. Never blocks a writer behind a read.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import serial
+
+from ..errors import FrontdeskError
+from ..events import EventBus, SettingsChanged
+from ..protocol.at import (
+    NEED_DATA,
+    URC,
+    ATEngine,
+    Command,
+    Data,
+    ErrorResult,
+    Mode,
+    PeerError,
+    Prompt,
+    Response,
+    Timeout,
+)
+from ..protocol.callerid import CallerId, CallerIdCollector, CallWaiting, CollectorResult
+from ..routing import LineCapabilities
+from ..settings.lines import Lines
+from ..workers import Worker
+from . import events as ev
+from .analog import AnalogDriver
+from .detect import Profile, probe
+from .driver import Driver, Result
+from .gsm import GsmDriver, PinGuard
+from .transport import PortError, Transport
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Results that end a call when no command is in flight (V.250 5.7.1; SIM7600 MISSED_CALL;
+# Huawei ^CEND).
+CALL_END_URCS = frozenset({"NO CARRIER", "BUSY", "NO ANSWER", "^CEND"})
+# Unsolicited lines the AT engine does not know as URCs but that end a call.
+_CALL_END_LINES = (b"MISSED_CALL",)
+
+
+class LineError(FrontdeskError):
+    """A request to a line failed (the modem refused, or the line is in the wrong state)."""
+
+
+class LineDownError(LineError):
+    """The line is down (port gone or modem not answering); nothing was sent."""
+
+
+class _Lost(Exception):
+    """The port went away or the modem stopped answering: reconnect."""
+
+
+class _Stopping(Exception):
+    """The worker was asked to stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class LineOptions:
+    """Timing of one line; tests shorten it, the defaults suit real modems."""
+
+    health_interval: float = 30.0  # seconds between health checks / GSM monitoring
+    health_failures: int = 3  # commands timing out in a row before reconnecting
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    probe_timeout: float = 1.5
+    idle_after: float = 8.0  # no RING for this long: the caller gave up
+
+
+@dataclass(frozen=True, slots=True)
+class LineStatus:
+    """A snapshot of one line for pages and the API. Plain data."""
+
+    name: str
+    port: str
+    state: str  # starting, idle, ringing, in_call, down
+    since: datetime
+    kind: str = "unknown"
+    model: str = ""
+    firmware: str = ""
+    description: str = ""
+    capabilities: tuple[str, ...] = ()
+    caller_id: bool = False
+    sim: str = ""
+    rssi: int | None = None
+    dbm: int | None = None
+    registration: str = ""
+    operator: str = ""
+    last_error: str = ""
+    last_error_code: str = ""
+    last_error_at: datetime | None = None
+    calls: int = 0
+    simulated: bool = False
+
+
+@dataclass(slots=True)
+class _Request:
+    fn: Callable[[Line], Any]
+    future: Future[Any]
+    name: str
+    at_ring: int = 0
+
+
+@dataclass(slots=True)
+class _Call:
+    id: int
+    rings: int = 0
+    last_ring: float = 0.0
+    answered: bool = False
+    announced: bool = False
+    caller: CallerId | None = None
+    parked: list[_Request] = field(default_factory=list)
+
+
+def _utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class Line(Worker):
+    """One modem line. Start it like any worker; talk to it through the methods below."""
+
+    def __init__(
+        self,
+        name: str,
+        port: str,
+        *,
+        bus: EventBus,
+        settings: Callable[[], Lines] = Lines,
+        baudrate: int = 115200,
+        options: LineOptions | None = None,
+        pin_file: Path | None = None,
+        opener: Callable[..., Any] = serial.serial_for_url,
+        wall_clock: Callable[[], datetime] = _utc,
+        simulated: bool = False,
+    ) -> None:
+        self.options = options or LineOptions()
+        liveness = 3 * max(self.options.health_interval, self.options.backoff_max) + 10
+        super().__init__(name, liveness=liveness)
+        self.port = port
+        self.bus = bus
+        self._settings = settings
+        self.baudrate = baudrate
+        self._opener = opener
+        self._wall = wall_clock
+        self._pins = PinGuard(pin_file)
+        self._q: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._status_lock = threading.Lock()
+        self._status = LineStatus(
+            name=name, port=port, state="starting", since=wall_clock(), simulated=simulated
+        )
+        self._call_ids = itertools.count(1)
+        self._thread_id: int | None = None
+        self._down_announced = False
+        self.garbage = 0  # lines the modem sent that made no sense (logged and skipped)
+        self._unsubscribe = bus.subscribe(SettingsChanged, self._on_settings_changed)
+        self._reset_runtime()
+
+    # -- public API (any thread) ----------------------------------------------------------------
+
+    def status(self) -> LineStatus:
+        with self._status_lock:
+            return self._status
+
+    @property
+    def profile(self) -> Profile | None:
+        return self._profile
+
+    @property
+    def capabilities(self) -> LineCapabilities | None:
+        driver = self._driver
+        return driver.capabilities if driver is not None else None
+
+    def command(self, command: Command | str, timeout: float = 5.0) -> Future[Result]:
+        """Send one AT command; the future holds its Response, ErrorResult or Timeout."""
+        cmd = command if isinstance(command, Command) else Command(command, timeout=timeout)
+        return self._submit(lambda line: line.chat(cmd), cmd.text)
+
+    def answer(self, at_ring: int = 0) -> Future[Result]:
+        """Pick up the ringing call (analog voice lines: in voice mode), at ring `at_ring`."""
+        return self._submit(Line._do_answer, "answer", at_ring=at_ring)
+
+    def hangup(self, after: float = 0.0) -> Future[Result]:
+        """Hang up (after `after` seconds)."""
+        if after > 0:
+            fut: Future[Result] = Future()
+            req = _Request(Line._do_hangup, fut, "hangup")
+            self._q.put(("later", (after, req)))
+            return fut
+        return self._submit(Line._do_hangup, "hangup")
+
+    def reject(self) -> Future[Result]:
+        """Refuse the ringing call: decline (GSM) or pick up and put down at once (analog)."""
+        return self._submit(Line._do_reject, "reject")
+
+    def enter_data(self, command: Command, on_data: Callable[[bytes], None]) -> Future[Result]:
+        """Send a command answered by CONNECT (AT+VRX, AT+VTX, AT+FRM=...); the bytes after
+        it go to `on_data` on the line's thread until `leave_data()`."""
+
+        def run(line: Line) -> Result:
+            line._data_handler = on_data
+            result = line.chat(command)
+            if line._engine.mode is not Mode.DATA:
+                line._data_handler = None
+            return result
+
+        return self._submit(run, command.text)
+
+    def write_data(self, data: bytes) -> None:
+        """Bytes for the modem in data mode (audio, fax data); any thread, never queued."""
+        transport = self._transport
+        if transport is None:
+            raise LineDownError(f"{self.name} is down")
+        transport.write(data)
+
+    def leave_data(
+        self, leftover: bytes = b"", await_result: Command | None = None
+    ) -> Future[Result | None]:
+        """Back to commands after the data's end marker; `await_result` waits for the OK
+        V.253 sends after DLE ETX (see docs/protocol.md "Data mode")."""
+
+        def run(line: Line) -> Result | None:
+            line._data_handler = None
+            line._engine.enter_command_mode(
+                leftover, await_result=await_result, now=time.monotonic()
+            )
+            if await_result is None:
+                return None
+            return line._wait_result(time.monotonic() + await_result.timeout)
+
+        return self._submit(run, "leave data mode")
+
+    # -- Worker ---------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        super().stop()
+        self._q.put(("wake", None))
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def run(self) -> None:
+        self._thread_id = threading.get_ident()
+        self._reset_runtime()
+        backoff = self.options.backoff_initial
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self._connect()
+                    backoff = self.options.backoff_initial
+                    self._serve()
+                except (_Lost, PortError) as exc:
+                    self._down(str(exc))
+                    self._wait_down(backoff)
+                    backoff = min(backoff * 2, self.options.backoff_max)
+        except _Stopping:
+            pass
+        finally:
+            self._close_transport()
+            self._fail_all(LineDownError(f"{self.name} stopped"))
+
+    # -- LineIO for drivers (worker thread only) ------------------------------------------------
+
+    def chat(self, command: Command | str, timeout: float = 5.0) -> Result:
+        """Send a command and wait for its result while URCs keep being handled."""
+        cmd = command if isinstance(command, Command) else Command(command, timeout=timeout)
+        if self._engine.mode is Mode.DATA:
+            raise LineError(f"{self.name} is in data mode; {cmd.text} not sent")
+        now = time.monotonic()
+        data = self._engine.send(cmd, now)
+        if log.isEnabledFor(logging.DEBUG):
+            shown = "AT+CPIN=****" if cmd.text.upper().startswith("AT+CPIN=") else cmd.text
+            log.debug("%s -> %s", self.name, shown)
+        self._write(data)
+        result = self._wait_result(now + cmd.timeout)
+        if isinstance(result, Timeout):
+            self._timeouts += 1
+            log.info(
+                "%s: no answer to %s within %.1f s", self.name, cmd.text.split("=")[0], cmd.timeout
+            )
+            if self._timeouts >= self.options.health_failures:
+                raise _Lost(f"the modem stopped answering ({self._timeouts} commands unanswered)")
+        else:
+            self._timeouts = 0
+        return result
+
+    def pause(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self._pump(end)
+
+    def settings(self) -> Lines:
+        return self._settings()
+
+    def error(self, message: str, code: str = "") -> None:
+        log.warning("%s: %s", self.name, message)
+        self.update(last_error=message, last_error_code=code, last_error_at=self._wall())
+        self.bus.publish(ev.ModemError(line=self.name, message=message, code=code))
+
+    def update(self, **fields: Any) -> None:
+        with self._status_lock:
+            old = self._status
+            if "rssi" in fields:
+                rssi = fields["rssi"]
+                fields["dbm"] = -113 + 2 * rssi if rssi is not None and 0 <= rssi <= 31 else None
+            if "state" in fields and fields["state"] != old.state:
+                fields["since"] = self._wall()
+            new = replace(old, **fields)
+            self._status = new
+        if (new.rssi, new.registration, new.operator) != (old.rssi, old.registration, old.operator):
+            self.bus.publish(
+                ev.SignalChanged(
+                    line=self.name,
+                    rssi=new.rssi,
+                    dbm=new.dbm,
+                    registration=new.registration,
+                    operator=new.operator,
+                )
+            )
+
+    # -- the worker's loop ----------------------------------------------------------------------
+
+    def _reset_runtime(self) -> None:
+        self._transport: Transport | None = None
+        self._engine = ATEngine()
+        self._collector = CallerIdCollector(idle_after=self.options.idle_after)
+        self._driver: Driver | None = None
+        self._profile: Profile | None = None
+        self._requests: deque[_Request] = deque()
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_seq = itertools.count()
+        self._result: Result | None = None
+        self._timeouts = 0
+        self._call: _Call | None = None
+        self._data_handler: Callable[[bytes], None] | None = None
+        self._up = False
+
+    def _submit(self, fn: Callable[[Line], T], name: str, at_ring: int = 0) -> Future[T]:
+        fut: Future[T] = Future()
+        req = _Request(fn, fut, name, at_ring)
+        if threading.get_ident() == self._thread_id:
+            self._requests.append(req)  # from an event handler on this line: no queue hop
+        else:
+            self._q.put(("req", req))
+        return fut
+
+    def _connect(self) -> None:
+        self._engine = ATEngine()
+        self._collector = CallerIdCollector(
+            timeout=self._settings().caller_id_timeout, idle_after=self.options.idle_after
+        )
+        self._timeouts = 0
+        self._timers.clear()
+        self._call = None
+        self._data_handler = None
+        self._set_state("starting")
+        self._transport = Transport(
+            self.port,
+            self.baudrate,
+            lambda data: self._q.put(("data", data)),
+            lambda exc: self._q.put(("lost", exc)),
+            opener=self._opener,
+            name=self.name,
+        )
+        self._transport.open()
+        profile = probe(self.chat, self.port, timeout=self.options.probe_timeout)
+        if profile is None or profile.kind == "unknown":
+            raise _Lost(f"no modem answers on {self.port}")
+        self._profile = profile
+        driver: Driver = (
+            GsmDriver(profile, self._pins) if profile.kind == "gsm" else AnalogDriver(profile)
+        )
+        self._driver = driver
+        self.update(
+            kind=profile.kind,
+            model=profile.title,
+            firmware=profile.revision,
+            description=profile.describe(),
+            capabilities=tuple(profile.capabilities),
+            caller_id=profile.caller_id,
+            sim=profile.sim,
+        )
+        driver.initialise(self)
+        self._up = True
+        self._down_announced = False
+        self._set_state("idle")
+        log.info("%s up: %s", self.name, profile.describe())
+        self.bus.publish(ev.LineUp(line=self.name, port=self.port, description=profile.describe()))
+        self._schedule(self.options.health_interval, self._health_due)
+
+    def _serve(self) -> None:
+        while True:
+            if self.stopping.is_set():
+                raise _Stopping
+            if self._requests and self._engine.mode is Mode.COMMAND:
+                self._execute(self._requests.popleft())
+                continue
+            self._pump(None)
+
+    def _execute(self, req: _Request) -> None:
+        call = self._call
+        if req.at_ring and call is not None and call.rings < req.at_ring:
+            call.parked.append(req)  # answered when the line has rung often enough
+            return
+        if not req.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = req.fn(self)
+        except (_Lost, PortError, _Stopping) as exc:
+            req.future.set_exception(LineDownError(f"{self.name}: {exc}"))
+            raise
+        except Exception as exc:
+            log.debug("%s: %s failed: %s", self.name, req.name, exc)
+            req.future.set_exception(exc)
+        else:
+            req.future.set_result(result)
+
+    def _wait_result(self, deadline: float) -> Result:
+        self._result = None
+        while self._result is None:
+            self._pump(deadline + 0.0005)
+        result, self._result = self._result, None
+        return result
+
+    def _pump(self, until: float | None) -> None:
+        """Wait for one queue item (or until the next timer / `until`), then handle it."""
+        if self.stopping.is_set():
+            raise _Stopping
+        wake = until
+        if self._timers and (wake is None or self._timers[0][0] < wake):
+            wake = self._timers[0][0]
+        timeout = None if wake is None else max(0.0, wake - time.monotonic())
+        try:
+            item: tuple[str, Any] | None = self._q.get(timeout=timeout)
+        except queue.Empty:
+            item = None
+        self.beat()
+        while item is not None:
+            self._handle(item)
+            try:
+                item = self._q.get_nowait()
+            except queue.Empty:
+                item = None
+        now = time.monotonic()
+        self._engine.tick(now)
+        self._drain(now)
+        while self._timers and self._timers[0][0] <= now:
+            _, _, fn = heapq.heappop(self._timers)
+            fn()
+
+    def _handle(self, item: tuple[str, Any]) -> None:
+        kind, value = item
+        if kind == "data":
+            self._engine.receive_data(value)
+            self._drain(time.monotonic())
+        elif kind == "req":
+            self._requests.append(value)
+        elif kind == "lost":
+            raise _Lost(f"the port went away ({value})")
+        elif kind == "later":
+            delay, req = value
+            self._schedule(delay, lambda: self._requests.append(req))
+        elif kind == "settings":
+            if self._driver is not None and self._up:
+                driver = self._driver
+                self._requests.append(
+                    _Request(lambda line: driver.settings_changed(line), Future(), "settings")
+                )
+        elif kind == "wake" and self.stopping.is_set():
+            raise _Stopping
+
+    def _drain(self, now: float) -> None:
+        engine = self._engine
+        while (event := engine.next_event()) is not NEED_DATA:
+            if isinstance(event, Response | ErrorResult | Timeout):
+                self._result = event
+            elif isinstance(event, URC):
+                self._on_urc(event, now)
+            elif isinstance(event, Data):
+                handler = self._data_handler
+                if handler is not None:
+                    handler(event.data)
+            elif isinstance(event, PeerError):
+                self._peer_error(event, now)
+            elif isinstance(event, Prompt):
+                log.debug("%s: prompt for %s", self.name, event.command.text)
+
+    def _peer_error(self, event: PeerError, now: float) -> None:
+        raw = event.raw.strip()
+        if raw.upper().startswith(_CALL_END_LINES):
+            self._call_ended("the caller hung up")
+            return
+        self.garbage += 1
+        log.info("%s: ignored bytes from the modem (%s): %r", self.name, event.reason, raw[:80])
+
+    def _schedule(self, delay: float, fn: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_seq), fn))
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def _on_urc(self, urc: URC, now: float) -> None:
+        name = urc.name
+        if self._driver is not None:
+            self._driver.on_urc(self, urc)
+        if name in ("RING", "+CRING"):
+            self._ring(now)
+        elif name in CALL_END_URCS and self._engine.in_flight is None:
+            self._call_ended("the caller hung up" if name != "BUSY" else "busy")
+            return
+        result = self._collector.urc(name, urc.line, now)
+        if self._collector.collecting:
+            self._schedule(self._collector.timeout + 0.001, self._collector_tick)
+        if result is not None:
+            self._caller_id(result)
+
+    def _ring(self, now: float) -> None:
+        call = self._call
+        if call is None:
+            call = self._new_call()
+        if call.answered:
+            return
+        call.rings += 1
+        call.last_ring = now
+        self._schedule(self.options.idle_after + 0.001, self._ring_check)
+        ready = [r for r in call.parked if r.at_ring <= call.rings]
+        if ready:
+            call.parked = [r for r in call.parked if r.at_ring > call.rings]
+            for req in ready:
+                req.at_ring = 0
+            self._requests.extend(ready)
+
+    def _new_call(self) -> _Call:
+        call = _Call(id=next(self._call_ids), last_ring=time.monotonic())
+        self._call = call
+        self._set_state("ringing")
+        self._schedule(self.options.idle_after + 0.001, self._ring_check)
+        return call
+
+    def _caller_id(self, result: CollectorResult) -> None:
+        if isinstance(result, CallWaiting):
+            c = result.caller
+            log.info("%s: call waiting (caller ID %s)", self.name, c.validity)
+            self.bus.publish(
+                ev.CallWaiting(line=self.name, number=c.number, name=c.name, validity=c.validity)
+            )
+            return
+        call = self._call or self._new_call()
+        if call.announced:
+            return
+        call.announced = True
+        call.caller = result
+        with self._status_lock:
+            self._status = replace(self._status, calls=self._status.calls + 1)
+        if result.source == "none":
+            log.info("%s: incoming call, no caller ID (%s)", self.name, result.reason)
+        else:
+            log.info("%s: incoming call, caller ID %s", self.name, result.validity)
+        log.debug("%s: caller %s %s", self.name, result.number, result.name)
+        self.bus.publish(
+            ev.IncomingCall(
+                line=self.name,
+                call_id=call.id,
+                number=result.number,
+                name=result.name,
+                validity=result.validity,
+                reason=result.reason,
+                raw=result.raw,
+                source=result.source,
+                rings=call.rings,
+            )
+        )
+
+    def _collector_tick(self) -> None:
+        result = self._collector.tick(time.monotonic())
+        if result is not None:
+            self._caller_id(result)
+
+    def _ring_check(self) -> None:
+        now = time.monotonic()
+        self._collector_tick()
+        call = self._call
+        if call is None or call.answered:
+            return
+        if now - call.last_ring >= self.options.idle_after:
+            self._call_ended("the caller stopped ringing")
+
+    def _call_ended(self, reason: str) -> None:
+        call = self._call
+        self._call = None
+        self._collector.set_in_call(False)
+        self._collector.reset()
+        if self._up:
+            self._set_state("idle")
+        if call is None:
+            return
+        for req in call.parked:
+            req.future.set_exception(LineError(f"{self.name}: {reason} before the answer"))
+        log.info("%s: call %s ended: %s", self.name, call.id, reason)
+        self.bus.publish(
+            ev.CallerHungUp(line=self.name, call_id=call.id, answered=call.answered, reason=reason)
+        )
+
+    def _do_answer(self) -> Result:
+        driver = self._require_driver()
+        call = self._call
+        result = driver.answer(self)
+        if isinstance(result, Response) and call is not None and call is self._call:
+            call.answered = True
+            self._collector.set_in_call(True)
+            self._set_state("in_call")
+            self.bus.publish(ev.CallAnswered(line=self.name, call_id=call.id))
+        return result
+
+    def _do_hangup(self) -> Result:
+        driver = self._require_driver()
+        result = driver.hangup(self)
+        self._end_by_us()
+        return result
+
+    def _do_reject(self) -> Result:
+        driver = self._require_driver()
+        result = driver.reject(self)
+        self._end_by_us()
+        return result
+
+    def _end_by_us(self) -> None:
+        call = self._call
+        self._call = None
+        self._collector.set_in_call(False)
+        self._set_state("idle")
+        if call is not None:
+            for req in call.parked:
+                req.future.set_exception(LineError(f"{self.name}: the call was ended"))
+            self.bus.publish(ev.CallEnded(line=self.name, call_id=call.id))
+
+    def _require_driver(self) -> Driver:
+        if self._driver is None or not self._up:
+            raise LineDownError(f"{self.name} is not ready")
+        return self._driver
+
+    # -- health, settings, going down -----------------------------------------------------------
+
+    def _health_due(self) -> None:
+        """Timer: queue a health check (GSM: signal monitoring) unless busy with a call."""
+        self._schedule(self.options.health_interval, self._health_due)
+        if self._call is None and self._engine.mode is Mode.COMMAND and not self._requests:
+            driver = self._driver
+            if driver is not None:
+                self._requests.append(
+                    _Request(lambda line: driver.periodic(line), Future(), "health check")
+                )
+
+    def _on_settings_changed(self, event: SettingsChanged) -> None:
+        if "lines" in event.sections:
+            self._q.put(("settings", None))
+
+    def _write(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is None:
+            raise _Lost("the port is closed")
+        try:
+            transport.write(data)
+        except PortError as exc:
+            raise _Lost(str(exc)) from exc
+
+    def _set_state(self, state: str) -> None:
+        self.update(state=state)
+
+    def _close_transport(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+
+    def _down(self, reason: str) -> None:
+        was_up = self._up
+        self._up = False
+        self._close_transport()
+        call = self._call
+        self._call = None
+        if call is not None:
+            for req in call.parked:
+                req.future.set_exception(LineDownError(f"{self.name} went down"))
+        self._fail_all(LineDownError(f"{self.name} is down: {reason}"))
+        if was_up or not self._down_announced:
+            self._down_announced = True
+            log.warning("%s down: %s", self.name, reason)
+            self.update(last_error=reason, last_error_code="down", last_error_at=self._wall())
+            self._set_state("down")
+            self.bus.publish(ev.LineDown(line=self.name, port=self.port, reason=reason))
+        else:
+            log.debug("%s still down: %s", self.name, reason)
+            self._set_state("down")
+
+    def _fail_all(self, exc: Exception) -> None:
+        while self._requests:
+            req = self._requests.popleft()
+            if req.future.set_running_or_notify_cancel():
+                req.future.set_exception(exc)
+        while True:
+            try:
+                kind, value = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "req" and value.future.set_running_or_notify_cancel():
+                value.future.set_exception(exc)
+
+    def _wait_down(self, seconds: float) -> None:
+        """Wait before reconnecting; requests arriving meanwhile fail at once."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0 or self.stopping.is_set():
+                break
+            try:
+                kind, value = self._q.get(timeout=left)
+            except queue.Empty:
+                break
+            self.beat()
+            if kind == "req" and value.future.set_running_or_notify_cancel():
+                value.future.set_exception(LineDownError(f"{self.name} is down"))
+        if self.stopping.is_set():
+            raise _Stopping
