@@ -861,6 +861,8 @@ def _encode_address(number: str, what: str) -> bytes:
             nibbles.append(0x0F)
         body = bytes(nibbles[i] | nibbles[i + 1] << 4 for i in range(0, len(nibbles), 2))
         return bytes((len(digits), toa)) + body
+    if re.fullmatch(r"\+?[0-9*#]+", cleaned):
+        raise SmsEncodeError(f"{what} {number!r} has more than 20 digits")
     if not number or not is_gsm7(number):
         raise SmsEncodeError(f"{what} {number!r} is not a phone number")
     septets = gsm7_septets(number)
