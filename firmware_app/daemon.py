@@ -110,6 +110,7 @@ class Daemon:
             services.extra["demo_mail"] = sink
             self.supervisor.add(sink)
             seed_settings(services)
+        self._start_lines(services)
         control = ControlServer(self.config.data_dir, self.control_handlers(services))
         self._closers.append(control.close)
         self.supervisor.add(control)
@@ -119,6 +120,29 @@ class Daemon:
         self.supervisor.start_all()
         bus.publish(DaemonStarted(version=__version__))
         return services
+
+    def _start_lines(self, services: Services) -> None:
+        """Modem lines from the machine config, and the service that decides their calls."""
+        from .services.calls import CallService
+        from .services.lines import LinesService
+
+        lines = LinesService.from_config(
+            self.config, services.bus, lambda: services.settings.get().lines
+        )
+        self._closers.append(lines.close)
+
+        def adopt(line: Worker) -> None:  # lines found by `auto` after start-up
+            self.supervisor.add(line)
+            line.start()
+
+        lines.adopt = adopt
+        for worker in lines.workers():
+            self.supervisor.add(worker)
+        calls = CallService(services.bus, services.settings.get, lines.line, services.clock)
+        calls.subscribe()
+        self._closers.append(calls.close)
+        services.extra["lines"] = lines
+        services.extra["calls"] = calls
 
     def control_handlers(self, services: Services) -> dict[str, Callable[..., Any]]:
         def settings_import(text: str, context: str = "settings file") -> list[list[Any]]:
@@ -130,6 +154,10 @@ class Daemon:
             "settings.import": settings_import,
             # `frontdesk passwd`: the password arrives over the 0600 socket and is never logged.
             "passwd": lambda password: services.auth.set_password(password),
+            "lines.status": lambda: services.extra["lines"].as_dicts(),
+            "demo.call": lambda number, name=None, line=None: services.extra["lines"].demo_call(
+                number, name, line
+            ),
         }
 
     # -- running -----------------------------------------------------------------------------

@@ -1,0 +1,226 @@
+"""The modem lines as the rest of the product sees them: status snapshots and the demo.
+
+Built from the machine config: a device path or URL gives a line, ``sim:<personality>``
+starts a simulated modem under <data_dir>/sim and a line on it, ``auto`` probes the USB
+serial ports now and every minute for modems plugged in later. Pages call `statuses()`;
+they never reach a line's port.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..config import MachineConfig
+from ..errors import FrontdeskError
+from ..events import EventBus
+from ..modem.detect import DEFAULT_PATTERNS, find_modems
+from ..modem.line import Line, LineOptions, LineStatus
+from ..settings.lines import Lines
+from ..workers import Worker
+
+log = logging.getLogger(__name__)
+
+SIM_PREFIX = "sim:"
+DEMO_RING_INTERVAL = 2.0  # seconds between demo rings (a real line: about 6)
+
+
+class LinesService:
+    def __init__(
+        self,
+        bus: EventBus,
+        settings: Callable[[], Lines],
+        *,
+        data_dir: Path,
+        baudrate: int = 115200,
+        options: LineOptions | None = None,
+    ) -> None:
+        self._bus = bus
+        self._settings = settings
+        self._data_dir = Path(data_dir)
+        self._baudrate = baudrate
+        self._options = options
+        self._lines: dict[str, Line] = {}
+        self._simulators: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.finder: LineFinder | None = None
+        # Called with each line found after start-up (the daemon supervises and starts it).
+        self.adopt: Callable[[Line], None] = lambda line: line.start()
+
+    @classmethod
+    def from_config(
+        cls,
+        config: MachineConfig,
+        bus: EventBus,
+        settings: Callable[[], Lines],
+        *,
+        options: LineOptions | None = None,
+        patterns: tuple[str, ...] = DEFAULT_PATTERNS,
+    ) -> LinesService:
+        service = cls(
+            bus,
+            settings,
+            data_dir=config.data_dir,
+            baudrate=config.modem.baudrate,
+            options=options,
+        )
+        for device in config.modem.devices:
+            if device == "auto":
+                service.finder = LineFinder(service, patterns)
+            elif device.startswith(SIM_PREFIX):
+                service.add_simulated(device.removeprefix(SIM_PREFIX))
+            else:
+                service.add_port(device)
+        return service
+
+    # -- building -------------------------------------------------------------------------------
+
+    def _next_name(self) -> str:
+        return f"line{len(self._lines) + 1}"
+
+    def add_port(self, port: str, *, simulated: bool = False) -> Line:
+        with self._lock:
+            name = self._next_name()
+            line = Line(
+                name,
+                port,
+                bus=self._bus,
+                settings=self._settings,
+                baudrate=self._baudrate,
+                options=self._options,
+                pin_file=self._data_dir / "lines" / f"{name}-rejected-pins.json",
+                simulated=simulated,
+            )
+            self._lines[name] = line
+        return line
+
+    def add_simulated(self, personality: str) -> Line:
+        from ..modem.simulator import create
+
+        folder = self._data_dir / "sim"
+        modem = create(personality, folder, link_name=f"tty-{personality}-{len(self._lines) + 1}")
+        line = self.add_port(str(modem.urc_path), simulated=True)
+        self._simulators[line.name] = modem
+        return line
+
+    def workers(self) -> list[Worker]:
+        out: list[Worker] = list(self._lines.values())
+        if self.finder is not None:
+            out.append(self.finder)
+        return out
+
+    def close(self) -> None:
+        for line in list(self._lines.values()):
+            line.close()
+        for modem in self._simulators.values():
+            modem.close()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def line(self, name: str) -> Line | None:
+        with self._lock:
+            return self._lines.get(name)
+
+    def lines(self) -> list[Line]:
+        with self._lock:
+            return list(self._lines.values())
+
+    def statuses(self) -> list[LineStatus]:
+        return [line.status() for line in self.lines()]
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """Statuses as plain JSON-ready data (times as ISO 8601 text)."""
+        out = []
+        for status in self.statuses():
+            d = asdict(status)
+            for key, value in d.items():
+                if isinstance(value, datetime):
+                    d[key] = value.isoformat()
+                elif isinstance(value, tuple):
+                    d[key] = list(value)
+            out.append(d)
+        return out
+
+    @property
+    def demo(self) -> bool:
+        return bool(self._simulators)
+
+    # -- demo -----------------------------------------------------------------------------------
+
+    def demo_call(self, number: str, name: str | None = None, line: str | None = None) -> str:
+        """Ring a simulated line with caller ID `number`; returns the line's name."""
+        from ..modem.simulator import CallerId
+
+        number = number.strip()
+        if not number or len(number) > 20 or not number.lstrip("+").isdigit():
+            raise FrontdeskError(f"{number!r} is not a phone number; use digits, e.g. +15551234567")
+        candidates = [line] if line else list(self._simulators)
+        for line_name in candidates:
+            modem = self._simulators.get(line_name)
+            if modem is None:
+                continue
+            if line is None and modem.personality.kind != "analog":
+                continue
+            modem.ring(CallerId(number=number, name=name), rings=6, interval=DEMO_RING_INTERVAL)
+            log.info("demo: ringing %s", line_name)
+            return line_name
+        if line is None and self._simulators:
+            line_name = next(iter(self._simulators))
+            self._simulators[line_name].ring(
+                CallerId(number=number, name=name), rings=6, interval=DEMO_RING_INTERVAL
+            )
+            return line_name
+        raise FrontdeskError(
+            "no simulated line to call: demo calls work in `frontdesk demo` only"
+            if line is None
+            else f"{line} is not a simulated line"
+        )
+
+
+class LineFinder(Worker):
+    """``modem = "auto"``: probe for modems now and every `interval` s; new ones become lines."""
+
+    def __init__(
+        self, service: LinesService, patterns: tuple[str, ...], interval: float = 60.0
+    ) -> None:
+        super().__init__("line-finder", liveness=interval * 3 + 120)
+        self.service = service
+        self.patterns = patterns
+        self.interval = interval
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.scan()
+            if self.wait(self.interval):
+                return
+
+    def scan(self) -> list[Line]:
+        known = [p for line in self.service.lines() for p in _ports_of(line)]
+        added = []
+        try:
+            profiles = find_modems(self.patterns, baudrate=self.service._baudrate, exclude=known)
+        except Exception:
+            log.exception("looking for modems failed")
+            return []
+        for profile in profiles:
+            if self.stopping.is_set():
+                break
+            line = self.service.add_port(profile.port)
+            log.info("found %s", profile.describe())
+            self.service.adopt(line)
+            added.append(line)
+        self.beat()
+        return added
+
+
+def _ports_of(line: Line) -> list[str]:
+    profile = line.profile
+    ports = [line.port]
+    if profile is not None:
+        ports += list(profile.ports)
+    return ports
