@@ -72,6 +72,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if getattr(args, "demo_command", None) == "call":
+        return cmd_demo_call(args)
     from .daemon import Daemon
     from .logs import setup_logging
 
@@ -85,6 +87,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
         flush=True,
     )
     return Daemon(config, log_ring=ring).run()
+
+
+def cmd_demo_call(args: argparse.Namespace) -> int:
+    from .control import ControlClient
+
+    client = ControlClient(Path(args.data_dir).resolve(), timeout=10.0)
+    line = client.call("demo.call", number=args.number, name=args.name, line=args.line)
+    print(f"ringing {line} with caller ID {args.number}")
+    return EXIT_OK
+
+
+def cmd_modem_probe(args: argparse.Namespace) -> int:
+    from .modem.detect import BlockingChat, find_modems, probe
+    from .modem.transport import PortError
+    from .store import Store
+
+    config = _config(args)
+    if not args.devices and Store.is_locked(config.data_dir):
+        from .control import ControlClient
+
+        lines = ControlClient(config.data_dir).call("lines.status")
+        print("The daemon is running; its lines:")
+        for line in lines:
+            what = line["description"] or f"{line['port']}: no modem answering"
+            print(f"  {line['name']} ({line['state']}): {what}")
+            if line["last_error"]:
+                print(f"    last problem: {line['last_error']}")
+        return EXIT_OK
+    devices = args.devices or [d for d in config.modem.devices if not d.startswith("sim:")]
+    found = []
+    if "auto" in devices:
+        found += [p.describe() for p in find_modems(baudrate=config.modem.baudrate)]
+    for device in (d for d in devices if d != "auto"):
+        try:
+            with BlockingChat(device, config.modem.baudrate) as chat:
+                profile = probe(chat, device)
+        except PortError as exc:
+            found.append(f"{device}: {exc}")
+            continue
+        found.append(profile.describe() if profile else f"{device}: no modem answers there")
+    if not found:
+        print("No modem found (looked in /dev/serial/by-id, /dev/ttyACM*, /dev/ttyUSB*).")
+        print("Plug in the USB modem, or set modem.devices in the machine config.")
+        return EXIT_FAIL
+    for text in found:
+        print(text)
+    return EXIT_OK
 
 
 def cmd_version(args: argparse.Namespace) -> int:
@@ -208,6 +257,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--listen", default="", help="web address, default 127.0.0.1:8080")
     p.set_defaults(func=cmd_demo)
+    dsub = p.add_subparsers(dest="demo_command", metavar="ACTION")
+    c = dsub.add_parser(
+        "call",
+        help="ring the running demo's analog line",
+        description="Place a simulated call with caller ID NUMBER on the running demo's "
+        "analog line (the demo must be running with the same --data-dir).",
+    )
+    c.add_argument("number", metavar="NUMBER", help="the caller's number, e.g. +15551234567")
+    c.add_argument("--name", default=None, help="the caller's name for caller ID")
+    c.add_argument("--line", default=None, help="which simulated line (default: the analog one)")
+    c.add_argument(
+        "--data-dir", default="demo-data", help="the demo's data folder (default ./demo-data)"
+    )
+    c.set_defaults(func=cmd_demo_call)
+
+    p = sub.add_parser(
+        "modem",
+        help="find and describe modems",
+        description="Look at the modems Frontdesk can use.",
+    )
+    msub = p.add_subparsers(dest="modem_command", metavar="ACTION", required=True)
+    m = msub.add_parser(
+        "probe",
+        help="say which modems are connected and what they can do",
+        description="Probe the configured devices (or DEVICE..., or every USB serial port "
+        "with `auto`) and describe each modem. While the daemon runs, its lines are shown "
+        "instead: it owns the ports.",
+    )
+    config_arg(m)
+    m.add_argument("devices", nargs="*", metavar="DEVICE", help="port paths or pyserial URLs")
+    m.set_defaults(func=cmd_modem_probe)
 
     p = sub.add_parser(
         "settings",
