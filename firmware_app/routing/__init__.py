@@ -20,6 +20,7 @@ from .hours import (
 )
 from .plan import (
     Call,
+    FaxReceive,
     ForwardTo,
     Greet,
     HangUp,
@@ -32,19 +33,22 @@ from .plan import (
     Reject,
     RepeatMenu,
     RingOffice,
+    Router,
     Screen,
     Step,
     TakeVoicemail,
     decide,
     preview,
+    router,
 )
-from .rules import Person, matching_entry, on_duty
+from .rules import NumberList, Person, matching_entry, on_duty
 
 __all__ = [
     "BusinessHours",
     "Call",
     "Change",
     "Day",
+    "FaxReceive",
     "ForwardTo",
     "Greet",
     "HangUp",
@@ -53,12 +57,14 @@ __all__ = [
     "MenuChoice",
     "Mode",
     "NotifyStaff",
+    "NumberList",
     "Person",
     "Plan",
     "PlayMessage",
     "Reject",
     "RepeatMenu",
     "RingOffice",
+    "Router",
     "Screen",
     "Status",
     "Step",
@@ -69,6 +75,7 @@ __all__ = [
     "on_duty",
     "preview",
     "public_holidays",
+    "router",
     "status",
     "upcoming_changes",
     "wall_to_instant",

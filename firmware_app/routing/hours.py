@@ -37,6 +37,9 @@ HORIZON_DAYS = 400
 
 _WINDOW_DAYS = 14
 _ONE_DAY = dt.timedelta(days=1)
+_EPOCH = dt.date(2000, 1, 3)
+"""Windows of the timeline start on multiples of _WINDOW_DAYS from this Monday, so that
+every question about a fortnight reuses one cached window."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,6 +178,9 @@ class BusinessHours:
             if a and b:
                 self._closures.append((a, b, c.id, c.reason))
         self._holiday_cache: dict[int, dict[dt.date, str]] = {}
+        # Memos: an instance stands for one settings version, so days and windows never change.
+        self._days: dict[dt.date, Day] = {}
+        self._windows: dict[dt.date, list[tuple[dt.datetime, dt.datetime]]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BusinessHours:
@@ -202,6 +208,14 @@ class BusinessHours:
 
     def day(self, date: dt.date) -> Day:
         """What applies on a date. Precedence: closure, special hours, holiday, weekly."""
+        found = self._days.get(date)
+        if found is None:
+            if len(self._days) > 4096:
+                self._days.clear()
+            found = self._days[date] = self._find_day(date)
+        return found
+
+    def _find_day(self, date: dt.date) -> Day:
         for first, last, cid, reason in self._closures:
             if first <= date <= last:
                 return Day(date=date, kind="closure", intervals=(), reason=reason, closure_id=cid)
@@ -264,10 +278,25 @@ class BusinessHours:
     def _wall_date(self, t: dt.datetime) -> dt.date:
         return t.astimezone(self.tz).date()
 
+    def _window_start(self, date: dt.date) -> dt.date:
+        return date - dt.timedelta(days=(date - _EPOCH).days % _WINDOW_DAYS)
+
+    def _window(self, start: dt.date) -> list[tuple[dt.datetime, dt.datetime]]:
+        """The merged spans of the fortnight starting on `start` (an aligned date), memoised."""
+        spans = self._windows.get(start)
+        if spans is None:
+            if len(self._windows) > 256:
+                self._windows.clear()
+            spans = self._windows[start] = self._spans(
+                start, start + dt.timedelta(days=_WINDOW_DAYS - 1)
+            )
+        return spans
+
     def scheduled_open(self, t: dt.datetime) -> bool:
         """Open by the hours, holidays and closures alone (no override)."""
-        d = self._wall_date(t)
-        return any(a <= t < b for a, b in self._spans(d - _ONE_DAY, d + _ONE_DAY))
+        t = t.astimezone(UTC)
+        spans = self._window(self._window_start(self._wall_date(t)))
+        return any(a <= t < b for a, b in spans)
 
     def scheduled_changes(self, after: dt.datetime) -> Iterator[tuple[dt.datetime, bool]]:
         """Openings (True) and closings (False) strictly after `after`, within the horizon.
@@ -275,13 +304,13 @@ class BusinessHours:
         Instants are in UTC: aware datetimes sharing one zone compare by wall clock, which is
         wrong in a repeated hour, so everything inside works in UTC.
         """
-        start = self._wall_date(after) - _ONE_DAY
+        start = self._window_start(self._wall_date(after) - _ONE_DAY)
         end = start + dt.timedelta(days=HORIZON_DAYS)
         previous = after
         while start <= end:
             last = start + dt.timedelta(days=_WINDOW_DAYS - 1)
             lo, hi = local_midnight(start, self.tz), local_midnight(last + _ONE_DAY, self.tz)
-            for a, b in self._spans(start, last):
+            for a, b in self._window(start):
                 for at, state in ((a, True), (b, False)):
                     if lo <= at <= hi and at > previous:
                         previous = at

@@ -15,7 +15,7 @@ from ..settings.routing import Menu as MenuSettings
 from ..settings.routing import MenuOption, Rules, StaffMember, parse_local_datetime
 from .clock import wall_to_instant
 from .hours import BusinessHours, Mode, Status
-from .rules import Person, in_group, matching_entry, on_duty
+from .rules import NumberList, Person, in_group, on_duty
 
 if TYPE_CHECKING:
     from ..settings.model import Settings
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 Validity = Literal["ok", "withheld", "unavailable"]
 LineKind = Literal["analog", "gsm"]
 ForwardMethod = Literal["dial_out", "hook_flash", "network"]
-Rule = Literal["schedule", "allow", "block", "withheld"]
+Rule = Literal["schedule", "allow", "block", "withheld", "fax"]
 
 NETWORK_FORWARD_MAX_SECONDS = 30
 """3GPP TS 27.007 AT+CCFC 'no reply' time: 5 to 30 seconds."""
@@ -36,6 +36,8 @@ class Call:
     number: str = ""
     name: str = ""
     validity: Validity = "ok"
+    fax: bool = False
+    """The caller is a fax machine (its calling tone was heard, or the line said so)."""
 
     @property
     def withheld(self) -> bool:
@@ -53,10 +55,21 @@ class LineCapabilities:
     """GSM: a second call can be placed and joined to the caller."""
     can_forward_network: bool = False
     """GSM: the network forwards unanswered calls (AT+CCFC)."""
+    can_receive_fax: bool = False
+    """The modem can take a fax (a fax class in AT+FCLASS=?)."""
+    fax_only: bool = False
+    """The owner uses this line for faxes only: every call is answered as a fax."""
 
     @classmethod
-    def analog(cls, *, can_transfer: bool = False) -> LineCapabilities:
-        return cls(kind="analog", can_transfer=can_transfer)
+    def analog(
+        cls, *, can_transfer: bool = False, can_receive_fax: bool = False, fax_only: bool = False
+    ) -> LineCapabilities:
+        return cls(
+            kind="analog",
+            can_transfer=can_transfer,
+            can_receive_fax=can_receive_fax,
+            fax_only=fax_only,
+        )
 
     @classmethod
     def gsm(
@@ -181,6 +194,16 @@ class Reject:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class FaxReceive:
+    """Answer as a fax machine and receive the document (run by the fax service)."""
+
+    kind: Literal["fax_receive"] = dataclasses.field(default="fax_receive", init=False)
+
+    def describe(self) -> str:
+        return "answer as a fax machine and receive the fax"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class HangUp:
     kind: Literal["hang_up"] = dataclasses.field(default="hang_up", init=False)
 
@@ -220,6 +243,7 @@ Step = (
     | PlayMessage
     | RepeatMenu
     | Reject
+    | FaxReceive
     | HangUp
 )
 
@@ -323,100 +347,152 @@ def _menu_for(rules: Rules, status: Status) -> tuple[str, MenuSettings] | None:
     return None
 
 
-def decide(call: Call, now: dt.datetime, settings: Settings, line: LineCapabilities) -> Plan:
-    """The plan for `call` arriving at `now` (timezone-aware) on `line`.
+class Router:
+    """One settings version read once for routing: hours, number lists and staff numbers.
 
-    Precedence: allow list (VIP), block list, withheld policy, then the mode (override,
-    closure, holiday, special hours, weekly hours) with its menu; see docs/routing.md.
+    Build one per settings object (the settings service replaces the object on every save)
+    and call `decide` for each call; `decide()` below keeps a few of them for reuse.
     """
-    hours = BusinessHours.from_settings(settings)
-    status = hours.status(now)
-    rules = settings.rules
-    region = settings.business.country
-    staff = settings.staff
-    notes: list[str] = []
 
-    def people(members: list[StaffMember]) -> list[Person]:
-        return [Person.of(m, region) for m in members]
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.hours = BusinessHours.from_settings(settings)
+        self.region = settings.business.country
+        self.allow = NumberList(settings.rules.allow, self.region)
+        self.block = NumberList(settings.rules.block, self.region)
+        self._people = {m.name: Person.of(m, self.region) for m in settings.staff.members}
 
-    number = "" if call.withheld else call.number
-    vip = matching_entry(number, rules.allow, region) if number else ""
-    blocked = matching_entry(number, rules.block, region) if number and not vip else ""
+    def people(self, members: list[StaffMember]) -> list[Person]:
+        return [self._people.get(m.name) or Person.of(m, self.region) for m in members]
 
-    steps: list[Step]
-    if vip:
-        members = on_duty(staff, now, hours.tz, is_open=status.is_open) or [
-            m for m in staff.members if m.mobile
-        ]
-        steps = _put_through(
-            people(members),
-            line,
-            rules,
-            greeting="open",
-            ring_office=line.kind == "analog" and rules.office_phone and status.is_open,
-            notes=notes,
-        )
-        why = f"Allow list: {call.number} matches {vip}, put through at any time"
-        return _plan(status, "allow", steps, why, notes)
+    def decide(self, call: Call, now: dt.datetime, line: LineCapabilities) -> Plan:
+        """The plan for `call` arriving at `now` (timezone-aware) on `line`.
 
-    if blocked:
-        steps = [Reject(how="decline" if line.kind == "gsm" else "answer_and_hang_up")]
-        return _plan(status, "block", steps, f"Blocked: {call.number} matches {blocked}", notes)
+        Precedence: allow list (VIP), block list, withheld policy, fax, then the mode
+        (override, closure, holiday, special hours, weekly hours) with its menu; see
+        docs/routing.md.
+        """
+        settings = self.settings
+        hours = self.hours
+        status = hours.status(now)
+        rules = settings.rules
+        staff = settings.staff
+        notes: list[str] = []
+        people = self.people
 
-    screen = rules.screen_all
-    if call.withheld:
-        label = "Withheld number" if call.validity != "unavailable" else "Number unavailable"
-        if rules.withheld == "reject":
+        number = "" if call.withheld else call.number
+        vip = self.allow.match(number, self.region) if number else ""
+        blocked = self.block.match(number, self.region) if number and not vip else ""
+        is_fax = call.fax or line.fax_only
+
+        steps: list[Step]
+        if vip and not is_fax:
+            members = on_duty(staff, now, hours.tz, is_open=status.is_open) or [
+                m for m in staff.members if m.mobile
+            ]
+            steps = _put_through(
+                people(members),
+                line,
+                rules,
+                greeting="open",
+                ring_office=line.kind == "analog" and rules.office_phone and status.is_open,
+                notes=notes,
+            )
+            why = f"Allow list: {call.number} matches {vip}, put through at any time"
+            return _plan(status, "allow", steps, why, notes)
+
+        if blocked:
             steps = [Reject(how="decline" if line.kind == "gsm" else "answer_and_hang_up")]
-            return _plan(
-                status, "withheld", steps, f"{label}: rejected by the withheld rule", notes
-            )
-        if rules.withheld == "voicemail":
-            steps = [Greet(greeting=status.greeting), TakeVoicemail()]
-            why = f"{label}: straight to voicemail by the withheld rule ({status.text})"
-            return _plan(status, "withheld", steps, why, notes)
-        if rules.withheld == "screen":
-            screen = True
-            notes.append(f"{label.lower()}: the caller is asked to press 1")
+            return _plan(status, "block", steps, f"Blocked: {call.number} matches {blocked}", notes)
 
-    ring_office = line.kind == "analog" and rules.office_phone and status.is_open
-    steps = []
-    if ring_office:
-        steps.append(RingOffice(seconds=rules.ring_seconds))
-    if screen:
-        steps.append(Screen())
-
-    menu = _menu_for(rules, status)
-    if status.is_open:
-        default = _put_through(
-            people(on_duty(staff, now, hours.tz, is_open=True)),
-            line,
-            rules,
-            greeting=status.greeting,
-            ring_office=False,
-            notes=notes,
-            answered=screen or menu is not None,
-        )
-    else:
-        default = [Greet(greeting=status.greeting), TakeVoicemail()]
-
-    if menu is not None:
-        mode, menu_settings = menu
-        choices: list[MenuChoice] = []
-        for option in menu_settings.options:
-            choices.append(
-                MenuChoice(
-                    digit=option.digit,
-                    label=option.label or _option_label(option.action, option.target),
-                    steps=tuple(_option_steps(option, settings, hours, now, status, line)),
+        screen = rules.screen_all
+        if call.withheld:
+            label = "Withheld number" if call.validity != "unavailable" else "Number unavailable"
+            if rules.withheld == "reject":
+                steps = [Reject(how="decline" if line.kind == "gsm" else "answer_and_hang_up")]
+                return _plan(
+                    status, "withheld", steps, f"{label}: rejected by the withheld rule", notes
                 )
+            if is_fax:
+                pass  # a fax machine cannot press 1 or leave a message: the fax rule below
+            elif rules.withheld == "voicemail":
+                steps = [Greet(greeting=status.greeting), TakeVoicemail()]
+                why = f"{label}: straight to voicemail by the withheld rule ({status.text})"
+                return _plan(status, "withheld", steps, why, notes)
+            elif rules.withheld == "screen":
+                screen = True
+                notes.append(f"{label.lower()}: the caller is asked to press 1")
+
+        if is_fax:
+            why = "Fax-only line" if line.fax_only else "The caller is a fax machine"
+            if line.can_receive_fax:
+                return _plan(status, "fax", [FaxReceive()], why, notes)
+            notes.append("this line's modem cannot receive faxes")
+            return _plan(status, "fax", [HangUp()], why, notes)
+
+        ring_office = line.kind == "analog" and rules.office_phone and status.is_open
+        steps = []
+        if ring_office:
+            steps.append(RingOffice(seconds=rules.ring_seconds))
+        if screen:
+            steps.append(Screen())
+
+        menu = _menu_for(rules, status)
+        if status.is_open:
+            default = _put_through(
+                people(on_duty(staff, now, hours.tz, is_open=True)),
+                line,
+                rules,
+                greeting=status.greeting,
+                ring_office=False,
+                notes=notes,
+                answered=screen or menu is not None,
             )
-        steps.append(Menu(prompt=f"menu:{mode}", choices=tuple(choices)))
-        # With no key pressed: what would have happened without the menu, minus its greeting.
-        steps += [s for s in default if not isinstance(s, Greet)]
-    else:
-        steps += default
-    return _plan(status, "schedule", steps, status.text, notes)
+        else:
+            default = [Greet(greeting=status.greeting), TakeVoicemail()]
+
+        if menu is not None:
+            mode, menu_settings = menu
+            choices: list[MenuChoice] = []
+            for option in menu_settings.options:
+                choices.append(
+                    MenuChoice(
+                        digit=option.digit,
+                        label=option.label or _option_label(option.action, option.target),
+                        steps=tuple(_option_steps(option, self, now, status, line)),
+                    )
+                )
+            steps.append(Menu(prompt=f"menu:{mode}", choices=tuple(choices)))
+            # With no key pressed: what would have happened without the menu, minus its greeting.
+            steps += [s for s in default if not isinstance(s, Greet)]
+        else:
+            steps += default
+        return _plan(status, "schedule", steps, status.text, notes)
+
+
+_ROUTERS: dict[int, tuple[Settings, Router]] = {}
+_ROUTERS_MAX = 8
+
+
+def router(settings: Settings) -> Router:
+    """The `Router` for this settings object, reused while the object is (by identity).
+
+    Settings are read as immutable: change them by building a new object, as the settings
+    service does on every save. Holding the object keeps its id from being reused.
+    """
+    hit = _ROUTERS.get(id(settings))
+    if hit is not None and hit[0] is settings:
+        return hit[1]
+    made = Router(settings)
+    if len(_ROUTERS) >= _ROUTERS_MAX:
+        _ROUTERS.clear()
+    _ROUTERS[id(settings)] = (settings, made)
+    return made
+
+
+def decide(call: Call, now: dt.datetime, settings: Settings, line: LineCapabilities) -> Plan:
+    """The plan for `call` arriving at `now` (timezone-aware) on `line`: see `Router.decide`."""
+    return router(settings).decide(call, now, line)
 
 
 def _option_label(action: str, target: str) -> str:
@@ -430,8 +506,7 @@ def _option_label(action: str, target: str) -> str:
 
 def _option_steps(
     option: MenuOption,
-    settings: Settings,
-    hours: BusinessHours,
+    router: Router,
     now: dt.datetime,
     status: Status,
     line: LineCapabilities,
@@ -442,12 +517,14 @@ def _option_steps(
         return [PlayMessage(message=f"message:{option.target or 'info'}"), RepeatMenu()]
     if option.action == "repeat":
         return [RepeatMenu()]
-    region = settings.business.country
-    members = on_duty(settings.staff, now, hours.tz, is_open=status.is_open, group=option.target)
+    settings = router.settings
+    members = on_duty(
+        settings.staff, now, router.hours.tz, is_open=status.is_open, group=option.target
+    )
     if not members:
         members = in_group(settings.staff, option.target)
     steps = _put_through(
-        [Person.of(m, region) for m in members],
+        router.people(members),
         line,
         settings.rules,
         greeting="connect",
@@ -477,7 +554,7 @@ def preview(
     `at` is a wall-clock time in the business's timezone (naive datetime or "YYYY-MM-DD HH:MM")
     or an aware datetime. `caller` is a number, or "" / "withheld" for a withheld number.
     """
-    hours = BusinessHours.from_settings(settings)
+    hours = router(settings).hours
     if isinstance(at, str):
         local = parse_local_datetime(at)
         if local is None:

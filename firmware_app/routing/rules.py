@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from zoneinfo import ZoneInfo
 
 from ..settings.routing import WEEKDAYS, Staff, StaffMember, normalise_number, parse_interval
@@ -23,40 +24,83 @@ class Person:
 
     @classmethod
     def of(cls, member: StaffMember, region: str) -> Person:
-        mobile = normalise_number(member.mobile, region) if member.mobile else ""
+        mobile = e164(member.mobile, region) if member.mobile else ""
         return cls(name=member.name, mobile=mobile, email=member.email)
 
 
-def _national_digits(e164: str, region: str) -> str:
+@functools.lru_cache(maxsize=2048)
+def e164(number: str, region: str) -> str:
+    """`normalise_number`, remembered: callers ring again, and parsing costs ~40 us."""
+    return normalise_number(number, region)
+
+
+@functools.lru_cache(maxsize=64)
+def _country_prefixes(region: str) -> tuple[str, str, str]:
+    """(+country code, international dialling prefix, national trunk prefix) of a region."""
     import phonenumbers
 
-    try:
-        parsed = phonenumbers.parse(e164, region or None)
-    except phonenumbers.NumberParseException:
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region or "", None)
+    if meta is None or meta.country_code is None:
+        return "", "", ""
+    intl = next(
+        (
+            p
+            for p in (meta.international_prefix, meta.preferred_international_prefix)
+            if p and p.isdigit()
+        ),
+        "00",
+    )
+    trunk = meta.national_prefix if (meta.national_prefix or "").isdigit() else ""
+    return f"+{meta.country_code}", intl, trunk or ""
+
+
+class NumberList:
+    """An allow or block list read once: exact entries in E.164, prefixes as E.164 prefixes.
+
+    A prefix written nationally ("0870*" with the business in GB) also matches the same
+    numbers written internationally ("+44 870 ..."), and the caller's digits as sent.
+    """
+
+    def __init__(self, patterns: list[str], region: str) -> None:
+        self.exact: dict[str, str] = {}
+        self.prefixes: list[tuple[str, str]] = []  # (prefix of an E.164 or digit string, entry)
+        code, intl, trunk = _country_prefixes(region)
+        for pattern in patterns:
+            p = pattern.strip()
+            if not p.endswith("*"):
+                self.exact.setdefault(e164(p, region), pattern)
+                continue
+            digits = "".join(c for c in p[:-1] if c.isdigit())
+            if p.startswith("+"):
+                self.prefixes.append(("+" + digits, pattern))
+                continue
+            self.prefixes.append((digits, pattern))  # the caller's digits as sent
+            if intl and digits.startswith(intl):  # 0044870* -> +44870
+                self.prefixes.append(("+" + digits[len(intl) :], pattern))
+            elif code:  # 0870* -> +44870 (the trunk prefix dropped)
+                national = digits[len(trunk) :] if trunk and digits.startswith(trunk) else digits
+                self.prefixes.append((code + national, pattern))
+
+    def match(self, number: str, region: str) -> str:
+        """The first entry matching `number`, or empty."""
+        if not number.strip():
+            return ""
+        normal = e164(number, region)
+        hit = self.exact.get(normal)
+        if hit is not None:
+            return hit
+        digits = "".join(c for c in number if c.isdigit())
+        for prefix, pattern in self.prefixes:
+            if normal.startswith(prefix) or (
+                not prefix.startswith("+") and digits.startswith(prefix)
+            ):
+                return pattern
         return ""
-    national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
-    return "".join(c for c in str(national) if c.isdigit())
 
 
 def matching_entry(number: str, patterns: list[str], region: str) -> str:
     """The first list entry that matches `number`, or empty. Entries ending in * are prefixes."""
-    if not number.strip():
-        return ""
-    e164 = normalise_number(number, region)
-    national = _national_digits(e164, region) if e164.startswith("+") else ""
-    digits = "".join(c for c in number if c.isdigit())
-    for pattern in patterns:
-        p = pattern.strip()
-        if p.endswith("*"):
-            prefix = "".join(c for c in p[:-1] if c.isdigit())
-            if p.startswith("+"):
-                if e164.startswith("+" + prefix):
-                    return pattern
-            elif national.startswith(prefix) or digits.startswith(prefix):
-                return pattern
-        elif normalise_number(p, region) == e164:
-            return pattern
-    return ""
+    return NumberList(patterns, region).match(number, region)
 
 
 def _covers(hours: list[str], days: list[str], local: dt.datetime) -> bool:
