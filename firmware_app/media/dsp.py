@@ -170,8 +170,9 @@ def _db(ratio_db: float) -> float:
 class DtmfDetector:
     """Goertzel DTMF receiver (Q.23 frequencies, Q.24 acceptance).
 
-    Blocks of 102 samples (12.75 ms at 8 kHz: 78 Hz bins, narrower than the 73 Hz row
-    spacing only at the edge, as in SpanDSP's `dtmf.c`). A block holds a digit when:
+    Blocks of 102 samples (12.75 ms at 8 kHz, the block SpanDSP's `dtmf.c` uses: short
+    enough for 40 ms tones; rows 73-89 Hz apart are told apart by the relative-peak check).
+    A block holds a digit when:
     each tone is above `min_level_dbfs`; the louder row beats the other rows and the
     louder column the other columns by `peak_db`; the column is at most
     `reverse_twist_db` louder and at most `normal_twist_db` softer than the row (Q.24:
@@ -269,8 +270,8 @@ class DtmfDetector:
 
 class SilenceDetector:
     """Reports `Silence` once no 20 ms frame has been above `threshold_dbfs` for `seconds`,
-    and `SoundResumed` when a loud frame follows. Default -45 dBFS: above the hiss of an
-    analog line through a USB modem (about -55 to -60 dBFS), below quiet speech (-35)."""
+    and `SoundResumed` when a loud frame follows. Default -45 dBFS: meant to sit above line
+    hiss and below quiet speech (about -35 dBFS); check it against real line recordings."""
 
     def __init__(
         self,

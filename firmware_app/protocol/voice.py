@@ -733,8 +733,8 @@ class HangupDetector:
             return self._decide("stream_end", now, now)
         return self.tick(now)
 
-    def level(self, dbfs: float, now: float, *, frame_seconds: float = 0.0) -> Hangup | None:
-        """One frame's level; `now` is the frame's end, `frame_seconds` its length."""
+    def level(self, dbfs: float, now: float) -> Hangup | None:
+        """One audio frame's level; `now` is the frame's end."""
         if dbfs > self._silence_dbfs:
             self._quiet_since = now
         return self.tick(now)
