@@ -41,6 +41,7 @@ __all__ = [
     "chunks",
     "end_play",
     "escape",
+    "parse_dtmf_urc",
     "parse_vsm_options",
     "quirks_for",
     "record_commands",
@@ -641,6 +642,27 @@ class DleDecoder:
         if self._now is not None and self._last_now is not None:
             by_clock = self._now - self._last_now
         return max(by_audio, by_clock)
+
+
+# --- GSM: key presses reported by the modem -------------------------------------------------
+
+# SIMCom SIM800 `+DTMF: <key>` (after AT+DDET=1), SIMCom SIM7600 `+RXDTMF: <key>`, Quectel
+# EC25 `+QTONEDET: <ascii code>` (after AT+QTONEDET=1; 49 is "1"). Vendor AT manuals.
+_DTMF_URCS: Final = frozenset({"+DTMF", "+RXDTMF", "+QTONEDET"})
+
+
+def parse_dtmf_urc(name: str, args: str) -> str | None:
+    """The digit of a GSM modem's DTMF URC (`URC.name`, `URC.args` of the AT engine), or None
+    when the URC is not one or its value is not a digit."""
+    if name.upper() not in _DTMF_URCS:
+        return None
+    value = args.split(",")[0].strip().strip('"')
+    if name.upper() == "+QTONEDET":
+        if not value.isdigit() or int(value) > 0x7F:
+            return None
+        value = chr(int(value))
+    value = value.upper()
+    return value if len(value) == 1 and value in DTMF_DIGITS else None
 
 
 # --- hang-up decision -----------------------------------------------------------------------

@@ -24,6 +24,7 @@ from firmware_app.protocol.voice import (
     chunks,
     end_play,
     escape,
+    parse_dtmf_urc,
     parse_vsm_options,
     quirks_for,
     record_commands,
@@ -424,3 +425,22 @@ def test_hangup_from_tone_in_audio_and_max_duration() -> None:
     assert HangupDetector(start=0.0).tone("busy", 1, 0).reason == "busy_tone_audio"
     with pytest.raises(LocalProtocolError):
         HangupDetector(start=0.0, silence_seconds=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "digit"),
+    [
+        ("+DTMF", "5", "5"),
+        ("+DTMF", " #", "#"),
+        ("+RXDTMF", "*", "*"),
+        ("+RXDTMF", "a", "A"),
+        ("+QTONEDET", "49", "1"),
+        ("+QTONEDET", "35", "#"),
+        ("+QTONEDET", "999", None),
+        ("+QTONEDET", "x", None),
+        ("+DTMF", "12", None),
+        ("+CLIP", "5", None),
+    ],
+)
+def test_gsm_dtmf_urcs(name: str, args: str, digit: str | None) -> None:
+    assert parse_dtmf_urc(name, args) == digit
