@@ -229,12 +229,13 @@ def _title(texts: Iterable[str]) -> tuple[str, str]:
     joined = " ".join(texts).upper()
     for key, title in _TITLES:
         if key in joined:
+            upper = title.upper()
             vendor = ""
-            if "ROBOTICS" in title or "USR" in title:
+            if "ROBOTICS" in upper or "USR" in upper:
                 vendor = "usr"
-            elif "CONEXANT" in title:
+            elif "CONEXANT" in upper:
                 vendor = "conexant"
-            elif "SPANDSP" in title:
+            elif "SPANDSP" in upper:
                 vendor = "spandsp"
             return title, vendor
     return "", ""

@@ -355,6 +355,7 @@ class Line(Worker):
         self._call: _Call | None = None
         self._data_handler: Callable[[bytes], None] | None = None
         self._up = False
+        self._settings_pending = False
 
     def _submit(self, fn: Callable[[Line], T], name: str, at_ring: int = 0) -> Future[T]:
         fut: Future[T] = Future()
@@ -408,6 +409,7 @@ class Line(Worker):
         log.info("%s up: %s", self.name, profile.describe())
         self.bus.publish(ev.LineUp(line=self.name, port=self.port, description=profile.describe()))
         self._schedule(self.options.health_interval, self._health_due)
+        self._apply_settings()
 
     def _serve(self) -> None:
         while True:
@@ -482,11 +484,8 @@ class Line(Worker):
             delay, req = value
             self._schedule(delay, lambda: self._requests.append(req))
         elif kind == "settings":
-            if self._driver is not None and self._up:
-                driver = self._driver
-                self._requests.append(
-                    _Request(lambda line: driver.settings_changed(line), Future(), "settings")
-                )
+            self._settings_pending = True
+            self._apply_settings()
         elif kind == "wake" and self.stopping.is_set():
             raise _Stopping
 
@@ -670,6 +669,15 @@ class Line(Worker):
                 self._requests.append(
                     _Request(lambda line: driver.periodic(line), Future(), "health check")
                 )
+
+    def _apply_settings(self) -> None:
+        """Let the driver act on changed settings once the line is up (SIM PIN corrected)."""
+        driver = self._driver
+        if self._settings_pending and driver is not None and self._up:
+            self._settings_pending = False
+            self._requests.append(
+                _Request(lambda line: driver.settings_changed(line), Future(), "settings")
+            )
 
     def _on_settings_changed(self, event: SettingsChanged) -> None:
         if "lines" in event.sections:

@@ -1,0 +1,433 @@
+"""Lines over real ptys with pyserial: detection, init, caller ID, reconnects, the SIM PIN.
+
+Each test drives a simulated modem (firmware_app.modem.simulator) and a `Line` that opens
+its pty path exactly as it opens /dev/ttyACM0; assertions look at the commands the modem
+received and the events the line published.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from firmware_app.modem import events as ev
+from firmware_app.modem.detect import BlockingChat, find_modems, parse_fclass, parse_vsm, probe
+from firmware_app.modem.line import Line, LineDownError
+from firmware_app.modem.simulator import CallerId, SimulatedModem
+from firmware_app.modem.simulator.callerid import raw_line
+from firmware_app.protocol.at import Command, Response
+from firmware_app.settings.lines import Lines
+from tests.modem.conftest import Recorder
+
+pytestmark = pytest.mark.timeout(30)
+
+Modems = Callable[..., SimulatedModem]
+Lines_ = Callable[..., Line]
+
+
+def up(recorder: Recorder, line: Line, timeout: float = 5.0, since: int = 0) -> ev.LineUp:
+    return recorder.wait(ev.LineUp, lambda e: e.line == line.name, timeout, since)
+
+
+def commands_since(modem: SimulatedModem, index: int) -> list[str]:
+    return modem.commands[index:]
+
+
+# --- detection ------------------------------------------------------------------------------
+
+DESCRIPTIONS = {
+    "usr5637": "USR5637 on {p}: analog line, voice (u-law 8 kHz), fax Class 1, caller ID",
+    "cx93010": "Conexant CX93001 on {p}: analog line, voice (u-law 8 kHz), fax Class 1/1.0/2, "
+    "caller ID",
+    "sim800": "SIMCom SIM800 on {p}: GSM line, caller ID, SMS, call audio: analog audio "
+    "through a USB sound card, SIM ready",
+    "sim7600": "SIMCom SIM7600 on {p}: GSM line (LTE), caller ID, SMS, call audio: PCM over "
+    "USB serial (AT+CPCMREG), SIM ready",
+    "ec25": "Quectel EC25 on {p}: GSM line (LTE), caller ID, SMS, call audio: PCM over USB "
+    "(AT+QPCMV) or USB sound card, SIM ready",
+    "e1752": "Huawei E1752 on {p}: GSM line, caller ID, SMS, call audio: PCM on a separate USB "
+    "port (AT^DDSETEX), SIM ready",
+}
+
+
+def test_every_personality_is_detected(make_modem: Modems, tmp_path: Path) -> None:
+    modems = {
+        name: make_modem(name, urc_interval=0.2) if name == "e1752" else make_modem(name)
+        for name in DESCRIPTIONS
+    }
+    found = {p.port: p for p in find_modems([str(tmp_path / "dev" / "tty-*")], listen=2.0)}
+    assert len(found) == len(DESCRIPTIONS)
+    for name, modem in modems.items():
+        port = str(modem.urc_path)  # the Huawei's second port carries the URCs
+        assert found[port].describe() == DESCRIPTIONS[name].format(p=port)
+    e1752 = found[str(modems["e1752"].urc_path)]
+    assert e1752.ports == tuple(str(p) for p in modems["e1752"].paths)
+    usr = found[str(modems["usr5637"].path)]
+    assert [f.code for f in usr.voice_formats][:2] == [131, 130]  # u-law, then A-law
+    assert usr.caller_id_command == "AT+VCID=1"
+    assert found[str(modems["cx93010"].path)].caller_id_command == "AT-SCID=1;+VCID=1"
+
+
+def test_probe_says_what_a_port_is(make_modem: Modems) -> None:
+    modem = make_modem("sim800", pin="1234")
+    with BlockingChat(str(modem.path)) as chat:
+        profile = probe(chat, "/dev/ttyUSB2")
+    assert profile is not None
+    assert profile.describe().endswith("SIM needs its PIN")
+    assert profile.revision == "Revision:1418B04SIM800L24"
+
+
+def test_answer_parsers() -> None:
+    assert parse_fclass(["0,1,1.0,2,8"]) == ("0", "1", "1.0", "2", "8")
+    assert parse_fclass(["(0,1,2.0,8)"]) == ("0", "1", "2.0", "8")
+    formats = parse_vsm(['0,"SIGNED PCM",8,0,(8000),(0),(0)', '132,"ALAW",8,0,(7200,8000),(0),(0)'])
+    assert [(f.code, f.words, f.rates) for f in formats] == [
+        (132, "A-law", (7200, 8000)),
+        (0, "8-bit signed linear", (8000,)),
+    ]
+
+
+# --- init sequences ---------------------------------------------------------------------------
+
+
+def test_analog_init_enables_and_verifies_caller_id(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    modem = make_modem("usr5637")
+    line = make_line(modem.path, Lines(country="B4"))
+    up(recorder, line)
+    cmds = modem.commands
+    init = cmds[cmds.index("ATZ") :]
+    assert init[:6] == ["ATZ", "ATE0V1Q0", "ATS0=0", "AT+GCI=B4", "AT+VCID=1", "AT+VCID?"]
+    status = line.status()
+    assert (status.state, status.kind, status.model, status.firmware) == (
+        "idle",
+        "analog",
+        "USR5637",
+        "1.2.23",
+    )
+    assert status.caller_id
+
+
+def test_conexant_caller_id_command_and_reset(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    modem = make_modem("cx93010")
+    line = make_line(modem.path)
+    up(recorder, line)
+    assert "AT-SCID=1;+VCID=1" in modem.commands
+    # The Conexant forgets +VCID on reset: a reconnect sends it again and checks it.
+    mark, seen = recorder.mark(), len(modem.commands)
+    modem.unplug()
+    recorder.wait(ev.LineDown, since=mark)
+    modem.replug()
+    up(recorder, line, since=mark)
+    again = commands_since(modem, seen)
+    assert again.index("AT-SCID=1;+VCID=1") > again.index("ATZ")
+    assert "AT+VCID?" in again
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "sim800",
+            ["ATZ", "ATE0", "AT+CMEE=1", "AT+CPIN?", "AT+CREG=2", "AT+CLIP=1", "AT+CRC=1",
+             "AT+CMGF=0", "AT+CNMI=2,1,0,2,0", "AT+COPS=3,0", "AT+CSQ", "AT+CREG?", "AT+COPS?"],
+        ),
+        (
+            "ec25",
+            ["ATZ", "ATE0", "AT+CMEE=1", 'AT+QGPSCFG="outport","none"', "AT+CPIN?",
+             "AT+CREG=2", "AT+CEREG=2", "AT+CLIP=1", "AT+CRC=1", "AT+CMGF=0"],
+        ),
+        ("e1752", ["ATZ", "ATE0", "AT+CMEE=1", "AT^CURC=0", "AT+CPIN?", "AT+CREG=2"]),
+    ],
+)  # fmt: skip
+def test_gsm_start_up(
+    name: str, expected: list[str], make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    modem = make_modem(name, urc_interval=0.2)
+    line = make_line(modem.urc_path)
+    up(recorder, line)
+    cmds = modem.commands
+    init = [c for c in cmds[cmds.index("ATZ") :] if c != "AT+SPIC"]
+    assert init[: len(expected)] == expected
+    signal = recorder.wait(ev.SignalChanged, lambda e: e.registration == "registered (home)")
+    assert signal.rssi == 20 and signal.dbm == -73
+    if name != "e1752":
+        assert line.status().operator == "Frontdesk Mobile"
+
+
+def test_gsm_signal_and_registration_changes(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    modem = make_modem("sim800")
+    line = make_line(modem.path)
+    up(recorder, line)
+    modem.set_network(stat=5, rssi=9)
+    changed = recorder.wait(ev.SignalChanged, lambda e: e.registration == "registered (roaming)")
+    assert changed.line == line.name
+    recorder.wait(ev.SignalChanged, lambda e: e.rssi == 9)  # from the periodic AT+CSQ
+    assert line.status().dbm == -95
+
+
+# --- caller ID ------------------------------------------------------------------------------
+
+FORMS = [
+    ("with name", CallerId(number="5551234567", name="ALICE"), "5551234567", "ALICE", "ok"),
+    ("without name", CallerId(number="01632960123"), "01632960123", None, "ok"),
+    ("withheld", CallerId(private=True, name="x"), None, None, "withheld"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "cid", "number", "name", "validity"), FORMS)
+def test_analog_caller_id_forms(
+    label: str,
+    cid: CallerId,
+    number: str | None,
+    name: str | None,
+    validity: str,
+    make_modem: Modems,
+    make_line: Lines_,
+    recorder: Recorder,
+) -> None:
+    modem = make_modem("usr5637")
+    line = make_line(modem.path)
+    up(recorder, line)
+    modem.ring(cid, rings=3, interval=0.3)
+    call = recorder.wait(ev.IncomingCall)
+    assert (call.number, call.name, call.validity, call.source) == (
+        number,
+        name,
+        validity,
+        "formatted",
+    )
+    assert call.rings == 2  # complete at the ring after the caller-ID block, name or not
+    assert line.status().state == "ringing"
+    hung = recorder.wait(ev.CallerHungUp, timeout=5.0)
+    assert hung.call_id == call.call_id and not hung.answered
+    assert line.status().state == "idle"
+
+
+def test_raw_mdmf_packet_and_no_caller_id(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    modem = make_modem("usr5637")
+    line = make_line(modem.path)
+    up(recorder, line)
+    packet = raw_line(CallerId(number="5551230000", name="BOB"), datetime(2025, 1, 17, 14, 52))
+    modem.send_urc("RING")
+    modem.send_urc(packet)
+    call = recorder.wait(ev.IncomingCall)
+    assert (call.number, call.name, call.source) == ("5551230000", "BOB", "mdmf")
+    recorder.wait(ev.CallerHungUp)
+    mark = recorder.mark()
+    modem.ring(None, rings=2, interval=0.3)  # no caller ID at all
+    nobody = recorder.wait(ev.IncomingCall, since=mark)
+    assert (nobody.number, nobody.source, nobody.validity) == (None, "none", "unavailable")
+    assert nobody.rings == 2
+
+
+def test_gsm_clip_answer_and_hang_up(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    modem = make_modem("ec25")
+    line = make_line(modem.path)
+    up(recorder, line)
+    modem.ring(CallerId(number="+420123456789"), rings=5, interval=0.3)
+    call = recorder.wait(ev.IncomingCall)
+    assert (call.number, call.validity, call.source, call.rings) == (
+        "+420123456789",
+        "ok",
+        "clip",
+        1,
+    )
+    answer = line.answer(at_ring=2).result(5)
+    assert isinstance(answer, Response)
+    assert modem.call_state == "active" and line.status().state == "in_call"
+    modem.caller_hangs_up()
+    hung = recorder.wait(ev.CallerHungUp)
+    assert hung.answered and line.status().state == "idle"
+
+
+def test_call_waiting_is_not_a_new_call(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    modem = make_modem("sim800")
+    line = make_line(modem.path)
+    up(recorder, line)
+    modem.ring("+420111222333", rings=3, interval=0.3)
+    recorder.wait(ev.IncomingCall)
+    line.answer().result(5)
+    modem.send_urc('+CCWA: "+420999888777",145,1')
+    waiting = recorder.wait(ev.CallWaiting)
+    assert waiting.number == "+420999888777"
+    assert len(recorder.of(ev.IncomingCall)) == 1
+    line.hangup().result(5)
+    assert "AT+CHUP" in modem.commands
+
+
+# --- reconnects and bad input ---------------------------------------------------------------
+
+
+def test_unplug_and_replug(make_modem: Modems, make_line: Lines_, recorder: Recorder) -> None:
+    modem = make_modem("usr5637")
+    line = make_line(modem.path)
+    up(recorder, line)
+    mark, seen = recorder.mark(), len(modem.commands)
+    modem.unplug()
+    down = recorder.wait(ev.LineDown, since=mark)
+    assert "went away" in down.reason
+    assert line.status().state == "down"
+    with pytest.raises(LineDownError):
+        line.command("AT").result(2)
+    time.sleep(0.5)  # a few reconnect attempts while unplugged: one LineDown only
+    modem.replug()
+    up(recorder, line, since=mark)
+    assert len(recorder.of(ev.LineDown)) == 1
+    assert "AT+VCID=1" in commands_since(modem, seen)
+    assert isinstance(line.command("AT").result(2), Response)
+
+
+def test_hung_modem_is_reconnected(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    modem = make_modem("sim800")
+    line = make_line(modem.path)
+    up(recorder, line)
+    mark = recorder.mark()
+    modem.stop_answering()
+    down = recorder.wait(ev.LineDown, since=mark, timeout=8)
+    assert "stopped answering" in down.reason
+    seen = len(modem.commands)
+    modem.resume()
+    up(recorder, line, since=mark, timeout=8)
+    assert "AT+CLIP=1" in commands_since(modem, seen)
+
+
+def test_garbage_is_logged_and_ignored(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="firmware_app.modem.line")
+    modem = make_modem("usr5637")
+    line = make_line(modem.path)
+    up(recorder, line)
+    modem.send_garbage(b"\x00\xff\xfe\x01junk\x02\r\n")
+    modem.send_garbage(b"OK\r\n")  # a result nobody asked for
+    deadline = time.monotonic() + 3
+    while line.garbage < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert line.garbage == 2
+    assert "ignored bytes from the modem" in caplog.text
+    assert isinstance(line.command("ATI0").result(2), Response)
+    modem.ring("5551234567", rings=2, interval=0.3)
+    assert recorder.wait(ev.IncomingCall).number == "5551234567"
+    assert len(recorder.of(ev.LineDown)) == 0
+
+
+def test_writer_is_never_blocked_by_the_reader(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    modem = make_modem("usr5637")
+    line = make_line(modem.path)
+    up(recorder, line)
+    started = time.perf_counter()
+    for _ in range(20):
+        assert isinstance(line.command(Command("AT", timeout=2)).result(2), Response)
+    per_command = (time.perf_counter() - started) / 20
+    assert per_command < 0.05  # a reader holding a lock across reads costs whole timeouts
+
+
+# --- SIM PIN --------------------------------------------------------------------------------
+
+
+def pin_commands(modem: SimulatedModem) -> list[str]:
+    return [c for c in modem.commands if c.upper().startswith("AT+CPIN=")]
+
+
+def test_right_pin_unlocks(make_modem: Modems, make_line: Lines_, recorder: Recorder) -> None:
+    modem = make_modem("sim800", pin="1234")
+    line = make_line(modem.path, Lines(sim_pin="1234"))
+    up(recorder, line)
+    assert pin_commands(modem) == ['AT+CPIN="1234"']
+    assert line.status().sim == "READY"
+    recorder.wait(ev.SignalChanged, lambda e: e.registration == "registered (home)")
+
+
+def test_wrong_pin_is_sent_once_only(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder, bus: object
+) -> None:
+    modem = make_modem("sim800", pin="1234")
+    settings = Lines(sim_pin="9999")
+    line = make_line(modem.path, settings)
+    up(recorder, line)
+    error = recorder.wait(ev.ModemError, lambda e: e.code == "sim_pin_wrong")
+    assert "will not send it again" in error.message
+    assert modem.sim.pin_attempts == 2
+    # A reconnect (or a restart: the rejection is kept on disk) does not try it again.
+    mark = recorder.mark()
+    modem.unplug()
+    recorder.wait(ev.LineDown, since=mark)
+    modem.replug()
+    up(recorder, line, since=mark)
+    recorder.wait(ev.ModemError, lambda e: e.code == "sim_pin_rejected", since=mark)
+    assert pin_commands(modem) == ['AT+CPIN="9999"']
+    assert modem.sim.pin_attempts == 2
+    assert line.status().last_error_code == "sim_pin_rejected"
+
+
+def test_corrected_pin_in_settings_unlocks(
+    make_modem: Modems, bus: object, recorder: Recorder, tmp_path: Path
+) -> None:
+    from firmware_app.events import EventBus, SettingsChanged
+
+    assert isinstance(bus, EventBus)
+    modem = make_modem("sim800", pin="1234")
+    current = {"lines": Lines(sim_pin="0000")}
+    from tests.modem.conftest import FAST
+
+    line = Line(
+        "line1",
+        str(modem.path),
+        bus=bus,
+        settings=lambda: current["lines"],
+        options=FAST,
+        pin_file=tmp_path / "p.json",
+    )
+    line.start()
+    try:
+        recorder.wait(ev.ModemError, lambda e: e.code == "sim_pin_wrong")
+        current["lines"] = Lines(sim_pin="1234")
+        bus.publish(SettingsChanged(sections=("lines",)))
+        recorder.wait(ev.SignalChanged, lambda e: e.registration == "registered (home)")
+        assert pin_commands(modem) == ['AT+CPIN="0000"', 'AT+CPIN="1234"']
+        assert line.status().sim == "READY"
+    finally:
+        line.stop()
+        line.join(2)
+        line.close()
+
+
+def test_blocked_sim_gets_no_pin(make_modem: Modems, make_line: Lines_, recorder: Recorder) -> None:
+    modem = make_modem("sim7600", pin="1234")
+    modem.sim.pin_attempts = 0  # three wrong PINs before: the SIM wants its PUK
+    line = make_line(modem.path, Lines(sim_pin="1234"))
+    up(recorder, line)
+    error = recorder.wait(ev.ModemError, lambda e: e.code == "sim_puk")
+    assert "PUK" in error.message
+    assert pin_commands(modem) == []
+
+
+def test_missing_pin_is_explained(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    modem = make_modem("ec25", pin="1234")
+    make_line(modem.path)
+    error = recorder.wait(ev.ModemError, lambda e: e.code == "sim_pin_needed")
+    assert "Settings" in error.message
+    assert pin_commands(modem) == []
