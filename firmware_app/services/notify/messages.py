@@ -9,6 +9,7 @@ cleaned of control characters before it can reach a header.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 
-Kind = Literal["voicemail", "missed_call", "sms", "fax", "test"]
+Kind = Literal["voicemail", "missed_call", "sms", "fax", "test", "digest", "alert"]
 
 SUBJECT_MAX = 120
 _BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
@@ -106,6 +107,8 @@ class VoicemailNotice:
     audio_ref: str = ""  # media reference of the recording (MP3 preferred)
     record_id: str = ""  # history record id, for the link to the web page
     line: str = ""  # which line took it, e.g. "Office line"
+    box: str = ""  # voicemail box (a menu option's target); "" is the main box
+    staff: tuple[str, ...] = ()  # staff members (by name) the message is for
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +119,7 @@ class MissedCallNotice:
     reason: str = ""  # e.g. "after hours", "no answer", "caller hung up during greeting"
     record_id: str = ""
     line: str = ""
+    staff: tuple[str, ...] = ()  # staff members (by name) the call was for
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,6 +211,18 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def format_span(seconds: float) -> str:
+    """A length of time in words: "3 minutes", "2 hours 5 minutes", "3 days 4 hours"."""
+    minutes = max(0, round(seconds / 60))
+    if minutes < 1:
+        return "less than a minute"
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    units = [(days, "day"), (hours, "hour"), (mins, "minute")]
+    words = [f"{n} {u}{'' if n == 1 else 's'}" for n, u in units if n]
+    return " ".join(words[:2])
+
+
 def format_time(at: datetime, ctx: Context) -> str:
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
@@ -240,6 +256,12 @@ vertical-align: top; color: #555;">{{ label }}</th><td style="padding: 2px 0;">{
 {% endfor %}</table>
 {% if quote %}<blockquote style="margin: 0 0 12px; padding: 8px 12px; border-left: 3px solid \
 #999; white-space: pre-wrap;">{{ quote }}</blockquote>
+{% endif %}{% if table %}<table style="border-collapse: collapse; margin-bottom: 12px;">
+<tr>{% for h in table_head %}<th style="text-align: left; padding: 4px 10px 4px 0; \
+border-bottom: 1px solid #ccc; color: #555;">{{ h }}</th>{% endfor %}</tr>
+{% for row in table %}<tr>{% for cell in row %}<td style="padding: 4px 10px 4px 0; \
+border-bottom: 1px solid #eee; vertical-align: top;">{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</table>
 {% endif %}{% for line in notes %}<p>{{ line }}</p>
 {% endfor %}{% if link %}<p><a href="{{ link }}">{{ link_text }}</a></p>
 {% endif %}<p style="color: #777; font-size: 12px;">Sent by Frontdesk for {{ business }}.</p>
@@ -253,7 +275,9 @@ _TEXT = {
 {% for label, value in rows %}{{ label }}: {{ value }}
 {% endfor %}{% if quote %}
 {{ quote }}
-{% endif %}{% for line in notes %}
+{% endif %}{% if table %}
+{% for row in table %}{{ row | join("  ") }}
+{% endfor %}{% endif %}{% for line in notes %}
 {{ line }}
 {% endfor %}{% if link %}
 {{ link_text }}: {{ link }}
@@ -288,6 +312,8 @@ def _render(
     link_text: str = "Open in Frontdesk",
     attachments: tuple[Attachment, ...] = (),
     record_id: str = "",
+    table_head: Sequence[str] = (),
+    table: Sequence[Sequence[str]] = (),
 ) -> Draft:
     clean_subject = header_text(subject)
     values: dict[str, Any] = {
@@ -299,6 +325,8 @@ def _render(
         "link": link,
         "link_text": link_text,
         "business": body_text(ctx.business_name),
+        "table_head": list(table_head),
+        "table": [[header_text(c, 200) for c in row] for row in table],
     }
     return Draft(
         kind=kind,
@@ -338,6 +366,7 @@ def voicemail_message(vm: VoicemailNotice, ctx: Context) -> Draft:
             ("From", number if who == number else f"{who}, {number}"),
             ("Received", format_time(vm.at, ctx)),
             ("Length", duration),
+            ("Box", vm.box),
             ("Line", vm.line),
         ],
         notes=("The recording is attached.",) if vm.audio_ref else (),
@@ -441,4 +470,156 @@ def check_email_message(ctx: Context, at: datetime) -> Draft:
         ),
         link=ctx.home_url(),
         link_text="Frontdesk settings",
+    )
+
+
+# -- daily digest ------------------------------------------------------------------------------
+
+DIGEST_ROWS_MAX = 200  # a longer day is summed up in counts, with a link to the full list
+
+_CHANNELS = {"call": "Call", "voicemail": "Voicemail", "sms": "Text", "fax": "Fax"}
+_PLURALS = {"call": "calls", "voicemail": "voicemails", "sms": "texts", "fax": "faxes"}
+_SINGULARS = {"call": "call", "voicemail": "voicemail", "sms": "text", "fax": "fax"}
+
+
+def _record_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        at = value
+    elif isinstance(value, str) and value:
+        try:
+            at = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def record_start(record: Mapping[str, Any]) -> datetime | None:
+    """When a history record's interaction started (`start`, ISO 8601), or None."""
+    return _record_time(record.get("start"))
+
+
+def _text(record: Mapping[str, Any], key: str) -> str:
+    value = record.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def digest_message(
+    start: datetime, end: datetime, records: Sequence[Mapping[str, Any]], ctx: Context
+) -> Draft:
+    """The daily summary of `start`..`end`: counts per channel and each interaction in order.
+
+    Records are history records of the minimal shape `channel` ('call', 'voicemail',
+    'sms', 'fax'), `direction` ('in' or 'out'), `number`, `name`, `start` (ISO 8601) and
+    `outcome`; any of them may be missing or of another type, and is then left out.
+    """
+    zone = ctx.zone()
+    rows: list[tuple[datetime, Mapping[str, Any]]] = []
+    for rec in records:
+        rows.append((record_start(rec) or datetime.min.replace(tzinfo=UTC), rec))
+    rows.sort(key=lambda r: r[0])
+    counts: dict[str, dict[str, int]] = {}
+    for _, rec in rows:
+        channel = _text(rec, "channel") or "other"
+        outcome = header_text(_text(rec, "outcome"), 40) or "other"
+        per = counts.setdefault(channel, {})
+        per[outcome] = per.get(outcome, 0) + 1
+    summary: list[tuple[str, str]] = []
+    parts: list[str] = []
+    for channel in [*_CHANNELS, *sorted(set(counts) - set(_CHANNELS))]:
+        per = counts.get(channel)
+        if not per:
+            continue
+        total = sum(per.values())
+        label = _CHANNELS.get(channel, channel.capitalize())
+        plural = _PLURALS.get(channel, "other")
+        single = _SINGULARS.get(channel, "other")
+        detail = ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in sorted(per.items()))
+        summary.append((f"{label}s" if channel in _CHANNELS else label, f"{total} ({detail})"))
+        parts.append(f"{total} {single if total == 1 else plural}")
+    table: list[tuple[str, str, str, str]] = []
+    for at, rec in rows[:DIGEST_ROWS_MAX]:
+        channel = _text(rec, "channel")
+        what = _CHANNELS.get(channel, header_text(channel, 20).capitalize() or "Other")
+        direction = _text(rec, "direction")
+        if direction in ("in", "incoming"):
+            what += " in"
+        elif direction in ("out", "outgoing"):
+            what += " out"
+        who, number = caller(_text(rec, "number"), _text(rec, "name"), ctx)
+        shown = who if who == number else f"{who} ({number})"
+        when = f"{at.astimezone(zone):%H:%M}" if at.year > 1 else "--:--"
+        outcome = header_text(_text(rec, "outcome"), 40).replace("_", " ")
+        table.append((when, what, shown, outcome))
+    notes: list[str] = []
+    if len(rows) > DIGEST_ROWS_MAX:
+        notes.append(f"… and {len(rows) - DIGEST_ROWS_MAX} more. The full list is on the web page.")
+    if not rows:
+        notes.append("A quiet day: no calls, voicemail, texts or faxes.")
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    label = f"{local_end:%a %d %b}"
+    subject = f"Frontdesk daily summary for {label}: " + (", ".join(parts) or "a quiet day")
+    period = f"{local_start:%a %d %b, %H:%M} to {local_end:%a %d %b, %H:%M} ({local_end.tzname()})"
+    return _render(
+        "digest",
+        ctx,
+        subject=subject,
+        heading=f"Your day at {ctx.business_name}",
+        rows=[("Period", period), *summary],
+        table_head=("Time", "What", "Who", "Outcome") if table else (),
+        table=table,
+        notes=tuple(notes),
+        link=ctx.home_url(),
+        link_text="Open Frontdesk",
+    )
+
+
+# -- system alerts -----------------------------------------------------------------------------
+
+
+def alert_message(
+    title: str,
+    details: str,
+    opened: datetime,
+    ctx: Context,
+    *,
+    resolved: datetime | None = None,
+    advice: str = "",
+) -> Draft:
+    """One email per incident: when it starts (or, with `resolved`, when it is over)."""
+    title = header_text(title, 100)
+    if resolved is None:
+        return _render(
+            "alert",
+            ctx,
+            subject=f"Frontdesk needs attention: {title}",
+            heading=title,
+            rows=[("Since", format_time(opened, ctx)), ("Details", details)],
+            notes=tuple(
+                n
+                for n in (
+                    advice,
+                    "You get this email once. Frontdesk tells you again when it is fixed.",
+                )
+                if n
+            ),
+            link=ctx.home_url(),
+            link_text="Open Frontdesk",
+        )
+    lasted = format_span((resolved - opened).total_seconds())
+    return _render(
+        "alert",
+        ctx,
+        subject=f"Fixed: {title}",
+        heading=f"Fixed: {title}",
+        rows=[
+            ("Started", format_time(opened, ctx)),
+            ("Fixed", format_time(resolved, ctx)),
+            ("Lasted", lasted),
+            ("Details", details),
+        ],
+        notes=("Nothing more to do.",),
+        link=ctx.home_url(),
+        link_text="Open Frontdesk",
     )

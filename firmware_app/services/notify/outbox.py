@@ -270,6 +270,12 @@ class Outbox:
         known = [t for t in times if t is not None]
         return min(known) if known else None
 
+    def failing_since(self) -> datetime | None:
+        """When the oldest message still waiting after a failed attempt was queued, or None."""
+        docs = self._table.search(lambda d: d.get("state") == "queued" and d.get("attempts", 0) > 0)
+        times = [datetime.fromisoformat(d["created"]) for d in docs if d.get("created")]
+        return min(times) if times else None
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = dict.fromkeys(STATES, 0)
         for doc in self._table.all():

@@ -31,14 +31,19 @@ from .messages import (
     MissedCallNotice,
     SmsNotice,
     VoicemailNotice,
+    alert_message,
     check_email_message,
+    digest_message,
     fax_message,
     missed_call_message,
+    record_start,
     sms_message,
     voicemail_message,
 )
 from .mime import Sender, add_notes, build_message, limit_attachments, make_message_id
 from .outbox import Outbox, OutboxEntry
+from .prefs import DATABASE as PREFS_DATABASE
+from .prefs import PrefsStore
 from .smtp import DEFAULT_TIMEOUT, MailServerError, MessageRejected, NotifyError, SmtpConnection
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,9 @@ log = logging.getLogger(__name__)
 GIVE_UP_AFTER = timedelta(days=7)  # temporary errors for this long turn a message `failed`
 PRUNE_EVERY = timedelta(hours=1)
 IDLE_WAIT = 300.0  # seconds the worker sleeps with nothing due (it wakes on queue anyway)
+DIGEST_LATE = timedelta(hours=12)  # a summary missed by more than this (box off) is skipped
+HISTORY_PAGE = 100
+HISTORY_PAGES_MAX = 100  # a digest reads at most this many pages of history
 
 
 def utc_now() -> datetime:
@@ -73,7 +81,12 @@ class TestResult:
 
     ok: bool
     code: int | None
-    answer: str
+    answer: str  # the server's own words (or ours when it was never reached)
+    explanation: str = ""  # the same in plain words for the owner
+
+    def __post_init__(self) -> None:
+        if not self.explanation:
+            object.__setattr__(self, "explanation", self.answer)
 
 
 def envelope_sender(settings: Settings) -> str:
@@ -104,6 +117,7 @@ class Notifier:
         self.timeout = timeout
         self.local_hostname = local_hostname
         self.outbox = Outbox(store.table("outbox", "messages"), clock)
+        self.prefs = PrefsStore(store)
         self.worker = DeliveryWorker(self)
         self._last_error = ""
         self._last_error_at: datetime | None = None
@@ -121,19 +135,56 @@ class Notifier:
             web_url=s.email.web_url,
         )
 
-    def recipients(self, kind: Kind, settings: Settings | None = None) -> list[str]:
-        """Who gets emails of this kind: the kind's list, else the owner email."""
+    def recipients(
+        self,
+        kind: Kind,
+        settings: Settings | None = None,
+        *,
+        box: str = "",
+        staff: Sequence[str] = (),
+    ) -> list[str]:
+        """Who gets emails of this kind, without repeats.
+
+        The staff members named in `staff`, the staff whose groups include voicemail `box`
+        (the box name of a menu option), and the kind's list; when that makes nobody, the
+        owner email. Staff without an email address are skipped.
+        """
         s = settings or self._settings()
+        prefs = self.prefs.get()
         lists: dict[str, list[str]] = {
             "voicemail": s.email.voicemail_to,
             "missed_call": s.email.missed_call_to,
             "sms": s.email.sms_to,
             "fax": s.email.fax_to,
+            "digest": prefs.digest_to,
+            "alert": prefs.alerts_to,
         }
-        chosen = list(lists.get(kind) or [])
+        chosen: list[str] = []
+        for name in staff:
+            member = s.staff.member(name)
+            if member is not None and member.email:
+                chosen.append(member.email)
+        if box:
+            wanted = box.casefold()
+            chosen += [
+                m.email
+                for m in s.staff.members
+                if m.email and any(g.casefold() == wanted for g in m.groups)
+            ]
+        chosen += list(lists.get(kind) or [])
         if not chosen and s.business.owner_email:
             chosen = [s.business.owner_email]
-        return chosen
+        seen: set[str] = set()
+        unique = []
+        for address in chosen:
+            if address.casefold() not in seen:
+                seen.add(address.casefold())
+                unique.append(address)
+        return unique
+
+    def voicemail_recipients(self, box: str, settings: Settings | None = None) -> list[str]:
+        """Who gets the voicemail left in `box` ("" is the main box): see `recipients`."""
+        return self.recipients("voicemail", settings, box=box)
 
     def sender(self, settings: Settings | None = None) -> Sender:
         s = settings or self._settings()
@@ -208,14 +259,113 @@ class Notifier:
                 owned = (mp3_ref,)
                 vm = dataclasses.replace(vm, audio_ref=mp3_ref)
         draft = dataclasses.replace(voicemail_message(vm, self.context()), owned_media=owned)
-        msg_id = self.queue(draft)
+        to = (
+            self.recipients("voicemail", box=vm.box, staff=vm.staff) if vm.box or vm.staff else None
+        )
+        msg_id = self.queue(draft, to)
         if msg_id is None:
             for ref in owned:
                 self.store.media.delete(ref)
         return msg_id
 
     def missed_call(self, call: MissedCallNotice) -> int | None:
-        return self.queue(missed_call_message(call, self.context()))
+        to = self.recipients("missed_call", staff=call.staff) if call.staff else None
+        return self.queue(missed_call_message(call, self.context()), to)
+
+    # -- daily summary and alerts --------------------------------------------------------------
+
+    def history_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """History records whose `start` falls in [start, end), newest first.
+
+        Pages back through the history and stops at the first page whose records all
+        started before `start` (records are stored in about the order they happen).
+        Records without a readable `start` are left out.
+        """
+        found: list[dict[str, Any]] = []
+        before: str | None = None
+        for _ in range(HISTORY_PAGES_MAX):
+            page = self.store.history.newest(HISTORY_PAGE, before=before)
+            if not page:
+                break
+            times = []
+            for rec in page:
+                at = record_start(rec)
+                if at is None:
+                    continue
+                times.append(at)
+                if start <= at < end:
+                    found.append(rec)
+            if times and max(times) < start:
+                break
+            before = str(page[-1]["id"])
+        return found
+
+    def digest_window(self, now: datetime | None = None) -> tuple[datetime, datetime]:
+        """The 24 hours the latest due summary covers: up to today's summary time (local
+        wall clock, so 23 or 25 hours across a summer-time change), or yesterday's when
+        today's has not come yet."""
+        now = now or self._clock()
+        zone = self.context().zone()
+        h, m = (int(x) for x in self.prefs.get().digest_time.split(":"))
+        local = now.astimezone(zone)
+        end = local.replace(hour=h, minute=m, second=0, microsecond=0)
+        if end.astimezone(UTC) > now:
+            end = end - timedelta(days=1)
+        start = end - timedelta(days=1)
+        return start.astimezone(UTC), end.astimezone(UTC)
+
+    def send_digest(self, now: datetime | None = None, *, force: bool = False) -> int | None:
+        """Queue the daily summary for the window that ended last; once per window.
+
+        The scheduler calls this at the summary time and once at start (to catch up on a
+        summary missed while the box was off, up to 12 hours late). Returns the outbox id.
+        """
+        now = now or self._clock()
+        prefs = self.prefs.get()
+        if not prefs.digest and not force:
+            return None
+        start, end = self.digest_window(now)
+        state = self.store.get_document(PREFS_DATABASE, "digest") or {}
+        if not force:
+            if state.get("last_end", "") >= end.isoformat():
+                return None
+            if now - end > DIGEST_LATE:
+                log.info("daily summary up to %s skipped: more than 12 hours late", end)
+                return None
+        records = self.history_between(start, end)
+        draft = digest_message(start, end, records, self.context())
+        msg_id = self.queue(draft)
+        self.store.put_document(PREFS_DATABASE, "digest", {"last_end": end.isoformat()})
+        log.info("daily summary queued: %d interaction(s)", len(records))
+        return msg_id
+
+    def schedule_digest(self, scheduler: Any, tag: str = "digest") -> None:
+        """(Re)schedule the summary on `scheduler` at the preference's time, business zone."""
+        scheduler.cancel(tag)
+        prefs = self.prefs.get()
+        if not prefs.digest:
+            return
+        zone = self._settings().business.timezone
+        scheduler.every().day.at(prefs.digest_time, zone).named("daily summary").tag(tag).do(
+            self.send_digest
+        )
+
+    def alert(
+        self,
+        title: str,
+        details: str,
+        opened: datetime,
+        *,
+        resolved: datetime | None = None,
+        advice: str = "",
+    ) -> int | None:
+        """Queue an alert email (incident opened, or with `resolved`, over)."""
+        if not self.prefs.get().alerts:
+            return None
+        draft = alert_message(
+            title, details, opened, self.context(), resolved=resolved, advice=advice
+        )
+        return self.queue(draft)
 
     def sms(self, sms: SmsNotice) -> int | None:
         return self.queue(sms_message(sms, self.context()))
@@ -297,7 +447,10 @@ class Notifier:
             return TestResult(ok=False, code=None, answer="No mail server is set.")
         if email_address(optional=False)(to):
             return TestResult(
-                ok=False, code=None, answer=f"{to!r} is not an email address like owner@example.com"
+                ok=False,
+                code=None,
+                answer=f"{to!r} is not an email address like owner@example.com",
+                explanation=f"“{to}” is not an email address. Type one like owner@example.com.",
             )
         now = self._clock()
         draft = check_email_message(self.context(settings), now)
@@ -316,11 +469,29 @@ class Notifier:
             with self._connect(cfg) as conn:
                 accepted = conn.send(msg, sender.address, [to])
         except MessageRejected as exc:
-            return TestResult(ok=False, code=exc.code, answer=str(exc))
-        except (MailServerError, ValueError) as exc:
+            return TestResult(
+                ok=False,
+                code=exc.code,
+                answer=str(exc),
+                explanation=f"{cfg.smtp_host} turned the test email down ({exc}). "
+                + (
+                    "Check the Send as address and the recipient."
+                    if exc.permanent
+                    else "It may work if you try again in a few minutes."
+                ),
+            )
+        except MailServerError as exc:
+            return TestResult(ok=False, code=None, answer=str(exc), explanation=exc.plain)
+        except ValueError as exc:
             return TestResult(ok=False, code=None, answer=str(exc))
         log.info("test email accepted by %s: %s", cfg.smtp_host, accepted)
-        return TestResult(ok=True, code=accepted.code, answer=str(accepted))
+        return TestResult(
+            ok=True,
+            code=accepted.code,
+            answer=str(accepted),
+            explanation=f"{cfg.smtp_host} took the test email ({accepted}). "
+            f"It should arrive at {to} within a minute or two.",
+        )
 
     # -- the worker's side ---------------------------------------------------------------------
 

@@ -29,7 +29,14 @@ class NotifyError(FrontdeskError):
 
 
 class MailServerError(NotifyError):
-    """The mail server could not be reached, or refused the connection or the login."""
+    """The mail server could not be reached, or refused the connection or the login.
+
+    `str()` is the log line; `plain` says the same to the owner in plain words.
+    """
+
+    def __init__(self, message: str, plain: str = "") -> None:
+        super().__init__(message)
+        self.plain = plain or message
 
 
 class MessageRejected(NotifyError):
@@ -57,6 +64,23 @@ class Accepted:
         return f"{self.code} {self.text}".strip()
 
 
+def _unreachable(host: str, port: int, exc: BaseException) -> str:
+    """Why a connection failed, in the words an office owner can act on."""
+    if isinstance(exc, socket.gaierror):
+        return f"Could not find {host}: check the server name (and that this box is online)."
+    if isinstance(exc, ConnectionRefusedError):
+        why = "connection refused"
+    elif isinstance(exc, (TimeoutError, socket.timeout)):
+        why = "no answer in time"
+    elif isinstance(exc, smtplib.SMTPServerDisconnected):
+        why = "the server hung up"
+    elif isinstance(exc, OSError) and exc.strerror:
+        why = exc.strerror.lower()
+    else:
+        why = str(exc) or type(exc).__name__
+    return f"Could not reach {host} on port {port}: {why}."
+
+
 def _words(resp: bytes | str) -> str:
     text = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else str(resp)
     return " ".join(text.split())
@@ -75,6 +99,7 @@ class SmtpConnection:
     ) -> None:
         self.cfg = cfg
         self.where = f"{cfg.smtp_host}:{cfg.smtp_port}"
+        host, port = cfg.smtp_host, cfg.smtp_port
         context = ssl_context or ssl.create_default_context()
         helo = local_hostname or socket.gethostname() or "frontdesk.local"
         self._smtp: smtplib.SMTP | None = None
@@ -97,7 +122,9 @@ class SmtpConnection:
                 if not smtp.has_extn("starttls"):
                     raise MailServerError(
                         f"{self.where} does not offer STARTTLS; choose another encryption "
-                        "setting or port"
+                        "setting or port",
+                        f"{host} on port {port} does not offer STARTTLS. Choose another "
+                        "encryption setting or port (465 with TLS, or 587 with STARTTLS).",
                     )
                 smtp.starttls(context=context)
                 smtp.ehlo()
@@ -108,27 +135,45 @@ class SmtpConnection:
             raise
         except smtplib.SMTPAuthenticationError as exc:
             self.close()
+            words = f"{exc.smtp_code} {_words(exc.smtp_error)}"
             raise MailServerError(
-                f"{self.where} refused the login for {cfg.username!r}: "
-                f"{exc.smtp_code} {_words(exc.smtp_error)}"
+                f"{self.where} refused the login for {cfg.username!r}: {words}",
+                f"The server refused the user name or password ({words}).",
             ) from None
         except smtplib.SMTPNotSupportedError as exc:
             self.close()
-            raise MailServerError(f"{self.where}: {exc}") from None
+            raise MailServerError(
+                f"{self.where}: {exc}",
+                f"{host} does not accept a login on this connection ({exc}). Check the "
+                "encryption setting: most servers only take a login over TLS or STARTTLS.",
+            ) from None
         except ssl.SSLCertVerificationError as exc:
             self.close()
             raise MailServerError(
-                f"{self.where}: the server's certificate is not trusted ({exc.verify_message})"
+                f"{self.where}: the server's certificate is not trusted ({exc.verify_message})",
+                f"The certificate of {host} is not valid ({exc.verify_message}).",
+            ) from None
+        except ssl.SSLError as exc:
+            self.close()
+            why = exc.reason or str(exc)
+            raise MailServerError(
+                f"cannot reach {self.where}: TLS failed: {why}",
+                f"Could not start an encrypted connection with {host} on port {port} ({why}). "
+                "Check the port and the encryption setting: 465 uses TLS, 587 STARTTLS.",
             ) from None
         except smtplib.SMTPResponseException as exc:
             self.close()
+            words = f"{exc.smtp_code} {_words(exc.smtp_error)}"
             raise MailServerError(
-                f"{self.where} refused the session: {exc.smtp_code} {_words(exc.smtp_error)}"
+                f"{self.where} refused the session: {words}",
+                f"{host} refused the connection ({words}).",
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
             why = str(exc) or type(exc).__name__
-            raise MailServerError(f"cannot reach {self.where}: {why}") from None
+            raise MailServerError(
+                f"cannot reach {self.where}: {why}", _unreachable(host, port, exc)
+            ) from None
 
     @property
     def connected(self) -> bool:
@@ -177,8 +222,10 @@ class SmtpConnection:
             raise MessageRejected(exc.smtp_code, _words(exc.smtp_error)) from None
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
+            why = str(exc) or type(exc).__name__
             raise MailServerError(
-                f"lost the connection to {self.where}: {exc or type(exc).__name__}"
+                f"lost the connection to {self.where}: {why}",
+                f"The connection to {self.cfg.smtp_host} was lost while sending ({why}).",
             ) from None
 
     def _reset(self) -> None:
