@@ -27,6 +27,7 @@ FEATURES: tuple[str, ...] = (
     "web_ui.settings_pages",
     "web_ui.backup",
     "web_ui.system_page",
+    "web_ui.lines_page",
     "web_ui.api",
 )
 
