@@ -97,12 +97,11 @@ class Daemon:
         bus = EventBus()
         services = Services.build(self.config, self.store, bus, self.log_ring)
         self.services = services
-        from .services.notify import Notifier as EmailNotifier
-
-        notify = EmailNotifier(self.store, services.settings.get)
+        notify = services.notify
         notify.subscribe(bus)
-        services.extra["notify"] = notify
+        services.extra["notify"] = notify  # older callers; new code uses services.notify
         self.supervisor.add(notify.worker)
+        self._schedule(services)
         if self.config.demo:
             from .demo import DemoMailSink, seed_settings
 
@@ -143,6 +142,32 @@ class Daemon:
         self._closers.append(calls.close)
         services.extra["lines"] = lines
         services.extra["calls"] = calls
+
+    def _schedule(self, services: Services) -> None:
+        """The scheduler thread with its jobs: the daily email summary and the alert checks."""
+        from .events import SettingsChanged
+
+        scheduler, notify = services.scheduler, services.notify
+        notify.schedule_digest(scheduler)
+        notify.prefs.on_change(lambda prefs: notify.schedule_digest(scheduler))
+
+        def moved(event: SettingsChanged) -> None:  # the summary time is in the business zone
+            if "business" in event.sections:
+                notify.schedule_digest(scheduler)
+
+        services.bus.subscribe(SettingsChanged, moved)
+        # A summary missed while the box was off goes out once it is back (up to 12 h late).
+        scheduler.every(1).seconds.named("summary catch-up").do(self._catch_up, notify)
+        services.alerts.subscribe(services.bus)
+        services.alerts.add_jobs(scheduler)
+        self.supervisor.add(scheduler.worker)
+
+    @staticmethod
+    def _catch_up(notify: Any) -> Any:
+        import schedule
+
+        notify.catch_up_digest()
+        return schedule.CancelJob
 
     def control_handlers(self, services: Services) -> dict[str, Callable[..., Any]]:
         def settings_import(text: str, context: str = "settings file") -> list[list[Any]]:

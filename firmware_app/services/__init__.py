@@ -16,7 +16,10 @@ from ..config import MachineConfig
 from ..events import EventBus
 from ..logs import RingBufferHandler
 from ..store import Store
+from .alerts import AlertService
 from .auth import AuthService
+from .notify import Notifier
+from .scheduler import Scheduler
 from .settings import SettingsService
 from .system import SystemService
 
@@ -39,10 +42,18 @@ class Services:
     # Built from the fields above; tests may replace them (or their probes) after construction.
     auth: AuthService = field(init=False, repr=False)
     system: SystemService = field(init=False, repr=False)
+    notify: Notifier = field(init=False, repr=False)  # email: outbox, delivery thread, summary
+    scheduler: Scheduler = field(init=False, repr=False)  # timed jobs; the daemon starts it
+    alerts: AlertService = field(init=False, repr=False)  # one email per system problem
 
     def __post_init__(self) -> None:
         self.auth = AuthService(self.store)
         self.system = SystemService(self.store, self.log_ring, self.started_monotonic)
+        self.notify = Notifier(self.store, self.settings.get, clock=lambda: self.clock())
+        self.scheduler = Scheduler(lambda: self.clock())
+        self.alerts = AlertService(
+            self.store, self.notify, clock=lambda: self.clock(), disk=lambda: self.system.disk()
+        )
 
     @classmethod
     def build(cls, config: MachineConfig, store: Store, bus: EventBus | None = None,
@@ -56,4 +67,12 @@ class Services:
         return time.monotonic() - self.started_monotonic
 
 
-__all__ = ["AuthService", "Services", "SettingsService", "SystemService"]
+__all__ = [
+    "AlertService",
+    "AuthService",
+    "Notifier",
+    "Scheduler",
+    "Services",
+    "SettingsService",
+    "SystemService",
+]

@@ -379,3 +379,10 @@ def test_alerts_off_means_no_email(store: Store, notifier: Notifier, clock: Cloc
     assert alerts.raise_incident("x", "X", "y")
     assert alert_docs(notifier) == []
     assert dataclasses.asdict(alerts.open_incidents()[0])["key"] == "x"
+
+
+def test_catch_up_only_after_a_summary_was_ever_sent(notifier: Notifier, clock: Clock) -> None:
+    assert notifier.catch_up_digest() is None  # new box: counts from now
+    assert notifier.send_digest() is None  # that window counts as done
+    clock.advance(hours=24)  # the box was off at 18:00
+    assert notifier.catch_up_digest() is not None

@@ -339,6 +339,17 @@ class Notifier:
         log.info("daily summary queued: %d interaction(s)", len(records))
         return msg_id
 
+    def catch_up_digest(self, now: datetime | None = None) -> int | None:
+        """At start: send a summary missed while the box was off (see `send_digest`).
+
+        A box that never sent one (a new installation) starts counting from now instead.
+        """
+        if self.store.get_document(PREFS_DATABASE, "digest") is None:
+            _, end = self.digest_window(now)
+            self.store.put_document(PREFS_DATABASE, "digest", {"last_end": end.isoformat()})
+            return None
+        return self.send_digest(now)
+
     def schedule_digest(self, scheduler: Any, tag: str = "digest") -> None:
         """(Re)schedule the summary on `scheduler` at the preference's time, business zone."""
         scheduler.cancel(tag)
