@@ -66,6 +66,8 @@ _GSM_AUDIO: tuple[tuple[str, str, str], ...] = (
     ("E17", "huawei", "PCM on a separate USB port (AT^DDSETEX)"),
     ("E15", "huawei", "PCM on a separate USB port (AT^DDSETEX)"),
 )
+# 3GPP TS 27.007 8.3 <code> values of +CPIN: READY, SIM PIN, SIM PUK, PH-SIM PIN, ...
+_SIM_STATE = re.compile(r"(READY|SIM |PH[-_]|NOT |CORP |NET )", re.IGNORECASE)
 _GSM_VENDORS = ("SIMCOM", "QUECTEL", "HUAWEI", "ZTE", "SIERRA", "TELIT", "U-BLOX", "FIBOCOM")
 
 # Short model names people know, matched on ATI/+GMI/+GMM text.
@@ -265,8 +267,10 @@ def probe(chat: Chat, port: str, *, timeout: float = PROBE_TIMEOUT) -> Profile |
     sim = ""
     gsm = False
     if isinstance(cpin, Response):
-        gsm = True
+        # Only a real SIM state counts: SpanDSP (iaxmodem) answers "+CPIN:0".
         sim = next((_strip_name(ln, "+CPIN") for ln in cpin.lines if ":" in ln), "")
+        gsm = bool(_SIM_STATE.match(sim))
+        sim = sim if gsm else ""
     elif isinstance(cpin, ErrorResult) and cpin.kind == "cme":
         gsm = True
         sim = "NOT INSERTED" if cpin.code == 10 else (cpin.message or "error")
