@@ -215,6 +215,23 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_routing_explain(args: argparse.Namespace) -> int:
+    from .services.routing import plan_dict
+
+    config = _config(args)
+    number = args.number or ""
+    plan: dict[str, Any] = with_store_or_daemon(
+        config,
+        lambda client: client.call("routing.explain", at=args.at, number=number, line=args.line),
+        lambda services: plan_dict(services.routing.preview(args.at, number, args.line)),
+    )
+    print(f"If {number or 'a withheld number'} calls at {args.at}:")
+    print(plan["explanation"])
+    for line in plan["steps"]:
+        print(f"  {line}")
+    return EXIT_OK
+
+
 # -- parser ----------------------------------------------------------------------------------
 
 
@@ -324,6 +341,29 @@ def build_parser() -> argparse.ArgumentParser:
     config_arg(p)
     p.add_argument("--stdin", action="store_true", help="read the password from standard input")
     p.set_defaults(func=cmd_passwd)
+
+    p = sub.add_parser(
+        "routing",
+        help="explain how a call would be handled",
+        description="Call routing: opening hours, rules and menus.",
+    )
+    rsub = p.add_subparsers(dest="routing_command", metavar="ACTION", required=True)
+    x = rsub.add_parser(
+        "explain",
+        help="what happens if NUMBER calls at a time",
+        description="Show the plan for a call at --at (local time, YYYY-MM-DD HH:MM) from "
+        "--number (omit it for a withheld number), with the current settings.",
+    )
+    config_arg(x)
+    x.add_argument("--number", "-n", default="", help="the calling number; omit for withheld")
+    x.add_argument("--at", required=True, metavar="'YYYY-MM-DD HH:MM'", help="local time")
+    x.add_argument(
+        "--line",
+        default="analog",
+        choices=["analog", "analog_transfer", "gsm", "fax"],
+        help="the kind of line the call arrives on (default analog)",
+    )
+    x.set_defaults(func=cmd_routing_explain)
 
     p = sub.add_parser(
         "version", help="print the version", description="Print Frontdesk's version."

@@ -170,6 +170,12 @@ class Daemon:
         return schedule.CancelJob
 
     def control_handlers(self, services: Services) -> dict[str, Callable[..., Any]]:
+        def routing_explain(at: str, number: str = "", line: str = "analog") -> dict[str, Any]:
+            """`frontdesk routing explain`: what happens if `number` calls `at` (local time)."""
+            from .services.routing import plan_dict
+
+            return plan_dict(services.routing.preview(at, number, line))
+
         def settings_import(text: str, context: str = "settings file") -> list[list[Any]]:
             return [list(c) for c in services.settings.import_toml(text, context)]
 
@@ -179,6 +185,7 @@ class Daemon:
             "settings.import": settings_import,
             # `frontdesk passwd`: the password arrives over the 0600 socket and is never logged.
             "passwd": lambda password: services.auth.set_password(password),
+            "routing.explain": routing_explain,
             "lines.status": lambda: services.extra["lines"].as_dicts(),
             "demo.call": lambda number, name=None, line=None: services.extra["lines"].demo_call(
                 number, name, line

@@ -29,6 +29,9 @@ FEATURES: tuple[str, ...] = (
     "web_ui.system_page",
     "web_ui.lines_page",
     "web_ui.api",
+    "web_ui.hours",
+    "web_ui.staff",
+    "web_ui.call_rules",
 )
 
 MAX_UPLOAD = 16 * 1024 * 1024

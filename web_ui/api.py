@@ -95,7 +95,15 @@ def status() -> Response:
         if disk is None
         else {"total_bytes": disk.total, "free_bytes": disk.free, "low": disk.low},
         token=g.api_token.name,
+        hours=_hours(svc),
     )
+
+
+def _hours(svc: Any) -> dict[str, Any]:
+    """Open or closed now: mode, the sentence, the next change (see docs/api.md)."""
+    from .hours import status_json
+
+    return status_json(svc.routing.status())
 
 
 def init_app(app: Flask) -> None:

@@ -19,6 +19,7 @@ from ..store import Store
 from .alerts import AlertService
 from .auth import AuthService
 from .notify import Notifier
+from .routing import RoutingService
 from .scheduler import Scheduler
 from .settings import SettingsService
 from .system import SystemService
@@ -45,10 +46,12 @@ class Services:
     notify: Notifier = field(init=False, repr=False)  # email: outbox, delivery thread, summary
     scheduler: Scheduler = field(init=False, repr=False)  # timed jobs; the daemon starts it
     alerts: AlertService = field(init=False, repr=False)  # one email per system problem
+    routing: RoutingService = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.auth = AuthService(self.store)
         self.system = SystemService(self.store, self.log_ring, self.started_monotonic)
+        self.routing = RoutingService(self.settings, lambda: self.clock())
         self.notify = Notifier(self.store, self.settings.get, clock=lambda: self.clock())
         self.scheduler = Scheduler(lambda: self.clock())
         self.alerts = AlertService(
@@ -71,6 +74,7 @@ __all__ = [
     "AlertService",
     "AuthService",
     "Notifier",
+    "RoutingService",
     "Scheduler",
     "Services",
     "SettingsService",

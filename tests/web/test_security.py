@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from firmware_app.services import Services
 from firmware_app.settings.model import SECTIONS
 from web_ui import create_app
+from web_ui.registry import registry
 from web_ui.security import CSP
 
 from .conftest import Owner, csrf_token
@@ -144,7 +145,10 @@ def test_hostile_text_comes_back_escaped(
     logged_in: Owner, services: Services, hostile: str
 ) -> None:
     """Every text setting, whether saved (where allowed) or refused, is shown escaped."""
+    own_pages = registry(logged_in.client.application).section_pages
     for section, cls in SECTIONS.items():
+        if section in own_pages:
+            continue  # a feature's own page: its tests post hostile text there
         for name in _text_fields(cls):
             response = logged_in.post(f"/settings/{section}", {name: hostile})
             page = (

@@ -13,7 +13,7 @@ from firmware_app.settings.model import SECTIONS
 from firmware_app.settings.schema import length, number_range, setting
 from web_ui import create_app
 from web_ui.forms import parse_section_form, section_fields
-from web_ui.registry import add_section_page
+from web_ui.registry import add_section_page, registry
 
 from .conftest import Owner
 
@@ -23,6 +23,11 @@ def test_every_section_renders_and_saves_unchanged(
     logged_in: Owner, services: Services, section: str
 ) -> None:
     page = logged_in.client.get(f"/settings/{section}")
+    if section in registry(logged_in.client.application).section_pages:
+        # A feature's own page edits this section; the generic page sends the owner there.
+        assert page.status_code == 302
+        assert logged_in.client.get(page.headers["Location"]).status_code == 200
+        return
     assert page.status_code == 200
     before = services.settings.export_toml()
     # Post the form back exactly as rendered: nothing changes, nothing fails.
