@@ -265,7 +265,8 @@ class GsmDriver(Driver):
                 params = split_params(cops.lines[0].split(":", 1)[-1])
                 if len(params) >= 3:
                     operator = unquote(params[2])
-        self._changed(io, rssi, REGISTRATION_WORDS.get(stat, "unknown"), operator)
+        words = "unknown" if stat is None else REGISTRATION_WORDS.get(stat, "unknown")
+        self._changed(io, rssi, words, operator)
 
     def _registration(self, io: LineIO, query: str) -> int | None:
         r = io.chat(Command(query, timeout=3.0))

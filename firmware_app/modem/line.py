@@ -173,6 +173,7 @@ class Line(Worker):
         self._call_ids = itertools.count(1)
         self._thread_id: int | None = None
         self._down_announced = False
+        self._timeouts: int = 0
         self.garbage = 0  # lines the modem sent that made no sense (logged and skipped)
         self._unsubscribe = bus.subscribe(SettingsChanged, self._on_settings_changed)
         self._reset_runtime()
