@@ -51,12 +51,56 @@ class LogConfig:
 
 
 @dataclass(slots=True)
+class ClockConfig:
+    # true: business-hours decisions wait for an NTP-synchronised clock (the Pi has no RTC).
+    require_time_sync: bool = False
+
+
+# BCM GPIO numbers usable on the 40-pin header; 0 or -1 means "not fitted".
+PANEL_PINS = range(2, 28)
+
+
+@dataclass(slots=True)
+class PanelConfig:
+    """The optional front panel on the Pi's GPIO header (BCM numbers; see hw/gpio.md)."""
+
+    ready_led: int = 0
+    line_leds: list[int] = field(default_factory=list)  # one per line, in line order
+    message_led: int = 0
+    override_button: int = 0
+    modem_power: int = 0  # relay or MOSFET module switching the modem's USB 5 V
+    leds_active_high: bool = True  # LED from the pin through a resistor to GND
+    button_pull_up: bool = True  # button from the pin to GND, internal pull-up
+    modem_power_active_high: bool = True  # true: driving the pin high cuts the modem's power
+    long_press_seconds: float = 2.0
+    power_cycle_seconds: float = 5.0
+    power_cycle_after: int = 3  # failed soft resets of a line before its power is cycled
+
+    def pins(self) -> dict[str, int]:
+        """The fitted pins by field name (line LEDs as line_leds[N])."""
+        named = {
+            "ready_led": self.ready_led,
+            "message_led": self.message_led,
+            "override_button": self.override_button,
+            "modem_power": self.modem_power,
+        }
+        named.update({f"line_leds[{i}]": pin for i, pin in enumerate(self.line_leds)})
+        return {name: pin for name, pin in named.items() if pin > 0}
+
+    @property
+    def fitted(self) -> bool:
+        return bool(self.pins())
+
+
+@dataclass(slots=True)
 class MachineConfig:
     modem: ModemConfig = field(default_factory=ModemConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     web: WebConfig = field(default_factory=WebConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    clock: ClockConfig = field(default_factory=ClockConfig)
+    panel: PanelConfig = field(default_factory=PanelConfig)
     demo: bool = False
 
     @property
@@ -75,7 +119,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - the appliance serves the LAN
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str, problems: list[FieldProblem]) -> Any:
@@ -101,6 +145,13 @@ def _build(cls: type, data: dict[str, Any], prefix: str, problems: list[FieldPro
                 kwargs[f.name] = list(value)
             else:
                 problems.append(FieldProblem(name, value, "a list of strings"))
+        elif hint == list[int]:
+            if isinstance(value, list) and all(type(v) is int for v in value):
+                kwargs[f.name] = list(value)
+            else:
+                problems.append(FieldProblem(name, value, "a list of integers"))
+        elif hint is float and type(value) in (int, float):
+            kwargs[f.name] = float(value)
         elif type(value) is hint:
             kwargs[f.name] = value
         else:
@@ -138,6 +189,42 @@ def _check(cfg: MachineConfig) -> list[FieldProblem]:
         out.append(FieldProblem("modem.baudrate", cfg.modem.baudrate, "300 to 921600"))
     if not cfg.store.data_dir:
         out.append(FieldProblem("store.data_dir", "", "a folder path"))
+    out.extend(_check_panel(cfg.panel))
+    return out
+
+
+def _check_panel(panel: PanelConfig) -> list[FieldProblem]:
+    out = []
+    allowed = "a BCM GPIO number from 2 to 27, or 0 for not fitted"
+    named = {
+        "ready_led": panel.ready_led,
+        "message_led": panel.message_led,
+        "override_button": panel.override_button,
+        "modem_power": panel.modem_power,
+    }
+    named.update({f"line_leds[{i}]": pin for i, pin in enumerate(panel.line_leds)})
+    seen: dict[int, str] = {}
+    for name, pin in named.items():
+        if pin in (0, -1):
+            continue
+        if pin not in PANEL_PINS:
+            out.append(FieldProblem(f"panel.{name}", pin, allowed))
+        elif pin in seen:
+            out.append(FieldProblem(f"panel.{name}", pin, f"a pin not used by panel.{seen[pin]}"))
+        else:
+            seen[pin] = name
+    if len(panel.line_leds) > 8:
+        out.append(FieldProblem("panel.line_leds", panel.line_leds, "at most 8 line LEDs"))
+    if not 0.5 <= panel.long_press_seconds <= 30:
+        out.append(
+            FieldProblem("panel.long_press_seconds", panel.long_press_seconds, "0.5 to 30 seconds")
+        )
+    if not 1 <= panel.power_cycle_seconds <= 60:
+        out.append(
+            FieldProblem("panel.power_cycle_seconds", panel.power_cycle_seconds, "1 to 60 seconds")
+        )
+    if not 1 <= panel.power_cycle_after <= 20:
+        out.append(FieldProblem("panel.power_cycle_after", panel.power_cycle_after, "1 to 20"))
     return out
 
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import MachineConfig
@@ -26,6 +26,9 @@ from .sdnotify import Notifier
 from .services import Services
 from .store import Store
 from .workers import Supervisor, Worker
+
+if TYPE_CHECKING:
+    from .panel import Panel
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,25 @@ class WebServer(Worker):
         return self.alive
 
 
+def build_panel(config: MachineConfig, services: Services | None) -> Panel | None:
+    """The GPIO front panel when `[panel]` names a pin; None otherwise (gpiozero stays unloaded).
+
+    A panel that cannot be built (no GPIO, no permission) is logged and left out: the lines
+    matter more than the LEDs.
+    """
+    if not config.panel.fitted:
+        return None
+    from .panel import Panel, routing_toggle
+
+    routing = getattr(services, "routing", None)
+    toggle = routing_toggle(routing) if routing is not None else None
+    try:
+        return Panel(config.panel, toggle_override=toggle)
+    except Exception as exc:
+        log.error("front panel left out: %s: %s", type(exc).__name__, exc)
+        return None
+
+
 class Daemon:
     def __init__(
         self,
@@ -87,6 +109,7 @@ class Daemon:
         self.store: Store | None = None
         self.services: Services | None = None
         self.web: WebServer | None = None
+        self.panel: Panel | None = None
         self._closers: list[Callable[[], None]] = []
 
     # -- building ----------------------------------------------------------------------------
@@ -97,6 +120,16 @@ class Daemon:
         bus = EventBus()
         services = Services.build(self.config, self.store, bus, self.log_ring)
         self.services = services
+        from .timesync import TimeSync
+
+        services.extra["timesync"] = TimeSync(
+            self.config.clock.require_time_sync, services.system.clock_sync
+        )
+        self.panel = build_panel(self.config, services)
+        if self.panel is not None:
+            self.panel.subscribe(bus)
+            self._closers.append(self.panel.close)
+            services.extra["panel"] = self.panel
         notify = services.notify
         notify.subscribe(bus)
         services.extra["notify"] = notify  # older callers; new code uses services.notify
@@ -117,6 +150,9 @@ class Daemon:
             self.web = WebServer(services)
             self.supervisor.add(self.web)
         self.supervisor.start_all()
+        history = services.extra.get("history")
+        if self.panel is not None and hasattr(history, "open_count"):
+            self.panel.set_unhandled(history.open_count())
         bus.publish(DaemonStarted(version=__version__))
         return services
 
@@ -218,8 +254,10 @@ class Daemon:
         interval = min(5.0, self.notifier.watchdog_interval or 5.0)
         while not self.stop_requested.wait(interval):
             self.supervisor.check()
+            stuck = self.supervisor.unhealthy()
+            if self.panel is not None:
+                self.panel.set_ready("trouble" if stuck else "running")
             if self.notifier.watchdog_interval:
-                stuck = self.supervisor.unhealthy()
                 if stuck:
                     # No ping: systemd restarts us if this lasts past WatchdogSec.
                     log.error("not healthy (%s); withholding the watchdog ping", ", ".join(stuck))
