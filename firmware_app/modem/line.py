@@ -416,7 +416,7 @@ class Line(Worker):
         while True:
             if self.stopping.is_set():
                 raise _Stopping
-            if self._requests and self._engine.mode is Mode.COMMAND:
+            if self._requests:  # in data mode a command fails; leave_data() runs
                 self._execute(self._requests.popleft())
                 continue
             self._pump(None)

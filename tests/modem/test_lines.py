@@ -431,3 +431,29 @@ def test_missing_pin_is_explained(
     error = recorder.wait(ev.ModemError, lambda e: e.code == "sim_pin_needed")
     assert "Settings" in error.message
     assert pin_commands(modem) == []
+
+
+def test_data_mode_hand_off(make_modem: Modems, make_line: Lines_, recorder: Recorder) -> None:
+    import dataclasses
+
+    from tests.modem.conftest import FAST
+
+    modem = make_modem("usr5637")
+    line = make_line(modem.path, options=dataclasses.replace(FAST, health_interval=60))
+    up(recorder, line)
+    received: list[bytes] = []
+    modem.stop_answering()  # this test plays the modem's part of AT+VRX by hand
+    future = line.enter_data(Command("AT+VRX", timeout=3), received.append)
+    modem.wait_for_command(r"^AT\+VRX$")
+    modem.send_garbage(b"\r\nCONNECT\r\n\x80\x81\x10\x03")
+    assert future.result(3).result == "CONNECT"
+    deadline = time.monotonic() + 3
+    while b"".join(received) != b"\x80\x81\x10\x03" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert b"".join(received) == b"\x80\x81\x10\x03"
+    line.write_data(b"\x10!")  # DLE ! stops recording (V.253)
+    back = line.leave_data(b"", await_result=Command("AT+VRX", timeout=3))
+    modem.send_garbage(b"\r\nOK\r\n")
+    assert isinstance(back.result(3), Response)
+    modem.resume()
+    assert isinstance(line.command("AT").result(3), Response)
