@@ -41,12 +41,12 @@ def mobile_problem(number: str, region: str) -> tuple[str, str]:
     """(E.164 form, '') for a valid number, else (the text, what is allowed)."""
     import phonenumbers
 
-    allowed = f"a phone number valid in {region or 'its country'}, like +44 7700 900123"
+    allowed = f"a phone number possible in {region or 'its country'}, like +44 7700 900123"
     try:
         parsed = phonenumbers.parse(number, region or None)
     except phonenumbers.NumberParseException:
         return number, allowed
-    if not phonenumbers.is_valid_number(parsed):
+    if not phonenumbers.is_possible_number(parsed):
         return number, allowed
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)), ""
 
