@@ -59,6 +59,33 @@ class DemoMailSink(Worker):
         box = mailbox.Maildir(self.folder, create=True)
         return [message_from_bytes(m.as_bytes(), policy=policy.default) for m in box]
 
+    def received(self, limit: int = 100) -> list[tuple[str, float, Any]]:
+        """(key, time received, message) of the newest messages first, for the web page."""
+        box = mailbox.Maildir(self.folder, create=True)
+        dated = []
+        for key in box.iterkeys():
+            try:
+                msg = box.get_message(key)
+            except (KeyError, OSError):  # removed meanwhile
+                continue
+            dated.append((msg.get_date(), key))
+        dated.sort(reverse=True)
+        out = []
+        for when, key in dated[:limit]:
+            parsed = self.message(key)
+            if parsed is not None:
+                out.append((key, when, parsed))
+        return out
+
+    def message(self, key: str) -> Any:
+        """One message by its Maildir key, or None. Keys not in the folder are refused."""
+        box = mailbox.Maildir(self.folder, create=True)
+        try:
+            raw = box.get_bytes(key)
+        except (KeyError, OSError):
+            return None
+        return message_from_bytes(raw, policy=policy.default)
+
 
 def seed_settings(services: Services, sink_port: int | None = None) -> None:
     """Point email at the sink, once: the owner may change it afterwards."""

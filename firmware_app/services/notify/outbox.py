@@ -276,6 +276,12 @@ class Outbox:
         times = [datetime.fromisoformat(d["created"]) for d in docs if d.get("created")]
         return min(times) if times else None
 
+    def retrying(self) -> int:
+        """How many messages wait for another attempt after a failed one."""
+        return len(
+            self._table.search(lambda d: d.get("state") == "queued" and d.get("attempts", 0) > 0)
+        )
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = dict.fromkeys(STATES, 0)
         for doc in self._table.all():

@@ -67,6 +67,7 @@ class OutboxStatus:
     configured: bool  # a mail server is set
     running: bool  # the delivery worker is alive
     counts: dict[str, int]  # by state: queued, sending, sent, failed
+    retrying: int = 0  # queued messages that already failed once or more
     next_attempt: datetime | None
     last_error: str
     last_error_at: datetime | None
@@ -404,6 +405,7 @@ class Notifier:
             configured=bool(self._settings().email.smtp_host),
             running=self.worker.alive,
             counts=self.outbox.counts(),
+            retrying=self.outbox.retrying(),
             next_attempt=self.outbox.next_due(),
             last_error=last_error,
             last_error_at=last_error_at,
