@@ -32,6 +32,7 @@ FEATURES: tuple[str, ...] = (
     "web_ui.hours",
     "web_ui.staff",
     "web_ui.call_rules",
+    "web_ui.email_pages",
 )
 
 MAX_UPLOAD = 16 * 1024 * 1024

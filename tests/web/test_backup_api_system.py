@@ -34,7 +34,7 @@ def _upload(owner: Owner, text: str | bytes, name: str = "backup.toml") -> Any:
 
 def test_backup_restore_round_trip(logged_in: Owner, services: Services) -> None:
     logged_in.post(
-        "/settings/email",
+        "/email/",
         {"smtp_host": "smtp.example.com", "smtp_port": "587", "password": "mail-secret"},
     )
     download = logged_in.client.get("/backup/settings.toml")
@@ -49,7 +49,7 @@ def test_backup_restore_round_trip(logged_in: Owner, services: Services) -> None
         "/settings/business",
         {"name": "Someone Else", "timezone": "Europe/Rome", "country": "IT", "owner_email": ""},
     )
-    logged_in.post("/settings/email", {"smtp_host": "", "smtp_port": "25", "password__clear": "1"})
+    logged_in.post("/email/", {"smtp_host": "", "smtp_port": "25", "password__clear": "1"})
     preview = _upload(logged_in, saved)
     assert preview.status_code == 200
     page = preview.get_data(as_text=True)
@@ -219,7 +219,7 @@ def test_clock_warning_on_every_page_while_unsynchronised(
 ) -> None:
     services.system.clock_probe = lambda: ClockSync(False, "kernel", "test")
     services.system._clock_cache = None
-    for path in ("/", "/settings/", "/settings/email", "/backup/", "/system/"):
+    for path in ("/", "/settings/", "/email/", "/backup/", "/system/"):
         page = logged_in.client.get(path).get_data(as_text=True)
         assert "The clock is not set from the internet yet." in page, path
     services.system.clock_probe = lambda: ClockSync(True, "kernel", "test")

@@ -19,7 +19,7 @@ from web_ui.security import CSP
 from .conftest import Owner, csrf_token
 
 PUBLIC = {"static", "auth.login", "auth.setup", "healthz"}
-SAMPLE_ARGS = {"name": "business", "token_id": 1, "filename": "app.css"}
+SAMPLE_ARGS = {"name": "business", "token_id": 1, "filename": "app.css", "msg_id": 1}
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "'><svg onload=alert(1)>"]
 
 
@@ -180,7 +180,7 @@ def test_hostile_text_in_lists_and_log_lines_is_escaped(
     )
     page = logged_in.client.get("/system/?level=debug").get_data(as_text=True)
     assert HOSTILE[1] not in page and "&#34;&gt;&lt;img" in page
-    response = logged_in.post("/settings/email", {"voicemail_to": HOSTILE[0] + "\n" + HOSTILE[1]})
+    response = logged_in.post("/email/", {"voicemail_to": HOSTILE[0] + "\n" + HOSTILE[1]})
     page = response.get_data(as_text=True)
     assert response.status_code == 422
     assert HOSTILE[0] not in page and HOSTILE[1] not in page

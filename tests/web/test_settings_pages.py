@@ -47,7 +47,7 @@ def test_every_section_renders_and_saves_unchanged(
 
 def test_save_shows_errors_inline_and_saves_nothing(logged_in: Owner, services: Services) -> None:
     response = logged_in.post(
-        "/settings/email",
+        "/email/",
         {
             "smtp_host": "smtp.example.com",
             "smtp_port": "lots",
@@ -71,7 +71,7 @@ def test_save_shows_errors_inline_and_saves_nothing(logged_in: Owner, services: 
 
 def test_save_valid_section(logged_in: Owner, services: Services) -> None:
     response = logged_in.post(
-        "/settings/email",
+        "/email/",
         {
             "smtp_host": "smtp.example.com",
             "smtp_port": "465",
@@ -90,7 +90,7 @@ def test_save_valid_section(logged_in: Owner, services: Services) -> None:
     assert (email.smtp_host, email.smtp_port, email.security) == ("smtp.example.com", 465, "tls")
     assert email.voicemail_to == ["anna@rossi.example", "marco@rossi.example"]
     assert email.password == "s3cret-pass"
-    page = logged_in.client.get("/settings/email").get_data(as_text=True)
+    page = logged_in.client.get("/email/").get_data(as_text=True)
     assert "Email saved" in page
     assert "s3cret-pass" not in page  # secrets are never shown back
     assert "Saved; type to replace it" in page
@@ -99,18 +99,16 @@ def test_save_valid_section(logged_in: Owner, services: Services) -> None:
 def test_secret_is_kept_when_left_empty_and_cleared_on_request(
     logged_in: Owner, services: Services
 ) -> None:
-    logged_in.post("/settings/email", {"password": "first-secret", "smtp_port": "587"})
+    logged_in.post("/email/", {"password": "first-secret", "smtp_port": "587"})
     assert services.settings.get().email.password == "first-secret"
-    logged_in.post(
-        "/settings/email", {"password": "", "smtp_host": "mail.example.com", "smtp_port": "587"}
-    )
+    logged_in.post("/email/", {"password": "", "smtp_host": "mail.example.com", "smtp_port": "587"})
     assert services.settings.get().email.password == "first-secret"
-    logged_in.post("/settings/email", {"password": "", "password__clear": "1", "smtp_port": "587"})
+    logged_in.post("/email/", {"password": "", "password__clear": "1", "smtp_port": "587"})
     assert services.settings.get().email.password == ""
 
 
 def test_secret_is_not_echoed_in_errors(logged_in: Owner) -> None:
-    response = logged_in.post("/settings/email", {"password": "x" * 300, "smtp_port": "587"})
+    response = logged_in.post("/email/", {"password": "x" * 300, "smtp_port": "587"})
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert "x" * 300 not in page and "Password: expected" in page
