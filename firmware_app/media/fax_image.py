@@ -1,0 +1,392 @@
+"""Received fax pages: raw T.4 page data -> bitmap (libtiff through Pillow) -> PDF (img2pdf).
+
+Bit order is detected, not assumed, and every coded line is checked, so a noisy line is kept
+in the picture and counted. Also the T.4 line splitter and TIFF wrapper that `fax_send` uses.
+CPU work only: no files, no threads; callers run it off the line worker (docs/fax.md).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+import img2pdf  # type: ignore[import-untyped]
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, TiffImagePlugin
+
+from firmware_app.errors import FrontdeskError
+
+__all__ = [
+    "FAX_WIDTH",
+    "DecodedPage",
+    "FaxDocument",
+    "FaxImageError",
+    "T4Lines",
+    "build_t4",
+    "decode_page",
+    "encode_mh_lines",
+    "split_lines",
+    "strip_data",
+    "t4_tiff",
+]
+
+FAX_WIDTH: Final = 1728  # T.4 2.2: 1728 pels on 215 mm
+X_DPI: Final = 204
+Y_DPI_FINE: Final = 196
+Y_DPI_NORMAL: Final = 98
+EOL_ZEROS: Final = 11  # T.4 4.1.2: EOL is 000000000001; fill is more zeros before it
+MAX_LINES: Final = 10_000  # far beyond a long page at fine resolution: a cap, not a norm
+
+Bits = npt.NDArray[np.uint8]
+FillOrder = Literal[1, 2]
+
+
+class FaxImageError(FrontdeskError):
+    """Page data holds no fax lines at all (in either bit order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class T4Lines:
+    """A T.4 bit stream cut at its EOLs: `segments[i]` are line i's code bits (any fill
+    kept, the MR tag bit removed), `one_d[i]` is True for a 1-D (MH) coded line."""
+
+    segments: list[Bits]
+    one_d: list[bool]
+
+
+def unpack(data: bytes, fill_order: FillOrder) -> Bits:
+    """Bytes -> one bit per element, in transmission order (FillOrder 1: MSB first)."""
+    return np.unpackbits(
+        np.frombuffer(data, dtype=np.uint8), bitorder="big" if fill_order == 1 else "little"
+    )
+
+
+def split_lines(bits: Bits, *, mr: bool, max_lines: int = MAX_LINES) -> T4Lines:
+    """Cut at each EOL (11+ zeros then a one, T.4 4.1.2); drop what precedes the first EOL
+    and empty lines (RTC, doubled EOLs)."""
+    ones = np.flatnonzero(bits)
+    if ones.size == 0:
+        return T4Lines([], [])
+    gaps = np.diff(ones, prepend=-1) - 1
+    eol = np.flatnonzero(gaps >= EOL_ZEROS)  # indices into `ones`
+    segments: list[Bits] = []
+    one_d: list[bool] = []
+    bounds = [*eol.tolist(), int(ones.size)]
+    for k in range(len(bounds) - 1):
+        first, nxt = bounds[k], bounds[k + 1]
+        start = int(ones[first]) + 1
+        tag = True
+        if mr:
+            if start >= bits.size:
+                break
+            tag = bool(bits[start])
+            start += 1
+        last_one = int(ones[nxt - 1])  # the last one-bit before the next EOL
+        if last_one < start:
+            continue
+        # Up to the next EOL's eleven zeros: a code word may end in zeros (T.4 Table 1).
+        end = int(ones[nxt]) - EOL_ZEROS if nxt < ones.size else min(bits.size, last_one + 9)
+        segments.append(bits[start:end])
+        one_d.append(tag)
+        if len(segments) >= max_lines:
+            break
+    return T4Lines(segments, one_d)
+
+
+_EOL: Final = np.array([0] * EOL_ZEROS + [1], dtype=np.uint8)
+_FILL_CACHE: dict[int, Bits] = {}
+
+
+def _zeros(n: int) -> Bits:
+    z = _FILL_CACHE.get(n)
+    if z is None:
+        z = np.zeros(n, dtype=np.uint8)
+        if len(_FILL_CACHE) < 4096:
+            _FILL_CACHE[n] = z
+    return z
+
+
+def build_t4(
+    lines: T4Lines,
+    *,
+    mr: bool,
+    min_scan_bits: int = 0,
+    fill_order: FillOrder = 1,
+    rtc: bool = True,
+) -> bytes:
+    """A clean T.4 stream: EOL [tag] line ... RTC. Each line (EOL included) takes at least
+    `min_scan_bits` (zero fill before the next EOL, T.4 4.1.2). Packed in `fill_order`."""
+    tag1, tag0 = np.array([1], np.uint8), np.array([0], np.uint8)
+    parts: list[Bits] = []
+    for seg, one_d in zip(lines.segments, lines.one_d, strict=True):
+        parts.append(_EOL)
+        if mr:
+            parts.append(tag1 if one_d else tag0)
+        parts.append(seg)
+        used = EOL_ZEROS + 1 + (1 if mr else 0) + seg.size
+        if used < min_scan_bits:
+            parts.append(_zeros(min_scan_bits - used))
+    if rtc:
+        for _ in range(6):  # RTC: six EOLs (T.4 4.1.4), each with tag 1 in MR
+            parts.append(_EOL)
+            if mr:
+                parts.append(tag1)
+    if not parts:
+        return b""
+    bits = np.concatenate(parts)
+    return np.packbits(bits, bitorder="big" if fill_order == 1 else "little").tobytes()
+
+
+# --- TIFF wrapping (TIFF 6.0 section 11, CCITT T.4 compression = 3) ------------------------
+
+
+def t4_tiff(
+    data: bytes, *, width: int, height: int, fine: bool, mr: bool = False, fill_order: int = 1
+) -> bytes:
+    """One-strip TIFF around raw T.4 data (Photometric 0: white is zero), for libtiff."""
+    entries = [
+        (256, 4, width),
+        (257, 4, height),
+        (258, 3, 1),
+        (259, 3, 3),
+        (262, 3, 0),
+        (266, 3, fill_order),
+        (273, 4, 0),  # patched below
+        (277, 3, 1),
+        (278, 4, height),
+        (279, 4, len(data)),
+        (282, 5, 0),
+        (283, 5, 0),
+        (292, 4, 1 if mr else 0),
+        (296, 3, 2),
+    ]
+    ifd_at = 8
+    ifd_size = 2 + 12 * len(entries) + 4
+    rationals_at = ifd_at + ifd_size
+    data_at = rationals_at + 16
+    out = bytearray(b"II*\x00" + struct.pack("<I", ifd_at))
+    out += struct.pack("<H", len(entries))
+    for tag, kind, value in entries:
+        if tag == 273:
+            value = data_at
+        elif tag == 282:
+            value = rationals_at
+        elif tag == 283:
+            value = rationals_at + 8
+        if kind == 3:
+            out += struct.pack("<HHIHH", tag, kind, 1, value, 0)
+        else:
+            out += struct.pack("<HHII", tag, kind, 1, value)
+    out += struct.pack("<I", 0)
+    y_dpi = Y_DPI_FINE if fine else Y_DPI_NORMAL
+    out += struct.pack("<IIII", X_DPI, 1, y_dpi, 1)
+    out += data
+    return bytes(out)
+
+
+def _decode_clean(lines: T4Lines, *, width: int, fine: bool, mr: bool) -> Bits:
+    """libtiff's decode of clean lines as a 0/1 array (1 = black). When libtiff gives up on
+    a block (OSError), the block is halved until the bad line is alone; it stays white."""
+    n = len(lines.segments)
+    stream = build_t4(lines, mr=mr, rtc=False)
+    tiff = t4_tiff(stream, width=width, height=n, fine=fine, mr=mr)
+    try:
+        with Image.open(io.BytesIO(tiff)) as im:
+            im.load()
+            # Photometric 0: Pillow gives mode "1" with True = white.
+            black: Bits = np.logical_not(np.asarray(im, dtype=bool)).astype(np.uint8)
+            return black
+    except OSError:
+        if n == 1:
+            return np.zeros((1, width), dtype=np.uint8)
+    half = n // 2
+    parts = [
+        T4Lines(lines.segments[:half], lines.one_d[:half]),
+        T4Lines(lines.segments[half:], lines.one_d[half:]),
+    ]
+    return np.concatenate([_decode_clean(p, width=width, fine=fine, mr=mr) for p in parts])
+
+
+def encode_mh_lines(black: Bits) -> T4Lines:
+    """MH (T.4 1-D) code of each row of a 0/1 bitmap (1 = black) via libtiff."""
+    if black.shape[0] == 0:
+        return T4Lines([], [])
+    # Pillow stores mode "1" as Photometric 1 and libtiff codes stored zero bits as white
+    # runs (REFERENCE.md 1): so hand it the inverted picture, True (stored 1) = black.
+    im = Image.fromarray(black.astype(bool))
+    buf = io.BytesIO()
+    im.save(buf, "TIFF", compression="group3", strip_size=1 << 30)
+    return split_lines(unpack(strip_data(buf.getvalue()), 1), mr=False)
+
+
+def strip_data(tiff: bytes) -> bytes:
+    """The coded data of a TIFF's first image, strips joined in order."""
+    with Image.open(io.BytesIO(tiff)) as tif:
+        assert isinstance(tif, TiffImagePlugin.TiffImageFile)
+        pieces = zip(tif.tag_v2[273], tif.tag_v2[279], strict=True)
+        return b"".join(tiff[o : o + c] for o, c in pieces)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedPage:
+    """One received page. `image` is mode "1" (1728 wide, True = white) at its own dpi;
+    `damaged_lines` counts coded lines that did not decode cleanly (kept in the image)."""
+
+    image: Image.Image
+    fine: bool
+    mr: bool
+    fill_order: FillOrder
+    damaged_lines: int
+    checked_lines: int
+
+    @property
+    def lines(self) -> int:
+        return self.image.height
+
+    @property
+    def dpi(self) -> tuple[int, int]:
+        return (X_DPI, Y_DPI_FINE if self.fine else Y_DPI_NORMAL)
+
+    @property
+    def quality(self) -> float:
+        """Share of good lines, 0.0-1.0 (1.0 for a page with no lines)."""
+        return 1.0 - self.damaged_lines / self.lines if self.lines else 1.0
+
+
+def _check(lines: T4Lines, black: Bits) -> tuple[int, int]:
+    """(damaged, checked): a 1-D line is good when libtiff's decode of it codes back to the
+    same bits (MH code is canonical). 2-D lines of MR pages are not checked here."""
+    again = encode_mh_lines(black)
+    damaged = checked = 0
+    for i, (seg, one_d) in enumerate(zip(lines.segments, lines.one_d, strict=True)):
+        if not one_d:
+            continue
+        checked += 1
+        if i >= len(again.segments):
+            damaged += 1
+            continue
+        mine, other = np.trim_zeros(seg, "b"), np.trim_zeros(again.segments[i], "b")
+        if mine.size != other.size or not np.array_equal(mine, other):
+            damaged += 1
+    return damaged, checked
+
+
+def _read(
+    data: bytes, fill_order: FillOrder, *, mr: bool, fine: bool, width: int, limit: int
+) -> tuple[DecodedPage, int] | None:
+    """Decode up to `limit` lines one way; (page, good lines) or None without lines."""
+    lines = split_lines(unpack(data, fill_order), mr=mr, max_lines=limit)
+    if not lines.segments:
+        return None
+    black = _decode_clean(lines, width=width, fine=fine, mr=mr)
+    damaged, checked = _check(lines, black) if width == FAX_WIDTH else (0, 0)
+    image = Image.fromarray(black == 0)
+    image.info["dpi"] = (X_DPI, Y_DPI_FINE if fine else Y_DPI_NORMAL)
+    page = DecodedPage(
+        image=image,
+        fine=fine,
+        mr=mr,
+        fill_order=fill_order,
+        damaged_lines=damaged,
+        checked_lines=checked,
+    )
+    return page, checked - damaged
+
+
+PROBE_LINES: Final = 48
+
+
+def decode_page(
+    data: bytes,
+    *,
+    fine: bool,
+    mr: bool | None = None,
+    fill_order: FillOrder | None = None,
+    width: int = FAX_WIDTH,
+) -> DecodedPage:
+    """Decode one page of T.4 data as received. Unless given, the bit order (and MH or MR)
+    is found by reading the first lines every way and keeping the one with the most lines
+    that check out. Raises `FaxImageError` when no reading finds a single line."""
+    orders: tuple[FillOrder, ...] = (fill_order,) if fill_order else (2, 1)
+    codings = (mr,) if mr is not None else (False, True)
+    ways = [(order, coding) for coding in codings for order in orders]
+    if len(ways) > 1:
+        scores = []
+        for order, coding in ways:
+            got = _read(data, order, mr=coding, fine=fine, width=width, limit=PROBE_LINES)
+            scores.append(-1 if got is None else got[1])
+            if got is not None and got[0].damaged_lines == 0 and got[1] > 0:
+                break  # clean: no need to try the other readings
+        ways = [ways[scores.index(max(scores))]]
+    order, coding = ways[0]
+    got = _read(data, order, mr=coding, fine=fine, width=width, limit=MAX_LINES)
+    if got is None:
+        raise FaxImageError(f"no T.4 lines (EOL codes) in {len(data)} bytes of page data")
+    return got[0]
+
+
+# --- documents -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FaxDocument:
+    """A received (or composed) fax: who sent it, its pages, and how clean they were."""
+
+    remote_id: str = ""
+    pages: list[DecodedPage] = field(default_factory=list)
+
+    @property
+    def damaged_lines(self) -> int:
+        return sum(p.damaged_lines for p in self.pages)
+
+    @property
+    def lines(self) -> int:
+        return sum(p.lines for p in self.pages)
+
+    @property
+    def quality(self) -> float:
+        return 1.0 - self.damaged_lines / self.lines if self.lines else 1.0
+
+    @property
+    def fine(self) -> bool:
+        return all(p.fine for p in self.pages)
+
+    def add_page(
+        self,
+        data: bytes,
+        *,
+        fine: bool,
+        mr: bool | None = None,
+        fill_order: FillOrder | None = None,
+    ) -> DecodedPage:
+        page = decode_page(data, fine=fine, mr=mr, fill_order=fill_order)
+        self.pages.append(page)
+        return page
+
+    def to_pdf(self, *, title: str | None = None) -> bytes:
+        """A PDF with one page per fax page at its true size; each image stays CCITT G4
+        compressed (img2pdf embeds G4 TIFF data without recompressing)."""
+        return pages_to_pdf([p.image for p in self.pages], title=title or self._title())
+
+    def _title(self) -> str:
+        return f"Fax from {self.remote_id}" if self.remote_id else "Fax"
+
+
+def g4_tiff(image: Image.Image) -> bytes:
+    """A mode "1" image as a one-strip CCITT G4 TIFF keeping its dpi."""
+    buf = io.BytesIO()
+    dpi = image.info.get("dpi", (X_DPI, Y_DPI_FINE))
+    image.save(buf, "TIFF", compression="group4", dpi=dpi, strip_size=1 << 30)
+    return buf.getvalue()
+
+
+def pages_to_pdf(images: Sequence[Image.Image], *, title: str = "Fax") -> bytes:
+    if not images:
+        raise FaxImageError("a fax PDF needs at least one page")
+    out = img2pdf.convert([g4_tiff(im) for im in images], title=title, nodate=True)
+    assert isinstance(out, bytes)
+    return out
