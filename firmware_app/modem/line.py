@@ -56,9 +56,7 @@ T = TypeVar("T")
 
 # Results that end a call when no command is in flight (V.250 5.7.1; SIM7600 MISSED_CALL;
 # Huawei ^CEND).
-CALL_END_URCS = frozenset({"NO CARRIER", "BUSY", "NO ANSWER", "^CEND"})
-# Unsolicited lines the AT engine does not know as URCs but that end a call.
-_CALL_END_LINES = (b"MISSED_CALL",)
+CALL_END_URCS = frozenset({"NO CARRIER", "BUSY", "NO ANSWER", "^CEND", "MISSED_CALL"})
 
 
 class LineError(FrontdeskError):
@@ -508,9 +506,6 @@ class Line(Worker):
 
     def _peer_error(self, event: PeerError, now: float) -> None:
         raw = event.raw.strip()
-        if raw.upper().startswith(_CALL_END_LINES):
-            self._call_ended("the caller hung up")
-            return
         self.garbage += 1
         log.info("%s: ignored bytes from the modem (%s): %r", self.name, event.reason, raw[:80])
 

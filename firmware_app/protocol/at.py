@@ -93,6 +93,9 @@ _NAMED = re.compile(r"([+^$%#*][A-Za-z][A-Za-z0-9_]*)\s*:")
 # Caller-ID lines from analog modems (V.253 +VCID=1; mgetty cnd.c; NCID test data;
 # iaxmodem): "NMBR = 123", "DATE TIME=01/06 14:15", "NAME= NMBR=1 USER= NDID=2".
 _CID_LINE = re.compile(r"(DATE TIME|DDN_NMBR|DATE|TIME|NMBR|NAME|MESG|NDID)\s*=", re.IGNORECASE)
+# SIM7600 reports a call the caller gave up on as "MISSED_CALL: <time> <number>" (SIM7500/
+# SIM7600 Series AT Command Manual, unsolicited codes): a name with a colon but no prefix.
+_MISSED_CALL = re.compile(r"MISSED_CALL\s*:\s*(.*)", re.IGNORECASE)
 # A bare hex line (raw SDMF/MDMF packet with +VCID=2, or a PDU after +CMT/+CDS).
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 # Final result codes, V.250 5.7.1 table 1 and 3GPP TS 27.007 9.2 / TS 27.005 3.2.5.
@@ -134,6 +137,8 @@ _URC_WORDS: Final[dict[str, str]] = {
         "RING", "Call Ready", "SMS Ready", "RDY", "PB DONE", "NORMAL POWER DOWN",
         "POWERED DOWN", "UNDER-VOLTAGE POWER DOWN", "UNDER-VOLTAGE WARNING",
         "OVER-VOLTAGE POWER DOWN", "OVER-VOLTAGE WARNING",
+        # SIM800 firmware spells it so (SIM800 Series AT Command Manual, 1.2.x URC list)
+        "UNDER-VOLTAGE WARNNING", "OVER-VOLTAGE WARNNING",
     )
 }  # fmt: skip
 # Commands that answer with the "> " prompt (TS 27.005 3.5.1, 3.5.3, 3.5.5).
@@ -547,7 +552,9 @@ class ATEngine:
 
     def _final(self, inf: _InFlight, text: str, upper: str) -> bool:
         cmd = inf.command
-        if upper == "OK":
+        # VCON: the voice connection is up (ITU-T V.253 8.2.1, answer or dial in +FCLASS=8);
+        # unlike CONNECT it does not start data mode.
+        if upper in ("OK", "VCON"):
             self._inflight = None
             self._events.append(
                 Response(command=cmd, lines=tuple(inf.lines), result=text, raw_lines=tuple(inf.raw))
@@ -618,6 +625,12 @@ class ATEngine:
         word = _URC_WORDS.get(upper)
         if word is not None:
             self._events.append(URC(name=word, args="", line=text, raw=raw))
+            return True
+        m = _MISSED_CALL.fullmatch(text)
+        if m is not None:
+            self._events.append(
+                URC(name="MISSED_CALL", args=m.group(1).strip(), line=text, raw=raw)
+            )
             return True
         m = _CID_LINE.match(text)
         if m is not None:

@@ -276,6 +276,18 @@ TABLE = [
         [("URC", "CONNECT", ""), ("DATA", b"\x10d")],
         id="unsolicited-connect",
     ),
+    pytest.param(
+        "AT+VLS=1",
+        b"\r\nVCON\r\nRING\r\n",
+        [("OK", "VCON", ()), ("URC", "RING", "")],
+        id="voice-connect-is-final-and-stays-in-command-mode",
+    ),
+    pytest.param(
+        None,
+        b"\r\nMISSED_CALL: 14:27 +15551234567\r\nUNDER-VOLTAGE WARNNING\r\n",
+        [("URC", "MISSED_CALL", "14:27 +15551234567"), ("URC", "UNDER-VOLTAGE WARNNING", "")],
+        id="simcom-vendor-spellings",
+    ),
 ]
 
 
