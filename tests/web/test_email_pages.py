@@ -364,3 +364,113 @@ def test_demo_mailbox_lists_and_shows_messages_safely(services: Services, tmp_pa
 def test_no_demo_mailbox_outside_the_demo(logged_in: Owner) -> None:
     assert logged_in.client.get("/demo-mail/").status_code == 404
     assert "Demo mailbox" not in text(logged_in.client.get("/"))
+
+
+# -- in a real browser: screenshots on a phone and a desktop -----------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium")
+@pytest.mark.parametrize("device", ["phone", "desktop"])
+def test_email_pages_in_a_browser(
+    services: Services, tmp_path: Path, smtp: Callable[..., Server], device: str
+) -> None:
+    import threading
+
+    import waitress
+    from playwright.sync_api import sync_playwright
+
+    from .test_browser import ARGS, PASSWORD, SHOTS, VIEWPORTS, _shot
+
+    (tmp_path / "demo").mkdir()
+    sink = DemoMailSink(tmp_path / "demo", port=free_port())
+    services.extra["demo_mail"] = sink
+    sink.start()
+    srv = smtp("none")
+    app = create_app(services)
+    web = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{web.effective_port}"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            width, height = VIEWPORTS[device]
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(5000)
+            problems: list[str] = []
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on(
+                "console",
+                lambda m: problems.append(m.text) if "Content Security" in m.text else None,
+            )
+            page.goto(base + "/setup")
+            page.fill("#f-name", "Rossi Plumbing")
+            page.fill("#f-owner_email", "anna@rossi.example")
+            page.fill("#f-password", PASSWORD)
+            page.fill("#f-confirm", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(base + "/")
+
+            # The provider picker fills the fields with script.
+            page.goto(base + "/email/")
+            page.select_option("#f-preset", "gmail")
+            assert page.input_value("#f-smtp_host") == "smtp.gmail.com"
+            assert page.input_value("#f-smtp_port") == "587"
+            assert "app password" in page.inner_text("#preset-note")
+            assert page.is_hidden("#preset-fill")
+            _shot(page, f"{device}-email-01-preset")
+
+            # A server that is not there: the reason in plain words.
+            page.fill("#f-smtp_host", "127.0.0.1")
+            page.fill("#f-smtp_port", str(free_port()))
+            page.select_option("#f-security", "none")
+            page.click("button[value=test]")
+            assert "connection refused" in page.inner_text("#test-result")
+            _shot(page, f"{device}-email-02-test-failed")
+            # The demo's sink: it works, and the email shows in the demo mailbox.
+            page.fill("#f-smtp_port", str(sink.port))
+            page.click("button[value=test]")
+            assert "took the test email" in page.inner_text("#test-result")
+            _shot(page, f"{device}-email-03-test-ok")
+
+            # A refused message in the outbox.
+            services.settings.save_section(
+                "email", {"smtp_host": "127.0.0.1", "smtp_port": srv.port, "security": "none"}
+            )
+            srv.inbox.rcpt_replies = ["550 5.1.1 <anna@rossi.example>: Recipient address rejected"]
+            n = services.notify
+            n.missed_call(
+                MissedCallNotice(
+                    number="+442079460000",
+                    at=datetime.now(UTC),
+                    contact_name="Jürgen Müller",
+                    reason="after hours",
+                )
+            )
+            n.sms(SmsNotice(number="+447700900123", at=datetime.now(UTC), text="Running late"))
+            n.deliver_due()
+            page.goto(base + "/email/outbox")
+            assert "Recipient address rejected" in page.inner_text(".outbox-failed")
+            _shot(page, f"{device}-email-04-outbox")
+            page.goto(base + "/")
+            _shot(page, f"{device}-email-05-home")
+
+            page.goto(base + "/demo-mail/")
+            page.click(".outbox-subject a")
+            page.wait_for_selector("iframe.mail-html")
+            assert "Email from Frontdesk works" in page.inner_text(".mail-text")
+            frame = page.frame_locator("iframe.mail-html")
+            assert "Email from Frontdesk works" in frame.locator("h2").inner_text()
+            _shot(page, f"{device}-email-06-demo-message")
+            frame_box = page.locator("iframe.mail-html")
+            frame_box.scroll_into_view_if_needed()
+            frame_box.screenshot(path=str(SHOTS / f"{device}-email-07-demo-html.png"))
+            assert problems == []
+            browser.close()
+    finally:
+        web.close()
+        web.task_dispatcher.shutdown(timeout=2)
+        thread.join(timeout=5)
+        sink.stop()
+        sink.join(5)
