@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Literal
 
 from ..settings.routing import Menu as MenuSettings
 from ..settings.routing import MenuOption, Rules, StaffMember, parse_local_datetime
 from .clock import wall_to_instant
 from .hours import BusinessHours, Mode, Status
-from .rules import NumberList, Person, in_group, on_duty
+from .rules import NumberList, Person, e164, in_group, on_duty
 
 if TYPE_CHECKING:
     from ..settings.model import Settings
@@ -365,12 +366,21 @@ class Router:
     def people(self, members: list[StaffMember]) -> list[Person]:
         return [self._people.get(m.name) or Person.of(m, self.region) for m in members]
 
-    def decide(self, call: Call, now: dt.datetime, line: LineCapabilities) -> Plan:
+    def decide(
+        self,
+        call: Call,
+        now: dt.datetime,
+        line: LineCapabilities,
+        *,
+        vip: AbstractSet[str] = frozenset(),
+        blocked: AbstractSet[str] = frozenset(),
+    ) -> Plan:
         """The plan for `call` arriving at `now` (timezone-aware) on `line`.
 
         Precedence: allow list (VIP), block list, withheld policy, fax, then the mode
         (override, closure, holiday, special hours, weekly hours) with its menu; see
-        docs/routing.md.
+        docs/routing.md. `vip` and `blocked` are E.164 numbers of contacts so flagged: they
+        count as entries of the allow and block lists.
         """
         settings = self.settings
         hours = self.hours
@@ -381,12 +391,17 @@ class Router:
         people = self.people
 
         number = "" if call.withheld else call.number
-        vip = self.allow.match(number, self.region) if number else ""
-        blocked = self.block.match(number, self.region) if number and not vip else ""
+        flagged = e164(number, self.region) if number and (vip or blocked) else ""
+        allowed = self.allow.match(number, self.region) if number else ""
+        if not allowed and flagged in vip:
+            allowed = "a contact marked VIP"
+        rejected = self.block.match(number, self.region) if number and not allowed else ""
+        if number and not allowed and not rejected and flagged in blocked:
+            rejected = "a blocked contact"
         is_fax = call.fax or line.fax_only
 
         steps: list[Step]
-        if vip and not is_fax:
+        if allowed and not is_fax:
             members = on_duty(staff, now, hours.tz, is_open=status.is_open) or [
                 m for m in staff.members if m.mobile
             ]
@@ -398,12 +413,13 @@ class Router:
                 ring_office=line.kind == "analog" and rules.office_phone and status.is_open,
                 notes=notes,
             )
-            why = f"Allow list: {call.number} matches {vip}, put through at any time"
+            why = f"Allow list: {call.number} matches {allowed}, put through at any time"
             return _plan(status, "allow", steps, why, notes)
 
-        if blocked:
+        if rejected:
             steps = [Reject(how="decline" if line.kind == "gsm" else "answer_and_hang_up")]
-            return _plan(status, "block", steps, f"Blocked: {call.number} matches {blocked}", notes)
+            why = f"Blocked: {call.number} matches {rejected}"
+            return _plan(status, "block", steps, why, notes)
 
         screen = rules.screen_all
         if call.withheld:
@@ -490,9 +506,21 @@ def router(settings: Settings) -> Router:
     return made
 
 
-def decide(call: Call, now: dt.datetime, settings: Settings, line: LineCapabilities) -> Plan:
-    """The plan for `call` arriving at `now` (timezone-aware) on `line`: see `Router.decide`."""
-    return router(settings).decide(call, now, line)
+def decide(
+    call: Call,
+    now: dt.datetime,
+    settings: Settings,
+    line: LineCapabilities,
+    *,
+    vip: AbstractSet[str] = frozenset(),
+    blocked: AbstractSet[str] = frozenset(),
+) -> Plan:
+    """The plan for `call` arriving at `now` (timezone-aware) on `line`: see `Router.decide`.
+
+    `vip`/`blocked`: E.164 numbers of contacts with those flags (ContactsService.vip_numbers()
+    and blocked_numbers()), merged with `rules.allow` and `rules.block`.
+    """
+    return router(settings).decide(call, now, line, vip=vip, blocked=blocked)
 
 
 def _option_label(action: str, target: str) -> str:

@@ -18,10 +18,13 @@ from ..logs import RingBufferHandler
 from ..store import Store
 from .alerts import AlertService
 from .auth import AuthService
+from .contacts import ContactsService, TimelineService
+from .history import HistoryService
 from .notify import Notifier
 from .routing import RoutingService
 from .scheduler import Scheduler
 from .settings import SettingsService
+from .stats import StatsService
 from .system import SystemService
 
 
@@ -47,15 +50,28 @@ class Services:
     scheduler: Scheduler = field(init=False, repr=False)  # timed jobs; the daemon starts it
     alerts: AlertService = field(init=False, repr=False)  # one email per system problem
     routing: RoutingService = field(init=False, repr=False)
+    history: HistoryService = field(init=False, repr=False)  # interactions and the inbox
+    contacts: ContactsService = field(init=False, repr=False)  # address book, notes
+    stats: StatsService = field(init=False, repr=False)  # counters and number index
+    timeline: TimelineService = field(init=False, repr=False)  # per contact/number, search
 
     def __post_init__(self) -> None:
         self.auth = AuthService(self.store)
         self.system = SystemService(self.store, self.log_ring, self.started_monotonic)
-        self.routing = RoutingService(self.settings, lambda: self.clock())
         self.notify = Notifier(self.store, self.settings.get, clock=lambda: self.clock())
         self.scheduler = Scheduler(lambda: self.clock())
         self.alerts = AlertService(
             self.store, self.notify, clock=lambda: self.clock(), disk=lambda: self.system.disk()
+        )
+        self.routing = RoutingService(self.settings, lambda: self.clock())
+        self.history = HistoryService(self.store, self.bus, clock=lambda: self.clock())
+        self.contacts = ContactsService(
+            self.store, self.bus, self.settings.get, clock=lambda: self.clock()
+        )
+        self.stats = StatsService(self.store, self.settings.get, clock=lambda: self.clock())
+        self.stats.subscribe(self.bus)
+        self.timeline = TimelineService(
+            self.store, self.history, self.contacts, self.stats.index, self.notify.messages
         )
 
     @classmethod

@@ -1,0 +1,586 @@
+"""Contacts: people and companies with their numbers, VIP and blocked flags, and staff notes.
+
+Numbers are stored in E.164 (read with the business's country) and shown the local way.
+An in-memory index (number -> contact, search text) is rebuilt only after a change, so
+caller lookups and searches never scan the database. Never talks to a modem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import numbers
+from ..errors import FieldProblem, FrontdeskError, ValidationError
+from ..events import EventBus
+from ..settings.model import Settings
+from ..store import Store
+from .history import HistoryService, Interaction
+from .stats import NumberIndex
+
+log = logging.getLogger(__name__)
+
+DATABASE = "contacts"
+NAME_MAX = 120
+TEXT_MAX = 4000
+TAG_MAX = 40
+NUMBERS_MAX = 10
+LABELS = ("mobile", "work", "home", "fax", "other")
+
+
+class ContactError(FrontdeskError):
+    """A contact that cannot be stored as given."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Phone:
+    number: str  # E.164, or digits when it cannot be read as a phone number
+    label: str = "mobile"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Contact:
+    id: int = 0
+    name: str = ""
+    company: str = ""
+    phones: tuple[Phone, ...] = ()
+    email: str = ""
+    notes: str = ""
+    tags: tuple[str, ...] = ()
+    vip: bool = False
+    blocked: bool = False
+    created: str = ""
+    updated: str = ""
+
+    @property
+    def title(self) -> str:
+        """What a list shows: the name, else the company, else the first number."""
+        return self.name or self.company or (self.phones[0].number if self.phones else "?")
+
+    @property
+    def numbers(self) -> tuple[str, ...]:
+        return tuple(p.number for p in self.phones)
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "company": self.company,
+            "phones": [{"number": p.number, "label": p.label} for p in self.phones],
+            "email": self.email,
+            "notes": self.notes,
+            "tags": list(self.tags),
+            "vip": self.vip,
+            "blocked": self.blocked,
+            "created": self.created,
+            "updated": self.updated,
+        }
+
+    @classmethod
+    def from_doc(cls, doc_id: int, doc: Mapping[str, Any]) -> Contact:
+        return cls(
+            id=doc_id,
+            name=str(doc.get("name", "")),
+            company=str(doc.get("company", "")),
+            phones=tuple(
+                Phone(str(p.get("number", "")), str(p.get("label", "other")))
+                for p in doc.get("phones", ())
+                if isinstance(p, Mapping)
+            ),
+            email=str(doc.get("email", "")),
+            notes=str(doc.get("notes", "")),
+            tags=tuple(str(t) for t in doc.get("tags", ())),
+            vip=bool(doc.get("vip", False)),
+            blocked=bool(doc.get("blocked", False)),
+            created=str(doc.get("created", "")),
+            updated=str(doc.get("updated", "")),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Draft:
+    """A contact as typed or imported, before its numbers are read. `line`: source line."""
+
+    name: str = ""
+    company: str = ""
+    numbers: tuple[tuple[str, str], ...] = ()  # (number as written, label)
+    email: str = ""
+    notes: str = ""
+    tags: tuple[str, ...] = ()
+    vip: bool = False
+    blocked: bool = False
+    line: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Note:
+    """A staff note about a contact or a bare number."""
+
+    id: int
+    text: str
+    by: str
+    at: datetime
+    contact_id: int | None
+    number: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RowProblem:
+    line: int
+    message: str
+
+
+@dataclasses.dataclass(slots=True)
+class ImportResult:
+    added: int = 0
+    updated: int = 0
+    problems: list[RowProblem] = dataclasses.field(default_factory=list)
+
+
+class _Index:
+    """Everything a lookup or a search needs, made once per change of the contacts table."""
+
+    def __init__(self, contacts: list[Contact]) -> None:
+        self.contacts = {c.id: c for c in contacts}
+        self.by_number: dict[str, int] = {}
+        for c in sorted(contacts, key=lambda c: c.id):
+            for n in c.numbers:
+                self.by_number.setdefault(n, c.id)
+        self.vip = frozenset(n for c in contacts if c.vip for n in c.numbers)
+        self.blocked = frozenset(n for c in contacts if c.blocked for n in c.numbers)
+        self.sorted = sorted(contacts, key=lambda c: (c.title.casefold(), c.id))
+        self.text = {
+            c.id: " ".join(
+                [c.name, c.company, c.email, *c.tags, *c.numbers, *(_digits(n) for n in c.numbers)]
+            ).casefold()
+            for c in contacts
+        }
+        self.tags = sorted({t for c in contacts for t in c.tags}, key=str.casefold)
+
+
+@functools.lru_cache(maxsize=32)
+def _example(region: str) -> str:
+    """What a bad number message asks for, with an example from the business's country."""
+    import phonenumbers
+
+    example = phonenumbers.example_number(region)
+    if example is None:
+        return "a phone number in international form, starting with + and the country code"
+    national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return (
+        f"a phone number such as {national}, or in international form (+{example.country_code} ...)"
+    )
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def _clean(text: str, limit: int) -> str:
+    return " ".join(str(text).split())[:limit] if limit <= NAME_MAX else str(text).strip()[:limit]
+
+
+class ContactsService:
+    """The address book, its number index and the staff notes."""
+
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        settings: Callable[[], Settings],
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._settings = settings
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._table = store.table(DATABASE, "contacts")
+        self._notes = store.table(DATABASE, "notes")
+        self._lock = threading.RLock()
+        self._index: _Index | None = None
+
+    # -- numbers -----------------------------------------------------------------------------
+
+    def region(self) -> str:
+        return self._settings().business.country or "US"
+
+    def normalise(self, number: str) -> str:
+        return numbers.normalise(number, self.region())
+
+    def display(self, number: str) -> str:
+        return numbers.display(number, self.region()) if number else "Withheld"
+
+    def caller(self, number: str, name: str = "") -> str:
+        """How a timeline names someone: the contact's name, or "Unknown <number>"."""
+        contact = self.by_number(number) if number else None
+        if contact is not None:
+            return contact.title
+        if not number:
+            return "Withheld number"
+        shown = self.display(number)
+        return f"{name} ({shown})" if name and name != number else f"Unknown {shown}"
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _idx(self) -> _Index:
+        with self._lock:
+            if self._index is None:
+                self._index = _Index([Contact.from_doc(d.doc_id, d) for d in self._table.all()])
+            return self._index
+
+    def _changed(self) -> None:
+        with self._lock:
+            self._index = None
+
+    def count(self) -> int:
+        return len(self._idx().contacts)
+
+    def all(self) -> list[Contact]:
+        return list(self._idx().sorted)
+
+    def get(self, contact_id: int) -> Contact | None:
+        return self._idx().contacts.get(contact_id)
+
+    def by_number(self, number: str) -> Contact | None:
+        if not number:
+            return None
+        idx = self._idx()
+        cid = idx.by_number.get(number)
+        if cid is None:
+            cid = idx.by_number.get(self.normalise(number))
+        return None if cid is None else idx.contacts.get(cid)
+
+    def vip_numbers(self) -> frozenset[str]:
+        """E.164 numbers of contacts marked VIP: routing puts them through like `rules.allow`."""
+        return self._idx().vip
+
+    def blocked_numbers(self) -> frozenset[str]:
+        """E.164 numbers of blocked contacts: routing rejects them like `rules.block`."""
+        return self._idx().blocked
+
+    def tags(self) -> list[str]:
+        return list(self._idx().tags)
+
+    def search(self, query: str, limit: int = 50, tag: str = "") -> list[Contact]:
+        """Contacts whose name, company, email, tags or numbers contain every word of `query`."""
+        idx = self._idx()
+        words = query.casefold().split()
+        digits = _digits(query)
+        if digits and len(digits) >= 3 and not any(c.isalpha() for c in query):
+            words = [digits.lstrip("0") or digits]
+        out: list[Contact] = []
+        for c in idx.sorted:
+            if tag and tag not in c.tags:
+                continue
+            text = idx.text[c.id]
+            if all(w in text for w in words):
+                out.append(c)
+                if len(out) >= limit:
+                    break
+        return out
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _contact(self, draft: Draft, existing: Contact | None = None) -> Contact:
+        problems: list[FieldProblem] = []
+        name = _clean(draft.name, NAME_MAX)
+        company = _clean(draft.company, NAME_MAX)
+        phones: list[Phone] = []
+        seen: set[str] = set()
+        region = self.region()
+        for i, (raw, label) in enumerate(draft.numbers[: NUMBERS_MAX + 1]):
+            raw = raw.strip()
+            if not raw:
+                continue
+            if i >= NUMBERS_MAX:
+                problems.append(FieldProblem("numbers", raw, f"at most {NUMBERS_MAX} numbers"))
+                break
+            e164 = numbers.normalise(raw, region)
+            if not e164.startswith("+") or not 8 <= len(e164) <= 16:
+                problems.append(FieldProblem("numbers", raw, _example(region)))
+                continue
+            if e164 not in seen:
+                seen.add(e164)
+                phones.append(Phone(e164, label if label in LABELS else "other"))
+        email = draft.email.strip()
+        if email and ("@" not in email or " " in email or len(email) > 254):
+            problems.append(FieldProblem("email", email, "an email address like anna@example.com"))
+        if not (name or company or phones) and not problems:
+            problems.append(FieldProblem("name", "", "a name, a company or a phone number"))
+        if draft.vip and draft.blocked:
+            problems.append(FieldProblem("blocked", True, "either VIP or blocked, not both"))
+        if problems:
+            raise ValidationError(problems, "contact")
+        tags = tuple(dict.fromkeys(t.strip()[:TAG_MAX] for t in draft.tags if t.strip()))
+        now = self._clock().astimezone(UTC).isoformat(timespec="seconds")
+        return Contact(
+            id=existing.id if existing else 0,
+            name=name,
+            company=company,
+            phones=tuple(phones),
+            email=email,
+            notes=draft.notes.strip()[:TEXT_MAX],
+            tags=tags,
+            vip=draft.vip,
+            blocked=draft.blocked,
+            created=existing.created if existing else now,
+            updated=now,
+        )
+
+    def save(self, draft: Draft, contact_id: int | None = None) -> Contact:
+        """Add a contact, or replace contact `contact_id`; raises ValidationError naming fields."""
+        with self._lock:
+            existing = self.get(contact_id) if contact_id else None
+            if contact_id and existing is None:
+                raise ContactError(f"there is no contact {contact_id}")
+            contact = self._contact(draft, existing)
+            if existing is None:
+                new_id = self._table.insert(contact.to_doc())
+                contact = dataclasses.replace(contact, id=new_id)
+            else:
+                self._table.put(existing.id, contact.to_doc())
+            self._changed()
+        log.info("contact %s saved", contact.id)
+        return contact
+
+    def delete(self, contact_id: int) -> bool:
+        with self._lock:
+            ok = self._table.remove(contact_id)
+            self._changed()
+        return ok
+
+    def set_flags(
+        self, contact_id: int, *, vip: bool | None = None, blocked: bool | None = None
+    ) -> Contact:
+        with self._lock:
+            c = self.get(contact_id)
+            if c is None:
+                raise ContactError(f"there is no contact {contact_id}")
+            changed = dataclasses.replace(
+                c,
+                vip=c.vip if vip is None else vip,
+                blocked=c.blocked if blocked is None else blocked,
+            )
+            if changed.vip and changed.blocked:
+                changed = dataclasses.replace(changed, vip=vip is True, blocked=blocked is True)
+            self._table.put(c.id, changed.to_doc())
+            self._changed()
+            return changed
+
+    def import_drafts(
+        self, drafts: Iterable[Draft], problems: Sequence[RowProblem] = ()
+    ) -> ImportResult:
+        """Add or update contacts (matched by a shared number); bad rows are reported by line."""
+        result = ImportResult(problems=list(problems))
+        for draft in drafts:
+            try:
+                contact = self._contact(draft)
+            except ValidationError as exc:
+                text = "; ".join(
+                    f"{p.field} {p.value!r}: expected {p.allowed}" for p in exc.problems
+                )
+                result.problems.append(RowProblem(draft.line, text))
+                continue
+            with self._lock:
+                existing = next(
+                    (self.by_number(n) for n in contact.numbers if self.by_number(n)), None
+                )
+                if existing is None:
+                    self._table.insert(contact.to_doc())
+                    result.added += 1
+                else:
+                    merged = dataclasses.replace(
+                        contact,
+                        id=existing.id,
+                        name=contact.name or existing.name,
+                        company=contact.company or existing.company,
+                        phones=existing.phones
+                        + tuple(p for p in contact.phones if p.number not in existing.numbers),
+                        email=contact.email or existing.email,
+                        notes=contact.notes or existing.notes,
+                        tags=tuple(dict.fromkeys(existing.tags + contact.tags)),
+                        vip=contact.vip or existing.vip,
+                        blocked=(contact.blocked or existing.blocked)
+                        and not (contact.vip or existing.vip),
+                        created=existing.created,
+                    )
+                    self._table.put(existing.id, merged.to_doc())
+                    result.updated += 1
+                self._changed()
+        result.problems.sort(key=lambda p: p.line)
+        return result
+
+    # -- staff notes -------------------------------------------------------------------------
+
+    def add_note(
+        self, text: str, by: str, *, contact_id: int | None = None, number: str = ""
+    ) -> Note:
+        text = text.strip()
+        if not text:
+            raise ValidationError([FieldProblem("note", "", "some text")], "note")
+        if contact_id is None and not number:
+            raise ContactError("a note needs a contact or a number")
+        at = self._clock()
+        doc = {
+            "text": text[:TEXT_MAX],
+            "by": by[:NAME_MAX],
+            "at": at.astimezone(UTC).isoformat(),
+            "contact_id": contact_id,
+            "number": number,
+        }
+        note_id = self._notes.insert(doc)
+        return Note(note_id, doc["text"], doc["by"], at, contact_id, number)
+
+    def notes(self, *, contact_id: int | None = None, numbers_: Iterable[str] = ()) -> list[Note]:
+        """Notes about a contact or any of `numbers_`, newest first."""
+        wanted = set(numbers_)
+        docs = self._notes.search(
+            lambda d: (
+                (contact_id is not None and d.get("contact_id") == contact_id)
+                or (bool(d.get("number")) and d.get("number") in wanted)
+            )
+        )
+        out = [
+            Note(
+                d.doc_id,
+                str(d.get("text", "")),
+                str(d.get("by", "")),
+                datetime.fromisoformat(d["at"]),
+                d.get("contact_id"),
+                str(d.get("number", "")),
+            )
+            for d in docs
+            if d.get("at")
+        ]
+        return sorted(out, key=lambda n: n.at, reverse=True)
+
+
+# -- timelines, search -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of a timeline: an interaction, a staff note or an email sent about a record."""
+
+    at: datetime
+    kind: str  # "interaction", "note", "email"
+    item: Any
+    record_id: str = ""  # for an email: the record it was about
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SearchResult:
+    contacts: list[Contact]
+    interactions: list[Interaction]
+    numbers: list[str]  # bare numbers (no contact) that match
+    scanned: int
+
+
+class TimelineService:
+    """Timelines per contact and per number, and search across contacts and history."""
+
+    def __init__(
+        self,
+        store: Store,
+        history: HistoryService,
+        contacts: ContactsService,
+        index: NumberIndex,
+        outbox: Callable[[int], Sequence[Any]] | None = None,
+    ) -> None:
+        self._store = store
+        self._history = history
+        self._contacts = contacts
+        self._index = index
+        self._outbox = outbox
+
+    def _entries(
+        self, keys: list[str], n: int, notes: list[Note], *, emails: bool = True
+    ) -> list[Entry]:
+        ids = self._index.ids(keys, n)
+        items = [i for i in (self._history.get(r) for r in ids) if i is not None]
+        out = [Entry(i.start, "interaction", i) for i in items]
+        out += [Entry(note.at, "note", note) for note in notes]
+        wanted = {i.id for i in items}
+        if emails and self._outbox is not None and wanted:
+            for msg in self._outbox(500):
+                if getattr(msg, "record_id", "") in wanted:
+                    out.append(Entry(msg.created, "email", msg, msg.record_id))
+        out.sort(key=lambda e: e.at, reverse=True)
+        return out
+
+    def for_contact(self, contact: Contact, n: int = 100) -> list[Entry]:
+        """Everything with any of the contact's numbers (or its id), newest first."""
+        keys = [*contact.numbers, f"c:{contact.id}"]
+        notes = self._contacts.notes(contact_id=contact.id, numbers_=contact.numbers)
+        return self._entries(keys, n, notes)
+
+    def for_number(self, number: str, n: int = 100) -> list[Entry]:
+        return self._entries([number], n, self._contacts.notes(numbers_=[number]))
+
+    def search(self, query: str, n: int = 30, max_scan: int = 5000) -> SearchResult:
+        """Contacts (from the index), numbers seen in the history, and SMS text, name or
+        number in the newest `max_scan` records."""
+        q = query.strip()
+        if not q:
+            return SearchResult([], [], [], 0)
+        contacts = self._contacts.search(q, n)
+        digits = _digits(q)
+        numeric = len(digits) >= 3 and not any(c.isalpha() for c in q)
+        bare: list[str] = []
+        if numeric:
+            needle = digits.lstrip("0") or digits
+            known = set(self._contacts._idx().by_number)
+            for number in self._index.numbers():
+                if needle in number and number not in known:
+                    bare.append(number)
+                    if len(bare) >= n:
+                        break
+        folded = q.casefold()
+
+        def hit(rec: Mapping[str, Any]) -> bool:
+            if numeric:
+                return needle in str(rec.get("number", ""))
+            return (
+                folded in str(rec.get("text", "")).casefold()
+                or folded in str(rec.get("name", "")).casefold()
+            )
+
+        found: list[Interaction] = []
+        scanned = 0
+        cursor: str | None = None
+        history = self._store.history
+        while len(found) < n and scanned < max_scan:
+            page = history.newest(min(500, max_scan - scanned), before=cursor)
+            if not page:
+                break
+            scanned += len(page)
+            cursor = str(page[-1]["id"])
+            for rec in page:
+                if hit(rec):
+                    try:
+                        found.append(Interaction.from_record(rec))
+                    except (FrontdeskError, ValueError, TypeError):
+                        continue
+                    if len(found) >= n:
+                        break
+        return SearchResult(contacts, found, bare, scanned)
+
+
+__all__ = [
+    "LABELS",
+    "Contact",
+    "ContactError",
+    "ContactsService",
+    "Draft",
+    "Entry",
+    "ImportResult",
+    "Note",
+    "Phone",
+    "RowProblem",
+    "SearchResult",
+    "TimelineService",
+]
