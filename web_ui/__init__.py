@@ -33,6 +33,11 @@ FEATURES: tuple[str, ...] = (
     "web_ui.staff",
     "web_ui.call_rules",
     "web_ui.email_pages",
+    "web_ui.media",
+    "web_ui.timeline",
+    "web_ui.contacts",
+    "web_ui.inbox",
+    "web_ui.dashboard",
 )
 
 MAX_UPLOAD = 16 * 1024 * 1024

@@ -19,7 +19,18 @@ from web_ui.security import CSP
 from .conftest import Owner, csrf_token
 
 PUBLIC = {"static", "auth.login", "auth.setup", "healthz"}
-SAMPLE_ARGS = {"name": "business", "token_id": 1, "filename": "app.css", "msg_id": 1}
+SAMPLE_ARGS = {
+    "name": "business",
+    "token_id": 1,
+    "filename": "app.css",
+    "msg_id": 1,
+    "contact_id": 1,
+    "number": "+441632960123",
+    "record_id": "2025-01:1",
+    "ref": "media/2025/01/abcdefgh1234.mp3",
+}
+# Pages of one stored thing: with none stored they answer 404 (tests/web/test_contacts_*.py).
+NEEDS_DATA = {"timeline.contact", "timeline.record", "media.download", "contacts.edit"}
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "'><svg onload=alert(1)>"]
 
 
@@ -66,7 +77,7 @@ def test_every_page_renders_for_the_owner(logged_in: Owner, app: Flask) -> None:
         if method != "GET" or endpoint in PUBLIC or url.startswith("/api/"):
             continue
         response = logged_in.client.get(url)
-        assert response.status_code == 200, url
+        assert response.status_code in ((200, 404) if endpoint in NEEDS_DATA else (200,)), url
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,323 @@
+"""One timeline per contact and per bare number: calls, voicemail, texts, faxes, emails, notes.
+
+Items can be marked handled (who and when) or reopened, notes added, and a text sent back
+when an SMS service is on the facade. Pages only call the services facade; every text a
+caller sent is escaped by the templates.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.wrappers import Response
+
+from firmware_app.errors import FrontdeskError, ValidationError
+from firmware_app.services.history import Interaction
+
+from .security import services
+
+if TYPE_CHECKING:
+    from firmware_app.services import Services
+
+bp = Blueprint("timeline", __name__)
+
+LABELS = {
+    ("call", "in", "answered"): "Call answered",
+    ("call", "in", "forwarded"): "Call put through",
+    ("call", "in", "voicemail"): "Voicemail",
+    ("call", "in", "missed"): "Missed call",
+    ("call", "in", "blocked"): "Blocked call",
+    ("call", "in", "screened"): "Call screened out",
+    ("call", "in", "fax"): "Fax call",
+    ("sms", "in", "received"): "Text received",
+    ("sms", "out", "queued"): "Text waiting to go",
+    ("sms", "out", "sent"): "Text sent",
+    ("sms", "out", "delivered"): "Text delivered",
+    ("sms", "out", "failed"): "Text not sent",
+    ("fax", "in", "received"): "Fax received",
+    ("fax", "in", "partial"): "Fax received (incomplete)",
+    ("fax", "out", "queued"): "Fax waiting to go",
+    ("fax", "out", "sent"): "Fax sent",
+    ("fax", "out", "failed"): "Fax not sent",
+}
+CHANNELS = {"call": "Calls", "voicemail": "Voicemail", "sms": "Texts", "fax": "Faxes"}
+AUDIO = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "oga": "audio/ogg"}
+SMS_MAX = 612  # four concatenated parts
+
+
+def zone(svc: Services) -> ZoneInfo:
+    try:
+        return ZoneInfo(svc.settings.get().business.timezone or "UTC")
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def when_text(at: datetime, tz: ZoneInfo, now: datetime) -> str:
+    local, today = at.astimezone(tz), now.astimezone(tz).date()
+    if local.date() == today:
+        return f"Today {local:%H:%M}"
+    if (today - local.date()).days == 1:
+        return f"Yesterday {local:%H:%M}"
+    if local.year == today.year:
+        return f"{local:%a %d %b, %H:%M}"
+    return f"{local:%d %b %Y, %H:%M}"
+
+
+def duration_text(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+def label(item: Interaction) -> str:
+    return LABELS.get(
+        (item.channel, item.direction, item.outcome),
+        f"{item.channel.upper() if item.channel == 'sms' else item.channel.capitalize()}"
+        f" {item.outcome}",
+    )
+
+
+def kind(item: Interaction) -> str:
+    """The icon and colour class: voicemail, missed, answered, out, sms, fax, blocked."""
+    if item.channel == "call":
+        if item.direction == "out":
+            return "out"
+        return {"forwarded": "answered", "screened": "missed"}.get(item.outcome, item.outcome)
+    return item.channel
+
+
+def view(item: Interaction, svc: Services, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
+    """What a page shows of one interaction."""
+    contact = svc.contacts.by_number(item.number) if item.number else None
+    if contact is None and item.contact_id is not None:
+        contact = svc.contacts.get(item.contact_id)
+    media = []
+    for ref in item.media:
+        ext = ref.rsplit(".", 1)[-1].lower()
+        media.append(
+            {
+                "ref": ref,
+                "url": url_for("media.download", ref=ref),
+                "kind": "audio" if ext in AUDIO else ("pdf" if ext == "pdf" else "file"),
+                "mime": AUDIO.get(ext, ""),
+                "name": ref.rsplit("/", 1)[-1],
+            }
+        )
+    return {
+        "id": item.id,
+        "item": item,
+        "label": label(item),
+        "kind": kind(item),
+        "who": contact.title if contact else svc.contacts.caller(item.number, item.name),
+        "contact": contact,
+        "number": svc.contacts.display(item.number),
+        "when": when_text(item.start, tz, now),
+        "iso": item.start.isoformat(),
+        "duration": duration_text(item.duration) if item.duration else "",
+        "media": media,
+        "open": item.open,
+        "handled": item.needs_attention and not item.open,
+        "handled_when": when_text(item.handled_at, tz, now) if item.handled_at else "",
+        "pages": item.details.get("pages"),
+        "url": url_for("timeline.number", number=item.number)
+        if contact is None and item.number
+        else (url_for("timeline.contact", contact_id=contact.id) if contact else ""),
+    }
+
+
+def views(items: list[Interaction], svc: Services) -> list[dict[str, Any]]:
+    tz, now = zone(svc), svc.clock()
+    return [view(i, svc, tz, now) for i in items]
+
+
+def entries(svc: Services, raw: list[Any]) -> list[dict[str, Any]]:
+    tz, now = zone(svc), svc.clock()
+    out = []
+    for e in raw:
+        if e.kind == "interaction":
+            out.append({"kind": "interaction", "v": view(e.item, svc, tz, now)})
+        else:
+            out.append({"kind": e.kind, "item": e.item, "when": when_text(e.at, tz, now)})
+    return out
+
+
+def sms_service(svc: Services) -> Any:
+    """The SMS channel when it exists on the facade (it needs `send(number, text)`)."""
+    sms = getattr(svc, "sms", None)
+    return sms if sms is not None and callable(getattr(sms, "send", None)) else None
+
+
+def staff_name() -> str:
+    """Who is marking things handled: the name given on this browser, else the owner."""
+    name = str(session.get("desk_name", "")).strip()
+    return name or "Owner"
+
+
+def remember_name() -> None:
+    name = " ".join(request.form.get("by", "").split())[:60]
+    if name:
+        session["desk_name"] = name
+
+
+def back(default: str) -> Response:
+    """Back to the page the form was on (same site only), else `default`."""
+    target = request.form.get("next", "")
+    parts = urlsplit(target)
+    if target.startswith("/") and not target.startswith("//") and not parts.netloc:
+        return redirect(target)
+    return redirect(default)
+
+
+def _page(svc: Services, raw: list[Any], **context: Any) -> str:
+    return render_template(
+        "timeline/index.html",
+        entries=entries(svc, raw),
+        sms=sms_service(svc) is not None,
+        sms_max=SMS_MAX,
+        by=staff_name(),
+        **context,
+    )
+
+
+@bp.get("/contacts/<int:contact_id>")
+def contact(contact_id: int) -> str:
+    svc = services()
+    c = svc.contacts.get(contact_id)
+    if c is None:
+        abort(404)
+    numbers = [(p, svc.contacts.display(p.number)) for p in c.phones]
+    return _page(
+        svc,
+        svc.timeline.for_contact(c),
+        contact=c,
+        numbers=numbers,
+        reply_to=c.numbers[0] if c.numbers else "",
+        title=c.title,
+    )
+
+
+@bp.get("/numbers/<number>")
+def number(number: str) -> Response | str:
+    svc = services()
+    normal = svc.contacts.normalise(number)
+    c = svc.contacts.by_number(normal)
+    if c is not None:
+        return redirect(url_for("timeline.contact", contact_id=c.id))
+    if normal != number:
+        return redirect(url_for("timeline.number", number=normal))
+    raw = svc.timeline.for_number(normal)
+    names = [e.item.name for e in raw if e.kind == "interaction" and e.item.name]
+    return _page(
+        svc,
+        raw,
+        contact=None,
+        bare=normal,
+        bare_display=svc.contacts.display(normal),
+        caller_name=names[0] if names else "",
+        reply_to=normal,
+        title=svc.contacts.caller(normal),
+    )
+
+
+@bp.get("/history/<record_id>")
+def record(record_id: str) -> Response:
+    """The link in notification emails: the record on its timeline."""
+    svc = services()
+    try:
+        item = svc.history.get(record_id)
+    except FrontdeskError:
+        item = None
+    if item is None:
+        abort(404)
+    c = svc.contacts.by_number(item.number) if item.number else None
+    if c is not None:
+        return redirect(url_for("timeline.contact", contact_id=c.id, _anchor=f"r-{item.id}"))
+    if item.number:
+        return redirect(url_for("timeline.number", number=item.number, _anchor=f"r-{item.id}"))
+    return redirect(url_for("inbox.index", _anchor=f"r-{item.id}"))
+
+
+@bp.post("/history/handled")
+def handled() -> Response:
+    """Mark one or more items handled (checkboxes `id`), or reopen one (`reopen`)."""
+    svc = services()
+    remember_name()
+    reopen = request.form.get("reopen", "")
+    if reopen:
+        try:
+            svc.history.reopen(reopen)
+            flash("Marked as not handled.", "success")
+        except FrontdeskError:
+            flash("That item no longer exists.", "error")
+        return back(url_for("inbox.index"))
+    ids = [i for i in request.form.getlist("id") if i][:500]
+    if not ids:
+        flash("Nothing was ticked.", "warning")
+        return back(url_for("inbox.index"))
+    try:
+        n = svc.history.mark_handled(ids, by=staff_name())
+    except FrontdeskError:
+        n = 0
+    flash(f"{n} item{'s' if n != 1 else ''} marked as handled.", "success")
+    return back(url_for("inbox.index"))
+
+
+@bp.post("/history/note")
+def note() -> Response:
+    svc = services()
+    remember_name()
+    contact_id = request.form.get("contact_id", type=int)
+    num = request.form.get("number", "")
+    if contact_id is not None and svc.contacts.get(contact_id) is None:
+        abort(404)
+    try:
+        svc.contacts.add_note(
+            request.form.get("text", ""),
+            staff_name(),
+            contact_id=contact_id,
+            number="" if contact_id is not None else svc.contacts.normalise(num),
+        )
+        flash("Note added.", "success")
+    except ValidationError:
+        flash("Write something in the note first.", "error")
+    except FrontdeskError as exc:
+        flash(str(exc), "error")
+    return back(url_for("contacts.index"))
+
+
+@bp.post("/history/reply")
+def reply() -> Response:
+    svc = services()
+    sms = sms_service(svc)
+    if sms is None:
+        abort(404)
+    to = svc.contacts.normalise(request.form.get("to", ""))
+    text = request.form.get("text", "").strip()
+    if not to or not text:
+        flash("Write the text first.", "error")
+    elif len(text) > SMS_MAX:
+        flash(f"That text is {len(text)} characters; at most {SMS_MAX} can be sent.", "error")
+    else:
+        try:
+            sms.send(to, text)
+            flash(f"Text to {svc.contacts.display(to)} is on its way.", "success")
+        except FrontdeskError as exc:
+            flash(f"The text was not sent: {exc}", "error")
+    return back(url_for("timeline.number", number=to or "0"))
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
