@@ -9,6 +9,11 @@ from __future__ import annotations
 import functools
 
 
+def _alphanumeric(text: str) -> bool:
+    """Empty, or a sender name like "VODAFONE" or "Amazon2FA" rather than a number."""
+    return sum(c.isdigit() for c in text) < 3
+
+
 @functools.lru_cache(maxsize=4096)
 def normalise(number: str, region: str = "US") -> str:
     """E.164 (`+441632960123`) when the number can be read as one, else its digits.
@@ -19,7 +24,7 @@ def normalise(number: str, region: str = "US") -> str:
     import phonenumbers
 
     text = number.strip()
-    if not text or any(c.isalpha() for c in text):
+    if _alphanumeric(text):
         return text
     try:
         parsed = phonenumbers.parse(text, region or None)
@@ -37,7 +42,7 @@ def display(number: str, region: str = "US") -> str:
     import phonenumbers
 
     text = number.strip()
-    if not text or any(c.isalpha() for c in text):
+    if _alphanumeric(text):
         return text
     try:
         parsed = phonenumbers.parse(text, region or None)

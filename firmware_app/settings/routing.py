@@ -17,6 +17,7 @@ import re
 from typing import Any, Literal
 
 from ..errors import FieldProblem
+from ..numbers import normalise
 from .schema import Check, email_address, length, number_range, setting
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -88,17 +89,7 @@ def parse_instant(text: str) -> dt.datetime | None:
 
 def normalise_number(number: str, region: str = "US") -> str:
     """A phone number in E.164 when it can be read as one, else its digits (and a leading +)."""
-    import phonenumbers
-
-    text = number.strip()
-    try:
-        parsed = phonenumbers.parse(text, region or None)
-        if phonenumbers.is_possible_number(parsed):
-            return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
-    except phonenumbers.NumberParseException:
-        pass
-    digits = "".join(c for c in text if c.isdigit())
-    return ("+" + digits) if text.startswith("+") else digits
+    return normalise(number, region)
 
 
 # -- checks -------------------------------------------------------------------------------------
