@@ -18,6 +18,7 @@ from typing import Any, Literal
 import tomli_w
 
 from ..errors import FieldProblem, SettingsError
+from .greetings import Forwarding, Greetings
 from .lines import Lines
 from .routing import Holidays, Hours, Override, Rules, Staff, cross_problems
 from .schema import email_address, email_list, from_dict, length, number_range, setting, to_dict
@@ -207,6 +208,8 @@ class Settings:
     staff: Staff = dataclasses.field(default_factory=Staff)
     rules: Rules = dataclasses.field(default_factory=Rules)
     lines: Lines = dataclasses.field(default_factory=Lines)
+    greetings: Greetings = dataclasses.field(default_factory=Greetings)
+    forwarding: Forwarding = dataclasses.field(default_factory=Forwarding)
 
     def validate(self) -> list[FieldProblem]:
         """Checks that span sections (run on every whole-document validation)."""
