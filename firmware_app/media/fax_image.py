@@ -52,10 +52,12 @@ class FaxImageError(FrontdeskError):
 @dataclass(frozen=True, slots=True)
 class T4Lines:
     """A T.4 bit stream cut at its EOLs: `segments[i]` are line i's code bits (any fill
-    kept, the MR tag bit removed), `one_d[i]` is True for a 1-D (MH) coded line."""
+    kept, the MR tag bit removed), `one_d[i]` is True for a 1-D (MH) coded line and
+    `code_bits[i]` is the length up to the line's last one-bit (fill excluded)."""
 
     segments: list[Bits]
     one_d: list[bool]
+    code_bits: list[int] = field(default_factory=list)
 
 
 def unpack(data: bytes, fill_order: FillOrder) -> Bits:
@@ -70,11 +72,12 @@ def split_lines(bits: Bits, *, mr: bool, max_lines: int = MAX_LINES) -> T4Lines:
     and empty lines (RTC, doubled EOLs)."""
     ones = np.flatnonzero(bits)
     if ones.size == 0:
-        return T4Lines([], [])
+        return T4Lines([], [], [])
     gaps = np.diff(ones, prepend=-1) - 1
     eol = np.flatnonzero(gaps >= EOL_ZEROS)  # indices into `ones`
     segments: list[Bits] = []
     one_d: list[bool] = []
+    code_bits: list[int] = []
     bounds = [*eol.tolist(), int(ones.size)]
     for k in range(len(bounds) - 1):
         first, nxt = bounds[k], bounds[k + 1]
@@ -92,9 +95,10 @@ def split_lines(bits: Bits, *, mr: bool, max_lines: int = MAX_LINES) -> T4Lines:
         end = int(ones[nxt]) - EOL_ZEROS if nxt < ones.size else min(bits.size, last_one + 9)
         segments.append(bits[start:end])
         one_d.append(tag)
+        code_bits.append(last_one + 1 - start)
         if len(segments) >= max_lines:
             break
-    return T4Lines(segments, one_d)
+    return T4Lines(segments, one_d, code_bits)
 
 
 _EOL: Final = np.array([0] * EOL_ZEROS + [1], dtype=np.uint8)
@@ -205,8 +209,8 @@ def _decode_clean(lines: T4Lines, *, width: int, fine: bool, mr: bool) -> Bits:
             return np.zeros((1, width), dtype=np.uint8)
     half = n // 2
     parts = [
-        T4Lines(lines.segments[:half], lines.one_d[:half]),
-        T4Lines(lines.segments[half:], lines.one_d[half:]),
+        T4Lines(lines.segments[:half], lines.one_d[:half], lines.code_bits[:half]),
+        T4Lines(lines.segments[half:], lines.one_d[half:], lines.code_bits[half:]),
     ]
     return np.concatenate([_decode_clean(p, width=width, fine=fine, mr=mr) for p in parts])
 
@@ -214,7 +218,7 @@ def _decode_clean(lines: T4Lines, *, width: int, fine: bool, mr: bool) -> Bits:
 def encode_mh_lines(black: Bits) -> T4Lines:
     """MH (T.4 1-D) code of each row of a 0/1 bitmap (1 = black) via libtiff."""
     if black.shape[0] == 0:
-        return T4Lines([], [])
+        return T4Lines([], [], [])
     # Pillow stores mode "1" as Photometric 1 and libtiff codes stored zero bits as white
     # runs (REFERENCE.md 1): so hand it the inverted picture, True (stored 1) = black.
     im = Image.fromarray(black.astype(bool))
@@ -269,8 +273,8 @@ def _check(lines: T4Lines, black: Bits) -> tuple[int, int]:
         if i >= len(again.segments):
             damaged += 1
             continue
-        mine, other = np.trim_zeros(seg, "b"), np.trim_zeros(again.segments[i], "b")
-        if mine.size != other.size or not np.array_equal(mine, other):
+        n = lines.code_bits[i]
+        if n != again.code_bits[i] or not np.array_equal(seg[:n], again.segments[i][:n]):
             damaged += 1
     return damaged, checked
 
