@@ -143,6 +143,12 @@ class Daemon:
             self.supervisor.add(sink)
             seed_settings(services)
         self._start_lines(services)
+        from .services.mqtt import MqttService
+
+        mqtt = MqttService(services)  # idle until the owner sets a broker
+        self._closers.append(mqtt.subscribe())
+        services.extra["mqtt"] = mqtt
+        self.supervisor.add(mqtt.worker)
         control = ControlServer(self.config.data_dir, self.control_handlers(services))
         self._closers.append(control.close)
         self.supervisor.add(control)

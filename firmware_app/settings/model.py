@@ -198,6 +198,55 @@ class Email:
     )
 
 
+def _topic(v: str) -> str | None:
+    return _topic_text(v) if v else "a topic like frontdesk"
+
+
+def _topic_or_empty(v: str) -> str | None:
+    return _topic_text(v) if v else None
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class Mqtt:
+    """Events out to an MQTT broker (home automation, wallboards), commands in when allowed."""
+
+    host: str = setting(
+        "",
+        label="Broker",
+        check=length(0, 253),
+        help="Host name or address of the MQTT broker. Empty: nothing is published.",
+    )
+    port: int = setting(
+        1883, label="Port", check=number_range(1, 65535), help="1883, or 8883 with TLS."
+    )
+    username: str = setting("", label="User name", check=length(0, 254))
+    password: str = setting("", label="Password", check=length(0, 254), secret=True)
+    tls: bool = setting(False, label="Use TLS", help="Encrypt the connection to the broker.")
+    base_topic: str = setting(
+        "frontdesk",
+        label="Base topic",
+        check=_topic,
+        help="Events go to <base>/interaction, <base>/line/<name>, <base>/state/...",
+    )
+    discovery_prefix: str = setting(
+        "homeassistant",
+        label="Discovery prefix",
+        check=_topic_or_empty,
+        help="Home Assistant discovery topic prefix. Empty: no discovery messages.",
+    )
+    commands: bool = setting(
+        False,
+        label="Accept commands",
+        help="Let the broker switch the override and send texts (<base>/cmd/...).",
+    )
+
+
+def _topic_text(v: str) -> str | None:
+    if any(c in v for c in "+#\0") or v.startswith("/") or v.endswith("/") or len(v) > 100:
+        return "a topic like frontdesk or office/frontdesk (no +, #, leading or trailing /)"
+    return None
+
+
 @dataclasses.dataclass(slots=True, kw_only=True)
 class Settings:
     business: Business = dataclasses.field(default_factory=Business)
@@ -210,6 +259,7 @@ class Settings:
     lines: Lines = dataclasses.field(default_factory=Lines)
     greetings: Greetings = dataclasses.field(default_factory=Greetings)
     forwarding: Forwarding = dataclasses.field(default_factory=Forwarding)
+    mqtt: Mqtt = dataclasses.field(default_factory=Mqtt)
 
     def validate(self) -> list[FieldProblem]:
         """Checks that span sections (run on every whole-document validation)."""

@@ -1,0 +1,207 @@
+"""MQTT events out and commands in, against a real Mosquitto broker on 127.0.0.1.
+
+The broker runs from a temporary config on a free port; a second paho client watches every
+topic. Checks: interactions and line states published, discovery configs valid JSON on the
+expected topics, the override command applied, commands ignored when switched off.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firmware_app.config import MachineConfig, StoreConfig
+from firmware_app.modem.events import LineDown, LineUp
+from firmware_app.services import Services
+from firmware_app.services.history import Interaction
+from firmware_app.services.mqtt import MqttService
+from firmware_app.store import Store
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+pytestmark = pytest.mark.skipif(
+    not Path(MOSQUITTO).exists(), reason="needs Debian's mosquitto (apt-get install mosquitto)"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[int]:
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
+    )
+    proc = subprocess.Popen(
+        [MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+class Watcher:
+    """A second client that records everything the broker passes on."""
+
+    def __init__(self, port: int) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.messages: list[tuple[str, str, bool]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = lambda _c, _u, m: self._got(m)
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe("#")
+        self.client.loop_start()
+
+    def _got(self, m: Any) -> None:
+        with self.lock:
+            self.messages.append((m.topic, m.payload.decode(), bool(m.retain)))
+
+    def last(self, topic: str) -> str | None:
+        with self.lock:
+            found = [p for t, p, _ in self.messages if t == topic]
+        return found[-1] if found else None
+
+    def wait(self, check: Callable[[], Any], timeout: float = 5.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = check()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise AssertionError(f"timed out; seen: {[t for t, _, _ in self.messages]}")
+
+    def publish(self, topic: str, payload: str) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(2)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def desk(store: Store, broker: int) -> Iterator[tuple[Services, MqttService, Watcher]]:
+    svc = Services.build(MachineConfig(store=StoreConfig(data_dir=str(store.data_dir))), store)
+    svc.settings.save_section(
+        "business", {"name": "Rossi", "timezone": "Europe/London", "country": "GB"}
+    )
+    svc.settings.save_section(
+        "mqtt", {"host": "127.0.0.1", "port": broker, "base_topic": "office/fd", "commands": True}
+    )
+    watcher = Watcher(broker)
+    mqtt = MqttService(svc)
+    off = mqtt.subscribe()
+    mqtt.worker.start()
+    yield svc, mqtt, watcher
+    off()
+    mqtt.worker.stop()
+    assert mqtt.worker.join(5)
+    watcher.close()
+
+
+def test_discovery_states_events_and_override_command(
+    desk: tuple[Services, MqttService, Watcher],
+) -> None:
+    svc, mqtt, w = desk
+    w.wait(lambda: w.last("office/fd/status") == "online")
+    w.wait(lambda: w.last("office/fd/state/calls_today") == "0")
+    configs = {t: json.loads(p) for t, p, _ in w.messages if t.startswith("homeassistant/")}
+    assert set(configs) == {
+        "homeassistant/sensor/office_fd/mode/config",
+        "homeassistant/sensor/office_fd/open_items/config",
+        "homeassistant/sensor/office_fd/calls_today/config",
+        "homeassistant/switch/office_fd/override/config",
+    }
+    switch = configs["homeassistant/switch/office_fd/override/config"]
+    assert switch["command_topic"] == "office/fd/cmd/override"
+    assert switch["availability_topic"] == "office/fd/status"
+    assert all(c["device"]["identifiers"] == ["office_fd"] for c in configs.values())
+    late = Watcher(svc.settings.get().mqtt.port)  # retained: a late subscriber gets them too
+    try:
+        late.wait(lambda: len([t for t, _, r in late.messages if r and "/config" in t]) == 4)
+        assert late.last("office/fd/status") == "online"
+    finally:
+        late.close()
+
+    # A line comes up: its state, and a discovery config for it.
+    svc.bus.publish(LineUp(line="line1", port="/dev/ttyACM0", description="USR5637"))
+    line = w.wait(lambda: w.last("office/fd/line/line1"))
+    assert json.loads(line)["state"] == "up"
+    cfg = json.loads(
+        w.wait(lambda: w.last("homeassistant/binary_sensor/office_fd/line_line1/config"))
+    )
+    assert cfg["state_topic"] == "office/fd/line/line1" and cfg["device_class"] == "connectivity"
+    svc.bus.publish(LineDown(line="line1", port="/dev/ttyACM0", reason="unplugged"))
+    w.wait(lambda: json.loads(w.last("office/fd/line/line1") or "{}").get("state") == "down")
+
+    # Every interaction goes out, with the counters after it.
+    item = svc.history.record(
+        Interaction(
+            channel="call",
+            direction="in",
+            outcome="missed",
+            start=datetime.now(UTC),
+            number="+442079460958",
+            name="<script>",
+        )
+    )
+    sent = json.loads(w.wait(lambda: w.last("office/fd/interaction")))
+    assert sent["id"] == item.id and sent["outcome"] == "missed" and sent["open"] is True
+    w.wait(lambda: w.last("office/fd/state/open_items") == "1")
+    w.wait(lambda: w.last("office/fd/state/calls_today") == "1")
+
+    # The override switch from Home Assistant.
+    w.publish("office/fd/cmd/override", "ON")
+    w.wait(lambda: svc.settings.get().override.state == "closed")
+    w.wait(lambda: w.last("office/fd/state/override_switch") == "ON")
+    assert w.last("office/fd/state/mode") in ("open", "closed")
+    w.publish("office/fd/cmd/override", "OFF")
+    w.wait(lambda: svc.settings.get().override.state == "off")
+    w.publish("office/fd/cmd/override", "sideways")
+    w.wait(lambda: any("sideways" in d for d in mqtt.worker.commands_done))
+    w.publish("office/fd/cmd/sms", '{"to": "020 7946 0958", "text": "hi"}')
+    w.wait(lambda: "ignored: no SMS line" in mqtt.worker.commands_done)
+
+
+def test_commands_off_and_reconnect_after_settings_change(
+    desk: tuple[Services, MqttService, Watcher],
+) -> None:
+    svc, mqtt, w = desk
+    w.wait(lambda: w.last("office/fd/status") == "online")
+    port = svc.settings.get().mqtt.port
+    svc.settings.save_section(
+        "mqtt", {"host": "127.0.0.1", "port": port, "base_topic": "fd2", "commands": False}
+    )
+    w.wait(lambda: w.last("fd2/status") == "online")
+    w.wait(lambda: w.last("homeassistant/binary_sensor/fd2/override/config"))
+    w.publish("fd2/cmd/override", "ON")
+    time.sleep(0.3)
+    assert svc.settings.get().override.state == "off"
+    assert mqtt.connected
