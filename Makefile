@@ -48,5 +48,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[$$extras]"
 	@touch $(STAMP)
 
+# Install on this machine (Raspberry Pi OS / Debian bookworm), as root: image-build/README.md.
+.PHONY: install uninstall install-test
+install:
+	@image-build/install.sh
+
+# `sudo make uninstall PURGE=1` also removes the data, the config and the user.
+uninstall:
+	@image-build/uninstall.sh $(if $(PURGE),--purge)
+
+# Slow (minutes, needs root, debootstrap and the network): not part of `make test`.
+install-test:
+	@image-build/install-test.sh
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache test-artifacts
