@@ -191,10 +191,9 @@ class Daemon:
 
         scheduler, notify = services.scheduler, services.notify
         notify.schedule_digest(scheduler)
-        notify.prefs.on_change(lambda prefs: notify.schedule_digest(scheduler))
 
         def moved(event: SettingsChanged) -> None:  # the summary time is in the business zone
-            if "business" in event.sections:
+            if "business" in event.sections or "notifications" in event.sections:
                 notify.schedule_digest(scheduler)
 
         services.bus.subscribe(SettingsChanged, moved)

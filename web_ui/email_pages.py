@@ -514,6 +514,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     register_api(app, api)
     add_section_page(app, "email", "email.settings")
+    add_section_page(app, "notifications", "email.settings")  # summary and warnings: same page
     add_nav(app, "Email", "email.outbox", 70, prefix="/email")
     add_card(app, Card("email/card.html", 30, _card))
     if app.extensions["frontdesk"].extra.get("demo_mail") is not None:  # `frontdesk demo` only

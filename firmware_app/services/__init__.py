@@ -58,7 +58,12 @@ class Services:
     def __post_init__(self) -> None:
         self.auth = AuthService(self.store)
         self.system = SystemService(self.store, self.log_ring, self.started_monotonic)
-        self.notify = Notifier(self.store, self.settings.get, clock=lambda: self.clock())
+        self.notify = Notifier(
+            self.store,
+            self.settings.get,
+            clock=lambda: self.clock(),
+            save_section=self.settings.save_section,
+        )
         self.scheduler = Scheduler(lambda: self.clock())
         self.alerts = AlertService(
             self.store, self.notify, clock=lambda: self.clock(), disk=lambda: self.system.disk()
@@ -75,11 +80,21 @@ class Services:
         )
 
     @classmethod
-    def build(cls, config: MachineConfig, store: Store, bus: EventBus | None = None,
-              log_ring: RingBufferHandler | None = None) -> Services:
+    def build(
+        cls,
+        config: MachineConfig,
+        store: Store,
+        bus: EventBus | None = None,
+        log_ring: RingBufferHandler | None = None,
+    ) -> Services:
         bus = bus or EventBus()
-        return cls(config=config, store=store, bus=bus, settings=SettingsService(store, bus),
-                   log_ring=log_ring or RingBufferHandler())
+        return cls(
+            config=config,
+            store=store,
+            bus=bus,
+            settings=SettingsService(store, bus),
+            log_ring=log_ring or RingBufferHandler(),
+        )
 
     @property
     def uptime(self) -> float:

@@ -20,6 +20,7 @@ import tomli_w
 from ..errors import FieldProblem, SettingsError
 from .greetings import Forwarding, Greetings
 from .lines import Lines
+from .notifications import Notifications
 from .routing import Holidays, Hours, Override, Rules, Staff, cross_problems
 from .schema import email_address, email_list, from_dict, length, number_range, setting, to_dict
 
@@ -251,6 +252,7 @@ def _topic_text(v: str) -> str | None:
 class Settings:
     business: Business = dataclasses.field(default_factory=Business)
     email: Email = dataclasses.field(default_factory=Email)
+    notifications: Notifications = dataclasses.field(default_factory=Notifications)
     hours: Hours = dataclasses.field(default_factory=Hours)
     holidays: Holidays = dataclasses.field(default_factory=Holidays)
     override: Override = dataclasses.field(default_factory=Override)

@@ -16,8 +16,9 @@ from firmware_app.services.notify import MissedCallNotice, Notifier, VoicemailNo
 from firmware_app.services.notify.messages import digest_message
 from firmware_app.services.notify.mime import Sender, build_message
 from firmware_app.services.scheduler import Scheduler
+from firmware_app.services.settings import SettingsService
 from firmware_app.services.system import DiskUsage
-from firmware_app.settings.model import Business, Email, Settings
+from firmware_app.settings.model import Business, Email, Settings, section_from_dict
 from firmware_app.settings.routing import Staff, StaffMember
 from firmware_app.store import Store
 
@@ -41,6 +42,9 @@ class Box:
 
     def __call__(self) -> Settings:
         return self.settings
+
+    def save_section(self, name: str, data: dict[str, Any]) -> None:
+        self.settings = self.settings.replace(name, section_from_dict(name, data))
 
 
 def settings(**email: Any) -> Settings:
@@ -69,7 +73,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def notifier(store: Store, clock: Clock) -> Notifier:
-    return Notifier(store, Box(settings()), clock=clock)
+    box = Box(settings())
+    return Notifier(store, box, clock=clock, save_section=box.save_section)
 
 
 def outbox(n: Notifier) -> list[dict[str, Any]]:
@@ -228,7 +233,9 @@ def test_digest_is_scheduled_at_the_preference_time(notifier: Notifier, clock: C
     assert doc["kind"] == "digest"
 
 
-def test_prefs_validate_and_persist(store: Store, notifier: Notifier) -> None:
+def test_prefs_validate_and_persist(store: Store) -> None:
+    settings_service = SettingsService(store, EventBus())
+    notifier = Notifier(store, settings_service.get, save_section=settings_service.save_section)
     with pytest.raises(SettingsError) as err:
         notifier.prefs.save({"digest_time": "25:00", "digest_to": ["not an address"]})
     fields = {p.field for p in err.value.problems}
@@ -237,7 +244,9 @@ def test_prefs_validate_and_persist(store: Store, notifier: Notifier) -> None:
     notifier.prefs.on_change(lambda p: seen.append(p.digest_time))
     changes = notifier.prefs.save({"digest_time": "08:00", "digest_to": ["a@example.com"]})
     assert {c[0] for c in changes} == {"digest_time", "digest_to"} and seen == ["08:00"]
-    again = Notifier(store, Box(settings()), clock=Clock())
+    # They are part of the settings document, so every backup carries them.
+    assert 'digest_time = "08:00"' in settings_service.export_toml()
+    again = Notifier(store, SettingsService(store, EventBus()).get, clock=Clock())
     assert again.prefs.get().digest_to == ["a@example.com"]
     assert again.recipients("digest") == ["a@example.com"]
 

@@ -42,7 +42,6 @@ from .messages import (
 )
 from .mime import Sender, add_notes, build_message, limit_attachments, make_message_id
 from .outbox import Outbox, OutboxEntry
-from .prefs import DATABASE as PREFS_DATABASE
 from .prefs import PrefsStore
 from .smtp import DEFAULT_TIMEOUT, MailServerError, MessageRejected, NotifyError, SmtpConnection
 
@@ -53,6 +52,7 @@ PRUNE_EVERY = timedelta(hours=1)
 IDLE_WAIT = 300.0  # seconds the worker sleeps with nothing due (it wakes on queue anyway)
 DIGEST_LATE = timedelta(hours=12)  # a summary missed by more than this (box off) is skipped
 HISTORY_PAGE = 100
+STATE_DATABASE = "notify"  # run state (when the last summary went out), not settings
 HISTORY_PAGES_MAX = 100  # a digest reads at most this many pages of history
 
 
@@ -110,6 +110,7 @@ class Notifier:
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         local_hostname: str | None = None,
+        save_section: Callable[[str, dict[str, Any]], Any] | None = None,
     ) -> None:
         self.store = store
         self._settings = settings
@@ -118,7 +119,7 @@ class Notifier:
         self.timeout = timeout
         self.local_hostname = local_hostname
         self.outbox = Outbox(store.table("outbox", "messages"), clock)
-        self.prefs = PrefsStore(store)
+        self.prefs = PrefsStore(settings, save_section)
         self.worker = DeliveryWorker(self)
         self._last_error = ""
         self._last_error_at: datetime | None = None
@@ -326,7 +327,7 @@ class Notifier:
         if not prefs.digest and not force:
             return None
         start, end = self.digest_window(now)
-        state = self.store.get_document(PREFS_DATABASE, "digest") or {}
+        state = self.store.get_document(STATE_DATABASE, "digest") or {}
         if not force:
             if state.get("last_end", "") >= end.isoformat():
                 return None
@@ -336,7 +337,7 @@ class Notifier:
         records = self.history_between(start, end)
         draft = digest_message(start, end, records, self.context())
         msg_id = self.queue(draft)
-        self.store.put_document(PREFS_DATABASE, "digest", {"last_end": end.isoformat()})
+        self.store.put_document(STATE_DATABASE, "digest", {"last_end": end.isoformat()})
         log.info("daily summary queued: %d interaction(s)", len(records))
         return msg_id
 
@@ -345,9 +346,9 @@ class Notifier:
 
         A box that never sent one (a new installation) starts counting from now instead.
         """
-        if self.store.get_document(PREFS_DATABASE, "digest") is None:
+        if self.store.get_document(STATE_DATABASE, "digest") is None:
             _, end = self.digest_window(now)
-            self.store.put_document(PREFS_DATABASE, "digest", {"last_end": end.isoformat()})
+            self.store.put_document(STATE_DATABASE, "digest", {"last_end": end.isoformat()})
             return None
         return self.send_digest(now)
 
