@@ -181,10 +181,18 @@ def back(default: str) -> Response:
     return redirect(default)
 
 
+def shown() -> int:
+    """How many timeline items to show: 30, more on request (the "Show older" link)."""
+    return min(max(request.args.get("n", 30, type=int) or 30, 10), 500)
+
+
 def _page(svc: Services, raw: list[Any], **context: Any) -> str:
+    n = shown()
     return render_template(
         "timeline/index.html",
-        entries=entries(svc, raw),
+        entries=entries(svc, raw[:n]),
+        more=len(raw) > n,
+        next_n=min(n * 3, 500),
         sms=sms_service(svc) is not None,
         sms_max=SMS_MAX,
         by=staff_name(),
@@ -201,7 +209,7 @@ def contact(contact_id: int) -> str:
     numbers = [(p, svc.contacts.display(p.number)) for p in c.phones]
     return _page(
         svc,
-        svc.timeline.for_contact(c),
+        svc.timeline.for_contact(c, shown() + 1),
         contact=c,
         numbers=numbers,
         reply_to=c.numbers[0] if c.numbers else "",
@@ -218,7 +226,7 @@ def number(number: str) -> Response | str:
         return redirect(url_for("timeline.contact", contact_id=c.id))
     if normal != number:
         return redirect(url_for("timeline.number", number=normal))
-    raw = svc.timeline.for_number(normal)
+    raw = svc.timeline.for_number(normal, shown() + 1)
     names = [e.item.name for e in raw if e.kind == "interaction" and e.item.name]
     return _page(
         svc,

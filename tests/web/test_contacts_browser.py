@@ -1,0 +1,190 @@
+"""Dashboard, inbox and timeline in headless Chromium, on a phone and a desktop screen.
+
+Screenshots land in test-artifacts/screenshots/desk-*.png. The reply box shows only while a
+(fake) SMS service is on the facade; hostile caller text stays text.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firmware_app.services import Services
+from firmware_app.services.contacts import Draft
+from firmware_app.services.history import Interaction
+from web_ui import create_app
+
+from .conftest import PASSWORD
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        shutil.which("chromium") is None and not Path("/usr/bin/chromium").exists(),
+        reason="needs Debian's chromium at /usr/bin/chromium",
+    ),
+]
+
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+VIEWPORTS = {"phone": (390, 844), "desktop": (1280, 800)}
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+class FakeSms:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def send(self, number: str, text: str) -> None:
+        self.sent.append((number, text))
+
+
+def fill(svc: Services) -> dict[str, Any]:
+    svc.settings.save_section(
+        "business", {"name": "Rossi Plumbing", "timezone": "Europe/London", "country": "GB"}
+    )
+    svc.auth.set_password(PASSWORD)
+    anna = svc.contacts.save(
+        Draft(
+            name="Anna Bianchi",
+            company="Bianchi Bakery",
+            numbers=(("020 7946 0958", "work"), ("07400 123456", "mobile")),
+            email="anna@bianchi.example",
+            tags=("customer", "bakery"),
+            vip=True,
+            notes="Oven service every spring.",
+        )
+    )
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    audio = svc.store.media.write(b"RIFF\x24\x00\x00\x00WAVEfmt ", "wav")
+    pdf = svc.store.media.write(b"%PDF-1.4\n%%EOF\n", "pdf")
+
+    def rec(minutes: int, **kw: Any) -> Interaction:
+        base: dict[str, Any] = {
+            "channel": "call",
+            "direction": "in",
+            "outcome": "answered",
+            "start": now - timedelta(minutes=minutes),
+            "line": "line1",
+            "number": "+442079460958",
+        }
+        base.update(kw)
+        return svc.history.record(Interaction(**base))
+
+    for day in range(1, 30):  # a month of calls for the charts
+        for k in range(day % 5 + 1):
+            rec(day * 1440 + k * 97 + 60, outcome="missed" if k % 3 == 2 else "answered")
+    svc.history.mark_handled([i.id for i in svc.history.open_items(500)], by="Maria")
+    rec(200, outcome="answered", duration=184)
+    rec(150, outcome="voicemail", duration=42, media=(audio,))
+    rec(120, channel="sms", outcome="received", text="Can you come Tuesday? The oven " + EVIL)
+    rec(110, channel="sms", direction="out", outcome="sent", text="Yes, Tuesday 10:00.")
+    rec(60, outcome="missed", number="+441632960555", name=EVIL)
+    rec(
+        30,
+        channel="fax",
+        outcome="received",
+        number="+441134960000",
+        media=(pdf,),
+        line="line2",
+        details={"pages": 2},
+    )
+    svc.contacts.add_note("Prefers texts to calls.", "Maria", contact_id=anna.id)
+    return {"anna": anna}
+
+
+@pytest.fixture
+def server(services: Services) -> Iterator[tuple[str, Services, dict[str, Any]]]:
+    import waitress
+
+    data = fill(services)
+    app = create_app(services)
+    srv = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.effective_port}", services, data
+    srv.close()
+    srv.task_dispatcher.shutdown(timeout=2)
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        yield b
+        b.close()
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"desk-{name}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("device", list(VIEWPORTS))
+def test_dashboard_inbox_timeline(browser: Any, server: Any, device: str) -> None:
+    base, svc, data = server
+    width, height = VIEWPORTS[device]
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.set_default_timeout(5000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("dialog", lambda d: problems.append("dialog: " + d.message))
+
+    page.goto(base + "/login")
+    page.fill("#f-password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/")
+    assert page.locator(".desk-open strong").inner_text() == str(svc.history.open_count())
+    assert page.locator(".desk-chart svg").count() == 2
+    assert page.locator(".desk-chart rect.bar-answered").count() > 20
+    shot(page, f"{device}-dashboard")
+
+    page.goto(base + "/inbox/")
+    assert page.locator(".desk-item").count() == 4
+    assert page.locator(".desk-item", has_text=EVIL).count() == 2  # shown as text
+    shot(page, f"{device}-inbox")
+    page.check(f"input[name=id][value='{svc.history.open_items(1, channel='fax')[0].id}']")
+    page.fill("#f-by", "Maria")
+    page.click("text=Mark ticked as handled")
+    page.wait_for_selector(".flash-success")
+    assert page.locator(".desk-item").count() == 3
+
+    page.goto(base + f"/contacts/{data['anna'].id}")
+    assert page.locator("#reply").count() == 0  # no SMS service yet
+    assert page.locator("audio.desk-audio").count() == 1
+    shot(page, f"{device}-timeline")
+
+    sms = FakeSms()
+    svc.sms = sms  # type: ignore[attr-defined]
+    try:
+        page.reload()
+        page.fill("#f-text", "See you Tuesday")
+        page.click("text=Send text")
+        page.wait_for_selector(".flash-success")
+        assert sms.sent == [("+442079460958", "See you Tuesday")]
+        shot(page, f"{device}-timeline-reply")
+    finally:
+        del svc.sms  # type: ignore[attr-defined]
+
+    page.goto(base + "/numbers/+441632960555")
+    assert "Unknown" in page.locator("h1").inner_text()
+    shot(page, f"{device}-unknown")
+    page.click("text=Save as contact")
+    page.wait_for_url("**/contacts/new**")
+    page.fill("#f-name", "Carlo")
+    page.click("button:has-text('Save')")
+    page.wait_for_selector(".flash-success")
+    page.goto(base + "/contacts/")
+    shot(page, f"{device}-contacts")
+    assert not problems, problems
+    context.close()
