@@ -19,6 +19,7 @@ from ..store import Store
 from .alerts import AlertService
 from .auth import AuthService
 from .contacts import ContactsService, TimelineService
+from .greetings import GreetingsService
 from .history import HistoryService
 from .notify import Notifier
 from .routing import RoutingService
@@ -54,6 +55,7 @@ class Services:
     contacts: ContactsService = field(init=False, repr=False)  # address book, notes
     stats: StatsService = field(init=False, repr=False)  # counters and number index
     timeline: TimelineService = field(init=False, repr=False)  # per contact/number, search
+    greetings: GreetingsService = field(init=False, repr=False)  # GreetingSource, TTS, uploads
 
     def __post_init__(self) -> None:
         self.auth = AuthService(self.store)
@@ -78,6 +80,7 @@ class Services:
         self.timeline = TimelineService(
             self.store, self.history, self.contacts, self.stats.index, self.notify.messages
         )
+        self.greetings = GreetingsService(self.store, self.settings, self.bus)
 
     @classmethod
     def build(

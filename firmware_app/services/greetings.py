@@ -1,0 +1,696 @@
+"""Greetings: what callers hear for each mode and step, as 8 kHz PCM (the `GreetingSource`).
+
+Each greeting is the default text (written from the business name, hours, closures and menus,
+spoken by espeak-ng), the owner's own text, or an uploaded recording (checked by content,
+size-capped, converted to 8 kHz mono and normalised). Spoken audio is cached in the media
+store keyed by text, voice and speed; it is generated on a worker thread, never a line's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import FieldProblem, FrontdeskError, SettingsError, StoreError
+from ..events import EventBus, SettingsChanged
+from ..media import tones
+from ..media.codecs import Samples, read_wav, resample, to_telephone, write_wav
+from ..settings.greetings import FIXED_KEYS, MAX_TEXT, Greeting, greeting_key, voice_name
+from ..settings.model import Settings, settings_to_dict
+from ..settings.routing import DAY_NAMES, WEEKDAYS, Hours, parse_date, parse_interval
+from ..store import Store
+from .settings import SettingsService
+
+log = logging.getLogger(__name__)
+
+RATE = 8000
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_SECONDS = 300.0
+TTS_TIMEOUT = 30.0
+TARGET_RMS_DBFS = -18.0
+PEAK_DBFS = -1.0
+SILENT_DBFS = -55.0
+SECTIONS_USED = frozenset({"business", "hours", "holidays", "rules", "greetings"})
+DB, CACHE_KEY = "greetings", "tts_cache"
+
+LABELS: dict[str, tuple[str, str]] = {
+    "open": ("Open", "When the office is open, before the call is put through."),
+    "closed": ("Closed", "Outside opening hours, before voicemail."),
+    "holiday": ("Public holiday", "On a public holiday the office closes for."),
+    "voicemail": ("Voicemail prompt", "Just before the beep."),
+    "connecting": ("Connecting you", "While Frontdesk calls the staff on duty."),
+    "accept_call": ("Staff: press 1 to accept", "Played to the staff member who picks up."),
+    "not_accepted": ("Nobody took the call", "When nobody accepted the call in time."),
+    "recording_notice": ("Recording notice", "Before a call that is recorded."),
+    "goodbye": ("Goodbye", "At the end of the call."),
+    "screen": ("Screening", "Asks callers to press 1 before anything else (robocalls)."),
+}
+
+
+class GreetingError(FrontdeskError):
+    """An upload or a greeting change was refused; the message says why and what to do."""
+
+
+# -- speaking times, days and hours the way people say them --------------------------------
+
+_ONES = [
+    *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
+    *("eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen"),
+    *("eighteen", "nineteen"),
+]
+_TENS = {2: "twenty", 3: "thirty", 4: "forty", 5: "fifty"}
+_ORDINAL = [
+    *("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth"),
+    *("tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth"),
+    *("seventeenth", "eighteenth", "nineteenth", "twentieth"),
+]
+
+
+def number_words(n: int) -> str:
+    """0 to 59 in words: 7 -> "seven", 45 -> "forty-five"."""
+    if n < 20:
+        return _ONES[n]
+    tens, ones = divmod(n, 10)
+    return _TENS[tens] + (f"-{_ONES[ones]}" if ones else "")
+
+
+def ordinal_words(n: int) -> str:
+    """1 to 31: "first", "twenty-second", "thirty-first"."""
+    if n <= 20:
+        return _ORDINAL[n - 1]
+    tens, ones = divmod(n, 10)
+    return _TENS[tens] + (f"-{_ORDINAL[ones - 1]}" if ones else "ieth")
+
+
+def say_time(minutes: int, *, part_of_day: bool = False) -> str:
+    """Minutes after midnight as said aloud: 540 "nine", 1050 "five thirty", 725 "twelve oh
+    five", 720 "noon", 0 or 1440 "midnight"; `part_of_day` adds "in the morning" etc."""
+    minutes %= 1440
+    h, m = divmod(minutes, 60)
+    if m == 0 and h == 12:
+        return "noon"
+    if m == 0 and h == 0:
+        return "midnight"
+    hour = number_words(h % 12 or 12)
+    if m == 0:
+        text = hour
+    elif m < 10:
+        text = f"{hour} oh {number_words(m)}"
+    else:
+        text = f"{hour} {number_words(m)}"
+    if part_of_day:
+        if h < 5:
+            text += " at night"
+        elif h < 12:
+            text += " in the morning"
+        elif h < 18:
+            text += " in the afternoon"
+        else:
+            text += " in the evening"
+    return text
+
+
+def say_interval(text: str) -> str:
+    """ "09:00-17:30" -> "nine to five thirty"; unusual hours name the part of the day."""
+    parsed = parse_interval(text)
+    if parsed is None:
+        return text
+    start, end = parsed
+    if start == 0 and end == 1440:
+        return "all day"
+    usual = 5 * 60 <= start < 17 * 60 and end <= 22 * 60
+    return f"{say_time(start, part_of_day=not usual)} to {say_time(end, part_of_day=not usual)}"
+
+
+def say_list(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def say_days(days: list[int]) -> str:
+    """Weekday numbers (0 Monday) as "Monday to Friday", "Monday and Wednesday"..."""
+    runs: list[list[int]] = []
+    for d in sorted(days):
+        if runs and d == runs[-1][-1] + 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    names = [DAY_NAMES[WEEKDAYS[i]] for i in range(7)]
+    parts: list[str] = []
+    for run in runs:
+        if len(run) >= 3:
+            parts.append(f"{names[run[0]]} to {names[run[-1]]}")
+        else:
+            parts.extend(names[d] for d in run)
+    return say_list(parts)
+
+
+def say_hours(hours: Hours) -> str:
+    """The weekly hours as one sentence: "We are open Monday to Friday, nine to five thirty,
+    and Saturday, ten to one." """
+    week = hours.weekly()
+    if all(day == ["00:00-24:00"] for day in week):
+        return "We are open around the clock."
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, intervals in enumerate(week):
+        if intervals:
+            groups.setdefault(tuple(intervals), []).append(i)
+    if not groups:
+        return "We have no regular opening hours."
+    parts = [
+        f"{say_days(days)}, {say_list([say_interval(t) for t in intervals])}"
+        for intervals, days in sorted(groups.items(), key=lambda kv: kv[1][0])
+    ]
+    if len(parts) == 1:
+        return f"We are open {parts[0]}."
+    return "We are open " + ", ".join(parts[:-1]) + ", and " + parts[-1] + "."
+
+
+def say_date(day: dt.date) -> str:
+    return f"{day:%A}, the {ordinal_words(day.day)} of {day:%B}"
+
+
+def _digit_words(digit: str, country: str) -> str:
+    if digit == "*":
+        return "star"
+    if digit == "#":
+        return "pound" if country in ("US", "CA") else "the hash key"
+    return digit
+
+
+_ACTION_WORDS = {
+    "ring_staff": "To speak to someone",
+    "voicemail": "To leave a message",
+    "message": "To hear more",
+    "repeat": "To hear these choices again",
+}
+
+
+def default_text(key: str, settings: Settings) -> str:
+    """The words Frontdesk says for `key` when the owner set nothing."""
+    name = settings.business.name.strip() or "us"
+    thanks = f"Thanks for calling {name}."
+    hours = say_hours(settings.hours)
+    country = settings.business.country
+    if key == "open":
+        return f"{thanks} Please stay on the line."
+    if key == "closed":
+        return f"{thanks} We are closed. {hours}"
+    if key == "holiday":
+        return f"{thanks} We are closed today for the public holiday. {hours}"
+    if key == "voicemail":
+        end = _digit_words("#", country)
+        return f"Please leave a message after the tone. When you are done, hang up or press {end}."
+    if key == "connecting":
+        return "Please hold while we connect you."
+    if key == "accept_call":
+        return f"This is a call for {name}. Press 1 to accept it."
+    if key == "not_accepted":
+        return "Sorry, nobody is free to take your call right now."
+    if key == "recording_notice":
+        return "This call is recorded."
+    if key == "goodbye":
+        return f"Thank you for calling {name}. Goodbye."
+    if key == "screen":
+        return f"{thanks} To be put through, please press 1."
+    kind, _, ident = key.partition(":")
+    if kind == "closure":
+        for closure in settings.holidays.closures:
+            if closure.id == ident:
+                reason = closure.reason.strip()
+                why = f" for {reason}" if reason else ""
+                last = parse_date(closure.end)
+                back = f" We are back on {say_date(last + dt.timedelta(days=1))}." if last else ""
+                return f"{thanks} We are closed{why}.{back}"
+        return f"{thanks} We are closed."
+    if kind == "menu":
+        for menu in settings.rules.menus:
+            if menu.mode == ident and menu.options:
+                said = []
+                for o in menu.options:
+                    what = o.label.strip() or _ACTION_WORDS.get(o.action, "")
+                    said.append(
+                        f"{what[:1].upper()}{what[1:]}, press {_digit_words(o.digit, country)}."
+                    )
+                return " ".join(said)
+        return ""
+    if kind == "message":
+        return "This message has not been recorded yet."
+    return ""
+
+
+def known_keys(settings: Settings) -> list[str]:
+    """Every greeting key the current settings can play, in page order."""
+    keys = list(FIXED_KEYS)
+    keys += [f"closure:{c.id}" for c in settings.holidays.closures]
+    keys += [f"menu:{m.mode}" for m in settings.rules.menus if m.options]
+    messages = sorted(
+        {
+            o.target
+            for m in settings.rules.menus
+            for o in m.options
+            if o.action == "message" and o.target
+        }
+    )
+    keys += [f"message:{t}" for t in messages if greeting_key(f"message:{t}") is None]
+    return keys
+
+
+def label_for(key: str, settings: Settings) -> tuple[str, str]:
+    if key in LABELS:
+        return LABELS[key]
+    kind, _, ident = key.partition(":")
+    if kind == "closure":
+        reason = next((c.reason for c in settings.holidays.closures if c.id == ident), "")
+        return f"Closure: {reason or ident}", "During this closure, before voicemail."
+    if kind == "menu":
+        return f"Key menu ({ident})", "The choices of the key menu, read out."
+    if kind == "message":
+        return f"Message: {ident}", "Played when a caller picks it in a key menu."
+    return key, ""
+
+
+# -- audio helpers ----------------------------------------------------------------------------
+
+
+def normalise(samples: Samples) -> Samples:
+    """Bring speech to about -18 dBFS RMS with peaks at most -1 dBFS."""
+    x = samples.astype(np.float64) / 32768.0
+    if x.size == 0:
+        return samples
+    rms = float(np.sqrt(np.mean(x * x)))
+    peak = float(np.max(np.abs(x)))
+    if rms <= 0.0 or peak <= 0.0:
+        return samples
+    gain = min(10 ** (TARGET_RMS_DBFS / 20) / rms, 10 ** (PEAK_DBFS / 20) / peak, 30.0)
+    out: Samples = np.clip(np.round(x * gain * 32768.0), -32768, 32767).astype(np.int16)
+    return out
+
+
+def sniff(data: bytes) -> str | None:
+    """The audio container by its first bytes: wav, flac, ogg, mp3; None for anything else."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "wav"
+    if data[:4] == b"fLaC":
+        return "flac"
+    if data[:4] == b"OggS":
+        return "ogg"
+    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
+        return "mp3"
+    return None
+
+
+def convert_upload(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES) -> Samples:
+    """An uploaded recording as normalised 8 kHz mono int16; GreetingError says what is wrong."""
+    if not data:
+        raise GreetingError("the file is empty: choose a recording (WAV, MP3, OGG or FLAC)")
+    if len(data) > max_bytes:
+        raise GreetingError(
+            f"the file is {len(data) / 1e6:.1f} MB; recordings up to "
+            f"{max_bytes / 1e6:.0f} MB are accepted (a 5-minute MP3 is about 5 MB)"
+        )
+    kind = sniff(data)
+    if kind is None:
+        raise GreetingError("this is not a WAV, MP3, OGG or FLAC recording (checked by content)")
+    try:
+        samples, rate = read_wav(data)
+    except Exception as exc:  # libsndfile refuses it: damaged or not audio after all
+        raise GreetingError(f"the {kind.upper()} file could not be read as audio ({exc})") from None
+    if rate <= 0 or samples.size == 0:
+        raise GreetingError("the recording holds no sound")
+    seconds = samples.size / rate
+    if seconds > MAX_SECONDS:
+        raise GreetingError(
+            f"the recording is {seconds:.0f} s long; "
+            f"greetings up to {MAX_SECONDS:.0f} s are accepted"
+        )
+    pcm = resample(samples, rate, RATE)
+    level = float(np.sqrt(np.mean((pcm.astype(np.float64) / 32768.0) ** 2)))
+    if level <= 10 ** (SILENT_DBFS / 20):
+        raise GreetingError("the recording is silent: check the microphone and record it again")
+    return normalise(pcm)
+
+
+class Tts:
+    """espeak-ng as a subprocess (no shell), bounded by a timeout."""
+
+    def __init__(self, program: str = "espeak-ng", timeout: float = TTS_TIMEOUT) -> None:
+        self.program = program
+        self.timeout = timeout
+        self._voices: list[tuple[str, str]] | None = None
+
+    @property
+    def available(self) -> bool:
+        return shutil.which(self.program) is not None
+
+    def speak(self, text: str, voice: str, speed: int) -> Samples:
+        if not text.strip():
+            return tones.silence(0.3)
+        if voice_name(voice) is not None or not voice:
+            raise GreetingError(f"{voice!r} is not a voice name")
+        spoken = " " + text if text.startswith("-") else text  # never read as an option
+        with tempfile.TemporaryDirectory(prefix="frontdesk-tts-") as tmp:
+            out = Path(tmp) / "speech.wav"
+            try:
+                done = subprocess.run(
+                    [self.program, "-w", str(out), "-v", voice, "-s", str(speed), spoken],
+                    capture_output=True,
+                    timeout=self.timeout,
+                    check=False,
+                )
+            except FileNotFoundError:
+                raise GreetingError(f"{self.program} is not installed") from None
+            except subprocess.TimeoutExpired:
+                raise GreetingError(
+                    f"{self.program} took longer than {self.timeout:.0f} s"
+                ) from None
+            if done.returncode != 0 or not out.is_file() or out.stat().st_size < 100:
+                err = done.stderr.decode("utf-8", "replace").strip()[:200]
+                raise GreetingError(f"{self.program} failed ({err or done.returncode})")
+            return normalise(to_telephone(out, RATE))
+
+    def voices(self) -> list[tuple[str, str]]:
+        """(voice, language name) pairs espeak-ng offers; empty when it is missing."""
+        if self._voices is None:
+            found: list[tuple[str, str]] = []
+            try:
+                done = subprocess.run(
+                    [self.program, "--voices"], capture_output=True, timeout=10, check=False
+                )
+                for line in done.stdout.decode("utf-8", "replace").splitlines()[1:]:
+                    cols = line.split()
+                    if len(cols) >= 4 and voice_name(cols[1]) is None:
+                        found.append((cols[1], cols[3].replace("_", " ")))
+            except (OSError, subprocess.TimeoutExpired):
+                found = []
+            self._voices = sorted(set(found))
+        return self._voices
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GreetingInfo:
+    """One greeting as the page shows it."""
+
+    key: str
+    label: str
+    purpose: str
+    mode: str  # default | text | recording
+    text: str  # the words said (own or default); "" for a recording
+    default_text: str
+    own_text: str
+    recording: str
+    voice: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Spec:
+    mode: str
+    text: str
+    voice: str
+    speed: int
+    recording: str
+
+    def tts_hash(self) -> str:
+        raw = f"{self.voice}\0{self.speed}\0{self.text}".encode()
+        return hashlib.sha256(raw).hexdigest()[:32]
+
+
+class GreetingsService:
+    """The `GreetingSource` of call sessions, and what the greetings page changes."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: SettingsService,
+        bus: EventBus | None = None,
+        *,
+        tts: Tts | None = None,
+        background: bool = False,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self.tts = tts or Tts()
+        self._lock = threading.RLock()
+        self._memory: dict[str, tuple[_Spec, Samples]] = {}
+        self._background = background
+        self._pool: ThreadPoolExecutor | None = None
+        self.generated = 0  # texts spoken by espeak-ng (not from the cache): for tests and logs
+        self._unsubscribe: Callable[[], None] = lambda: None
+        if bus is not None:
+            self._unsubscribe = bus.subscribe(SettingsChanged, self._on_settings_changed)
+
+    # -- GreetingSource ---------------------------------------------------------------------
+
+    def audio(self, key: str) -> Samples:
+        """The greeting as 8 kHz PCM; a generated default when the owner set none."""
+        if key == "beep":
+            return tones.beep()
+        settings = self._settings.get()
+        spec = self._spec(key, settings)
+        with self._lock:
+            hit = self._memory.get(key)
+            if hit is not None and hit[0] == spec:
+                return hit[1]
+            pcm = self._render(key, spec)
+            self._memory[key] = (spec, pcm)
+            return pcm
+
+    def wav(self, key: str) -> bytes:
+        """The greeting as a WAV file (the page's preview player)."""
+        return write_wav(self.audio(key), RATE)
+
+    # -- what the page shows ----------------------------------------------------------------
+
+    def keys(self) -> list[str]:
+        return known_keys(self._settings.get())
+
+    def info(self, key: str) -> GreetingInfo:
+        settings = self._settings.get()
+        if greeting_key(key) is not None and key not in known_keys(settings):
+            raise KeyError(key)
+        label, purpose = label_for(key, settings)
+        own = settings.greetings.get(key)
+        default = default_text(key, settings)
+        mode = own.mode if own is not None else "default"
+        text = own.text if own is not None and own.mode == "text" else default
+        return GreetingInfo(
+            key=key,
+            label=label,
+            purpose=purpose,
+            mode=mode,
+            text="" if mode == "recording" else text,
+            default_text=default,
+            own_text=own.text if own is not None else "",
+            recording=own.recording if own is not None and mode == "recording" else "",
+            voice=(own.voice if own is not None else "") or settings.greetings.voice,
+        )
+
+    def all(self) -> list[GreetingInfo]:
+        return [self.info(k) for k in self.keys()]
+
+    # -- changes ----------------------------------------------------------------------------
+
+    def set_text(self, key: str, text: str, voice: str = "") -> None:
+        """Say `text` for `key` (spoken with `voice`, or the default voice)."""
+        text = text.replace("\r\n", "\n").strip()
+        problems = []
+        if not text:
+            problems.append(FieldProblem("text", text, "some words to say"))
+        elif len(text) > MAX_TEXT:
+            problems.append(FieldProblem("text", f"{len(text)} characters", f"up to {MAX_TEXT}"))
+        if voice_name(voice) is not None:
+            problems.append(FieldProblem("voice", voice, voice_name(voice) or ""))
+        if problems:
+            raise SettingsError(problems, "greetings")
+        self._update(key, {"mode": "text", "text": text, "voice": voice})
+
+    def upload(self, key: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES) -> str:
+        """Store an uploaded recording for `key`; returns its media reference."""
+        self._check_key(key)
+        pcm = convert_upload(data, max_bytes=max_bytes)
+        ref = self._store.media.write(write_wav(pcm, RATE), "wav")
+        try:
+            self._update(key, {"mode": "recording", "recording": ref})
+        except Exception:
+            self._store.media.delete(ref)
+            raise
+        log.info("greeting %s: recording stored (%.1f s)", key, pcm.size / RATE)
+        return ref
+
+    def reset(self, key: str) -> None:
+        """Back to the default text (an uploaded recording is deleted)."""
+        self._check_key(key)
+        settings = self._settings.get()
+        items = [dataclasses.asdict(g) for g in settings.greetings.items if g.key != key]
+        self._save(settings, {"items": items})
+
+    def set_voice(self, voice: str, speed: int) -> None:
+        settings = self._settings.get()
+        self._save(settings, {"voice": voice, "speed": speed})
+
+    def voices(self) -> list[tuple[str, str]]:
+        return self.tts.voices()
+
+    # -- warming the cache ------------------------------------------------------------------
+
+    def start(self) -> Future[int]:
+        """From now on, regenerate greetings when the settings change; prepare them now."""
+        self._background = True
+        return self.prepare()
+
+    def prepare(self) -> Future[int]:
+        """Generate every greeting on the worker thread (start-up, after settings changed)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="greetings")
+            return self._pool.submit(self._prepare_all)
+
+    def close(self) -> None:
+        self._unsubscribe()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _prepare_all(self) -> int:
+        done = 0
+        for key in self.keys():
+            try:
+                self.audio(key)
+                done += 1
+            except Exception as exc:
+                log.warning("greeting %s could not be prepared: %s", key, exc)
+        self._prune()
+        return done
+
+    def _on_settings_changed(self, event: SettingsChanged) -> None:
+        if SECTIONS_USED & set(event.sections) and self._background:
+            self.prepare()  # handlers return at once; the work runs on the worker thread
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _check_key(self, key: str) -> None:
+        if greeting_key(key) is not None:
+            raise GreetingError(f"{key!r} is not a greeting")
+
+    def _spec(self, key: str, settings: Settings) -> _Spec:
+        g = settings.greetings
+        own = g.get(key)
+        if own is not None and own.mode == "recording" and own.recording:
+            return _Spec("recording", "", "", 0, own.recording)
+        text = own.text if own is not None and own.mode == "text" else default_text(key, settings)
+        voice = (own.voice if own is not None else "") or g.voice
+        return _Spec("text", text, voice, g.speed, "")
+
+    def _render(self, key: str, spec: _Spec) -> Samples:
+        if spec.mode == "recording":
+            try:
+                pcm, rate = read_wav(self._store.media.path(spec.recording))
+                return resample(pcm, rate, RATE)
+            except (StoreError, OSError, RuntimeError) as exc:
+                log.error("greeting %s: recording %s unreadable (%s)", key, spec.recording, exc)
+                settings = self._settings.get()
+                g = settings.greetings
+                spec = _Spec("text", default_text(key, settings), g.voice, g.speed, "")
+        if not spec.text.strip():
+            return tones.silence(0.3)
+        cache = self._cache()
+        ref = cache.get(spec.tts_hash())
+        if ref:
+            try:
+                pcm, rate = read_wav(self._store.media.path(ref))
+                return resample(pcm, rate, RATE)
+            except (StoreError, OSError, RuntimeError):
+                log.info("greeting cache %s missing; speaking it again", ref)
+        try:
+            pcm = self.tts.speak(spec.text, spec.voice, spec.speed)
+        except GreetingError as exc:
+            log.error("greeting %s cannot be spoken: %s", key, exc)
+            return tones.silence(0.3)
+        self.generated += 1
+        ref = self._store.media.write(write_wav(pcm, RATE), "wav")
+        cache = self._cache()
+        cache[spec.tts_hash()] = ref
+        self._store.put_document(DB, CACHE_KEY, {"refs": cache})
+        return pcm
+
+    def _cache(self) -> dict[str, str]:
+        doc = self._store.get_document(DB, CACHE_KEY) or {}
+        refs = doc.get("refs", {})
+        return dict(refs) if isinstance(refs, dict) else {}
+
+    def _prune(self) -> None:
+        """Delete spoken audio no current greeting uses."""
+        settings = self._settings.get()
+        wanted = {self._spec(k, settings).tts_hash() for k in known_keys(settings)}
+        with self._lock:
+            cache = self._cache()
+            stale = {h: r for h, r in cache.items() if h not in wanted}
+            if not stale:
+                return
+            for ref in stale.values():
+                with contextlib.suppress(StoreError):
+                    self._store.media.delete(ref)
+            self._store.put_document(
+                DB, CACHE_KEY, {"refs": {h: r for h, r in cache.items() if h in wanted}}
+            )
+
+    def _update(self, key: str, fields: dict[str, Any]) -> None:
+        self._check_key(key)
+        settings = self._settings.get()
+        items = [dataclasses.asdict(g) for g in settings.greetings.items]
+        current = next((i for i in items if i["key"] == key), None)
+        if current is None:
+            current = dataclasses.asdict(Greeting(key=key))
+            items.append(current)
+        old_ref = current.get("recording", "")
+        current.update(fields)
+        if current["mode"] != "recording":
+            current["recording"] = ""
+        self._save(settings, {"items": items})
+        if old_ref and old_ref != current.get("recording"):
+            self._forget_recording(old_ref)
+
+    def _save(self, settings: Settings, fields: dict[str, Any]) -> None:
+        data = settings_to_dict(settings)["greetings"]
+        old = {g.recording for g in settings.greetings.items if g.recording}
+        data.update(fields)
+        self._settings.save_section("greetings", data)
+        now = {g.recording for g in self._settings.get().greetings.items if g.recording}
+        for ref in old - now:
+            self._forget_recording(ref)
+
+    def _forget_recording(self, ref: str) -> None:
+        in_use = {g.recording for g in self._settings.get().greetings.items}
+        if ref not in in_use:
+            with contextlib.suppress(StoreError):
+                self._store.media.delete(ref)
+
+
+__all__ = [
+    "GreetingError",
+    "GreetingInfo",
+    "GreetingsService",
+    "Tts",
+    "convert_upload",
+    "default_text",
+    "known_keys",
+    "normalise",
+    "say_hours",
+    "say_interval",
+    "say_time",
+    "sniff",
+]

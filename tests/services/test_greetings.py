@@ -1,0 +1,256 @@
+"""Greetings: spoken times and hours, defaults from the settings, espeak-ng generation and its
+cache, uploads converted to 8 kHz mono (WAV 44.1 kHz stereo, MP3), bad uploads refused by
+content and size, defaults regenerated when the hours change."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from firmware_app.errors import SettingsError
+from firmware_app.events import EventBus
+from firmware_app.media import tones
+from firmware_app.media.codecs import read_wav
+from firmware_app.services.greetings import (
+    GreetingError,
+    GreetingsService,
+    convert_upload,
+    default_text,
+    say_hours,
+    say_interval,
+    say_time,
+)
+from firmware_app.services.settings import SettingsService
+from firmware_app.settings.model import Settings
+from firmware_app.settings.routing import Hours
+from firmware_app.store import Store
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="no espeak-ng")
+
+
+@pytest.fixture
+def service(store: Store) -> Iterator[GreetingsService]:
+    bus = EventBus()
+    settings = SettingsService(store, bus)
+    s = settings.get()
+    s.business.name = "Acme"
+    settings.save(s)
+    svc = GreetingsService(store, settings, bus)
+    yield svc
+    svc.close()
+
+
+@pytest.mark.parametrize(
+    ("minutes", "said"),
+    [
+        (540, "nine"),
+        (1050, "five thirty"),
+        (725, "twelve oh five"),
+        (720, "noon"),
+        (0, "midnight"),
+        (1440, "midnight"),
+        (795, "one fifteen"),
+        (1305, "nine forty-five"),
+    ],
+)
+def test_times_are_said_the_way_people_say_them(minutes: int, said: str) -> None:
+    assert say_time(minutes) == said
+
+
+@pytest.mark.parametrize(
+    ("interval", "said"),
+    [
+        ("09:00-17:30", "nine to five thirty"),
+        ("08:30-12:00", "eight thirty to noon"),
+        ("18:00-02:00", "six in the evening to two at night"),
+        ("00:00-24:00", "all day"),
+    ],
+)
+def test_intervals(interval: str, said: str) -> None:
+    assert say_interval(interval) == said
+
+
+def test_hours_sentences() -> None:
+    assert say_hours(
+        Hours(
+            fri=["09:00-17:30"],
+            mon=["09:00-17:30"],
+            tue=["09:00-17:30"],
+            wed=["09:00-17:30"],
+            thu=["09:00-17:30"],
+        )
+    ) == ("We are open Monday to Friday, nine to five thirty.")
+    split = Hours(
+        mon=["09:00-12:30", "13:30-17:00"],
+        tue=[],
+        wed=["09:00-12:30", "13:30-17:00"],
+        thu=[],
+        fri=[],
+        sat=["10:00-13:00"],
+    )
+    assert say_hours(split) == (
+        "We are open Monday and Wednesday, nine to twelve thirty and one thirty to five, "
+        "and Saturday, ten to one."
+    )
+    every = ["00:00-24:00"]
+    assert (
+        say_hours(
+            Hours(mon=every, tue=every, wed=every, thu=every, fri=every, sat=every, sun=every)
+        )
+        == "We are open around the clock."
+    )
+    assert say_hours(Hours(mon=[], tue=[], wed=[], thu=[], fri=[])) == (
+        "We have no regular opening hours."
+    )
+
+
+def test_default_texts_come_from_the_settings() -> None:
+    s = Settings()
+    s.business.name = "Acme"
+    s.hours.fri = ["09:00-17:30"]
+    for day in ("mon", "tue", "wed", "thu"):
+        setattr(s.hours, day, ["09:00-17:30"])
+    assert default_text("closed", s) == (
+        "Thanks for calling Acme. We are closed. We are open Monday to Friday, nine to five thirty."
+    )
+    assert "Press 1 to accept" in default_text("accept_call", s)
+    assert "pound" in default_text("voicemail", s)  # US business
+    s.business.country = "GB"
+    assert "the hash key" in default_text("voicemail", s)
+
+
+def test_keys_follow_closures_and_menus(service: GreetingsService) -> None:
+    from firmware_app.settings.routing import Closure, Menu, MenuOption
+
+    s = service._settings.get()
+    s.holidays.closures = [
+        Closure(id="summer", start="2025-08-04", end="2025-08-15", reason="our summer break")
+    ]
+    s.rules.menus = [
+        Menu(
+            mode="open",
+            options=[
+                MenuOption(digit="1", action="ring_staff", target="", label="For sales"),
+                MenuOption(digit="2", action="voicemail", target="main", label=""),
+            ],
+        )
+    ]
+    service._settings.save(s)
+    keys = service.keys()
+    assert "closure:summer" in keys and "menu:open" in keys
+    assert service.info("closure:summer").text == (
+        "Thanks for calling Acme. We are closed for our summer break. "
+        "We are back on Saturday, the sixteenth of August."
+    )
+    assert service.info("menu:open").text == "For sales, press 1. To leave a message, press 2."
+
+
+@needs_espeak
+def test_text_to_speech_is_generated_once_and_cached(
+    store: Store, service: GreetingsService
+) -> None:
+    pcm = service.audio("closed")
+    assert pcm.dtype == np.int16 and 2.0 < pcm.size / 8000 < 15.0
+    assert service.generated == 1
+    assert service.audio("closed") is pcm  # memory
+    again = GreetingsService(store, service._settings)
+    assert np.array_equal(again.audio("closed"), pcm)  # media store, no espeak-ng run
+    assert again.generated == 0
+    wav = service.wav("closed")
+    back, rate = read_wav(wav)
+    assert rate == 8000 and back.size == pcm.size
+
+
+@needs_espeak
+def test_own_text_and_voice(service: GreetingsService) -> None:
+    service.set_text("goodbye", "See you soon.", voice="en-gb")
+    info = service.info("goodbye")
+    assert (info.mode, info.text, info.voice) == ("text", "See you soon.", "en-gb")
+    assert service.audio("goodbye").size > 4000
+    with pytest.raises(SettingsError):
+        service.set_text("goodbye", "   ")
+    with pytest.raises(SettingsError):
+        service.set_text("goodbye", "hi", voice="../../etc")
+
+
+def _wav(samples: np.ndarray, rate: int, fmt: str = "WAV", subtype: str | None = None) -> bytes:
+    out = io.BytesIO()
+    sf.write(out, samples, rate, format=fmt, subtype=subtype)
+    return out.getvalue()
+
+
+def _speechlike(seconds: float, rate: int) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return 0.05 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+
+
+def test_upload_44k_stereo_wav_becomes_8k_mono(store: Store, service: GreetingsService) -> None:
+    mono = _speechlike(2.0, 44100)
+    data = _wav(np.stack([mono, mono], axis=1).astype(np.float32), 44100, subtype="PCM_16")
+    ref = service.upload("open", data)
+    info = service.info("open")
+    assert (info.mode, info.recording) == ("recording", ref)
+    stored, rate = read_wav(store.media.path(ref))
+    assert rate == 8000 and abs(stored.size - 16000) < 50
+    rms = np.sqrt(np.mean((stored / 32768.0) ** 2))
+    assert 10 ** (-21 / 20) < rms < 10 ** (-15 / 20)  # normalised near -18 dBFS
+    assert service.audio("open").size == stored.size
+    service.reset("open")
+    assert service.info("open").mode == "default"
+    assert not store.media.path(ref).exists()  # the old recording is deleted
+
+
+def test_upload_mp3(service: GreetingsService) -> None:
+    data = _wav(_speechlike(3.0, 22050).astype(np.float32), 22050, fmt="MP3")
+    assert data[:3] == b"ID3" or data[0] == 0xFF
+    pcm = convert_upload(data)
+    assert abs(pcm.size / 8000 - 3.0) < 0.2
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"", "empty"),
+        (b"hello, this is text pretending to be audio", "not a WAV, MP3"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "not a WAV, MP3"),
+        (b"RIFF\x00\x00\x00\x00WAVEfmt garbage", "could not be read"),
+        (_wav(tones.silence(2.0), 8000, subtype="PCM_16"), "silent"),
+    ],
+)
+def test_bad_uploads_are_refused(data: bytes, words: str, service: GreetingsService) -> None:
+    with pytest.raises(GreetingError, match=words):
+        service.upload("closed", data)
+    assert service.info("closed").mode == "default"
+
+
+def test_upload_size_cap(service: GreetingsService) -> None:
+    data = _wav(_speechlike(2.0, 8000).astype(np.float32), 8000, subtype="PCM_16")
+    with pytest.raises(GreetingError, match="MB"):
+        service.upload("closed", data, max_bytes=1000)
+
+
+@needs_espeak
+def test_defaults_regenerate_when_hours_change(service: GreetingsService) -> None:
+    service.start().result(timeout=60)
+    before = service.audio("closed")
+    made = service.generated
+    s = service._settings.get()
+    service._settings.save_section(
+        "hours", {**{d: ["10:00-16:00"] for d in ("mon", "tue", "wed", "thu", "fri")}}
+    )
+    assert "ten to four" in service.info("closed").text
+    deadline = time.monotonic() + 30
+    while service.generated <= made and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert service.generated > made  # regenerated in the background, not per call
+    with service._lock:
+        pass
+    after = service.audio("closed")
+    assert after.size != before.size or not np.array_equal(after, before)
+    assert s is not service._settings.get()
