@@ -521,9 +521,9 @@ class TimelineService:
     def for_number(self, number: str, n: int = 100) -> list[Entry]:
         return self._entries([number], n, self._contacts.notes(numbers_=[number]))
 
-    def search(self, query: str, n: int = 30, max_scan: int = 5000) -> SearchResult:
-        """Contacts (from the index), numbers seen in the history, and SMS text, name or
-        number in the newest `max_scan` records."""
+    def search(self, query: str, n: int = 30, max_scan: int = 2000) -> SearchResult:
+        """Contacts (from the index); for digits, numbers seen in the history (from the number
+        index); for words, SMS text or caller name in the newest `max_scan` records."""
         q = query.strip()
         if not q:
             return SearchResult([], [], [], 0)
@@ -553,6 +553,10 @@ class TimelineService:
         scanned = 0
         cursor: str | None = None
         history = self._store.history
+        if numeric:  # numbers are in the index: no scan
+            keys = [*bare, *(num for c in contacts for num in c.numbers if needle in num)]
+            got = (self._history.get(r) for r in self._index.ids(keys, n))
+            return SearchResult(contacts, [i for i in got if i is not None], bare, 0)
         while len(found) < n and scanned < max_scan:
             page = history.newest(min(500, max_scan - scanned), before=cursor)
             if not page:

@@ -1,0 +1,204 @@
+"""Contact-centre pages with a big history: p50/p95 of the dashboard, inbox, timelines and
+search with 100,000 interactions over 12 months and 5,000 contacts, and the process's memory.
+
+Run: `python bench/history.py [interactions] [contacts]`. Target: p95 <= 100 ms per page on a
+2-core x86 machine. The data is written straight into the store's snapshot files (fast); the
+pages then read it through the real store. Prints figures only; no assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import firmware_app.services.auth as auth_module
+from firmware_app.config import MachineConfig, StoreConfig
+from firmware_app.services import Services
+from firmware_app.services.history import Interaction
+from firmware_app.services.stats import NumberIndex
+from firmware_app.services.system import ClockSync
+from firmware_app.store import Store
+from web_ui import create_app
+
+REQUESTS = 60
+TARGET_MS = 100.0
+WORDS = ["boiler", "leak", "tuesday", "invoice", "quote", "oven", "kitchen", "urgent", "thanks"]
+
+
+def rss_mb() -> tuple[float, float]:
+    now = 0.0
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            now = int(line.split()[1]) / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return now, peak
+
+
+def prefill(data: Path, n: int, n_contacts: int, now: datetime) -> list[Interaction]:
+    """Write history months, the number index, contacts and the inbox as snapshot files."""
+    rnd = random.Random(7)
+    contact_numbers = [f"+4420794{i:05d}" for i in range(n_contacts)]
+    strangers = [f"+4411349{i:05d}" for i in range(15000)]
+    contacts = {
+        str(i + 1): {
+            "name": f"Customer {i:05d}",
+            "company": f"Company {i % 700}",
+            "phones": [{"number": num, "label": "work"}],
+            "email": f"c{i}@example.com",
+            "notes": "",
+            "tags": ["customer"] if i % 3 else ["supplier"],
+            "vip": i % 50 == 0,
+            "blocked": i % 97 == 0 and i % 50 != 0,
+            "created": now.isoformat(),
+            "updated": now.isoformat(),
+        }
+        for i, num in enumerate(contact_numbers)
+    }
+    (data / "contacts.json").write_text(json.dumps({"contacts": contacts}))
+    span = timedelta(days=365).total_seconds()
+    months: dict[str, dict[str, dict]] = {}
+    refs: dict[str, dict] = {}
+    inbox: dict[str, dict] = {}
+    items: list[Interaction] = []
+    for k in range(n):
+        start = now - timedelta(seconds=span * (n - k) / n)
+        number = rnd.choice(contact_numbers) if rnd.random() < 0.6 else rnd.choice(strangers)
+        roll = rnd.random()
+        if roll < 0.55:
+            channel, direction, outcome = "call", "in", rnd.choice(["answered"] * 5 + ["missed"])
+        elif roll < 0.7:
+            channel, direction, outcome = "call", "in", "voicemail"
+        elif roll < 0.85:
+            channel, direction, outcome = "sms", "in", "received"
+        elif roll < 0.95:
+            channel, direction, outcome = "sms", "out", "sent"
+        else:
+            channel, direction, outcome = "fax", "in", "received"
+        recent = k > n - 300
+        item = Interaction(
+            channel=channel,  # type: ignore[arg-type]
+            direction=direction,  # type: ignore[arg-type]
+            outcome=outcome,
+            start=start,
+            number=number,
+            line=rnd.choice(["line1", "line2"]),
+            duration=rnd.randint(5, 400) if channel == "call" else 0.0,
+            text=" ".join(rnd.sample(WORDS, 4)) if channel == "sms" else "",
+            media=(f"media/{start:%Y/%m}/bench{k:08d}.mp3",) if outcome == "voicemail" else (),
+            handled_at=None if recent else start + timedelta(hours=1),
+            handled_by="" if recent else "Maria",
+        )
+        month = f"{start:%Y-%m}"
+        table = months.setdefault(month, {})
+        doc_id = len(table) + 1
+        table[str(doc_id)] = item.to_record()
+        rid = f"{month}:{doc_id}"
+        refs[str(len(refs) + 1)] = {"k": number, "r": rid}
+        if item.open:
+            inbox[str(len(inbox) + 1)] = {"record": rid, "channel": channel, "line": item.line}
+        items.append(item)
+    (data / "history").mkdir(exist_ok=True)
+    for month, table in months.items():
+        (data / "history" / f"{month}.json").write_text(json.dumps({"records": table}))
+    (data / "timeline.json").write_text(json.dumps({"refs": refs}))
+    (data / "inbox.json").write_text(json.dumps({"open": inbox}))
+    return items
+
+
+def main() -> int:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    n_contacts = int(sys.argv[2]) if len(sys.argv) > 2 else 5000
+    logging.disable(logging.WARNING)
+    auth_module.HASH_METHOD = "scrypt:1024:8:1"
+    now = datetime.now(UTC)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        t0 = time.perf_counter()
+        items = prefill(data, n, n_contacts, now)
+        store = Store(data)
+        services = Services.build(MachineConfig(store=StoreConfig(data_dir=tmp)), store)
+        services.system.clock_probe = lambda: ClockSync(True, "kernel", "bench")
+        services.settings.save_section(
+            "business", {"name": "Bench Ltd", "timezone": "Europe/London", "country": "GB"}
+        )
+        services.stats.rebuild(items)
+        del items
+        print(
+            f"prefill: {n} interactions, {n_contacts} contacts in {time.perf_counter() - t0:.1f} s"
+        )
+        app = create_app(services)
+        client = app.test_client()
+        page = client.get("/setup").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        client.post(
+            "/setup",
+            data={
+                "csrf_token": token,
+                "name": "Bench Ltd",
+                "timezone": "Europe/London",
+                "country": "GB",
+                "owner_email": "owner@example.com",
+                "password": "benchmark password",
+                "confirm": "benchmark password",
+            },
+        )
+        rnd = random.Random(3)
+        contact_ids = list(range(1, n_contacts + 1))
+        pages = {
+            "dashboard /": lambda: "/",
+            "inbox /inbox/": lambda: "/inbox/",
+            "inbox voicemail": lambda: "/inbox/?channel=voicemail&line=line2",
+            "contacts /contacts/": lambda: "/contacts/",
+            "timeline contact": lambda: f"/contacts/{rnd.choice(contact_ids)}",
+            "timeline number": lambda: f"/numbers/+4411349{rnd.randrange(15000):05d}",
+            "search name": lambda: f"/search?q=Customer+{rnd.randrange(n_contacts):05d}",
+            "search number": lambda: f"/search?q=07946+{rnd.randrange(n_contacts):05d}",
+            "search sms text": lambda: f"/search?q={rnd.choice(WORDS)}",
+            "api inbox": lambda: "/api/v1/inbox",
+        }
+        _, secret = services.auth.create_token("bench")
+        headers = {"Authorization": f"Bearer {secret}"}
+        print(f"{'page':22} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+        worst = 0.0
+        for name, url in pages.items():
+            h = headers if name.startswith("api") else {}
+            warm = client.get(url(), headers=h)  # warm
+            if b"Log out" not in warm.data and not name.startswith("api"):
+                print("not logged in?", warm.status_code, warm.data[:200], file=sys.stderr)
+                return 1
+            times = []
+            for _ in range(REQUESTS):
+                path = url()
+                t = time.perf_counter()
+                response = client.get(path, headers=h)
+                times.append((time.perf_counter() - t) * 1000)
+                if response.status_code != 200:
+                    print(f"{path}: HTTP {response.status_code}", file=sys.stderr)
+                    return 1
+            times.sort()
+            p50, p95 = times[len(times) // 2], times[int(len(times) * 0.95) - 1]
+            worst = max(worst, p95)
+            print(f"{name:22} {p50:8.2f} {p95:8.2f} {times[-1]:8.2f}")
+        verdict = "within" if worst <= TARGET_MS else "OVER"
+        print(f"worst p95 {worst:.2f} ms: {verdict} the {TARGET_MS:.0f} ms target")
+        now_mb, peak_mb = rss_mb()
+        print(f"memory (RSS) of this process: {now_mb:.0f} MB now, {peak_mb:.0f} MB peak")
+        print(
+            f"open items {services.history.open_count()}, index entries {len(NumberIndex(store))}"
+        )
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
