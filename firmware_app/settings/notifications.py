@@ -25,6 +25,11 @@ class Notifications:
         widget="time",
         help="When the summary is sent, in the business's timezone.",
     )
+    digest_quiet_days: bool = setting(
+        False,
+        label="Also on quiet days",
+        help="Off: no summary when there were no calls, voicemail, texts or faxes.",
+    )
     digest_to: list[str] = setting(  # noqa: RUF009 - setting() is a field()
         default_factory=list,
         label="Summary goes to",

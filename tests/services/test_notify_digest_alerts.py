@@ -209,11 +209,19 @@ def test_digest_on_a_quiet_day_and_when_off(store: Store, notifier: Notifier) ->
     )
     assert draft.subject.endswith(": a quiet day")
     assert "A quiet day" in draft.text
+    # Nothing happened: no email, unless the owner asked for quiet days too.
+    assert notifier.send_digest() is None
+    assert outbox(notifier) == []
+    notifier.prefs.save({"digest_quiet_days": True})
+    notifier.store.put_document("notify", "digest", {"last_end": ""})
+    assert notifier.send_digest() is not None
     notifier.prefs.save({"digest": False})
+    notifier.store.put_document("notify", "digest", {"last_end": ""})
     assert notifier.send_digest() is None
 
 
 def test_digest_missed_by_more_than_12_hours_is_skipped(notifier: Notifier, clock: Clock) -> None:
+    notifier.prefs.save({"digest_quiet_days": True})  # an empty history still sends
     clock.now = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)  # 13 h after 18:00
     assert notifier.send_digest() is None
     clock.now = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)  # 11 h: caught up
@@ -221,10 +229,11 @@ def test_digest_missed_by_more_than_12_hours_is_skipped(notifier: Notifier, cloc
 
 
 def test_digest_is_scheduled_at_the_preference_time(notifier: Notifier, clock: Clock) -> None:
+    notifier.prefs.save({"digest_quiet_days": True})  # an empty history still sends
     s = Scheduler(clock)
     notifier.schedule_digest(s)
     assert s.next_run == datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
-    notifier.prefs.save({"digest_time": "07:30"})
+    notifier.prefs.save({"digest_time": "07:30", "digest_quiet_days": True})
     notifier.schedule_digest(s)
     assert s.next_run == datetime(2026, 11, 26, 7, 30, tzinfo=UTC)
     clock.now = datetime(2026, 11, 26, 7, 30, tzinfo=UTC)
@@ -391,6 +400,7 @@ def test_alerts_off_means_no_email(store: Store, notifier: Notifier, clock: Cloc
 
 
 def test_catch_up_only_after_a_summary_was_ever_sent(notifier: Notifier, clock: Clock) -> None:
+    notifier.prefs.save({"digest_quiet_days": True})  # an empty history still sends
     assert notifier.catch_up_digest() is None  # new box: counts from now
     assert notifier.send_digest() is None  # that window counts as done
     clock.advance(hours=24)  # the box was off at 18:00

@@ -335,6 +335,10 @@ class Notifier:
                 log.info("daily summary up to %s skipped: more than 12 hours late", end)
                 return None
         records = self.history_between(start, end)
+        if not records and not prefs.digest_quiet_days and not force:
+            self.store.put_document(STATE_DATABASE, "digest", {"last_end": end.isoformat()})
+            log.info("daily summary up to %s not sent: nothing happened", end)
+            return None
         draft = digest_message(start, end, records, self.context())
         msg_id = self.queue(draft)
         self.store.put_document(STATE_DATABASE, "digest", {"last_end": end.isoformat()})
