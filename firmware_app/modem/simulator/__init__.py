@@ -8,6 +8,7 @@ quirks included, never the daemon's expectations.
 from .callerid import CallerId
 from .modem import SimulatedModem, create, personality_by_name
 from .personalities import PERSONALITIES, PERSONALITY_NAMES, Personality
+from .voice import VoiceCaller
 
 __all__ = [
     "PERSONALITIES",
@@ -15,6 +16,7 @@ __all__ = [
     "CallerId",
     "Personality",
     "SimulatedModem",
+    "VoiceCaller",
     "create",
     "personality_by_name",
 ]

@@ -18,6 +18,7 @@ from .callerid import CallerId, clip_fields, formatted_lines, raw_line
 from .commandline import Command, CommandLineError, split_args, split_commands
 from .personalities import Personality
 from .sms import ALL, REC_UNREAD, STO_SENT, STO_UNSENT, PduError, SmsMemory, tpdu_length
+from .voice import VoiceSim
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ class Engine:
         self.caller: CallerId | None = None
         self.call_started = datetime.min
         self.message_reference = 0
+        self.voice = VoiceSim(self)  # analog voice data mode (AT+VTX / AT+VRX)
         self._reset_settings()
         self.handlers: dict[str, Handler] = self._handler_table()
 
@@ -291,6 +293,10 @@ class Engine:
         """Bytes from the host side of one port."""
         if not self.powered:
             return
+        if self.voice.mode and port == self.voice.port:
+            data = self.voice.receive(data)  # audio and DLE codes, not command text
+            if not data:
+                return
         s = self.sessions[port]
         echo = bytearray()
         for b in data:
@@ -418,6 +424,12 @@ class Engine:
                 "+FCLASS": self._fclass,
                 "+VSM": self._vsm,
                 "+VLS": self._vls,
+                "+VTX": self._vtx,
+                "+VRX": self._vrx,
+                "+VSD": self._accept,
+                "+VGT": self._accept,
+                "+VGR": self._accept,
+                "+VIT": self._accept,
                 "+VCID": self._int_setting("vcid", 0, 2, "(0-2)", bare=True),
                 "-SCID": self._int_setting("scid", 0, 1, "(0,1)", bare=True),
                 "+GCI": self._gci,
@@ -575,6 +587,7 @@ class Engine:
         if self.fclass == "8":
             self.call_state = "active"
             self.vls = 1
+            self.voice.answered()
             return [], "VCON"
         # Data or fax answer without a peer modem on the line: no carrier.
         self.call_state = "idle"
@@ -586,6 +599,7 @@ class Engine:
         self.caller = None
         self.cpcmreg = 0
         self.vls = 0
+        self.voice.ended()
         return [], "OK"
 
     def _d(self, port: int, cmd: Command) -> Reply:
@@ -673,6 +687,8 @@ class Engine:
         cid = self.caller
         self.caller = None
         self.cpcmreg = 0
+        if self.p.kind != "gsm" and was == "active":
+            self.voice.caller_hangs_up()
         if self.p.kind != "gsm" or was == "idle":
             return
         template = self.p.caller_hangup_urc if was == "ringing" else self.p.call_end_urc
@@ -727,8 +743,25 @@ class Engine:
             if self.call_state == "ringing":
                 self.ring_generation += 1
                 self.call_state = "active"
+                self.voice.answered()
             return [], "OK"
         return [], "ERROR"
+
+    def _vtx(self, port: int, cmd: Command) -> Reply:
+        """V.253 10.1.4 +VTX: CONNECT, then audio from the host until DLE ETX."""
+        if cmd.form != "exec" or self.fclass != "8" or not self.voice.start_play(port):
+            return [], "ERROR"
+        return [], "CONNECT"
+
+    def _vrx(self, port: int, cmd: Command) -> Reply:
+        """V.253 10.1.3 +VRX: CONNECT, then the line's audio until the host sends DLE !."""
+        if cmd.form != "exec" or self.fclass != "8":
+            return [], "ERROR"
+        if self.quirks.get("vrx_needs_vls5") and self.vls != 5:
+            return [], "ERROR"  # REFERENCE.md 1: USR5637 1.2.23+ wants AT+VLS=5 first
+        if not self.voice.start_record(port):
+            return [], "ERROR"
+        return [], "CONNECT"
 
     def _gci(self, port: int, cmd: Command) -> Reply:
         # ITU-T T.35 country codes: 00 Japan, 09 Australia, 3D France, 42 Germany,

@@ -28,6 +28,7 @@ from types import TracebackType
 from .callerid import CallerId
 from .engine import Engine, Sim
 from .personalities import PERSONALITIES, PERSONALITY_NAMES, Personality
+from .voice import VoiceSim
 
 log = logging.getLogger(__name__)
 
@@ -458,6 +459,12 @@ class SimulatedModem:
         }
         with self._lock:
             self.engine.set_network(**changes)
+
+    @property
+    def voice(self) -> VoiceSim:
+        """Analog voice data mode: set `voice.caller` (a `VoiceCaller`) and `voice.speed`
+        before a call; read `voice.played` / `voice.recorded` after it."""
+        return self.engine.voice
 
     @property
     def sim(self) -> Sim:

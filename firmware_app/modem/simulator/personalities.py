@@ -72,6 +72,10 @@ class Personality:
     cid_separator: str = " = "
 
 
+# ITU-T V.253 voice data and gain commands both analog modems take (10.1.3 +VRX, 10.1.4 +VTX,
+# +VSD silence detection, +VGT/+VGR gains, +VIT inactivity timer); see simulator/voice.py.
+_VOICE_COMMANDS = frozenset({"+VTX", "+VRX", "+VSD", "+VGT", "+VGR", "+VIT"})
+
 # --- U.S. Robotics USR5637 ------------------------------------------------------------------
 # Sources: REFERENCE.md section 1 table row "U.S. Robotics USR5637" (ATI0 5601, Class 1 only
 # per the USR5637 user guide, AT+FCLASS=8 ERROR on some units per callattendant #163,
@@ -101,7 +105,9 @@ USR5637 = Personality(
     manufacturer="U.S. Robotics",
     model="USR5637",
     revision="1.2.23",
-    commands=frozenset({"+GMI", "+GMM", "+GMR", "+FCLASS", "+VSM", "+VLS", "+VCID", "+GCI"}),
+    commands=frozenset(
+        {"+GMI", "+GMM", "+GMR", "+FCLASS", "+VSM", "+VLS", "+VCID", "+GCI"} | _VOICE_COMMANDS
+    ),
     fclass_options="0,1,8",
     vsm_options=(
         '128,"8-BIT LINEAR",8,0,(8000),(0),(0)',
@@ -154,6 +160,7 @@ CX93010 = Personality(
     revision="CX93001-EIS_V0.2013-V92",
     commands=frozenset(
         {"+GMI", "+GMM", "+GMR", "+FCLASS", "+VSM", "+VLS", "+VCID", "+GCI", "-SCID"}
+        | _VOICE_COMMANDS
     ),
     fclass_options="0,1,1.0,8",
     fclass_options_class2="0,1,1.0,2,8",
@@ -173,6 +180,11 @@ CX93010 = Personality(
         "class2": True,
         # home-assistant/core #57765: +VCID=1 is forgotten after ATZ.
         "vcid_lost_on_reset": True,
+        # callattendant #94 (REFERENCE.md 1): acts only on DLE DLE DLE ETX (and CAN, !)
+        # and ends its receive data the same way.
+        "triple_dle": True,
+        # Si2493 AN93 table 112: DTMF reported as DLE / digit ... DLE ~.
+        "dtmf_framing": True,
     },
 )
 

@@ -1,0 +1,521 @@
+"""`AnalogVoiceChannel`: the audio of an answered call on an analog voice modem (ITU-T V.253).
+
+Plays with AT+VTX (DLE doubling, paced to real time a little ahead of the modem's buffer),
+records and listens with AT+VRX (DLE events, in-band DTMF, silence, dial/busy tone and CNG
+found in software), per-modem quirks from `protocol.voice`. Runs on the session's thread;
+the line's thread only decodes bytes into a queue, so it is never blocked here.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..events import EventBus
+from ..media import codecs
+from ..media.dsp import DtmfDigit, FaxCalling, LineMonitor, dbfs
+from ..modem.events import CallerHungUp
+from ..modem.line import Line
+from ..protocol.at import Command, Response
+from ..protocol.voice import (
+    NEED_DATA,
+    Audio,
+    DleDecoder,
+    Dtmf,
+    End,
+    HangupDetector,
+    Tone,
+    VoiceEvent,
+    VoiceFormat,
+    VoiceQuirks,
+    abort_play,
+    choose_format,
+    chunks,
+    end_play,
+    quirks_for,
+    record_commands,
+    stop_record,
+)
+from .voice import RATE, DigitsResult, EndReason, Pcm, PlayResult, RecordResult
+
+log = logging.getLogger(__name__)
+
+ALL_KEYS = "0123456789*#ABCD"
+HANGUP_TONES = {"loop_break", "busy", "dial_tone"}
+SAME_KEY_WINDOW = 0.5  # a key heard in the audio and reported by the modem is one press
+TAIL_SECONDS = 0.3  # quiet kept at the end of a trimmed recording
+QUIET_DBFS = -45.0
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """How playback is paced: `speed` > 1 runs faster than real time (tests, simulator);
+    `lead` is how far ahead of the modem we stay, in seconds of audio."""
+
+    speed: float = 1.0
+    lead: float = 0.1
+    chunk_ms: int = 20
+
+
+class _Stream:
+    """The modem's bytes in one voice data state: decoded on the line's thread into a queue."""
+
+    def __init__(self, decoder: DleDecoder, clock: Callable[[], float]) -> None:
+        self.decoder = decoder
+        self.clock = clock
+        self.events: queue.SimpleQueue[VoiceEvent] = queue.SimpleQueue()
+        # What follows the data (the OK line): handed to leave_data(), and still growing until
+        # leave_data() runs on the line's thread, so nothing that arrives in between is lost.
+        self.after = bytearray()
+        self.ended = threading.Event()
+        self.text_only = False  # after our end of AT+VTX: only the result line follows
+        self._dle = False
+
+    def on_data(self, data: bytes) -> None:
+        if self.text_only or self.decoder.ended:
+            self._text(data)
+            return
+        self.decoder.receive_data(data, now=self.clock())
+        while (ev := self.decoder.next_event()) is not NEED_DATA:
+            assert isinstance(ev, VoiceEvent)
+            self.events.put(ev)
+        if self.decoder.ended:
+            self.after += self.decoder.trailing_data
+            self.ended.set()
+
+    def _text(self, data: bytes) -> None:
+        """Keep the result text; drop DLE codes the modem may still send before it."""
+        for b in data:
+            if self._dle:
+                self._dle = False
+            elif b == 0x10:
+                self._dle = True
+            else:
+                self.after.append(b)
+
+    def get(self, timeout: float) -> VoiceEvent | None:
+        try:
+            return self.events.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            return None
+
+
+class AnalogVoiceChannel:
+    """A `VoiceChannel` over a `Line` whose modem is in voice mode (answered with +FCLASS=8)."""
+
+    def __init__(
+        self,
+        line: Line,
+        *,
+        bus: EventBus | None = None,
+        call_id: int = 0,
+        pacing: Pacing | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        command_timeout: float = 5.0,
+    ) -> None:
+        self.line = line
+        self.call_id = call_id
+        self.pacing = pacing or Pacing()
+        self.clock = clock
+        self.command_timeout = command_timeout
+        profile = line.profile
+        info = profile.info[0] if profile is not None and profile.info else ""
+        model = f"{profile.manufacturer} {profile.model}" if profile is not None else ""
+        self.quirks: VoiceQuirks = quirks_for(info, model)
+        self.format: VoiceFormat | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._gone = threading.Event()
+        self._gone_why = ""
+        self._busy = False
+        self._hang_up_after = False
+        self._hung_up = False
+        self._last_key: tuple[str, float, str] | None = None  # digit, stream time, source
+        self._unsubscribe: Callable[[], None] | None = None
+        if bus is not None:
+            self._unsubscribe = bus.subscribe(CallerHungUp, self._on_caller_hung_up)
+
+    # -- VoiceChannel -------------------------------------------------------------------------
+
+    @property
+    def description(self) -> str:
+        fmt = self.format
+        words = f"{fmt.name} {fmt.rate / 1000:g} kHz" if fmt else "format not chosen yet"
+        return f"analog V.253 {words} ({self.quirks.name} modem)"
+
+    @property
+    def caller_gone(self) -> bool:
+        return self._gone.is_set()
+
+    def play(self, audio: Pcm, *, stop_digits: str = ALL_KEYS) -> PlayResult:
+        if not self._begin():
+            return PlayResult(reason="hangup")
+        try:
+            return self._play(audio, stop_digits)
+        except Exception as exc:  # a line gone mid-call must not kill the session
+            log.warning("%s: playback failed: %s", self.line.name, exc)
+            return PlayResult(reason="error")
+        finally:
+            self._end()
+
+    def record(
+        self, max_seconds: float, *, stop_digits: str = "#", silence_seconds: float = 6.0
+    ) -> RecordResult:
+        empty = np.zeros(0, dtype=np.int16)
+        if not self._begin():
+            return RecordResult(reason="hangup", audio=empty)
+        try:
+            got = self._listen(
+                max_seconds=max_seconds,
+                stop_digits=stop_digits,
+                silence_seconds=silence_seconds,
+                keep=True,
+            )
+        except Exception as exc:
+            log.warning("%s: recording failed: %s", self.line.name, exc)
+            return RecordResult(reason="error", audio=empty, detail=str(exc))
+        finally:
+            self._end()
+        return RecordResult(
+            reason=got.reason,
+            audio=got.audio,
+            digits=got.digits,
+            seconds=got.audio.size / RATE,
+            detail=got.detail,
+        )
+
+    def collect_digits(self, count: int, timeout: float, *, end_digit: str = "#") -> DigitsResult:
+        if not self._begin():
+            return DigitsResult(reason="hangup")
+        try:
+            got = self._listen(
+                max_seconds=timeout,
+                stop_digits=end_digit,
+                silence_seconds=timeout + 60.0,
+                keep=False,
+                count=count,
+            )
+        except Exception as exc:
+            log.warning("%s: waiting for keys failed: %s", self.line.name, exc)
+            return DigitsResult(reason="error")
+        finally:
+            self._end()
+        reason: EndReason = got.reason
+        if reason == "digit" or (count and len(got.digits) >= count):
+            reason = "done"
+        elif reason == "done":
+            reason = "silence"  # the time ran out
+        return DigitsResult(
+            reason=reason, digits=got.digits.rstrip(end_digit) if end_digit else got.digits
+        )
+
+    def hang_up(self) -> None:
+        with self._lock:
+            if self._hung_up:
+                return
+            self._stop.set()
+            if self._busy:
+                self._hang_up_after = True  # the running step hangs up once out of data mode
+                return
+            self._hung_up = True
+        self._do_hang_up()
+
+    def close(self) -> None:
+        """Stop listening to the bus; hang up if still on the line. Safe twice."""
+        self.hang_up()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _begin(self) -> bool:
+        with self._lock:
+            if self._stop.is_set() or self._gone.is_set() or self._hung_up:
+                return False
+            self._busy = True
+            return True
+
+    def _end(self) -> None:
+        with self._lock:
+            self._busy = False
+            after = self._hang_up_after and not self._hung_up
+            if after:
+                self._hung_up = True
+        if after:
+            self._do_hang_up()
+
+    def _do_hang_up(self) -> None:
+        try:
+            self.line.hangup().result(timeout=self.command_timeout + 5)
+        except Exception as exc:
+            log.info("%s: hang-up: %s", self.line.name, exc)
+
+    def _on_caller_hung_up(self, event: CallerHungUp) -> None:
+        if event.line == self.line.name and (not self.call_id or event.call_id == self.call_id):
+            self._caller_left(event.reason)
+
+    def _caller_left(self, why: str) -> None:
+        if not self._gone.is_set():
+            self._gone_why = why
+            log.info("%s: the caller is gone (%s)", self.line.name, why)
+        self._gone.set()
+
+    def _command(self, text: str) -> Any:
+        fut: Future[Any] = self.line.command(Command(text, timeout=self.command_timeout))
+        return fut.result(timeout=self.command_timeout + 5)
+
+    def _setup(self) -> VoiceFormat:
+        """Choose the audio format from what the modem offers (AT+VSM=?) and select it."""
+        if self.format is not None:
+            return self.format
+        answer = self._command("AT+VSM=?")
+        lines: tuple[str, ...] = answer.lines if isinstance(answer, Response) else ()
+        fmt = choose_format(lines)
+        if fmt is None:
+            profile = self.line.profile
+            offered = profile.voice_formats if profile is not None else ()
+            fmt = choose_format(f'{f.code},"{f.name}",8,0,(8000)' for f in offered)
+        if fmt is None:
+            raise RuntimeError("the modem offers no audio format Frontdesk can decode")
+        selected = self._command(fmt.command)
+        if not isinstance(selected, Response):
+            raise RuntimeError(f"the modem refused {fmt.command}")
+        self.format = fmt
+        log.info("%s: voice audio %s (%s)", self.line.name, fmt.name, fmt.command)
+        return fmt
+
+    def _enter(self, text: str, stream: _Stream) -> bool:
+        fut = self.line.enter_data(Command(text, timeout=self.command_timeout), stream.on_data)
+        result = fut.result(timeout=self.command_timeout + 5)
+        ok = isinstance(result, Response) and result.result.upper().startswith("CONNECT")
+        if not ok:
+            log.warning(
+                "%s: %s answered %s", self.line.name, text, getattr(result, "result", result)
+            )
+        return ok
+
+    def _leave(self, stream: _Stream, command: str) -> None:
+        fut = self.line.leave_data(
+            stream.after,  # type: ignore[arg-type]  # grows until the line switches back
+            await_result=Command(command, timeout=self.command_timeout),
+        )
+        try:
+            fut.result(timeout=self.command_timeout + 5)
+        except Exception as exc:
+            log.info("%s: leaving %s: %s", self.line.name, command, exc)
+
+    def _encode(self, audio: Pcm, fmt: VoiceFormat) -> bytes:
+        pcm = np.asarray(audio, dtype=np.int16)
+        if fmt.rate != RATE:
+            pcm = codecs.resample(pcm, RATE, fmt.rate)
+        return codecs.encode(pcm, fmt.codec)
+
+    def _key(self, digit: str, at: float, source: str) -> bool:
+        """True when `digit` is a new press (not the same key heard both ways)."""
+        last = self._last_key
+        self._last_key = (digit, at, source)
+        return not (
+            last is not None
+            and last[0] == digit
+            and last[2] != source
+            and abs(at - last[1]) < SAME_KEY_WINDOW
+        )
+
+    def _play(self, audio: Pcm, stop_digits: str) -> PlayResult:
+        fmt = self._setup()
+        data = self._encode(audio, fmt)
+        stream = _Stream(
+            DleDecoder(keep_audio=False, bytes_per_second=fmt.bytes_per_second), self.clock
+        )
+        if not self._enter("AT+VTX", stream):
+            return PlayResult(reason="error")
+        speed, lead = self.pacing.speed, self.pacing.lead
+        start = self.clock()
+        sent = 0.0
+        digits = ""
+        reason: EndReason = "done"
+
+        def drain(wait: float) -> EndReason:
+            nonlocal digits
+            deadline = self.clock() + wait
+            while True:
+                ev = stream.get(deadline - self.clock())
+                if ev is None:
+                    return "hangup" if self._stop.is_set() or self._gone.is_set() else "done"
+                if isinstance(ev, Dtmf):
+                    t = (self.clock() - start) * speed
+                    if self._key(ev.digit, t, "modem"):
+                        digits += ev.digit
+                        if ev.digit in stop_digits:
+                            return "digit"
+                elif isinstance(ev, Tone):
+                    if ev.kind == "fax_calling":
+                        return "fax"
+                    if ev.kind in HANGUP_TONES:
+                        self._caller_left(f"modem: DLE {ev.code}")
+                        return "hangup"
+                elif isinstance(ev, End):
+                    return "error"
+
+        for chunk in chunks(data, self.pacing.chunk_ms, fmt.rate, fmt.bytes_per_sample):
+            ahead = sent - (self.clock() - start) * speed
+            reason = drain(max(0.0, (ahead - lead) / speed))
+            if reason != "done":
+                break
+            self.line.write_data(chunk.data)
+            sent += chunk.seconds
+        stream.text_only = True
+        self.line.write_data(end_play(self.quirks) if reason == "done" else abort_play(self.quirks))
+        self._leave(stream, "AT+VTX")
+        played = min(sent, (self.clock() - start) * speed)
+        return PlayResult(reason=reason, digits=digits, seconds=round(played, 3))
+
+    def _listen(
+        self,
+        *,
+        max_seconds: float,
+        stop_digits: str,
+        silence_seconds: float,
+        keep: bool,
+        count: int = 0,
+    ) -> _Heard:
+        fmt = self._setup()
+        for text in record_commands(self.quirks)[:-1]:
+            answer = self._command(text)  # USR5637: AT+VLS=5 before AT+VRX
+            if not isinstance(answer, Response):
+                log.info("%s: %s refused", self.line.name, text)
+        stream = _Stream(DleDecoder(bytes_per_second=fmt.bytes_per_second), self.clock)
+        if not self._enter("AT+VRX", stream):
+            return _Heard(reason="error", detail="the modem refused AT+VRX")
+        listening = keep or silence_seconds < max_seconds
+        hangup = HangupDetector(
+            start=0.0,
+            silence_seconds=silence_seconds,
+            max_duration=max_seconds,
+            modem_silence=self.quirks.modem_silence_works and listening,
+        )
+        monitor = LineMonitor(hangup=hangup, silence_seconds=silence_seconds)
+        pieces: list[Pcm] = []
+        samples = 0
+        digits = ""
+        reason: EndReason | None = None
+        cut: float | None = None
+        detail = ""
+        wall_end = self.clock() + max_seconds / self.pacing.speed + 5.0
+
+        def press(digit: str, at: float, source: str) -> None:
+            nonlocal digits, reason, cut
+            if not self._key(digit, at, source):
+                return
+            digits += digit
+            if digit in stop_digits or (count and len(digits) >= count):
+                reason, cut = "digit", at
+
+        while reason is None:
+            if self._stop.is_set() or self._gone.is_set():
+                reason, detail = "hangup", self._gone_why or "hung up from our side"
+                cut = samples / RATE
+                break
+            ev = stream.get(0.1)
+            t = samples / RATE
+            if ev is None:
+                if self.clock() > wall_end:
+                    reason, detail = "error", "the modem stopped sending audio"
+                continue
+            if isinstance(ev, Audio):
+                pcm = codecs.decode(ev.data, fmt.codec)
+                if fmt.rate != RATE:
+                    pcm = codecs.resample(pcm, fmt.rate, RATE)
+                if keep:
+                    pieces.append(pcm)
+                samples += pcm.size
+                for found in monitor.feed(pcm):
+                    if isinstance(found, DtmfDigit):
+                        press(found.digit, found.start, "audio")
+                    elif isinstance(found, FaxCalling):
+                        reason, cut, detail = "fax", found.start, "fax calling tone (1100 Hz)"
+                    if reason is not None:
+                        break
+                if reason is None and hangup.result is not None:
+                    reason, cut, detail = _hangup_reason(hangup.result.reason, hangup.result.since)
+            elif isinstance(ev, Dtmf):
+                press(ev.digit, t, "modem")
+            elif isinstance(ev, Tone):
+                if ev.kind == "fax_calling":
+                    reason, cut, detail = "fax", t, "modem: DLE c"
+                    continue
+                found_h = hangup.event(ev, t)
+                if found_h is not None:
+                    reason, cut, detail = _hangup_reason(found_h.reason, found_h.since)
+                    detail = f"modem: DLE {ev.code}" if found_h.reason != "silence" else detail
+            elif isinstance(ev, End):
+                reason, cut, detail = "hangup", t, "the modem ended the recording"
+        if reason == "hangup" and detail.startswith(("modem", "dial", "busy")):
+            self._caller_left(detail)
+        if not stream.ended.is_set():
+            self.line.write_data(stop_record(self.quirks))
+            stream.ended.wait(2.0)
+        self._leave(stream, "AT+VRX")
+        audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
+        if keep:
+            audio = trim(audio, cut if reason != "done" else None)
+        return _Heard(reason=reason, audio=audio, digits=digits, detail=detail)
+
+
+def _no_audio() -> Pcm:
+    return np.zeros(0, dtype=np.int16)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Heard:
+    reason: EndReason
+    audio: Pcm = field(default_factory=_no_audio)
+    digits: str = ""
+    detail: str = ""
+
+
+def _hangup_reason(reason: str, since: float) -> tuple[EndReason, float, str]:
+    words = {
+        "loop_break": "modem: loop current break",
+        "busy": "modem: busy tone",
+        "dial_tone": "modem: dial tone",
+        "modem_silence": "modem: silence",
+        "modem_quiet": "modem: quiet",
+        "silence": f"silence from {since:.1f} s",
+        "dial_tone_audio": f"dial tone after {since:.1f} s",
+        "busy_tone_audio": f"busy tone after {since:.1f} s",
+        "max_duration": "maximum length reached",
+        "stream_end": "the modem ended the recording",
+    }.get(reason, reason)
+    if reason == "max_duration":
+        return "done", since, words
+    if reason in ("silence", "modem_silence", "modem_quiet"):
+        return "silence", since, words
+    return "hangup", since, words
+
+
+def trim(audio: Pcm, cut: float | None) -> Pcm:
+    """Cut the recording at `cut` seconds (where the caller left: tone or silence started),
+    then drop trailing quiet, keeping `TAIL_SECONDS` of it."""
+    if cut is not None:
+        audio = audio[: max(0, int(cut * RATE))]
+    frame = RATE // 50
+    end = audio.size
+    while end >= frame and dbfs(audio[end - frame : end]) <= QUIET_DBFS:
+        end -= frame
+    if end == 0:
+        return audio[:0]
+    keep = min(audio.size, end + int(TAIL_SECONDS * RATE))
+    return audio[:keep]
+
+
+__all__ = ["AnalogVoiceChannel", "Pacing", "trim"]

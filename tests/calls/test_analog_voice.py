@@ -1,0 +1,231 @@
+"""AnalogVoiceChannel against the simulated USR5637 and Conexant modems over a pty: format
+choice, DLE doubling, paced playback, held keys, quirks, hang-up and fax tone detection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from firmware_app.calls.analog_voice import AnalogVoiceChannel, Pacing, trim
+from firmware_app.calls.voice import VoiceChannel
+from firmware_app.events import EventBus
+from firmware_app.media import codecs, tones
+from firmware_app.modem import events as ev
+from firmware_app.modem.line import Line
+from firmware_app.modem.simulator import SimulatedModem, VoiceCaller
+from tests.modem.conftest import Recorder
+
+from .conftest import SPEED
+
+pytestmark = pytest.mark.timeout(40)
+
+
+def answered(
+    modem: SimulatedModem, line: Line, recorder: Recorder, bus: EventBus
+) -> AnalogVoiceChannel:
+    modem.ring("+15551234567", rings=3, interval=0.3)
+    recorder.wait(ev.IncomingCall, timeout=5)
+    assert "OK" in str(line.answer(at_ring=2).result(5))
+    call = recorder.wait(ev.CallAnswered, timeout=5)
+    return AnalogVoiceChannel(line, bus=bus, call_id=call.call_id, pacing=Pacing(speed=SPEED))
+
+
+def speech(seconds: float = 2.0) -> np.ndarray:
+    """Voice-like test audio: two tones with a slow level change (not DTMF, not a dial tone)."""
+    t = np.arange(int(seconds * 8000)) / 8000
+    x = 0.2 * np.sin(2 * np.pi * 310 * t) + 0.15 * np.sin(2 * np.pi * 1230 * t)
+    x *= 0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)
+    return np.round(x * 32767).astype(np.int16)
+
+
+@pytest.mark.parametrize(
+    ("personality", "codec", "command", "ending"),
+    [
+        ("usr5637", "ulaw", "AT+VSM=131,8000", "etx"),
+        ("cx93010", "ulaw", "AT+VSM=131,8000", "triple_etx"),
+    ],
+)
+def test_play_chooses_format_doubles_dle_and_ends_per_quirk(
+    personality: str,
+    codec: str,
+    command: str,
+    ending: str,
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    bus: EventBus,
+) -> None:
+    modem = make_modem(personality)
+    line = make_line(modem.path)
+    channel = answered(modem, line, recorder, bus)
+    assert isinstance(channel, VoiceChannel)
+    # A greeting full of 0x10 bytes once encoded: every one must arrive doubled and undoubled.
+    greeting = np.tile(codecs.decode(b"\x10\x10\x80\x10", codec), 2000)  # 1 s
+    result = channel.play(greeting, stop_digits="")
+    assert result.reason == "done" and result.seconds == pytest.approx(1.0)
+    assert command in modem.commands
+    played = modem.voice.played[-1]
+    assert played.codec == codec and played.ended == ending
+    assert bytes(played.data) == codecs.encode(greeting, codec)
+    assert played.overruns == 0  # paced: never more than the modem's buffer ahead
+    # Paced to (sped-up) real time: 1 s of audio takes about 1/SPEED s, not an instant.
+    assert played.seconds_real >= 0.8 / SPEED
+    assert "u-law" in channel.description or "ULAW" in channel.description
+    channel.close()
+
+
+def test_usr_needs_vls5_before_vrx_and_a_held_key_counts_once(
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    bus: EventBus,
+) -> None:
+    modem = make_modem("usr5637")
+    modem.voice.caller = (
+        VoiceCaller()
+        .press("7", at=0.3, after="record", hold=0.5, inband=False)  # ~7 DLE repeats
+        .press("2", at=1.2, after="record", hold=0.2)  # DLE and in-band: one press
+    )
+    line = make_line(modem.path)
+    channel = answered(modem, line, recorder, bus)
+    got = channel.collect_digits(2, timeout=5.0)
+    assert got.reason == "done" and got.digits == "72"
+    sent = modem.commands
+    assert sent.index("AT+VLS=5") == sent.index("AT+VRX") - 1
+    channel.close()
+
+
+def test_usr_without_vls5_quirk_workaround_errors(
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    bus: EventBus,
+) -> None:
+    """The simulator keeps the quirk honest: AT+VRX without AT+VLS=5 is refused."""
+    modem = make_modem("usr5637")
+    line = make_line(modem.path)
+    answered(modem, line, recorder, bus)
+    assert "ERROR" in str(line.command("AT+VRX").result(5))
+    assert "OK" in str(line.command("AT+VLS=5").result(5))
+
+
+def test_conexant_framed_keys_and_triple_dle_record_ending(
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    bus: EventBus,
+) -> None:
+    modem = make_modem("cx93010")
+    message = speech(1.5)
+    modem.voice.caller = (
+        VoiceCaller().say(message, at=0.2).press("#", at=2.0, after="record", hold=0.4)
+    )
+    line = make_line(modem.path)
+    channel = answered(modem, line, recorder, bus)
+    got = channel.record(20.0, stop_digits="#")
+    assert got.reason == "digit" and got.digits == "#"
+    assert "AT+VLS=5" not in modem.commands
+    assert modem.voice.recorded[-1].ended == "stopped"
+    # The message survives the codec round trip: compare with tolerance.
+    assert 1.5 <= got.seconds <= 2.1
+    start = int(0.2 * 8000)
+    heard = got.audio[start : start + message.size].astype(float)
+    ref = message[: heard.size].astype(float)
+    assert np.corrcoef(heard, ref)[0, 1] > 0.98
+    # After the triple-DLE ending the line is back in command mode.
+    assert "OK" in str(line.command("AT").result(5))
+    channel.close()
+
+
+@pytest.mark.parametrize(
+    ("how", "detail"),
+    [(("dial_tone",), "dial tone"), (("loop_break",), "modem: DLE l"), (("busy",), "busy tone")],
+)
+def test_caller_leaving_ends_and_trims_the_recording(
+    how: tuple[str, ...],
+    detail: str,
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    bus: EventBus,
+) -> None:
+    modem = make_modem("usr5637")
+    modem.voice.caller = (
+        VoiceCaller().say(speech(2.0), at=0.3).hang_up(at=2.5, after="record", how=how)  # type: ignore[arg-type]
+    )
+    line = make_line(modem.path)
+    channel = answered(modem, line, recorder, bus)
+    got = channel.record(120.0, silence_seconds=6.0)
+    assert got.reason == "hangup" and detail in got.detail
+    # Never minutes of tone: the recording ends where the caller's voice ended.
+    assert 2.2 <= got.seconds <= 2.7, got.seconds
+    assert channel.caller_gone
+    channel.close()
+
+
+def test_silence_ends_the_recording_and_keys_stop_playback(
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    bus: EventBus,
+) -> None:
+    modem = make_modem("usr5637")
+    modem.voice.caller = (
+        VoiceCaller().press("3", at=0.4, after="play", inband=False).say(speech(1.0), at=0.1)
+    )
+    line = make_line(modem.path)
+    channel = answered(modem, line, recorder, bus)
+    played = channel.play(tones.tone((600.0,), 3.0), stop_digits="3")
+    assert played.reason == "digit" and played.digits == "3"
+    assert played.seconds < 1.0
+    assert modem.voice.played[-1].ended == "abort"
+    got = channel.record(60.0, silence_seconds=2.0)
+    assert got.reason == "silence"
+    assert 1.0 <= got.seconds <= 1.5
+
+
+@pytest.mark.parametrize(("dle", "inband"), [(True, False), (False, True)])
+def test_fax_calling_tone_ends_the_step(
+    dle: bool,
+    inband: bool,
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    bus: EventBus,
+) -> None:
+    modem = make_modem("usr5637")
+    modem.voice.caller = VoiceCaller().send_fax_tone(at=0.2, after="record", dle=dle, inband=inband)
+    line = make_line(modem.path)
+    channel = answered(modem, line, recorder, bus)
+    got = channel.record(30.0)
+    assert got.reason == "fax"
+    channel.close()
+
+
+def test_hang_up_from_another_thread_is_safe_twice(
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    bus: EventBus,
+) -> None:
+    import threading
+
+    modem = make_modem("usr5637")
+    line = make_line(modem.path)
+    channel = answered(modem, line, recorder, bus)
+    threading.Timer(0.3, channel.hang_up).start()
+    got = channel.record(300.0)
+    assert got.reason == "hangup"
+    channel.hang_up()
+    recorder.wait(ev.CallEnded, timeout=5)
+    assert modem.commands.count("ATH") == 1
+    assert channel.play(tones.beep()).reason == "hangup"
+
+
+def test_trim_cuts_at_the_caller_leaving_and_drops_quiet() -> None:
+    voice = speech(1.0)
+    audio = np.concatenate([voice, tones.silence(3.0), tones.dial_tone(5.0)])
+    assert trim(audio, 1.0 + 3.0).size == pytest.approx(1.3 * 8000, abs=200)
+    assert trim(tones.silence(2.0), None).size == 0
