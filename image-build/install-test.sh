@@ -12,7 +12,8 @@
 # Needs root, debootstrap and the network (Debian's mirror and PyPI).
 #
 # Environment: FRONTDESK_TEST_DIR (default /var/tmp/frontdesk-install-test),
-# DEBIAN_MIRROR (default http://deb.debian.org/debian), KEEP=1 keeps the root afterwards.
+# DEBIAN_MIRROR (default http://deb.debian.org/debian), KEEP=1 keeps the root afterwards,
+# FROM=HEAD tests the last commit (git archive) instead of the working tree.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -72,11 +73,15 @@ for m in proc sys dev dev/pts; do
 done
 in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
 
-say "copy the source tree"
+say "copy the source tree${FROM:+ ($FROM)}"
 mkdir -p "$ROOT/usr/src/frontdesk"
-tar -C "$SRC" --exclude=.git --exclude=.venv --exclude=demo-data --exclude=test-artifacts \
+if [ -n "${FROM:-}" ]; then
+  git -C "$SRC" archive --format=tar "$FROM" | tar -C "$ROOT/usr/src/frontdesk" -xf -
+else
+  tar -C "$SRC" --exclude=.git --exclude=.venv --exclude=demo-data --exclude=test-artifacts \
   --exclude=__pycache__ --exclude='*.egg-info' --exclude=.pytest_cache --exclude=.ruff_cache \
-  --exclude=.mypy_cache -cf - . | tar -C "$ROOT/usr/src/frontdesk" -xf -
+    --exclude=.mypy_cache -cf - . | tar -C "$ROOT/usr/src/frontdesk" -xf -
+fi
 
 say "install.sh --no-start"
 in_root apt-get update -qq
@@ -114,13 +119,14 @@ python3 "$SRC/tests/udev_lint.py" "$ROOT/etc/udev/rules.d/70-frontdesk-modems.ru
   || fail "udev rules lint"
 
 say "frontdesk run on a simulated modem, as the frontdesk user"
+if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then fail "port $PORT is already in use"; fi
 cat >"$ROOT/etc/frontdesk/install-test.toml" <<EOF
 [modem]
 devices = ["sim:usr5637"]
 [web]
 listen = "127.0.0.1:$PORT"
 EOF
-install -d -o frontdesk -g frontdesk -m 0750 "$ROOT/var/lib/frontdesk"
+in_root install -d -o frontdesk -g frontdesk -m 0750 /var/lib/frontdesk
 token=$(in_root runuser -u frontdesk -- /opt/frontdesk/venv/bin/python -c '
 from pathlib import Path
 from firmware_app.services.auth import AuthService
@@ -131,8 +137,11 @@ print(secret)
 store.close()
 ')
 [ -n "$token" ] || fail "could not create an API token"
-in_root runuser -u frontdesk -- /opt/frontdesk/venv/bin/frontdesk run \
-  --config /etc/frontdesk/install-test.toml >"$WORK/daemon.log" 2>&1 &
+# exec all the way down (chroot, env, setpriv), so $! is the daemon and SIGTERM reaches it.
+chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+  setpriv --reuid=frontdesk --regid=frontdesk --init-groups --inh-caps=-all \
+  /opt/frontdesk/venv/bin/frontdesk run --config /etc/frontdesk/install-test.toml \
+  >"$WORK/daemon.log" 2>&1 &
 daemon_pid=$!
 status=""
 for _ in $(seq 1 60); do
