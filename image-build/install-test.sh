@@ -79,7 +79,7 @@ if [ -n "${FROM:-}" ]; then
   git -C "$SRC" archive --format=tar "$FROM" | tar -C "$ROOT/usr/src/frontdesk" -xf -
 else
   tar -C "$SRC" --exclude=.git --exclude=.venv --exclude=demo-data --exclude=test-artifacts \
-  --exclude=__pycache__ --exclude='*.egg-info' --exclude=.pytest_cache --exclude=.ruff_cache \
+    --exclude=__pycache__ --exclude='*.egg-info' --exclude=.pytest_cache --exclude=.ruff_cache \
     --exclude=.mypy_cache -cf - . | tar -C "$ROOT/usr/src/frontdesk" -xf -
 fi
 
