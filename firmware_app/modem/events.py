@@ -62,6 +62,13 @@ class CallerHungUp(LineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class KeyPressed(LineEvent):
+    """GSM: the modem heard a key during a call (`+DTMF`, `+RXDTMF`, `+QTONEDET` URCs)."""
+
+    digit: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallEnded(LineEvent):
     """We hung up (after answering or rejecting)."""
 

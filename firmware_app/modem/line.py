@@ -40,6 +40,7 @@ from ..protocol.at import (
     Timeout,
 )
 from ..protocol.callerid import CallerId, CallerIdCollector, CallWaiting, CollectorResult
+from ..protocol.voice import parse_dtmf_urc
 from ..routing import LineCapabilities
 from ..settings.lines import Lines
 from ..workers import Worker
@@ -518,6 +519,10 @@ class Line(Worker):
         name = urc.name
         if self._driver is not None:
             self._driver.on_urc(self, urc)
+        digit = parse_dtmf_urc(name, urc.args)
+        if digit is not None:
+            self.bus.publish(ev.KeyPressed(line=self.name, digit=digit))
+            return
         if name in ("RING", "+CRING"):
             self._ring(now)
         elif name in CALL_END_URCS and self._engine.in_flight is None:

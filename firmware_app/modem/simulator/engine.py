@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from . import gsm_audio
 from .callerid import CallerId, clip_fields, formatted_lines, raw_line
 from .commandline import Command, CommandLineError, split_args, split_commands
 from .personalities import Personality
@@ -171,6 +172,7 @@ class Engine:
         self.caller: CallerId | None = None
         self.call_started = datetime.min
         self.message_reference = 0
+        self.extras = gsm_audio.Extras()  # forwarding, dialled party, PCM port, +VTS
         self.voice = VoiceSim(self)  # analog voice data mode (AT+VTX / AT+VRX)
         self._reset_settings()
         self.handlers: dict[str, Handler] = self._handler_table()
@@ -465,6 +467,8 @@ class Engine:
                 "+CPBS": self._cpbs,
                 "+CPBR": self._cpbr,
                 "+CPCMREG": self._cpcmreg,
+                "+CCFC": lambda p, c: gsm_audio.ccfc(self, p, c),
+                "+VTS": lambda p, c: gsm_audio.vts(self, p, c),
                 "+QPCMV": self._qpcmv,
                 "+QGPSCFG": self._qgpscfg,
                 "+QURCCFG": self._accept,
@@ -599,6 +603,7 @@ class Engine:
         self.caller = None
         self.cpcmreg = 0
         self.vls = 0
+        self._pcm(False)
         self.voice.ended()
         return [], "OK"
 
@@ -613,7 +618,7 @@ class Engine:
             self.call_state = "active"
             self.caller = CallerId(number=number.rstrip(";").lstrip("Tt"))
             self.call_started = self.host.now()
-            return [], "OK"
+            return [], gsm_audio.dialled(self, number.rstrip(";").lstrip("Tt")) or "OK"
         if self.fclass == "8":
             self.call_state = "active"
             return [], "VCON"
@@ -625,7 +630,7 @@ class Engine:
         if self.call_state == "idle" or self.caller is None:
             return [], "OK"
         f = clip_fields(self.caller)
-        stat = 4 if self.call_state == "ringing" else 0
+        stat = {"ringing": 4, "alerting": 3}.get(self.call_state, 0)
         mode = 1 if self.call_state == "ringing" else 0
         return [f'+CLCC: 1,{mode},{stat},0,0,"{f["number"]}",{f["type"]}'], "OK"
 
@@ -687,6 +692,7 @@ class Engine:
         cid = self.caller
         self.caller = None
         self.cpcmreg = 0
+        self._pcm(False)
         if self.p.kind != "gsm" and was == "active":
             self.voice.caller_hangs_up()
         if self.p.kind != "gsm" or was == "idle":
@@ -943,6 +949,7 @@ class Engine:
             if cmd.args == "1" and self.call_state != "active":
                 return [], "ERROR"  # REFERENCE.md 2: only once the call is connected
             self.cpcmreg = int(cmd.args)
+            self._pcm(self.cpcmreg == 1)
             return [], "OK"
         return [], "ERROR"
 
@@ -959,6 +966,7 @@ class Engine:
             if enable not in (0, 1) or mode not in (0, 1, 2):
                 return [], "ERROR"
             self.qpcmv = (enable, mode)
+            self._pcm(enable == 1 and mode == 0 and self.call_state == "active")
             return [], "OK"
         return [], "ERROR"
 
@@ -975,8 +983,14 @@ class Engine:
 
     def _ddsetex(self, port: int, cmd: Command) -> Reply:
         if cmd.form == "set" and cmd.args == "2" and self.call_state == "active":
+            self._pcm(True)
             return [], "OK"
         return [], "ERROR"
+
+    def _pcm(self, on: bool) -> None:
+        """Call audio on the serial PCM port on or off (simulator/gsm_audio.py)."""
+        if self.extras.audio is not None:
+            self.extras.audio.set_enabled(on)
 
     # --- GSM: SMS (3GPP TS 27.005) ---------------------------------------------------------
 

@@ -27,6 +27,7 @@ from types import TracebackType
 
 from .callerid import CallerId
 from .engine import Engine, Sim
+from .gsm_audio import Extras, GsmAudio
 from .personalities import PERSONALITIES, PERSONALITY_NAMES, Personality
 from .voice import VoiceSim
 
@@ -149,6 +150,9 @@ class SimulatedModem:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=2.0)
+        audio = self.engine.extras.audio
+        if audio is not None:
+            audio.close()
         with self._lock:
             self._unplug()
             for fd in (self._wake_r, self._wake_w):
@@ -309,6 +313,23 @@ class SimulatedModem:
             log.exception("simulated %s: internal error", self.personality.name)
 
     # --- scripting API (thread-safe) -------------------------------------------------------
+
+    def pcm_audio(self, speed: float = 1.0) -> GsmAudio:
+        """The serial PCM port (`tty-<name>-pcm`) and the far end's script; created on first
+        use. `speed` > 1 sends frames faster than real time (tests)."""
+        with self._lock:
+            audio = self.engine.extras.audio
+            if audio is None:
+                link = self._ports[0].link.with_name(f"tty-{self.personality.name}-pcm")
+                audio = GsmAudio(self, link, speed=speed)
+                self.engine.extras.audio = audio
+            audio.speed = speed
+            return audio
+
+    @property
+    def extras(self) -> Extras:
+        """Forwarding (`forwards`), the called party (`callee`), `dialled`, `flashes`."""
+        return self.engine.extras
 
     @property
     def commands(self) -> list[str]:

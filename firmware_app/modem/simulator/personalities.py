@@ -106,7 +106,8 @@ USR5637 = Personality(
     model="USR5637",
     revision="1.2.23",
     commands=frozenset(
-        {"+GMI", "+GMM", "+GMR", "+FCLASS", "+VSM", "+VLS", "+VCID", "+GCI"} | _VOICE_COMMANDS
+        {"+GMI", "+GMM", "+GMR", "+FCLASS", "+VSM", "+VLS", "+VCID", "+GCI", "+VTS"}
+        | _VOICE_COMMANDS
     ),
     fclass_options="0,1,8",
     vsm_options=(
@@ -159,7 +160,7 @@ CX93010 = Personality(
     model="CX93001-EIS_V0.2013-V92",
     revision="CX93001-EIS_V0.2013-V92",
     commands=frozenset(
-        {"+GMI", "+GMM", "+GMR", "+FCLASS", "+VSM", "+VLS", "+VCID", "+GCI", "-SCID"}
+        {"+GMI", "+GMM", "+GMR", "+FCLASS", "+VSM", "+VLS", "+VCID", "+GCI", "-SCID", "+VTS"}
         | _VOICE_COMMANDS
     ),
     fclass_options="0,1,1.0,8",
@@ -231,6 +232,8 @@ _GSM_CORE = frozenset(
         "+GCAP",
         "+CPBS",
         "+CPBR",
+        "+CCFC",  # 3GPP TS 27.007 7.11 call forwarding
+        "+VTS",  # 3GPP TS 27.007 C.11 DTMF tones
     }
 )
 

@@ -1,0 +1,357 @@
+"""GSM call audio, call forwarding, the called party and hook flash for the simulated modems.
+
+- Serial PCM (SIM7600 `AT+CPCMREG=1`, EC25 `AT+QPCMV=1,0`, Huawei `AT^DDSETEX=2`): a second
+  pty (`tty-<name>-pcm`) carrying 8 kHz 16-bit LE frames of 320 bytes every 20 ms (faster with
+  `speed`) while the call's audio is on; a scripted far end says audio, presses keys (tones,
+  and the model's DTMF URC), hangs up; what the host sends is kept in `heard`.
+- `AT+CCFC` per 3GPP TS 27.007 7.11; the party an `ATD` calls (answers, presses keys, or not);
+  `AT+VTS={!,<n>}` hook flash on analog lines (REFERENCE.md 1, not checked on hardware).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import select
+import threading
+import time
+import tty
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...media import tones
+from .commandline import Command, split_args
+
+if TYPE_CHECKING:
+    from .engine import Engine, Reply
+
+log = logging.getLogger(__name__)
+
+FRAME_BYTES = 320
+FRAME_SECONDS = 0.02
+# DTMF URC of each model when a far-end key is heard (vendor AT manuals: SIM800 +DTMF after
+# AT+DDET=1; SIM7600 +RXDTMF; EC25 +QTONEDET with the key's ASCII code after AT+QTONEDET=1).
+DTMF_URC = {
+    "sim800": "+DTMF: {digit}",
+    "sim7600": "+RXDTMF: {digit}",
+    "ec25": "+QTONEDET: {code}",
+}
+
+# 3GPP TS 27.007 7.11: <reason> 0 unconditional, 1 busy, 2 no reply, 3 not reachable, 4 all
+# call forwarding, 5 all conditional; <mode> 0 disable, 1 enable, 2 query, 3 registration,
+# 4 erasure; <class> 1 voice (7 = voice, data and fax: the default); <time> 1-30 s, default 20.
+CCFC_REASONS = range(6)
+
+
+@dataclass(slots=True)
+class Forward:
+    number: str = ""
+    type: int = 129
+    active: bool = False
+    time: int = 20
+
+
+@dataclass(slots=True)
+class Callee:
+    """The party an `ATD<number>;` reaches: answers after `answer_after` s (0: at once, None:
+    never),
+    then presses `press` after `press_after` s (tones and, optionally, a DTMF URC), and hangs
+    up after `hang_up_after` s (None: stays). `busy` rejects the call at once."""
+
+    answer_after: float | None = 0.0
+    press: str = ""
+    press_after: float = 0.3
+    urc: bool = True
+    hang_up_after: float | None = None
+    busy: bool = False
+    say: np.ndarray | None = None
+
+
+@dataclass(slots=True)
+class Extras:
+    """State of one simulated modem beyond the engine's own: forwarding, dialled calls,
+    hook flashes, tones sent with +VTS."""
+
+    forwards: dict[int, Forward] = field(
+        default_factory=lambda: {r: Forward() for r in CCFC_REASONS}
+    )
+    ccfc_refused: bool = False  # the network refuses forwarding changes (+CME ERROR: 30)
+    callee: Callee = field(default_factory=Callee)
+    dialled: list[str] = field(default_factory=list)
+    flashes: list[int] = field(default_factory=list)  # hook flash lengths in ms
+    tones_sent: list[str] = field(default_factory=list)  # +VTS digits, in order
+    audio: GsmAudio | None = None
+
+
+def ccfc(engine: Engine, port: int, cmd: Command) -> Reply:
+    """AT+CCFC=<reason>,<mode>[,<number>[,<type>[,<class>[,<subaddr>[,<satype>[,<time>]]]]]]."""
+    x = engine.extras
+    if cmd.form == "test":
+        return ["+CCFC: (0-5)"], "OK"
+    if cmd.form != "set":
+        return [], "ERROR"
+    args = split_args(cmd.args)
+    try:
+        reason, mode = int(args[0]), int(args[1])
+    except (ValueError, IndexError):
+        return [], "ERROR"
+    if reason not in CCFC_REASONS or mode not in range(5):
+        return [], "ERROR"
+    engine._require_sim()
+    if engine.registration not in (1, 5):
+        raise engine.cme(30)  # no network service
+    number = args[2].strip('"') if len(args) > 2 else ""
+    targets = [reason] if reason < 4 else ([0, 1, 2, 3] if reason == 4 else [1, 2, 3])
+    if mode == 2:
+        lines = []
+        for r in targets:
+            f = x.forwards[r]
+            if f.active and f.number:
+                tail = f",,,{f.time}" if r == 2 else ""
+                lines.append(f'+CCFC: 1,1,"{f.number}",{f.type}{tail}')
+            else:
+                lines.append("+CCFC: 0,7")
+        return lines[:1] if reason < 4 else lines, "OK"
+    if x.ccfc_refused:
+        raise engine.cme(30)
+    for r in targets:
+        f = x.forwards[r]
+        if mode == 3:
+            if not number:
+                return [], "ERROR"
+            f.number = number
+            f.type = (
+                int(args[3]) if len(args) > 3 and args[3] else (145 if number[:1] == "+" else 129)
+            )
+            if len(args) > 7 and args[7]:
+                seconds = int(args[7])
+                if not 1 <= seconds <= 30:
+                    raise engine.cme(3)
+                f.time = seconds
+            f.active = True
+        elif mode == 1:
+            if not f.number:
+                raise engine.cme(3)  # nothing registered to enable
+            f.active = True
+        elif mode == 0:
+            f.active = False
+        elif mode == 4:
+            x.forwards[r] = Forward()
+    return [], "OK"
+
+
+def dialled(engine: Engine, number: str) -> str | None:
+    """After `ATD<number>;` on a GSM model: the call alerts; the callee script decides."""
+    x = engine.extras
+    x.dialled.append(number)
+    c = x.callee
+    gen = engine.ring_generation
+    if c.busy:
+        engine.call_state = "idle"
+        return "BUSY"
+    engine.call_state = "alerting"
+    if c.answer_after == 0:
+        _callee_answers(engine, gen)  # the default: connected at once, as before
+    elif c.answer_after is not None:
+        engine.host.call_later(c.answer_after, lambda: _callee_answers(engine, gen))
+    return None
+
+
+def _callee_answers(engine: Engine, gen: int) -> None:
+    if gen != engine.ring_generation or engine.call_state != "alerting":
+        return
+    engine.call_state = "active"
+    c = engine.extras.callee
+    audio = engine.extras.audio
+    if audio is not None:
+        audio.reset_script()
+        if c.say is not None:
+            audio.say(c.say)
+        if c.press:
+            audio.pause(c.press_after)
+            audio.press(c.press, urc=c.urc)
+        if c.hang_up_after is not None:
+            audio.pause(c.hang_up_after)
+            audio.hang_up()
+    elif c.press and c.urc:
+        fmt = DTMF_URC.get(engine.p.name)
+        if fmt:
+            for d in c.press:
+                text = fmt.format(digit=d, code=ord(d))
+                engine.host.call_later(c.press_after, lambda t=text: engine.urc(t))
+    if audio is None and c.hang_up_after is not None:
+        engine.host.call_later(c.hang_up_after, lambda: _far_end_hangs_up(engine, gen))
+
+
+def _far_end_hangs_up(engine: Engine, gen: int) -> None:
+    if gen == engine.ring_generation and engine.call_state == "active":
+        engine.caller_hangs_up()
+
+
+def vts(engine: Engine, port: int, cmd: Command) -> Reply:
+    """+VTS: DTMF tones (3GPP TS 27.007 C.11 / V.253 10.1.7); `{!,<n>}` is a hook flash of
+    n x 10 ms on analog lines (REFERENCE.md 1); the exchange then gives dial tone."""
+    if cmd.form == "test":
+        return ["+VTS: (0-9,*,#,A,B,C,D)"], "OK"
+    if cmd.form != "set" or engine.call_state != "active":
+        return [], "ERROR"
+    x = engine.extras
+    text = cmd.args.strip()
+    if text.startswith("{!") and engine.p.kind == "analog":
+        inner = text.strip("{}").split(",")
+        try:
+            ms = int(inner[1]) * 10 if len(inner) > 1 and inner[1] else 500
+        except ValueError:
+            return [], "ERROR"
+        x.flashes.append(ms)
+        return [], "OK"
+    for part in split_args(text.strip('"')):
+        part = part.strip().strip("[]{}")
+        digit = part.split(",")[0]
+        if len(digit) != 1 or digit not in "0123456789*#ABCD":
+            return [], "ERROR"
+        x.tones_sent.append(digit)
+    return [], "OK"
+
+
+class GsmAudio:
+    """The serial PCM port of a simulated GSM modem and the far end's scripted audio.
+
+    Frames flow only while `enabled` (the model's audio command during an active call). The
+    script: `say(pcm)`, `press(digits)`, `pause(s)`, `hang_up()`; silence when it is empty.
+    """
+
+    def __init__(self, modem: Any, link: Path, *, speed: float = 1.0) -> None:
+        self.modem = modem
+        self.link = link
+        self.speed = speed
+        self.enabled = False
+        self.heard = bytearray()  # everything the host sent on the PCM port
+        self.frames_sent = 0
+        self._script: collections.deque[tuple[str, Any]] = collections.deque()
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(self._master, False)
+        self._slave = slave
+        tmp = link.with_name(link.name + ".new")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(os.ttyname(slave))
+        tmp.replace(link)
+        self._thread = threading.Thread(target=self._run, name="sim-pcm", daemon=True)
+        self._thread.start()
+
+    # -- scripting (any thread) -------------------------------------------------------------
+
+    def say(self, pcm: Any) -> GsmAudio:
+        with self._lock:
+            self._script.append(("audio", np.asarray(pcm, dtype=np.int16)))
+        return self
+
+    def pause(self, seconds: float) -> GsmAudio:
+        with self._lock:
+            self._script.append(("audio", tones.silence(seconds)))
+        return self
+
+    def press(self, digits: str, *, urc: bool = False, tone: bool = True) -> GsmAudio:
+        """Keys as DTMF tones (100 ms on, 100 ms off) and, with `urc`, the model's report."""
+        with self._lock:
+            for d in digits:
+                if urc:
+                    self._script.append(("urc", d))
+                if tone:
+                    self._script.append(("audio", tones.dtmf(d, on_ms=100, off_ms=100)))
+        return self
+
+    def hang_up(self) -> GsmAudio:
+        with self._lock:
+            self._script.append(("hangup", None))
+        return self
+
+    def reset_script(self) -> None:
+        with self._lock:
+            self._script.clear()
+            self._pending = np.zeros(0, dtype=np.int16)
+
+    def heard_pcm(self) -> np.ndarray:
+        with self._lock:
+            data = bytes(self.heard[: len(self.heard) & ~1])
+        return np.frombuffer(data, dtype="<i2").astype(np.int16)
+
+    def set_enabled(self, on: bool) -> None:
+        self.enabled = on
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            self.link.unlink()
+
+    # -- the thread -------------------------------------------------------------------------
+
+    def _next_frame(self) -> bytes:
+        actions: list[tuple[str, Any]] = []
+        with self._lock:
+            while self._pending.size < 160 and self._script:
+                kind, value = self._script[0]
+                if kind == "audio":
+                    self._script.popleft()
+                    self._pending = np.concatenate([self._pending, value])
+                elif self._pending.size == 0:
+                    self._script.popleft()
+                    actions.append((kind, value))
+                else:
+                    break
+            frame = self._pending[:160]
+            self._pending = self._pending[160:]
+        for kind, value in actions:
+            if kind == "urc":
+                fmt = DTMF_URC.get(self.modem.personality.name)
+                if fmt:
+                    self.modem.send_urc(fmt.format(digit=value, code=ord(value)))
+            elif kind == "hangup":
+                self.modem.caller_hangs_up()
+        if frame.size < 160:
+            frame = np.concatenate([frame, np.zeros(160 - frame.size, dtype=np.int16)])
+        return frame.astype("<i2").tobytes()
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            tick = FRAME_SECONDS / max(self.speed, 0.01)
+            ready, _, _ = select.select(
+                [self._master], [], [], max(0.0, next_at - time.monotonic())
+            )
+            if ready:
+                with contextlib.suppress(BlockingIOError, OSError):
+                    data = os.read(self._master, 65536)
+                    with self._lock:
+                        self.heard += data
+            now = time.monotonic()
+            if now < next_at:
+                continue
+            next_at = max(next_at + tick, now - 5 * tick)
+            if not self.enabled:
+                continue
+            frame = self._next_frame()
+            try:
+                os.write(self._master, frame)
+                self.frames_sent += 1
+            except BlockingIOError:
+                pass  # nobody reads: the frame is lost, as on a real port
+            except OSError:
+                return
+
+
+__all__ = ["DTMF_URC", "Callee", "Extras", "Forward", "GsmAudio", "ccfc", "dialled", "vts"]
