@@ -1,0 +1,403 @@
+"""Forwarding: network call forwarding on GSM lines (AT+CCFC, set then verified by a query,
+re-applied when the mode, rota or settings change), what each line can do to put a call
+through, and the retention of recorded calls.
+
+Modem commands run on this service's own worker thread, never on a line's or the bus's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import schedule
+
+from ..errors import StoreError
+from ..events import EventBus, SettingsChanged
+from ..media.codecs import Samples, write_wav
+from ..modem import events as ev
+from ..protocol.at import Command, ErrorResult, Response, split_params, unquote
+from ..routing import on_duty
+from ..settings.routing import WEEKDAYS, parse_interval
+from ..store import Store
+from .routing import RoutingService
+from .scheduler import Scheduler
+from .settings import SettingsService
+
+log = logging.getLogger(__name__)
+
+SECTIONS = frozenset({"business", "hours", "holidays", "override", "staff", "rules", "forwarding"})
+NO_REPLY = 2  # 3GPP TS 27.007 7.11 <reason> 2: no reply
+TAG = "forwarding"
+DB, RECORDINGS = "recordings", "index"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ForwardState:
+    """What a GSM line's network forwarding is, as last set and read back."""
+
+    line: str
+    wanted: str  # the number it should forward to on no reply; "" = nothing
+    seconds: int
+    active: bool = False  # what the network said when asked
+    number: str = ""
+    verified: bool = False  # the query agreed with what was wanted
+    error: str = ""
+    at: dt.datetime | None = None
+
+    @property
+    def words(self) -> str:
+        if self.error:
+            return f"Not set: {self.error}"
+        if not self.wanted:
+            return "Not forwarding: Frontdesk takes every call" + (
+                " (checked with the network)" if self.verified else ""
+            )
+        check = "checked with the network" if self.verified else "the network disagrees"
+        return (
+            f"Unanswered calls go to {self.number or self.wanted} after {self.seconds} s ({check})"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LineAbility:
+    """How one line can put a call through, in words for the page."""
+
+    line: str
+    kind: str
+    methods: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def parse_ccfc(lines: Iterable[str]) -> tuple[bool, str, int | None]:
+    """A `+CCFC: <status>,<class>[,<number>,<type>[,<subaddr>,<satype>[,<time>]]]` answer:
+    (active for voice, number, time). Class 1 is voice; 7 covers voice, data and fax."""
+    for line in lines:
+        if not line.upper().startswith("+CCFC:"):
+            continue
+        params = split_params(line.split(":", 1)[1])
+        try:
+            status, klass = int(params[0]), int(params[1])
+        except (IndexError, ValueError):
+            continue
+        if not klass & 1:
+            continue
+        number = unquote(params[2]) if len(params) > 2 else ""
+        seconds = None
+        if len(params) > 6 and params[6].strip().isdigit():
+            seconds = int(params[6])
+        return status == 1, number, seconds
+    return False, "", None
+
+
+class ForwardingService:
+    """Keeps GSM lines' no-reply forwarding in step with the hours, override and rota."""
+
+    def __init__(
+        self,
+        settings: SettingsService,
+        routing: RoutingService,
+        lines: Callable[[], Iterable[Any]],
+        *,
+        bus: EventBus | None = None,
+        scheduler: Scheduler | None = None,
+        command_timeout: float = 10.0,
+    ) -> None:
+        self._settings = settings
+        self._routing = routing
+        self._lines = lines
+        self._bus = bus
+        self._scheduler = scheduler
+        self._timeout = command_timeout
+        self._lock = threading.Lock()
+        self._states: dict[str, ForwardState] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forwarding")
+        self._unsubscribe: list[Callable[[], None]] = []
+        self.next_apply: dt.datetime | None = None
+
+    # -- what should be ---------------------------------------------------------------------
+
+    def target(self, now: dt.datetime | None = None) -> tuple[str, int]:
+        """(number to forward to on no reply, seconds); "" while closed or not managed."""
+        s = self._settings.get()
+        seconds = s.forwarding.no_reply_seconds
+        if not s.forwarding.network or not s.rules.forward_calls:
+            return "", seconds
+        now = now or self._routing.now()
+        router = self._routing.router()
+        status = router.hours.status(now)
+        if not status.is_open:
+            return "", seconds
+        people = router.people(on_duty(s.staff, now, router.hours.tz, is_open=True))
+        first = next((p.mobile for p in people if p.mobile), "")
+        return first, seconds
+
+    def managed(self) -> bool:
+        return self._settings.get().forwarding.network
+
+    # -- doing it ---------------------------------------------------------------------------
+
+    def gsm_lines(self) -> list[Any]:
+        out = []
+        for line in self._lines():
+            status = line.status()
+            if status.kind == "gsm" and status.state not in ("down", "starting"):
+                out.append(line)
+        return out
+
+    def apply(self, line: Any, now: dt.datetime | None = None) -> ForwardState:
+        """Set the line's no-reply forwarding (or switch it off), then read it back."""
+        wanted, seconds = self.target(now)
+        at = self._routing.now()
+        if wanted:
+            kind = 145 if wanted.startswith("+") else 129
+            text = f'AT+CCFC={NO_REPLY},3,"{wanted}",{kind},1,,,{seconds}'
+        else:
+            text = f"AT+CCFC={NO_REPLY},0"
+        result = self._chat(line, text)
+        if not isinstance(result, Response):
+            state = ForwardState(
+                line=line.name, wanted=wanted, seconds=seconds, error=_words(result), at=at
+            )
+            return self._keep(state)
+        active, number, got = self.query(line)
+        if wanted:
+            ok = active and number.lstrip("+") == wanted.lstrip("+") and got in (None, seconds)
+        else:
+            ok = not active
+        state = ForwardState(
+            line=line.name,
+            wanted=wanted,
+            seconds=got or seconds,
+            active=active,
+            number=number,
+            verified=ok,
+            at=at,
+            error="" if ok else "the network did not take the change",
+        )
+        log.info("%s: network forwarding %s", line.name, "set" if ok else "NOT as wanted")
+        return self._keep(state)
+
+    def query(self, line: Any) -> tuple[bool, str, int | None]:
+        result = self._chat(line, f"AT+CCFC={NO_REPLY},2")
+        if not isinstance(result, Response):
+            return False, "", None
+        return parse_ccfc(result.lines)
+
+    def apply_all(self, now: dt.datetime | None = None) -> list[ForwardState]:
+        """Apply on every GSM line (when the owner lets Frontdesk manage forwarding)."""
+        states: list[ForwardState] = []
+        if self.managed():
+            for line in self.gsm_lines():
+                try:
+                    states.append(self.apply(line, now))
+                except Exception as exc:
+                    log.warning("%s: forwarding not applied: %s", line.name, exc)
+        self.schedule_next(now)
+        return states
+
+    def submit(self) -> Future[list[ForwardState]]:
+        """`apply_all` on the service's worker thread."""
+        return self._pool.submit(self.apply_all)
+
+    def states(self) -> list[ForwardState]:
+        with self._lock:
+            return list(self._states.values())
+
+    # -- when to do it again ----------------------------------------------------------------
+
+    def next_change(self, now: dt.datetime | None = None) -> dt.datetime | None:
+        """The next opening, closing or rota boundary: the target may change then."""
+        now = now or self._routing.now()
+        router = self._routing.router()
+        times = []
+        status = router.hours.status(now)
+        if status.next_change is not None:
+            times.append(status.next_change)
+        tz = router.hours.tz
+        local = now.astimezone(tz)
+        for entry in self._settings.get().staff.rota:
+            for ahead in range(8):
+                day = local.date() + dt.timedelta(days=ahead)
+                if WEEKDAYS[day.weekday()] not in entry.days:
+                    continue
+                midnight = dt.datetime.combine(day, dt.time(), tzinfo=tz)
+                for text in entry.hours:
+                    span = parse_interval(text)
+                    if span is None:
+                        continue
+                    for minutes in span:
+                        times.append(midnight + dt.timedelta(minutes=minutes))
+        future = [t for t in times if t > now]
+        return min(future) if future else None
+
+    def schedule_next(self, now: dt.datetime | None = None) -> dt.datetime | None:
+        """One job at the next change (replacing the previous one)."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return None
+        scheduler.cancel(TAG)
+        at = self.next_change(now) if self.managed() else None
+        self.next_apply = at
+        if at is None:
+            return None
+        seconds = max(1, int((at - scheduler.now()).total_seconds()) + 1)
+
+        def job() -> Any:
+            self.submit()
+            return schedule.CancelJob
+
+        scheduler.every(seconds).seconds.named("network forwarding").do(job).tag(TAG)
+        return at
+
+    def subscribe(self) -> None:
+        if self._bus is None:
+            return
+        self._unsubscribe.append(self._bus.subscribe(SettingsChanged, self._on_settings))
+        self._unsubscribe.append(self._bus.subscribe(ev.LineUp, self._on_line_up))
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._scheduler is not None:
+            self._scheduler.cancel(TAG)
+
+    def _on_settings(self, event: SettingsChanged) -> None:
+        if SECTIONS & set(event.sections):
+            self.submit()
+
+    def _on_line_up(self, event: ev.LineUp) -> None:
+        self.submit()
+
+    # -- what each line can do (the page) ---------------------------------------------------
+
+    def abilities(self) -> list[LineAbility]:
+        lines = list(self._lines())
+        out = []
+        for line in lines:
+            status = line.status()
+            others = [x for x in lines if x is not line and x.status().state != "down"]
+            methods: list[str] = []
+            notes: list[str] = []
+            if status.kind == "gsm":
+                methods.append("network forwarding (AT+CCFC, no reply)")
+                notes.append(
+                    "The network forwards to one number and cannot ask staff to press 1; "
+                    "it only works while Frontdesk has not answered."
+                )
+            if others:
+                methods.append("call staff on another line and join the calls")
+                notes.append("Staff press 1 to take the call, so a mobile's voicemail cannot.")
+            if status.kind == "analog":
+                methods.append("hook-flash transfer (PBX or Centrex lines)")
+                notes.append(
+                    "Hook-flash transfer is not verified on hardware; the call leaves "
+                    "Frontdesk once transferred."
+                )
+            if not methods:
+                notes.append("This line cannot put calls through: callers leave a voicemail.")
+            out.append(LineAbility(status.name, status.kind, tuple(methods), tuple(notes)))
+        return out
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _chat(self, line: Any, text: str) -> Any:
+        try:
+            return line.command(Command(text, timeout=self._timeout)).result(self._timeout + 2)
+        except Exception as exc:
+            return exc
+
+    def _keep(self, state: ForwardState) -> ForwardState:
+        with self._lock:
+            self._states[state.line] = state
+        return state
+
+
+def _words(result: Any) -> str:
+    if isinstance(result, ErrorResult):
+        return f"the modem answered {result.message or result.result}"
+    if isinstance(result, Exception):
+        return str(result) or type(result).__name__
+    return "no answer from the modem"
+
+
+class CallRecordings:
+    """Recordings of bridged calls: stored as WAV media, deleted after the retention period."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: SettingsService,
+        clock: Callable[[], dt.datetime],
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self._settings.get().forwarding.record_calls
+
+    def save(self, pcm: Samples, rate: int = 8000) -> str:
+        """Store a recording; returns its media reference (kept on the call record)."""
+        now = self._clock()
+        ref = self._store.media.write(write_wav(pcm, rate), "wav", when=now)
+        with self._lock:
+            index = self._index()
+            index.append({"ref": ref, "at": now.isoformat()})
+            self._store.put_document(DB, RECORDINGS, {"items": index})
+        return ref
+
+    def refs(self) -> list[str]:
+        with self._lock:
+            return [i["ref"] for i in self._index()]
+
+    def prune(self, now: dt.datetime | None = None) -> list[str]:
+        """Delete recordings older than the retention period; returns their references."""
+        now = now or self._clock()
+        keep = dt.timedelta(days=self._settings.get().forwarding.keep_recordings_days)
+        gone: list[str] = []
+        with self._lock:
+            kept = []
+            for item in self._index():
+                try:
+                    at = dt.datetime.fromisoformat(item["at"])
+                except (KeyError, ValueError):
+                    continue
+                if now - at > keep:
+                    with contextlib.suppress(StoreError):
+                        self._store.media.delete(item["ref"])
+                    gone.append(item["ref"])
+                else:
+                    kept.append(item)
+            if gone:
+                self._store.put_document(DB, RECORDINGS, {"items": kept})
+        if gone:
+            log.info("deleted %d call recording(s) past their retention", len(gone))
+        return gone
+
+    def add_job(self, scheduler: Scheduler) -> None:
+        scheduler.every(1).hours.named("call recording retention").do(self.prune)
+
+    def _index(self) -> list[dict[str, str]]:
+        doc = self._store.get_document(DB, RECORDINGS) or {}
+        items = doc.get("items", [])
+        return [dict(i) for i in items if isinstance(i, dict)]
+
+
+__all__ = [
+    "CallRecordings",
+    "ForwardState",
+    "ForwardingService",
+    "LineAbility",
+    "parse_ccfc",
+]

@@ -1,0 +1,176 @@
+"""Network forwarding against the simulated SIM800: AT+CCFC set, verified by a query, switched
+off when the override closes the office, re-applied at the next change; the +CCFC parser;
+what each line can do; call recordings deleted after their retention period."""
+
+# ruff: noqa: F811 - fixtures shared with tests/modem
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from firmware_app.events import EventBus
+from firmware_app.modem import events as ev
+from firmware_app.modem.line import Line
+from firmware_app.modem.simulator import SimulatedModem
+from firmware_app.services.forwarding import CallRecordings, ForwardingService, parse_ccfc
+from firmware_app.services.routing import RoutingService
+from firmware_app.services.scheduler import Scheduler
+from firmware_app.services.settings import SettingsService
+from firmware_app.settings.routing import RotaEntry, StaffMember
+from firmware_app.store import Store
+from tests.modem.conftest import Recorder, bus, make_line, make_modem, recorder  # noqa: F401
+
+LONDON = ZoneInfo("Europe/London")
+NOW = dt.datetime(2026, 3, 4, 10, 0, tzinfo=LONDON)  # a Wednesday, open 09:00-17:00
+
+
+class Clock:
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def world(
+    store: Store, bus: EventBus
+) -> Iterator[tuple[SettingsService, RoutingService, Clock, Scheduler]]:
+    settings = SettingsService(store, bus)
+    s = settings.get()
+    s.business.timezone = "Europe/London"
+    s.business.country = "GB"
+    s.forwarding.network = True
+    s.forwarding.no_reply_seconds = 15
+    s.staff.members = [
+        StaffMember(name="Anna", mobile="+447700900001"),
+        StaffMember(name="Ben", mobile="+447700900002"),
+    ]
+    s.staff.rota = [
+        RotaEntry(name="Anna", days=["mon", "tue", "wed", "thu", "fri"], hours=["09:00-13:00"]),
+        RotaEntry(name="Ben", days=["mon", "tue", "wed", "thu", "fri"], hours=["13:00-17:00"]),
+    ]
+    settings.save(s)
+    clock = Clock(NOW)
+    yield settings, RoutingService(settings, clock), clock, Scheduler(clock)
+
+
+def test_parse_ccfc() -> None:
+    assert parse_ccfc(['+CCFC: 1,1,"+420123456678",145,,,20']) == (True, "+420123456678", 20)
+    assert parse_ccfc(["+CCFC: 0,7"]) == (False, "", None)
+    assert parse_ccfc(['+CCFC: 1,4,"+1",145', '+CCFC: 1,1,"+2",145']) == (True, "+2", None)
+    assert parse_ccfc(["OK"]) == (False, "", None)
+
+
+def test_set_verify_and_reapply_on_mode_change(
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    bus: EventBus,
+    world: tuple[SettingsService, RoutingService, Clock, Scheduler],
+) -> None:
+    settings, routing, clock, scheduler = world
+    modem = make_modem("sim800")
+    line = make_line(modem.path)
+    recorder.wait(ev.LineUp, timeout=10)
+    service = ForwardingService(settings, routing, lambda: [line], bus=bus, scheduler=scheduler)
+    try:
+        assert service.target() == ("+447700900001", 15)  # Anna is on duty at 10:00
+        (state,) = service.apply_all()
+        assert state.verified and state.active and state.number == "+447700900001"
+        assert state.seconds == 15
+        assert 'AT+CCFC=2,3,"+447700900001",145,1,,,15' in modem.commands
+        assert "AT+CCFC=2,2" in modem.commands
+        fwd = modem.extras.forwards[2]
+        assert (fwd.active, fwd.number, fwd.time) == (True, "+447700900001", 15)
+        # The next change is Ben's turn at 13:00: a job is waiting for it.
+        assert service.next_apply == dt.datetime(2026, 3, 4, 13, 0, tzinfo=LONDON)
+        assert any(name == "network forwarding" for name, _ in scheduler.describe())
+
+        service.subscribe()
+        routing.set_override("closed", "switched_back")  # SettingsChanged -> re-applied
+        deadline = time.monotonic() + 10
+        while modem.extras.forwards[2].active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not modem.extras.forwards[2].active  # closed: Frontdesk takes every call
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            states = service.states()
+            if states and not states[0].wanted and states[0].verified:
+                break
+            time.sleep(0.05)
+        assert "Frontdesk takes every call" in service.states()[0].words
+
+        routing.set_override("off")
+        clock.now = dt.datetime(2026, 3, 4, 14, 0, tzinfo=LONDON)
+        (state,) = service.apply_all()
+        assert state.number == "+447700900002" and state.verified  # Ben after 13:00
+    finally:
+        service.close()
+
+
+def test_refused_by_the_network(
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    world: tuple[SettingsService, RoutingService, Clock, Scheduler],
+) -> None:
+    settings, routing, _, _ = world
+    modem = make_modem("sim800")
+    line = make_line(modem.path)
+    recorder.wait(ev.LineUp, timeout=10)
+    modem.extras.ccfc_refused = True
+    service = ForwardingService(settings, routing, lambda: [line])
+    try:
+        (state,) = service.apply_all()
+        assert not state.verified and state.error
+        assert state.words.startswith("Not set:")
+    finally:
+        service.close()
+
+
+def test_not_managed_leaves_the_network_alone(
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    world: tuple[SettingsService, RoutingService, Clock, Scheduler],
+) -> None:
+    settings, routing, _, _ = world
+    s = settings.get()
+    settings.save_section("forwarding", {"network": False})
+    assert s is not settings.get()
+    modem = make_modem("sim800")
+    line = make_line(modem.path)
+    recorder.wait(ev.LineUp, timeout=10)
+    service = ForwardingService(settings, routing, lambda: [line])
+    try:
+        assert service.apply_all() == []
+        assert not any("CCFC" in c for c in modem.commands)
+        (ability,) = service.abilities()
+        assert ability.kind == "gsm" and ability.methods[0].startswith("network forwarding")
+    finally:
+        service.close()
+
+
+def test_recordings_are_deleted_after_retention(
+    store: Store, world: tuple[SettingsService, RoutingService, Clock, Scheduler]
+) -> None:
+    settings, _, clock, scheduler = world
+    settings.save_section("forwarding", {"record_calls": True, "keep_recordings_days": 7})
+    recordings = CallRecordings(store, settings, clock)
+    assert recordings.enabled
+    old = recordings.save(np.zeros(800, dtype=np.int16))
+    clock.now = NOW + dt.timedelta(days=5)
+    new = recordings.save(np.zeros(800, dtype=np.int16))
+    clock.now = NOW + dt.timedelta(days=8)
+    recordings.add_job(scheduler)
+    assert recordings.prune() == [old]
+    assert not store.media.path(old).exists() and store.media.path(new).exists()
+    assert recordings.refs() == [new]
+    assert any(name == "call recording retention" for name, _ in scheduler.describe())
