@@ -102,6 +102,18 @@ class SignalChanged(LineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Unsolicited(LineEvent):
+    """A message-related unsolicited code for the SMS service: ``+CMTI``, ``+CMT``,
+    ``+CDSI``, ``+CDS`` or ``+CUSD`` (TS 27.005 3.4.1, TS 27.007 7.15). `extra` holds the
+    PDU line of ``+CMT``/``+CDS``."""
+
+    name: str
+    args: str
+    text: str
+    extra: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModemError(LineEvent):
     """Something the owner may need to act on: wrong SIM PIN, caller ID not enabled, ..."""
 

@@ -58,6 +58,9 @@ T = TypeVar("T")
 # Results that end a call when no command is in flight (V.250 5.7.1; SIM7600 MISSED_CALL;
 # Huawei ^CEND).
 CALL_END_URCS = frozenset({"NO CARRIER", "BUSY", "NO ANSWER", "^CEND", "MISSED_CALL"})
+# Codes the SMS service handles (new message, status report, USSD reply): published as
+# `events.Unsolicited` on the line's thread.
+MESSAGE_URCS = frozenset({"+CMTI", "+CMT", "+CDSI", "+CDS", "+CUSD"})
 
 
 class LineError(FrontdeskError):
@@ -504,6 +507,9 @@ class Line(Worker):
                 self._peer_error(event, now)
             elif isinstance(event, Prompt):
                 log.debug("%s: prompt for %s", self.name, event.command.text)
+                body = engine.pending_output()  # the SMS PDU and Ctrl-Z (TS 27.005 3.5.1)
+                if body:
+                    self._write(body)
 
     def _peer_error(self, event: PeerError, now: float) -> None:
         raw = event.raw.strip()
@@ -519,6 +525,13 @@ class Line(Worker):
         name = urc.name
         if self._driver is not None:
             self._driver.on_urc(self, urc)
+        if name in MESSAGE_URCS:
+            self.bus.publish(
+                ev.Unsolicited(
+                    line=self.name, name=name, args=urc.args, text=urc.line, extra=urc.extra
+                )
+            )
+            return
         digit = parse_dtmf_urc(name, urc.args)
         if digit is not None:
             self.bus.publish(ev.KeyPressed(line=self.name, digit=digit))

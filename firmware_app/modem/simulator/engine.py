@@ -18,7 +18,17 @@ from . import gsm_audio
 from .callerid import CallerId, clip_fields, formatted_lines, raw_line
 from .commandline import Command, CommandLineError, split_args, split_commands
 from .personalities import Personality
-from .sms import ALL, REC_UNREAD, STO_SENT, STO_UNSENT, PduError, SmsMemory, tpdu_length
+from .sms import (
+    ALL,
+    REC_UNREAD,
+    STO_SENT,
+    STO_UNSENT,
+    PduError,
+    SmsMemory,
+    pdu_bytes_safe,
+    status_report_pdu,
+    tpdu_length,
+)
 from .voice import VoiceSim
 
 log = logging.getLogger(__name__)
@@ -174,6 +184,19 @@ class Engine:
         self.message_reference = 0
         self.extras = gsm_audio.Extras()  # forwarding, dialled party, PCM port, +VTS
         self.voice = VoiceSim(self)  # analog voice data mode (AT+VTX / AT+VRX)
+        # Scripted SMS behaviour (see the modem's scripting API).
+        self.send_errors: list[int] = []  # +CMS ERROR codes for the next AT+CMGS, in order
+        self.report_status: int | None = 0x00  # TP-ST of status reports; None: send none
+        self.report_delay = 0.2
+        self.waiting_delivery: list[str] = []  # held by the network while memory is full
+        self.ussd_reply: tuple[str, int] = ("Your balance is 12.34 EUR.", 15)
+        self.ussd_before_ok = False
+        self.ussd_then_end = False
+        self.ussd_requests: list[str] = []
+        self.unacknowledged = 0  # +CMT/+CDS routed while +CSMS=1, awaiting +CNMA
+        self.acknowledged = 0
+        self.held: list[re.Pattern[str]] = []  # commands recorded but never answered
+        self.csms = 0
         self._reset_settings()
         self.handlers: dict[str, Handler] = self._handler_table()
 
@@ -351,7 +374,7 @@ class Engine:
         self.host.record(port, text)
         if not repeat:
             self.sessions[port].last_line = text
-        if not self.answering:
+        if not self.answering or any(p.search(text) for p in self.held):
             return
         body = text[2:]
         try:
@@ -458,6 +481,8 @@ class Engine:
                 "+CMGD": self._cmgd,
                 "+CMGS": self._cmgs,
                 "+CMGW": self._cmgs,
+                "+CNMA": self._cnma,
+                "+CUSD": self._cusd,
                 "+CIMI": self._cimi,
                 "+CCID": self._ccid,
                 "+CHUP": self._h,
@@ -1027,8 +1052,9 @@ class Engine:
         if cmd.form == "test":
             return ["+CSMS: (0,1)"], "OK"
         if cmd.form == "read":
-            return ["+CSMS: 0,1,1,1"], "OK"
+            return [f"+CSMS: {self.csms},1,1,1"], "OK"
         if cmd.form == "set" and cmd.args in ("0", "1"):
+            self.csms = int(cmd.args)
             return ["+CSMS: 1,1,1"], "OK"
         return [], "ERROR"
 
@@ -1121,7 +1147,16 @@ class Engine:
             raise self.cms(302)
         index = self._index(args[0]) if delflag == 0 else int(args[0] or "1")
         self.memories[self.cpms[0]].delete(index, delflag)
+        if self.waiting_delivery:
+            # Room again: the ME tells the network (TS 23.040 10.3, SM memory available) and
+            # the SMSC delivers what it held.
+            self.host.call_later(0.05, self._redeliver)
         return [], "OK"
+
+    def _redeliver(self) -> None:
+        waiting, self.waiting_delivery = self.waiting_delivery, []
+        for pdu in waiting:
+            self.deliver_sms(pdu)
 
     def _cmgs(self, port: int, cmd: Command) -> Reply:
         self._require_sim(sms=True)
@@ -1170,22 +1205,103 @@ class Engine:
                 return
             self.host.write(port, self._frame(port, [f"+CMGW: {index}"], "OK"))
             return
+        if self.send_errors:
+            # Scripted network refusal, e.g. 38 network out of order (TS 27.005 3.2.5).
+            self.host.write(port, self._frame(port, [], self.cms(self.send_errors.pop(0)).final))
+            return
         self.message_reference = (self.message_reference + 1) % 256
         self.sent_sms.append(pdu.upper())
         log.debug("SMS sent, reference %s", self.message_reference)
+        submit = pdu_bytes_safe(pdu)
+        if submit is not None and self.report_status is not None:
+            sca = submit[0]
+            if len(submit) > sca + 2 and submit[sca + 1] & 0x20:  # TP-SRR (TS 23.040 9.2.3.5)
+                mr, status = self.message_reference, self.report_status
+                gen = self.generation
+                self.host.call_later(
+                    self.report_delay, lambda: self._status_report(gen, submit, mr, status)
+                )
         self.host.write(port, self._frame(port, [f"+CMGS: {self.message_reference}"], "OK"))
+
+    def _status_report(self, gen: int, submit: bytes, mr: int, status: int) -> None:
+        """The SMSC's report on a message sent with TP-SRR, routed per +CNMI <ds>
+        (TS 27.005 3.4.1: 1 as +CDS, 2 stored and announced as +CDSI)."""
+        if gen != self.generation or not self.powered:
+            return
+        now = self.host.now()
+        if now.tzinfo is None:
+            now = now.astimezone()
+        pdu = status_report_pdu(submit, mr, status, now)
+        ds = self.cnmi[3]
+        if ds == 1:
+            if self.csms == 1:
+                self.unacknowledged += 1
+            self.urc(f"+CDS: {tpdu_length(pdu)}\r\n{pdu}")
+        elif ds == 2:
+            memory = self.cpms[2]
+            index = self.memories[memory].store(pdu, REC_UNREAD)
+            if index is not None:
+                self.urc(f'+CDSI: "{memory}",{index}')
+
+    def _cnma(self, port: int, cmd: Command) -> Reply:
+        """TS 27.005 3.4.4: acknowledge a +CMT/+CDS routed to the TE (only with +CSMS=1)."""
+        if cmd.form == "test":
+            return ["+CNMA: (0-2)"], "OK"
+        if self.csms != 1 or self.unacknowledged <= 0:
+            raise self.cms(340)
+        self.unacknowledged -= 1
+        self.acknowledged += 1
+        return [], "OK"
+
+    def _cusd(self, port: int, cmd: Command) -> Reply:
+        """TS 27.007 7.15: `AT+CUSD=1,"*100#",15` answers OK and then the network's reply
+        as +CUSD: <m>,"<text>",<dcs> (REFERENCE.md 2: it may come before OK, and a
+        +CUSD: 2 may follow)."""
+        if cmd.form == "test":
+            return ["+CUSD: (0-2)"], "OK"
+        if cmd.form == "read":
+            return ["+CUSD: 1"], "OK"
+        args = split_args(cmd.args)
+        if not args or args[0] not in ("0", "1", "2"):
+            return [], "ERROR"
+        if args[0] == "2" or len(args) < 2 or not args[1]:
+            return [], "OK"
+        self._require_sim()
+        if self.registration not in (1, 5):
+            raise self.cme(30)
+        self.ussd_requests.append(args[1])
+        text, dcs = self.ussd_reply
+        reply = f'+CUSD: 0,"{text}",{dcs}'
+        gen = self.generation
+        if self.ussd_before_ok:
+            lines = [reply]
+        else:
+            lines = []
+            self.host.call_later(0.05, lambda: self._ussd_urc(gen, reply))
+        if self.ussd_then_end:
+            self.host.call_later(0.1, lambda: self._ussd_urc(gen, "+CUSD: 2"))
+        return lines, "OK"
+
+    def _ussd_urc(self, gen: int, text: str) -> None:
+        if gen == self.generation and self.powered:
+            self.urc(text)
 
     def deliver_sms(self, pdu_hex: str) -> int | None:
         """A message arrives from the network; stored and announced per +CNMI."""
         mt = self.cnmi[1]
         if mt == 2:
             # TS 27.005 3.4.1: <mt>=2 routes SMS-DELIVERs straight to the TE, unstored.
+            if self.csms == 1:
+                self.unacknowledged += 1
             self.urc(f"+CMT: ,{tpdu_length(pdu_hex)}\r\n{pdu_hex.strip().upper()}")
             return None
         memory = self.cpms[2]
         index = self.memories[memory].store(pdu_hex, REC_UNREAD)
         if index is None:
-            log.debug("message memory %s full, message dropped", memory)
+            # Memory full: the ME refuses the message (TS 23.040 9.2.3.22, memory capacity
+            # exceeded) and the SMSC keeps it until the ME reports room again.
+            log.debug("message memory %s full, the network holds the message", memory)
+            self.waiting_delivery.append(pdu_hex)
             return None
         if mt in (1, 3):
             self.urc(f'+CMTI: "{memory}",{index}')

@@ -449,6 +449,64 @@ class SimulatedModem:
         with self._lock:
             return {i: (s.stat, s.pdu) for i, s in self.engine.memories[memory].slots.items()}
 
+    def deliver_parts(self, pdus: list[str], order: list[int] | None = None) -> list[int | None]:
+        """Several received PDUs (the parts of a long message) in the given order of their
+        indices (`order`, default as listed): networks do not keep parts in order."""
+        with self._lock:
+            return [self.engine.deliver_sms(pdus[i]) for i in (order or range(len(pdus)))]
+
+    def fail_next_send(self, *codes: int) -> None:
+        """The next AT+CMGS commands fail with these +CMS ERROR codes, one each (38 network
+        out of order, 42 congestion: temporary; 21 rejected, 1 unassigned: permanent)."""
+        with self._lock:
+            self.engine.send_errors.extend(codes)
+
+    def set_status_reports(self, status: int | None = 0x00, delay: float = 0.2) -> None:
+        """Status reports for messages sent with TP-SRR: TP-ST `status` (0 delivered,
+        0x41 incompatible destination, ...) after `delay` s; None sends none."""
+        with self._lock:
+            self.engine.report_status = status
+            self.engine.report_delay = delay
+
+    def set_ussd_reply(
+        self, text: str, dcs: int = 15, *, before_ok: bool = False, then_end: bool = False
+    ) -> None:
+        """What the network answers to AT+CUSD=1,"<code>": `text` (UCS-2 hex with dcs 72),
+        before the OK or after it, optionally followed by +CUSD: 2."""
+        with self._lock:
+            self.engine.ussd_reply = (text, dcs)
+            self.engine.ussd_before_ok = before_ok
+            self.engine.ussd_then_end = then_end
+
+    @property
+    def ussd_requests(self) -> list[str]:
+        """USSD strings the host sent (`*100#`)."""
+        with self._lock:
+            return list(self.engine.ussd_requests)
+
+    @property
+    def acknowledged(self) -> int:
+        """+CNMA acknowledgements received for +CMT/+CDS (TS 27.005 3.4.4)."""
+        with self._lock:
+            return self.engine.acknowledged
+
+    @property
+    def waiting_delivery(self) -> int:
+        """Messages the network holds because the message memory was full."""
+        with self._lock:
+            return len(self.engine.waiting_delivery)
+
+    def hold(self, pattern: str) -> None:
+        """Commands matching `pattern` are recorded but never answered (a modem stuck in
+        the middle of one command), until `release()`."""
+        with self._lock:
+            self.engine.held.append(re.compile(pattern, re.IGNORECASE))
+
+    def release(self) -> None:
+        """Answer every command again (held ones stay unanswered)."""
+        with self._lock:
+            self.engine.held.clear()
+
     @property
     def sent_sms(self) -> list[str]:
         """PDUs the host sent with AT+CMGS, oldest first."""

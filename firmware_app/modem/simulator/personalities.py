@@ -234,6 +234,9 @@ _GSM_CORE = frozenset(
         "+CPBR",
         "+CCFC",  # 3GPP TS 27.007 7.11 call forwarding
         "+VTS",  # 3GPP TS 27.007 C.11 DTMF tones
+        # 3GPP TS 27.005 3.4.4 (acknowledge a +CMT/+CDS) and TS 27.007 7.15 (USSD).
+        "+CNMA",
+        "+CUSD",
     }
 )
 

@@ -7,6 +7,7 @@ TPDU octets without the SMSC address). Pure: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 REC_UNREAD = 0
 REC_READ = 1
@@ -104,3 +105,48 @@ class SmsMemory:
         }[delflag]
         for i in [i for i, s in self.slots.items() if s.stat in doomed]:
             del self.slots[i]
+
+
+def pdu_bytes_safe(pdu_hex: str) -> bytes | None:
+    """`pdu_bytes`, or None for text that is not a PDU."""
+    try:
+        return pdu_bytes(pdu_hex)
+    except PduError:
+        return None
+
+
+def _swapped(value: int) -> int:
+    """Two decimal digits as one semi-octet pair, low digit first (TS 23.040 9.1.2.3)."""
+    return (value % 10) << 4 | (value // 10) % 10
+
+
+def scts_octets(when: datetime) -> bytes:
+    """TS 23.040 9.2.3.11 time stamp: YYMMDDhhmmss and the zone in quarters of an hour."""
+    offset = when.utcoffset() or timedelta(0)
+    quarters = int(offset.total_seconds() // 900)
+    zone = _swapped(abs(quarters)) | (0x08 if quarters < 0 else 0)
+    fields = (when.year % 100, when.month, when.day, when.hour, when.minute, when.second)
+    return bytes(_swapped(v) for v in fields) + bytes((zone,))
+
+
+def _smsc_field(number: str) -> bytes:
+    digits = number.lstrip("+")
+    if len(digits) % 2:
+        digits += "F"
+    bcd = bytes(int(digits[i + 1], 16) << 4 | int(digits[i], 16) for i in range(0, len(digits), 2))
+    return bytes((len(bcd) + 1, 0x91)) + bcd
+
+
+def status_report_pdu(
+    submit: bytes, reference: int, status: int, when: datetime, smsc: str = "+447785016005"
+) -> str:
+    """An SMS-STATUS-REPORT (TS 23.040 9.2.2.3) for a SUBMIT the host sent: TP-MR
+    `reference`, TP-RA copied from the SUBMIT's TP-DA, TP-SCTS and TP-DT `when`, TP-ST
+    `status` (0 received by the recipient, 0x40+ permanent errors). SMSC field first."""
+    sca = submit[0]
+    da_digits = submit[sca + 3]
+    da = submit[sca + 3 : sca + 5 + (da_digits + 1) // 2]
+    stamp = scts_octets(when)
+    # First octet 0x06: TP-MTI 10 (status report), TP-MMS 1 (no more messages).
+    tpdu = bytes((0x06, reference & 0xFF)) + da + stamp + stamp + bytes((status & 0xFF,))
+    return (_smsc_field(smsc) + tpdu).hex().upper()
