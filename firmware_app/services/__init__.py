@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import MachineConfig
 from ..events import EventBus
@@ -27,6 +27,9 @@ from .scheduler import Scheduler
 from .settings import SettingsService
 from .stats import StatsService
 from .system import SystemService
+
+if TYPE_CHECKING:
+    from .sms import SmsService
 
 
 def utc_now() -> datetime:
@@ -55,6 +58,8 @@ class Services:
     contacts: ContactsService = field(init=False, repr=False)  # address book, notes
     stats: StatsService = field(init=False, repr=False)  # counters and number index
     timeline: TimelineService = field(init=False, repr=False)  # per contact/number, search
+    # Text messages; the daemon attaches it with the lines (None without a daemon).
+    sms: SmsService | None = field(default=None, init=False, repr=False)
     greetings: GreetingsService = field(init=False, repr=False)  # GreetingSource, TTS, uploads
 
     def __post_init__(self) -> None:

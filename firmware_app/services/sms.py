@@ -1,0 +1,1177 @@
+"""Text messages: intake from the SIM, the send queue, delivery reports, USSD balance checks.
+
+Everything runs on the service's own worker thread, which talks to GSM lines through their
+command futures (never on a line's thread). A part is stored durably before it is deleted
+from the SIM, an outgoing message before it is sent; fingerprints keep a message whose
+delete failed from being stored twice. Never `AT+CMGD=1,4`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import FieldProblem, FrontdeskError, ValidationError
+from ..events import EventBus
+from ..numbers import normalise
+from ..protocol.at import Command, ErrorResult, Response, Timeout, parse_cusd, split_params, unquote
+from ..protocol.errors import ProtocolError
+from ..protocol.sms_pdu import (
+    PduError,
+    SmsDeliver,
+    SmsEncodeError,
+    SmsStatusReport,
+    SmsSubmit,
+    build_submit_pdus,
+    count_text,
+    decode_pdu,
+    fingerprint,
+)
+from ..protocol.sms_reassembly import (
+    DEFAULT_TIMEOUT,
+    CompletedMessage,
+    Reassembler,
+    ReassemblyStateError,
+    part_from_record,
+    part_to_record,
+)
+from ..store import Store
+from ..workers import Worker
+from .history import HistoryService, Interaction
+
+if TYPE_CHECKING:
+    from ..modem.line import Line
+    from ..settings.model import Settings
+
+log = logging.getLogger(__name__)
+
+DB = "sms"
+TEXT_LIMIT = 1600  # characters a page or the API accepts before counting parts
+
+# +CMS ERROR codes (TS 27.005 3.2.5, TS 24.011 E.2) worth another try later: network or SIM
+# busy, congestion, temporary failures. Everything else is a permanent refusal.
+TRANSIENT_CMS = frozenset({17, 22, 27, 38, 41, 42, 47, 98, 111, 300, 314, 331, 332, 500})
+MEMORY_FULL = 322
+MESSAGE_URC_NAMES = ("+CMTI", "+CMT", "+CDSI", "+CDS", "+CUSD")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SmsError(FrontdeskError):
+    """A text message could not be taken (no GSM line, bad input)."""
+
+
+class LinesLike(Protocol):
+    def lines(self) -> list[Line]: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SmsOptions:
+    """Timing of the SMS worker; tests shorten it, the defaults suit real networks."""
+
+    reassembly_timeout: float = DEFAULT_TIMEOUT  # 24 h for missing parts, as smstools
+    retry_initial: float = 30.0  # first retry of a temporary send failure
+    retry_max: float = 1800.0
+    give_up_after: float = 86400.0  # temporary failures for longer than this: failed
+    no_line_retry: float = 60.0
+    command_timeout: float = 10.0
+    send_timeout: float = 60.0  # AT+CMGS: the network may take its time
+    ussd_timeout: float = 20.0
+    sim_full_margin: int = 2  # warn when this few message slots are left
+    keep_fingerprints_days: int = 400
+    tick: float = 30.0  # longest sleep: the worker beats at least this often
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Conversation:
+    """Texts with one number (or alphanumeric sender), for the inbox page."""
+
+    key: str  # the number in E.164, or the sender's name
+    number: str
+    name: str
+    last: Interaction
+    count: int
+    unread: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Balance:
+    """The last USSD balance check."""
+
+    at: datetime
+    line: str
+    code: str
+    text: str
+    amount: float | None
+    error: str
+
+
+# -- pure helpers -------------------------------------------------------------------------------
+
+_MONEY_MARK = re.compile(
+    r"[$€£¥₹]|\b(?:EUR|USD|GBP|CHF|CZK|PLN|SEK|NOK|DKK|HUF|RON|BGN|RUB|UAH|TRY|INR|AUD|CAD"
+    r"|NZD|ZAR|BRL|MXN|JPY|CNY|kr|Kč|zł|Ft|lei|руб)\b",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"(?<![\d/.:-])\d+(?:[.,]\d+)?(?![\d/:])")
+
+
+def parse_balance(text: str) -> float | None:
+    """The first money amount in a USSD reply: a number next to a currency sign or code if
+    there is one, else the first number. "Balance: EUR 4,20" -> 4.2."""
+    found = list(_NUMBER.finditer(text))
+    if not found:
+        return None
+    chosen = found[0]
+    for m in found:
+        near = text[max(0, m.start() - 5) : m.end() + 5]
+        if _MONEY_MARK.search(near):
+            chosen = m
+            break
+    raw = chosen.group(0)
+    if "," in raw and "." not in raw:
+        whole, _, frac = raw.partition(",")
+        raw = f"{whole}.{frac}" if len(frac) <= 2 else whole + frac
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def _cms_words(result: ErrorResult) -> str:
+    if result.kind == "cms" and result.code is not None:
+        words = result.message or "unknown error"
+        return f"{words} (+CMS ERROR: {result.code})"
+    return result.message or result.result
+
+
+def transient(result: ErrorResult | Timeout) -> bool:
+    """A send failure worth retrying: timeouts, plain ERROR, temporary +CMS codes."""
+    if isinstance(result, Timeout):
+        return True
+    if result.kind == "cms" and result.code is not None:
+        return result.code in TRANSIENT_CMS
+    return result.kind in ("error", "cme")
+
+
+def parse_cpms(lines: Iterable[str]) -> list[tuple[str, int, int]]:
+    """``+CPMS: "SM",3,20,"SM",3,20,"SM",3,20`` -> [(memory, used, total), ...]."""
+    for line in lines:
+        if line.upper().startswith("+CPMS:"):
+            p = split_params(line.split(":", 1)[1])
+            out = []
+            for i in range(0, len(p) - 2, 3):
+                try:
+                    out.append((unquote(p[i]), int(p[i + 1]), int(p[i + 2])))
+                except ValueError:
+                    return out
+            return out
+    return []
+
+
+def fill_placeholders(text: str, values: dict[str, str]) -> str:
+    """Replace {business}, {next_open}, {status}; anything else stays as written."""
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="seconds")
+
+
+# -- the service --------------------------------------------------------------------------------
+
+
+class SmsService:
+    """`send(number, text)` from any thread; intake and sending on the `sms` worker."""
+
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        settings: Callable[[], Settings],
+        history: HistoryService,
+        lines: LinesLike,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        notify: Any = None,
+        alerts: Any = None,
+        routing: Any = None,
+        contacts: Any = None,
+        options: SmsOptions | None = None,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._settings = settings
+        self.history = history
+        self._lines = lines
+        self._clock = clock
+        self._notify = notify
+        self._alerts = alerts
+        self._routing = routing
+        self._contacts = contacts
+        self.options = options or SmsOptions()
+        self._parts = store.table(DB, "parts")
+        self._messages = store.table(DB, "messages")
+        self._reports = store.table(DB, "reports")
+        self._replies = store.table(DB, "autoreplies")
+        self._q: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._known: dict[str, int] = {}  # part fingerprint -> parts doc id
+        self._part_line: dict[str, str] = {}
+        self._reasm = Reassembler(timeout=self.options.reassembly_timeout)
+        self._due: dict[str, float] = {}  # queued outgoing record id -> when to try (epoch)
+        self._csms: dict[str, int] = {}  # line -> +CSMS service (1: +CMT/+CDS need +CNMA)
+        self._memory: dict[str, str] = {}  # line -> current <mem1>
+        self._ussd_wait: tuple[str, str, float] | None = None  # line, code, deadline
+        self._recovered = False
+        self.worker = _SmsWorker(self)
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    # -- wiring -------------------------------------------------------------------------------
+
+    def subscribe(self) -> None:
+        """Follow lines coming up (sweep the SIM) and their message codes."""
+        from ..modem import events as ev
+
+        self._unsubscribe += [
+            self._bus.subscribe(ev.LineUp, lambda e: self._q.put(("sweep", e.line))),
+            self._bus.subscribe(ev.Unsolicited, lambda e: self._q.put(("urc", e))),
+        ]
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+
+    def schedule(self, scheduler: Any) -> None:
+        """The balance check every `ussd_interval_hours` (re-made when the settings change)."""
+        scheduler.cancel("sms-ussd")
+        hours = self._settings().sms.ussd_interval_hours
+        if hours > 0 and self._settings().sms.ussd_code:
+            scheduler.every(hours).hours.named("balance check").tag("sms-ussd").do(
+                self.check_balance
+            )
+
+    # -- public API (any thread) ----------------------------------------------------------------
+
+    def send(
+        self, number: str, text: str, line: str | None = None, *, auto_reply: bool = False
+    ) -> Interaction:
+        """Queue a text: validated, stored as outcome "queued", then sent by the worker.
+        Raises ValidationError naming `to`, `text` or `line`."""
+        settings = self._settings()
+        problems: list[FieldProblem] = []
+        raw = (number or "").strip()
+        to = normalise(raw, settings.business.country) if raw else ""
+        if not re.fullmatch(r"\+?[0-9]{3,20}", to):
+            problems.append(FieldProblem("to", raw, "a phone number such as +44 7700 900123"))
+        body = (text or "").strip()
+        count = None
+        if not body:
+            problems.append(FieldProblem("text", text, "the text to send"))
+        elif len(body) > TEXT_LIMIT:
+            problems.append(
+                FieldProblem("text", f"{len(body)} characters", f"at most {TEXT_LIMIT} characters")
+            )
+        else:
+            count = count_text(body)
+            if count.parts > settings.sms.max_parts:
+                problems.append(
+                    FieldProblem(
+                        "text",
+                        f"{count.parts} parts",
+                        f"at most {settings.sms.max_parts} parts (Settings, Texts)",
+                    )
+                )
+        names = [ln.name for ln in self.gsm_lines()]
+        if line and line not in names:
+            problems.append(FieldProblem("line", line, "one of the GSM lines: " + ", ".join(names)))
+        if not problems and not names:
+            raise SmsError("there is no GSM line to send texts: plug in a GSM modem with a SIM")
+        if problems:
+            raise ValidationError(problems, "text message")
+        assert count is not None
+        contact = self._contact(to)
+        now = self._clock()
+        item = Interaction(
+            channel="sms",
+            direction="out",
+            outcome="queued",
+            start=now,
+            number=to,
+            name=contact[1],
+            line=line or "",
+            text=body,
+            contact_id=contact[0],
+            details={
+                "encoding": count.encoding,
+                "parts": count.parts,
+                "attempts": 0,
+                "line_wanted": line or "",
+                "auto_reply": auto_reply,
+            },
+        )
+        stored = self.history.record(item)  # durable before anything goes to the modem
+        with self._lock:
+            self._due[stored.id] = now.timestamp()
+        self._q.put(("wake", None))
+        return stored
+
+    def check_balance(self, line: str | None = None) -> None:
+        """Ask the network for the SIM's balance (USSD); the answer shows in `balance()`."""
+        self._q.put(("ussd", line))
+
+    def balance(self) -> Balance | None:
+        doc = self._store.get_document(DB, "ussd")
+        if not doc:
+            return None
+        amount = doc.get("amount")
+        return Balance(
+            at=datetime.fromisoformat(doc["at"]),
+            line=doc.get("line", ""),
+            code=doc.get("code", ""),
+            text=doc.get("text", ""),
+            amount=float(amount) if isinstance(amount, int | float) else None,
+            error=doc.get("error", ""),
+        )
+
+    def gsm_lines(self) -> list[Line]:
+        return [ln for ln in self._lines.lines() if ln.status().kind == "gsm"]
+
+    def conversations(self, n: int = 50, max_scan: int = 5000) -> list[Conversation]:
+        """Texts grouped by number (or sender name), newest conversation first."""
+        groups: dict[str, list[Interaction]] = {}
+        for item in self.history.newest(max_scan, where=_is_sms, max_scan=max_scan):
+            key = item.number or item.name
+            groups.setdefault(key, []).append(item)
+        out = []
+        for key, items in groups.items():
+            last = items[0]
+            name = next((i.name for i in items if i.name), "")
+            out.append(
+                Conversation(
+                    key=key,
+                    number=last.number,
+                    name=name,
+                    last=last,
+                    count=len(items),
+                    unread=sum(1 for i in items if i.open),
+                )
+            )
+        out.sort(key=lambda c: c.last.start, reverse=True)
+        return out[:n]
+
+    def conversation(self, key: str, n: int = 200, max_scan: int = 5000) -> list[Interaction]:
+        """Both directions with one number or sender, oldest first."""
+        items = self.history.newest(
+            n, where=lambda i: _is_sms(i) and (i.number or i.name) == key, max_scan=max_scan
+        )
+        return list(reversed(items))
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            waiting = len(self._due)
+        return {"queued": waiting, "lines": [ln.name for ln in self.gsm_lines()]}
+
+    # -- the worker -----------------------------------------------------------------------------
+
+    def _run(self, worker: Worker) -> None:
+        if not self._recovered:
+            self._recover()
+            self._recovered = True
+        for ln in self.gsm_lines():
+            if ln.status().state not in ("down", "starting"):
+                self._q.put(("sweep", ln.name))
+        while not worker.stopping.is_set():
+            timeout = self._sleep_for()
+            try:
+                task: tuple[str, Any] | None = self._q.get(timeout=timeout)
+            except queue.Empty:
+                task = None
+            worker.beat()
+            if worker.stopping.is_set():
+                break
+            try:
+                if task is not None:
+                    self._task(*task)
+                self._expire()
+                self._send_due()
+                self._ussd_expired()
+            except Exception:
+                log.exception("sms worker: %s failed", task[0] if task else "timer")
+
+    def _sleep_for(self) -> float:
+        now = self._clock().timestamp()
+        wake = now + self.options.tick
+        deadline = self._reasm.next_deadline()
+        if deadline is not None:
+            wake = min(wake, deadline)
+        with self._lock:
+            if self._due:
+                wake = min(wake, min(self._due.values()))
+        if self._ussd_wait is not None:
+            wake = min(wake, self._ussd_wait[2])
+        return max(0.01, min(self.options.tick, wake - now))
+
+    def _task(self, kind: str, value: Any) -> None:
+        if kind == "sweep":
+            self._csms.pop(value, None)
+            self._memory.pop(value, None)
+            self.sweep(value)
+        elif kind == "urc":
+            self._urc(value)
+        elif kind == "ussd":
+            self._ussd(value)
+
+    # -- recovery -----------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """After a restart: parts stored but not yet part of a message, messages recorded
+        halfway, texts still queued."""
+        pending: list[dict[str, Any]] = []
+        for doc in self._parts.all():
+            fp = doc.get("fp")
+            if not fp:
+                continue
+            self._known[fp] = doc.doc_id
+            if doc.get("state") == "pending" and doc.get("record"):
+                pending.append(doc)
+                self._part_line[fp] = doc.get("line", "")
+        singles: list[tuple[SmsDeliver, float, str]] = []
+        multi: list[dict[str, Any]] = []
+        for pdoc in pending:
+            record = pdoc["record"]
+            try:
+                if "pdu" in record:
+                    whole = decode_pdu(record["pdu"])
+                    if isinstance(whole, SmsDeliver):
+                        singles.append((whole, float(record.get("at", 0)), pdoc["fp"]))
+                    continue
+                part_from_record(record)
+            except (ReassemblyStateError, PduError) as exc:
+                log.error("stored SMS part %s cannot be read: %s", pdoc.get("fp"), exc)
+                continue
+            multi.append(record)
+        if multi:
+            self._reasm = Reassembler.from_records(multi, timeout=self.options.reassembly_timeout)
+        for part, at, fp in singles:
+            msg = self._reasm.add(part, at)
+            if msg is not None:
+                self._complete(msg, self._part_line.get(fp, ""))
+        self._expire()
+        for item in self.history.newest(
+            500,
+            where=lambda i: i.channel == "sms" and i.direction == "out" and i.outcome == "queued",
+        ):
+            if item.details.get("sending"):
+                log.warning(
+                    "text %s was being sent when Frontdesk stopped; sending it again", item.id
+                )
+            with self._lock:
+                self._due[item.id] = self._clock().timestamp()
+        self._prune()
+
+    def _prune(self) -> None:
+        cutoff = self._clock().timestamp() - self.options.keep_fingerprints_days * 86400
+        for doc in self._parts.search(
+            lambda d: d.get("state") != "pending" and float(d.get("at", 0)) < cutoff
+        ):
+            self._parts.remove(doc.doc_id)
+            self._known.pop(doc.get("fp", ""), None)
+        for doc in self._reports.search(lambda d: float(d.get("at", 0)) < cutoff):
+            self._reports.remove(doc.doc_id)
+
+    # -- talking to a line (worker thread only) -------------------------------------------------
+
+    def _line(self, name: str) -> Line | None:
+        for ln in self._lines.lines():
+            if ln.name == name:
+                return ln
+        return None
+
+    def _chat(self, line: Line, command: Command) -> Response | ErrorResult | Timeout:
+        """One command through the line's queue; waits here, on the SMS worker."""
+        future = line.command(command)
+        deadline = time.monotonic() + command.timeout + 10.0
+        while True:
+            try:
+                return future.result(0.5)
+            except FutureTimeout:
+                if self.worker.stopping.is_set() or time.monotonic() > deadline:
+                    return Timeout(command=command, lines=())
+            except FrontdeskError as exc:  # the line went down meanwhile
+                log.info("%s: %s not done: %s", line.name, command.text.split("=")[0], exc)
+                return Timeout(command=command, lines=())
+
+    def _use_memory(self, line: Line, memory: str) -> bool:
+        if self._memory.get(line.name) == memory:
+            return True
+        r = self._chat(line, Command(f'AT+CPMS="{memory}"', timeout=self.options.command_timeout))
+        if isinstance(r, Response):
+            self._memory[line.name] = memory
+            return True
+        log.warning("%s: cannot select message memory %s", line.name, memory)
+        return False
+
+    def sweep(self, line_name: str) -> int:
+        """Take every message on the SIM (`AT+CMGL=4`); returns how many were stored."""
+        line = self._line(line_name)
+        if line is None or line.status().kind != "gsm":
+            return 0
+        t = self.options.command_timeout
+        self._chat(line, Command("AT+CMGF=0", timeout=t))
+        cpms = self._chat(line, Command("AT+CPMS?", timeout=t))
+        memories = parse_cpms(cpms.lines) if isinstance(cpms, Response) else []
+        receive = memories[2][0] if len(memories) >= 3 else (memories[0][0] if memories else "")
+        if memories:
+            self._memory[line.name] = memories[0][0]
+        if receive and not self._use_memory(line, receive):
+            return 0
+        listing = self._chat(line, Command("AT+CMGL=4", timeout=max(t, 30.0)))
+        taken = 0
+        if isinstance(listing, Response):
+            lines = list(listing.lines)
+            for i, text in enumerate(lines):
+                if not text.upper().startswith("+CMGL:") or i + 1 >= len(lines):
+                    continue
+                p = split_params(text.split(":", 1)[1])
+                try:
+                    index, stat = int(p[0]), int(p[1])
+                except (ValueError, IndexError):
+                    continue
+                if self._take(line, index, lines[i + 1], stat):
+                    taken += 1
+        else:
+            self._command_failed(line, "AT+CMGL=4", listing)
+        self._check_memory(line)
+        log.info("%s: %s message(s) taken from the SIM at start-up", line.name, taken)
+        return taken
+
+    def _read(self, line: Line, memory: str, index: int) -> None:
+        if memory and not self._use_memory(line, memory):
+            return
+        r = self._chat(line, Command(f"AT+CMGR={index}", timeout=self.options.command_timeout))
+        if not isinstance(r, Response):
+            self._command_failed(line, f"AT+CMGR={index}", r)
+            return
+        lines = list(r.lines)
+        for i, text in enumerate(lines):
+            if text.upper().startswith("+CMGR:") and i + 1 < len(lines):
+                p = split_params(text.split(":", 1)[1])
+                stat = int(p[0]) if p and p[0].strip().isdigit() else 0
+                self._take(line, index, lines[i + 1], stat)
+                return
+        log.info("%s: slot %s is empty (taken already)", line.name, index)
+
+    def _delete(self, line: Line, index: int) -> bool:
+        """`AT+CMGD=<index>`: one slot, only after its message is stored."""
+        r = self._chat(line, Command(f"AT+CMGD={index}", timeout=self.options.command_timeout))
+        if isinstance(r, Response):
+            return True
+        self._command_failed(line, f"AT+CMGD={index}", r)
+        return False
+
+    def _command_failed(self, line: Line, what: str, result: Any) -> None:
+        words = _cms_words(result) if isinstance(result, ErrorResult) else "no answer"
+        log.warning("%s: %s failed: %s", line.name, what, words)
+        if isinstance(result, ErrorResult) and result.code == MEMORY_FULL:
+            self._sim_full(line.name, "the modem reports: memory full (+CMS ERROR: 322)")
+
+    # -- intake ---------------------------------------------------------------------------------
+
+    def _take(self, line: Line, index: int | None, pdu: str, stat: int) -> bool:
+        """One PDU read from the SIM (or a +CMT): store, then delete, then reassemble."""
+        try:
+            msg = decode_pdu(pdu.strip())
+        except PduError as exc:
+            return self._unreadable(line, index, pdu, str(exc))
+        if isinstance(msg, SmsSubmit):
+            return False  # an outgoing message kept on the SIM: not ours to take
+        if isinstance(msg, SmsStatusReport):
+            fp = fingerprint(msg)
+            if fp not in self._known:
+                self._report(msg)
+                self._remember(fp, line.name, "report")
+            if index is not None:
+                self._delete(line, index)
+            return False
+        fp = fingerprint(msg)
+        if fp in self._known:
+            log.info("%s: slot %s holds a message already stored; deleting it", line.name, index)
+            if index is not None:
+                self._delete(line, index)
+            return False
+        now = self._clock().timestamp()
+        if msg.concat is not None and msg.concat.total > 1:
+            record = part_to_record(msg, now)
+        else:  # a whole message: its PDU is enough to read it again after a restart
+            record = {"pdu": pdu.strip().upper(), "at": now}
+        self._remember(fp, line.name, "pending", record)
+        if index is not None:
+            self._delete(line, index)
+        self._feed(msg, fp, now, line.name)
+        return True
+
+    def _remember(
+        self, fp: str, line: str, state: str, record: dict[str, Any] | None = None
+    ) -> None:
+        doc = {"fp": fp, "line": line, "state": state, "at": self._clock().timestamp()}
+        if record is not None:
+            doc["record"] = record
+        self._known[fp] = self._parts.insert(doc)  # journalled and fsync'd
+        self._part_line[fp] = line
+
+    def _mark(self, fps: Iterable[str], state: str) -> None:
+        for fp in fps:
+            doc_id = self._known.get(fp)
+            if doc_id is not None:
+                self._parts.put(
+                    doc_id,
+                    {
+                        "fp": fp,
+                        "line": self._part_line.get(fp, ""),
+                        "state": state,
+                        "at": self._clock().timestamp(),
+                    },
+                )
+
+    def _feed(self, part: SmsDeliver, fp: str, now: float, line: str) -> None:
+        done = self._reasm.add(part, now)
+        if done is not None:
+            self._complete(done, line)
+        elif fp not in self._reasm.pending_fingerprints():
+            self._mark([fp], "duplicate")  # the same part again with another time stamp
+        self._expire()
+
+    def _expire(self) -> None:
+        for msg in self._reasm.expire(self._clock().timestamp()):
+            line = next((self._part_line[f] for f in msg.fingerprints if f in self._part_line), "")
+            self._complete(msg, line)
+
+    def _unreadable(self, line: Line, index: int | None, pdu: str, error: str) -> bool:
+        fp = "raw:" + hashlib.sha256(pdu.strip().upper().encode()).hexdigest()[:28]
+        if fp not in self._known:
+            log.warning("%s: a message could not be read (%s); kept as it is", line.name, error)
+            self._remember(fp, line.name, "stored")
+            self.history.record(
+                Interaction(
+                    channel="sms",
+                    direction="in",
+                    outcome="received",
+                    start=self._clock(),
+                    line=line.name,
+                    text="(a text message Frontdesk could not read)",
+                    details={"pdu": pdu.strip()[:800], "error": error, "fingerprint": fp},
+                )
+            )
+        if index is not None:
+            self._delete(line, index)
+        return True
+
+    def _complete(self, msg: CompletedMessage, line: str) -> None:
+        """A whole message (or what arrived of it): one interaction, exactly once."""
+        found = self._messages.search(lambda d: d.get("fp") == msg.fingerprint)
+        doc = found[-1] if found else None
+        if doc is not None and doc.get("history_id"):
+            self._mark(msg.fingerprints, "stored")
+            return
+        record_id = self._find_recorded(msg.fingerprint) if doc is not None else None
+        if doc is None:
+            doc_id = self._messages.insert(
+                {"fp": msg.fingerprint, "state": "recording", "at": msg.received_at}
+            )
+        else:
+            doc_id = doc.doc_id
+        stored: Interaction | None = None
+        if record_id is None:
+            stored = self.history.record(self._interaction(msg, line))
+            record_id = stored.id
+        self._messages.update(doc_id, {"history_id": record_id, "state": "recorded"})
+        self._mark(msg.fingerprints, "stored")
+        if stored is not None:
+            self._after_received(stored)
+        self._messages.update(doc_id, {"state": "done"})
+
+    def _find_recorded(self, fp: str) -> str | None:
+        """A stop between recording a message and noting it: look for it in the history."""
+        found = self.history.newest(
+            1, where=lambda i: i.channel == "sms" and i.details.get("fingerprint") == fp
+        )
+        return found[0].id if found else None
+
+    def _interaction(self, msg: CompletedMessage, line: str) -> Interaction:
+        sender = msg.sender
+        country = self._settings().business.country
+        if sender.alphanumeric:
+            number, name, contact_id = "", sender.number, None
+        else:
+            number = normalise(sender.number, country)
+            contact_id, name = self._contact(number)
+        return Interaction(
+            channel="sms",
+            direction="in",
+            outcome="received",
+            start=datetime.fromtimestamp(msg.received_at, UTC),
+            number=number,
+            name=name,
+            line=line,
+            text=msg.text,
+            contact_id=contact_id,
+            details={
+                "fingerprint": msg.fingerprint,
+                "sender": sender.number,
+                "parts": msg.total,
+                "received_parts": list(msg.received),
+                "missing": list(msg.missing),
+                "complete": msg.complete,
+                "smsc_time": msg.timestamp.isoformat() if msg.timestamp else None,
+                "encoding": msg.encoding,
+                "class0": msg.message_class == 0,
+                "data": msg.data.hex() if msg.data else "",
+            },
+        )
+
+    def _contact(self, number: str) -> tuple[int | None, str]:
+        contacts = self._contacts
+        if contacts is None or not number:
+            return None, ""
+        lookup = getattr(contacts, "lookup", None) or getattr(contacts, "by_number", None)
+        try:
+            found = lookup(number) if lookup is not None else None
+        except Exception:
+            log.debug("contact lookup failed", exc_info=True)
+            return None, ""
+        if found is None:
+            return None, ""
+        if isinstance(found, str):
+            return None, found
+        return getattr(found, "id", None), str(getattr(found, "title", "") or "")
+
+    def _after_received(self, item: Interaction) -> None:
+        if self._notify is not None:
+            from .notify import SmsNotice
+
+            try:
+                self._notify.sms(
+                    SmsNotice(
+                        number=item.number or item.name,
+                        at=item.start,
+                        text=item.text,
+                        contact_name=item.name if item.number else "",
+                        record_id=item.id,
+                        line=item.line,
+                    )
+                )
+            except Exception:
+                log.exception("the email for text %s could not be queued", item.id)
+        try:
+            self._auto_reply(item)
+        except FrontdeskError as exc:
+            log.warning("no after-hours answer to %s: %s", item.id, exc)
+
+    def _auto_reply(self, item: Interaction) -> None:
+        s = self._settings()
+        if not s.sms.auto_reply or not item.number or self._routing is None:
+            return
+        if sum(c.isdigit() for c in item.number) < 6:
+            return  # short codes and services do not read answers
+        now = self._clock()
+        status = self._routing.status(now)
+        if status.is_open:
+            return
+        period = s.sms.auto_reply_hours * 3600
+        last = self._replies.search(lambda d: d.get("number") == item.number)
+        if last and now.timestamp() - float(last[-1].get("at", 0)) < period:
+            return
+        values = {
+            "business": s.business.name,
+            "next_open": _when_text(status.next_change, now) or "as soon as we can",
+            "status": status.text,
+        }
+        text = fill_placeholders(s.sms.auto_reply_text, values)
+        if last:
+            self._replies.update(last[-1].doc_id, {"at": now.timestamp()})
+        else:
+            self._replies.insert({"number": item.number, "at": now.timestamp()})
+        self.send(item.number, text, item.line or None, auto_reply=True)
+
+    # -- unsolicited codes ----------------------------------------------------------------------
+
+    def _urc(self, event: Any) -> None:
+        line = self._line(event.line)
+        if line is None:
+            return
+        name = event.name
+        if name in ("+CMTI", "+CDSI"):
+            p = split_params(event.args)
+            if len(p) >= 2 and p[1].strip().isdigit():
+                self._read(line, unquote(p[0]), int(p[1]))
+                self._check_memory(line)
+        elif name in ("+CMT", "+CDS"):
+            if not event.extra:
+                log.warning("%s: %s without its PDU", line.name, name)
+                return
+            self._take(line, None, event.extra[0], 0)  # stored (or handled) first ...
+            if self._service(line) == 1:  # ... then acknowledged (TS 27.005 3.4.4)
+                r = self._chat(line, Command("AT+CNMA", timeout=self.options.command_timeout))
+                if not isinstance(r, Response):
+                    self._command_failed(line, "AT+CNMA", r)
+        elif name == "+CUSD":
+            cusd = parse_cusd(event.text)
+            if cusd is not None:
+                self._ussd_reply(line, cusd)
+
+    def _service(self, line: Line) -> int:
+        """+CSMS <service>: with 1, a +CMT/+CDS must be acknowledged with +CNMA."""
+        if line.name not in self._csms:
+            r = self._chat(line, Command("AT+CSMS?", timeout=self.options.command_timeout))
+            service = 0
+            if isinstance(r, Response):
+                for text in r.lines:
+                    if text.upper().startswith("+CSMS:"):
+                        p = split_params(text.split(":", 1)[1])
+                        service = int(p[0]) if p and p[0].strip().isdigit() else 0
+            self._csms[line.name] = service
+        return self._csms[line.name]
+
+    def _check_memory(self, line: Line) -> None:
+        r = self._chat(line, Command("AT+CPMS?", timeout=self.options.command_timeout))
+        if not isinstance(r, Response):
+            return
+        memories = parse_cpms(r.lines)
+        if not memories:
+            return
+        memory, used, total = memories[2] if len(memories) >= 3 else memories[0]
+        if total and total - used <= self.options.sim_full_margin:
+            self._sim_full(line.name, f"{used} of {total} message slots in {memory} are used")
+        elif self._alerts is not None:
+            self._alerts.resolve_incident(f"sim-full:{line.name}")
+
+    def _sim_full(self, line: str, details: str) -> None:
+        log.warning("%s: the message memory is (nearly) full: %s", line, details)
+        if self._alerts is not None:
+            self._alerts.raise_incident(
+                f"sim-full:{line}",
+                f"The SIM card of line {line} has no room for texts",
+                details,
+                advice="New texts wait at the network until there is room. Delete old or sent "
+                "messages stored on the SIM card (in a phone), or check the modem.",
+            )
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def _send_due(self) -> None:
+        now = self._clock().timestamp()
+        with self._lock:
+            due = sorted((t, rid) for rid, t in self._due.items() if t <= now)
+        for _t, record_id in due:
+            self._send_one(record_id)
+
+    def _pick_line(self, wanted: str) -> Line | None:
+        lines = self.gsm_lines()
+        choice = wanted or self._settings().sms.send_line
+        if choice:
+            lines = [ln for ln in lines if ln.name == choice] or lines
+        ready = [ln for ln in lines if ln.status().state not in ("down", "starting")]
+        return ready[0] if ready else None
+
+    def _next_reference(self) -> int:
+        doc = self._store.get_document(DB, "counter") or {}
+        ref = (int(doc.get("reference", 0)) + 1) % 256
+        self._store.put_document(DB, "counter", {"reference": ref})
+        return ref
+
+    def _send_one(self, record_id: str) -> None:
+        item = self.history.get(record_id)
+        if item is None or item.outcome != "queued":
+            with self._lock:
+                self._due.pop(record_id, None)
+            return
+        details = dict(item.details)
+        now = self._clock()
+        line = self._pick_line(str(details.get("line_wanted", "")))
+        if line is None:
+            details["last_error"] = "no GSM line is ready"
+            self.history.update(record_id, details=details)
+            self._retry_later(record_id, self.options.no_line_retry)
+            return
+        if "reference" not in details:
+            details["reference"] = self._next_reference()
+        try:
+            pdus = build_submit_pdus(
+                item.number,
+                item.text,
+                reference=int(details["reference"]),
+                request_status_report=True,
+            )
+        except SmsEncodeError as exc:
+            self._failed(record_id, details, f"it cannot be sent as a text: {exc}")
+            return
+        sent: list[dict[str, Any]] = list(details.get("sent_parts", []))
+        done_seqs = {int(p["seq"]) for p in sent}
+        details.update(
+            attempts=int(details.get("attempts", 0)) + 1,
+            last_attempt=_iso(now),
+            sending=True,
+            parts=len(pdus),
+        )
+        self.history.update(record_id, details=details, line=line.name)
+        for pdu in pdus:
+            if pdu.seq in done_seqs:
+                continue  # a part that went out before a temporary failure
+            command = Command(
+                f"AT+CMGS={pdu.length}", timeout=self.options.send_timeout, body=pdu.hex.encode()
+            )
+            try:
+                result = self._chat(line, command)
+            except (FrontdeskError, ProtocolError) as exc:
+                details.update(sending=False, last_error=str(exc))
+                self.history.update(record_id, details=details)
+                self._retry_later(record_id, self.options.no_line_retry)
+                return
+            if isinstance(result, Response):
+                mr = _message_reference(result.lines)
+                sent.append({"seq": pdu.seq, "mr": mr})
+                details["sent_parts"] = sent
+                self.history.update(record_id, details=details)
+                if mr is not None:
+                    self._reports.insert(
+                        {
+                            "mr": mr,
+                            "number": item.number,
+                            "record": record_id,
+                            "seq": pdu.seq,
+                            "total": len(pdus),
+                            "at": self._clock().timestamp(),
+                        }
+                    )
+                continue
+            words = _cms_words(result) if isinstance(result, ErrorResult) else "no answer"
+            details.update(sending=False, last_error=words)
+            if isinstance(result, ErrorResult) and result.code == MEMORY_FULL:
+                self._sim_full(line.name, words)
+            if not transient(result):
+                self._failed(record_id, details, words)
+                return
+            age = now.timestamp() - item.start.timestamp()
+            if age > self.options.give_up_after:
+                self._failed(
+                    record_id,
+                    details,
+                    f"gave up after {details['attempts']} tries; last: {words}",
+                )
+                return
+            self.history.update(record_id, details=details)
+            attempts = int(details["attempts"])
+            delay = min(
+                self.options.retry_max, self.options.retry_initial * 2 ** max(0, attempts - 1)
+            )
+            log.info("text %s not sent (%s); trying again in %.0f s", record_id, words, delay)
+            self._retry_later(record_id, delay)
+            return
+        details.update(sending=False, last_error="", sent_at=_iso(self._clock()))
+        self.history.update(record_id, outcome="sent", end=self._clock(), details=details)
+        with self._lock:
+            self._due.pop(record_id, None)
+        log.info("text %s sent on %s (%s part(s))", record_id, line.name, len(pdus))
+
+    def _retry_later(self, record_id: str, delay: float) -> None:
+        with self._lock:
+            self._due[record_id] = self._clock().timestamp() + delay
+
+    def _failed(self, record_id: str, details: dict[str, Any], words: str) -> None:
+        details.update(sending=False, error=words, last_error=words)
+        self.history.update(record_id, outcome="failed", end=self._clock(), details=details)
+        with self._lock:
+            self._due.pop(record_id, None)
+        log.warning("text %s not sent: %s", record_id, words)
+
+    # -- delivery reports -----------------------------------------------------------------------
+
+    def _report(self, report: SmsStatusReport) -> None:
+        """Match a status report to the part sent with that TP-MR to that number."""
+        country = self._settings().business.country
+        number = normalise(report.recipient.number, country)
+        candidates = self._reports.search(
+            lambda d: (
+                d.get("mr") == report.message_reference
+                and _same_number(d.get("number", ""), number)
+            )
+        )
+        if not candidates:
+            log.info(
+                "a delivery report (reference %s) matches no sent text", report.message_reference
+            )
+            return
+        doc = max(candidates, key=lambda d: float(d.get("at", 0)))
+        self._reports.update(
+            doc.doc_id,
+            {"status": report.status, "category": report.category, "words": report.status_text},
+        )
+        record_id = doc["record"]
+        item = self.history.get(record_id)
+        if item is None or item.outcome not in ("sent", "delivered", "queued"):
+            return
+        details = dict(item.details)
+        if report.category == "pending":
+            details["report"] = report.status_text
+            self.history.update(record_id, details=details)
+            return
+        parts = self._reports.search(lambda d: d.get("record") == record_id)
+        if report.category in ("failed", "unknown"):
+            words = f"not delivered: {report.status_text}"
+            details.update(error=words, report=report.status_text)
+            self.history.update(record_id, outcome="failed", details=details)
+            return
+        delivered = {int(d["seq"]) for d in parts if d.get("category") == "delivered"}
+        total = int(doc.get("total", 1))
+        details["report"] = report.status_text
+        if len(delivered) >= total:
+            when = report.discharge_time or self._clock()
+            details["delivered_at"] = _iso(when)
+            self.history.update(record_id, outcome="delivered", details=details)
+        else:
+            self.history.update(record_id, details=details)
+
+    # -- USSD -----------------------------------------------------------------------------------
+
+    def _ussd(self, wanted: str | None) -> None:
+        code = self._settings().sms.ussd_code
+        line = self._pick_line(wanted or "")
+        name = line.name if line is not None else (wanted or "")
+        if not code:
+            self._balance_result(name, code, "", "no balance check code is set (Settings, Texts)")
+            return
+        if line is None:
+            self._balance_result(name, code, "", "no GSM line is ready")
+            return
+        self._ussd_wait = (line.name, code, self._clock().timestamp() + self.options.ussd_timeout)
+        r = self._chat(line, Command(f'AT+CUSD=1,"{code}",15', timeout=self.options.ussd_timeout))
+        if isinstance(r, Response):
+            for text in r.lines:  # the reply may come before the OK (REFERENCE.md 2)
+                cusd = parse_cusd(text) if text.upper().startswith("+CUSD") else None
+                if cusd is not None:
+                    self._ussd_reply(line, cusd)
+        else:
+            words = _cms_words(r) if isinstance(r, ErrorResult) else "no answer"
+            self._ussd_wait = None
+            self._balance_result(line.name, code, "", f"the network did not take it: {words}")
+
+    def _ussd_reply(self, line: Line, cusd: Any) -> None:
+        wait = self._ussd_wait
+        if wait is None or wait[0] != line.name:
+            log.debug("%s: +CUSD nobody waits for (m=%s)", line.name, cusd.m)
+            return
+        self._ussd_wait = None
+        if cusd.m == 2 and not cusd.text:
+            self._balance_result(line.name, wait[1], "", "the network ended the request")
+            return
+        text = (cusd.decoded or "").strip()
+        if cusd.m == 1:  # the network asks for more: end the session
+            self._chat(line, Command("AT+CUSD=2", timeout=self.options.command_timeout))
+        self._balance_result(line.name, wait[1], text, "" if text else "an empty answer")
+
+    def _ussd_expired(self) -> None:
+        wait = self._ussd_wait
+        if wait is not None and self._clock().timestamp() >= wait[2]:
+            self._ussd_wait = None
+            self._balance_result(wait[0], wait[1], "", "no answer from the network")
+
+    def _balance_result(self, line: str, code: str, text: str, error: str) -> None:
+        amount = parse_balance(text) if text else None
+        self._store.put_document(
+            DB,
+            "ussd",
+            {
+                "at": _iso(self._clock()),
+                "line": line,
+                "code": code,
+                "text": text,
+                "amount": amount,
+                "error": error,
+            },
+        )
+        log.info("balance check on %s: %s", line, text or error)
+        threshold = self._settings().sms.low_balance
+        if self._alerts is None or amount is None or threshold <= 0:
+            return
+        key = f"balance:{line}"
+        if amount < threshold:
+            self._alerts.raise_incident(
+                key,
+                f"The SIM card of line {line} is low on credit",
+                f"The balance check says: {text}",
+                advice="Top up the SIM card: without credit, texts and calls on this line stop.",
+            )
+        else:
+            self._alerts.resolve_incident(key)
+
+
+class _SmsWorker(Worker):
+    """The `sms` thread: wakes for queued work, timers, and at once for `stop()`."""
+
+    def __init__(self, service: SmsService) -> None:
+        super().__init__("sms", liveness=max(120.0, service.options.tick * 4))
+        self.service = service
+
+    def run(self) -> None:
+        self.service._run(self)
+
+    def stop(self) -> None:
+        super().stop()
+        self.service._q.put(("wake", None))
+
+
+def _is_sms(item: Interaction) -> bool:
+    return item.channel == "sms"
+
+
+def _message_reference(lines: Iterable[str]) -> int | None:
+    for text in lines:
+        if text.upper().startswith("+CMGS:"):
+            value = text.split(":", 1)[1].split(",")[0].strip()
+            if value.isdigit():
+                return int(value)
+    return None
+
+
+def _same_number(a: str, b: str) -> bool:
+    """E.164 against a national form from the network: the last 9 digits decide."""
+    da = "".join(c for c in a if c.isdigit())
+    db = "".join(c for c in b if c.isdigit())
+    return bool(da) and (da == db or (len(da) >= 9 and len(db) >= 9 and da[-9:] == db[-9:]))
+
+
+def _when_text(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return ""
+    if when.date() == now.astimezone(when.tzinfo).date():
+        return f"today at {when:%H:%M}"
+    if when - now < timedelta(days=6):
+        return f"{when:%A} at {when:%H:%M}"
+    return f"{when:%A %d %B} at {when:%H:%M}"
+
+
+__all__ = [
+    "Balance",
+    "Conversation",
+    "SmsError",
+    "SmsOptions",
+    "SmsService",
+    "parse_balance",
+    "parse_cpms",
+    "transient",
+]

@@ -1,0 +1,470 @@
+"""The SMS service against a simulated SIM800 on a pty: intake, sending, reports, USSD.
+
+A real `Line` opens the simulator's pty with pyserial; the service talks to it through the
+line's futures on its own worker thread, as in the daemon.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firmware_app.errors import ValidationError
+from firmware_app.events import EventBus
+from firmware_app.modem import events as ev
+from firmware_app.modem.line import Line, LineOptions
+from firmware_app.modem.simulator import SimulatedModem, create
+from firmware_app.protocol.sms_pdu import Concat, decode_pdu, encode_deliver
+from firmware_app.services.history import HistoryService, Interaction
+from firmware_app.services.sms import SmsOptions, SmsService, parse_balance
+from firmware_app.settings.model import Settings
+from firmware_app.store import Store
+
+pytestmark = pytest.mark.timeout(40)
+
+FAST_LINE = LineOptions(
+    health_interval=5.0, health_failures=3, backoff_initial=0.1, backoff_max=0.4, probe_timeout=0.5
+)
+FAST_SMS = SmsOptions(
+    retry_initial=0.2, retry_max=0.5, no_line_retry=0.2, command_timeout=3.0, tick=0.5
+)
+T0 = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)
+
+
+def deliver(text: str, sender: str = "+447700900123", **kw: Any) -> str:
+    return encode_deliver(sender=sender, payload=text, timestamp=T0, **kw).hex().upper()
+
+
+def parts_of(text: str, n: int, ref: int = 7, sender: str = "+447700900123") -> list[str]:
+    size = -(-len(text) // n)
+    chunks = [text[i : i + size] for i in range(0, len(text), size)]
+    return [
+        deliver(c, sender, concat=Concat(reference=ref, total=len(chunks), seq=i + 1))
+        for i, c in enumerate(chunks)
+    ]
+
+
+@dataclass
+class FakeAlerts:
+    raised: list[tuple[str, str, str]] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+
+    def raise_incident(self, key: str, title: str, details: str, **kw: Any) -> bool:
+        self.raised.append((key, title, details))
+        return True
+
+    def resolve_incident(self, key: str) -> bool:
+        self.resolved.append(key)
+        return False
+
+
+@dataclass
+class FakeNotify:
+    sent: list[Any] = field(default_factory=list)
+
+    def sms(self, notice: Any) -> int:
+        self.sent.append(notice)
+        return len(self.sent)
+
+
+@dataclass
+class FakeStatus:
+    is_open: bool
+    next_change: datetime | None
+    text: str
+
+
+@dataclass
+class FakeRouting:
+    is_open: bool = False
+
+    def status(self, now: datetime) -> FakeStatus:
+        opens = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+        return FakeStatus(self.is_open, opens, "Closed now, opens Thu 09:00")
+
+
+class Lines:
+    def __init__(self) -> None:
+        self.items: list[Line] = []
+
+    def lines(self) -> list[Line]:
+        return list(self.items)
+
+
+@dataclass
+class Box:
+    settings: Settings = field(default_factory=Settings)
+
+    def __call__(self) -> Settings:
+        return self.settings
+
+    def sms(self, **changes: Any) -> None:
+        self.settings = self.settings.replace("sms", replace(self.settings.sms, **changes))
+
+
+class Rig:
+    """A simulated modem, a line on it, a store and the SMS service; restartable."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.modem: SimulatedModem = create("sim800", tmp_path / "dev")
+        self.box = Box()
+        self.box.settings = self.box.settings.replace(
+            "business", replace(self.box.settings.business, name="Rossi Plumbing", country="GB")
+        )
+        self.alerts = FakeAlerts()
+        self.notify = FakeNotify()
+        self.routing = FakeRouting()
+        self.store: Store | None = None
+        self.line: Line | None = None
+        self.sms: SmsService | None = None
+        self.up = threading.Event()
+
+    def start(self, sweep_wait: bool = True) -> SmsService:
+        bus = EventBus()
+        bus.subscribe(ev.LineUp, lambda e: self.up.set())
+        self.up.clear()
+        self.store = Store(self.tmp / "data")
+        self.history = HistoryService(self.store, bus)
+        lines = Lines()
+        self.line = Line("line1", str(self.modem.path), bus=bus, options=FAST_LINE)
+        lines.items.append(self.line)
+        self.sms = SmsService(
+            self.store,
+            bus,
+            self.box,
+            self.history,
+            lines,
+            notify=self.notify,
+            alerts=self.alerts,
+            routing=self.routing,
+            options=FAST_SMS,
+        )
+        self.sms.subscribe()
+        self.sms.worker.start()
+        self.line.start()
+        assert self.up.wait(10), "the line did not come up"
+        if sweep_wait:
+            self.modem.wait_for_command(r"^AT\+CMGL=4", timeout=10)
+            self.idle()
+        return self.sms
+
+    def idle(self, quiet: float = 0.4, timeout: float = 10.0) -> None:
+        """Wait until the modem has seen no command for `quiet` seconds."""
+        deadline = time.monotonic() + timeout
+        count, since = len(self.modem.commands), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = len(self.modem.commands)
+            if now != count:
+                count, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+
+    def stop(self) -> None:
+        if self.line is not None:
+            self.line.stop()
+            assert self.line.join(3)
+            self.line.close()
+        if self.sms is not None:
+            self.sms.worker.stop()
+            assert self.sms.worker.join(5)
+            self.sms.close()
+        if self.store is not None:
+            self.store.close()
+        self.sms = self.line = self.store = None
+
+    def received(self) -> list[Interaction]:
+        return list(
+            reversed(
+                self.history.newest(100, where=lambda i: i.channel == "sms" and i.direction == "in")
+            )
+        )
+
+    def outgoing(self) -> list[Interaction]:
+        return list(
+            reversed(
+                self.history.newest(
+                    100, where=lambda i: i.channel == "sms" and i.direction == "out"
+                )
+            )
+        )
+
+    def wait(self, pred: Callable[[], bool], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred():
+                return
+            time.sleep(0.05)
+        raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    r = Rig(tmp_path)
+    yield r
+    r.stop()
+    r.modem.close()
+
+
+# -- intake ------------------------------------------------------------------------------------
+
+
+def test_sweep_at_start_up_stores_deletes_by_index_and_emails(rig: Rig) -> None:
+    rig.modem.store_sms(deliver("First 😀 emoji"), stat=1)
+    rig.modem.store_sms(deliver("Hello from the bank", sender="MyBank"), stat=0)
+    rig.start()
+    got = rig.received()
+    assert [i.text for i in got] == ["First 😀 emoji", "Hello from the bank"]
+    assert got[0].number == "+447700900123" and got[0].open
+    assert got[1].number == "" and got[1].name == "MyBank"
+    assert got[0].details["encoding"] == "ucs2" and got[0].details["parts"] == 1
+    assert got[0].details["smsc_time"].startswith("2026-11-25T13:05")
+    assert rig.modem.messages() == {}
+    cmds = rig.modem.commands
+    assert "AT+CMGD=1" in cmds and "AT+CMGD=2" in cmds
+    assert not any(c.startswith("AT+CMGD=1,") for c in cmds)  # never delete-all
+    assert cmds.index("AT+CMGF=0") < cmds.index("AT+CMGL=4")
+    assert [n.text for n in rig.notify.sent] == ["First 😀 emoji", "Hello from the bank"]
+
+
+def test_cmti_flow_and_class0_flag(rig: Rig) -> None:
+    rig.start()
+    mark = len(rig.modem.commands)
+    slot = rig.modem.deliver_sms(deliver("Flash!", message_class=0))
+    rig.wait(lambda: len(rig.received()) == 1)
+    rig.idle()
+    assert rig.modem.commands[mark:].count(f"AT+CMGR={slot}") == 1
+    assert f"AT+CMGD={slot}" in rig.modem.commands[mark:]
+    assert rig.received()[0].details["class0"] is True
+    assert rig.modem.messages() == {}
+
+
+def test_multipart_out_of_order_across_a_restart(rig: Rig) -> None:
+    text = "Part one of a long message. " * 12  # 336 characters: three parts
+    pdus = parts_of(text.strip(), 3)
+    rig.start()
+    rig.modem.deliver_parts(pdus, order=[2])
+    rig.wait(lambda: rig.modem.messages() == {})
+    rig.idle()
+    assert rig.received() == []
+    rig.stop()
+    rig.modem.deliver_parts(pdus, order=[0])  # arrives while Frontdesk is down
+    rig.start()
+    assert rig.received() == []
+    rig.modem.deliver_parts(pdus, order=[1])
+    rig.wait(lambda: len(rig.received()) == 1)
+    msg = rig.received()[0]
+    assert msg.text == text.strip()
+    assert msg.details["parts"] == 3 and msg.details["complete"] is True
+    rig.stop()
+    rig.start()
+    assert len(rig.received()) == 1  # stored once, nothing left over
+
+
+def test_incomplete_message_expires_marked(rig: Rig, tmp_path: Path) -> None:
+    rig.start()
+    assert rig.sms is not None
+    rig.stop()
+    global FAST_SMS
+    saved = FAST_SMS
+    FAST_SMS = replace(saved, reassembly_timeout=1.0)
+    try:
+        rig.start()
+        pdus = parts_of("abcdefghij" * 20, 2, ref=9)
+        rig.modem.deliver_sms(pdus[0])
+        rig.wait(lambda: len(rig.received()) == 1, timeout=8)
+    finally:
+        FAST_SMS = saved
+    msg = rig.received()[0]
+    assert msg.details["complete"] is False and msg.details["missing"] == [2]
+    assert msg.text.endswith("[…]")
+
+
+def test_failed_delete_does_not_store_twice(rig: Rig) -> None:
+    rig.modem.hold(r"^AT\+CMGD")  # the delete gets no answer
+    rig.modem.store_sms(deliver("Only once, please"), stat=0)
+    rig.start(sweep_wait=False)
+    rig.modem.wait_for_command(r"^AT\+CMGD=1", timeout=10)
+    rig.wait(lambda: len(rig.received()) == 1)
+    rig.stop()
+    rig.modem.release()
+    assert len(rig.modem.messages()) == 1  # still on the SIM
+    rig.start()
+    rig.wait(lambda: rig.modem.messages() == {})
+    assert [i.text for i in rig.received()] == ["Only once, please"]
+
+
+def test_sim_full_alert_and_held_message_arrives_after_room(rig: Rig) -> None:
+    # 19 stored outgoing messages (not ours to delete) leave one slot.
+    submit = "0011000C914477009001230000AA05E8329BFD06"
+    for _ in range(19):
+        rig.modem.store_sms(submit, stat=3)
+    rig.start()
+    assert any(k == "sim-full:line1" for k, _t, _d in rig.alerts.raised)
+    assert "19 of 20" in rig.alerts.raised[0][2]
+
+
+def test_cmt_direct_delivery_is_stored_then_acknowledged(rig: Rig) -> None:
+    rig.start()
+    assert rig.line is not None
+    rig.line.command("AT+CSMS=1").result(5)
+    rig.line.command("AT+CNMI=2,2,0,1,0").result(5)
+    rig.modem.deliver_sms(deliver("Straight to the host"))
+    rig.wait(lambda: rig.modem.acknowledged == 1)
+    assert [i.text for i in rig.received()] == ["Straight to the host"]
+
+
+# -- sending -----------------------------------------------------------------------------------
+
+
+def test_send_queues_then_sends_with_report_and_delivery(rig: Rig) -> None:
+    sms = rig.start()
+    rig.modem.set_status_reports(0x00, delay=0.2)
+    item = sms.send("07700 900456", "Your boiler part has arrived. €5 deposit")
+    assert item.outcome == "queued" and item.number == "+447700900456"
+    rig.wait(lambda: rig.outgoing()[0].outcome == "delivered")
+    sent = decode_pdu(rig.modem.sent_sms[0])
+    assert sent.text == "Your boiler part has arrived. €5 deposit"  # type: ignore[union-attr]
+    assert sent.request_status_report  # type: ignore[union-attr]
+    assert rig.outgoing()[0].details["delivered_at"]
+
+
+def test_long_unicode_text_goes_in_parts(rig: Rig) -> None:
+    sms = rig.start()
+    rig.modem.set_status_reports(None)
+    sms.send("+447700900456", "Grüße ж " * 20)
+    rig.wait(lambda: rig.outgoing()[0].outcome == "sent")
+    assert len(rig.modem.sent_sms) == 3
+    assert rig.outgoing()[0].details["encoding"] == "ucs2"
+
+
+def test_transient_error_is_retried(rig: Rig) -> None:
+    sms = rig.start()
+    rig.modem.set_status_reports(None)
+    rig.modem.fail_next_send(38, 42)
+    sms.send("+447700900456", "Retry me")
+    rig.wait(lambda: rig.outgoing()[0].outcome == "sent")
+    item = rig.outgoing()[0]
+    assert item.details["attempts"] == 3
+    assert len(rig.modem.sent_sms) == 1
+
+
+def test_permanent_error_fails_in_words(rig: Rig) -> None:
+    sms = rig.start()
+    rig.modem.fail_next_send(21)
+    sms.send("+447700900456", "Not allowed")
+    rig.wait(lambda: rig.outgoing()[0].outcome == "failed")
+    assert rig.outgoing()[0].details["error"] == (
+        "short message transfer rejected (+CMS ERROR: 21)"
+    )
+
+
+def test_failed_delivery_report_in_words(rig: Rig) -> None:
+    sms = rig.start()
+    rig.modem.set_status_reports(0x41, delay=0.1)
+    sms.send("+447700900456", "To a landline")
+    rig.wait(lambda: rig.outgoing()[0].outcome == "failed")
+    assert rig.outgoing()[0].details["error"] == "not delivered: incompatible destination"
+
+
+def test_validation_names_the_field(rig: Rig) -> None:
+    sms = rig.start()
+    with pytest.raises(ValidationError) as err:
+        sms.send("call me", "")
+    assert {p.field for p in err.value.problems} == {"to", "text"}
+    with pytest.raises(ValidationError) as err:
+        sms.send("+447700900456", "x" * 1200)
+    assert err.value.problems[0].field == "text"
+
+
+def test_queued_text_survives_a_restart(rig: Rig) -> None:
+    sms = rig.start()
+    rig.modem.set_status_reports(None)
+    assert rig.line is not None
+    rig.modem.hold(r"^AT\+CMGS")
+    sms.send("+447700900456", "Survive")
+    rig.modem.wait_for_command(r"^AT\+CMGS", timeout=5)
+    rig.stop()
+    rig.modem.release()
+    assert rig.modem.sent_sms == []
+    rig.start()
+    rig.wait(lambda: rig.outgoing()[0].outcome == "sent")
+    assert len(rig.outgoing()) == 1
+
+
+# -- after hours, USSD -------------------------------------------------------------------------
+
+
+def test_after_hours_auto_reply_once_per_period(rig: Rig) -> None:
+    rig.box.sms(auto_reply=True, auto_reply_text="{business}: closed. Back {next_open}.")
+    rig.modem.set_status_reports(None)
+    rig.start()
+    rig.modem.deliver_sms(deliver("Are you open?"))
+    rig.wait(lambda: any(i.outcome == "sent" for i in rig.outgoing()))
+    rig.modem.deliver_sms(deliver("Hello??"))
+    rig.wait(lambda: len(rig.received()) == 2)
+    rig.idle()
+    out = rig.outgoing()
+    assert len(out) == 1
+    assert out[0].text.startswith("Rossi Plumbing: closed. Back ")
+    assert "09:00" in out[0].text and out[0].details["auto_reply"] is True
+
+
+def test_open_office_sends_no_auto_reply(rig: Rig) -> None:
+    rig.box.sms(auto_reply=True)
+    rig.routing.is_open = True
+    rig.start()
+    rig.modem.deliver_sms(deliver("Are you open?"))
+    rig.wait(lambda: len(rig.received()) == 1)
+    rig.idle()
+    assert rig.outgoing() == []
+
+
+@pytest.mark.parametrize("before_ok", [False, True])
+def test_ussd_balance_and_low_balance_alert(rig: Rig, before_ok: bool) -> None:
+    rig.box.sms(low_balance=5.0)
+    sms = rig.start()
+    rig.modem.set_ussd_reply(
+        "Balance: EUR 4,20. Valid until 31/12/2026", before_ok=before_ok, then_end=True
+    )
+    sms.check_balance()
+    rig.wait(lambda: sms.balance() is not None)
+    bal = sms.balance()
+    assert bal is not None and bal.amount == 4.2 and bal.error == ""
+    assert rig.modem.ussd_requests == ["*100#"]
+    assert rig.alerts.raised[-1][0] == "balance:line1"
+
+
+def test_ussd_ucs2_reply(rig: Rig) -> None:
+    sms = rig.start()
+    rig.modem.set_ussd_reply("Баланс 12.5 руб".encode("utf-16-be").hex().upper(), dcs=72)
+    sms.check_balance()
+    rig.wait(lambda: sms.balance() is not None)
+    bal = sms.balance()
+    assert bal is not None and bal.text == "Баланс 12.5 руб" and bal.amount == 12.5
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        ("Your balance is 12.34 EUR.", 12.34),
+        ("Balance: EUR 4,20. Valid until 31/12/2026", 4.2),
+        ("Credit $ 7.5 expires 2026-01-01", 7.5),
+        ("Remaining: 3 SMS and £2.10 credit", 2.1),
+        ("no numbers here", None),
+    ],
+)
+def test_parse_balance(text: str, amount: float | None) -> None:
+    assert parse_balance(text) == amount
+
+
+def test_timedelta_sanity() -> None:
+    assert timedelta(hours=12).total_seconds() == 43200
