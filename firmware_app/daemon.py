@@ -179,9 +179,21 @@ class Daemon:
         lines.adopt = adopt
         for worker in lines.workers():
             self.supervisor.add(worker)
-        calls = CallService(services.bus, services.settings.get, lines.line, services.clock)
+        from .calls.runner import CallRunner
+
+        runner = CallRunner(services)  # sessions, voicemail, the call's record and emails
+        calls = CallService(
+            services.bus,
+            services.settings.get,
+            lines.line,
+            services.clock,
+            runner=runner,
+            contacts=services.contacts,
+        )
         calls.subscribe()
         self._closers.append(calls.close)
+        self._closers.append(runner.close)
+        services.extra["call_runner"] = runner
         services.extra["lines"] = lines
         services.extra["calls"] = calls
 

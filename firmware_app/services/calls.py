@@ -2,8 +2,8 @@
 
 `CallService` listens for `IncomingCall`, asks `firmware_app.routing.decide()` for a plan,
 then rejects (block list, withheld rule) or answers at the configured ring and hands the
-answered call to a session. The default session only hangs up after a moment; the full call
-flow (greetings, voicemail, forwarding) plugs in as another `session`.
+answered call to a session. With a `runner` (firmware_app.calls.runner) every call runs the
+full flow and leaves one history record; without one, a placeholder session hangs up.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..calls.session import answer_ring
 from ..events import EventBus
-from ..modem.events import IncomingCall
+from ..modem.events import CallerHungUp, IncomingCall
 from ..protocol.at import Response
 from ..routing import Call, LineCapabilities, Plan, Reject, decide
 
 if TYPE_CHECKING:
+    from ..calls.runner import CallRunner
     from ..modem.line import Line
     from ..settings.model import Settings
 
@@ -68,18 +70,26 @@ class CallService:
         *,
         session: Session | None = None,
         keep: int = 50,
+        runner: CallRunner | None = None,
+        contacts: Any = None,
     ) -> None:
         self._bus = bus
         self._settings = settings
         self._lines = lines
         self._clock = clock
+        self.runner = runner
+        self.contacts = contacts  # vip_numbers() / blocked_numbers() feed the routing
+        if session is None and runner is not None:
+            session = runner.answered
         self.session: Session = session or HangUpAfter()
+        self._unanswered: dict[tuple[str, int], IncomingCall] = {}
         self._recent: deque[Decision] = deque(maxlen=keep)
         self._lock = threading.Lock()
         self._unsubscribe: Callable[[], None] | None = None
 
     def subscribe(self) -> None:
         self._unsubscribe = self._bus.subscribe(IncomingCall, self.on_incoming)
+        self._unsubscribe_end = self._bus.subscribe(CallerHungUp, self._on_hung_up)
         self.warm_up()
 
     def warm_up(self) -> None:
@@ -95,6 +105,7 @@ class CallService:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+            self._unsubscribe_end()
 
     def recent(self) -> list[Decision]:
         """Latest decisions, newest first."""
@@ -106,7 +117,14 @@ class CallService:
         if caps is None:
             return None
         call = Call(number=event.number or "", name=event.name or "", validity=_validity(event))
-        return decide(call, self._clock(), self._settings(), caps)
+        vip: frozenset[str] = frozenset()
+        blocked: frozenset[str] = frozenset()
+        if self.contacts is not None:
+            try:
+                vip, blocked = self.contacts.vip_numbers(), self.contacts.blocked_numbers()
+            except Exception:
+                log.exception("contacts' VIP and blocked numbers unavailable")
+        return decide(call, self._clock(), self._settings(), caps, vip=vip, blocked=blocked)
 
     def on_incoming(self, event: IncomingCall) -> None:
         """On the line's thread: decide, then queue the answer or the rejection."""
@@ -131,34 +149,59 @@ class CallService:
             self._recent.append(decision)
         log.info("%s: call %s: %s (%s)", event.line, event.call_id, decision.action, plan.rule)
         log.debug("%s: %s", event.line, plan.explanation)
+        runner = self.runner
+        if runner is not None:
+            runner.ringing(event.line, event, plan)
         if reject:
             line.reject()
+            if runner is not None:
+                runner.rejected(event.line, event)
             return
         rings = self._settings().lines.rings_before_answer
-        answer = line.answer(at_ring=rings)
+        at_ring = answer_ring(plan, rings)
+        if at_ring is None:  # left ringing: the network forwards it
+            with self._lock:
+                self._unanswered[(event.line, event.call_id)] = event
+            return
+        answer = line.answer(at_ring=at_ring)
         answer.add_done_callback(lambda fut: self._answered(fut, line, event, plan))
+
+    def _on_hung_up(self, event: CallerHungUp) -> None:
+        with self._lock:
+            call = self._unanswered.pop((event.line, event.call_id), None)
+        if call is not None and self.runner is not None:
+            self.runner.not_answered(event.line, call, event.reason)
 
     def _answered(self, fut: Future[Any], line: Line, event: IncomingCall, plan: Plan) -> None:
         if fut.cancelled():
+            self._not_answered(event, "the answer was cancelled")
             return
         exc = fut.exception()
         if exc is not None:
             log.info("%s: call %s not answered: %s", event.line, event.call_id, exc)
+            self._not_answered(event, _words(exc))
             return
         result = fut.result()
         if not isinstance(result, Response):
-            log.info(
-                "%s: call %s: the modem did not answer (%s)",
-                event.line,
-                event.call_id,
-                getattr(result, "result", "no answer"),
-            )
+            words = getattr(result, "result", "no answer")
+            log.info("%s: call %s: the modem did not answer (%s)", event.line, event.call_id, words)
+            self._not_answered(event, f"the modem did not answer ({words})")
+            line.hangup()
             return
         try:
             self.session(line, event, plan)
         except Exception:
             log.exception("%s: call session failed", event.line)
             line.hangup()
+
+    def _not_answered(self, event: IncomingCall, reason: str) -> None:
+        if self.runner is not None:
+            self.runner.not_answered(event.line, event, reason)
+
+
+def _words(exc: BaseException) -> str:
+    text = str(exc)
+    return text.split(": ", 1)[1] if ": " in text else text or type(exc).__name__
 
 
 def _validity(event: IncomingCall) -> Any:

@@ -19,6 +19,7 @@ import tomli_w
 
 from ..errors import FieldProblem, SettingsError
 from .greetings import Forwarding, Greetings
+from .calls import Calls
 from .lines import Lines
 from .notifications import Notifications
 from .routing import Holidays, Hours, Override, Rules, Staff, cross_problems
@@ -259,6 +260,7 @@ class Settings:
     staff: Staff = dataclasses.field(default_factory=Staff)
     rules: Rules = dataclasses.field(default_factory=Rules)
     lines: Lines = dataclasses.field(default_factory=Lines)
+    calls: Calls = dataclasses.field(default_factory=Calls)
     greetings: Greetings = dataclasses.field(default_factory=Greetings)
     forwarding: Forwarding = dataclasses.field(default_factory=Forwarding)
     mqtt: Mqtt = dataclasses.field(default_factory=Mqtt)

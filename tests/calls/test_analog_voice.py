@@ -40,6 +40,18 @@ def speech(seconds: float = 2.0) -> np.ndarray:
     return np.round(x * 32767).astype(np.int16)
 
 
+def similarity(heard: np.ndarray, sent: np.ndarray, at: int) -> float:
+    """Correlation of `sent` with `heard` from sample `at`, allowing a 2-sample misalignment
+    (stream positions are rounded to whole samples)."""
+    best = -1.0
+    for lag in range(-2, 3):
+        part = heard[at + lag : at + lag + sent.size].astype(float)
+        if part.size < sent.size // 2:
+            continue
+        best = max(best, float(np.corrcoef(part, sent[: part.size].astype(float))[0, 1]))
+    return best
+
+
 @pytest.mark.parametrize(
     ("personality", "codec", "command", "ending"),
     [
@@ -130,10 +142,7 @@ def test_conexant_framed_keys_and_triple_dle_record_ending(
     assert modem.voice.recorded[-1].ended == "stopped"
     # The message survives the codec round trip: compare with tolerance.
     assert 1.5 <= got.seconds <= 2.1
-    start = int(0.2 * 8000)
-    heard = got.audio[start : start + message.size].astype(float)
-    ref = message[: heard.size].astype(float)
-    assert np.corrcoef(heard, ref)[0, 1] > 0.98
+    assert similarity(got.audio, message, int(0.2 * 8000)) > 0.98
     # After the triple-DLE ending the line is back in command mode.
     assert "OK" in str(line.command("AT").result(5))
     channel.close()

@@ -1,0 +1,434 @@
+"""Runs calls: one thread per answered call (at most one per line) through a VoiceChannel.
+
+Turns `CallSession` actions into greetings, beeps, recordings and key waits; at the end
+writes the voicemail audio (atomically, before the record that points at it), the call's one
+history record, the voicemail or missed-call email, and events. Nothing here runs on a
+line's thread for long: the line's handlers only start threads or queue work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from ..media import codecs, tones
+from ..modem.events import IncomingCall
+from ..routing import Plan
+from ..routing.rules import e164
+from ..services.history import Interaction
+from ..services.notify import MissedCallNotice, VoicemailNotice
+from .analog_voice import AnalogVoiceChannel, Pacing
+from .events import CallFinished, FaxToneDetected
+from .session import (
+    Beep,
+    CallSession,
+    Collect,
+    FaxTone,
+    Finished,
+    Forward,
+    ForwardResult,
+    Limits,
+    Play,
+    Record,
+    Result,
+)
+from .voice import Pcm, VoiceChannel
+
+if TYPE_CHECKING:
+    from ..modem.line import Line
+
+log = logging.getLogger(__name__)
+
+TEXT_BACK_EVERY = timedelta(hours=24)
+
+
+class ChannelFactory(Protocol):
+    def __call__(self, line: Line, call: IncomingCall) -> VoiceChannel | None: ...
+
+
+class DefaultGreetings:
+    """Used when no greetings service is there: short tones, so a call still works."""
+
+    def audio(self, key: str) -> Pcm:
+        if key == "goodbye":
+            return np.concatenate([tones.tone((660.0,), 0.2), tones.tone((440.0,), 0.3)])
+        return np.concatenate([tones.tone((440.0,), 0.25), tones.silence(0.25)])
+
+
+@dataclasses.dataclass(slots=True)
+class _Call:
+    line: str
+    event: IncomingCall
+    plan: Plan
+    session: CallSession
+    start: datetime  # wall clock at the first ring we know of
+    thread: threading.Thread | None = None
+    channel: VoiceChannel | None = None
+
+
+class CallRunner:
+    """Runs sessions and records how every call ended.
+
+    `services` is the facade (history, notify, store, settings, bus, clock; optional
+    greetings, contacts, sms, forwarding, call_audio). `channel_factory` builds a call's
+    audio; by default analog voice lines get an `AnalogVoiceChannel`, other lines ask
+    `services.call_audio.channel(line, call)` when such a service exists.
+    """
+
+    def __init__(
+        self,
+        services: Any,
+        *,
+        channel_factory: ChannelFactory | None = None,
+        pacing: Pacing | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.services = services
+        self.pacing = pacing or Pacing()
+        self.channel_factory: ChannelFactory = channel_factory or self.default_channel
+        self.monotonic = monotonic
+        self._lock = threading.Lock()
+        self._active: dict[str, _Call] = {}
+        self._ringing: dict[tuple[str, int], _Call] = {}
+        self._texted: dict[str, datetime] = {}
+        self._records = ThreadPoolExecutor(max_workers=1, thread_name_prefix="call-records")
+        self._closed = False
+        self.fallback_greetings = DefaultGreetings()
+
+    # -- from the call service (line threads: never block) -----------------------------------
+
+    def ringing(self, line: str, event: IncomingCall, plan: Plan) -> CallSession:
+        """A decided call: its session starts now (before any answer)."""
+        settings = self.services.settings.get()
+        calls = settings.calls
+        limits = Limits(
+            max_message_seconds=float(calls.max_message_seconds),
+            silence_seconds=float(calls.silence_seconds),
+            screen_seconds=float(calls.screen_seconds),
+        )
+        session = CallSession(plan, now=self.monotonic(), limits=limits)
+        call = _Call(line=line, event=event, plan=plan, session=session, start=self._wall())
+        with self._lock:
+            self._ringing[(line, event.call_id)] = call
+        return session
+
+    def rejected(self, line: str, event: IncomingCall) -> None:
+        call = self._take(line, event)
+        if call is not None:
+            self._later(call, call.session.rejected(self.monotonic()), "")
+
+    def not_answered(self, line: str, event: IncomingCall, reason: str) -> None:
+        call = self._take(line, event)
+        if call is not None:
+            self._later(call, call.session.not_answered(self.monotonic(), reason), "")
+
+    def answered(self, line: Line, event: IncomingCall, plan: Plan) -> None:
+        """Start the call's session thread; a line already running one hangs up this one."""
+        call = self._take(line.name, event) or _Call(
+            line=line.name,
+            event=event,
+            plan=plan,
+            session=CallSession(plan, now=self.monotonic()),
+            start=self._wall(),
+        )
+        with self._lock:
+            busy = line.name in self._active or self._closed
+            if not busy:
+                self._active[line.name] = call
+        if busy:
+            log.warning("%s: a call session is still running; hanging up", line.name)
+            line.hangup()
+            self._later(call, call.session.failed(self.monotonic(), "line busy"), "")
+            return
+        thread = threading.Thread(
+            target=self._run, args=(line, call), name=f"call-{line.name}", daemon=True
+        )
+        call.thread = thread
+        thread.start()
+
+    # -- for pages and the daemon ------------------------------------------------------------
+
+    def active(self) -> dict[str, str]:
+        """Line name -> the step its call is at."""
+        with self._lock:
+            return {name: c.session.state for name, c in self._active.items()}
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Hang up running calls, wait for their records (bounded)."""
+        with self._lock:
+            self._closed = True
+            calls = list(self._active.values())
+        for call in calls:
+            if call.channel is not None:
+                call.channel.hang_up()
+        deadline = self.monotonic() + timeout
+        for call in calls:
+            if call.thread is not None:
+                call.thread.join(max(0.0, deadline - self.monotonic()))
+        self._records.shutdown(wait=True)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """True once no session runs and every record is written (tests, shutdown)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                busy = bool(self._active)
+            if not busy:
+                done = self._records.submit(lambda: None)
+                done.result(max(0.0, end - time.monotonic()))
+                return True
+            time.sleep(0.02)
+        return False
+
+    # -- the session thread ------------------------------------------------------------------
+
+    def default_channel(self, line: Line, call: IncomingCall) -> VoiceChannel | None:
+        profile = line.profile
+        if profile is not None and profile.kind == "analog" and profile.voice:
+            return AnalogVoiceChannel(
+                line, bus=self.services.bus, call_id=call.call_id, pacing=self.pacing
+            )
+        audio = getattr(self.services, "call_audio", None)
+        make = getattr(audio, "channel", None)
+        if callable(make):
+            channel: VoiceChannel | None = make(line, call)
+            return channel
+        return None
+
+    def _run(self, line: Line, call: _Call) -> None:
+        session = call.session
+        fin: Finished | None = None
+        description = ""
+        try:
+            channel = self.channel_factory(line, call.event)
+            call.channel = channel
+            if channel is None:
+                log.warning("%s: no call audio for this line; hanging up", line.name)
+                line.hangup()
+                fin = session.failed(self.monotonic(), "this line has no call audio")
+            else:
+                action = session.answered(self.monotonic())
+                while not isinstance(action, Finished):
+                    result = self._do(action, channel, line, call)
+                    action = session.result(result, self.monotonic())
+                fin = action
+                description = channel.description
+                channel.hang_up()
+                close = getattr(channel, "close", None)
+                if callable(close):
+                    close()
+        except Exception as exc:
+            log.exception("%s: call session failed", line.name)
+            with_channel = call.channel
+            if with_channel is not None:
+                with_channel.hang_up()
+            if fin is None:
+                fin = session.failed(self.monotonic(), str(exc) or type(exc).__name__)
+        finally:
+            with self._lock:
+                self._active.pop(line.name, None)
+        assert fin is not None
+        self._later(call, fin, description)
+
+    def _do(self, action: Any, channel: VoiceChannel, line: Line, call: _Call) -> Result:
+        if isinstance(action, Play):
+            return channel.play(self.greeting(action.greeting), stop_digits=action.stop_digits)
+        if isinstance(action, Beep):
+            return channel.play(tones.beep(), stop_digits="")
+        if isinstance(action, Record):
+            return channel.record(
+                action.max_seconds,
+                stop_digits=action.stop_digits,
+                silence_seconds=action.silence_seconds,
+            )
+        if isinstance(action, Collect):
+            return channel.collect_digits(action.count, action.timeout, end_digit=action.end_digit)
+        if isinstance(action, Forward):
+            forwarding = getattr(self.services, "forwarding", None)
+            put_through = getattr(forwarding, "put_through", None)
+            if callable(put_through):
+                result: ForwardResult = put_through(line, call.event, action.step, channel)
+                return result
+            return ForwardResult(taken=False, reason="this line cannot put calls through")
+        if isinstance(action, FaxTone):
+            log.info("%s: call %s is a fax machine", line.name, call.event.call_id)
+            self.services.bus.publish(
+                FaxToneDetected(
+                    line=line.name, call_id=call.event.call_id, number=call.event.number or ""
+                )
+            )
+            return None
+        raise TypeError(f"unknown action {action!r}")
+
+    def greeting(self, key: str) -> Pcm:
+        source = getattr(self.services, "greetings", None)
+        if source is not None:
+            try:
+                audio: Pcm = source.audio(key)
+                return audio
+            except Exception as exc:
+                log.warning("greeting %s unavailable (%s); playing a tone instead", key, exc)
+        return self.fallback_greetings.audio(key)
+
+    # -- the end: media, record, emails -------------------------------------------------------
+
+    def _take(self, line: str, event: IncomingCall) -> _Call | None:
+        with self._lock:
+            return self._ringing.pop((line, event.call_id), None)
+
+    def _later(self, call: _Call, fin: Finished, description: str) -> None:
+        try:
+            self._records.submit(self._finish, call, fin, description)
+        except RuntimeError:  # shut down: write it here rather than lose it
+            self._finish(call, fin, description)
+
+    def _wall(self) -> datetime:
+        now: datetime = self.services.clock()
+        return now
+
+    def _finish(self, call: _Call, fin: Finished, description: str) -> None:
+        try:
+            self.finish(call, fin, description)
+        except Exception:
+            log.exception("%s: the record of call %s failed", call.line, call.event.call_id)
+
+    def finish(self, call: _Call, fin: Finished, description: str) -> Interaction:
+        services = self.services
+        settings = services.settings.get()
+        event = call.event
+        start = call.start
+        end = start + timedelta(seconds=max(0.0, fin.ended - fin.started))
+        number = event.number or ""
+        if number and event.validity == "ok":
+            number = e164(number, settings.business.country) or number
+        else:
+            number = ""
+        contact_id, contact_name = self._contact(number)
+        media: tuple[str, ...] = ()
+        if fin.message is not None and fin.message.audio.size:
+            wav = codecs.write_wav(fin.message.audio, 8000)
+            media = (services.store.media.write(wav, "wav", when=start),)  # before the record
+        plan = call.plan
+        details = {
+            "plan": {
+                "rule": plan.rule,
+                "mode": plan.mode,
+                "steps": plan.kinds(),
+                "lines": plan.lines(),
+                "explanation": plan.explanation,
+            },
+            "reason": fin.reason,
+            "answered": fin.answered,
+            "box": fin.box,
+            "staff": list(fin.staff),
+            "digits": fin.digits,
+            "steps": [dict(t) for t in fin.trace],
+            "audio": description,
+            "call_id": event.call_id,
+            "rings": event.rings,
+            "validity": event.validity,
+            "heard": False,
+        }
+        item = services.history.record(
+            Interaction(
+                channel="call",
+                direction="in",
+                outcome=fin.outcome,
+                start=start,
+                end=end,
+                number=number,
+                name=event.name or "",
+                line=call.line,
+                duration=fin.duration,
+                contact_id=contact_id,
+                text=fin.reason,
+                media=media,
+                details=details,
+            )
+        )
+        log.info("%s: call %s: %s (%s)", call.line, event.call_id, fin.outcome, fin.reason)
+        box = "" if fin.box in ("", "main") else fin.box
+        if fin.notice == "voicemail":
+            services.notify.voicemail(
+                VoicemailNotice(
+                    number=number,
+                    at=start,
+                    duration_s=fin.duration,
+                    contact_name=contact_name or event.name or "",
+                    audio_ref=media[0] if media else "",
+                    record_id=item.id,
+                    line=call.line,
+                    box=box,
+                    staff=fin.staff,
+                )
+            )
+        elif fin.notice == "missed":
+            services.notify.missed_call(
+                MissedCallNotice(
+                    number=number,
+                    at=start,
+                    contact_name=contact_name or event.name or "",
+                    reason=fin.reason,
+                    record_id=item.id,
+                    line=call.line,
+                    staff=fin.staff,
+                )
+            )
+            self.text_back(number)
+        services.bus.publish(
+            CallFinished(
+                line=call.line, call_id=event.call_id, outcome=fin.outcome, record_id=item.id
+            )
+        )
+        return item
+
+    def _contact(self, number: str) -> tuple[int | None, str]:
+        if not number:
+            return None, ""
+        contacts = getattr(self.services, "contacts", None)
+        find = getattr(contacts, "lookup", None) or getattr(contacts, "by_number", None)
+        if not callable(find):
+            return None, ""
+        try:
+            contact = find(number)
+        except Exception as exc:
+            log.info("contact lookup failed: %s", exc)
+            return None, ""
+        if contact is None:
+            return None, ""
+        return getattr(contact, "id", None), getattr(contact, "name", "") or ""
+
+    def text_back(self, number: str) -> bool:
+        """Missed-call text-back: an SMS to `number`, at most once per number per 24 h, when
+        the owner switched it on and an SMS service exists. True when a text was queued."""
+        if not number:
+            return False
+        settings = self.services.settings.get()
+        if not settings.calls.text_back:
+            return False
+        sms = getattr(self.services, "sms", None)
+        send = getattr(sms, "send", None)
+        if not callable(send):
+            return False
+        now = self._wall()
+        with self._lock:
+            last = self._texted.get(number)
+            if last is not None and now - last < TEXT_BACK_EVERY:
+                return False
+            self._texted[number] = now
+        name = settings.business.name or "us"
+        text = f"Sorry we missed your call to {name}. Please call again or leave a message."
+        try:
+            send(number, text)
+        except Exception as exc:
+            log.info("missed-call text-back not sent: %s", exc)
+            return False
+        return True

@@ -1,0 +1,263 @@
+"""Calls end to end in one process: Services + Line + simulated modem on a pty + CallService
++ CallRunner, emails to a local aiosmtpd server. The caller is scripted in the simulator."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from firmware_app.calls.analog_voice import Pacing
+from firmware_app.calls.events import CallFinished, FaxToneDetected
+from firmware_app.calls.runner import CallRunner
+from firmware_app.config import MachineConfig, StoreConfig
+from firmware_app.media import codecs, tones
+from firmware_app.modem import events as ev
+from firmware_app.modem.line import Line
+from firmware_app.modem.simulator import SimulatedModem, VoiceCaller, create
+from firmware_app.services import Services
+from firmware_app.services.calls import CallService
+from firmware_app.services.history import Interaction
+from firmware_app.settings.model import Email, Settings
+from firmware_app.settings.routing import Menu, MenuOption, StaffMember
+from firmware_app.store import Store
+from tests.modem.conftest import FAST, Recorder
+from tests.services.test_notify_delivery import Server
+
+from .conftest import SPEED, ToneGreetings
+from .test_analog_voice import similarity, speech
+
+pytestmark = pytest.mark.timeout(60)
+
+SATURDAY_NIGHT = datetime(2026, 11, 28, 22, 0, tzinfo=UTC)
+
+
+def closed_settings(port: int, **rules: Any) -> Settings:
+    s = Settings()
+    s.business.timezone = "UTC"
+    s.business.country = "US"
+    s.business.owner_email = "owner@example.com"
+    s = s.replace(
+        "email",
+        Email(
+            smtp_host="127.0.0.1", smtp_port=port, security="none", from_address="fd@example.com"
+        ),
+    )
+    s.staff.members = [StaffMember(name="Anna", mobile="+15550001111", email="anna@example.com")]
+    return s.replace("rules", dataclasses.replace(s.rules, office_phone=False, **rules))
+
+
+@dataclasses.dataclass
+class World:
+    services: Services
+    modem: SimulatedModem
+    line: Line
+    runner: CallRunner
+    recorder: Recorder
+    smtp: Server
+    greetings: ToneGreetings
+
+    def call(self, number: str, caller: VoiceCaller | None, timeout: float = 20.0) -> Interaction:
+        self.modem.voice.caller = caller or VoiceCaller()
+        mark = self.recorder.mark()
+        self.modem.ring(number, rings=4, interval=0.3)
+        done = self.recorder.wait(CallFinished, timeout=timeout, since=mark)
+        item = self.services.history.get(done.record_id)
+        assert item is not None
+        return item
+
+    def mails(self, n: int, timeout: float = 10.0) -> list[Any]:
+        import time
+
+        end = time.monotonic() + timeout
+        while len(self.smtp.inbox.received) < n and time.monotonic() < end:
+            time.sleep(0.05)
+        return [r.msg for r in self.smtp.inbox.received]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[Callable[..., World]]:
+    made: list[Any] = []
+
+    def make(personality: str = "usr5637", **rules: Any) -> World:
+        smtp = Server("none", None).start()
+        made.append(smtp.stop)
+        store = Store(tmp_path / "data")
+        config = MachineConfig(store=StoreConfig(data_dir=str(store.data_dir)))
+        services = Services.build(config, store)
+        made.append(store.close)
+        services.clock = lambda: SATURDAY_NIGHT
+        services.settings.save(closed_settings(smtp.port, **rules))
+        greetings = ToneGreetings()
+        services.greetings = greetings  # type: ignore[assignment]
+        services.notify.worker.start()
+        made.append(lambda: services.notify.stop(timeout=5))
+        recorder = Recorder(services.bus)
+        modem = create(personality, tmp_path / "dev")
+        modem.voice.speed = SPEED
+        made.append(modem.close)
+        line = Line(
+            "line1",
+            str(modem.path),
+            bus=services.bus,
+            settings=lambda: services.settings.get().lines,
+            options=FAST,
+        )
+        line.start()
+        made.append(lambda: (line.stop(), line.join(3), line.close()))
+        recorder.wait(ev.LineUp, timeout=10)
+        runner = CallRunner(services, pacing=Pacing(speed=SPEED))
+        calls = CallService(
+            services.bus,
+            services.settings.get,
+            {"line1": line}.get,
+            lambda: services.clock(),
+            runner=runner,
+            contacts=services.contacts,
+        )
+        calls.subscribe()
+        made.append(lambda: (calls.close(), runner.close()))
+        return World(services, modem, line, runner, recorder, smtp, greetings)
+
+    yield make
+    for close in reversed(made):
+        close()
+
+
+def wav_samples(store: Store, ref: str) -> np.ndarray:
+    data, rate = sf.read(io.BytesIO(store.media.read(ref)), dtype="int16")
+    assert rate == 8000
+    return np.asarray(data, dtype=np.int16)
+
+
+def test_after_hours_greeting_voicemail_and_email_with_mp3(world: Callable[..., World]) -> None:
+    w = world()
+    message = speech(2.5)
+    caller = VoiceCaller().say(message, at=0.3).hang_up(at=3.2, after="record", how=("dial_tone",))
+    item = w.call("+15551234567", caller)
+    # The closed greeting reached the line byte for byte (u-law, DLE doubling undone).
+    played = w.modem.voice.played
+    assert bytes(played[0].data) == codecs.encode(w.greetings.audio("closed"), "ulaw")
+    assert bytes(played[1].data) == codecs.encode(w.greetings.audio("voicemail"), "ulaw")
+    assert bytes(played[2].data) == codecs.encode(tones.beep(), "ulaw")
+    # One record: a voicemail with its audio, the plan and its explanation.
+    assert item.outcome == "voicemail" and item.number == "+15551234567"
+    assert item.details["plan"]["rule"] == "schedule"
+    assert "Closed" in item.details["plan"]["explanation"]
+    assert item.details["heard"] is False and item.open
+    (ref,) = item.media
+    stored = wav_samples(w.services.store, ref)
+    # What the caller sent after the codec round trip, trimmed where the dial tone began.
+    sent = codecs.decode(bytes(w.modem.voice.recorded[-1].data), "ulaw")
+    assert np.array_equal(stored, sent[: stored.size])
+    assert 2.6 <= stored.size / 8000 <= 3.2, stored.size / 8000
+    start = int(0.3 * 8000)
+    assert similarity(stored, message, start) > 0.98
+    assert item.duration == pytest.approx(stored.size / 8000, abs=0.01)
+    (mail,) = w.mails(1)
+    assert "voicemail" in mail["Subject"].lower() or "message" in mail["Subject"].lower()
+    types = [p.get_content_type() for p in mail.walk()]
+    assert "audio/mpeg" in types
+    # The MP3 was made once, by the notifier, from the stored WAV.
+    assert sum(1 for p in w.services.store.media.root.rglob("*.mp3")) == 1
+
+
+def test_caller_hangs_up_during_the_greeting_gets_a_missed_call_email(
+    world: Callable[..., World],
+) -> None:
+    w = world()
+    caller = VoiceCaller().hang_up(at=0.2, after="play", how=("loop_break",))
+    item = w.call("+15551234567", caller)
+    assert item.outcome == "missed" and item.media == ()
+    assert "greeting" in item.text
+    assert len(w.modem.voice.recorded) == 0  # no recording was even started
+    (mail,) = w.mails(1)
+    assert "missed" in mail["Subject"].lower()
+    assert not list(w.services.store.media.root.rglob("*.wav"))
+
+
+def test_blocked_caller_is_rejected_and_recorded(world: Callable[..., World]) -> None:
+    w = world(block=["+15550000666"])
+    mark = w.recorder.mark()
+    item = w.call("+15550000666", None)
+    assert item.outcome == "blocked" and not item.open
+    assert "ATH1" in w.modem.commands and "AT+VTX" not in w.modem.commands
+    w.recorder.wait(ev.CallEnded, since=mark)
+    assert w.mails(0, timeout=0.5) == []
+
+
+def test_vip_after_hours_on_an_analog_line_reaches_staff(world: Callable[..., World]) -> None:
+    w = world(allow=["+15557770000"])
+    caller = VoiceCaller().say(speech(1.5), at=0.2).hang_up(at=2.0, after="record")
+    item = w.call("+15557770000", caller)
+    plan = item.details["plan"]
+    assert plan["rule"] == "allow"
+    assert plan["steps"] == ["greet", "take_voicemail", "notify_staff"]
+    assert "cannot put calls through" in plan["explanation"]
+    assert item.outcome == "voicemail" and item.details["staff"] == ["Anna"]
+    assert w.greetings.asked[0] == "open"  # VIPs hear the open greeting at any time
+    (mail,) = w.mails(1)
+    assert "anna@example.com" in str(mail["To"])
+
+
+def test_ivr_digit_routes_to_the_right_box(world: Callable[..., World]) -> None:
+    menu = Menu(
+        mode="closed",
+        options=[
+            MenuOption(digit="1", action="voicemail", target="support"),
+            MenuOption(digit="2", action="voicemail", target="sales"),
+        ],
+    )
+    w = world(menus=[menu])
+    caller = (
+        VoiceCaller()
+        .press("2", at=0.3, after="play", hold=0.2)  # during the menu prompt
+        .say(speech(1.2), at=0.2, after="record")
+        .hang_up(at=1.8, after="record")
+    )
+    item = w.call("+15551234567", caller)
+    assert item.outcome == "voicemail" and item.details["box"] == "sales"
+    assert item.details["digits"] == "2"
+    assert w.greetings.asked[:2] == ["menu:closed", "voicemail"]
+
+
+def test_screening_hangs_up_on_a_withheld_caller_who_presses_nothing(
+    world: Callable[..., World],
+) -> None:
+    w = world(withheld="screen")
+    item = w.call("P", VoiceCaller())
+    assert item.outcome == "screened" and item.number == ""
+    assert "ATH" in w.modem.commands
+    assert w.mails(0, timeout=0.5) == []
+
+
+def test_fax_tone_ends_the_voice_call_as_a_fax(world: Callable[..., World]) -> None:
+    w = world()
+    item = w.call("+15551234567", VoiceCaller().send_fax_tone(at=0.1, after="play"))
+    assert item.outcome == "fax"
+    found = w.recorder.of(FaxToneDetected)
+    assert found and found[0].line == "line1"
+
+
+def test_long_dial_tone_is_trimmed_and_a_short_cough_is_no_message(
+    world: Callable[..., World], caplog: pytest.LogCaptureFixture
+) -> None:
+    w = world("cx93010")
+    caller = (
+        VoiceCaller().say(speech(0.4), at=0.1).hang_up(at=0.6, after="record", how=("dial_tone",))
+    )
+    with caplog.at_level(logging.INFO):
+        item = w.call("+15551234567", caller)
+    assert item.outcome == "voicemail" or item.outcome == "missed"
+    if item.media:
+        assert wav_samples(w.services.store, item.media[0]).size / 8000 < 1.2
+    # Detected within 2 s of the tone: never minutes of dial tone.
+    assert sum(len(r.data) for r in w.modem.voice.recorded) / 8000 < 4.0
