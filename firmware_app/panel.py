@@ -180,6 +180,7 @@ class Panel:
         if ev is not None:
             subs.append(bus.subscribe(ev.LineUp, self._on_line_up))
             subs.append(bus.subscribe(ev.LineDown, lambda e: self.line_state(e.line, "down")))
+            subs.append(bus.subscribe(ev.ReconnectFailed, lambda e: self.soft_reset_failed(e.line)))
             subs.append(
                 bus.subscribe(ev.IncomingCall, lambda e: self.line_state(e.line, "ringing"))
             )

@@ -391,3 +391,18 @@ def test_daemon_builds_the_panel_and_survives_a_broken_one(
         assert "front panel left out" in caplog.text
     finally:
         taken.close()
+
+
+def test_failed_reconnects_on_the_bus_cycle_the_modem_power(
+    panel: tuple[Panel, list[str]],
+) -> None:
+    p, _ = panel
+    pin = Device.pin_factory.pin(POWER)
+    bus = EventBus()
+    p.subscribe(bus)
+    for attempt in (1, 2):
+        bus.publish(ev.ReconnectFailed(line="line1", attempts=attempt, reason="no answer"))
+    assert not pin.state
+    bus.publish(ev.ReconnectFailed(line="line1", attempts=3, reason="no answer"))
+    assert wait_for(lambda: pin.state)
+    assert wait_for(lambda: not p.cycling and not pin.state)

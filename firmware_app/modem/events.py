@@ -92,6 +92,18 @@ class LineDown(LineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReconnectFailed(LineEvent):
+    """Another attempt to bring a down line back (reopen, re-initialise) failed.
+
+    `attempts` counts the failures since the line was last up; the front panel's relay
+    power-cycles the modem after a few of them.
+    """
+
+    attempts: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SignalChanged(LineEvent):
     """GSM: signal (`rssi` 0-31, 99 unknown; `dbm`), registration or operator changed."""
 

@@ -175,6 +175,7 @@ class Line(Worker):
         self._call_ids = itertools.count(1)
         self._thread_id: int | None = None
         self._down_announced = False
+        self._failed_reconnects = 0
         self._timeouts: int = 0
         self.garbage = 0  # lines the modem sent that made no sense (logged and skipped)
         self._unsubscribe = bus.subscribe(SettingsChanged, self._on_settings_changed)
@@ -408,6 +409,7 @@ class Line(Worker):
         driver.initialise(self)
         self._up = True
         self._down_announced = False
+        self._failed_reconnects = 0
         self._set_state("idle")
         log.info("%s up: %s", self.name, profile.describe())
         self.bus.publish(ev.LineUp(line=self.name, port=self.port, description=profile.describe()))
@@ -731,8 +733,12 @@ class Line(Worker):
             self._set_state("down")
             self.bus.publish(ev.LineDown(line=self.name, port=self.port, reason=reason))
         else:
-            log.debug("%s still down: %s", self.name, reason)
+            self._failed_reconnects += 1
+            log.debug("%s still down (%d): %s", self.name, self._failed_reconnects, reason)
             self._set_state("down")
+            self.bus.publish(
+                ev.ReconnectFailed(line=self.name, attempts=self._failed_reconnects, reason=reason)
+            )
 
     def _fail_all(self, exc: Exception) -> None:
         while self._requests:

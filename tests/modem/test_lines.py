@@ -287,6 +287,8 @@ def test_unplug_and_replug(make_modem: Modems, make_line: Lines_, recorder: Reco
     with pytest.raises(LineDownError):
         line.command("AT").result(2)
     time.sleep(0.5)  # a few reconnect attempts while unplugged: one LineDown only
+    failed = recorder.wait(ev.ReconnectFailed, since=mark)
+    assert failed.attempts >= 1 and failed.line == line.name
     modem.replug()
     up(recorder, line, since=mark)
     assert len(recorder.of(ev.LineDown)) == 1
