@@ -38,6 +38,8 @@ FEATURES: tuple[str, ...] = (
     "web_ui.contacts",
     "web_ui.inbox",
     "web_ui.dashboard",
+    "web_ui.calls",
+    "web_ui.voicemail",
 )
 
 MAX_UPLOAD = 16 * 1024 * 1024

@@ -1,0 +1,65 @@
+"""Through the daemon: a simulated USR5637 on a pty as the configured modem device, a
+voicemail after hours in real time, the email at a local aiosmtpd server."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from firmware_app.calls.events import CallFinished
+from firmware_app.config import MachineConfig, ModemConfig, StoreConfig
+from firmware_app.daemon import Daemon
+from firmware_app.media import codecs
+from firmware_app.modem import events as ev
+from firmware_app.modem.simulator import VoiceCaller, create
+from firmware_app.sdnotify import Notifier
+from tests.modem.conftest import Recorder
+from tests.services.test_notify_delivery import Server
+
+from .conftest import ToneGreetings
+from .test_analog_voice import speech
+from .test_calls_e2e import closed_settings
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_daemon_takes_a_voicemail_and_emails_it(tmp_path: Path) -> None:
+    smtp = Server("none", None).start()
+    modem = create("usr5637", tmp_path / "dev")  # real time: speed 1
+    config = MachineConfig(
+        modem=ModemConfig(devices=[str(modem.path)]),
+        store=StoreConfig(data_dir=str(tmp_path / "data")),
+    )
+    daemon = Daemon(config, notifier=Notifier(None), web=False)
+    try:
+        services = daemon.start()
+        recorder = Recorder(services.bus)
+        settings = closed_settings(smtp.port)
+        for day in ("mon", "tue", "wed", "thu", "fri"):
+            setattr(settings.hours, day, [])  # closed all week: the closed greeting
+        services.settings.save(settings)
+        greetings = ToneGreetings(seconds=0.4)
+        services.greetings = greetings  # type: ignore[assignment]
+        recorder.wait(ev.LineUp, timeout=15)
+        modem.voice.caller = (
+            VoiceCaller()
+            .say(speech(1.0), at=0.2)
+            .hang_up(at=1.4, after="record", how=("dial_tone",))
+        )
+        started = time.monotonic()
+        modem.ring("+15551234567", rings=4, interval=0.5)
+        done = recorder.wait(CallFinished, timeout=30)
+        item = services.history.get(done.record_id)
+        assert item is not None and item.outcome == "voicemail"
+        assert bytes(modem.voice.played[0].data) == codecs.encode(greetings.audio("closed"), "ulaw")
+        assert 1.0 <= item.duration <= 1.6
+        while not smtp.inbox.received and time.monotonic() - started < 30:
+            time.sleep(0.05)
+        (mail,) = [r.msg for r in smtp.inbox.received]
+        assert "audio/mpeg" in [p.get_content_type() for p in mail.walk()]
+    finally:
+        daemon.shutdown()
+        modem.close()
+        smtp.stop()

@@ -1,0 +1,153 @@
+"""Calls and Voicemail pages: filters and cursors, the plan shown in words, the audio route
+serving only voicemail files (and marking them heard), handled, delete, the JSON API."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from firmware_app.media import codecs, tones
+from firmware_app.services import Services
+from firmware_app.services.history import Interaction
+
+from .conftest import Owner
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+PLAN = {
+    "rule": "schedule",
+    "mode": "weekly",
+    "steps": ["greet", "take_voicemail"],
+    "lines": ["1. Play the closed greeting", "2. Take a voicemail"],
+    "explanation": "Closed now, opens Monday 09:00. Play the closed greeting, then take a "
+    "voicemail.",
+}
+
+
+def add(
+    services: Services, outcome: str, minutes: int, number: str = "+15551234567", **kw: Any
+) -> Interaction:
+    media: tuple[str, ...] = ()
+    if outcome == "voicemail":
+        media = (
+            services.store.media.write(codecs.write_wav(tones.tone((440.0,), 1.0), 8000), "wav"),
+        )
+    return services.history.record(
+        Interaction(
+            channel="call",
+            direction="in",
+            outcome=outcome,
+            start=T0 + timedelta(minutes=minutes),
+            number=number,
+            line="line1",
+            duration=4.0,
+            media=media,
+            text=kw.pop("text", ""),
+            details={"plan": PLAN, "answered": True, "heard": False, "box": "main", **kw},
+        )
+    )
+
+
+def test_calls_list_filters_and_pages(logged_in: Owner, services: Services) -> None:
+    for k in range(60):
+        add(services, "missed" if k % 2 else "voicemail" if k % 3 == 0 else "blocked", k)
+    add(services, "screened", 100, number="+442071234567")
+    page = logged_in.client.get("/calls/").get_data(as_text=True)
+    assert page.count("/calls/2026-11:") >= 50 and "Older calls" in page
+    only = logged_in.client.get("/calls/?outcome=screened").get_data(as_text=True)
+    assert "+442071234567" in only and "+15551234567" not in only
+    by_number = logged_in.client.get("/calls/?number=2071234").get_data(as_text=True)
+    assert "+442071234567" in by_number and "Screened out" in by_number
+    none = logged_in.client.get("/calls/?day=2026-11-21").get_data(as_text=True)
+    assert "No calls match" in none
+    # The cursor continues where the first page ended.
+    first = services.history.newest(50, where=lambda i: i.channel == "call")
+    older = logged_in.client.get(f"/calls/?before={first[-1].id}").get_data(as_text=True)
+    assert first[-1].id not in older and older.count("/calls/2026-11:") == 11
+
+
+def test_call_detail_explains_the_plan(logged_in: Owner, services: Services) -> None:
+    item = add(services, "missed", 1, text="the caller hung up during the greeting")
+    page = logged_in.client.get(f"/calls/{item.id}").get_data(as_text=True)
+    assert "Closed now, opens Monday 09:00" in page
+    assert "Play the closed greeting" in page and "the caller hung up during the greeting" in page
+    assert logged_in.client.get("/calls/2026-11:999").status_code == 404
+    assert logged_in.client.get("/calls/..%2F..%2Fetc").status_code == 404
+
+
+def test_voicemail_inbox_plays_marks_heard_handles_and_deletes(
+    logged_in: Owner, services: Services
+) -> None:
+    vm = add(services, "voicemail", 1)
+    missed = add(services, "missed", 2)
+    page = logged_in.client.get("/voicemail/").get_data(as_text=True)
+    assert f"/voicemail/{vm.id}/audio" in page and "new" in page
+    assert missed.id not in page
+    audio = logged_in.client.get(f"/voicemail/{vm.id}/audio")
+    assert audio.status_code == 200 and audio.mimetype == "audio/wav"
+    assert audio.headers["Cache-Control"] == "private, no-store"
+    audio.close()
+    assert services.history.get(vm.id).details["heard"] is True  # type: ignore[union-attr]
+    download = logged_in.client.get(f"/voicemail/{vm.id}/audio?download=1")
+    assert "attachment" in download.headers["Content-Disposition"]
+    download.close()
+    # Only voicemail records have audio here: a missed call's id gives 404.
+    assert logged_in.client.get(f"/voicemail/{missed.id}/audio").status_code == 404
+    r = logged_in.post(f"/voicemail/{vm.id}/handled", {"by": "Anna"}, token_from="/voicemail/")
+    assert r.status_code == 302
+    item = services.history.get(vm.id)
+    assert item is not None and item.handled_at is not None and item.handled_by == "Anna"
+    assert vm.id not in logged_in.client.get("/voicemail/").get_data(as_text=True)
+    path = services.store.media.path(vm.media[0])
+    r = logged_in.post(f"/voicemail/{vm.id}/delete", {}, token_from="/voicemail/?show=all")
+    assert r.status_code == 302 and not path.exists()
+    item = services.history.get(vm.id)
+    assert item is not None and item.media == () and item.details["audio_deleted"]
+    assert logged_in.client.get(f"/voicemail/{vm.id}/audio").status_code == 404
+    assert "The recording was deleted" in logged_in.client.get("/voicemail/?show=all").get_data(
+        as_text=True
+    )
+
+
+def test_pages_need_login(client: Any, services: Services) -> None:
+    vm = add(services, "voicemail", 1)
+    for path in ("/calls/", f"/calls/{vm.id}", "/voicemail/", f"/voicemail/{vm.id}/audio"):
+        assert client.get(path).status_code in (302, 401), path
+
+
+def test_api_calls_and_voicemails(logged_in: Owner, services: Services) -> None:
+    _, secret = services.auth.create_token("test")
+    auth = {"Authorization": f"Bearer {secret}"}
+    for k in range(5):
+        add(services, "voicemail" if k < 2 else "missed", k)
+    body = logged_in.client.get("/api/v1/calls?limit=3", headers=auth).get_json()
+    assert len(body["calls"]) == 3 and body["next_before"]
+    assert body["calls"][0]["plan"]["explanation"].startswith("Closed now")
+    more = logged_in.client.get(f"/api/v1/calls?limit=3&before={body['next_before']}", headers=auth)
+    assert len(more.get_json()["calls"]) == 2
+    vms = logged_in.client.get("/api/v1/voicemails", headers=auth).get_json()["voicemails"]
+    assert len(vms) == 2 and vms[0]["audio_url"].endswith("/audio")
+    assert logged_in.client.get("/api/v1/voicemails").status_code == 401
+
+
+@pytest.mark.timeout(120)
+def test_calls_page_is_fast_with_100k_records(logged_in: Owner, services: Services) -> None:
+    history = services.store.history
+    base = add(services, "missed", 0).to_record()
+    for k in range(100_000):
+        rec = dict(
+            base,
+            start=(T0 + timedelta(seconds=k)).isoformat(),
+            outcome="missed" if k % 50 else "voicemail",
+        )
+        history.add(rec, T0 + timedelta(seconds=k))
+    started = time.perf_counter()
+    page = logged_in.client.get("/calls/")
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    filtered = logged_in.client.get("/calls/?outcome=voicemail")
+    second = time.perf_counter() - started
+    assert page.status_code == 200 and filtered.status_code == 200
+    assert first < 1.0 and second < 2.0, (first, second)

@@ -1,0 +1,170 @@
+"""The Voicemail inbox: messages with an audio player, heard and handled, download, delete;
+the audio route serves only files that belong to a voicemail record; `GET /api/v1/voicemails`.
+
+Reads and changes history records through `services.history`; media paths come only from
+`services.store.media.path(ref)` for a ref the record lists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from werkzeug.wrappers import Response
+
+from firmware_app.errors import StoreError
+from firmware_app.services.history import Interaction
+
+from .api import api_blueprint, register_api
+from .calls import _ID, MAX_LIMIT, PAGE, _cursor, as_dict
+from .registry import add_nav
+from .security import services
+
+bp = Blueprint("voicemail", __name__, url_prefix="/voicemail")
+api = api_blueprint("voicemail_api", __name__)
+
+TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
+
+
+def _is_voicemail(i: Interaction) -> bool:
+    return i.channel == "call" and i.outcome == "voicemail"
+
+
+def _item(record_id: str) -> Interaction:
+    item = services().history.get(record_id) if _ID.match(record_id) else None
+    if item is None or not _is_voicemail(item):
+        abort(404)
+    return item
+
+
+def _by() -> str:
+    return request.form.get("by", "").strip()[:60] or "owner"
+
+
+@bp.get("/")
+def index() -> str:
+    show = request.args.get("show", "open")
+    if show == "all":
+        where = _is_voicemail
+    else:
+        show = "open"
+
+        def where(i: Interaction) -> bool:
+            return _is_voicemail(i) and i.open
+
+    items = services().history.newest(PAGE, before=_cursor(), where=where)
+    more = items[-1].id if len(items) == PAGE else ""
+    return render_template("voicemail/index.html", items=items, show=show, more=more)
+
+
+@bp.get("/<record_id>/audio")
+def audio(record_id: str) -> Response:
+    """The message's audio; playing it (not downloading) marks it heard."""
+    item = _item(record_id)
+    if not item.media:
+        abort(404)
+    ref = item.media[0]
+    try:
+        path = services().store.media.path(ref)
+    except StoreError:
+        abort(404)
+    if not path.is_file():
+        abort(404)
+    download = request.args.get("download") == "1"
+    if not download and not item.details.get("heard"):
+        _set_heard(item, True)
+    ext = path.suffix.lstrip(".").lower()
+    stamp = item.start.strftime("%Y-%m-%d-%H%M")
+    response = send_file(
+        path,
+        mimetype=TYPES.get(ext, "application/octet-stream"),
+        as_attachment=download,
+        download_name=f"voicemail-{stamp}-{item.number.lstrip('+') or 'withheld'}.{ext}",
+        conditional=True,
+        max_age=0,
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _set_heard(item: Interaction, heard: bool) -> None:
+    details = dict(item.details)
+    details["heard"] = heard
+    services().history.update(item.id, details=details)
+
+
+@bp.post("/<record_id>/heard")
+def heard(record_id: str) -> Response:
+    item = _item(record_id)
+    _set_heard(item, request.form.get("heard", "1") == "1")
+    return redirect(request.form.get("next") or url_for("voicemail.index"))
+
+
+@bp.post("/<record_id>/handled")
+def handled(record_id: str) -> Response:
+    item = _item(record_id)
+    if request.form.get("undo") == "1":
+        services().history.reopen(item.id)
+        flash("Marked as not handled.", "info")
+    else:
+        services().history.mark_handled([item.id], by=_by())
+        flash("Marked as handled.", "success")
+    return redirect(url_for("voicemail.index"))
+
+
+@bp.post("/<record_id>/delete")
+def delete(record_id: str) -> Response:
+    """Delete the recording; the call's record stays (marked handled, audio deleted)."""
+    item = _item(record_id)
+    svc = services()
+    details = dict(item.details)
+    details["audio_deleted"] = True
+    svc.history.update(item.id, media=(), details=details)  # no record points at it first
+    for ref in item.media:
+        with contextlib.suppress(StoreError):
+            svc.store.media.delete(ref)
+    svc.history.mark_handled([item.id], by=_by())
+    flash("The recording was deleted; the call stays in the call list.", "success")
+    return redirect(url_for("voicemail.index"))
+
+
+@api.get("/voicemails")
+def api_voicemails() -> Response:
+    """Voicemail newest first: ?open=1 for unhandled only, &before=&limit= (docs/api.md)."""
+    try:
+        limit = max(1, min(MAX_LIMIT, int(request.args.get("limit", PAGE))))
+    except ValueError:
+        limit = PAGE
+    only_open = request.args.get("open") == "1"
+
+    def where(i: Interaction) -> bool:
+        return _is_voicemail(i) and (i.open or not only_open)
+
+    items = services().history.newest(limit, before=_cursor(), where=where)
+    out: list[dict[str, Any]] = []
+    for i in items:
+        d = as_dict(i)
+        d["audio_url"] = (
+            url_for("voicemail.audio", record_id=i.id, _external=False) if i.media else None
+        )
+        out.append(d)
+    return jsonify(voicemails=out, next_before=items[-1].id if len(items) == limit else None)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    register_api(app, api)
+    add_nav(app, "Voicemail", "voicemail.index", 21, prefix="/voicemail")
