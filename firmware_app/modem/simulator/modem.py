@@ -320,7 +320,7 @@ class SimulatedModem:
         with self._lock:
             audio = self.engine.extras.audio
             if audio is None:
-                link = self._ports[0].link.with_name(f"tty-{self.personality.name}-pcm")
+                link = self._ports[0].link.with_name(self._ports[0].link.name + "-pcm")
                 audio = GsmAudio(self, link, speed=speed)
                 self.engine.extras.audio = audio
             audio.speed = speed

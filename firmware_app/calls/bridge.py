@@ -1,0 +1,271 @@
+"""Putting a caller through to staff on a second line: dial, "press 1 to accept", then join the
+two calls' audio (a pump thread per direction, bounded buffers), optionally recorded; and the
+hook-flash blind transfer of analog PBX/Centrex lines (not verified on hardware).
+
+Runs on the call session's thread; it talks to lines only through their futures.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from ..protocol.at import Command, ErrorResult, Response, split_params
+from .gsm_voice import mix
+from .voice import GreetingSource, Pcm, VoiceChannel
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal[
+    "bridged",  # someone took the call and the two were joined
+    "declined",  # the staff member answered but did not press 1 (or pressed another key)
+    "no_answer",  # nobody answered within the ring time
+    "busy",  # the number was busy or refused the call at once
+    "caller_gone",  # the caller hung up while we were ringing staff
+    "failed",  # the line could not dial
+    "unsupported",  # the caller's channel cannot be joined to another call
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BridgeResult:
+    outcome: Outcome
+    number: str
+    seconds: float = 0.0  # how long the two were joined
+    ended_by: str = ""  # caller | staff | limit
+    recordings: tuple[str, ...] = ()  # media references (the call record keeps them)
+    detail: str = ""
+
+
+@runtime_checkable
+class AudioPort(Protocol):
+    """A channel whose audio can be joined to another call, 20 ms at a time."""
+
+    @property
+    def caller_gone(self) -> bool: ...
+
+    def receive(self, timeout: float = 1.0) -> Pcm | None: ...
+
+    def send(self, frame: Pcm, timeout: float = 1.0) -> bool: ...
+
+    def hang_up(self) -> None: ...
+
+
+def _chat(line: Any, text: str, timeout: float = 10.0) -> Any:
+    try:
+        return line.command(Command(text, timeout=timeout)).result(timeout + 2.0)
+    except Exception as exc:
+        return exc
+
+
+def outgoing_state(line: Any) -> int | None:
+    """<stat> of our outgoing call from AT+CLCC (3GPP TS 27.007 7.18): 0 active, 2 dialling,
+    3 alerting; None when there is no outgoing call (it ended or was refused)."""
+    result = _chat(line, "AT+CLCC", 5.0)
+    if not isinstance(result, Response):
+        return None
+    for text in result.lines:
+        if text.upper().startswith("+CLCC:"):
+            params = split_params(text.split(":", 1)[1])
+            if len(params) > 2 and params[1].strip() == "0" and params[2].strip().isdigit():
+                return int(params[2])
+    return None
+
+
+def bridge_call(
+    inbound_channel: VoiceChannel,
+    outbound_line: Any,
+    number: str,
+    ring_seconds: float,
+    confirm: bool = True,
+    *,
+    greetings: GreetingSource,
+    open_channel: Callable[[Any], Any],
+    accept_seconds: float = 10.0,
+    recorder: Callable[[Pcm], str] | None = None,
+    max_seconds: float = 3600.0,
+    poll: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BridgeResult:
+    """Call `number` on `outbound_line`; when the staff member takes it (presses 1 when
+    `confirm`), join their audio to the caller's until one side hangs up.
+
+    `open_channel(line)` returns a started voice channel for the answered outgoing call (a
+    GSM channel); `recorder(pcm)` stores the mixed recording and returns its reference.
+    """
+    if not isinstance(inbound_channel, AudioPort):
+        return BridgeResult(
+            outcome="unsupported",
+            number=number,
+            detail=f"{inbound_channel.description} cannot be joined to another call",
+        )
+    dial = _chat(outbound_line, f"ATD{number};", 20.0)
+    if str(getattr(dial, "result", "")).upper() in ("BUSY", "NO CARRIER", "NO ANSWER"):
+        return BridgeResult(outcome="busy", number=number, detail="busy")
+    if not isinstance(dial, Response) or dial.result.upper() != "OK":
+        return BridgeResult(outcome="failed", number=number, detail=_words(dial))
+    log.info("%s: calling staff for %.0f s", outbound_line.name, ring_seconds)
+    waited = 0.0
+    while True:
+        if inbound_channel.caller_gone:
+            _hang_up(outbound_line)
+            return BridgeResult(outcome="caller_gone", number=number)
+        state = outgoing_state(outbound_line)
+        if state == 0:
+            break
+        if state is None:
+            return BridgeResult(outcome="busy", number=number, detail="the call was refused")
+        if waited >= ring_seconds:
+            _hang_up(outbound_line)
+            return BridgeResult(outcome="no_answer", number=number, detail=f"{ring_seconds:g} s")
+        sleep(poll)
+        waited += poll
+    staff = open_channel(outbound_line)
+    if confirm:
+        played = staff.play(greetings.audio("accept_call"), stop_digits="0123456789*#")
+        key = played.digits[:1]
+        if not key and played.reason == "done":
+            key = staff.collect_digits(1, accept_seconds, end_digit="").digits[:1]
+        if key != "1":
+            staff.hang_up()
+            why = f"pressed {key}" if key else "no key pressed"
+            return BridgeResult(outcome="declined", number=number, detail=why)
+    recording = recorder is not None
+    if recording:
+        inbound_channel.play(greetings.audio("recording_notice"), stop_digits="")
+    seconds, ended_by, tracks = _join(
+        inbound_channel, staff, outbound_line, max_seconds=max_seconds, poll=poll, sleep=sleep
+    )
+    staff.hang_up()
+    refs: tuple[str, ...] = ()
+    if recorder is not None and tracks[0]:
+        try:
+            refs = (recorder(mix(tracks)),)
+        except Exception as exc:
+            log.error("call recording not stored: %s", exc)
+    log.info("bridged %.0f s, ended by %s", seconds, ended_by)
+    return BridgeResult(
+        outcome="bridged", number=number, seconds=seconds, ended_by=ended_by, recordings=refs
+    )
+
+
+def _join(
+    caller: AudioPort,
+    staff: Any,
+    staff_line: Any,
+    *,
+    max_seconds: float,
+    poll: float,
+    sleep: Callable[[float], None],
+) -> tuple[float, str, list[list[Pcm]]]:
+    stop = threading.Event()
+    tracks: list[list[Pcm]] = [[], []]
+
+    def pump(src: Any, dst: Any, track: list[Pcm]) -> None:
+        while not stop.is_set():
+            frame = src.receive(0.5)
+            if frame is None:
+                if src.caller_gone:
+                    break
+                continue
+            dst.send(frame, 0.5)
+            track.append(frame)
+        stop.set()
+
+    threads = [
+        threading.Thread(target=pump, args=(caller, staff, tracks[0]), daemon=True),
+        threading.Thread(target=pump, args=(staff, caller, tracks[1]), daemon=True),
+    ]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    ended_by = ""
+    checks = 0
+    while not stop.is_set():
+        sleep(poll)
+        checks += 1
+        if caller.caller_gone:
+            ended_by = "caller"
+        elif staff.caller_gone or (checks % 4 == 0 and outgoing_state(staff_line) is None):
+            ended_by = "staff"  # the line publishes no hang-up for calls we made: ask it
+        elif time.monotonic() - started > max_seconds:
+            ended_by = "limit"
+        if ended_by:
+            stop.set()
+    for t in threads:
+        t.join(2.0)
+    if not ended_by:
+        ended_by = "caller" if caller.caller_gone else "staff"
+    n = min(len(tracks[0]), len(tracks[1])) or max(len(tracks[0]), len(tracks[1]))
+    return n * 0.02, ended_by, tracks
+
+
+def _hang_up(line: Any) -> None:
+    try:
+        line.hangup().result(15.0)
+    except Exception as exc:
+        log.info("%s: hang-up: %s", getattr(line, "name", "line"), exc)
+
+
+def _words(result: Any) -> str:
+    if isinstance(result, ErrorResult):
+        return result.message or result.result
+    if isinstance(result, Response):
+        return result.result
+    if isinstance(result, Exception):
+        return str(result) or type(result).__name__
+    return "no answer from the modem"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferResult:
+    ok: bool
+    commands: tuple[str, ...]
+    detail: str = ""
+
+
+def hook_flash_transfer(
+    line: Any,
+    number: str,
+    flash_ms: int = 500,
+    *,
+    dial_tone_wait: float = 1.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TransferResult:
+    """Blind transfer on a PBX/Centrex line: hook flash (`AT+VTS={!,<ms/10>}`), wait for the
+    exchange's dial tone, dial `number` with `AT+VTS=`, hang up (REFERENCE.md 1).
+
+    Not verified on hardware. The modem's `DLE d` (dial tone) is not visible in command mode
+    through the line, so a fixed `dial_tone_wait` stands in for it.
+    """
+    digits = "".join(c for c in number if c in "0123456789*#ABCD")
+    if not digits:
+        return TransferResult(ok=False, commands=(), detail=f"{number!r} has no digits to dial")
+    sent: list[str] = []
+    flash = f"AT+VTS={{!,{max(1, round(flash_ms / 10))}}}"
+    for text in (flash, None, "AT+VTS=" + ",".join(digits)):
+        if text is None:
+            sleep(dial_tone_wait)
+            continue
+        sent.append(text)
+        result = _chat(line, text, 30.0)
+        if not isinstance(result, Response):
+            return TransferResult(ok=False, commands=tuple(sent), detail=_words(result))
+    sleep(dial_tone_wait)  # let the exchange hear the last digit before we let go
+    _hang_up(line)
+    sent.append("hang up")
+    return TransferResult(ok=True, commands=tuple(sent))
+
+
+__all__ = [
+    "AudioPort",
+    "BridgeResult",
+    "TransferResult",
+    "bridge_call",
+    "hook_flash_transfer",
+    "outgoing_state",
+]
