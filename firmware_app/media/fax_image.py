@@ -69,7 +69,8 @@ def unpack(data: bytes, fill_order: FillOrder) -> Bits:
 
 def split_lines(bits: Bits, *, mr: bool, max_lines: int = MAX_LINES) -> T4Lines:
     """Cut at each EOL (11+ zeros then a one, T.4 4.1.2); drop what precedes the first EOL
-    and empty lines (RTC, doubled EOLs)."""
+    and empty lines (doubled EOLs). RTC (six EOLs in a row, T.4 4.1.4) ends the page: what
+    follows it (line noise a modem delivers as the carrier drops) is not a line."""
     ones = np.flatnonzero(bits)
     if ones.size == 0:
         return T4Lines([], [], [])
@@ -79,6 +80,7 @@ def split_lines(bits: Bits, *, mr: bool, max_lines: int = MAX_LINES) -> T4Lines:
     one_d: list[bool] = []
     code_bits: list[int] = []
     bounds = [*eol.tolist(), int(ones.size)]
+    empty = 0  # EOLs in a row without a line between them
     for k in range(len(bounds) - 1):
         first, nxt = bounds[k], bounds[k + 1]
         start = int(ones[first]) + 1
@@ -90,7 +92,11 @@ def split_lines(bits: Bits, *, mr: bool, max_lines: int = MAX_LINES) -> T4Lines:
             start += 1
         last_one = int(ones[nxt - 1])  # the last one-bit before the next EOL
         if last_one < start:
+            empty += 1
+            if empty >= RTC_EOLS - 1 and segments:
+                break
             continue
+        empty = 0
         # Up to the next EOL's eleven zeros: a code word may end in zeros (T.4 Table 1).
         end = int(ones[nxt]) - EOL_ZEROS if nxt < ones.size else min(bits.size, last_one + 9)
         segments.append(bits[start:end])
@@ -101,6 +107,7 @@ def split_lines(bits: Bits, *, mr: bool, max_lines: int = MAX_LINES) -> T4Lines:
     return T4Lines(segments, one_d, code_bits)
 
 
+RTC_EOLS: Final = 6
 _EOL: Final = np.array([0] * EOL_ZEROS + [1], dtype=np.uint8)
 _FILL_CACHE: dict[int, Bits] = {}
 

@@ -1,0 +1,235 @@
+"""One fax call on a line: answer (or switch a voice call) and receive, or dial and send.
+
+Runs on a fax session thread, never on the line's worker: every AT command goes through the
+line's futures and the call's bytes through a `LinePipe`. Picks Class 1 or Class 2/2.0 from
+the modem's profile. Returns plain results; storing and notifying is the fax service's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from ..protocol.at import Command, ErrorResult, Response
+from ..protocol.t30 import PageSource, T30Receiver, T30Sender
+from .class1 import Class1Driver
+from .pipe import LinePipe
+
+if TYPE_CHECKING:
+    from ..modem.line import Line
+
+log = logging.getLogger(__name__)
+
+DIAL_TIMEOUT = 90.0  # ATD: dialling, ringing and the answering fax's tones
+ANSWER_TIMEOUT = 60.0
+# T.31 Table 1 codes offered when the modem does not answer AT+FTM=?.
+DEFAULT_MODULATIONS = frozenset({24, 48, 72, 96})
+
+SendStatus = Literal["sent", "busy", "no_answer", "no_carrier", "no_dialtone", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class RxPage:
+    """One received page as the modem delivered it (T.4 data) and how it was coded."""
+
+    data: bytes
+    fine: bool
+    mr: bool
+    fill_order: int | None  # 2 for Class 1 (first bit in the LSB); None: detect
+
+
+@dataclass(slots=True)
+class ReceiveOutcome:
+    ok: bool
+    reason: str
+    pages: list[RxPage] = field(default_factory=list)
+    remote_id: str = ""
+    fax_class: str = "1"
+    rate: str = ""
+    bps: int = 0
+    seconds: float = 0.0
+    page_seconds: list[float] = field(default_factory=list)
+    trace: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SendOutcome:
+    ok: bool
+    status: SendStatus
+    reason: str
+    pages_sent: int = 0
+    remote_id: str = ""
+    fax_class: str = "1"
+    rate: str = ""
+    bps: int = 0
+    seconds: float = 0.0
+    page_seconds: list[float] = field(default_factory=list)
+    trace: list[str] = field(default_factory=list)
+
+
+def fax_class(line: Line) -> str | None:
+    """The class to use on this line: 2.0 when offered (the modem keeps T.30's timing),
+    else 1, else 2; None when the modem has no fax."""
+    profile = line.profile
+    classes = tuple(profile.fax_classes) if profile is not None else ()
+    for wanted in ("2.0", "1", "2"):
+        if wanted in classes:
+            return wanted
+    if "1.0" in classes:
+        return "1"
+    return None
+
+
+def _ok(fut_result: object) -> bool:
+    return isinstance(fut_result, Response)
+
+
+def _command(line: Line, text: str, timeout: float = 5.0) -> Response | ErrorResult | None:
+    try:
+        result = line.command(Command(text, timeout=timeout)).result(timeout + 5.0)
+    except Exception as exc:  # LineDownError, LineError
+        log.info("%s: %s failed: %s", line.name, text, exc)
+        return None
+    return result if isinstance(result, Response | ErrorResult) else None
+
+
+def _finish_call(line: Line, pipe: LinePipe) -> None:
+    pipe.close()
+    try:
+        line.hangup().result(15.0)
+    except Exception as exc:
+        log.info("%s: hang-up after the fax: %s", line.name, exc)
+    _command(line, "AT+FCLASS=0")
+
+
+def receive(
+    line: Line,
+    *,
+    local_id: str,
+    answered: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+) -> ReceiveOutcome:
+    """Take a fax on `line`: answer the ringing call as a fax machine, or (`answered`)
+    switch an answered voice call to fax (a calling tone was heard). Hangs up at the end."""
+    klass = fax_class(line)
+    if klass is None:
+        return ReceiveOutcome(ok=False, reason="this line's modem cannot receive faxes")
+    if klass in ("2", "2.0"):
+        from .class2 import receive_class2
+
+        return receive_class2(line, klass, local_id=local_id, clock=clock)
+    started = clock()
+    pipe = LinePipe(line)
+    try:
+        # T.31 8.2: in Class 1 the modem answers with CED and V.21 flags, then CONNECT:
+        # from a ringing line, or from an answered voice call after switching (vgetty does
+        # the same with +FCLASS=2 and ATA when it hears DLE c).
+        if _command(line, "AT+FCLASS=1") is None:
+            return ReceiveOutcome(ok=False, reason="the modem did not take AT+FCLASS=1")
+        result = pipe.connect(Command("ATA", timeout=ANSWER_TIMEOUT))
+        if not (isinstance(result, Response) and result.result.startswith("CONNECT")):
+            return ReceiveOutcome(
+                ok=False, reason=f"answering as a fax: {getattr(result, 'result', 'no answer')}"
+            )
+        driver = Class1Driver(pipe, online=True, clock=clock)
+        rx = T30Receiver(local_id=local_id)
+        end = driver.run(rx)
+        pages = [RxPage(data=p.data, fine=p.dcs.fine, mr=p.dcs.mr, fill_order=2) for p in rx.pages]
+        log.info("%s: fax received: %s (%d pages)", line.name, end.reason, len(pages))
+        return ReceiveOutcome(
+            ok=end.ok and bool(pages),
+            reason=end.reason,
+            pages=pages,
+            remote_id=rx.remote_id,
+            fax_class="1",
+            rate=driver.stats.rate,
+            bps=driver.stats.bps,
+            seconds=clock() - started,
+            page_seconds=list(driver.stats.page_seconds),
+            trace=list(rx.trace),
+        )
+    finally:
+        _finish_call(line, pipe)
+
+
+def modulations(line: Line) -> frozenset[int]:
+    """T.31 codes the modem offers for AT+FTM (AT+FTM=? answers e.g. ``24,48,72,...``)."""
+    result = _command(line, "AT+FTM=?")
+    codes: set[int] = set()
+    if isinstance(result, Response):
+        for text in result.lines:
+            for part in text.replace("+FTM:", "").replace("(", "").replace(")", "").split(","):
+                part = part.strip()
+                if "-" in part:
+                    lo, _, hi = part.partition("-")
+                    if lo.isdigit() and hi.isdigit():
+                        codes.update(range(int(lo), int(hi) + 1))
+                elif part.isdigit():
+                    codes.add(int(part))
+    return frozenset(codes) or DEFAULT_MODULATIONS
+
+
+_DIAL_ERRORS: dict[str, SendStatus] = {
+    "busy": "busy",
+    "no_answer": "no_answer",
+    "no_carrier": "no_carrier",
+    "no_dialtone": "no_dialtone",
+}
+
+
+def send(
+    line: Line,
+    number: str,
+    pages: Sequence[PageSource],
+    *,
+    local_id: str,
+    fine: bool = True,
+    clock: Callable[[], float] = time.monotonic,
+) -> SendOutcome:
+    """Dial `number` on `line` and send `pages`. Hangs up at the end. `status` says whether a
+    later try may help (busy, no answer) or not."""
+    klass = fax_class(line)
+    if klass is None:
+        return SendOutcome(ok=False, status="failed", reason="this line's modem cannot send faxes")
+    dial = "ATDT" + "".join(c for c in number if c.isdigit() or c in "*#,+W")
+    if klass in ("2", "2.0"):
+        from .class2 import send_class2
+
+        return send_class2(line, klass, dial, pages, local_id=local_id, fine=fine, clock=clock)
+    started = clock()
+    pipe = LinePipe(line)
+    try:
+        if _command(line, "AT+FCLASS=1") is None:
+            return SendOutcome(ok=False, status="failed", reason="the modem refused AT+FCLASS=1")
+        mods = modulations(line)
+        result = pipe.connect(Command(dial, timeout=DIAL_TIMEOUT))
+        if not (isinstance(result, Response) and result.result.startswith("CONNECT")):
+            words = getattr(result, "result", "no answer from the modem")
+            status: SendStatus = "failed"
+            if isinstance(result, ErrorResult):
+                status = _DIAL_ERRORS.get(result.kind, "failed")
+            elif result is not None and not isinstance(result, Response):
+                status = "no_answer"
+            return SendOutcome(ok=False, status=status, reason=f"dialling: {words}")
+        driver = Class1Driver(pipe, online=True, clock=clock)
+        tx = T30Sender(local_id=local_id, pages=pages, fine=fine, modulations=mods)
+        end = driver.run(tx)
+        log.info("%s: fax sent: %s", line.name, end.reason)
+        return SendOutcome(
+            ok=end.ok,
+            status="sent" if end.ok else "failed",
+            reason=end.reason,
+            pages_sent=tx.pages_sent,
+            remote_id=tx.remote_id,
+            fax_class="1",
+            rate=driver.stats.rate,
+            bps=driver.stats.bps,
+            seconds=clock() - started,
+            page_seconds=list(driver.stats.page_seconds),
+            trace=list(tx.trace),
+        )
+    finally:
+        _finish_call(line, pipe)
