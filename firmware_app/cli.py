@@ -232,6 +232,29 @@ def cmd_routing_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sms_send(args: argparse.Namespace) -> int:
+    from .store import Store
+
+    config = _config(args)
+    if not Store.is_locked(config.data_dir):
+        _err(
+            "sending a text needs the running daemon (it owns the GSM line); start it with "
+            "`systemctl start frontdesk`, then try again"
+        )
+        return EXIT_FAIL
+    from .control import ControlClient
+
+    text = " ".join(args.text)
+    result = ControlClient(config.data_dir).call("sms.send", to=args.to, text=text, line=args.line)
+    parts = result.get("parts") or 1
+    encoding = "UCS-2" if result.get("encoding") == "ucs2" else "GSM-7"
+    print(
+        f"text to {result.get('to')} queued ({parts} part{'s' if parts != 1 else ''}, "
+        f"{encoding}); it goes out on the GSM line now"
+    )
+    return EXIT_OK
+
+
 # -- parser ----------------------------------------------------------------------------------
 
 
@@ -364,6 +387,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="the kind of line the call arrives on (default analog)",
     )
     x.set_defaults(func=cmd_routing_explain)
+
+    p = sub.add_parser(
+        "sms",
+        help="send a text message",
+        description="Text messages through the running daemon's GSM line.",
+    )
+    tsub = p.add_subparsers(dest="sms_command", metavar="ACTION", required=True)
+    t = tsub.add_parser(
+        "send",
+        help="send TEXT to NUMBER",
+        description="Queue a text to --to NUMBER; the daemon sends it (GSM-7 or UCS-2, in "
+        "parts when long), retries when the network is busy and records the delivery report.",
+    )
+    config_arg(t)
+    t.add_argument("--to", required=True, metavar="NUMBER", help="e.g. +447700900123")
+    t.add_argument("--line", default=None, help="which GSM line (default: the first)")
+    t.add_argument("text", nargs="+", metavar="TEXT", help="the message")
+    t.set_defaults(func=cmd_sms_send)
 
     p = sub.add_parser(
         "version", help="print the version", description="Print Frontdesk's version."

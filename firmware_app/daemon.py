@@ -196,6 +196,37 @@ class Daemon:
         services.extra["call_runner"] = runner
         services.extra["lines"] = lines
         services.extra["calls"] = calls
+        self._start_sms(services, lines)
+
+    def _start_sms(self, services: Services, lines: Any) -> None:
+        """Text messages: intake from the SIM, the send queue, the balance check."""
+        from .events import SettingsChanged
+        from .services.sms import SmsService
+
+        sms = SmsService(
+            services.store,
+            services.bus,
+            services.settings.get,
+            services.history,
+            lines,
+            clock=lambda: services.clock(),
+            notify=services.notify,
+            alerts=services.alerts,
+            routing=services.routing,
+            contacts=services.contacts,
+        )
+        sms.subscribe()
+        self._closers.append(sms.close)
+        services.sms = sms
+        services.extra["sms"] = sms
+        self.supervisor.add(sms.worker)
+        sms.schedule(services.scheduler)
+
+        def changed(event: SettingsChanged) -> None:
+            if "sms" in event.sections:
+                sms.schedule(services.scheduler)
+
+        services.bus.subscribe(SettingsChanged, changed)
 
     def _schedule(self, services: Services) -> None:
         """The scheduler thread with its jobs: the daily email summary and the alert checks."""
@@ -229,6 +260,18 @@ class Daemon:
 
             return plan_dict(services.routing.preview(at, number, line))
 
+        def sms_send(to: str, text: str, line: str | None = None) -> dict[str, Any]:
+            """`frontdesk sms send`: queue a text; the reply says how it will go."""
+            if services.sms is None:
+                raise FrontdeskError("this daemon has no text messages (no lines)")
+            item = services.sms.send(to, text, line)
+            return {
+                "id": item.id,
+                "to": item.number,
+                "parts": item.details.get("parts"),
+                "encoding": item.details.get("encoding"),
+            }
+
         def settings_import(text: str, context: str = "settings file") -> list[list[Any]]:
             return [list(c) for c in services.settings.import_toml(text, context)]
 
@@ -243,6 +286,7 @@ class Daemon:
             "demo.call": lambda number, name=None, line=None: services.extra["lines"].demo_call(
                 number, name, line
             ),
+            "sms.send": sms_send,
         }
 
     # -- running -----------------------------------------------------------------------------

@@ -37,6 +37,7 @@ FEATURES: tuple[str, ...] = (
     "web_ui.timeline",
     "web_ui.contacts",
     "web_ui.inbox",
+    "web_ui.sms",
     "web_ui.dashboard",
     "web_ui.calls",
     "web_ui.voicemail",

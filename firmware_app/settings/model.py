@@ -24,6 +24,7 @@ from .lines import Lines
 from .notifications import Notifications
 from .routing import Holidays, Hours, Override, Rules, Staff, cross_problems
 from .schema import email_address, email_list, from_dict, length, number_range, setting, to_dict
+from .sms import Sms
 
 SCHEMA_VERSION = 2
 
@@ -263,6 +264,7 @@ class Settings:
     calls: Calls = dataclasses.field(default_factory=Calls)
     greetings: Greetings = dataclasses.field(default_factory=Greetings)
     forwarding: Forwarding = dataclasses.field(default_factory=Forwarding)
+    sms: Sms = dataclasses.field(default_factory=Sms)
     mqtt: Mqtt = dataclasses.field(default_factory=Mqtt)
 
     def validate(self) -> list[FieldProblem]:
