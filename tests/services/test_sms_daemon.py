@@ -1,0 +1,318 @@
+"""Texts through a real `frontdesk run`: the simulated SIM800 lives in the test process on a
+pty, the daemon opens its path like /dev/ttyUSB0 and is SIGKILLed at the worst moments.
+Also: `frontdesk sms send`, SMS-to-email through aiosmtpd with the contact's name, and gammu
+(an independent GSM client) reading what Frontdesk encodes and writing what it reads."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from firmware_app.events import EventBus
+from firmware_app.modem.simulator import SimulatedModem, create
+from firmware_app.protocol.sms_pdu import (
+    Concat,
+    build_submit_pdus,
+    decode_pdu,
+    encode_deliver,
+    split_text,
+)
+from firmware_app.services.history import HistoryService, Interaction
+from firmware_app.services.settings import SettingsService
+from firmware_app.store import Store
+
+pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def deliver(text: str, sender: str = "+447700900123", **kw: Any) -> str:
+    return encode_deliver(sender=sender, payload=text, timestamp=T0, **kw).hex().upper()
+
+
+def wait(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+class Daemon:
+    def __init__(self, tmp: Path, modem: SimulatedModem) -> None:
+        self.data = tmp / "data"
+        self.config = tmp / "frontdesk.toml"
+        self.config.write_text(
+            f'[store]\ndata_dir = "{self.data}"\n[web]\nlisten = "127.0.0.1:{free_port()}"\n'
+            f'[modem]\ndevices = ["{modem.path}"]\n[log]\nlevel = "info"\n'
+        )
+        self.log = tmp / "daemon.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("NOTIFY_SOCKET", None)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "firmware_app", "run", "--config", str(self.config)],
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        assert self.proc.wait(10) == -signal.SIGKILL
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            assert self.proc.wait(10) == 0, self.log.read_text()
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(5)
+            self.proc = None
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "firmware_app", *args, "--config", str(self.config)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    def texts(self) -> list[Interaction]:
+        with Store(self.data, lock=False) as store:
+            history = HistoryService(store, EventBus())
+            return list(reversed(history.newest(100, where=lambda i: i.channel == "sms")))
+
+
+@pytest.fixture
+def modem(tmp_path: Path) -> Iterator[SimulatedModem]:
+    m = create("sim800", tmp_path / "dev")
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, modem: SimulatedModem) -> Iterator[Daemon]:
+    d = Daemon(tmp_path, modem)
+    yield d
+    if d.proc is not None and d.proc.poll() is None:
+        d.proc.kill()
+        d.proc.wait(5)
+
+
+def test_killed_between_read_and_store_and_before_delete_stores_once(
+    daemon: Daemon, modem: SimulatedModem
+) -> None:
+    # 1. Killed while the modem holds its answer to AT+CMGR: nothing stored yet.
+    modem.hold(r"^AT\+CMGR")
+    daemon.start()
+    modem.wait_for_command(r"^AT\+CMGL=4", timeout=20)
+    time.sleep(0.5)
+    mark = len(modem.commands)
+    slot = modem.deliver_sms(deliver("Killed while reading"))
+    modem.wait_for_command(rf"^AT\+CMGR={slot}$", timeout=10, since=mark)
+    daemon.kill()
+    modem.release()
+    assert len(modem.messages()) == 1
+
+    # 2. Killed after storing, while the delete gets no answer: the part is on disk and
+    #    still on the SIM.
+    modem.hold(r"^AT\+CMGD")
+    mark = len(modem.commands)
+    daemon.start()
+    modem.wait_for_command(r"^AT\+CMGD=", timeout=20, since=mark)
+    daemon.kill()
+    modem.release()
+    assert len(modem.messages()) == 1
+    with Store(daemon.data, lock=False) as store:
+        parts = store.table("sms", "parts").all()
+    assert [p["state"] for p in parts] == ["pending"]  # on disk before the delete was sent
+
+    # 3. A clean start: the message is known by its fingerprint, deleted, not stored again.
+    daemon.start()
+    wait(lambda: modem.messages() == {}, 20, "the SIM is emptied")
+    daemon.stop()
+    texts = daemon.texts()
+    assert [i.text for i in texts] == ["Killed while reading"]
+    assert not any(c.upper().startswith("AT+CMGD=1,") for c in modem.commands)
+
+
+def test_cli_send_through_the_daemon_and_without_it(daemon: Daemon, modem: SimulatedModem) -> None:
+    refused = daemon.cli("sms", "send", "--to", "+447700900456", "Hi")
+    assert refused.returncode == 1 and "needs the running daemon" in refused.stderr
+    daemon.start()
+    modem.wait_for_command(r"^AT\+CMGL=4", timeout=20)
+    done = daemon.cli("sms", "send", "--to", "+44 7700 900456", "Grüße", "from", "the", "CLI")
+    assert done.returncode == 0, done.stderr
+    assert "queued (1 part, GSM-7)" in done.stdout
+    wait(lambda: len(modem.sent_sms) == 1, 15, "the text is sent")
+    bad = daemon.cli("sms", "send", "--to", "nobody", "Hi")
+    assert bad.returncode == 1 and "to: 'nobody'" in bad.stderr
+    daemon.stop()
+    sent = decode_pdu(modem.sent_sms[0])
+    assert sent.text == "Grüße from the CLI"  # type: ignore[union-attr]
+    assert str(sent.destination) == "+447700900456"  # type: ignore[union-attr]
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.arrived = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(envelope.original_content)
+        self.arrived.set()
+        return "250 OK"
+
+
+def test_sms_to_email_with_the_contact_name(
+    daemon: Daemon, modem: SimulatedModem, tmp_path: Path
+) -> None:
+    import email
+    import email.policy
+
+    from firmware_app.services.contacts import ContactsService, Draft
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, ready_timeout=5)
+    controller.start()
+    try:
+        store = Store(daemon.data)
+        bus = EventBus()
+        settings = SettingsService(store, bus)
+        s = settings.get()
+        s = s.replace(
+            "business",
+            type(s.business)(name="Rossi", country="GB", owner_email="anna@rossi.example"),
+        ).replace(
+            "email",
+            type(s.email)(
+                smtp_host="127.0.0.1", smtp_port=port, security="none", from_address="d@r.example"
+            ),
+        )
+        settings.save(s)
+        ContactsService(store, bus, settings.get).save(
+            Draft(name="Maria Bianchi", numbers=(("07700 900123", "mobile"),))
+        )
+        store.close()
+        modem.store_sms(deliver("Is my boiler ready?\r\nBcc: victim@example.com"), stat=0)
+        daemon.start()
+        assert inbox.arrived.wait(30), daemon.log.read_text()[-3000:]
+        daemon.stop()
+    finally:
+        controller.stop()
+    msg = email.message_from_bytes(inbox.messages[0], policy=email.policy.default)
+    assert msg["Subject"].startswith("Text from Maria Bianchi: Is my boiler ready?")
+    assert msg["Bcc"] is None
+    body = msg.get_body(("plain",))
+    assert body is not None and "Is my boiler ready?" in body.get_content()
+
+
+# -- gammu, an independent GSM client ----------------------------------------------------------
+
+needs_gammu = pytest.mark.skipif(shutil.which("gammu") is None, reason="gammu is not installed")
+
+
+def run_gammu(modem: SimulatedModem, tmp_path: Path, *args: str) -> str:
+    config = tmp_path / "gammurc"
+    config.write_text(f"[gammu]\ndevice = {modem.urc_path}\nconnection = at115200\n")
+    result = subprocess.run(
+        ["gammu", "-c", str(config), *args], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@needs_gammu
+def test_gammu_sends_and_frontdesk_reads_the_same_text(
+    modem: SimulatedModem, tmp_path: Path
+) -> None:
+    """gammu encodes a long Unicode text; its PDUs, delivered back as DELIVERs through
+    Frontdesk's reassembly, read as the same text."""
+    from firmware_app.protocol.sms_pdu import SmsSubmit
+    from firmware_app.protocol.sms_reassembly import Reassembler
+
+    text = "Grüße aus Zürich 😀 " * 6 + "ende"
+    run_gammu(
+        modem,
+        tmp_path,
+        "sendsms",
+        "TEXT",
+        "+447700900123",
+        "-unicode",
+        "-len",
+        "400",
+        "-text",
+        text,
+    )
+    submits = [decode_pdu(p) for p in modem.sent_sms]
+    assert all(isinstance(s, SmsSubmit) for s in submits) and len(submits) >= 2
+    r = Reassembler()
+    done = None
+    for s in reversed(submits):  # out of order on purpose
+        assert isinstance(s, SmsSubmit) and s.concat is not None
+        # The same user data as a DELIVER from the recipient's point of view.
+        pdu = encode_deliver(
+            sender="+447700900123",
+            payload=s.text,
+            timestamp=T0,
+            encoding=s.encoding,
+            concat=Concat(reference=s.concat.reference, total=s.concat.total, seq=s.concat.seq),
+        )
+        got = r.add(decode_pdu(pdu.hex(), has_smsc=True), 1.0)  # type: ignore[arg-type]
+        done = got or done
+    assert done is not None and done.text == text
+
+
+@needs_gammu
+def test_frontdesk_encoded_messages_read_by_gammu(modem: SimulatedModem, tmp_path: Path) -> None:
+    """DELIVERs as Frontdesk's codec writes them (long GSM-7 with an escape, UCS-2 with an
+    emoji) stored on the simulated SIM; `gammu getallsms` reads the same texts, and our
+    SUBMITs written with AT+CMGW too."""
+    long_gsm = "Price: €12 {incl. tax} " * 9
+    parts = split_text(long_gsm)
+    for seq, part in enumerate(parts, 1):
+        concat = Concat(reference=42, total=len(parts), seq=seq)
+        modem.store_sms(deliver(part, concat=concat), stat=1)
+    modem.store_sms(deliver("Ciao 😀 à bientôt", sender="+393331234567"), stat=1)
+    for p in build_submit_pdus("+447700900456", "Sent by Frontdesk ✓", reference=5):
+        modem.store_sms(p.hex, stat=3)
+    out = run_gammu(modem, tmp_path, "getallsms")
+    flat = " ".join(out.split())
+    for part in parts:
+        assert " ".join(part.split()) in flat
+    assert "Ciao 😀 à bientôt" in out
+    assert "Sent by Frontdesk ✓" in out
+    assert '"+393331234567"' in out and '"+447700900456"' in out
