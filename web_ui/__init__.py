@@ -39,6 +39,7 @@ FEATURES: tuple[str, ...] = (
     "web_ui.inbox",
     "web_ui.sms",
     "web_ui.dashboard",
+    "web_ui.greetings",
     "web_ui.calls",
     "web_ui.voicemail",
 )
