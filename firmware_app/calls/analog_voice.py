@@ -138,7 +138,8 @@ class AnalogVoiceChannel:
         self._busy = False
         self._hang_up_after = False
         self._hung_up = False
-        self._last_key: tuple[str, float, str] | None = None  # digit, stream time, source
+        self._last_key: tuple[str, float, str] | None = None  # digit, clock, source:state
+        self._states = 0  # data states entered (AT+VTX / AT+VRX)
         self._unsubscribe: Callable[[], None] | None = None
         if bus is not None:
             self._unsubscribe = bus.subscribe(CallerHungUp, self._on_caller_hung_up)
@@ -294,6 +295,7 @@ class AnalogVoiceChannel:
         return fmt
 
     def _enter(self, text: str, stream: _Stream) -> bool:
+        self._states += 1
         fut = self.line.enter_data(Command(text, timeout=self.command_timeout), stream.on_data)
         result = fut.result(timeout=self.command_timeout + 5)
         ok = isinstance(result, Response) and result.result.upper().startswith("CONNECT")
@@ -320,15 +322,14 @@ class AnalogVoiceChannel:
         return codecs.encode(pcm, fmt.codec)
 
     def _key(self, digit: str, at: float, source: str) -> bool:
-        """True when `digit` is a new press (not the same key heard both ways)."""
+        """True when `digit` is a new press: not the same key heard both in the audio and
+        from the modem, nor a held key still repeating after the data state changed."""
+        now = self.clock()
         last = self._last_key
-        self._last_key = (digit, at, source)
-        return not (
-            last is not None
-            and last[0] == digit
-            and last[2] != source
-            and abs(at - last[1]) < SAME_KEY_WINDOW
-        )
+        self._last_key = (digit, now, f"{source}:{self._states}")
+        if last is None or last[0] != digit or last[2] == self._last_key[2]:
+            return True  # within one data state and source the decoders count presses
+        return (now - last[1]) * self.pacing.speed >= SAME_KEY_WINDOW
 
     def _play(self, audio: Pcm, stop_digits: str) -> PlayResult:
         fmt = self._setup()

@@ -130,11 +130,11 @@ class CallRunner:
         if call is not None:
             self._later(call, call.session.not_answered(self.monotonic(), reason), "")
 
-    def answered(self, line: Line, event: IncomingCall, plan: Plan) -> None:
+    def answered(self, line: Line, call: IncomingCall, plan: Plan) -> None:
         """Start the call's session thread; a line already running one hangs up this one."""
-        call = self._take(line.name, event) or _Call(
+        job = self._take(line.name, call) or _Call(
             line=line.name,
-            event=event,
+            event=call,
             plan=plan,
             session=CallSession(plan, now=self.monotonic()),
             start=self._wall(),
@@ -142,16 +142,16 @@ class CallRunner:
         with self._lock:
             busy = line.name in self._active or self._closed
             if not busy:
-                self._active[line.name] = call
+                self._active[line.name] = job
         if busy:
             log.warning("%s: a call session is still running; hanging up", line.name)
             line.hangup()
-            self._later(call, call.session.failed(self.monotonic(), "line busy"), "")
+            self._later(job, job.session.failed(self.monotonic(), "line busy"), "")
             return
         thread = threading.Thread(
-            target=self._run, args=(line, call), name=f"call-{line.name}", daemon=True
+            target=self._run, args=(line, job), name=f"call-{line.name}", daemon=True
         )
-        call.thread = thread
+        job.thread = thread
         thread.start()
 
     # -- for pages and the daemon ------------------------------------------------------------
@@ -337,7 +337,7 @@ class CallRunner:
             "validity": event.validity,
             "heard": False,
         }
-        item = services.history.record(
+        item: Interaction = services.history.record(
             Interaction(
                 channel="call",
                 direction="in",

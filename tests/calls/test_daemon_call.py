@@ -12,7 +12,6 @@ from firmware_app.calls.events import CallFinished
 from firmware_app.config import MachineConfig, ModemConfig, StoreConfig
 from firmware_app.daemon import Daemon
 from firmware_app.media import codecs
-from firmware_app.modem import events as ev
 from firmware_app.modem.simulator import VoiceCaller, create
 from firmware_app.sdnotify import Notifier
 from tests.modem.conftest import Recorder
@@ -42,7 +41,10 @@ def test_daemon_takes_a_voicemail_and_emails_it(tmp_path: Path) -> None:
         services.settings.save(settings)
         greetings = ToneGreetings(seconds=0.4)
         services.greetings = greetings  # type: ignore[assignment]
-        recorder.wait(ev.LineUp, timeout=15)
+        deadline = time.monotonic() + 15
+        while any(s.state != "idle" for s in services.extra["lines"].statuses()):
+            assert time.monotonic() < deadline, services.extra["lines"].statuses()
+            time.sleep(0.05)
         modem.voice.caller = (
             VoiceCaller()
             .say(speech(1.0), at=0.2)
