@@ -18,8 +18,8 @@ from typing import Any, Literal
 import tomli_w
 
 from ..errors import FieldProblem, SettingsError
-from .greetings import Forwarding, Greetings
 from .calls import Calls
+from .greetings import Forwarding, Greetings
 from .lines import Lines
 from .notifications import Notifications
 from .routing import Holidays, Hours, Override, Rules, Staff, cross_problems
