@@ -196,7 +196,28 @@ class Daemon:
         services.extra["call_runner"] = runner
         services.extra["lines"] = lines
         services.extra["calls"] = calls
+        self._start_greetings_and_forwarding(services, lines)
         self._start_sms(services, lines)
+        self._start_fax(services, lines)
+
+    def _start_fax(self, services: Services, lines: Any) -> None:
+        """Faxes: calling tones on voice calls, the send queue (docs/fax.md)."""
+        from .fax.service import FaxService
+
+        fax = FaxService(
+            services.store,
+            services.bus,
+            services.settings.get,
+            services.history,
+            lines,
+            notify=services.notify,
+            clock=lambda: services.clock(),
+        )
+        fax.subscribe()
+        self._closers.append(fax.close)
+        services.fax = fax
+        services.extra["fax"] = fax
+        self.supervisor.add(fax.worker)
 
     def _start_sms(self, services: Services, lines: Any) -> None:
         """Text messages: intake from the SIM, the send queue, the balance check."""
@@ -227,6 +248,28 @@ class Daemon:
                 sms.schedule(services.scheduler)
 
         services.bus.subscribe(SettingsChanged, changed)
+
+    def _start_greetings_and_forwarding(self, services: Services, lines: Any) -> None:
+        """Greetings prepared off the line threads; GSM network forwarding kept in step with
+        the hours and rota; call recordings pruned after their retention period."""
+        from .services.forwarding import CallRecordings, ForwardingService
+
+        services.greetings.start()
+        self._closers.append(services.greetings.close)
+        forwarding = ForwardingService(
+            services.settings,
+            services.routing,
+            lines.lines,
+            bus=services.bus,
+            scheduler=services.scheduler,
+        )
+        forwarding.subscribe()
+        forwarding.submit()
+        self._closers.append(forwarding.close)
+        recordings = CallRecordings(services.store, services.settings, services.clock)
+        recordings.add_job(services.scheduler)
+        services.extra["forwarding"] = forwarding
+        services.extra["recordings"] = recordings
 
     def _schedule(self, services: Services) -> None:
         """The scheduler thread with its jobs: the daily email summary and the alert checks."""
@@ -272,6 +315,23 @@ class Daemon:
                 "encoding": item.details.get("encoding"),
             }
 
+        def fax_send(
+            to: str, content: str, cover: str | None = None, fine: bool = True, name: str = ""
+        ) -> dict[str, Any]:
+            """`frontdesk fax send`: the file comes base64 over the socket (the daemon runs
+            as another user and does not read the caller's files)."""
+            import base64
+            import binascii
+
+            if services.fax is None:
+                raise FrontdeskError("this daemon has no fax service (no lines)")
+            try:
+                data = base64.b64decode(content, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise FrontdeskError(f"the file did not arrive intact: {exc}") from exc
+            item = services.fax.send(to, data, cover_note=cover, fine=fine, filename=name)
+            return {"id": item.id, "to": item.number, "pages": item.details.get("pages")}
+
         def settings_import(text: str, context: str = "settings file") -> list[list[Any]]:
             return [list(c) for c in services.settings.import_toml(text, context)]
 
@@ -287,6 +347,7 @@ class Daemon:
                 number, name, line
             ),
             "sms.send": sms_send,
+            "fax.send": fax_send,
         }
 
     # -- running -----------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from .stats import StatsService
 from .system import SystemService
 
 if TYPE_CHECKING:
+    from ..fax.service import FaxService
     from .sms import SmsService
 
 
@@ -60,6 +61,8 @@ class Services:
     timeline: TimelineService = field(init=False, repr=False)  # per contact/number, search
     # Text messages; the daemon attaches it with the lines (None without a daemon).
     sms: SmsService | None = field(default=None, init=False, repr=False)
+    # Faxes in and out; the daemon attaches it with the lines (None without a daemon).
+    fax: FaxService | None = field(default=None, init=False, repr=False)
     greetings: GreetingsService = field(init=False, repr=False)  # GreetingSource, TTS, uploads
 
     def __post_init__(self) -> None:

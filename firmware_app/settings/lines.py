@@ -26,6 +26,19 @@ COUNTRY_CODES: dict[str, str] = {
 CountryCode = Literal["B5", "B4", "42", "3D", "09", "00"]
 
 
+def _check_fax_id(v: str) -> str | None:
+    if len(v) <= 20 and all(c.isdigit() or c in "+ " for c in v):
+        return None
+    return "up to 20 characters: digits, spaces and +, e.g. +1 555 010 0100"
+
+
+def _check_line_names(v: list[str]) -> str | None:
+    bad = [
+        n for n in v if not (n and n.isascii() and n.replace("-", "").replace("_", "").isalnum())
+    ]
+    return f"{bad[0]!r} is not a line name such as line1" if bad else None
+
+
 def _check_pin(v: str) -> str | None:
     if v == "" or (v.isascii() and v.isdigit() and 4 <= len(v) <= 8):
         return None
@@ -60,4 +73,18 @@ class Lines:
         check=number_range(1.0, 15.0),
         help="After a ring or a caller-ID line, how long to wait for the rest of the caller "
         "ID before deciding with what has arrived.",
+    )
+    fax_id: str = setting(
+        "",
+        label="Fax number (station id)",
+        check=_check_fax_id,
+        help="The number other fax machines show for Frontdesk (T.30 CSI/TSI): digits, spaces "
+        "and +, up to 20 characters.",
+    )
+    fax_only: list[str] = setting(
+        default_factory=list,
+        label="Fax-only lines",
+        check=_check_line_names,
+        help="Lines (line1, line2, ...) that take every call as a fax: no greeting, the modem "
+        "answers as a fax machine.",
     )

@@ -145,6 +145,22 @@ class FaxNotice:
     problem: str = ""  # e.g. "the line dropped after page 2"; empty when received cleanly
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaxSentNotice:
+    """The end of an outgoing fax: sent, or given up after `attempts` tries."""
+
+    number: str
+    at: datetime
+    ok: bool
+    pages: int
+    attempts: int = 1
+    remote_id: str = ""  # the receiver's station id (CSI)
+    contact_name: str = ""
+    reason: str = ""  # why it failed, in words
+    record_id: str = ""
+    line: str = ""
+
+
 # -- output ------------------------------------------------------------------------------------
 
 
@@ -452,6 +468,31 @@ def fax_message(fax: FaxNotice, ctx: Context) -> Draft:
         link=link,
         link_text="Open in Frontdesk",
         attachments=attachments,
+        record_id=fax.record_id,
+    )
+
+
+def fax_sent_message(fax: FaxSentNotice, ctx: Context) -> Draft:
+    who, number = caller(fax.number, fax.contact_name, ctx)
+    pages = f"{fax.pages} page" + ("" if fax.pages == 1 else "s")
+    tries = f"{fax.attempts} tr" + ("y" if fax.attempts == 1 else "ies")
+    notes = () if fax.ok else (f"Not sent: {fax.reason}." if fax.reason else "Not sent.",)
+    return _render(
+        "fax",
+        ctx,
+        subject=(f"Fax to {who} sent ({pages})" if fax.ok else f"Fax to {who} failed"),
+        heading=f"Fax to {who} " + ("sent" if fax.ok else "not sent"),
+        rows=[
+            ("To", number),
+            ("Receiver id", header_text(fax.remote_id, 40)),
+            ("Sent" if fax.ok else "Last try", format_time(fax.at, ctx)),
+            ("Pages", pages),
+            ("Tries", tries),
+            ("Line", fax.line),
+        ],
+        notes=notes,
+        link=ctx.record_url(fax.record_id),
+        link_text="Open in Frontdesk",
         record_id=fax.record_id,
     )
 

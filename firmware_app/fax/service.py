@@ -1,0 +1,547 @@
+"""The fax service: takes faxes (a fax-only line's call, or a voice call where a calling tone
+was heard), stores each as a PDF, records it and emails it; keeps a durable send queue.
+
+A received fax's PDF is written to the media store before its history record, and the
+record before the email: a failed email never loses a fax. Calls run on fax session
+threads, the queue on the service's worker; never on a line's worker thread.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from PIL import Image
+
+from ..errors import FrontdeskError
+from ..events import EventBus
+from ..media.fax_image import FaxDocument, FaxImageError, pages_to_pdf
+from ..media.fax_send import FaxPage, UploadError, check_upload, cover_page, rasterise
+from ..numbers import normalise
+from ..services.history import HistoryService, Interaction
+from ..services.notify.messages import FaxNotice, FaxSentNotice, fax_sent_message
+from ..store import Store
+from ..workers import Worker
+from . import session as fax_session
+
+if TYPE_CHECKING:
+    from ..modem.events import IncomingCall
+    from ..modem.line import Line
+    from ..services.notify import Notifier
+    from ..settings.model import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD = 20 * 1024 * 1024
+MAX_PAGES = 50
+# Waits before the 2nd, 3rd, ... try of a fax that found the line busy or unanswered.
+BACKOFF = (120.0, 300.0, 600.0, 1200.0)
+MAX_ATTEMPTS = len(BACKOFF) + 1
+COVER_NOTE_MAX = 600
+
+
+class FaxError(FrontdeskError):
+    """A fax could not be queued or changed (bad number, bad file, no fax line)."""
+
+
+class LinesLike(Protocol):
+    def line(self, name: str) -> Line | None: ...
+
+    def lines(self) -> list[Line]: ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def can_fax(line: Line) -> bool:
+    return fax_session.fax_class(line) is not None
+
+
+class FaxService:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        settings: Callable[[], Settings],
+        history: HistoryService,
+        lines: LinesLike,
+        *,
+        notify: Notifier | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        backoff: tuple[float, ...] = BACKOFF,
+        receive: Callable[..., fax_session.ReceiveOutcome] = fax_session.receive,
+        send: Callable[..., fax_session.SendOutcome] = fax_session.send,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.settings = settings
+        self.history = history
+        self.lines = lines
+        self.notify = notify
+        self.clock = clock
+        self.backoff = backoff
+        self._receive = receive
+        self._send = send
+        self._lock = threading.Lock()
+        self._busy_lines: set[str] = set()
+        self._threads: list[threading.Thread] = []
+        self._wake = threading.Event()
+        self._unsubscribe: list[Callable[[], None]] = []
+        self.worker = _QueueWorker(self._run_queue, self._wake)
+
+    # -- wiring --------------------------------------------------------------------------------
+
+    def subscribe(self) -> None:
+        """Take over voice calls where a fax calling tone was heard."""
+        from ..calls.events import FaxToneDetected
+
+        def on_tone(event: FaxToneDetected) -> None:
+            line = self.lines.line(event.line)
+            if line is not None:
+                self.take_over(line, call_id=event.call_id, number=event.number)
+
+        self._unsubscribe.append(self.bus.subscribe(FaxToneDetected, on_tone))
+
+    def close(self, timeout: float = 5.0) -> None:
+        for undo in self._unsubscribe:
+            undo()
+        self._unsubscribe = []
+        self.worker.stop()
+        self._wake.set()
+        for thread in list(self._threads):
+            thread.join(timeout)
+
+    def fax_lines(self) -> list[Line]:
+        return [line for line in self.lines.lines() if can_fax(line)]
+
+    def is_fax_only(self, line_name: str) -> bool:
+        return line_name in self.settings().lines.fax_only
+
+    def local_id(self) -> str:
+        return self.settings().lines.fax_id or ""
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    def answer(self, line: Line, call: IncomingCall) -> threading.Thread | None:
+        """A ringing call on a fax-only line (or a plan that says FaxReceive): answer it as a
+        fax machine and receive. Returns the fax session thread."""
+        return self._start_receive(line, call.call_id, call.number or "", answered=False)
+
+    def take_over(
+        self, line: Line, *, call_id: int = 0, number: str = ""
+    ) -> threading.Thread | None:
+        """An answered voice call is a fax machine (DLE c or 1100 Hz heard): switch the line to
+        fax and receive (`AT+FCLASS=1`, `ATA`, T.31)."""
+        return self._start_receive(line, call_id, number, answered=True)
+
+    def _start_receive(
+        self, line: Line, call_id: int, number: str, *, answered: bool
+    ) -> threading.Thread | None:
+        with self._lock:
+            if line.name in self._busy_lines:
+                log.info("%s: a fax is already on this line", line.name)
+                return None
+            self._busy_lines.add(line.name)
+        thread = threading.Thread(
+            target=self._receive_call,
+            args=(line, call_id, number, answered),
+            name=f"fax-rx-{line.name}",
+            daemon=True,
+        )
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+        return thread
+
+    def _receive_call(self, line: Line, call_id: int, number: str, answered: bool) -> None:
+        start = self.clock()
+        try:
+            outcome = self._receive(line, local_id=self.local_id(), answered=answered)
+        except Exception as exc:
+            log.exception("%s: fax reception failed", line.name)
+            outcome = fax_session.ReceiveOutcome(ok=False, reason=f"fax reception failed: {exc}")
+        finally:
+            with self._lock:
+                self._busy_lines.discard(line.name)
+        try:
+            self.store_received(outcome, line=line.name, number=number, start=start)
+        except Exception:
+            log.exception("%s: storing the received fax failed", line.name)
+
+    def store_received(
+        self,
+        outcome: fax_session.ReceiveOutcome,
+        *,
+        line: str,
+        number: str = "",
+        start: datetime | None = None,
+    ) -> Interaction:
+        """Pages -> PDF (media store) -> history record -> email. Nothing received: a
+        "failed" record, so the owner sees that a fax machine called."""
+        start = start or self.clock()
+        end = self.clock()
+        doc = FaxDocument(remote_id=outcome.remote_id)
+        lost = 0
+        for page in outcome.pages:
+            try:
+                doc.add_page(
+                    page.data,
+                    fine=page.fine,
+                    mr=page.mr,
+                    fill_order=page.fill_order,  # type: ignore[arg-type]
+                )
+            except FaxImageError as exc:
+                lost += 1
+                log.warning("%s: a received page could not be read: %s", line, exc)
+        media: tuple[str, ...] = ()
+        if doc.pages:
+            pdf = doc.to_pdf()
+            media = (self.store.media.write(pdf, "pdf", start),)  # before the record
+        complete = outcome.ok and not lost and bool(doc.pages)
+        result = "received" if complete else ("partial" if doc.pages else "failed")
+        problem = (
+            "" if complete else outcome.reason + (f"; {lost} page(s) unreadable" if lost else "")
+        )
+        details: dict[str, Any] = {
+            "pages": len(doc.pages),
+            "resolution": "fine" if doc.pages and doc.fine else "normal",
+            "rate": outcome.rate,
+            "bps": outcome.bps,
+            "fax_class": outcome.fax_class,
+            "damaged_lines": doc.damaged_lines,
+            "quality": round(doc.quality, 4),
+            "reason": outcome.reason,
+            "seconds": round(outcome.seconds, 1),
+        }
+        record = self.history.record(
+            Interaction(
+                channel="fax",
+                direction="in",
+                outcome=result,
+                start=start,
+                end=end,
+                number=_number(number, self.settings()),
+                name=outcome.remote_id,
+                line=line,
+                duration=round((end - start).total_seconds(), 1),
+                text=problem,
+                media=media,
+                details=details,
+            )
+        )
+        if media and self.notify is not None:
+            try:
+                self.notify.fax(
+                    FaxNotice(
+                        number=record.number,
+                        at=start,
+                        pages=len(doc.pages),
+                        remote_id=outcome.remote_id,
+                        pdf_ref=media[0],
+                        record_id=record.id,
+                        line=line,
+                        problem=problem,
+                    )
+                )
+            except Exception:
+                log.exception("fax %s: the email could not be queued (the fax is kept)", record.id)
+        return record
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def send(
+        self,
+        number: str,
+        data: bytes,
+        *,
+        cover_note: str | None = None,
+        fine: bool = True,
+        dither: bool | None = None,
+        paper: str = "a4",
+        filename: str = "",
+    ) -> Interaction:
+        """Check and queue a fax: the upload is checked by content, its pages rendered now
+        (so a bad file is refused at once) and stored with the record before any dialling."""
+        settings = self.settings()
+        e164 = _number(number, settings)
+        dial = "".join(c for c in number if c.isdigit() or c in "+*#")
+        if not dial.strip("+"):
+            raise FaxError(f"{number!r} is not a phone number")
+        if not self.fax_lines():
+            raise FaxError("no line can send faxes: the modems have no fax class")
+        try:
+            check_upload(data, max_bytes=MAX_UPLOAD, max_pages=MAX_PAGES)
+            images = rasterise(data, paper="letter" if paper == "letter" else "a4", dither=dither)
+        except UploadError as exc:
+            raise FaxError(str(exc)) from exc
+        note = (cover_note or "").strip()[:COVER_NOTE_MAX]
+        now = self.clock()
+        if cover_note is not None:
+            cover = cover_page(
+                business=settings.business.name,
+                to=number,
+                sender=self.local_id() or settings.business.name,
+                pages=len(images) + 1,
+                note=note,
+                date=f"{now:%Y-%m-%d %H:%M} UTC",
+            )
+            images = [cover, *images]
+        tiff_ref = self.store.media.write(_tiff(images), "tif", now)
+        pdf_ref = self.store.media.write(pages_to_pdf(images, title=f"Fax to {number}"), "pdf", now)
+        record = self.history.record(
+            Interaction(
+                channel="fax",
+                direction="out",
+                outcome="queued",
+                start=now,
+                number=e164,
+                text=note,
+                media=(pdf_ref, tiff_ref),
+                details={
+                    "status": "queued",
+                    "dial": dial,
+                    "pages": len(images),
+                    "resolution": "fine" if fine else "normal",
+                    "cover": cover_note is not None,
+                    "filename": filename[:120],
+                    "attempts": 0,
+                    "next_try": now.isoformat(),
+                    "log": [],
+                },
+            )
+        )
+        self._wake.set()
+        return record
+
+    def queued(self) -> list[Interaction]:
+        return self.history.newest(
+            200,
+            where=lambda i: i.channel == "fax" and i.direction == "out" and i.outcome == "queued",
+        )
+
+    def faxes(self, n: int = 50, before: str | None = None) -> list[Interaction]:
+        return self.history.newest(n, before=before, where=lambda i: i.channel == "fax")
+
+    def retry(self, record_id: str) -> Interaction:
+        """Try a queued or failed outgoing fax again now."""
+        item = self._outgoing(record_id)
+        if item.outcome not in ("queued", "failed"):
+            raise FaxError(f"fax {record_id} was {item.outcome}; only queued or failed faxes retry")
+        details = dict(item.details, status="queued", next_try=self.clock().isoformat())
+        if item.outcome == "failed":
+            details["attempts"] = 0
+        changed = self.history.update(record_id, outcome="queued", details=details)
+        self._wake.set()
+        return changed
+
+    def cancel(self, record_id: str) -> Interaction:
+        item = self._outgoing(record_id)
+        if item.outcome != "queued":
+            raise FaxError(f"fax {record_id} is {item.outcome}, not queued")
+        if item.details.get("status") == "sending":
+            raise FaxError(f"fax {record_id} is being sent right now")
+        details = dict(item.details, status="cancelled", reason="cancelled")
+        return self.history.update(
+            record_id, outcome="failed", details=details, text=item.text, end=self.clock()
+        )
+
+    def _outgoing(self, record_id: str) -> Interaction:
+        item = self.history.get(record_id)
+        if item is None or item.channel != "fax" or item.direction != "out":
+            raise FaxError(f"no outgoing fax {record_id}")
+        return item
+
+    # -- the queue's worker --------------------------------------------------------------------
+
+    def _run_queue(self, worker: Worker) -> None:
+        while not worker.stopping.is_set():
+            wait = self.run_due()
+            worker.beat()
+            self._wake.wait(min(wait, 30.0))
+            self._wake.clear()
+
+    def run_due(self) -> float:
+        """Send what is due (one at a time); returns seconds until the next is due."""
+        now = self.clock()
+        soonest = 3600.0
+        for item in sorted(self.queued(), key=lambda i: i.start):
+            if self.worker.stopping.is_set():
+                break
+            due = _when(item.details.get("next_try")) or now
+            if due > now:
+                soonest = min(soonest, (due - now).total_seconds())
+                continue
+            self.send_now(item)
+            now = self.clock()
+        return max(0.5, soonest)
+
+    def _free_line(self) -> Line | None:
+        for line in self.fax_lines():
+            if line.name in self._busy_lines:
+                continue
+            if line.status().state == "idle":
+                return line
+        return None
+
+    def send_now(self, item: Interaction) -> Interaction:
+        """One try of a queued fax on a free fax line."""
+        line = self._free_line()
+        if line is None:
+            later = self.clock() + timedelta(seconds=30)
+            return self.history.update(
+                item.id, details=dict(item.details, next_try=later.isoformat())
+            )
+        with self._lock:
+            if line.name in self._busy_lines:
+                return item
+            self._busy_lines.add(line.name)
+        attempts = int(item.details.get("attempts", 0)) + 1
+        item = self.history.update(
+            item.id, line=line.name, details=dict(item.details, status="sending", attempts=attempts)
+        )
+        started = self.clock()
+        try:
+            outcome = self._call(line, item)
+        finally:
+            with self._lock:
+                self._busy_lines.discard(line.name)
+        end = self.clock()
+        entry = f"{started:%Y-%m-%d %H:%M:%S} {outcome.status}: {outcome.reason}"
+        details = dict(
+            item.details,
+            attempts=attempts,
+            status=outcome.status,
+            reason=outcome.reason,
+            rate=outcome.rate,
+            pages_sent=outcome.pages_sent,
+            fax_class=outcome.fax_class,
+            seconds=round(outcome.seconds, 1),
+            log=[*list(item.details.get("log", []))[-9:], entry],
+        )
+        if outcome.ok:
+            changed = self.history.update(
+                item.id,
+                outcome="sent",
+                name=outcome.remote_id,
+                end=end,
+                duration=round((end - started).total_seconds(), 1),
+                details=details,
+            )
+            self._email(changed, ok=True)
+            return changed
+        if attempts < min(MAX_ATTEMPTS, len(self.backoff) + 1):
+            wait = self.backoff[min(attempts - 1, len(self.backoff) - 1)]
+            details["next_try"] = (end + timedelta(seconds=wait)).isoformat()
+            details["status"] = "queued"
+            details["last_status"] = outcome.status
+            return self.history.update(item.id, details=details, name=outcome.remote_id)
+        changed = self.history.update(
+            item.id, outcome="failed", end=end, details=details, name=outcome.remote_id
+        )
+        self._email(changed, ok=False)
+        return changed
+
+    def _call(self, line: Line, item: Interaction) -> fax_session.SendOutcome:
+        """The call on its own session thread; the worker keeps beating while it lasts (a long
+        fax takes many minutes)."""
+        got: list[fax_session.SendOutcome] = []
+
+        def run() -> None:
+            try:
+                pages = _pages(self.store.media.read(item.media[1]))
+                got.append(
+                    self._send(
+                        line,
+                        str(item.details.get("dial") or item.number),
+                        [FaxPage(im) for im in pages],
+                        local_id=self.local_id(),
+                        fine=item.details.get("resolution", "fine") == "fine",
+                    )
+                )
+            except Exception as exc:
+                log.exception("%s: sending fax %s failed", line.name, item.id)
+                got.append(fax_session.SendOutcome(ok=False, status="failed", reason=str(exc)))
+
+        thread = threading.Thread(target=run, name=f"fax-tx-{line.name}", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            self.worker.beat()
+            thread.join(5.0)
+        return got[0] if got else fax_session.SendOutcome(False, "failed", "the call ended")
+
+    def _email(self, item: Interaction, *, ok: bool) -> None:
+        if self.notify is None:
+            return
+        owner = self.settings().business.owner_email
+        try:
+            draft = fax_sent_message(
+                FaxSentNotice(
+                    number=item.number or str(item.details.get("dial", "")),
+                    at=item.end or self.clock(),
+                    ok=ok,
+                    pages=int(item.details.get("pages", 0)),
+                    attempts=int(item.details.get("attempts", 1)),
+                    remote_id=item.name,
+                    reason=str(item.details.get("reason", "")),
+                    record_id=item.id,
+                    line=item.line,
+                ),
+                self.notify.context(),
+            )
+            self.notify.queue(draft, to=[owner] if owner else None)
+        except Exception:
+            log.exception("fax %s: the result email could not be queued", item.id)
+
+
+class _QueueWorker(Worker):
+    """The send queue's thread; `stop()` also wakes it from its wait."""
+
+    def __init__(self, target: Callable[[Worker], None], wake: threading.Event) -> None:
+        super().__init__("fax", target, liveness=120.0)
+        self._wake_event = wake
+
+    def stop(self) -> None:
+        super().stop()
+        self._wake_event.set()
+
+
+def _number(number: str, settings: Settings) -> str:
+    if not number:
+        return ""
+    try:
+        return normalise(number, settings.business.country) or number
+    except Exception:
+        return number
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _tiff(images: list[Image.Image]) -> bytes:
+    """Pages to send as one multi-page CCITT G4 TIFF (lossless, exact pixels back)."""
+    buf = io.BytesIO()
+    first, *rest = images
+    first.save(buf, "TIFF", compression="group4", save_all=True, append_images=rest, dpi=(204, 196))
+    return buf.getvalue()
+
+
+def _pages(data: bytes) -> list[Image.Image]:
+    with Image.open(io.BytesIO(data)) as im:
+        out = []
+        for i in range(int(getattr(im, "n_frames", 1))):
+            im.seek(i)
+            out.append(im.convert("1"))
+        return out
+
+
+__all__ = ["FaxError", "FaxService", "can_fax"]
