@@ -266,7 +266,7 @@ class ForwardingService:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)  # never hold up a stop
         if self._scheduler is not None:
             self._scheduler.cancel(TAG)
 

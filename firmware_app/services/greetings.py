@@ -447,6 +447,7 @@ class GreetingsService:
         self._lock = threading.RLock()
         self._memory: dict[str, tuple[_Spec, Samples]] = {}
         self._background = background
+        self._closed = False
         self._pool: ThreadPoolExecutor | None = None
         self.generated = 0  # texts spoken by espeak-ng (not from the cache): for tests and logs
         self._unsubscribe: Callable[[], None] = lambda: None
@@ -561,13 +562,16 @@ class GreetingsService:
 
     def close(self) -> None:
         self._unsubscribe()
+        self._closed = True
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=False, cancel_futures=True)  # stops after the greeting it speaks
 
     def _prepare_all(self) -> int:
         done = 0
         for key in self.keys():
+            if self._closed:
+                return done
             try:
                 self.audio(key)
                 done += 1
