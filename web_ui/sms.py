@@ -170,7 +170,7 @@ def conversation(number: str) -> Any:
 
 
 @bp.get("/new")
-def compose() -> str:
+def compose() -> Any:
     to = request.args.get("to", "")[:40]
     return _compose_page(to, "", {})
 
