@@ -65,8 +65,9 @@ def setup_logging(level: str = "info", ring: RingBufferHandler | None = None) ->
     )
     stream.setFormatter(logging.Formatter(fmt))
     ring = ring or RingBufferHandler()
-    for h in (stream, ring):
-        h._frontdesk = True  # type: ignore[attr-defined]
+    handlers: tuple[logging.Handler, ...] = (stream, ring)
+    for h in handlers:
+        setattr(h, "_frontdesk", True)  # noqa: B010 - marks our handlers for the next set-up
         root.addHandler(h)
     root.setLevel(level.upper())
     for noisy in ("waitress.queue", "mail.log"):

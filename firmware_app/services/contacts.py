@@ -433,7 +433,7 @@ class ContactsService:
             "number": number,
         }
         note_id = self._notes.insert(doc)
-        return Note(note_id, doc["text"], doc["by"], at, contact_id, number)
+        return Note(note_id, text[:TEXT_MAX], by[:NAME_MAX], at, contact_id, number)
 
     def notes(self, *, contact_id: int | None = None, numbers_: Iterable[str] = ()) -> list[Note]:
         """Notes about a contact or any of `numbers_`, newest first."""

@@ -92,12 +92,12 @@ class Job(schedule.Job):
             ahead = (_DAYS.index(self.start_day) - local.weekday()) % 7
             nxt = nxt + timedelta(days=ahead)
         if self.at_time is not None:
-            fields: dict[str, int] = {"second": self.at_time.second, "microsecond": 0}
+            hour, minute = nxt.hour, nxt.minute
             if self.unit == "days" or self.start_day is not None:
-                fields["hour"] = self.at_time.hour
+                hour = self.at_time.hour
             if self.unit in ("days", "hours") or self.start_day is not None:
-                fields["minute"] = self.at_time.minute
-            nxt = nxt.replace(**fields)
+                minute = self.at_time.minute
+            nxt = nxt.replace(hour=hour, minute=minute, second=self.at_time.second, microsecond=0)
         if self.interval != 1:
             nxt = nxt + period
         while _utc(nxt) <= now:
@@ -146,7 +146,7 @@ class Scheduler(schedule.Scheduler):
     def _run_job(self, job: schedule.Job) -> None:
         name = getattr(job, "name", "") or str(job)
         try:
-            result = job.run()
+            result = job.run()  # type: ignore[no-untyped-call]
         except Exception:
             self.failures += 1
             log.exception("scheduled job %s failed; it runs again at its next time", name)
@@ -162,13 +162,13 @@ class Scheduler(schedule.Scheduler):
         self.wake()
 
     @property
-    def next_run(self) -> datetime | None:  # type: ignore[override]
+    def next_run(self) -> datetime | None:
         with self._lock:
             times = [j.next_run for j in self.jobs if j.next_run is not None]
         return min(times) if times else None
 
     @property
-    def idle_seconds(self) -> float | None:  # type: ignore[override]
+    def idle_seconds(self) -> float | None:
         nxt = self.next_run
         return None if nxt is None else (nxt - self.now()).total_seconds()
 

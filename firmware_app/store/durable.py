@@ -365,7 +365,7 @@ class Database:
         self.path = Path(path)
         self.lock = threading.RLock()
         self.storage = JournalStorage(self.path)
-        self._db = _TinyDB(storage=lambda: self.storage)  # type: ignore[arg-type]
+        self._db = _TinyDB(storage=lambda: self.storage)
         self._tables: dict[str, Collection] = {}
 
     def table(self, name: str) -> Collection:

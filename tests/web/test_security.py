@@ -30,7 +30,14 @@ SAMPLE_ARGS = {
     "ref": "media/2025/01/abcdefgh1234.mp3",
 }
 # Pages of one stored thing: with none stored they answer 404 (tests/web/test_contacts_*.py).
-NEEDS_DATA = {"timeline.contact", "timeline.record", "media.download", "contacts.edit"}
+NEEDS_DATA = {
+    "timeline.contact",
+    "timeline.record",
+    "media.download",
+    "contacts.edit",
+    "calls.detail",
+    "voicemail.audio",
+}
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "'><svg onload=alert(1)>"]
 
 

@@ -569,7 +569,7 @@ def digest_message(
     summary: list[tuple[str, str]] = []
     parts: list[str] = []
     for channel in [*_CHANNELS, *sorted(set(counts) - set(_CHANNELS))]:
-        per = counts.get(channel)
+        per = counts.get(channel) or {}
         if not per:
             continue
         total = sum(per.values())
