@@ -197,7 +197,6 @@ class Daemon:
         services.extra["lines"] = lines
         services.extra["calls"] = calls
         self._start_greetings_and_forwarding(services, lines)
-        self._start_greetings_and_forwarding(services, lines)
         self._start_sms(services, lines)
         self._start_fax(services, lines)
 
@@ -249,28 +248,6 @@ class Daemon:
                 sms.schedule(services.scheduler)
 
         services.bus.subscribe(SettingsChanged, changed)
-
-    def _start_greetings_and_forwarding(self, services: Services, lines: Any) -> None:
-        """Greetings prepared off the line threads; GSM network forwarding kept in step with
-        the hours and rota; call recordings pruned after their retention period."""
-        from .services.forwarding import CallRecordings, ForwardingService
-
-        services.greetings.start()
-        self._closers.append(services.greetings.close)
-        forwarding = ForwardingService(
-            services.settings,
-            services.routing,
-            lines.lines,
-            bus=services.bus,
-            scheduler=services.scheduler,
-        )
-        forwarding.subscribe()
-        forwarding.submit()
-        self._closers.append(forwarding.close)
-        recordings = CallRecordings(services.store, services.settings, services.clock)
-        recordings.add_job(services.scheduler)
-        services.extra["forwarding"] = forwarding
-        services.extra["recordings"] = recordings
 
     def _start_greetings_and_forwarding(self, services: Services, lines: Any) -> None:
         """Greetings prepared off the line threads; GSM network forwarding kept in step with
