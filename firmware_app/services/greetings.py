@@ -20,19 +20,18 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FieldProblem, FrontdeskError, SettingsError, StoreError
 from ..events import EventBus, SettingsChanged
-from ..media import tones
-from ..media.codecs import Samples, read_wav, resample, to_telephone, write_wav
 from ..settings.greetings import FIXED_KEYS, MAX_TEXT, Greeting, greeting_key, voice_name
 from ..settings.model import Settings, settings_to_dict
 from ..settings.routing import DAY_NAMES, WEEKDAYS, Hours, parse_date, parse_interval
 from ..store import Store
 from .settings import SettingsService
+
+if TYPE_CHECKING:
+    from ..media.codecs import Samples
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +288,8 @@ def label_for(key: str, settings: Settings) -> tuple[str, str]:
 
 def normalise(samples: Samples) -> Samples:
     """Bring speech to about -18 dBFS RMS with peaks at most -1 dBFS."""
+    import numpy as np
+
     x = samples.astype(np.float64) / 32768.0
     if x.size == 0:
         return samples
@@ -316,6 +317,10 @@ def sniff(data: bytes) -> str | None:
 
 def convert_upload(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES) -> Samples:
     """An uploaded recording as normalised 8 kHz mono int16; GreetingError says what is wrong."""
+    import numpy as np
+
+    from ..media.codecs import read_wav, resample
+
     if not data:
         raise GreetingError("the file is empty: choose a recording (WAV, MP3, OGG or FLAC)")
     if len(data) > max_bytes:
@@ -358,6 +363,9 @@ class Tts:
         return shutil.which(self.program) is not None
 
     def speak(self, text: str, voice: str, speed: int) -> Samples:
+        from ..media import tones
+        from ..media.codecs import to_telephone
+
         if not text.strip():
             return tones.silence(0.3)
         if voice_name(voice) is not None or not voice:
@@ -458,6 +466,8 @@ class GreetingsService:
 
     def audio(self, key: str) -> Samples:
         """The greeting as 8 kHz PCM; a generated default when the owner set none."""
+        from ..media import tones
+
         if key == "beep":
             return tones.beep()
         settings = self._settings.get()
@@ -472,6 +482,8 @@ class GreetingsService:
 
     def wav(self, key: str) -> bytes:
         """The greeting as a WAV file (the page's preview player)."""
+        from ..media.codecs import write_wav
+
         return write_wav(self.audio(key), RATE)
 
     # -- what the page shows ----------------------------------------------------------------
@@ -521,6 +533,8 @@ class GreetingsService:
 
     def upload(self, key: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES) -> str:
         """Store an uploaded recording for `key`; returns its media reference."""
+        from ..media.codecs import write_wav
+
         self._check_key(key)
         pcm = convert_upload(data, max_bytes=max_bytes)
         ref = self._store.media.write(write_wav(pcm, RATE), "wav")
@@ -600,6 +614,9 @@ class GreetingsService:
         return _Spec("text", text, voice, g.speed, "")
 
     def _render(self, key: str, spec: _Spec) -> Samples:
+        from ..media import tones
+        from ..media.codecs import read_wav, resample, write_wav
+
         if spec.mode == "recording":
             try:
                 pcm, rate = read_wav(self._store.media.path(spec.recording))
