@@ -110,11 +110,13 @@ def receive(
     *,
     local_id: str,
     answered: bool = False,
+    use_class: str | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> ReceiveOutcome:
     """Take a fax on `line`: answer the ringing call as a fax machine, or (`answered`)
-    switch an answered voice call to fax (a calling tone was heard). Hangs up at the end."""
-    klass = fax_class(line)
+    switch an answered voice call to fax (a calling tone was heard). Hangs up at the end.
+    `use_class` picks a class the modem offers instead of the preferred one."""
+    klass = use_class or fax_class(line)
     if klass is None:
         return ReceiveOutcome(ok=False, reason="this line's modem cannot receive faxes")
     if klass in ("2", "2.0"):
@@ -187,11 +189,12 @@ def send(
     *,
     local_id: str,
     fine: bool = True,
+    use_class: str | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> SendOutcome:
     """Dial `number` on `line` and send `pages`. Hangs up at the end. `status` says whether a
     later try may help (busy, no answer) or not."""
-    klass = fax_class(line)
+    klass = use_class or fax_class(line)
     if klass is None:
         return SendOutcome(ok=False, status="failed", reason="this line's modem cannot send faxes")
     dial = "ATDT" + "".join(c for c in number if c.isdigit() or c in "*#,+W")

@@ -6,6 +6,7 @@ quirks included, never the daemon's expectations.
 """
 
 from .callerid import CallerId
+from .fax2 import FaxMachine
 from .modem import SimulatedModem, create, personality_by_name
 from .personalities import PERSONALITIES, PERSONALITY_NAMES, Personality
 from .voice import VoiceCaller
@@ -14,6 +15,7 @@ __all__ = [
     "PERSONALITIES",
     "PERSONALITY_NAMES",
     "CallerId",
+    "FaxMachine",
     "Personality",
     "SimulatedModem",
     "VoiceCaller",

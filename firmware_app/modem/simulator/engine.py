@@ -17,6 +17,8 @@ from typing import Protocol
 from . import gsm_audio
 from .callerid import CallerId, clip_fields, formatted_lines, raw_line
 from .commandline import Command, CommandLineError, split_args, split_commands
+from .fax2 import Class2Sim
+from .fax2 import handlers as fax2_handlers
 from .personalities import Personality
 from .sms import (
     ALL,
@@ -184,6 +186,7 @@ class Engine:
         self.message_reference = 0
         self.extras = gsm_audio.Extras()  # forwarding, dialled party, PCM port, +VTS
         self.voice = VoiceSim(self)  # analog voice data mode (AT+VTX / AT+VRX)
+        self.fax2 = Class2Sim(self)  # Class 2/2.0 fax with a scripted fax machine (fax2.py)
         # Scripted SMS behaviour (see the modem's scripting API).
         self.send_errors: list[int] = []  # +CMS ERROR codes for the next AT+CMGS, in order
         self.report_status: int | None = 0x00  # TP-ST of status reports; None: send none
@@ -320,6 +323,10 @@ class Engine:
             return
         if self.voice.mode and port == self.voice.port:
             data = self.voice.receive(data)  # audio and DLE codes, not command text
+            if not data:
+                return
+        if self.fax2.mode and port == self.fax2.port:
+            data = self.fax2.receive(data)  # DC2 or page data, not command text
             if not data:
                 return
         s = self.sessions[port]
@@ -501,6 +508,7 @@ class Engine:
                 "^U2DIAG": self._accept,
             }
         )
+        table.update(fax2_handlers(self.fax2))
         return table
 
     # --- generic helpers -------------------------------------------------------------------
@@ -605,6 +613,9 @@ class Engine:
     def _a(self, port: int, cmd: Command) -> Reply:
         if self.call_state != "ringing":
             return [], "NO CARRIER"
+        if self.fax2.active:
+            self.ring_generation += 1
+            return self.fax2.answer(port)
         return self._answer()
 
     def _answer(self) -> Reply:
@@ -630,6 +641,7 @@ class Engine:
         self.vls = 0
         self._pcm(False)
         self.voice.ended()
+        self.fax2.ended()
         return [], "OK"
 
     def _d(self, port: int, cmd: Command) -> Reply:
@@ -647,6 +659,8 @@ class Engine:
         if self.fclass == "8":
             self.call_state = "active"
             return [], "VCON"
+        if self.fax2.active:
+            return self.fax2.dial(port, number)
         return [], "NO CARRIER"
 
     def _clcc(self, port: int, cmd: Command) -> Reply:
@@ -682,6 +696,13 @@ class Engine:
                 self.host.call_later(interval / 2, lambda: self._caller_id(gen))
         self.s_regs[1] = k + 1
         auto = self.s_regs.get(0, 0)
+        if auto and k + 1 >= auto and self.fax2.active:
+            self.ring_generation += 1
+            lines, final = self.fax2.answer(self.p.urc_port)  # a Class 2 modem answers itself
+            for text in lines:
+                self.urc(text)
+            self.urc(final)
+            return
         if auto and k + 1 >= auto:
             _, final = self._answer()
             if final is not None:

@@ -27,6 +27,7 @@ from types import TracebackType
 
 from .callerid import CallerId
 from .engine import Engine, Sim
+from .fax2 import Class2Sim, FaxMachine
 from .gsm_audio import Extras, GsmAudio
 from .personalities import PERSONALITIES, PERSONALITY_NAMES, Personality
 from .voice import VoiceSim
@@ -544,6 +545,27 @@ class SimulatedModem:
         """Analog voice data mode: set `voice.caller` (a `VoiceCaller`) and `voice.speed`
         before a call; read `voice.played` / `voice.recorded` after it."""
         return self.engine.voice
+
+    @property
+    def fax(self) -> Class2Sim:
+        """Class 2/2.0 fax (fax2.py): `fax.machine` is the fax machine at the other end."""
+        return self.engine.fax2
+
+    def fax_call(
+        self,
+        machine: FaxMachine,
+        caller_id: CallerId | str | None = None,
+        *,
+        rings: int = 3,
+        interval: float = 6.0,
+    ) -> None:
+        """A fax machine calls: it rings like `ring()`; answered in Class 2/2.0 it sends
+        `machine.pages`."""
+        if isinstance(caller_id, str):
+            caller_id = CallerId(number=caller_id)
+        with self._lock:
+            self.engine.fax2.machine = machine
+            self.engine.start_ringing(caller_id, rings, interval)
 
     @property
     def sim(self) -> Sim:

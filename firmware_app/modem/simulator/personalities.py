@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .fax2 import COMMANDS as CLASS2_COMMANDS
+
 Kind = Literal["analog", "gsm"]
 
 
@@ -162,6 +164,7 @@ CX93010 = Personality(
     commands=frozenset(
         {"+GMI", "+GMM", "+GMR", "+FCLASS", "+VSM", "+VLS", "+VCID", "+GCI", "-SCID", "+VTS"}
         | _VOICE_COMMANDS
+        | CLASS2_COMMANDS  # used only when +FCLASS=2 is offered (quirk "class2")
     ),
     fclass_options="0,1,1.0,8",
     fclass_options_class2="0,1,1.0,2,8",
