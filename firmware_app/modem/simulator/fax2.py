@@ -86,6 +86,7 @@ class Class2Sim:
         self._buf = bytearray()
         self._dle = False
         self._sent_last = False
+        self.time_scale = 1.0  # 0 makes page transmission instant (fast tests)
 
     @property
     def version(self) -> str:
@@ -291,10 +292,13 @@ class Class2Sim:
         machine = self.machine
         assert machine is not None
         machine.received.append(bytes(self._buf))
+        # The page leaves the modem at 14400 bit/s: its OK comes when it is sent (efax
+        # divides by the time a page took).
+        delay = min(5.0, 0.2 + len(self._buf) / 1800 * self.time_scale)
         self._buf.clear()
         self.mode = ""
         if post_page is None:  # Class 2: AT+FET=n follows
-            self._write(self._lines("OK"))
+            self._later(delay, self._lines("OK"))
             return
         machine.post_page.append(post_page)
         lines = ["+FPS:1,0,0,0,0"]
@@ -302,7 +306,16 @@ class Class2Sim:
             self._sent_last = True
             self.connected = False
             lines.append(self._hangup(0))
-        self._write(self._lines(*lines, "OK"))
+        self._later(delay, self._lines(*lines, "OK"))
+
+    def _later(self, delay: float, data: bytes) -> None:
+        gen = self.engine.generation
+
+        def write() -> None:
+            if gen == self.engine.generation:
+                self._write(data)
+
+        self.engine.host.call_later(delay, write)
 
 
 def handlers(sim: Class2Sim) -> dict[str, Callable[[int, Command], Reply]]:
