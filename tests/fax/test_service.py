@@ -224,3 +224,27 @@ def test_received_page_decodes_exactly() -> None:
     data = encode_page(_page(), fine=True, mr=False, min_scan_bits=0, fill_order=2)
     page = decode_page(data + b"\x00\xff\x13", fine=True, fill_order=2)  # noise after RTC
     assert page.damaged_lines == 0 and page.image.height == 400
+
+
+def test_a_calling_tone_hands_the_call_to_the_fax_service(services: Services) -> None:
+    from firmware_app.calls.events import FaxToneDetected
+
+    asked: list[dict[str, Any]] = []
+
+    def receive(line: Any, **kw: Any) -> session.ReceiveOutcome:
+        asked.append({"line": line.name, **kw})
+        return _received()
+
+    svc, _ = _service(services, receive=receive)
+    svc.subscribe()
+    try:
+        services.bus.publish(FaxToneDetected(line="line1", call_id=7, number="+15551001"))
+        for thread in list(svc._threads):
+            thread.join(10)
+    finally:
+        svc.close()
+    assert asked == [{"line": "line1", "local_id": "", "answered": True}]
+    (item,) = svc.faxes()
+    assert (item.outcome, item.number, item.direction) == ("received", "+15551001", "in")
+    services.bus.publish(FaxToneDetected(line="line1", call_id=8))  # unsubscribed: nothing
+    assert len(asked) == 1
