@@ -30,6 +30,9 @@ class ModemConfig:
 class AudioConfig:
     # ALSA device for GSM call audio through a USB sound card ("" = none).
     device: str = ""
+    # PCM-over-USB-serial port of each line, in line order (line1 first): a path or URL, ""
+    # or "auto" = the port detection expects for the modem's model, "none" = do not use one.
+    pcm_port: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -189,6 +192,9 @@ def _check(cfg: MachineConfig) -> list[FieldProblem]:
         out.append(FieldProblem("modem.baudrate", cfg.modem.baudrate, "300 to 921600"))
     if not cfg.store.data_dir:
         out.append(FieldProblem("store.data_dir", "", "a folder path"))
+    for i, port in enumerate(cfg.audio.pcm_port):
+        if port != port.strip() or "\n" in port:
+            out.append(FieldProblem(f"audio.pcm_port[{i}]", port, 'a port path, "auto" or "none"'))
     out.extend(_check_panel(cfg.panel))
     return out
 

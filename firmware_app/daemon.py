@@ -179,8 +179,10 @@ class Daemon:
         lines.adopt = adopt
         for worker in lines.workers():
             self.supervisor.add(worker)
+        from .calls.audio import CallAudio
         from .calls.runner import CallRunner
 
+        services.call_audio = CallAudio(services.bus, self.config.audio)  # GSM call audio
         runner = CallRunner(services)  # sessions, voicemail, the call's record and emails
         calls = CallService(
             services.bus,
@@ -189,6 +191,7 @@ class Daemon:
             services.clock,
             runner=runner,
             contacts=services.contacts,
+            timesync=services.extra.get("timesync"),
         )
         calls.subscribe()
         self._closers.append(calls.close)
@@ -197,6 +200,7 @@ class Daemon:
         services.extra["lines"] = lines
         services.extra["calls"] = calls
         self._start_greetings_and_forwarding(services, lines)
+        calls.forwarding = services.forwarding  # what each line can do, for the routing
         self._start_sms(services, lines)
         self._start_fax(services, lines)
 
@@ -256,18 +260,22 @@ class Daemon:
 
         services.greetings.start()
         self._closers.append(services.greetings.close)
+        recordings = CallRecordings(services.store, services.settings, services.clock)
         forwarding = ForwardingService(
             services.settings,
             services.routing,
             lines.lines,
             bus=services.bus,
             scheduler=services.scheduler,
+            call_audio=services.call_audio,
+            greetings=services.greetings,
+            recordings=recordings,
         )
         forwarding.subscribe()
         forwarding.submit()
         self._closers.append(forwarding.close)
-        recordings = CallRecordings(services.store, services.settings, services.clock)
         recordings.add_job(services.scheduler)
+        services.forwarding = forwarding  # the runner's put_through
         services.extra["forwarding"] = forwarding
         services.extra["recordings"] = recordings
 

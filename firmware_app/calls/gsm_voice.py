@@ -175,6 +175,7 @@ class GsmVoiceChannel:
         self._hung_up = False
         self.gone_reason = ""
         self.taps: list[Callable[[Pcm, Pcm], None]] = []  # (heard, sent) per frame: recording
+        self.closed_callbacks: list[Callable[[], None]] = []  # once the audio is closed
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -237,6 +238,9 @@ class GsmVoiceChannel:
         self._unsubscribe.clear()
         with self._cond:
             self._cond.notify_all()
+        callbacks, self.closed_callbacks = self.closed_callbacks, []
+        for callback in callbacks:
+            callback()
 
     # -- VoiceChannel -----------------------------------------------------------------------
 

@@ -337,6 +337,8 @@ class CallRunner:
             "validity": event.validity,
             "heard": False,
         }
+        if fin.recordings:
+            details["recordings"] = list(fin.recordings)  # the call as put through, recorded
         item: Interaction = services.history.record(
             Interaction(
                 channel="call",

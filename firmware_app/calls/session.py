@@ -79,10 +79,12 @@ class Forward:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ForwardResult:
-    """`taken`: staff took the call; otherwise `reason` says why not, in words."""
+    """`taken`: staff took the call; otherwise `reason` says why not, in words ("hangup"
+    when the caller left meanwhile). `recordings`: media references of the recorded call."""
 
     taken: bool
     reason: str = ""
+    recordings: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,6 +108,7 @@ class Finished:
     started: float = 0.0
     ended: float = 0.0
     trace: tuple[dict[str, Any], ...] = ()
+    recordings: tuple[str, ...] = ()  # recorded calls put through (media references)
 
 
 Action = Play | Beep | Record | Collect | Forward | FaxTone
@@ -164,6 +167,7 @@ class CallSession:
         self.staff: tuple[str, ...] = ()
         self.box = ""
         self.message: RecordResult | None = None
+        self.recordings: tuple[str, ...] = ()
         self.finished: Finished | None = None
         self._script: Generator[Action, Result, Finished] | None = None
         self._pending = ""  # keys pressed during a greeting, for the menu after it
@@ -264,6 +268,7 @@ class CallSession:
             started=self.started,
             ended=self.now,
             trace=tuple(self.trace),
+            recordings=self.recordings,
         )
         return self.finished
 
@@ -331,8 +336,10 @@ class CallSession:
                 self._check(r, during="a message")
             elif isinstance(step, ForwardTo):
                 r = yield Forward(step=step)
-                if isinstance(r, ForwardResult) and r.taken:
-                    raise _End("forwarded", "put through to " + _people(step))
+                if isinstance(r, ForwardResult):
+                    self.recordings += r.recordings
+                    if r.taken:
+                        raise _End("forwarded", r.reason or "put through to " + _people(step))
                 self._check(r, during="forwarding")
             elif isinstance(step, NotifyStaff):
                 continue  # noted up front (_note_staff): the emails name them

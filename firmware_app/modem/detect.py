@@ -340,6 +340,81 @@ def probe(chat: Chat, port: str, *, timeout: float = PROBE_TIMEOUT) -> Profile |
     )
 
 
+# --- the PCM audio port of multi-port GSM modems ---------------------------------------------
+
+# USB interface that carries call audio as PCM for modems whose audio goes over a serial port:
+# SIM7600 "USB audio" interface 4 (ttyUSB4 of 0-4), EC25 AT+QPCMV=1,0 on the NMEA interface 1,
+# Huawei E173/E1752 voice on interface 1 (ttyUSB1, beside the AT port ttyUSB2). Keyed on the
+# `vendor` of the profile and a model fragment; a modem that differs needs `audio.pcm_port`.
+PCM_INTERFACE: tuple[tuple[str, str, int], ...] = (
+    ("simcom", "SIM7", 4),
+    ("quectel", "", 1),
+    ("huawei", "", 1),
+)
+
+
+def pcm_interface(profile: Profile) -> int | None:
+    """The USB interface number of the modem's PCM audio port, or None (no such port)."""
+    text = f"{profile.manufacturer} {profile.model} {profile.title}".upper()
+    for vendor, fragment, interface in PCM_INTERFACE:
+        if profile.vendor == vendor and fragment in text:
+            return interface
+    return None
+
+
+def sibling_ports(port: str, *, sys_root: str | os.PathLike[str] = "/sys") -> dict[int, str]:
+    """Serial ports of the same USB device as `port`, by interface number.
+
+    A `/dev/serial/by-id/...-ifNN-port0` name gives its siblings by name; otherwise sysfs
+    (`/sys/class/tty/<tty>/device` is the interface, its parent the USB device) does.
+    """
+    out: dict[int, str] = {}
+    m = _INTERFACE.match(Path(port).name)
+    if m:
+        for path in sorted(Path(port).parent.glob(m.group("device") + "-if*")):
+            mm = _INTERFACE.match(path.name)
+            if mm and mm.group("device") == m.group("device"):
+                out.setdefault(int(mm.group("n")), str(path))
+        if out:
+            return out
+    tty = Path(os.path.realpath(port)).name
+    device = Path(sys_root) / "class" / "tty" / tty / "device"
+    try:
+        here = device.resolve()
+        while here.parent != here and not (here / "bInterfaceNumber").is_file():
+            here = here.parent  # usb-serial: .../1-1:1.2/ttyUSB2; cdc-acm: .../1-1:1.0
+        if not (here / "bInterfaceNumber").is_file():
+            return {}
+        usb = here.parent
+        for interface in sorted(usb.iterdir()):
+            number = interface / "bInterfaceNumber"
+            if not number.is_file():
+                continue
+            n = int(number.read_text(encoding="ascii").strip(), 16)
+            for child in sorted(interface.iterdir()):
+                name = child.name
+                if name.startswith(("ttyUSB", "ttyACM")):
+                    out.setdefault(n, f"/dev/{name}")
+                elif name == "tty" and child.is_dir():
+                    for sub in sorted(child.iterdir()):
+                        out.setdefault(n, f"/dev/{sub.name}")
+    except (OSError, ValueError):
+        return {}
+    return out
+
+
+def pcm_port_for(profile: Profile, port: str, *, sys_root: str | os.PathLike[str] = "/sys") -> str:
+    """The modem's PCM audio port next to its AT port `port`, or "" when it has none or
+    it cannot be found (then `audio.pcm_port` in the machine config names it)."""
+    interface = pcm_interface(profile)
+    if interface is None:
+        return ""
+    found = sibling_ports(port, sys_root=sys_root).get(interface, "")
+    if found and os.path.realpath(found) == os.path.realpath(port):
+        return ""  # the AT port itself: never send audio there
+    return found
+
+
 # --- a blocking chat for the CLI and detection ----------------------------------------------
 
 

@@ -29,7 +29,9 @@ from .stats import StatsService
 from .system import SystemService
 
 if TYPE_CHECKING:
+    from ..calls.audio import CallAudio
     from ..fax.service import FaxService
+    from .forwarding import ForwardingService
     from .sms import SmsService
 
 
@@ -64,6 +66,10 @@ class Services:
     # Faxes in and out; the daemon attaches it with the lines (None without a daemon).
     fax: FaxService | None = field(default=None, init=False, repr=False)
     greetings: GreetingsService = field(init=False, repr=False)  # GreetingSource, TTS, uploads
+    # GSM call audio (the runner's `call_audio.channel(line, call)`); the daemon attaches it.
+    call_audio: CallAudio | None = field(default=None, init=False, repr=False)
+    # Network forwarding and `put_through` for answered calls; the daemon attaches it.
+    forwarding: ForwardingService | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.auth = AuthService(self.store)

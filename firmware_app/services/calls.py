@@ -4,10 +4,15 @@
 then rejects (block list, withheld rule) or answers at the configured ring and hands the
 answered call to a session. With a `runner` (firmware_app.calls.runner) every call runs the
 full flow and leaves one history record; without one, a placeholder session hangs up.
+
+What a line can do comes from `forwarding.capabilities_for` (a free second line, network
+forwarding). While the clock cannot be trusted (`timesync.clock_ok()` false) business hours
+are not used: every call is handled as closed, and the plan says why.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import deque
@@ -22,6 +27,7 @@ from ..events import EventBus
 from ..modem.events import CallerHungUp, IncomingCall
 from ..protocol.at import Response
 from ..routing import Call, LineCapabilities, Plan, Reject, decide
+from ..settings.routing import Override
 
 if TYPE_CHECKING:
     from ..calls.runner import CallRunner
@@ -29,6 +35,11 @@ if TYPE_CHECKING:
     from ..settings.model import Settings
 
 log = logging.getLogger(__name__)
+
+CLOCK_NOT_SET = (
+    "The clock is not set yet (no network time since start-up), so business hours cannot be "
+    "trusted: the call is handled as closed."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +83,8 @@ class CallService:
         keep: int = 50,
         runner: CallRunner | None = None,
         contacts: Any = None,
+        forwarding: Any = None,
+        timesync: Any = None,
     ) -> None:
         self._bus = bus
         self._settings = settings
@@ -79,6 +92,8 @@ class CallService:
         self._clock = clock
         self.runner = runner
         self.contacts = contacts  # vip_numbers() / blocked_numbers() feed the routing
+        self.forwarding = forwarding  # capabilities_for(line, caps): what a line can do now
+        self.timesync = timesync  # clock_ok(): whether business hours can be trusted
         if session is None and runner is not None:
             session = runner.answered
         self.session: Session = session or HangUpAfter()
@@ -112,8 +127,31 @@ class CallService:
         with self._lock:
             return list(reversed(self._recent))
 
-    def plan_for(self, event: IncomingCall, line: Line) -> Plan | None:
+    def capabilities(self, line: Line) -> LineCapabilities | None:
+        """The line's abilities as the routing should see them now."""
         caps = line.capabilities
+        if caps is None or self.forwarding is None:
+            return caps
+        try:
+            adjusted: LineCapabilities = self.forwarding.capabilities_for(line, caps)
+        except Exception:
+            log.exception("%s: what the line can do is unknown; using its defaults", line.name)
+            return caps
+        return adjusted
+
+    def clock_ok(self) -> bool:
+        """False while the machine config requires a synchronised clock and it is not yet."""
+        check = getattr(self.timesync, "clock_ok", None)
+        if not callable(check):
+            return True
+        try:
+            return bool(check())
+        except Exception:
+            log.exception("clock check failed; treating the clock as not set")
+            return False
+
+    def plan_for(self, event: IncomingCall, line: Line) -> Plan | None:
+        caps = self.capabilities(line)
         if caps is None:
             return None
         call = Call(number=event.number or "", name=event.name or "", validity=_validity(event))
@@ -124,7 +162,15 @@ class CallService:
                 vip, blocked = self.contacts.vip_numbers(), self.contacts.blocked_numbers()
             except Exception:
                 log.exception("contacts' VIP and blocked numbers unavailable")
-        return decide(call, self._clock(), self._settings(), caps, vip=vip, blocked=blocked)
+        settings = self._settings()
+        trusted = self.clock_ok()
+        if not trusted:
+            closed = Override(state="closed", until="switched_back", note="clock not set")
+            settings = settings.replace("override", closed)
+        plan = decide(call, self._clock(), settings, caps, vip=vip, blocked=blocked)
+        if not trusted:
+            plan = dataclasses.replace(plan, explanation=f"{CLOCK_NOT_SET} {plan.explanation}")
+        return plan
 
     def on_incoming(self, event: IncomingCall) -> None:
         """On the line's thread: decide, then queue the answer or the rejection."""

@@ -1,8 +1,10 @@
 """Forwarding: network call forwarding on GSM lines (AT+CCFC, set then verified by a query,
-re-applied when the mode, rota or settings change), what each line can do to put a call
-through, and the retention of recorded calls.
+re-applied when the mode, rota or settings change), putting an answered call through to
+staff (`put_through`: a second line and `bridge_call`, or a hook-flash transfer), what each
+line can do to put a call through, and the retention of recorded calls.
 
-Modem commands run on this service's own worker thread, never on a line's or the bus's.
+Network forwarding commands run on this service's own worker thread, never on a line's or
+the bus's; `put_through` runs on the call's session thread.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from typing import Any
 
 import schedule
 
+from ..calls.session import ForwardResult
 from ..errors import StoreError
 from ..events import EventBus, SettingsChanged
 from ..media.codecs import Samples, write_wav
 from ..modem import events as ev
 from ..protocol.at import Command, ErrorResult, Response, split_params, unquote
-from ..routing import on_duty
+from ..routing import ForwardTo, LineCapabilities, on_duty
 from ..settings.routing import WEEKDAYS, parse_interval
 from ..store import Store
 from .routing import RoutingService
@@ -108,13 +111,23 @@ class ForwardingService:
         bus: EventBus | None = None,
         scheduler: Scheduler | None = None,
         command_timeout: float = 10.0,
+        call_audio: Any = None,
+        greetings: Any = None,
+        recordings: CallRecordings | None = None,
+        poll: float = 0.5,
     ) -> None:
+        """`call_audio` (calls.audio.CallAudio) opens the staff call's audio, `greetings`
+        gives "accept_call" and "recording_notice", `recordings` keeps recorded calls."""
         self._settings = settings
         self._routing = routing
         self._lines = lines
         self._bus = bus
         self._scheduler = scheduler
         self._timeout = command_timeout
+        self.call_audio = call_audio
+        self.greetings = greetings
+        self.recordings = recordings
+        self.poll = poll
         self._lock = threading.Lock()
         self._states: dict[str, ForwardState] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forwarding")
@@ -277,6 +290,116 @@ class ForwardingService:
     def _on_line_up(self, event: ev.LineUp) -> None:
         self.submit()
 
+    # -- putting an answered call through (the call's session thread) -----------------------
+
+    def capabilities_for(self, line: Any, caps: LineCapabilities) -> LineCapabilities:
+        """What `line` can really do now, for the routing: GSM lines call staff only with a
+        free second line that has call audio; with `forwarding.network` on they leave calls
+        to the network instead (it forwards on no reply, as set with AT+CCFC)."""
+        if caps.kind != "gsm":
+            return caps
+        network = self.managed()
+        dial = not network and self.free_line(line) is not None
+        return dataclasses.replace(caps, can_dial_out=dial, can_forward_network=network)
+
+    def free_line(self, line: Any) -> Any | None:
+        """Another GSM line, idle, whose call audio is available: where staff are called."""
+        audio = self.call_audio
+        if audio is None:
+            return None
+        for other in self._lines():
+            if other is line or getattr(other, "name", None) == getattr(line, "name", ""):
+                continue
+            status = other.status()
+            if status.kind == "gsm" and status.state == "idle" and audio.can_carry(other):
+                return other
+        return None
+
+    def put_through(self, line: Any, call: Any, step: ForwardTo, channel: Any) -> ForwardResult:
+        """Run a plan's `ForwardTo` step for an answered call on `line` (the runner's hook).
+
+        `dial_out`: call each staff member on a free second line (they press 1 when the step
+        asks), join the calls, recorded when `forwarding.record_calls` is on; `hook_flash`:
+        blind transfer on a PBX line; `network`: nothing to do once answered.
+        """
+        people = [p for p in step.people if p.mobile]
+        if not people:
+            return ForwardResult(taken=False, reason="no staff member on duty has a mobile")
+        if step.method == "network":
+            return ForwardResult(
+                taken=False,
+                reason="the network forwards only calls Frontdesk leaves unanswered",
+            )
+        if step.method == "hook_flash":
+            return self._transfer(line, people[0])
+        other = self.free_line(line)
+        if other is None:
+            return ForwardResult(taken=False, reason="no second line is free to call staff")
+        from ..calls.bridge import bridge_call
+
+        recorder = None
+        if self.recordings is not None and self.recordings.enabled:
+            recorder = self.recordings.save
+        greetings = self.greetings
+        if greetings is None:
+            from ..calls.runner import DefaultGreetings
+
+            greetings = DefaultGreetings()
+        tried: list[str] = []
+        kept: tuple[str, ...] = ()
+        for person in people:
+            if channel.caller_gone:
+                return ForwardResult(taken=False, reason="hangup", recordings=kept)
+            try:
+                result = bridge_call(
+                    channel,
+                    other,
+                    person.mobile,
+                    float(step.seconds),
+                    step.confirm,
+                    greetings=greetings,
+                    open_channel=self._open_staff_audio,
+                    recorder=recorder,
+                    poll=self.poll,
+                )
+            except Exception as exc:
+                log.warning("%s: calling staff failed: %s", other.name, exc)
+                with contextlib.suppress(Exception):
+                    other.hangup().result(15.0)
+                tried.append(f"{person.name}: {exc}")
+                continue
+            kept += result.recordings
+            log.info("%s: putting the call through: %s", line.name, result.outcome)
+            if result.outcome == "bridged":
+                words = f"put through to {person.name} ({result.seconds:.0f} s"
+                words += f", ended by {result.ended_by})" if result.ended_by else ")"
+                return ForwardResult(taken=True, reason=words, recordings=kept)
+            if result.outcome == "caller_gone":
+                return ForwardResult(taken=False, reason="hangup", recordings=kept)
+            if result.outcome == "unsupported":
+                return ForwardResult(taken=False, reason=result.detail, recordings=kept)
+            tried.append(f"{person.name}: {_BRIDGE_WORDS.get(result.outcome, result.outcome)}")
+        return ForwardResult(taken=False, reason="; ".join(tried), recordings=kept)
+
+    def _open_staff_audio(self, line: Any) -> Any:
+        channel = self.call_audio.outgoing(line) if self.call_audio is not None else None
+        if channel is None:
+            raise RuntimeError(f"{line.name} has no call audio for the staff call")
+        return channel
+
+    def _transfer(self, line: Any, person: Any) -> ForwardResult:
+        from ..calls.bridge import hook_flash_transfer
+
+        flash_ms = self._settings.get().forwarding.flash_ms
+        result = hook_flash_transfer(line, person.mobile, flash_ms)
+        if result.ok:
+            return ForwardResult(
+                taken=True,
+                reason=f"transferred to {person.name} by hook flash (the exchange took it over; "
+                "whether they answered is not known)",
+            )
+        return ForwardResult(taken=False, reason=f"hook-flash transfer failed: {result.detail}")
+
     # -- what each line can do (the page) ---------------------------------------------------
 
     def abilities(self) -> list[LineAbility]:
@@ -293,9 +416,22 @@ class ForwardingService:
                     "The network forwards to one number and cannot ask staff to press 1; "
                     "it only works while Frontdesk has not answered."
                 )
-            if others:
+            gsm_others = [x for x in others if x.status().kind == "gsm"]
+            if status.kind == "gsm" and self.call_audio is not None:
+                notes.append("Call audio: " + self.call_audio.describe(line) + ".")
+            if status.kind == "gsm" and gsm_others:
                 methods.append("call staff on another line and join the calls")
                 notes.append("Staff press 1 to take the call, so a mobile's voicemail cannot.")
+                if self.managed():
+                    notes.append(
+                        "While network forwarding is on, calls are left to the network "
+                        "instead: Frontdesk calls staff itself only when it is off."
+                    )
+            elif status.kind == "analog" and gsm_others:
+                notes.append(
+                    "Calls on this line cannot be joined to a staff call on another line: "
+                    "the modem's voice mode here plays or records, never both at once."
+                )
             if status.kind == "analog":
                 methods.append("hook-flash transfer (PBX or Centrex lines)")
                 notes.append(
@@ -319,6 +455,14 @@ class ForwardingService:
         with self._lock:
             self._states[state.line] = state
         return state
+
+
+_BRIDGE_WORDS = {
+    "declined": "did not press 1",
+    "no_answer": "no answer",
+    "busy": "busy",
+    "failed": "the call could not be placed",
+}
 
 
 def _words(result: Any) -> str:

@@ -1,7 +1,9 @@
-"""Fixtures for call tests: simulated analog modems, lines on them, a test greeting source."""
+"""Fixtures for call tests: simulated analog modems, lines on them, a test greeting source,
+and one test asound.conf (ALSA's file plugin) for every GSM sound-card test in the run."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -85,3 +87,30 @@ def make_line(bus: EventBus, recorder: Recorder) -> Iterator[Callable[..., Line]
     for line in made:
         line.join(3)
         line.close()
+
+
+@pytest.fixture(scope="session")
+def alsa_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """(playback file, capture file) behind the ALSA devices `tofile`, `fromfile` and
+    `duplex` (both in one name, as `audio.device` gives it). One asound.conf for the whole
+    run: alsa-lib reads its configuration once per process."""
+    folder = tmp_path_factory.mktemp("alsa")
+    out, infile = folder / "out.raw", folder / "in.raw"
+    infile.write_bytes(b"")
+    conf = folder / "asound.conf"
+    base = Path("/usr/share/alsa/alsa.conf").read_text(encoding="utf-8")
+    conf.write_text(
+        base
+        + f'\npcm.tofile {{ type file; slave.pcm "null"; file "{out}"; format "raw" }}\n'
+        + f'pcm.fromfile {{ type file; slave.pcm "null"; file "/dev/null"; infile "{infile}";'
+        + ' format "raw" }\n'
+        + 'pcm.duplex { type asym; playback.pcm "tofile"; capture.pcm "fromfile" }\n',
+        encoding="utf-8",
+    )
+    old = os.environ.get("ALSA_CONFIG_PATH")
+    os.environ["ALSA_CONFIG_PATH"] = str(conf)
+    yield out, infile
+    if old is None:
+        os.environ.pop("ALSA_CONFIG_PATH", None)
+    else:
+        os.environ["ALSA_CONFIG_PATH"] = old

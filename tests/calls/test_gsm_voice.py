@@ -6,7 +6,6 @@ line; the serial PCM channel against the simulated SIM7600's PCM port."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -30,30 +29,6 @@ from firmware_app.protocol.at import Response
 from tests.modem.conftest import Recorder, bus, make_line, make_modem, recorder  # noqa: F401
 
 alsaaudio = pytest.importorskip("alsaaudio")
-
-
-@pytest.fixture(scope="module")
-def alsa_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    """One test asound.conf for the module (alsa-lib reads its configuration once per process)."""
-    folder = tmp_path_factory.mktemp("alsa")
-    out, infile = folder / "out.raw", folder / "in.raw"
-    infile.write_bytes(b"")
-    conf = folder / "asound.conf"
-    base = Path("/usr/share/alsa/alsa.conf").read_text(encoding="utf-8")
-    conf.write_text(
-        base
-        + f'\npcm.tofile {{ type file; slave.pcm "null"; file "{out}"; format "raw" }}\n'
-        + f'pcm.fromfile {{ type file; slave.pcm "null"; file "/dev/null"; infile "{infile}";'
-        + ' format "raw" }\n',
-        encoding="utf-8",
-    )
-    old = os.environ.get("ALSA_CONFIG_PATH")
-    os.environ["ALSA_CONFIG_PATH"] = str(conf)
-    yield out, infile
-    if old is None:
-        os.environ.pop("ALSA_CONFIG_PATH", None)
-    else:
-        os.environ["ALSA_CONFIG_PATH"] = old
 
 
 class FakeLine:

@@ -60,8 +60,9 @@ class Forward:
 class Callee:
     """The party an `ATD<number>;` reaches: answers after `answer_after` s (0: at once, None:
     never),
-    then presses `press` after `press_after` s (tones and, optionally, a DTMF URC), and hangs
-    up after `hang_up_after` s (None: stays). `busy` rejects the call at once."""
+    then presses `press` after `press_after` s (tones and, optionally, a DTMF URC), says
+    `say_after_press` (with a PCM port), and hangs up after `hang_up_after` s (None: stays).
+    `busy` rejects the call at once."""
 
     answer_after: float | None = 0.0
     press: str = ""
@@ -70,6 +71,7 @@ class Callee:
     hang_up_after: float | None = None
     busy: bool = False
     say: np.ndarray | None = None
+    say_after_press: np.ndarray | None = None
 
 
 @dataclass(slots=True)
@@ -175,6 +177,8 @@ def _callee_answers(engine: Engine, gen: int) -> None:
         if c.press:
             audio.pause(c.press_after)
             audio.press(c.press, urc=c.urc)
+        if c.say_after_press is not None:
+            audio.say(c.say_after_press)
         if c.hang_up_after is not None:
             audio.pause(c.hang_up_after)
             audio.hang_up()
