@@ -1,0 +1,73 @@
+"""`frontdesk fax send` end to end without a modem: the CLI reads the file and sends its
+content base64 over the control socket; the daemon's `fax.send` handler queues it."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from pathlib import Path
+
+import pytest
+
+from firmware_app.cli import main
+from firmware_app.config import MachineConfig, StoreConfig
+from firmware_app.control import ControlServer
+from firmware_app.daemon import Daemon
+from firmware_app.errors import FrontdeskError
+from firmware_app.fax.service import FaxService
+from firmware_app.services import Services
+from tests.fax.fakes import FakeLine, FakeLines, FakeSend, page_png
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_fax_send_through_the_control_socket(
+    services: Services, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fax = FaxService(
+        services.store,
+        services.bus,
+        services.settings.get,
+        services.history,
+        FakeLines(FakeLine()),
+        send=FakeSend(),
+    )
+    services.fax = fax
+    data_dir = Path(services.store.data_dir)
+    config = MachineConfig(store=StoreConfig(data_dir=str(data_dir)))
+    handlers = Daemon(config, web=False).control_handlers(services)
+    with pytest.raises(FrontdeskError, match="intact"):
+        handlers["fax.send"](to="5550100", content="not base64!")
+    reply = handlers["fax.send"](
+        to="5550100", content=base64.b64encode(page_png()).decode(), cover="Hello"
+    )
+    assert reply["pages"] == 2
+    server = ControlServer(data_dir, handlers)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    cfg = tmp_path / "frontdesk.toml"
+    cfg.write_text(f'[store]\ndata_dir = "{data_dir}"\n')
+    doc = tmp_path / "letter.png"
+    doc.write_bytes(page_png())
+    try:
+        code = main(
+            [
+                "fax",
+                "send",
+                "--to",
+                "+15550100",
+                "--cover",
+                "See attached",
+                str(doc),
+                "-c",
+                str(cfg),
+            ]
+        )
+    finally:
+        server.stop()
+        thread.join(5)
+        server.close()
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "fax to +15550100 queued (2 pages)" in out.out
+    assert len(fax.queued()) == 2
