@@ -38,6 +38,7 @@ FEATURES: tuple[str, ...] = (
     "web_ui.contacts",
     "web_ui.inbox",
     "web_ui.sms",
+    "web_ui.fax",
     "web_ui.dashboard",
     "web_ui.greetings",
     "web_ui.calls",
