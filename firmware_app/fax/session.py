@@ -132,6 +132,10 @@ def receive(
         if _command(line, "AT+FCLASS=1") is None:
             return ReceiveOutcome(ok=False, reason="the modem did not take AT+FCLASS=1")
         result = pipe.connect(Command("ATA", timeout=ANSWER_TIMEOUT))
+        if answered and isinstance(result, ErrorResult) and result.kind == "error":
+            # A modem that refuses ATA while already off-hook: start phase B ourselves; the
+            # CONNECT to AT+FTH=3 is the same V.21 transmit state ATA ends in (T.31).
+            result = pipe.connect(Command("AT+FTH=3", timeout=10.0))
         if not (isinstance(result, Response) and result.result.startswith("CONNECT")):
             return ReceiveOutcome(
                 ok=False, reason=f"answering as a fax: {getattr(result, 'result', 'no answer')}"
