@@ -169,6 +169,12 @@ def conversation(number: str) -> Any:
     return _conversation_with(number, "", {})
 
 
+def _key_of(item: Any) -> str:
+    from firmware_app.services.sms import conversation_key
+
+    return conversation_key(item)
+
+
 @bp.get("/new")
 def compose() -> Any:
     to = request.args.get("to", "")[:40]
@@ -214,13 +220,15 @@ def send() -> Any:
         flash(f"The text was not sent: {exc}", "error")
         return redirect(url_for("sms.index"))
     flash(f"Text to {_display(item.number)} is on its way.", "success")
-    return redirect(url_for("sms.conversation", number=item.number))
+    return redirect(url_for("sms.conversation", number=_key_of(item)))
 
 
 def _conversation_with(key: str, text: str, errors: dict[str, str], status: int = 200) -> Any:
     sms = _sms()
     items = sms.conversation(key) if sms is not None else []
-    number = next((i.number for i in items if i.number), key if _PHONE.fullmatch(key) else "")
+    # Reply to the number the customer used last (a contact may text from several).
+    number = next((i.number for i in reversed(items) if i.number), "")
+    number = number or (key if _PHONE.fullmatch(key) else "")
     name = next((i.name for i in items if i.name), "")
     page = render_template(
         "sms/conversation.html",

@@ -352,11 +352,11 @@ class SmsService:
         return [ln for ln in self._lines.lines() if ln.status().kind == "gsm"]
 
     def conversations(self, n: int = 50, max_scan: int = 5000) -> list[Conversation]:
-        """Texts grouped by number (or sender name), newest conversation first."""
+        """Texts grouped by contact (all of a contact's numbers together), else by number or
+        sender name; newest conversation first."""
         groups: dict[str, list[Interaction]] = {}
         for item in self.history.newest(max_scan, where=_is_sms, max_scan=max_scan):
-            key = item.number or item.name
-            groups.setdefault(key, []).append(item)
+            groups.setdefault(conversation_key(item), []).append(item)
         out = []
         for key, items in groups.items():
             last = items[0]
@@ -375,9 +375,12 @@ class SmsService:
         return out[:n]
 
     def conversation(self, key: str, n: int = 200, max_scan: int = 5000) -> list[Interaction]:
-        """Both directions with one number or sender, oldest first."""
+        """Both directions with one contact, number or sender (a `conversation_key`), oldest
+        first. A bare number also finds texts filed under the contact who has it."""
         items = self.history.newest(
-            n, where=lambda i: _is_sms(i) and (i.number or i.name) == key, max_scan=max_scan
+            n,
+            where=lambda i: _is_sms(i) and key in (conversation_key(i), i.number or i.name),
+            max_scan=max_scan,
         )
         return list(reversed(items))
 
@@ -1137,6 +1140,13 @@ class _SmsWorker(Worker):
 
 def _is_sms(item: Interaction) -> bool:
     return item.channel == "sms"
+
+
+def conversation_key(item: Interaction) -> str:
+    """Which conversation a text belongs to: `contact:<id>`, else its number or sender name."""
+    if item.contact_id is not None:
+        return f"contact:{item.contact_id}"
+    return item.number or item.name
 
 
 def _message_reference(lines: Iterable[str]) -> int | None:

@@ -124,6 +124,30 @@ def test_conversation_shows_both_directions_with_states(
     assert logged_in.client.get("/messages/with/nobody").status_code == 404
 
 
+def test_a_contacts_numbers_share_one_conversation(
+    logged_in: Owner, services: Services, sms: SmsService
+) -> None:
+    record(services, number="+447700900123", contact_id=7, name="Anna", text="From my mobile")
+    record(
+        services,
+        number="+447700900777",
+        contact_id=7,
+        name="Anna",
+        text="From work",
+        start=T + timedelta(minutes=5),
+    )
+    record(services, number="+447700900999", text="Someone else", start=T - timedelta(hours=1))
+    threads = sms.conversations()
+    assert [t.key for t in threads] == ["contact:7", "+447700900999"]
+    assert threads[0].count == 2
+    page = logged_in.client.get("/messages/with/contact:7").get_data(as_text=True)
+    assert page.index("From my mobile") < page.index("From work")
+    assert 'name="to" value="+447700900777"' in page  # the number used last
+    by_number = logged_in.client.get("/messages/with/+447700900123").get_data(as_text=True)
+    assert "From my mobile" in by_number
+    assert logged_in.client.get("/messages/with/contact:99").status_code == 404
+
+
 def test_alphanumeric_sender_cannot_be_answered(
     logged_in: Owner, services: Services, sms: SmsService
 ) -> None:
