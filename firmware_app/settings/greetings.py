@@ -89,9 +89,7 @@ class Greetings:
         check=voice_name,
         help="The espeak-ng voice for spoken greetings, e.g. en-us, en-gb, de, fr.",
     )
-    speed: int = setting(
-        150, label="Speaking speed (words a minute)", check=number_range(80, 260)
-    )
+    speed: int = setting(150, label="Speaking speed (words a minute)", check=number_range(80, 260))
     items: list[Greeting] = setting(
         default_factory=list,
         label="Greetings",
