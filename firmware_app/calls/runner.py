@@ -17,15 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
-from ..media import codecs, tones
 from ..modem.events import IncomingCall
 from ..routing import Plan
 from ..routing.rules import e164
 from ..services.history import Interaction
 from ..services.notify import MissedCallNotice, VoicemailNotice
-from .analog_voice import AnalogVoiceChannel, Pacing
 from .events import CallFinished, FaxToneDetected
 from .session import (
     Beep,
@@ -44,6 +40,7 @@ from .voice import Pcm, VoiceChannel
 
 if TYPE_CHECKING:
     from ..modem.line import Line
+    from .analog_voice import Pacing
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +55,10 @@ class DefaultGreetings:
     """Used when no greetings service is there: short tones, so a call still works."""
 
     def audio(self, key: str) -> Pcm:
+        import numpy as np
+
+        from ..media import tones
+
         if key == "goodbye":
             return np.concatenate([tones.tone((660.0,), 0.2), tones.tone((440.0,), 0.3)])
         return np.concatenate([tones.tone((440.0,), 0.25), tones.silence(0.25)])
@@ -72,6 +73,7 @@ class _Call:
     start: datetime  # wall clock at the first ring we know of
     thread: threading.Thread | None = None
     channel: VoiceChannel | None = None
+    fax: bool = False  # handed to the fax service: the line is not ours to hang up
 
 
 class CallRunner:
@@ -92,7 +94,7 @@ class CallRunner:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.services = services
-        self.pacing = pacing or Pacing()
+        self.pacing = pacing  # None: real time (the channel's default)
         self.channel_factory: ChannelFactory = channel_factory or self.default_channel
         self.monotonic = monotonic
         self._lock = threading.Lock()
@@ -124,6 +126,11 @@ class CallRunner:
         call = self._take(line, event)
         if call is not None:
             self._later(call, call.session.rejected(self.monotonic()), "")
+
+    def to_fax(self, line: str, event: IncomingCall) -> None:
+        """The fax service answers this ringing call and records it as a fax: no call
+        session and no call record."""
+        self._take(line, event)
 
     def not_answered(self, line: str, event: IncomingCall, reason: str) -> None:
         call = self._take(line, event)
@@ -193,6 +200,8 @@ class CallRunner:
     def default_channel(self, line: Line, call: IncomingCall) -> VoiceChannel | None:
         profile = line.profile
         if profile is not None and profile.kind == "analog" and profile.voice:
+            from .analog_voice import AnalogVoiceChannel  # numpy: loaded with the first call
+
             return AnalogVoiceChannel(
                 line, bus=self.services.bus, call_id=call.call_id, pacing=self.pacing
             )
@@ -221,14 +230,19 @@ class CallRunner:
                     action = session.result(result, self.monotonic())
                 fin = action
                 description = channel.description
-                channel.hang_up()
-                close = getattr(channel, "close", None)
-                if callable(close):
-                    close()
+                if call.fax:  # the fax session has the line now and hangs up at its end
+                    release = getattr(channel, "release", None)
+                    if callable(release):
+                        release()
+                else:
+                    channel.hang_up()
+                    close = getattr(channel, "close", None)
+                    if callable(close):
+                        close()
         except Exception as exc:
             log.exception("%s: call session failed", line.name)
             with_channel = call.channel
-            if with_channel is not None:
+            if with_channel is not None and not call.fax:
                 with_channel.hang_up()
             if fin is None:
                 fin = session.failed(self.monotonic(), str(exc) or type(exc).__name__)
@@ -242,6 +256,8 @@ class CallRunner:
         if isinstance(action, Play):
             return channel.play(self.greeting(action.greeting), stop_digits=action.stop_digits)
         if isinstance(action, Beep):
+            from ..media import tones
+
             return channel.play(tones.beep(), stop_digits="")
         if isinstance(action, Record):
             return channel.record(
@@ -260,6 +276,7 @@ class CallRunner:
             return ForwardResult(taken=False, reason="this line cannot put calls through")
         if isinstance(action, FaxTone):
             log.info("%s: call %s is a fax machine", line.name, call.event.call_id)
+            call.fax = self._hand_to_fax(line, call)
             self.services.bus.publish(
                 FaxToneDetected(
                     line=line.name, call_id=call.event.call_id, number=call.event.number or ""
@@ -267,6 +284,22 @@ class CallRunner:
             )
             return None
         raise TypeError(f"unknown action {action!r}")
+
+    def _hand_to_fax(self, line: Line, call: _Call) -> bool:
+        """Give the answered call to the fax service (`take_over`): True when it took it, so
+        the line must not be hung up here."""
+        fax = getattr(self.services, "fax", None)
+        take_over = getattr(fax, "take_over", None)
+        if not callable(take_over):
+            log.info("%s: no fax service to take the call; hanging up", line.name)
+            return False
+        event = call.event
+        try:
+            thread = take_over(line, call_id=event.call_id, number=event.number or "")
+        except Exception:
+            log.exception("%s: the fax service could not take the call", line.name)
+            return False
+        return thread is not None
 
     def greeting(self, key: str) -> Pcm:
         source = getattr(self.services, "greetings", None)
@@ -314,6 +347,8 @@ class CallRunner:
         contact_id, contact_name = self._contact(number)
         media: tuple[str, ...] = ()
         if fin.message is not None and fin.message.audio.size:
+            from ..media import codecs
+
             wav = codecs.write_wav(fin.message.audio, 8000)
             media = (services.store.media.write(wav, "wav", when=start),)  # before the record
         plan = call.plan
@@ -337,6 +372,8 @@ class CallRunner:
             "validity": event.validity,
             "heard": False,
         }
+        if fin.outcome == "fax":
+            details["fax"] = "taken over" if call.fax else "not taken (no fax service)"
         if fin.recordings:
             details["recordings"] = list(fin.recordings)  # the call as put through, recorded
         item: Interaction = services.history.record(

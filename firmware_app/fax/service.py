@@ -11,16 +11,13 @@ from __future__ import annotations
 import io
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from PIL import Image
-
 from ..errors import FrontdeskError
 from ..events import EventBus
-from ..media.fax_image import FaxDocument, FaxImageError, pages_to_pdf
-from ..media.fax_send import FaxPage, UploadError, check_upload, cover_page, rasterise
 from ..numbers import normalise
 from ..services.history import HistoryService, Interaction
 from ..services.notify.messages import FaxNotice, FaxSentNotice, fax_sent_message
@@ -29,6 +26,8 @@ from ..workers import Worker
 from . import session as fax_session
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from ..modem.events import IncomingCall
     from ..modem.line import Line
     from ..services.notify import Notifier
@@ -89,6 +88,7 @@ class FaxService:
         self._send = send
         self._lock = threading.Lock()
         self._busy_lines: set[str] = set()
+        self._taken: deque[tuple[str, int]] = deque(maxlen=16)  # calls handed over, newest last
         self._threads: list[threading.Thread] = []
         self._wake = threading.Event()
         self._unsubscribe: list[Callable[[], None]] = []
@@ -97,10 +97,14 @@ class FaxService:
     # -- wiring --------------------------------------------------------------------------------
 
     def subscribe(self) -> None:
-        """Take over voice calls where a fax calling tone was heard."""
+        """Take over voice calls where a fax calling tone was heard (unless the call runner
+        already handed the call over with `take_over`)."""
         from ..calls.events import FaxToneDetected
 
         def on_tone(event: FaxToneDetected) -> None:
+            with self._lock:
+                if event.call_id and (event.line, event.call_id) in self._taken:
+                    return
             line = self.lines.line(event.line)
             if line is not None:
                 self.take_over(line, call_id=event.call_id, number=event.number)
@@ -136,8 +140,13 @@ class FaxService:
         self, line: Line, *, call_id: int = 0, number: str = ""
     ) -> threading.Thread | None:
         """An answered voice call is a fax machine (DLE c or 1100 Hz heard): switch the line to
-        fax and receive (`AT+FCLASS=1`, `ATA`, T.31)."""
-        return self._start_receive(line, call_id, number, answered=True)
+        fax and receive (`AT+FCLASS=1`, `ATA`, T.31). The line is the fax session's from
+        here: it hangs up at the end. Returns None when a fax is already on the line."""
+        thread = self._start_receive(line, call_id, number, answered=True)
+        if thread is not None and call_id:
+            with self._lock:
+                self._taken.append((line.name, call_id))
+        return thread
 
     def _start_receive(
         self, line: Line, call_id: int, number: str, *, answered: bool
@@ -182,6 +191,8 @@ class FaxService:
     ) -> Interaction:
         """Pages -> PDF (media store) -> history record -> email. Nothing received: a
         "failed" record, so the owner sees that a fax machine called."""
+        from ..media.fax_image import FaxDocument, FaxImageError  # Pillow, numpy: on use only
+
         start = start or self.clock()
         end = self.clock()
         doc = FaxDocument(remote_id=outcome.remote_id)
@@ -266,6 +277,9 @@ class FaxService:
     ) -> Interaction:
         """Check and queue a fax: the upload is checked by content, its pages rendered now
         (so a bad file is refused at once) and stored with the record before any dialling."""
+        from ..media.fax_image import pages_to_pdf  # Pillow, img2pdf, pypdfium2: on use only
+        from ..media.fax_send import UploadError, check_upload, cover_page, rasterise
+
         settings = self.settings()
         e164 = _number(number, settings)
         dial = "".join(c for c in number if c.isdigit() or c in "+*#")
@@ -451,6 +465,8 @@ class FaxService:
         got: list[fax_session.SendOutcome] = []
 
         def run() -> None:
+            from ..media.fax_send import FaxPage
+
             try:
                 pages = _pages(self.store.media.read(item.media[1]))
                 got.append(
@@ -536,6 +552,8 @@ def _tiff(images: list[Image.Image]) -> bytes:
 
 
 def _pages(data: bytes) -> list[Image.Image]:
+    from PIL import Image
+
     with Image.open(io.BytesIO(data)) as im:
         out = []
         for i in range(int(getattr(im, "n_frames", 1))):

@@ -8,24 +8,44 @@ line's country (AT+GCI), caller ID on and verified with AT+VCID? after every res
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from ..protocol.at import Command, ErrorResult, Response
 from ..routing import LineCapabilities
 from .driver import Driver, LineIO, Result
 
+if TYPE_CHECKING:
+    from .detect import Profile
+
 log = logging.getLogger(__name__)
 
 ANSWER_TIMEOUT = 30.0  # ATA on a fax/data line negotiates before answering
+# AT+FCLASS=? classes the fax service can receive with (firmware_app.fax.session.fax_class).
+FAX_CLASSES = frozenset({"1", "1.0", "2", "2.0"})
 
 
 class AnalogDriver(Driver):
     kind = "analog"
 
+    def __init__(self, profile: Profile) -> None:
+        super().__init__(profile)
+        self._io: LineIO | None = None  # for the lines settings (fax-only), once initialised
+
     @property
     def capabilities(self) -> LineCapabilities:
-        return LineCapabilities.analog()
+        """Fax from the detected profile's fax classes; fax-only from the lines settings."""
+        can_fax = bool(FAX_CLASSES.intersection(self.profile.fax_classes))
+        fax_only = False
+        io = self._io
+        if io is not None:
+            try:
+                fax_only = io.name in io.settings().fax_only
+            except Exception:
+                log.exception("%s: the lines settings are unreadable", io.name)
+        return LineCapabilities.analog(can_receive_fax=can_fax, fax_only=fax_only)
 
     def initialise(self, io: LineIO) -> None:
+        self._io = io
         reset = io.chat(Command("ATZ", timeout=5.0))
         if not isinstance(reset, Response):
             io.error(f"the modem did not accept ATZ ({_result_words(reset)})", "reset_failed")

@@ -26,7 +26,7 @@ from ..calls.session import answer_ring
 from ..events import EventBus
 from ..modem.events import CallerHungUp, IncomingCall
 from ..protocol.at import Response
-from ..routing import Call, LineCapabilities, Plan, Reject, decide
+from ..routing import Call, FaxReceive, LineCapabilities, Plan, Reject, decide
 from ..settings.routing import Override
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ class CallService:
         contacts: Any = None,
         forwarding: Any = None,
         timesync: Any = None,
+        fax: Any = None,
     ) -> None:
         self._bus = bus
         self._settings = settings
@@ -94,6 +95,7 @@ class CallService:
         self.contacts = contacts  # vip_numbers() / blocked_numbers() feed the routing
         self.forwarding = forwarding  # capabilities_for(line, caps): what a line can do now
         self.timesync = timesync  # clock_ok(): whether business hours can be trusted
+        self.fax = fax  # answer(line, call): fax-only lines; else the runner's services.fax
         if session is None and runner is not None:
             session = runner.answered
         self.session: Session = session or HangUpAfter()
@@ -203,6 +205,8 @@ class CallService:
             if runner is not None:
                 runner.rejected(event.line, event)
             return
+        if self._to_fax(line, event, plan):
+            return
         rings = self._settings().lines.rings_before_answer
         at_ring = answer_ring(plan, rings)
         if at_ring is None:  # left ringing: the network forwards it
@@ -211,6 +215,38 @@ class CallService:
             return
         answer = line.answer(at_ring=at_ring)
         answer.add_done_callback(lambda fut: self._answered(fut, line, event, plan))
+
+    def fax_service(self) -> Any:
+        """Who answers fax calls: `fax`, else the call runner's `services.fax` (attached after
+        this service is built)."""
+        if self.fax is not None:
+            return self.fax
+        services = getattr(self.runner, "services", None)
+        return getattr(services, "fax", None)
+
+    def _to_fax(self, line: Line, event: IncomingCall, plan: Plan) -> bool:
+        """A fax-only line, or a plan that starts with FaxReceive: the fax service answers as
+        a fax machine and records the fax (channel "fax"); no call session runs. True when
+        the fax service took the call."""
+        first = plan.steps[0] if plan.steps else None
+        fax_only = event.line in self._settings().lines.fax_only
+        if not (fax_only or isinstance(first, FaxReceive)):
+            return False
+        fax = self.fax_service()
+        answer = getattr(fax, "answer", None)
+        if not callable(answer):
+            log.warning(
+                "%s: call %s is for the fax, but no fax service runs", line.name, event.call_id
+            )
+            return False
+        if self.runner is not None:
+            self.runner.to_fax(event.line, event)
+        try:
+            answer(line, event)
+        except Exception:
+            log.exception("%s: the fax service could not answer call %s", line.name, event.call_id)
+            line.hangup()
+        return True
 
     def _on_hung_up(self, event: CallerHungUp) -> None:
         with self._lock:

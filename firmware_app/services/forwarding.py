@@ -16,14 +16,13 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import schedule
 
 from ..calls.session import ForwardResult
 from ..errors import StoreError
 from ..events import EventBus, SettingsChanged
-from ..media.codecs import Samples, write_wav
 from ..modem import events as ev
 from ..protocol.at import Command, ErrorResult, Response, split_params, unquote
 from ..routing import ForwardTo, LineCapabilities, on_duty
@@ -32,6 +31,9 @@ from ..store import Store
 from .routing import RoutingService
 from .scheduler import Scheduler
 from .settings import SettingsService
+
+if TYPE_CHECKING:
+    from ..media.codecs import Samples
 
 log = logging.getLogger(__name__)
 
@@ -493,6 +495,8 @@ class CallRecordings:
 
     def save(self, pcm: Samples, rate: int = 8000) -> str:
         """Store a recording; returns its media reference (kept on the call record)."""
+        from ..media.codecs import write_wav  # numpy, soundfile: loaded with the first call
+
         now = self._clock()
         ref = self._store.media.write(write_wav(pcm, rate), "wav", when=now)
         with self._lock:

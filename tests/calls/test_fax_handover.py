@@ -1,0 +1,142 @@
+"""Faxes on the call lines: a calling tone on a voice call hands the line to the fax service
+(no hang-up), a fax-only line is answered by the fax service, and the analog driver tells the
+routing what its modem can do. Simulated modem on a pty; the fax session itself is a stand-in
+(the T.30 exchange has its own tests in tests/fax)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from firmware_app.calls.events import FaxToneDetected
+from firmware_app.fax import session as fax_session
+from firmware_app.fax.service import FaxService
+from firmware_app.modem.analog import AnalogDriver
+from firmware_app.modem.detect import Profile
+from firmware_app.modem.simulator import VoiceCaller
+from firmware_app.services.history import Interaction
+
+from .test_calls_e2e import World, world  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class FakeReceive:
+    """Stands in for `fax_session.receive`: notes how it was called, "receives" nothing."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.done = threading.Event()
+
+    def __call__(self, line: Any, **kw: Any) -> fax_session.ReceiveOutcome:
+        self.calls.append({"line": line, **kw})
+        self.done.set()
+        return fax_session.ReceiveOutcome(ok=False, reason="test: no pages", fax_class="1")
+
+
+def with_fax(w: World) -> FakeReceive:
+    receive = FakeReceive()
+    lines = type("Lines", (), {"line": lambda _, n: w.line, "lines": lambda _: [w.line]})()
+    fax = FaxService(
+        w.services.store,
+        w.services.bus,
+        w.services.settings.get,
+        w.services.history,
+        lines,
+        clock=lambda: w.services.clock(),
+        receive=receive,
+    )
+    fax.subscribe()
+    w.services.fax = fax
+    return receive
+
+
+def fax_record(w: World, timeout: float = 10.0) -> Interaction:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = w.services.history.newest(5, where=lambda i: i.channel == "fax")
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError("no fax record")
+
+
+def test_a_calling_tone_hands_the_answered_call_to_the_fax_service(
+    world: Callable[..., World],  # noqa: F811
+) -> None:
+    w = world()
+    receive = with_fax(w)
+    item = w.call("+15551234567", VoiceCaller().send_fax_tone(at=0.1, after="play"))
+    assert item.outcome == "fax" and item.channel == "call"
+    assert item.details["fax"] == "taken over"
+    assert receive.done.wait(10)
+    (asked,) = receive.calls  # once: the bus event did not start a second reception
+    assert asked["line"] is w.line and asked["answered"] is True
+    fax = fax_record(w)
+    assert (fax.outcome, fax.number, fax.line) == ("failed", "+15551234567", "line1")
+    assert w.recorder.of(FaxToneDetected)
+    # The voice session left the line to the fax session: it never hung up.
+    assert "ATH" not in w.modem.commands
+
+
+def test_without_a_fax_service_the_fax_call_is_hung_up(
+    world: Callable[..., World],  # noqa: F811
+) -> None:
+    w = world()
+    item = w.call("+15551234567", VoiceCaller().send_fax_tone(at=0.1, after="play"))
+    assert item.outcome == "fax" and item.details["fax"].startswith("not taken")
+    assert "ATH" in w.modem.commands
+
+
+def test_a_fax_only_line_is_answered_by_the_fax_service(
+    world: Callable[..., World],  # noqa: F811
+) -> None:
+    w = world()
+    receive = with_fax(w)
+    settings = w.services.settings.get()
+    settings.lines.fax_only = ["line1"]
+    w.services.settings.save(settings)
+    caps = w.line.capabilities
+    assert caps is not None and caps.fax_only and caps.can_receive_fax
+    w.modem.ring("+15551234567", rings=2, interval=0.3)
+    assert receive.done.wait(10)
+    (asked,) = receive.calls
+    assert asked["line"] is w.line and asked["answered"] is False
+    fax = fax_record(w)
+    assert (fax.channel, fax.number) == ("fax", "+15551234567")
+    assert not any("FCLASS=8" in c for c in w.modem.commands)  # never answered for voice
+    assert w.services.history.newest(5, where=lambda i: i.channel == "call") == []
+
+
+@dataclass
+class FakeIO:
+    name: str = "line1"
+    fax_only: list[str] = field(default_factory=list)
+
+    def settings(self) -> Any:
+        return type("Lines", (), {"fax_only": self.fax_only})()
+
+
+@pytest.mark.parametrize(
+    ("classes", "can_fax"),
+    [((), False), (("0", "8"), False), (("0", "1", "8"), True), (("0", "2.0"), True)],
+)
+def test_analog_capabilities_come_from_the_profile(classes: tuple[str, ...], can_fax: bool) -> None:
+    driver = AnalogDriver(Profile(port="/dev/x", kind="analog", title="t", fax_classes=classes))
+    assert driver.capabilities.can_receive_fax is can_fax
+    assert driver.capabilities.fax_only is False
+    driver._io = FakeIO(fax_only=["line1"])  # type: ignore[assignment]
+    assert driver.capabilities.fax_only is True
+    driver._io = FakeIO(fax_only=["line2"])
+    assert driver.capabilities.fax_only is False
+
+
+def test_the_simulated_usr5637_line_can_take_faxes(world: Callable[..., World]) -> None:  # noqa: F811
+    w = world()
+    caps = w.line.capabilities
+    assert caps is not None and caps.can_receive_fax and not caps.fax_only
