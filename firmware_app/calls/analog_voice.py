@@ -232,6 +232,13 @@ class AnalogVoiceChannel:
     def close(self) -> None:
         """Stop listening to the bus; hang up if still on the line. Safe twice."""
         self.hang_up()
+        self.release()
+
+    def release(self) -> None:
+        """Let go of the call without hanging up (another service, e.g. fax, took the line).
+
+        Stops listening to the bus; safe twice."""
+        self._stop.set()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None

@@ -18,6 +18,7 @@ from firmware_app.fax import session as fax_session
 from firmware_app.fax.service import FaxService
 from firmware_app.modem.analog import AnalogDriver
 from firmware_app.modem.detect import Profile
+from firmware_app.modem.events import CallerHungUp
 from firmware_app.modem.simulator import VoiceCaller
 from firmware_app.services.history import Interaction
 
@@ -71,6 +72,7 @@ def test_a_calling_tone_hands_the_answered_call_to_the_fax_service(
 ) -> None:
     w = world()
     receive = with_fax(w)
+    listeners = len(w.services.bus._subs.get(CallerHungUp, []))
     item = w.call("+15551234567", VoiceCaller().send_fax_tone(at=0.1, after="play"))
     assert item.outcome == "fax" and item.channel == "call"
     assert item.details["fax"] == "taken over"
@@ -80,8 +82,10 @@ def test_a_calling_tone_hands_the_answered_call_to_the_fax_service(
     fax = fax_record(w)
     assert (fax.outcome, fax.number, fax.line) == ("failed", "+15551234567", "line1")
     assert w.recorder.of(FaxToneDetected)
-    # The voice session left the line to the fax session: it never hung up.
+    # The voice session left the line to the fax session: it never hung up, and its audio
+    # channel stopped listening (no listener left behind per fax call).
     assert "ATH" not in w.modem.commands
+    assert len(w.services.bus._subs.get(CallerHungUp, [])) == listeners
 
 
 def test_without_a_fax_service_the_fax_call_is_hung_up(
