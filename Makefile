@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint format system-deps system-deps-test venv clean
+.PHONY: demo test bench soak lint format system-deps system-deps-test venv clean
 
 demo: system-deps venv
 	$(VENV)/bin/frontdesk demo
@@ -18,8 +18,15 @@ test: system-deps-test venv
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing"; exit 1; fi; \
 	exit $$rc
 
+# Every benchmark in bench/, then one table: figure, value, target, met. The soak runs in
+# its quick mode here (about 2 minutes); `make soak` runs the full day.
 bench: venv
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@$(PY) bench/run_all.py
+
+# A compressed office day with faults through a real daemon, then the ledger (docs/performance.md).
+# `make soak CALLS=1000 SMS=1000 FAXES=50 MINUTES=10`; SOAK_QUICK=1 for about 2 minutes.
+soak: venv
+	@CALLS="$(CALLS)" SMS="$(SMS)" FAXES="$(FAXES)" MINUTES="$(MINUTES)" $(PY) bench/soak.py
 
 lint: venv
 	$(PY) -m ruff check .

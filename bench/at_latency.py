@@ -112,6 +112,8 @@ def report(label: str, samples: list[float]) -> None:
         f"{label:<56} n={len(samples):<5} median {statistics.median(samples):6.3f} ms  "
         f"p99 {percentile(samples, 99):6.3f} ms  max {max(samples):6.3f} ms"
     )
+    print(f"FIGURE\tcall decision median: {label}\t{statistics.median(samples):.4g}\tms\t1\t<=")
+    print(f"FIGURE\tcall decision p99: {label}\t{percentile(samples, 99):.4g}\tms\t5\t<=")
 
 
 def main() -> None:

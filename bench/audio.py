@@ -68,6 +68,7 @@ def detector_speed(seconds: float = 300.0) -> None:
             f"{name:<20} {seconds / took:8.0f}x real time "
             f"({took * 1000:.0f} ms for {seconds:.0f} s)"
         )
+        print(f"FIGURE\taudio detector: {name}\t{seconds / took:.0f}\tx real time\t-\t")
 
 
 class _Inbox:
@@ -137,6 +138,8 @@ def hangup_to_email(runs: int = 10) -> None:
         f"voicemail hang-up -> email accepted: median {statistics.median(took) * 1000:.0f} ms, "
         f"max {max(took) * 1000:.0f} ms over {runs} (30 s message, WAV + MP3)"
     )
+    median_ms = statistics.median(took) * 1000
+    print(f"FIGURE\tvoicemail hang-up to email accepted\t{median_ms:.0f}\tms\t-\t")
 
 
 if __name__ == "__main__":

@@ -191,6 +191,7 @@ def main() -> int:
             print(f"{name:22} {p50:8.2f} {p95:8.2f} {times[-1]:8.2f}")
         verdict = "within" if worst <= TARGET_MS else "OVER"
         print(f"worst p95 {worst:.2f} ms: {verdict} the {TARGET_MS:.0f} ms target")
+        print(f"FIGURE\thistory pages worst p95 (100k)\t{worst:.2f}\tms\t{TARGET_MS:g}\t<=")
         now_mb, peak_mb = rss_mb()
         print(f"memory (RSS) of this process: {now_mb:.0f} MB now, {peak_mb:.0f} MB peak")
         print(

@@ -95,6 +95,7 @@ def bench_decide(s: Settings) -> None:
         med, p99 = statistics.median(samples), percentile(samples, 0.99)
         flag = "ok" if med <= TARGET_US else "over target"
         print(f"decide() {label:<24} median {med:6.1f} us   p99 {p99:7.1f} us   ({flag})")
+        print(f"FIGURE\tdecide() median: {label.strip()}\t{med:.1f}\tus\t{TARGET_US:g}\t<=")
     t0 = time.perf_counter()
     for _ in range(200):
         BusinessHours.from_settings(s).status(times[0])

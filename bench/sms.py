@@ -55,6 +55,8 @@ def codec() -> None:
     encode = rate(lambda i: build_submit_pdus("+447700900123", TEXTS[i % 2], reference=i & 0xFF), n)
     print(f"PDU decode: {decode:,.0f}/s (mixed GSM-7 / UCS-2 / escapes, {n:,} PDUs)")
     print(f"PDU encode: {encode:,.0f}/s (one-part texts through build_submit_pdus)")
+    print(f"FIGURE\tSMS PDU decode\t{decode:.0f}\t/s\t20000\t>=")
+    print(f"FIGURE\tSMS PDU encode\t{encode:.0f}\t/s\t20000\t>=")
 
 
 def intake(count: int = 100) -> None:
@@ -99,6 +101,7 @@ def intake(count: int = 100) -> None:
             f"Start-up intake: {count} messages on the SIM read (AT+CMGL=4), stored and deleted "
             f"in {took:.2f} s ({took / count * 1000:.1f} ms each)"
         )
+        print(f"FIGURE\tSMS start-up intake of {count}\t{took:.2f}\ts\t-\t")
         line.stop()
         line.join(3)
         sms.worker.stop()

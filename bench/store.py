@@ -124,6 +124,9 @@ def main() -> None:
     print(f"insert p50 at 100k / at 1k: {ratio:.2f}x (target <= 2x)")
     print(f"newest-50 read at 100k: {rows[2]['read50']:.3f} ms (target <= 5 ms)")
     print(f"bytes written per insert at 100k: {rows[2]['bytes']:,.0f} (target <= 100,000)")
+    print(f"FIGURE\tstore insert p50, 100k / 1k\t{ratio:.2f}\tx\t2\t<=")
+    print(f"FIGURE\tstore newest-50 read at 100k\t{rows[2]['read50']:.3f}\tms\t5\t<=")
+    print(f"FIGURE\tstore bytes per insert at 100k\t{rows[2]['bytes']:.0f}\tB\t100000\t<=")
     print(
         "with snapshot rewrites included (1k stored, 6k inserts): "
         f"{amortized(1000, 6000):,.0f} bytes/insert"

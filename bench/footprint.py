@@ -1,0 +1,121 @@
+"""Footprint of a fresh `frontdesk run`, production-like (`modem.devices = ["auto"]`, web on):
+RSS and threads once it is ready and has idled 10 s, idle CPU over 60 s, which heavy modules
+it has loaded, and start-to-ready (systemd's READY=1) with 100,000 history records stored.
+
+Run: .venv/bin/python bench/footprint.py (about 90 s; FOOTPRINT_IDLE=20 for a shorter look).
+Targets: RSS idle <= 40 MB, idle CPU <= 0.05 % of a core, start-to-ready at 100k <= 2 s.
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from soak_rig import DaemonProcess, free_port, sample
+
+HEAVY = ("numpy", "PIL", "soundfile", "soxr", "img2pdf", "pypdfium2", "pikepdf", "lxml")
+RECORDS = 100_000
+
+
+def figure(name: str, value: float, unit: str, target: str, op: str) -> None:
+    print(f"FIGURE\t{name}\t{value:.6g}\t{unit}\t{target}\t{op}", flush=True)
+
+
+def config(folder: Path) -> Path:
+    path = folder / "frontdesk.toml"
+    path.write_text(
+        f'[store]\ndata_dir = "{folder / "data"}"\n'
+        f'[web]\nlisten = "127.0.0.1:{free_port()}"\n'
+        '[modem]\ndevices = ["auto"]\n[log]\nlevel = "info"\n'
+    )
+    return path
+
+
+def loaded_heavy(pid: int) -> list[str]:
+    """Heavy libraries mapped into the process (their shared objects in /proc/<pid>/maps)."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return [name for name in HEAVY if f"/{name}" in maps or f"{name}." in maps]
+
+
+def history_record(i: int) -> dict[str, object]:
+    return {
+        "channel": "call",
+        "direction": "in",
+        "outcome": "voicemail",
+        "start": "2026-11-25T14:03:11+00:00",
+        "end": "2026-11-25T14:04:02+00:00",
+        "number": f"+1555{i:07d}",
+        "name": "JOHN SMITH",
+        "line": "line1",
+        "duration": 51.0,
+        "text": "Closed: opens Monday 09:00.",
+        "media": [f"media/2026/11/{i:016d}.wav"],
+        "details": {"plan": {"rule": "schedule"}, "answered": True},
+    }
+
+
+def idle(idle_seconds: float) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="frontdesk-footprint-"))
+    daemon = DaemonProcess(config(folder), folder / "data", folder / "daemon.log")
+    try:
+        life = daemon.start()
+        time.sleep(10)
+        s0 = sample(life.pid)
+        time.sleep(idle_seconds)
+        s1 = sample(life.pid)
+        heavy = loaded_heavy(life.pid)
+        daemon.stop()
+    finally:
+        daemon.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    cpu = (s1.cpu_s - s0.cpu_s) / (s1.at - s0.at) * 100
+    print(f"fresh daemon, auto modems, web on: ready in {life.ready_s:.2f} s")
+    print(f"RSS idle: {s0.rss_kb / 1024:.1f} MB (target <= 40 MB); threads {s0.threads}")
+    print(f"idle CPU over {s1.at - s0.at:.0f} s: {cpu:.3f} % of a core (target <= 0.05 %)")
+    print(f"heavy modules loaded at idle: {', '.join(heavy) or 'none'}")
+    figure("RSS idle (fresh daemon)", s0.rss_kb / 1024, "MB", "40", "<=")
+    figure("threads idle (fresh daemon)", s0.threads, "threads", "-", "")
+    figure("idle CPU (fresh daemon)", cpu, "% core", "0.05", "<=")
+    figure("start-to-ready (empty store)", life.ready_s, "s", "2", "<=")
+
+
+def startup(records: int) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="frontdesk-footprint-"))
+    try:
+        history = folder / "data" / "history"
+        history.mkdir(parents=True)
+        month = f"{datetime.now(UTC):%Y-%m}"
+        body = {"records": {str(i + 1): history_record(i) for i in range(records)}}
+        (history / f"{month}.json").write_text(json.dumps(body))
+        daemon = DaemonProcess(config(folder), folder / "data", folder / "daemon.log")
+        try:
+            times = []
+            for _ in range(3):
+                life = daemon.start()
+                times.append(life.ready_s)
+                daemon.stop()
+        finally:
+            daemon.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    best, worst = min(times), max(times)
+    print(
+        f"start-to-ready with {records:,} history records in this month: best {best:.2f} s, "
+        f"worst {worst:.2f} s of 3 (target <= 2 s)"
+    )
+    figure(f"start-to-ready ({records // 1000}k records)", worst, "s", "2", "<=")
+
+
+if __name__ == "__main__":
+    idle(float(os.environ.get("FOOTPRINT_IDLE", "60")))
+    startup(RECORDS)

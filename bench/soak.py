@@ -1,0 +1,723 @@
+"""Soak: a compressed office day through a real `frontdesk run`, with faults, then a ledger.
+
+Three analog and three GSM lines are simulated modems on ptys in this process; the daemon
+is a child process that opens their stable paths like /dev/serial/by-id. Calls (voicemail,
+missed, answered, forwarded, blocked) and texts (some multipart, some emoji) follow a plan
+spread over the run while the rig unplugs modems, hangs one, sends garbage, answers SIM
+busy, stops the mail server for a stretch and SIGKILLs the daemon at random moments. At the
+end every call, text and email is looked up in the store and the mail sink, item by item.
+
+    make soak                                 # CALLS=1000 SMS=1000 FAXES=50 MINUTES=10
+    SOAK_QUICK=1 .venv/bin/python bench/soak.py   # about 2 minutes
+
+Prints figures and FIGURE lines (bench/run_all.py); exits 1 when the ledger does not close.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from soak_rig import DaemonProcess, MailSink, Sample, free_port, sample
+from soak_traffic import (
+    BLOCKED_PREFIX,
+    EXPECTED,
+    Call,
+    Delivered,
+    Line,
+    StoreWatcher,
+    Text,
+    caller_script,
+    make_sim_busy,
+    now_utc,
+    plan_traffic,
+    text_pdus,
+    watch_deletes,
+)
+
+ANALOG, GSM = "usr5637", "sim800"
+
+
+def figure(name: str, value: float, unit: str, target: str, op: str) -> None:
+    """One machine-readable figure line for bench/run_all.py."""
+    print(f"FIGURE\t{name}\t{value:.6g}\t{unit}\t{target}\t{op}", flush=True)
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, "") or default)
+
+
+class Params:
+    def __init__(self) -> None:
+        self.quick = os.environ.get("SOAK_QUICK", "") not in ("", "0")
+        q = self.quick
+        self.calls = env_int("CALLS", 60 if q else 1000)
+        self.sms = env_int("SMS", 100 if q else 1000)
+        self.faxes = env_int("FAXES", 0 if q else 50)
+        self.minutes = float(os.environ.get("MINUTES", "") or (2 if q else 10))
+        self.kills = env_int("KILLS", 4 if q else 20)
+        self.idle = env_int("IDLE_SECONDS", 20 if q else 60)
+        self.seed = env_int("SEED", 1)
+        self.keep = os.environ.get("SOAK_KEEP", "") not in ("", "0")
+
+    @property
+    def seconds(self) -> float:
+        return self.minutes * 60
+
+
+SETTINGS = """schema_version = 2
+[business]
+name = "Soak Dental"
+timezone = "Europe/London"
+country = "GB"
+owner_email = "owner@soak.example"
+[email]
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+security = "none"
+from_address = "desk@soak.example"
+[notifications]
+digest = false
+[hours]
+mon = ["00:00-24:00"]
+tue = ["00:00-24:00"]
+wed = ["00:00-24:00"]
+thu = ["00:00-24:00"]
+fri = ["00:00-24:00"]
+sat = ["00:00-24:00"]
+sun = ["00:00-24:00"]
+[holidays]
+observe = "none"
+[staff]
+members = [{{name = "Anna", mobile = "+447700900001", email = "anna@soak.example"}}]
+[rules]
+block = ["{blocked}*"]
+ring_seconds = 5
+office_phone = true
+forward_calls = true
+confirm_forwarded = false
+[lines]
+rings_before_answer = 2
+[calls]
+max_message_seconds = 20
+silence_seconds = 2
+[greetings]
+speed = 260
+items = [
+  {{key = "open", mode = "text", text = "Hello."}},
+  {{key = "voicemail", mode = "text", text = "Message, please."}},
+  {{key = "goodbye", mode = "text", text = "Bye."}},
+]
+[forwarding]
+network = true
+no_reply_seconds = 5
+"""
+
+
+class Soak:
+    def __init__(self, p: Params, folder: Path) -> None:
+        self.p = p
+        self.folder = folder
+        self.rng = random.Random(p.seed)
+        self.data = folder / "data"
+        self.sink = MailSink()
+        self.delivered = Delivered()
+        self.lines: list[Line] = []
+        self.kills = 0
+        self.stop = threading.Event()
+        self.t0 = 0.0
+        self.log = folder / "daemon.log"
+        self.daemon: DaemonProcess | None = None
+        self.watcher = StoreWatcher(self.data)
+        self.samples: list[tuple[float, Sample]] = []
+        self.lock = threading.Lock()
+        self.line_state: dict[str, str] = {}
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def build(self) -> None:
+        dev = self.folder / "dev"
+        names = [ANALOG] * 3 + [GSM] * 3
+        for i, personality in enumerate(names, 1):
+            line = Line(f"line{i}", personality, dev)
+            self.lines.append(line)
+            if line.kind == "gsm":
+                watch_deletes(line, self.watcher, self.delivered)
+                make_sim_busy(line)
+        devices = ", ".join(f'"{line.path}"' for line in self.lines)
+        config = self.folder / "frontdesk.toml"
+        config.write_text(
+            f'[store]\ndata_dir = "{self.data}"\n'
+            f'[web]\nlisten = "127.0.0.1:{free_port()}"\n'
+            f"[modem]\ndevices = [{devices}]\n"
+            '[log]\nlevel = "info"\n'
+        )
+        self.seed_settings()
+        self.daemon = DaemonProcess(config, self.data, self.log)
+
+    def seed_settings(self) -> None:
+        from firmware_app.events import EventBus
+        from firmware_app.services.settings import SettingsService
+        from firmware_app.store import Store
+
+        text = SETTINGS.format(port=self.sink.port, blocked=BLOCKED_PREFIX)
+        with Store(self.data) as store:
+            SettingsService(store, EventBus()).import_toml(text, "soak settings")
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def note(self, what: str) -> None:
+        with self.lock:
+            self.delivered.faults.append((self.elapsed(), what))
+        print(f"  {self.elapsed():7.1f} s  {what}", flush=True)
+
+    def poll_lines(self) -> None:
+        """The daemon's view of its lines, every half second (control socket)."""
+        assert self.daemon is not None
+        while not self.stop.is_set():
+            if self.daemon.up.is_set():
+                got = self.daemon.control("lines.status", timeout=2.0)
+                if isinstance(got, list):
+                    self.line_state = {d.get("name", ""): d.get("state", "") for d in got}
+                s = self.daemon.look()
+                if s is not None and s.ok:
+                    self.samples.append((self.elapsed(), s))
+            time.sleep(0.5)
+
+    def line_idle(self, line: Line, new_call: bool = True) -> bool:
+        assert self.daemon is not None
+        return (
+            self.daemon.up.is_set()
+            and not (new_call and line.faulted.is_set())
+            and self.line_state.get(line.name) == "idle"
+            and line.modem.call_state == "idle"
+        )
+
+    def wait_idle(self, line: Line, timeout: float, new_call: bool = True) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.line_idle(line, new_call):
+                return True
+            time.sleep(0.1)
+        return False
+
+    # -- traffic -----------------------------------------------------------------------------
+
+    def call_worker(self, line: Line, queue: list[Call], last_due: float) -> None:
+        while not self.stop.is_set():
+            with self.lock:
+                if not queue:
+                    return
+                call = queue.pop(0)
+            while not self.stop.is_set() and self.elapsed() < call.due:
+                time.sleep(0.05)
+            if not self.wait_idle(line, 600) or self.stop.is_set():
+                call.result = "not placed"
+                with self.lock:
+                    self.delivered.calls.append(call)
+                continue
+            with line.busy:
+                self.place(line, call)
+
+    def place(self, line: Line, call: Call) -> None:
+        modem = line.modem
+        call.line = line.name
+        k0 = self.kills
+        call.rang = self.elapsed()
+        if line.kind == "analog":
+            modem.voice.caller = caller_script(call.kind)
+            rings = 2 if call.kind == "answered" else 8
+            modem.ring(call.number, rings=rings, interval=0.8)
+        else:
+            modem.ring(call.number, rings=3 if call.kind == "forwarded" else 6, interval=0.8)
+        # The call is over for the caller when the simulated line is idle again; the
+        # daemon is done with it when its line is idle too.
+        deadline = time.monotonic() + 60
+        time.sleep(0.5)
+        while modem.call_state != "idle" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        ok = self.wait_idle(line, 60, new_call=False)
+        call.done = self.elapsed()
+        if not ok and self.daemon is not None and self.daemon.up.is_set():
+            call.result = "stuck"
+            self.note(
+                f"{line.name}: the line did not come back after call {call.id} (daemon: "
+                f"{self.line_state.get(line.name)}, simulator: {modem.call_state})"
+            )
+        call.kills = (k0, self.kills)
+        with self.lock:
+            self.delivered.calls.append(call)
+
+    def text_worker(self, texts: list[Text]) -> None:
+        gsm = [line for line in self.lines if line.kind == "gsm"]
+        for text in texts:
+            while not self.stop.is_set() and self.elapsed() < text.due:
+                time.sleep(0.02)
+            if self.stop.is_set():
+                return
+            choices = [line for line in gsm if line.modem.plugged] or gsm
+            line = choices[text.id % len(choices)]
+            while not line.modem.plugged and not self.stop.is_set():
+                time.sleep(0.1)
+            pdus = text_pdus(text, now_utc())
+            order = list(range(len(pdus)))
+            if len(order) > 1 and text.id % 2:
+                order.reverse()  # networks do not keep parts in order
+            line.modem.deliver_parts(pdus, order)
+            text.line = line.name
+            text.delivered = self.elapsed()
+            with self.lock:
+                self.delivered.texts.append(text)
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def fault_plan(self) -> list[tuple[float, str]]:
+        span = self.p.seconds
+        events: list[tuple[float, str]] = []
+        kills = sorted(self.rng.uniform(0.05, 0.85) * span for _ in range(self.p.kills))
+        events += [(t, "kill") for t in kills]
+        events += [(0.25 * span, "smtp_down"), (0.25 * span + min(90, 0.15 * span), "smtp_up")]
+        events += [(0.15 * span, "unplug"), (0.55 * span, "unplug")]
+        events += [(0.35 * span, "hang")]
+        events += [(f * span, "sim_busy") for f in (0.2, 0.45, 0.7)]
+        events += [(t, "garbage") for t in range(10, int(span * 0.9), 15)]
+        return sorted(events)
+
+    def faults(self) -> None:
+        for at, what in self.fault_plan():
+            while not self.stop.is_set() and self.elapsed() < at:
+                time.sleep(0.05)
+            if self.stop.is_set():
+                return
+            if what in ("hang", "unplug"):  # these take a while: the others go on meanwhile
+                threading.Thread(target=self.apply, args=(what,), daemon=True).start()
+            else:
+                self.apply(what)
+
+    def apply(self, what: str) -> None:
+        try:
+            getattr(self, f"fault_{what}")()
+        except Exception as exc:  # a fault that cannot be applied is reported, not fatal
+            self.note(f"fault {what} not applied: {type(exc).__name__}: {exc}")
+
+    def fault_kill(self) -> None:
+        assert self.daemon is not None
+        self.daemon.kill()
+        self.kills += 1
+        self.note(f"daemon SIGKILLed ({self.kills})")
+        time.sleep(self.rng.uniform(0.2, 1.5))
+        for line in self.lines:
+            line.drop_dtr()
+        life = self.daemon.start()
+        self.note(f"daemon ready again in {life.ready_s:.2f} s")
+
+    def fault_smtp_down(self) -> None:
+        self.sink.down()
+        self.note("mail server down")
+
+    def fault_smtp_up(self) -> None:
+        self.sink.up()
+        self.note("mail server up")
+
+    def _quiet_line(self, kind: str) -> Line:
+        candidates = [line for line in self.lines if line.kind == kind]
+        line = self.rng.choice(candidates)
+        line.faulted.set()
+        with line.busy:  # no call on it now
+            pass
+        return line
+
+    def fault_unplug(self) -> None:
+        line = self._quiet_line(self.rng.choice(["analog", "gsm"]))
+        line.modem.unplug()
+        self.note(f"{line.name} unplugged")
+        time.sleep(3)
+        line.modem.replug()
+        self.note(f"{line.name} plugged in again")
+        line.faulted.clear()
+
+    def fault_hang(self) -> None:
+        line = self._quiet_line("gsm")
+        line.modem.stop_answering()
+        seconds = 100 if not self.p.quick else 30
+        self.note(f"{line.name} stops answering for {seconds} s")
+        self.stop.wait(seconds)
+        line.modem.resume()
+        self.note(f"{line.name} answers again")
+        line.faulted.clear()
+
+    def fault_garbage(self) -> None:
+        line = self.rng.choice([line for line in self.lines if line.modem.call_state == "idle"])
+        junk = bytes(self.rng.randrange(256) for _ in range(self.rng.randint(8, 64)))
+        line.modem.send_garbage(b"\r\n" + junk + b'\r\n+CMTI: "SM\r\nRI')
+        self.note(f"{line.name}: {len(junk) + 12} bytes of garbage")
+
+    def fault_sim_busy(self) -> None:
+        line = self.rng.choice([line for line in self.lines if line.kind == "gsm"])
+        line.sim_busy_until = time.monotonic() + 8
+        self.note(f"{line.name}: SIM busy for 8 s")
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        assert self.daemon is not None
+        calls, texts = plan_traffic(self.p.calls, self.p.sms, self.p.seconds, self.rng)
+        print(
+            f"soak: {len(calls)} calls, {len(texts)} texts, {self.p.faxes} faxes over "
+            f"{self.p.minutes:g} min on {len(self.lines)} lines, {self.p.kills} kills",
+            flush=True,
+        )
+        if self.p.faxes:
+            print("  faxes: not driven (see docs/performance.md: no fax peer in the simulator)")
+        self.sink.up()
+        first = self.daemon.start()
+        self.t0 = time.monotonic()
+        threads = [threading.Thread(target=self.poll_lines, daemon=True)]
+        threads[0].start()
+        time.sleep(1.0)
+        if not all(self.wait_idle(line, 30) for line in self.lines):
+            print("  lines not idle after start:", self.line_state)
+        time.sleep(10)  # the figures' starting point: ready and idle for 10 s
+        start_sample = sample(first.pid)
+        self.t0 = time.monotonic()
+        last_due = self.p.seconds
+        queues: dict[str, list[Call]] = {
+            "analog": [c for c in calls if c.line_kind == "analog"],
+            "gsm": [c for c in calls if c.line_kind == "gsm"],
+        }
+        for line in self.lines:
+            threads.append(
+                threading.Thread(
+                    target=self.call_worker, args=(line, queues[line.kind], last_due), daemon=True
+                )
+            )
+        threads.append(threading.Thread(target=self.text_worker, args=(texts,), daemon=True))
+        faults = threading.Thread(target=self.faults, daemon=True)
+        for t in threads[1:]:
+            t.start()
+        faults.start()
+        # Traffic runs to its plan; a backlog may run on for half the time again at most.
+        hard_stop = self.p.seconds * 1.5 + 30
+        workers = threads[1:]
+        while any(t.is_alive() for t in workers) and self.elapsed() < hard_stop:
+            time.sleep(0.5)
+        traffic_s = self.elapsed()
+        self.stop.set()  # stop placing more; faults stop too
+        faults.join(120)
+        for t in workers:
+            t.join(70)
+        self.stop.clear()
+        poller = threading.Thread(target=self.poll_lines, daemon=True)
+        poller.start()
+        self.sink.up()
+        for line in self.lines:
+            line.faulted.clear()
+            line.modem.resume()
+        # Let the daemon finish: SIMs empty, emails out.
+        self.settle()
+        end_busy = self.daemon.look() or Sample(at=time.monotonic())
+        time.sleep(1)
+        before_idle = self.daemon.look() or Sample(at=time.monotonic())
+        time.sleep(self.p.idle)
+        after_idle = self.daemon.look() or Sample(at=time.monotonic())
+        self.stop.set()
+        poller.join(5)
+        code = self.daemon.stop()
+        print(f"  daemon stopped (exit {code}); log: {self.log}")
+        return self.report(calls, texts, traffic_s, start_sample, end_busy, before_idle, after_idle)
+
+    def settle(self, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        gsm = [line for line in self.lines if line.kind == "gsm"]
+        while time.monotonic() < deadline:
+            on_sim = sum(len(line.modem.messages()) for line in gsm)
+            if on_sim == 0:
+                break
+            time.sleep(0.5)
+        expected = sum(
+            1
+            for c in self.delivered.calls
+            if c.kind in ("voicemail", "missed") and c.kills[0] == c.kills[1] and not c.result
+        )
+        expected += len(self.delivered.texts)
+        last = -1
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            got = len({r.message_id for r in self.sink.snapshot()})
+            if got != last:
+                last, quiet_since = got, time.monotonic()
+            if got >= expected and time.monotonic() - quiet_since > 3:
+                break
+            time.sleep(0.5)
+        print(f"  settled after {self.elapsed():.0f} s: {last} emails, about {expected} expected")
+
+    # -- the ledger --------------------------------------------------------------------------
+
+    def report(
+        self,
+        calls: list[Call],
+        texts: list[Text],
+        traffic_s: float,
+        start: Sample,
+        end_busy: Sample,
+        before_idle: Sample,
+        after_idle: Sample,
+    ) -> int:
+        from firmware_app.events import EventBus
+        from firmware_app.services.history import HistoryService
+        from firmware_app.store import Store
+
+        problems: list[str] = []
+        with Store(self.data) as store:
+            history = HistoryService(store, EventBus())
+            records = history.newest(10**7, max_scan=10**7)
+            outbox = [dict(doc, id=doc.doc_id) for doc in store.table("outbox", "messages").all()]
+        by_number: dict[str, list[Any]] = defaultdict(list)
+        sms_by_tag: dict[str, list[Any]] = defaultdict(list)
+        for r in records:
+            if r.channel == "call":
+                by_number[r.number].append(r)
+            elif r.channel == "sms" and r.direction == "in":
+                tag = r.text[:8]
+                sms_by_tag[tag].append(r)
+
+        # Calls.
+        placed = [c for c in self.delivered.calls if c.result != "not placed"]
+        not_placed = len(calls) - len(placed)
+        busy: dict[str, list[float]] = defaultdict(list)
+        for c in placed:
+            busy[f"{c.line_kind} {c.kind}"].append(c.done - c.rang)
+        lost = dup = wrong = 0
+        in_flight = in_flight_recorded = 0
+        outcomes: Counter[str] = Counter()
+        for c in placed:
+            got = by_number.get(c.number, [])
+            if c.kills[0] != c.kills[1]:
+                in_flight += 1
+                in_flight_recorded += bool(got)
+                if len(got) > 1:
+                    dup += 1
+                    problems.append(
+                        f"call {c.id} ({c.number}, in flight at a kill): {len(got)} records"
+                    )
+                continue
+            if not got:
+                lost += 1
+                problems.append(
+                    f"call {c.id} lost: {c.kind} from {c.number} on {c.line} at {c.rang:.1f} s"
+                )
+            elif len(got) > 1:
+                dup += 1
+                problems.append(
+                    f"call {c.id} ({c.number}): {len(got)} records {[r.id for r in got]}"
+                )
+            else:
+                outcomes[got[0].outcome] += 1
+                if got[0].outcome != EXPECTED[c.kind]:
+                    wrong += 1
+                    problems.append(
+                        f"call {c.id} ({c.number} on {c.line}): expected {EXPECTED[c.kind]}, "
+                        f"recorded {got[0].outcome} ({got[0].text})"
+                    )
+        # Texts.
+        t_lost = t_dup = t_bad = 0
+        for t in self.delivered.texts:
+            got = sms_by_tag.get(t.text[:8], [])
+            if not got:
+                t_lost += 1
+                problems.append(
+                    f"text {t.id} lost: from {t.number} on {t.line} at {t.delivered:.1f} s"
+                )
+            elif len(got) > 1:
+                t_dup += 1
+                problems.append(f"text {t.id} ({t.number}): {len(got)} records")
+            elif got[0].text != t.text:
+                t_bad += 1
+                problems.append(f"text {t.id}: stored {got[0].text!r}, sent {t.text!r}")
+        left_on_sim = {
+            line.name: len(line.modem.messages()) for line in self.lines if line.kind == "gsm"
+        }
+        for name, n in left_on_sim.items():
+            if n:
+                problems.append(f"{name}: {n} messages still on the SIM")
+        for e in self.delivered.early_deletes:
+            problems.append(f"deleted from the SIM before it was stored: {e}")
+
+        # Emails: each record that should have one has exactly one outbox message, sent, and
+        # its Message-ID reached the sink (copies of one Message-ID are at-least-once resends).
+        wants = {"voicemail": "voicemail", "missed": "missed_call"}
+        ours = {c.number for c in placed}
+        expected_mail: dict[str, str] = {}
+        for r in records:
+            if r.channel == "call" and r.number in ours and r.outcome in wants:
+                expected_mail[r.id] = wants[r.outcome]
+            elif r.channel == "sms" and r.direction == "in" and r.text.startswith("[S"):
+                expected_mail[r.id] = "sms"
+        by_record: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for m in outbox:
+            by_record[m.get("record_id", "")].append(m)
+        received = self.sink.snapshot()
+        copies = Counter(r.message_id for r in received)
+        m_lost = m_dup_records = m_unsent = 0
+        for rid, kind in expected_mail.items():
+            msgs = [m for m in by_record.get(rid, []) if m.get("kind") == kind]
+            if not msgs:
+                m_lost += 1
+                problems.append(f"no {kind} email queued for record {rid}")
+                continue
+            if len(msgs) > 1:
+                m_dup_records += 1
+                problems.append(f"record {rid}: {len(msgs)} {kind} emails (distinct Message-IDs)")
+            for m in msgs:
+                if copies.get(m.get("message_id", ""), 0) == 0:
+                    m_unsent += 1
+                    problems.append(
+                        f"record {rid}: {kind} email {m['message_id']} not received "
+                        f"(outbox state {m.get('state')}, {m.get('attempts')} attempts, "
+                        f"{m.get('last_error', '')})"
+                    )
+        resent = {mid: n for mid, n in copies.items() if n > 1}
+        kinds = Counter(r.kind for r in received)
+        known_ids = {m.get("message_id") for m in outbox}
+        strangers = [r for r in received if r.message_id not in known_ids]
+        for r in strangers:
+            problems.append(
+                f"received a message the outbox does not know: {r.message_id} {r.subject}"
+            )
+
+        # Figures.
+        lives = self.daemon.lifetimes if self.daemon else []
+        cpu_total = sum((life.last.cpu_s if life.last else 0.0) for life in lives)
+        cpu_startup = sum((life.at_ready.cpu_s if life.at_ready else 0.0) for life in lives)
+        written = sum((life.last.write_bytes if life.last else 0) for life in lives)
+        written_startup = sum((life.at_ready.write_bytes if life.at_ready else 0) for life in lives)
+        interactions = len(placed) + len(self.delivered.texts)
+        idle_cpu = (after_idle.cpu_s - before_idle.cpu_s) / max(
+            1e-9, after_idle.at - before_idle.at
+        )
+        rss_start = start.rss_kb / 1024
+        rss_end = after_idle.rss_kb / 1024
+        peak = max((s.rss_kb for _, s in self.samples), default=0) / 1024
+        ready = [life.ready_s for life in lives]
+
+        print()
+        print(f"traffic: {traffic_s:.0f} s for a plan of {self.p.seconds:.0f} s")
+        print(
+            f"calls: planned {len(calls)}, placed {len(placed)}, not placed in time {not_placed}; "
+            f"recorded as {dict(outcomes)}"
+        )
+        print(
+            "  line busy per call (ring to idle again), mean s: "
+            + ", ".join(f"{k} {sum(v) / len(v):.1f}" for k, v in sorted(busy.items()))
+        )
+        print(
+            f"  lost {lost}, duplicated {dup}, wrong outcome {wrong}; in flight at a kill "
+            f"{in_flight} (recorded {in_flight_recorded})"
+        )
+        parts = sum(t.parts for t in self.delivered.texts)
+        print(
+            f"texts: delivered {len(self.delivered.texts)} ({parts} parts); lost {t_lost}, "
+            f"duplicated {t_dup}, altered {t_bad}; SIM deletes checked {self.delivered.deletes}, "
+            f"before storing {len(self.delivered.early_deletes)}; left on SIMs {left_on_sim}"
+        )
+        print(
+            f"emails: expected {len(expected_mail)}, not queued {m_lost}, more than one per "
+            f"record {m_dup_records}, never received {m_unsent}; received {len(received)} "
+            f"({len(copies)} distinct Message-IDs, {len(resent)} received more than once, "
+            f"at-least-once); by kind {dict(kinds)}"
+        )
+        print(f"faxes: {self.p.faxes} planned, not driven")
+        print(f"daemon lives: {len(lives)}, start-to-ready {min(ready):.2f}-{max(ready):.2f} s")
+        print(
+            f"RSS: {rss_start:.1f} MB at start (ready, idle 10 s), {end_busy.rss_kb / 1024:.1f} MB "
+            f"after traffic, {rss_end:.1f} MB at the end, peak {peak:.1f} MB"
+        )
+        print(f"threads: {start.threads} at start, {after_idle.threads} at the end")
+        print(
+            f"CPU: {cpu_total:.1f} s in all ({cpu_startup:.1f} s starting up), "
+            f"{(cpu_total - cpu_startup) / max(1, interactions) * 1000:.1f} ms per interaction; "
+            f"idle {idle_cpu * 100:.3f} % of a core over {after_idle.at - before_idle.at:.0f} s"
+        )
+        print(
+            f"written to disk: {written / 1e6:.1f} MB "
+            f"({written_startup / 1e6:.1f} MB starting up), "
+            f"{written / max(1, interactions) / 1000:.1f} KB per interaction"
+        )
+        figure("soak: calls lost or duplicated", lost + dup, "calls", "0", "<=")
+        figure(
+            "soak: texts lost, duplicated or altered", t_lost + t_dup + t_bad, "texts", "0", "<="
+        )
+        figure("soak: SIM deletes before storing", len(self.delivered.early_deletes), "", "0", "<=")
+        figure("soak: emails missing or doubled", m_lost + m_dup_records + m_unsent, "", "0", "<=")
+        figure("soak: RSS growth", rss_end - rss_start, "MB", "10", "<=")
+        figure("soak: thread growth", after_idle.threads - start.threads, "threads", "0", "<=")
+        figure(
+            "soak: CPU per interaction",
+            (cpu_total - cpu_startup) / max(1, interactions) * 1000,
+            "ms",
+            "2",
+            "<=",
+        )
+        figure("soak: idle CPU after the run", idle_cpu * 100, "% core", "0.05", "<=")
+        figure(
+            "soak: disk written per interaction",
+            written / max(1, interactions) / 1000,
+            "KB",
+            "100",
+            "<=",
+        )
+        figure("soak: calls placed", len(placed), "calls", str(self.p.calls), ">=")
+        if problems:
+            print(f"\nledger: {len(problems)} differences")
+            for line in problems[:400]:
+                print("  " + line)
+            if len(problems) > 400:
+                print(f"  ... and {len(problems) - 400} more")
+        else:
+            print("\nledger: closed: every call, text and email accounted for")
+        print("\nfaults:")
+        for at, what in self.delivered.faults:
+            print(f"  {at:7.1f} s  {what}")
+        return 1 if lost + dup + t_lost + t_dup + t_bad + m_lost + m_dup_records + m_unsent else 0
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.daemon is not None:
+            self.daemon.close()
+        self.sink.down()
+        for line in self.lines:
+            line.close()
+
+
+def main() -> int:
+    p = Params()
+    folder = Path(tempfile.mkdtemp(prefix="frontdesk-soak-"))
+    soak = Soak(p, folder)
+    try:
+        soak.build()
+        return soak.run()
+    finally:
+        soak.close()
+        if p.keep:
+            print(f"kept: {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
