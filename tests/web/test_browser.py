@@ -6,10 +6,7 @@ Screenshots (phone 390x844 and desktop 1280x800) land in test-artifacts/screensh
 
 from __future__ import annotations
 
-import shutil
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,55 +14,26 @@ import pytest
 from firmware_app.services import Services
 from web_ui import create_app
 
+from .browser import VIEWPORTS, chromium, needs_chromium, serve, shot
 from .conftest import PASSWORD
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        shutil.which("chromium") is None and not Path("/usr/bin/chromium").exists(),
-        reason="needs Debian's chromium at /usr/bin/chromium",
-    ),
-]
-
-SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-VIEWPORTS = {"phone": (390, 844), "desktop": (1280, 800)}
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 @pytest.fixture
 def server(services: Services) -> Iterator[str]:
-    import waitress
-
-    app = create_app(services)
-    srv = waitress.create_server(app, host="127.0.0.1", port=0, threads=4, ident="Frontdesk")
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}"
-    srv.close()
-    srv.task_dispatcher.shutdown(timeout=2)
-    thread.join(timeout=5)
+    with serve(create_app(services)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def _shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    shot(page, name)
 
 
 @pytest.mark.parametrize("device", list(VIEWPORTS))

@@ -7,7 +7,6 @@ Screenshots land in test-artifacts/screenshots/desk-*.png. The reply box shows o
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,8 @@ import pytest
 from firmware_app.services import Services
 from firmware_app.services.contacts import Draft
 from firmware_app.services.history import Interaction
+from tests.web.browser import chromium, serve
+from tests.web.browser import shot as save_shot
 from web_ui import create_app
 
 from .conftest import PASSWORD
@@ -30,8 +31,6 @@ pytestmark = [
     ),
 ]
 
-SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 VIEWPORTS = {"phone": (390, 844), "desktop": (1280, 800)}
 EVIL = "<img src=x onerror=alert(1)>"
 
@@ -100,32 +99,19 @@ def fill(svc: Services) -> dict[str, Any]:
 
 @pytest.fixture
 def server(services: Services) -> Iterator[tuple[str, Services, dict[str, Any]]]:
-    import waitress
-
     data = fill(services)
-    app = create_app(services)
-    srv = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}", services, data
-    srv.close()
-    srv.task_dispatcher.shutdown(timeout=2)
-    thread.join(timeout=5)
+    with serve(create_app(services)) as url:
+        yield url, services, data
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"desk-{name}.png"), full_page=True)
+    save_shot(page, f"desk-{name}")
 
 
 @pytest.mark.parametrize("device", list(VIEWPORTS))

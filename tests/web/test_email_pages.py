@@ -380,7 +380,9 @@ def test_email_pages_in_a_browser(
     import waitress
     from playwright.sync_api import sync_playwright
 
-    from .test_browser import ARGS, PASSWORD, SHOTS, VIEWPORTS, _shot
+    from .browser import ARGS, SHOTS, VIEWPORTS
+    from .browser import shot as _shot
+    from .conftest import PASSWORD
 
     (tmp_path / "demo").mkdir()
     sink = DemoMailSink(tmp_path / "demo", port=free_port())

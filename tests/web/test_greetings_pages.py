@@ -15,6 +15,7 @@ import soundfile as sf
 
 from firmware_app.media.codecs import read_wav
 from firmware_app.services import Services
+from tests.web.browser import ARGS, CHROMIUM, SHOTS
 
 HOSTILE = '<script>alert("x")</script> & "quotes"'
 
@@ -118,17 +119,6 @@ def test_forwarding_page(logged_in: Any, services: Services) -> None:
     assert "Not saved" in page and "5 to 30" in page
 
 
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-
-
 @pytest.mark.browser
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium")
 def test_screenshots(owner: Any, services: Services, quiet_tts: None) -> None:
@@ -153,7 +143,7 @@ def test_screenshots(owner: Any, services: Services, quiet_tts: None) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             for device, (w, h) in {"phone": (390, 844), "desktop": (1280, 800)}.items():
                 context = browser.new_context(viewport={"width": w, "height": h})
                 page = context.new_page()

@@ -17,8 +17,9 @@ from firmware_app.services import Services
 from firmware_app.settings.routing import Menu as MenuSettings
 from firmware_app.settings.routing import MenuOption, StaffMember
 
+from .browser import SHOTS, VIEWPORTS
 from .conftest import PASSWORD
-from .test_browser import SHOTS, VIEWPORTS, browser, server  # noqa: F401 - fixtures
+from .test_browser import browser, server  # noqa: F401 - fixtures
 
 pytestmark = [
     pytest.mark.browser,

@@ -8,7 +8,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from firmware_app.protocol.sms_pdu import count_text
 from firmware_app.services import Services
 from firmware_app.services.history import Interaction
 from firmware_app.services.sms import SmsService
+from tests.web.browser import ARGS, CHROMIUM, SHOTS
 from tests.web.conftest import PASSWORD, Owner
 from web_ui import create_app
 from web_ui.sms import count_words
@@ -238,15 +238,6 @@ def test_without_a_gsm_line_the_pages_say_so(logged_in: Owner, services: Service
 
 # -- one browser pass --------------------------------------------------------------------------
 
-SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 VIEWPORTS = {"phone": (390, 844), "desktop": (1280, 800)}
 COUNT_CASES = [
     "a" * 160,
@@ -295,7 +286,7 @@ def test_pages_in_chromium_with_live_counter(
     SHOTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             for device, (width, height) in VIEWPORTS.items():
                 context = browser.new_context(viewport={"width": width, "height": height})

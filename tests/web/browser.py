@@ -1,0 +1,67 @@
+"""Shared plumbing for the browser tests: Debian's Chromium through Playwright, a live server.
+
+Chromium is started with the flags that keep it off the network and out of the sandbox
+(REFERENCE.md section 4); screenshots go to test-artifacts/screenshots/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+VIEWPORTS = {"phone": (390, 844), "desktop": (1280, 800)}
+
+needs_chromium = pytest.mark.skipif(
+    shutil.which("chromium") is None and not Path(CHROMIUM).exists(),
+    reason="needs Debian's chromium at /usr/bin/chromium",
+)
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """The app on a real waitress server on a free loopback port; yields its base URL."""
+    import waitress
+
+    srv = waitress.create_server(app, host="127.0.0.1", port=0, threads=4, ident="Frontdesk")
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.effective_port}"
+    finally:
+        srv.close()
+        srv.task_dispatcher.shutdown(timeout=2)
+        thread.join(timeout=5)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Chromium (Playwright) that is closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
