@@ -33,16 +33,21 @@ class AnalogDriver(Driver):
 
     @property
     def capabilities(self) -> LineCapabilities:
-        """Fax from the detected profile's fax classes; fax-only from the lines settings."""
+        """Fax from the detected profile's fax classes; fax-only and hook-flash transfer
+        (a voice modem on a PBX/Centrex line) from the lines settings."""
         can_fax = bool(FAX_CLASSES.intersection(self.profile.fax_classes))
-        fax_only = False
+        fax_only = can_transfer = False
         io = self._io
         if io is not None:
             try:
-                fax_only = io.name in io.settings().fax_only
+                lines = io.settings()
+                fax_only = io.name in lines.fax_only
+                can_transfer = self.profile.voice and io.name in lines.transfer_lines
             except Exception:
                 log.exception("%s: the lines settings are unreadable", io.name)
-        return LineCapabilities.analog(can_receive_fax=can_fax, fax_only=fax_only)
+        return LineCapabilities.analog(
+            can_receive_fax=can_fax, fax_only=fax_only, can_transfer=can_transfer
+        )
 
     def initialise(self, io: LineIO) -> None:
         self._io = io

@@ -88,3 +88,11 @@ class Lines:
         help="Lines (line1, line2, ...) that take every call as a fax: no greeting, the modem "
         "answers as a fax machine.",
     )
+    transfer_lines: list[str] = setting(
+        default_factory=list,
+        label="Analog lines on a phone system (PBX/Centrex)",
+        check=_check_line_names,
+        help="Analog lines (line1, ...) whose exchange takes a hook-flash transfer: calls are "
+        "passed to staff with a flash and their number (timing under Forwarding). Only for "
+        "lines that support it: on a plain line a flash does nothing useful.",
+    )

@@ -20,6 +20,7 @@ from firmware_app.modem.analog import AnalogDriver
 from firmware_app.modem.detect import Profile
 from firmware_app.modem.events import CallerHungUp
 from firmware_app.modem.simulator import VoiceCaller
+from firmware_app.protocol.voice import VoiceFormat
 from firmware_app.services.history import Interaction
 
 from .test_calls_e2e import World, world  # noqa: F401  (the fixture)
@@ -117,13 +118,21 @@ def test_a_fax_only_line_is_answered_by_the_fax_service(
     assert w.services.history.newest(5, where=lambda i: i.channel == "call") == []
 
 
+VOICE_FORMAT = VoiceFormat(
+    cmid=131, name="ULAW", codec="ulaw", rate=8000, command="AT+VSM=131,8000"
+)
+
+
 @dataclass
 class FakeIO:
     name: str = "line1"
     fax_only: list[str] = field(default_factory=list)
+    transfer_lines: list[str] = field(default_factory=list)
 
     def settings(self) -> Any:
-        return type("Lines", (), {"fax_only": self.fax_only})()
+        return type(
+            "Lines", (), {"fax_only": self.fax_only, "transfer_lines": self.transfer_lines}
+        )()
 
 
 @pytest.mark.parametrize(
@@ -138,6 +147,17 @@ def test_analog_capabilities_come_from_the_profile(classes: tuple[str, ...], can
     assert driver.capabilities.fax_only is True
     driver._io = FakeIO(fax_only=["line2"])
     assert driver.capabilities.fax_only is False
+
+
+def test_hook_flash_transfer_only_on_voice_lines_the_owner_marked() -> None:
+    voice = Profile(port="/dev/x", kind="analog", title="t", voice_formats=(VOICE_FORMAT,))
+    driver = AnalogDriver(voice)
+    assert driver.capabilities.can_transfer is False  # not marked: a plain line
+    driver._io = FakeIO(transfer_lines=["line1"])  # type: ignore[assignment]
+    assert driver.capabilities.can_transfer is True
+    no_voice = AnalogDriver(Profile(port="/dev/x", kind="analog", title="t"))
+    no_voice._io = FakeIO(transfer_lines=["line1"])  # type: ignore[assignment]
+    assert no_voice.capabilities.can_transfer is False  # a flash needs a voice modem
 
 
 def test_the_simulated_usr5637_line_can_take_faxes(world: Callable[..., World]) -> None:  # noqa: F811
