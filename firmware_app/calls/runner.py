@@ -100,7 +100,6 @@ class CallRunner:
         self._lock = threading.Lock()
         self._active: dict[str, _Call] = {}
         self._ringing: dict[tuple[str, int], _Call] = {}
-        self._texted: dict[str, datetime] = {}
         self._records = ThreadPoolExecutor(max_workers=1, thread_name_prefix="call-records")
         self._closed = False
         self.fallback_greetings = DefaultGreetings()
@@ -445,6 +444,25 @@ class CallRunner:
             return None, ""
         return getattr(contact, "id", None), getattr(contact, "name", "") or ""
 
+    def _remember_text_back(self, number: str, now: datetime) -> bool:
+        """Note a text-back to `number` unless one went out in the last 24 h. Kept in the store
+        (a restart must not text the same caller twice) and pruned to the last 24 h."""
+        table = self.services.store.table("calls", "text_back")
+        recent = False
+        for row in table.all():
+            try:
+                at = datetime.fromisoformat(row["at"])
+            except (KeyError, TypeError, ValueError):
+                table.remove(row.doc_id)
+                continue
+            if now - at >= TEXT_BACK_EVERY:
+                table.remove(row.doc_id)
+            elif row.get("number") == number:
+                recent = True
+        if not recent:
+            table.insert({"number": number, "at": now.isoformat()})
+        return not recent
+
     def text_back(self, number: str) -> bool:
         """Missed-call text-back: an SMS to `number`, at most once per number per 24 h, when
         the owner switched it on and an SMS service exists. True when a text was queued."""
@@ -459,10 +477,8 @@ class CallRunner:
             return False
         now = self._wall()
         with self._lock:
-            last = self._texted.get(number)
-            if last is not None and now - last < TEXT_BACK_EVERY:
+            if not self._remember_text_back(number, now):
                 return False
-            self._texted[number] = now
         name = settings.business.name or "us"
         text = f"Sorry we missed your call to {name}. Please call again or leave a message."
         try:
