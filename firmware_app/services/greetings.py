@@ -13,7 +13,9 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -350,13 +352,51 @@ def convert_upload(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES) -> Samples
     return normalise(pcm)
 
 
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a speech process and anything it started (its own session)."""
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 class Tts:
-    """espeak-ng as a subprocess (no shell), bounded by a timeout."""
+    """espeak-ng as a subprocess (no shell), bounded by a timeout; `stop()` ends a running one
+    (the daemon's shutdown must not wait for speech nobody will hear)."""
 
     def __init__(self, program: str = "espeak-ng", timeout: float = TTS_TIMEOUT) -> None:
         self.program = program
         self.timeout = timeout
         self._voices: list[tuple[str, str]] | None = None
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._running_lock = threading.Lock()
+        self._stopped = False
+
+    def stop(self) -> None:
+        """End any speech being generated now, and refuse new work. Safe twice."""
+        with self._running_lock:
+            self._stopped = True
+            running = list(self._running)
+        for proc in running:
+            _kill_group(proc)
+
+    def _run(self, args: list[str], timeout: float) -> tuple[int, bytes]:
+        """Run the program; (return code, stderr). Raises TimeoutExpired or GreetingError."""
+        with self._running_lock:
+            if self._stopped:
+                raise GreetingError("speech is stopped (shutting down)")
+            proc = subprocess.Popen(
+                args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            )
+            self._running.add(proc)
+        try:
+            _, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.communicate()
+            raise
+        finally:
+            with self._running_lock:
+                self._running.discard(proc)
+        return proc.returncode, err
 
     @property
     def available(self) -> bool:
@@ -374,11 +414,9 @@ class Tts:
         with tempfile.TemporaryDirectory(prefix="frontdesk-tts-") as tmp:
             out = Path(tmp) / "speech.wav"
             try:
-                done = subprocess.run(
+                code, stderr = self._run(
                     [self.program, "-w", str(out), "-v", voice, "-s", str(speed), spoken],
-                    capture_output=True,
-                    timeout=self.timeout,
-                    check=False,
+                    self.timeout,
                 )
             except FileNotFoundError:
                 raise GreetingError(f"{self.program} is not installed") from None
@@ -386,9 +424,9 @@ class Tts:
                 raise GreetingError(
                     f"{self.program} took longer than {self.timeout:.0f} s"
                 ) from None
-            if done.returncode != 0 or not out.is_file() or out.stat().st_size < 100:
-                err = done.stderr.decode("utf-8", "replace").strip()[:200]
-                raise GreetingError(f"{self.program} failed ({err or done.returncode})")
+            if code != 0 or not out.is_file() or out.stat().st_size < 100:
+                err = stderr.decode("utf-8", "replace").strip()[:200]
+                raise GreetingError(f"{self.program} failed ({err or code})")
             return normalise(to_telephone(out, RATE))
 
     def voices(self) -> list[tuple[str, str]]:
@@ -577,9 +615,10 @@ class GreetingsService:
     def close(self) -> None:
         self._unsubscribe()
         self._closed = True
+        self.tts.stop()  # a greeting being spoken now ends at once
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)  # stops after the greeting it speaks
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _prepare_all(self) -> int:
         done = 0

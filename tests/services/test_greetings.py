@@ -8,6 +8,7 @@ import io
 import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -254,3 +255,33 @@ def test_defaults_regenerate_when_hours_change(service: GreetingsService) -> Non
     after = service.audio("closed")
     assert after.size != before.size or not np.array_equal(after, before)
     assert s is not service._settings.get()
+
+
+def test_closing_ends_speech_being_generated(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from firmware_app.services.greetings import GreetingError, Tts
+
+    slow = tmp_path / "slow-tts"
+    slow.write_text("#!/bin/sh\nsleep 30\n")
+    slow.chmod(0o755)
+    tts = Tts(program=str(slow), timeout=60)
+    errors: list[Exception] = []
+
+    def speak() -> None:
+        try:
+            tts.speak("Hello", "en", 150)
+        except GreetingError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=speak)
+    worker.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    tts.stop()
+    worker.join(5)
+    assert not worker.is_alive() and time.monotonic() - started < 2
+    assert errors and "failed" in str(errors[0])
+    with pytest.raises(GreetingError, match="stopped"):
+        tts.speak("Again", "en", 150)
