@@ -135,7 +135,8 @@ class Soak:
         self.delivered = Delivered()
         self.lines: list[Line] = []
         self.kills = 0
-        self.stop = threading.Event()
+        self.stop = threading.Event()  # no more traffic or faults
+        self.polling_done = threading.Event()  # the daemon's line states are no longer read
         self.t0 = 0.0
         self.log = folder / "daemon.log"
         self.daemon: DaemonProcess | None = None
@@ -188,7 +189,7 @@ class Soak:
     def poll_lines(self) -> None:
         """The daemon's view of its lines, every half second (control socket)."""
         assert self.daemon is not None
-        while not self.stop.is_set():
+        while not self.polling_done.is_set():
             if self.daemon.up.is_set():
                 got = self.daemon.control("lines.status", timeout=2.0)
                 if isinstance(got, list):
@@ -318,6 +319,7 @@ class Soak:
     def fault_kill(self) -> None:
         assert self.daemon is not None
         self.daemon.kill()
+        self.line_state = {}  # the next life's lines are not up yet: ask it afresh
         self.kills += 1
         self.note(f"daemon SIGKILLed ({self.kills})")
         time.sleep(self.rng.uniform(0.2, 1.5))
@@ -422,8 +424,6 @@ class Soak:
         for t in workers:
             t.join(70)
         self.stop.clear()
-        poller = threading.Thread(target=self.poll_lines, daemon=True)
-        poller.start()
         self.sink.up()
         for line in self.lines:
             line.faulted.clear()
@@ -436,7 +436,8 @@ class Soak:
         time.sleep(self.p.idle)
         after_idle = self.daemon.look() or Sample(at=time.monotonic())
         self.stop.set()
-        poller.join(5)
+        self.polling_done.set()
+        threads[0].join(5)
         code = self.daemon.stop()
         print(f"  daemon stopped (exit {code}); log: {self.log}")
         return self.report(calls, texts, traffic_s, start_sample, end_busy, before_idle, after_idle)
@@ -697,6 +698,7 @@ class Soak:
 
     def close(self) -> None:
         self.stop.set()
+        self.polling_done.set()
         if self.daemon is not None:
             self.daemon.close()
         self.sink.down()
