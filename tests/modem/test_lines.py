@@ -445,17 +445,17 @@ def test_data_mode_hand_off(make_modem: Modems, make_line: Lines_, recorder: Rec
     up(recorder, line)
     received: list[bytes] = []
     modem.stop_answering()  # this test plays the modem's part of AT+VRX by hand
-    future = line.enter_data(Command("AT+VRX", timeout=3), received.append)
+    future = line.enter_data(Command("AT+VRX", timeout=10), received.append)
     modem.wait_for_command(r"^AT\+VRX$")
     modem.send_garbage(b"\r\nCONNECT\r\n\x80\x81\x10\x03")
-    assert future.result(3).result == "CONNECT"
+    assert future.result(10).result == "CONNECT"
     deadline = time.monotonic() + 3
     while b"".join(received) != b"\x80\x81\x10\x03" and time.monotonic() < deadline:
         time.sleep(0.01)
     assert b"".join(received) == b"\x80\x81\x10\x03"
     line.write_data(b"\x10!")  # DLE ! stops recording (V.253)
-    back = line.leave_data(b"", await_result=Command("AT+VRX", timeout=3))
+    back = line.leave_data(b"", await_result=Command("AT+VRX", timeout=10))
     modem.send_garbage(b"\r\nOK\r\n")
-    assert isinstance(back.result(3), Response)
+    assert isinstance(back.result(10), Response)
     modem.resume()
-    assert isinstance(line.command("AT").result(3), Response)
+    assert isinstance(line.command("AT").result(10), Response)

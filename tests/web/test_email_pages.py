@@ -380,7 +380,7 @@ def test_email_pages_in_a_browser(
     import waitress
     from playwright.sync_api import sync_playwright
 
-    from .browser import ARGS, SHOTS, VIEWPORTS
+    from .browser import ARGS, SHOTS, VIEWPORTS, run_quietly
     from .browser import shot as _shot
     from .conftest import PASSWORD
 
@@ -391,7 +391,7 @@ def test_email_pages_in_a_browser(
     srv = smtp("none")
     app = create_app(services)
     web = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=web.run, daemon=True)
+    thread = threading.Thread(target=run_quietly(web), daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{web.effective_port}"
     try:
