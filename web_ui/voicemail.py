@@ -7,7 +7,6 @@ Reads and changes history records through `services.history`; media paths come o
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from flask import (
@@ -129,14 +128,7 @@ def handled(record_id: str) -> Response:
 def delete(record_id: str) -> Response:
     """Delete the recording; the call's record stays (marked handled, audio deleted)."""
     item = _item(record_id)
-    svc = services()
-    details = dict(item.details)
-    details["audio_deleted"] = True
-    svc.history.update(item.id, media=(), details=details)  # no record points at it first
-    for ref in item.media:
-        with contextlib.suppress(StoreError):
-            svc.store.media.delete(ref)
-    svc.history.mark_handled([item.id], by=_by())
+    services().history.delete_media(item.id, by=_by())
     flash("The recording was deleted; the call stays in the call list.", "success")
     return redirect(url_for("voicemail.index"))
 

@@ -8,6 +8,7 @@ ones are indexed in the `inbox` database so counting them never scans the histor
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from ..errors import FrontdeskError
+from ..errors import FrontdeskError, StoreError
 from ..events import Event, EventBus
 from ..store import Store
 
@@ -216,6 +217,25 @@ class HistoryService:
                 self.update(record_id, handled_at=self._clock(), handled_by=by)
                 count += 1
         return count
+
+    def delete_media(self, record_id: str, by: str) -> Interaction:
+        """Delete a record's recordings (a voicemail's audio); the record stays, marked handled.
+
+        The record stops pointing at the files before they are deleted, so a cut in between
+        leaves an orphan file, never a record pointing at nothing.
+        """
+        item = self.get(record_id)
+        if item is None:
+            raise HistoryError(f"no history record {record_id}")
+        details = {**item.details, "audio_deleted": True}
+        self.update(record_id, media=(), details=details)
+        for ref in item.media:
+            with contextlib.suppress(StoreError):
+                self._store.media.delete(ref)
+        self.mark_handled([record_id], by=by)
+        changed = self.get(record_id)
+        assert changed is not None
+        return changed
 
     def reopen(self, record_id: str) -> None:
         self.update(record_id, handled_at=None, handled_by="")
