@@ -465,6 +465,10 @@ class Line(Worker):
         self.beat()
         while item is not None:
             self._handle(item)
+            if item[0] == "req":
+                # A request runs before any bytes queued after it: leave_data() must switch
+                # the engine back to commands before the OK that follows DLE ETX is read.
+                break
             try:
                 item = self._q.get_nowait()
             except queue.Empty:
