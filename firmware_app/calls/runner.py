@@ -3,13 +3,20 @@
 Turns `CallSession` actions into greetings, beeps, recordings and key waits; at the end
 writes the voicemail audio (atomically, before the record that points at it), the call's one
 history record, the voicemail or missed-call email, and events. Nothing here runs on a
-line's thread for long: the line's handlers only start threads or queue work.
+line's thread for long: the line's handlers only start threads or queue work (and write the
+call's in-progress marker: one journal line).
+
+Every call leaves exactly one record, even when the daemon dies mid-call: a marker is written
+when the call starts and removed once its record is written. `recover()` (at start-up) turns
+a marker a previous run left into an "interrupted" record and a missed-call email, unless the
+record was already written (its `details.call_key` is the marker's key).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -18,10 +25,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..modem.events import IncomingCall
-from ..routing import Plan
+from ..routing import NotifyStaff, Plan
 from ..routing.rules import e164
 from ..services.history import Interaction
 from ..services.notify import MissedCallNotice, VoicemailNotice
+from ..store.durable import atomic_write
 from .events import CallFinished, FaxToneDetected
 from .session import (
     Beep,
@@ -45,6 +53,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TEXT_BACK_EVERY = timedelta(hours=24)
+INTERRUPTED = "Interrupted (Frontdesk restarted)"
+INTERRUPTED_WHY = (
+    "Interrupted (Frontdesk restarted): the call was in progress when Frontdesk stopped "
+    "(power cut, crash or restart); how it ended and how long it lasted are not known"
+)
 
 
 class ChannelFactory(Protocol):
@@ -74,6 +87,8 @@ class _Call:
     thread: threading.Thread | None = None
     channel: VoiceChannel | None = None
     fax: bool = False  # handed to the fax service: the line is not ours to hang up
+    key: str = ""  # names the call's record (details.call_key) for its in-progress marker
+    marker: int | None = None  # the in-progress marker's id while the record is not written
 
 
 class CallRunner:
@@ -117,6 +132,7 @@ class CallRunner:
         )
         session = CallSession(plan, now=self.monotonic(), limits=limits)
         call = _Call(line=line, event=event, plan=plan, session=session, start=self._wall())
+        self._begin(call)
         with self._lock:
             self._ringing[(line, event.call_id)] = call
         return session
@@ -129,7 +145,9 @@ class CallRunner:
     def to_fax(self, line: str, event: IncomingCall) -> None:
         """The fax service answers this ringing call and records it as a fax: no call
         session and no call record."""
-        self._take(line, event)
+        call = self._take(line, event)
+        if call is not None:
+            self._end(call)
 
     def not_answered(self, line: str, event: IncomingCall, reason: str) -> None:
         call = self._take(line, event)
@@ -138,13 +156,16 @@ class CallRunner:
 
     def answered(self, line: Line, call: IncomingCall, plan: Plan) -> None:
         """Start the call's session thread; a line already running one hangs up this one."""
-        job = self._take(line.name, call) or _Call(
-            line=line.name,
-            event=call,
-            plan=plan,
-            session=CallSession(plan, now=self.monotonic()),
-            start=self._wall(),
-        )
+        job = self._take(line.name, call)
+        if job is None:
+            job = _Call(
+                line=line.name,
+                event=call,
+                plan=plan,
+                session=CallSession(plan, now=self.monotonic()),
+                start=self._wall(),
+            )
+            self._begin(job)
         with self._lock:
             busy = line.name in self._active or self._closed
             if not busy:
@@ -215,6 +236,7 @@ class CallRunner:
         session = call.session
         fin: Finished | None = None
         description = ""
+        self._note(call, answered=True)
         try:
             channel = self.channel_factory(line, call.event)
             call.channel = channel
@@ -338,27 +360,16 @@ class CallRunner:
         event = call.event
         start = call.start
         end = start + timedelta(seconds=max(0.0, fin.ended - fin.started))
-        number = event.number or ""
-        if number and event.validity == "ok":
-            number = e164(number, settings.business.country) or number
-        else:
-            number = ""
+        number = _number(event.number or "", event.validity, settings.business.country)
         contact_id, contact_name = self._contact(number)
         media: tuple[str, ...] = ()
         if fin.message is not None and fin.message.audio.size:
             from ..media import codecs
 
             wav = codecs.write_wav(fin.message.audio, 8000)
-            media = (services.store.media.write(wav, "wav", when=start),)  # before the record
-        plan = call.plan
+            media = (self._write_media(call, wav, "wav"),)  # before the record
         details = {
-            "plan": {
-                "rule": plan.rule,
-                "mode": plan.mode,
-                "steps": plan.kinds(),
-                "lines": plan.lines(),
-                "explanation": plan.explanation,
-            },
+            "plan": _plan_details(call.plan),
             "reason": fin.reason,
             "answered": fin.answered,
             "box": fin.box,
@@ -370,6 +381,7 @@ class CallRunner:
             "rings": event.rings,
             "validity": event.validity,
             "heard": False,
+            "call_key": call.key,
         }
         if fin.outcome == "fax":
             details["fax"] = "taken over" if call.fax else "not taken (no fax service)"
@@ -393,40 +405,222 @@ class CallRunner:
             )
         )
         log.info("%s: call %s: %s (%s)", call.line, event.call_id, fin.outcome, fin.reason)
-        box = "" if fin.box in ("", "main") else fin.box
-        if fin.notice == "voicemail":
-            services.notify.voicemail(
-                VoicemailNotice(
-                    number=number,
-                    at=start,
-                    duration_s=fin.duration,
-                    contact_name=contact_name or event.name or "",
-                    audio_ref=media[0] if media else "",
-                    record_id=item.id,
-                    line=call.line,
-                    box=box,
-                    staff=fin.staff,
-                )
-            )
-        elif fin.notice == "missed":
-            services.notify.missed_call(
-                MissedCallNotice(
-                    number=number,
-                    at=start,
-                    contact_name=contact_name or event.name or "",
-                    reason=fin.reason,
-                    record_id=item.id,
-                    line=call.line,
-                    staff=fin.staff,
-                )
-            )
+        self._emails(item, contact_name)
+        if fin.notice == "missed":
             self.text_back(number)
+        self._end(call)
         services.bus.publish(
             CallFinished(
                 line=call.line, call_id=event.call_id, outcome=fin.outcome, record_id=item.id
             )
         )
         return item
+
+    def _emails(self, item: Interaction, contact_name: str) -> None:
+        """The voicemail or missed-call email for a call's record; never raises (logged)."""
+        notify = self.services.notify
+        box = str(item.details.get("box", "") or "")
+        box = "" if box in ("", "main") else box
+        staff = tuple(str(s) for s in item.details.get("staff", ()) or ())
+        who = contact_name or item.name
+        try:
+            if item.outcome == "voicemail" or (item.outcome == "interrupted" and item.media):
+                notify.voicemail(
+                    VoicemailNotice(
+                        number=item.number,
+                        at=item.start,
+                        duration_s=item.duration,
+                        contact_name=who,
+                        audio_ref=item.media[0] if item.media else "",
+                        record_id=item.id,
+                        line=item.line,
+                        box=box,
+                        staff=staff,
+                    )
+                )
+            elif item.outcome in ("missed", "interrupted"):
+                notify.missed_call(
+                    MissedCallNotice(
+                        number=item.number,
+                        at=item.start,
+                        contact_name=who,
+                        reason=item.text,
+                        record_id=item.id,
+                        line=item.line,
+                        staff=staff,
+                    )
+                )
+        except Exception:
+            log.exception("%s: the email for call record %s failed", item.line, item.id)
+
+    # -- calls in progress: one marker each, so a call the daemon did not finish is recorded --
+
+    def _begin(self, call: _Call) -> None:
+        """Note the call durably before anything else happens to it (one journal line)."""
+        call.key = secrets.token_hex(8)
+        event = call.event
+        staff = [
+            p.name for step in call.plan.steps if isinstance(step, NotifyStaff) for p in step.people
+        ]
+        marker = {
+            "key": call.key,
+            "line": call.line,
+            "call_id": event.call_id,
+            "start": call.start.isoformat(),
+            "number": event.number or "",
+            "name": event.name or "",
+            "validity": event.validity,
+            "rings": event.rings,
+            "plan": _plan_details(call.plan),
+            "staff": list(dict.fromkeys(staff)),
+            "answered": False,
+            "media": [],
+        }
+        try:
+            call.marker = self.services.history.begin_call(marker)
+        except Exception:  # the call goes on; only a crash before its end would go unrecorded
+            log.exception("%s: call %s: the in-progress marker failed", call.line, event.call_id)
+
+    def _note(self, call: _Call, **fields: Any) -> None:
+        if call.marker is None:
+            return
+        try:
+            self.services.history.note_call(call.marker, **fields)
+        except Exception:
+            log.exception("%s: call %s: the in-progress marker failed", call.line, call.key)
+
+    def _end(self, call: _Call) -> None:
+        marker, call.marker = call.marker, None
+        if marker is None:
+            return
+        try:
+            self.services.history.end_call(marker)
+        except Exception:  # the next start finds the record by its key: still one record
+            log.exception("%s: call %s: the in-progress marker stays", call.line, call.key)
+
+    def _write_media(self, call: _Call, data: bytes, ext: str) -> str:
+        """Write a recording under a name the marker holds first: a restart keeps the file when
+        it was written (the marker names it) and there is never a file nobody references."""
+        when = call.start
+        ref = f"media/{when:%Y}/{when:%m}/{secrets.token_urlsafe(12)}.{ext}"
+        path = self.services.store.media.path(ref)
+        self._note(call, media=[ref])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
+        return ref
+
+    def recover(self) -> int:
+        """At start-up: every call a previous run left in progress gets its one record.
+
+        A marker whose record is there (the daemon died between the record and the marker's
+        removal) only gets its email if that is not queued yet. Otherwise the record is written
+        now: outcome "interrupted", start and number kept, duration unknown, a recording kept
+        when its file was written. Returns how many records were written.
+        """
+        history = self.services.history
+        try:
+            markers = history.calls_in_progress()
+        except Exception:
+            log.exception("calls in progress at the last stop could not be read")
+            return 0
+        written = 0
+        for marker in markers:
+            try:
+                written += self._recover(marker)
+            except Exception:  # kept: the next start tries again
+                log.exception("call in progress %s: no record written yet", marker.get("key"))
+        return written
+
+    def _recover(self, marker: dict[str, Any]) -> int:
+        history = self.services.history
+        key = str(marker.get("key", "") or "")
+        item = history.find_call(key)
+        fresh = item is None
+        if item is None:
+            item = history.record(self._interrupted(marker))
+            log.warning(
+                "%s: call %s from %s was in progress when Frontdesk stopped: recorded as %s",
+                item.line,
+                marker.get("call_id"),
+                item.number or "a withheld number",
+                item.id,
+            )
+        if item.outcome in ("voicemail", "missed", "interrupted") and not self._emailed(item.id):
+            self._emails(item, self._contact(item.number)[1])
+        history.end_call(int(marker["marker_id"]))
+        if fresh:
+            self.services.bus.publish(
+                CallFinished(
+                    line=item.line,
+                    call_id=int(marker.get("call_id", 0) or 0),
+                    outcome=item.outcome,
+                    record_id=item.id,
+                )
+            )
+        return 1 if fresh else 0
+
+    def _interrupted(self, marker: dict[str, Any]) -> Interaction:
+        settings = self.services.settings.get()
+        start = _when(marker.get("start")) or self._wall()
+        validity = str(marker.get("validity", "") or "")
+        number = _number(str(marker.get("number", "") or ""), validity, settings.business.country)
+        contact_id, _ = self._contact(number)
+        media = tuple(ref for ref in marker.get("media", ()) or () if self._stored(ref))
+        seconds = self._seconds(media[0]) if media else 0.0
+        details = {
+            "plan": marker.get("plan", {}) or {},
+            "reason": INTERRUPTED_WHY,
+            "answered": bool(marker.get("answered", False)),
+            "box": "",
+            "staff": list(marker.get("staff", ()) or ()),
+            "digits": "",
+            "steps": [],
+            "audio": "",
+            "call_id": marker.get("call_id"),
+            "rings": marker.get("rings"),
+            "validity": validity,
+            "heard": False,
+            "call_key": str(marker.get("key", "") or ""),
+            "duration_known": False,
+        }
+        return Interaction(
+            channel="call",
+            direction="in",
+            outcome="interrupted",
+            start=start,
+            end=None,
+            number=number,
+            name=str(marker.get("name", "") or ""),
+            line=str(marker.get("line", "") or ""),
+            duration=seconds,  # the recording's length when one was kept; else unknown (0)
+            contact_id=contact_id,
+            text=INTERRUPTED_WHY,
+            media=media,
+            details=details,
+        )
+
+    def _stored(self, ref: Any) -> bool:
+        try:
+            return bool(self.services.store.media.path(ref).is_file())
+        except Exception:
+            return False
+
+    def _seconds(self, ref: str) -> float:
+        """A kept WAV recording's length (stdlib `wave`: our WAVs are plain PCM)."""
+        import wave
+
+        try:
+            with wave.open(str(self.services.store.media.path(ref)), "rb") as wav:
+                return round(wav.getnframes() / float(wav.getframerate() or 8000), 2)
+        except Exception:
+            return 0.0
+
+    def _emailed(self, record_id: str) -> bool:
+        """Whether the record's voicemail or missed-call email is in the outbox already."""
+        outbox = self.services.store.table("outbox", "messages")
+        kinds = ("voicemail", "missed_call")
+        found = outbox.search(lambda d: d.get("record_id") == record_id and d.get("kind") in kinds)
+        return bool(found)
 
     def _contact(self, number: str) -> tuple[int | None, str]:
         if not number:
@@ -487,3 +681,28 @@ class CallRunner:
             log.info("missed-call text-back not sent: %s", exc)
             return False
         return True
+
+
+def _number(raw: str, validity: str, country: str) -> str:
+    """The caller's number as kept in the record: E.164 when sent, "" when withheld."""
+    if raw and validity == "ok":
+        return e164(raw, country) or raw
+    return ""
+
+
+def _plan_details(plan: Plan) -> dict[str, Any]:
+    return {
+        "rule": plan.rule,
+        "mode": plan.mode,
+        "steps": plan.kinds(),
+        "lines": plan.lines(),
+        "explanation": plan.explanation,
+    }
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(value) if isinstance(value, str) and value else None
+    except ValueError:
+        return None
+    return when if when is not None and when.tzinfo is not None else None

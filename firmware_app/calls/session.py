@@ -36,7 +36,11 @@ MAX_MENU_ROUNDS = 3  # an unknown key replays the menu; after this many, the def
 MAX_REPEATS = 5  # "hear this again" at most this often in one call
 RING_SECONDS = 6.0  # one ring cycle on most exchanges (2 s on, 4 s off; E.180)
 
-Outcome = Literal["answered", "forwarded", "voicemail", "missed", "blocked", "screened", "fax"]
+# "interrupted" is never a session's own: it is the record of a call that was in progress
+# when Frontdesk stopped, written at the next start (runner.CallRunner.recover).
+Outcome = Literal[
+    "answered", "forwarded", "voicemail", "missed", "blocked", "screened", "fax", "interrupted"
+]
 Notice = Literal["voicemail", "missed", ""]
 
 

@@ -3,7 +3,9 @@
 `CallService` listens for `IncomingCall`, asks `firmware_app.routing.decide()` for a plan,
 then rejects (block list, withheld rule) or answers at the configured ring and hands the
 answered call to a session. With a `runner` (firmware_app.calls.runner) every call runs the
-full flow and leaves one history record; without one, a placeholder session hangs up.
+full flow and leaves one history record (even when the daemon dies mid-call: the runner
+notes each call in progress and `subscribe()` records the ones a previous run left); without
+one, a placeholder session hangs up.
 
 What a line can do comes from `forwarding.capabilities_for` (a free second line, network
 forwarding). While the clock cannot be trusted (`timesync.clock_ok()` false) business hours
@@ -105,6 +107,10 @@ class CallService:
         self._unsubscribe: Callable[[], None] | None = None
 
     def subscribe(self) -> None:
+        """Start taking calls. First, calls a previous run left in progress (the daemon died
+        mid-call) get their record, so every call has one (`CallRunner.recover`)."""
+        if self.runner is not None:
+            self.runner.recover()
         self._unsubscribe = self._bus.subscribe(IncomingCall, self.on_incoming)
         self._unsubscribe_end = self._bus.subscribe(CallerHungUp, self._on_hung_up)
         self.warm_up()

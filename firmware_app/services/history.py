@@ -26,7 +26,18 @@ Channel = Literal["call", "sms", "fax"]
 Direction = Literal["in", "out"]
 
 # Outcomes per channel. A voicemail is a call whose outcome is "voicemail" (with media).
-CALL_OUTCOMES = ("answered", "forwarded", "voicemail", "missed", "blocked", "screened", "fax")
+# "interrupted": the call was in progress when Frontdesk stopped (power cut, crash); its
+# record is written at the next start from the call's in-progress marker.
+CALL_OUTCOMES = (
+    "answered",
+    "forwarded",
+    "voicemail",
+    "missed",
+    "blocked",
+    "screened",
+    "fax",
+    "interrupted",
+)
 SMS_OUTCOMES = ("received", "queued", "sent", "delivered", "failed")
 FAX_OUTCOMES = ("received", "partial", "queued", "sent", "failed")
 OUTCOMES: dict[str, tuple[str, ...]] = {
@@ -39,6 +50,7 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
 NEEDS_ATTENTION = {
     ("call", "voicemail"),
     ("call", "missed"),
+    ("call", "interrupted"),
     ("sms", "received"),
     ("fax", "received"),
     ("fax", "partial"),
@@ -153,6 +165,14 @@ class InboxChanged(Event):
 
 Filter = Callable[[Interaction], bool]
 
+# Calls in progress: one marker each, written when the call starts and removed once its
+# record is written, so a call the daemon did not live to finish is recorded at the next
+# start (firmware_app/calls/runner.py `recover`).
+IN_PROGRESS = ("calls", "in_progress")
+# How many of the newest records are searched for a marker's call: its record, when written,
+# was written just before the marker was to be removed, so it is among the last ones.
+FIND_CALL_SCAN = 1000
+
 
 class HistoryService:
     """Write and read interactions; keep the inbox index in step."""
@@ -239,6 +259,36 @@ class HistoryService:
 
     def reopen(self, record_id: str) -> None:
         self.update(record_id, handled_at=None, handled_by="")
+
+    # -- calls in progress -------------------------------------------------------------------
+
+    def begin_call(self, marker: Mapping[str, Any]) -> int:
+        """Durably note a call in progress (its `key` names the record it will have)."""
+        return self._store.table(*IN_PROGRESS).insert(marker)
+
+    def note_call(self, marker_id: int, **fields: Any) -> None:
+        """Add to a call's marker what a restart would need (answered, a recording's name)."""
+        self._store.table(*IN_PROGRESS).update(marker_id, fields)
+
+    def end_call(self, marker_id: int) -> None:
+        """The call's record is written: forget its marker (idempotent)."""
+        self._store.table(*IN_PROGRESS).remove(marker_id)
+
+    def calls_in_progress(self) -> list[dict[str, Any]]:
+        """Markers left, oldest first, each with its `marker_id`."""
+        rows = self._store.table(*IN_PROGRESS).all()
+        return [{**row, "marker_id": row.doc_id} for row in rows]
+
+    def find_call(self, key: str) -> Interaction | None:
+        """The call record written for a marker's `key` (details.call_key), if any."""
+        if not key:
+            return None
+        found = self.newest(
+            1,
+            where=lambda i: i.channel == "call" and i.details.get("call_key") == key,
+            max_scan=FIND_CALL_SCAN,
+        )
+        return found[0] if found else None
 
     # -- reading -----------------------------------------------------------------------------
 
