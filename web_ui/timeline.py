@@ -43,6 +43,7 @@ LABELS = {
     ("call", "in", "blocked"): "Blocked call",
     ("call", "in", "screened"): "Call screened out",
     ("call", "in", "fax"): "Fax call",
+    ("call", "in", "interrupted"): "Interrupted (Frontdesk restarted)",
     ("sms", "in", "received"): "Text received",
     ("sms", "out", "queued"): "Text waiting to go",
     ("sms", "out", "sent"): "Text sent",
@@ -95,7 +96,9 @@ def kind(item: Interaction) -> str:
     if item.channel == "call":
         if item.direction == "out":
             return "out"
-        return {"forwarded": "answered", "screened": "missed"}.get(item.outcome, item.outcome)
+        return {"forwarded": "answered", "screened": "missed", "interrupted": "missed"}.get(
+            item.outcome, item.outcome
+        )
     return item.channel
 
 

@@ -41,6 +41,7 @@ def category(item: Interaction) -> str:
             "voicemail": "voicemail",
             "missed": "missed",
             "screened": "missed",
+            "interrupted": "missed",  # in progress when Frontdesk stopped
             "blocked": "blocked",
             "fax": "fax",
         }.get(item.outcome, item.outcome)
