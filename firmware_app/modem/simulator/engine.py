@@ -177,6 +177,7 @@ class Engine:
         self.sent_sms: list[str] = []
         self.sessions = [PortSession() for _ in range(personality.ports)]
         self.answering = True
+        self.dtr_low: set[int] = set()  # ports whose host dropped DTR (closed the port)
         self.powered = True
         self.generation = 0  # bumps on every power cycle: stale timers check it
         self.ring_generation = 0
@@ -209,6 +210,7 @@ class Engine:
         """Power-on values of every setting (the SIM and message memories are kept)."""
         self.s_regs = dict(_S_DEFAULTS)
         self.fclass = "0"
+        self.dtr_mode = 2  # &D2: DTR off hangs up (factory profiles; see dtr_off)
         self.vcid = 0
         self.scid = 0
         self.vls = 0
@@ -450,7 +452,7 @@ class Engine:
                 "M": self._accept,
                 "L": self._accept,
                 "&C": self._accept,
-                "&D": self._accept,
+                "&D": self._amp_d,
                 "&K": self._accept,
                 "&W": self._accept,
                 "+FCLASS": self._fclass,
@@ -458,7 +460,6 @@ class Engine:
                 "+VLS": self._vls,
                 "+VTX": self._vtx,
                 "+VRX": self._vrx,
-                "+VTR": self.voice.vtr_command,  # V.253 voice duplex: simulator/voice.py
                 "+VSD": self._accept,
                 "+VGT": self._accept,
                 "+VGR": self._accept,
@@ -612,6 +613,11 @@ class Engine:
     # --- calls -----------------------------------------------------------------------------
 
     def _a(self, port: int, cmd: Command) -> Reply:
+        if self.call_state == "active" and self.fax2.active and self.fax2.machine is not None:
+            # An answered voice call where the caller is a fax machine: AT+FCLASS=2(.0)
+            # then ATA starts phase B off-hook (vgetty does this on DLE c; T.32 8.3.1).
+            self.voice.ended()
+            return self.fax2.answer(port)
         if self.call_state != "ringing":
             return [], "NO CARRIER"
         if self.fax2.active:
@@ -696,7 +702,7 @@ class Engine:
             if k == 0 and cid is not None and self.vcid:
                 self.host.call_later(interval / 2, lambda: self._caller_id(gen))
         self.s_regs[1] = k + 1
-        auto = self.s_regs.get(0, 0)
+        auto = self.s_regs.get(0, 0) if not self.dtr_low else 0  # &D2: no auto-answer
         if auto and k + 1 >= auto and self.fax2.active:
             self.ring_generation += 1
             lines, final = self.fax2.answer(self.p.urc_port)  # a Class 2 modem answers itself
@@ -748,6 +754,45 @@ class Engine:
         if template:
             number = clip_fields(cid)["number"] if cid else ""
             self.urc(template.format(time=self.host.now().strftime("%I:%M%p"), number=number))
+
+    # --- DTR (circuit 108/2) ----------------------------------------------------------------
+
+    def _amp_d(self, port: int, cmd: Command) -> Reply:
+        """AT&D<n> (V.250 6.2.9): n 0-2, no value means 0; AT&D? is not offered."""
+        if cmd.form != "exec" or cmd.args not in ("", "0", "1", "2"):
+            return [], "ERROR"
+        self.dtr_mode = int(cmd.args or "0")
+        return [], "OK"
+
+    def dtr_on(self, port: int) -> None:
+        """The host holds the port again (it opened it and sent something)."""
+        self.dtr_low.discard(port)
+
+    def dtr_off(self, port: int) -> None:
+        """The host dropped DTR on `port`: it closed the port or died (a pty has no modem
+        control lines; the simulator sees the last close as DTR off).
+
+        V.250 6.2.9 (&D): 0 ignores DTR; 1 leaves data mode for command mode and keeps the
+        call; 2 clears the call down and returns to command mode, with automatic answer off
+        while DTR stays off. SIM800 AT Command Manual V1.09 2.2.29 (AT&D2 "Disconnect
+        call, change to Command mode. During state DTR = OFF is auto-answer off"); the
+        Conexant and USR factory profiles (&F) have &D2, so the simulator powers on with
+        it. A half-typed command line or PDU is thrown away: the next host starts afresh.
+        """
+        self.dtr_low.add(port)
+        s = self.sessions[port]
+        s.buffer.clear()
+        s.pdu_command = ""
+        s.pdu_buffer.clear()
+        if self.dtr_mode == 0:
+            return
+        if self.dtr_mode == 1:
+            self.voice.mode = ""  # back to command mode, the call stays
+            self.fax2.mode = ""
+            return
+        if self.call_state == "active" or self.voice.mode or self.fax2.connected:
+            log.debug("port %s: DTR off, hanging up (&D2)", port)
+            self._h(port, Command(name="H", form="exec", args=""))
 
     # --- analog voice/fax ------------------------------------------------------------------
 

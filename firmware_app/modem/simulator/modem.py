@@ -3,6 +3,12 @@
 One daemon thread owns the pty masters and a timer heap; it sleeps in poll() until bytes,
 a timer or a wake-up arrive (no busy polling). A stable symlink per port stands in for
 /dev/serial/by-id, so unplug/replug can swap the pty under the same path.
+
+DTR: a pty has no modem control lines, so the last close of the host's side stands for DTR
+going off (the host closed the port or its process died). The modem keeps its own handle on
+the slave side until the host has sent something (the master would otherwise report a
+hang-up all the time); then it lets go, and the master's hang-up is the host going away:
+the engine's `dtr_off()` (V.250 &D), and the modem takes its handle back.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import logging
 import os
 import re
 import select
+import termios
 import threading
 import time
 import tty
@@ -293,12 +300,38 @@ class SimulatedModem:
                 except BlockingIOError:
                     return
                 except OSError as exc:
-                    if exc.errno != errno.EIO:
+                    if exc.errno == errno.EIO and p.slave < 0:
+                        self._host_gone(index, p)
+                    elif exc.errno != errno.EIO:
                         log.debug("read from pty failed: %s", exc)
                     return
                 if data:
+                    if p.slave >= 0:
+                        self._host_holds(index, p)
                     self._guarded(functools.partial(self.engine.receive, index, data))
+                elif p.slave < 0:
+                    self._host_gone(index, p)
             return
+
+    def _host_holds(self, index: int, p: _Port) -> None:
+        """The host has the port open (it wrote to it): let go of our slave handle, so its
+        last close shows as a hang-up on the master."""
+        with contextlib.suppress(OSError):
+            os.close(p.slave)
+        p.slave = -1
+        self.engine.dtr_on(index)
+
+    def _host_gone(self, index: int, p: _Port) -> None:
+        """Nobody holds the slave side any more: DTR off. Take our handle back (no hang-up
+        reported in a loop), drop what the host never read, tell the engine."""
+        try:
+            p.slave = os.open(p.slave_name, os.O_RDWR | os.O_NOCTTY)
+            termios.tcflush(p.slave, termios.TCIOFLUSH)
+        except OSError as exc:
+            log.debug("reopening %s failed: %s", p.slave_name, exc)
+        p.pending.clear()
+        log.debug("port %s: the host closed it (DTR off)", index)
+        self._guarded(functools.partial(self.engine.dtr_off, index))
 
     def _run_timers(self) -> None:
         now = time.monotonic()
@@ -365,6 +398,14 @@ class SimulatedModem:
             caller_id = CallerId(number=caller_id, name=name)
         with self._lock:
             self.engine.start_ringing(caller_id, rings, interval)
+
+    def drop_dtr(self, port: int | None = None) -> None:
+        """The host drops DTR on `port` (default: every port) without closing it: with the
+        power-on `&D2` a call is hung up and the modem is in command mode (V.250 6.2.9)."""
+        with self._lock:
+            for index in range(len(self._ports)) if port is None else (port,):
+                self.engine.dtr_off(index)
+                self.engine.dtr_on(index)  # DTR is back on at once
 
     def caller_hangs_up(self) -> None:
         """The caller gives up (ringing stops) or ends an answered call."""
