@@ -26,6 +26,7 @@ from .sms import (
     STO_SENT,
     STO_UNSENT,
     PduError,
+    SimBusy,
     SmsMemory,
     pdu_bytes_safe,
     status_report_pdu,
@@ -200,6 +201,7 @@ class Engine:
         self.unacknowledged = 0  # +CMT/+CDS routed while +CSMS=1, awaiting +CNMA
         self.acknowledged = 0
         self.held: list[re.Pattern[str]] = []  # commands recorded but never answered
+        self.sim_busy: SimBusy | None = None  # scripted SIM busy answers (sms.SimBusy)
         self.csms = 0
         self._reset_settings()
         self.handlers: dict[str, Handler] = self._handler_table()
@@ -421,6 +423,9 @@ class Engine:
             handler = self._s_register
         if handler is None:
             return [], "ERROR"
+        refused = self.sim_busy.answer(name, cmd.form) if self.sim_busy is not None else None
+        if refused is not None:
+            raise self.cms(refused[1]) if refused[0] == "cms" else self.cme(refused[1])
         return handler(port, cmd)
 
     # --- handler table ---------------------------------------------------------------------

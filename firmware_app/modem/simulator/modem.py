@@ -549,6 +549,30 @@ class SimulatedModem:
         with self._lock:
             self.engine.held.clear()
 
+    def sim_busy(
+        self, *commands: str, times: int | None = None, cms: int = 314, cme: int = 14
+    ) -> None:
+        """The SIM is busy: these commands (e.g. "+CMGR"; every command that needs the SIM
+        when none are named) answer +CMS ERROR: `cms` (message service) or +CME ERROR: `cme`,
+        `times` times or until `sim_ready()` (see sms.SimBusy)."""
+        from .sms import SimBusy
+
+        names = frozenset(c.upper() for c in commands)
+        with self._lock:
+            self.engine.sim_busy = SimBusy(commands=names, times=times, cms=cms, cme=cme)
+
+    def sim_ready(self) -> None:
+        """The SIM answers again after `sim_busy()`."""
+        with self._lock:
+            self.engine.sim_busy = None
+
+    @property
+    def sim_busy_answers(self) -> int:
+        """How many SIM busy answers the current `sim_busy()` gave."""
+        with self._lock:
+            busy = self.engine.sim_busy
+            return busy.answered if busy is not None else 0
+
     @property
     def sent_sms(self) -> list[str]:
         """PDUs the host sent with AT+CMGS, oldest first."""

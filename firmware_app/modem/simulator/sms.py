@@ -107,6 +107,48 @@ class SmsMemory:
             del self.slots[i]
 
 
+# Commands of the message service (TS 27.005 3 and 4): a failure is `+CMS ERROR: <err>`
+# (3.2.5). Other commands that need the SIM fail with `+CME ERROR: <err>` (TS 27.007 9.2).
+MESSAGE_SERVICE_COMMANDS = frozenset(
+    {"+CPMS", "+CSCA", "+CMGL", "+CMGR", "+CMGD", "+CMGS", "+CMGW", "+CMSS", "+CMGC", "+CNMA"}
+)
+SIM_COMMANDS = frozenset({"+CPIN", "+CPBR", "+CPBW", "+CPBS", "+CPBF", "+CLCK", "+CPWD", "+CRSM"})
+CMS_SIM_BUSY = 314  # TS 27.005 3.2.5; SIM800 Series AT Command Manual V1.09, +CMS error list
+CME_SIM_BUSY = 14  # TS 27.007 9.2.1; same manual, +CME error list
+
+
+@dataclass(slots=True)
+class SimBusy:
+    """A SIM too busy to answer (after power-on, during phonebook or SMS initialisation, or
+    while the network writes to it). Commands named in `commands` (all commands that need the
+    SIM when empty) fail with `cms` (message service: 314 SIM busy by TS 27.005 3.2.5, or e.g.
+    500 unknown error) or `cme` (others, and message commands too when `cms` is 0: 14 SIM
+    busy, TS 27.007 9.2.1), `times` times in all or until cleared (`times` None). Test forms
+    (`AT+CMGR=?`) are answered as usual."""
+
+    commands: frozenset[str] = frozenset()
+    times: int | None = None
+    cms: int = CMS_SIM_BUSY
+    cme: int = CME_SIM_BUSY
+    answered: int = 0  # busy answers given so far
+
+    def answer(self, name: str, form: str) -> tuple[str, int] | None:
+        """("cms", code) or ("cme", code) if this command is refused now, else None."""
+        if form == "test" or self.times == 0:
+            return None
+        if self.commands:
+            if name not in self.commands:
+                return None
+        elif name not in MESSAGE_SERVICE_COMMANDS and name not in SIM_COMMANDS:
+            return None
+        if self.times is not None:
+            self.times -= 1
+        self.answered += 1
+        if name in MESSAGE_SERVICE_COMMANDS and self.cms:
+            return ("cms", self.cms)
+        return ("cme", self.cme)  # cms 0: as modems that answer SMS commands with +CME
+
+
 def pdu_bytes_safe(pdu_hex: str) -> bytes | None:
     """`pdu_bytes`, or None for text that is not a PDU."""
     try:
