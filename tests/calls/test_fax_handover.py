@@ -1,7 +1,8 @@
 """Faxes on the call lines: a calling tone on a voice call hands the line to the fax service
 (no hang-up), a fax-only line is answered by the fax service, and the analog driver tells the
-routing what its modem can do. Simulated modem on a pty; the fax session itself is a stand-in
-(the T.30 exchange has its own tests in tests/fax)."""
+routing what its modem can do. Simulated modem on a pty; the fax session is a stand-in in most
+tests (the T.30 exchange has its own tests in tests/fax), and a real Class 2.0 reception from
+the simulated fax machine in the end-to-end hand-over test."""
 
 from __future__ import annotations
 
@@ -164,3 +165,79 @@ def test_the_simulated_usr5637_line_can_take_faxes(world: Callable[..., World]) 
     w = world()
     caps = w.line.capabilities
     assert caps is not None and caps.can_receive_fax and not caps.fax_only
+
+
+def _fax_page() -> Any:
+    """A page with bars a viewer would notice moved by one pixel."""
+    from PIL import Image
+
+    im = Image.new("1", (1728, 160), 1)
+    for x in range(37, 1700, 211):
+        im.paste(0, (x, 20, x + 61, 140))
+    im.paste(0, (0, 78, 1728, 81))
+    return im
+
+
+def test_a_calling_tone_then_a_real_fax_page_end_to_end(
+    world: Callable[..., World],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A caller on a voice call sends CNG, then a Class 2.0 fax machine sends a page through
+    the simulated modem: one call record (outcome fax), one fax record with the page
+    pixel-equal in its PDF, one fax email with the PDF, no voicemail."""
+    import dataclasses
+
+    import numpy as np
+    import pypdfium2
+
+    from firmware_app.media.fax_send import encode_page
+    from firmware_app.modem.simulator import FaxMachine, personalities
+
+    # Conexant firmware with Class 2.0 (MultiTech style): Frontdesk uses 2.0 on it.
+    wide = dataclasses.replace(
+        personalities.PERSONALITIES["cx93010"], fclass_options_class2="0,1,1.0,2,2.0,8"
+    )
+    monkeypatch.setitem(personalities.PERSONALITIES, "cx93010", wide)
+    w = world("cx93010")
+    assert w.line.profile is not None and "2.0" in w.line.profile.fax_classes
+    fax = FaxService(
+        w.services.store,
+        w.services.bus,
+        w.services.settings.get,
+        w.services.history,
+        type("Lines", (), {"line": lambda _, n: w.line, "lines": lambda _: [w.line]})(),
+        clock=lambda: w.services.clock(),
+        notify=w.services.notify,
+    )
+    fax.subscribe()
+    w.services.fax = fax
+    page = _fax_page()
+    data = encode_page(page, fine=True, mr=False, min_scan_bits=0, fill_order=2)
+    w.modem.fax.machine = FaxMachine(remote_id="HANDOVER 0001", pages=[data])
+
+    item = w.call("+15551234567", VoiceCaller().send_fax_tone(at=0.1, after="play"))
+    assert (item.channel, item.outcome, item.details["fax"]) == ("call", "fax", "taken over")
+    got = fax_record(w, timeout=30)
+    assert (got.outcome, got.name, got.number) == ("received", "HANDOVER 0001", "+15551234567")
+    assert got.details["pages"] == 1 and got.details["fax_class"] == "2.0"
+    assert got.details["damaged_lines"] == 0
+    # The PDF holds the page as sent, pixel for pixel.
+    pdf = pypdfium2.PdfDocument(w.services.store.media.read(got.media[0]))
+    try:
+        assert len(pdf) == 1
+        (obj,) = list(pdf[0].get_objects())  # the page's one image, decoded by pdfium
+        image = obj.get_bitmap(render=False).to_pil().convert("1")
+    finally:
+        pdf.close()
+    assert image.size == page.size
+    assert np.array_equal(np.asarray(image), np.asarray(page))
+    # One email, with the PDF; no voicemail anywhere.
+    (msg,) = w.mails(1, timeout=15)
+    assert msg["X-Frontdesk-Kind"] == "fax"
+    pdfs = [p for p in msg.iter_attachments() if p.get_content_type() == "application/pdf"]
+    assert len(pdfs) == 1 and pdfs[0].get_content().startswith(b"%PDF-")
+    records = w.services.history.newest(20)
+    assert [r.channel for r in records].count("fax") == 1
+    assert not [r for r in records if r.outcome == "voicemail"]
+    assert w.modem.call_state == "idle"
+    assert w.modem.wait_for_command(r"AT\+FCLASS=0", timeout=5)
