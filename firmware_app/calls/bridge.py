@@ -3,6 +3,11 @@ two calls' audio (a pump thread per direction, bounded buffers), optionally reco
 hook-flash blind transfer of analog PBX/Centrex lines (not verified on hardware).
 
 Runs on the call session's thread; it talks to lines only through their futures.
+
+The caller's channel may be a GSM channel or an analog V.253 one: the analog channel carries
+audio both ways only in voice duplex (`AT+VTR`), entered just before the two are joined
+(`start_duplex`) and left when they part (`stop_duplex`), so "press 1", the recording notice
+and anything after the bridge still use its ordinary play and record states.
 """
 
 from __future__ import annotations
@@ -55,6 +60,12 @@ class AudioPort(Protocol):
     def hang_up(self) -> None: ...
 
 
+def _duplex(channel: Any, name: str) -> Any:
+    """The channel's `start_duplex`/`stop_duplex` (analog V.253 channels), else None."""
+    method = getattr(channel, name, None)
+    return method if callable(method) else None
+
+
 def _chat(line: Any, text: str, timeout: float = 10.0) -> Any:
     try:
         return line.command(Command(text, timeout=timeout)).result(timeout + 2.0)
@@ -96,6 +107,7 @@ def bridge_call(
 
     `open_channel(line)` returns a started voice channel for the answered outgoing call (a
     GSM channel); `recorder(pcm)` stores the mixed recording and returns its reference.
+    The caller's channel is a GSM channel or an analog one that can enter voice duplex.
     """
     if not isinstance(inbound_channel, AudioPort):
         return BridgeResult(
@@ -137,9 +149,22 @@ def bridge_call(
     recording = recorder is not None
     if recording:
         inbound_channel.play(greetings.audio("recording_notice"), stop_digits="")
+    start = _duplex(inbound_channel, "start_duplex")
+    if start is not None and not start():
+        staff.hang_up()
+        if inbound_channel.caller_gone:
+            return BridgeResult(outcome="caller_gone", number=number)
+        return BridgeResult(
+            outcome="unsupported",
+            number=number,
+            detail=f"{inbound_channel.description}: the modem refused voice duplex (AT+VTR)",
+        )
     seconds, ended_by, tracks = _join(
         inbound_channel, staff, outbound_line, max_seconds=max_seconds, poll=poll, sleep=sleep
     )
+    stop = _duplex(inbound_channel, "stop_duplex")
+    if stop is not None:
+        stop()  # back to command mode before anything else happens on that line
     staff.hang_up()
     refs: tuple[str, ...] = ()
     if recorder is not None and tracks[0]:

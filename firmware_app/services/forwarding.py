@@ -297,7 +297,14 @@ class ForwardingService:
     def capabilities_for(self, line: Any, caps: LineCapabilities) -> LineCapabilities:
         """What `line` can really do now, for the routing: GSM lines call staff only with a
         free second line that has call audio; with `forwarding.network` on they leave calls
-        to the network instead (it forwards on no reply, as set with AT+CCFC)."""
+        to the network instead (it forwards on no reply, as set with AT+CCFC). Analog voice
+        lines call staff on a free GSM line and join the calls with voice duplex (AT+VTR);
+        network forwarding is a GSM line's own and does not change that."""
+        if caps.kind == "analog":
+            profile = getattr(line, "profile", None)
+            voice = bool(getattr(profile, "voice", False)) and not caps.fax_only
+            dial = voice and self.free_line(line) is not None
+            return dataclasses.replace(caps, can_dial_out=dial)
         if caps.kind != "gsm":
             return caps
         network = self.managed()
@@ -320,9 +327,10 @@ class ForwardingService:
     def put_through(self, line: Any, call: Any, step: ForwardTo, channel: Any) -> ForwardResult:
         """Run a plan's `ForwardTo` step for an answered call on `line` (the runner's hook).
 
-        `dial_out`: call each staff member on a free second line (they press 1 when the step
-        asks), join the calls, recorded when `forwarding.record_calls` is on; `hook_flash`:
-        blind transfer on a PBX line; `network`: nothing to do once answered.
+        `dial_out`: call each staff member on a free second (GSM) line (they press 1 when the
+        step asks), join the calls (an analog caller's line in voice duplex, AT+VTR),
+        recorded when `forwarding.record_calls` is on; `hook_flash`: blind transfer on a PBX
+        line; `network`: nothing to do once answered.
         """
         people = [p for p in step.people if p.mobile]
         if not people:
@@ -429,10 +437,19 @@ class ForwardingService:
                         "While network forwarding is on, calls are left to the network "
                         "instead: Frontdesk calls staff itself only when it is off."
                     )
-            elif status.kind == "analog" and gsm_others:
+            elif status.kind == "gsm" and others:
                 notes.append(
-                    "Calls on this line cannot be joined to a staff call on another line: "
-                    "the modem's voice mode here plays or records, never both at once."
+                    "Staff are not called on an analog line: it cannot tell when a call it "
+                    "places is answered (no answer supervision), so it would not know when "
+                    "to ask them to press 1."
+                )
+            profile = getattr(line, "profile", None)
+            if status.kind == "analog" and gsm_others and getattr(profile, "voice", False):
+                methods.append("call staff on a mobile (SIM) line and join the calls")
+                notes.append(
+                    "Staff press 1 to take the call; the modem carries both directions at "
+                    "once (voice duplex, AT+VTR) without echo cancellation, so staff may hear "
+                    "themselves faintly."
                 )
             if status.kind == "analog":
                 methods.append("hook-flash transfer (PBX or Centrex lines)")

@@ -15,13 +15,24 @@ import pytest
 from firmware_app.calls.bridge import bridge_call, hook_flash_transfer
 from firmware_app.calls.gsm_voice import GsmSerialPcmChannel
 from firmware_app.events import EventBus
-from firmware_app.media import tones
+from firmware_app.media import codecs, tones
 from firmware_app.modem import events as ev
 from firmware_app.modem.line import Line
 from firmware_app.modem.simulator import CallerId, SimulatedModem, create
 from firmware_app.modem.simulator.gsm_audio import Callee, GsmAudio
 from firmware_app.protocol.at import Response
 from tests.modem.conftest import FAST, Recorder, bus, recorder  # noqa: F401
+
+from .test_analog_voice import speech
+from .test_gsm_calls_e2e import (  # noqa: F401
+    WEDNESDAY_MORNING,
+    World,
+    best_match,
+    check_voicemail_email,
+    open_with_staff,
+    wav_samples,
+    world,
+)
 
 
 def tone(seconds: float, freq: float, level: float = 0.3) -> np.ndarray:
@@ -245,3 +256,224 @@ def test_hook_flash_sequence(tmp_path: Any, bus: EventBus, recorder: Recorder) -
         line.join(2.0)
         line.close()
         modem.close()
+
+
+# -- an analog caller (V.253 voice duplex, AT+VTR) put through on a GSM line ------------------
+
+ANALOG_SPEED = 10.0
+
+
+@pytest.fixture(params=["usr5637", "cx93010"])
+def analog_and_gsm(
+    request: pytest.FixtureRequest, tmp_path: Any, bus: EventBus, recorder: Recorder
+) -> Iterator[tuple[SimulatedModem, SimulatedModem, Any, Line, GsmAudio]]:
+    from firmware_app.calls.analog_voice import AnalogVoiceChannel, Pacing
+
+    caller_modem = create(request.param, tmp_path / "dev", link_name="tty-analog")
+    caller_modem.voice.speed = ANALOG_SPEED
+    staff_modem = create("ec25", tmp_path / "dev", link_name="tty-gsm")
+    staff_audio = staff_modem.pcm_audio(speed=ANALOG_SPEED)
+    lines = [
+        Line(name, str(m.path), bus=bus, options=FAST, pin_file=tmp_path / f"{name}.json")
+        for name, m in (("line1", caller_modem), ("line2", staff_modem))
+    ]
+    for line in lines:
+        line.start()
+    for line in lines:
+        recorder.wait(ev.LineUp, lambda e, n=line.name: e.line == n, timeout=10)
+    caller_modem.ring("+15551234567", rings=3, interval=0.3)
+    recorder.wait(ev.IncomingCall)
+    assert "OK" in str(lines[0].answer(at_ring=2).result(5))
+    call = recorder.wait(ev.CallAnswered, timeout=5)
+    caller = AnalogVoiceChannel(
+        lines[0], bus=bus, call_id=call.call_id, pacing=Pacing(speed=ANALOG_SPEED)
+    )
+    yield caller_modem, staff_modem, caller, lines[1], staff_audio
+    caller.close()
+    for line in lines:
+        line.stop()
+    for line in lines:
+        line.join(2.0)
+        line.close()
+    caller_modem.close()
+    staff_modem.close()
+
+
+def test_analog_caller_joined_to_staff_both_ways_and_recorded(
+    analog_and_gsm: tuple[SimulatedModem, SimulatedModem, Any, Line, GsmAudio], bus: EventBus
+) -> None:
+    from firmware_app.modem.simulator import VoiceCaller
+
+    caller_modem, staff_modem, caller, line2, staff_audio = analog_and_gsm
+    open_channel, opened = channels(bus)
+    # The caller speaks 600 Hz once joined, then hangs up (DLE l); staff speak 1000 Hz.
+    caller_modem.voice.caller = (
+        VoiceCaller().say(tone(1.0, 600.0), at=0.3, after="duplex").hang_up(at=2.0, after="duplex")
+    )
+    staff_modem.extras.callee = Callee(
+        answer_after=0.3,
+        press="1",
+        press_after=0.3,
+        say=tones.silence(0.1),
+        say_after_press=tone(30.0, 1000.0),
+    )
+    stored: list[np.ndarray] = []
+
+    def keep(pcm: np.ndarray) -> str:
+        stored.append(pcm)
+        return "media/2026/03/recording0002.wav"
+
+    result = bridge_call(
+        caller,
+        line2,
+        "+447700900001",
+        ring_seconds=10,
+        greetings=Greetings(),
+        open_channel=open_channel,
+        recorder=keep,
+        poll=0.05,
+    )
+    assert result.outcome == "bridged", result
+    assert result.ended_by == "caller"
+    assert result.recordings == ("media/2026/03/recording0002.wav",)
+    heard_by_staff = staff_audio.heard_pcm()
+    assert energy_at(heard_by_staff, 700.0) > 0.05  # "press 1 to accept"
+    assert energy_at(heard_by_staff, 600.0) > 0.05  # the analog caller, through AT+VTR
+    notice, duplex = caller_modem.voice.played[-2:]
+    assert energy_at(codecs.decode(bytes(notice.data), notice.codec), 900.0) > 0.05  # type: ignore[arg-type]
+    heard_by_caller = codecs.decode(bytes(duplex.data), duplex.codec)  # type: ignore[arg-type]
+    assert energy_at(heard_by_caller, 1000.0) > 0.05  # staff, into the analog line
+    assert duplex.ended == "duplex_end"  # left duplex (DLE ^) before anything else
+    assert stored and energy_at(stored[0], 600.0) > 0.02 and energy_at(stored[0], 1000.0) > 0.02
+    assert caller.caller_gone and "DLE l" in caller._gone_why
+    assert staff_modem.call_state == "idle"  # the staff side was hung up
+    caller.hang_up()
+    assert caller_modem.call_state == "idle"
+    for ch in opened:
+        ch.close()
+
+
+def test_analog_caller_declined_and_not_answered(
+    analog_and_gsm: tuple[SimulatedModem, SimulatedModem, Any, Line, GsmAudio], bus: EventBus
+) -> None:
+    caller_modem, staff_modem, caller, line2, _ = analog_and_gsm
+    open_channel, opened = channels(bus)
+    staff_modem.extras.callee = Callee(answer_after=0.2, press="3", press_after=0.2)
+    result = bridge_call(
+        caller,
+        line2,
+        "+447700900001",
+        10,
+        greetings=Greetings(),
+        open_channel=open_channel,
+        poll=0.05,
+    )
+    assert (result.outcome, result.detail) == ("declined", "pressed 3")
+    staff_modem.extras.callee = Callee(answer_after=None)
+    result = bridge_call(
+        caller,
+        line2,
+        "+447700900002",
+        0.5,
+        greetings=Greetings(),
+        open_channel=open_channel,
+        poll=0.05,
+    )
+    assert result.outcome == "no_answer"
+    assert "AT+VTR" not in caller_modem.commands  # never joined: the line stays as it was
+    assert staff_modem.call_state == "idle"
+    # The caller's channel still plays (the voicemail that follows).
+    assert caller.play(tones.beep(), stop_digits="").reason == "done"
+    for ch in opened:
+        ch.close()
+
+
+# -- the whole path: CallService, runner, routing, ForwardingService, analog caller + GSM staff
+
+
+def test_e2e_analog_caller_put_through_recorded_and_hanging_up_mid_call(
+    world: Callable[..., World],
+) -> None:
+    from firmware_app.calls.analog_voice import Pacing
+    from firmware_app.calls.events import CallFinished
+    from firmware_app.modem.simulator import VoiceCaller
+
+    w = world(
+        ("usr5637", "ec25"),
+        now=WEDNESDAY_MORNING,
+        speed=5.0,
+        settings=open_with_staff(record_calls=True),
+    )
+    analog, staff = w.modems
+    analog.voice.speed = 5.0
+    assert w.calls.runner is not None
+    w.calls.runner.pacing = Pacing(speed=5.0)
+    staff_audio = w.audios[1]
+    assert staff_audio is not None
+    analog.voice.caller = (
+        VoiceCaller()
+        .say(tone(1.5, 600.0), at=0.3, after="duplex")
+        .hang_up(at=2.5, after="duplex")  # mid-call: DLE l in the duplex stream
+    )
+    staff.extras.callee = Callee(
+        answer_after=0.3,
+        press="1",
+        press_after=0.3,
+        say=tones.silence(0.1),
+        say_after_press=tone(30.0, 1000.0),
+    )
+    item = w.call()
+    assert item.details["plan"]["steps"] == ["greet", "forward_to", "take_voicemail"]
+    assert item.outcome == "forwarded", item.text
+    assert "Anna" in item.text and "ended by caller" in item.text
+    assert staff.extras.dialled == ["+15550001111"]
+    assert energy_at(staff_audio.heard_pcm(), 600.0) > 0.05  # the analog caller, heard
+    duplex = analog.voice.played[-1]
+    heard = codecs.decode(bytes(duplex.data), duplex.codec)  # type: ignore[arg-type]
+    assert energy_at(heard, 1000.0) > 0.05  # staff, heard on the analog line
+    (ref,) = item.details["recordings"]
+    recording = wav_samples(w.services.store, ref)
+    assert energy_at(recording, 600.0) > 0.02 and energy_at(recording, 1000.0) > 0.02
+    # Both ended: DLE ^ then the hang-up on the analog line, the staff call hung up.
+    assert duplex.ended == "duplex_end"
+    assert analog.call_state == "idle" and staff.call_state == "idle"
+    assert analog.commands.index("ATH") > analog.commands.index("AT+VTR")
+    assert w.services.store.media.path(ref).exists()
+    assert w.calls.runner.wait_idle(10)
+    assert len(w.recorder.of(CallFinished)) == 1  # one record for the call
+
+
+@pytest.mark.parametrize(
+    ("callee", "words"),
+    [
+        (Callee(answer_after=0.2, press="2", press_after=0.2), "did not press 1"),
+        (Callee(answer_after=None), "no answer"),
+    ],
+    ids=["declined", "no_answer"],
+)
+def test_e2e_analog_caller_not_taken_leaves_a_voicemail(
+    world: Callable[..., World], callee: Callee, words: str
+) -> None:
+    from firmware_app.calls.analog_voice import Pacing
+    from firmware_app.modem.simulator import VoiceCaller
+
+    w = world(("usr5637", "ec25"), now=WEDNESDAY_MORNING, speed=5.0, settings=open_with_staff())
+    analog, staff = w.modems
+    analog.voice.speed = 5.0
+    assert w.calls.runner is not None
+    w.calls.runner.pacing = Pacing(speed=5.0)
+    message = speech(1.5)
+    analog.voice.caller = (
+        VoiceCaller().say(message, at=0.5, after="record").hang_up(at=2.5, after="record")
+    )
+    staff.extras.callee = callee
+    item = w.call()
+    assert item.outcome == "voicemail", item.text
+    forward = next(s for s in item.details["steps"] if s["do"].startswith("call Anna"))
+    assert words in forward["result"]
+    assert "AT+VTR" not in analog.commands  # never joined
+    assert staff.call_state == "idle"
+    stored = wav_samples(w.services.store, item.media[0])
+    _, alike = best_match(stored, message[:6000])
+    assert alike > 0.95
+    check_voicemail_email(w, item)
