@@ -53,7 +53,8 @@ class LineCapabilities:
     can_transfer: bool = False
     """Analog: the exchange offers hook-flash transfer."""
     can_dial_out: bool = False
-    """GSM: a second call can be placed and joined to the caller."""
+    """A second call can be placed on another (GSM) line and joined to the caller: GSM lines,
+    and analog voice lines whose modem joins calls with V.253 voice duplex (AT+VTR)."""
     can_forward_network: bool = False
     """GSM: the network forwards unanswered calls (AT+CCFC)."""
     can_receive_fax: bool = False
@@ -63,13 +64,19 @@ class LineCapabilities:
 
     @classmethod
     def analog(
-        cls, *, can_transfer: bool = False, can_receive_fax: bool = False, fax_only: bool = False
+        cls,
+        *,
+        can_transfer: bool = False,
+        can_receive_fax: bool = False,
+        fax_only: bool = False,
+        can_dial_out: bool = False,
     ) -> LineCapabilities:
         return cls(
             kind="analog",
             can_transfer=can_transfer,
             can_receive_fax=can_receive_fax,
             fax_only=fax_only,
+            can_dial_out=can_dial_out,
         )
 
     @classmethod
@@ -296,7 +303,9 @@ def _put_through(
         steps.append(RingOffice(seconds=rules.ring_seconds))
     with_mobile = tuple(p for p in people if p.mobile)
     can_forward = rules.forward_calls and bool(with_mobile)
-    if line.kind == "gsm" and can_forward and line.can_dial_out:
+    if can_forward and line.can_dial_out:
+        # GSM, or analog with a free GSM line to call staff on (after the office phone rang);
+        # preferred to a hook-flash transfer: staff press 1, and nobody -> voicemail.
         steps += [
             Greet(greeting=greeting),
             ForwardTo(

@@ -40,6 +40,8 @@ CLOSURE = "2025-08-05 10:00"
 
 ANALOG = LineCapabilities.analog()
 ANALOG_FLASH = LineCapabilities.analog(can_transfer=True)
+ANALOG_DIAL = LineCapabilities.analog(can_dial_out=True)  # a free GSM line, voice duplex
+ANALOG_BOTH = LineCapabilities.analog(can_transfer=True, can_dial_out=True)
 GSM = LineCapabilities.gsm()
 GSM_NETWORK = LineCapabilities.gsm(can_dial_out=False)
 GSM_BARE = LineCapabilities.gsm(can_dial_out=False, can_forward_network=False)
@@ -110,6 +112,12 @@ TABLE = [
      ["ring_office", "greet", "take_voicemail", "notify_staff"], "line cannot put calls through"),
     ("open analog with hook flash", nothing, CALLER, OPEN, ANALOG_FLASH, "schedule", "open",
      ["ring_office", "greet", "forward_to", "take_voicemail"], "hook flash"),
+    ("open analog dials out on a GSM line", nothing, CALLER, OPEN, ANALOG_DIAL, "schedule",
+     "open", ["ring_office", "greet", "forward_to", "take_voicemail"], "they press 1"),
+    ("open analog, no phone, dials out", tweak(office_phone=False), CALLER, OPEN, ANALOG_DIAL,
+     "schedule", "open", ["greet", "forward_to", "take_voicemail"], "Call Anna, Ben for 35 s"),
+    ("closed analog that could dial out", nothing, CALLER, CLOSED, ANALOG_DIAL, "schedule",
+     "closed", ["greet", "take_voicemail"], "voicemail"),
     ("open gsm dials out", nothing, CALLER, OPEN, GSM, "schedule", "open",
      ["greet", "forward_to", "take_voicemail"], "Call Anna, Ben for 35 s (they press 1"),
     ("open gsm network forwarding", nothing, CALLER, OPEN, GSM_NETWORK, "schedule", "open",
@@ -211,6 +219,13 @@ def test_greetings_name_the_mode() -> None:
         HOLIDAY: "holiday",
         CLOSURE: "closure:refit",
     }
+
+
+def test_analog_dials_out_rather_than_hook_flash_when_both_can() -> None:
+    plan = decide(CALLER, at(OPEN, LON), base(), ANALOG_BOTH)
+    (fwd,) = [st for st in plan.steps if isinstance(st, ForwardTo)]
+    assert fwd.method == "dial_out" and fwd.confirm
+    assert [p.name for p in fwd.people] == ["Anna", "Ben"]
 
 
 def test_forward_numbers_are_e164_and_confirmed() -> None:
