@@ -4,14 +4,24 @@ Plays with AT+VTX (DLE doubling, paced to real time a little ahead of the modem'
 records and listens with AT+VRX (DLE events, in-band DTMF, silence, dial/busy tone and CNG
 found in software), per-modem quirks from `protocol.voice`. Runs on the session's thread;
 the line's thread only decodes bytes into a queue, so it is never blocked here.
+
+Joined to another call (`calls.bridge`), it is an `AudioPort`: the first `receive`/`send`
+(or `start_duplex`) enters V.253 voice duplex, `AT+VTR` (U.S. Robotics 56K command reference
+and Conexant CX930xx AT command reference 102752B, "+VTR - Start Voice Transmission and
+Reception"): the modem's audio and DLE events come in as with AT+VRX while our audio goes
+out as with AT+VTX, 20 ms at a time, from the two pump threads of the bridge.
+`stop_duplex` sends `DLE ^`, waits for the modem's `DLE ETX` and `OK`, and is back in
+command mode; `hang_up` does that first when duplex is still on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -39,7 +49,10 @@ from ..protocol.voice import (
     abort_play,
     choose_format,
     chunks,
+    duplex_commands,
+    end_duplex,
     end_play,
+    escape,
     quirks_for,
     record_commands,
     stop_record,
@@ -53,6 +66,10 @@ HANGUP_TONES = {"loop_break", "busy", "dial_tone"}
 SAME_KEY_WINDOW = 0.5  # a key heard in the audio and reported by the modem is one press
 TAIL_SECONDS = 0.3  # quiet kept at the end of a trimmed recording
 QUIET_DBFS = -45.0
+FRAME = RATE // 50  # 20 ms: what a bridge moves at a time
+DUPLEX_SILENCE = 120.0  # seconds of a silent line that end a joined call (no DLE l, no tone)
+DUPLEX_END_WAIT = 2.0  # seconds to wait for DLE ETX after DLE ^ (then DLE ! is tried)
+DUPLEX_KEEP = 0.5  # seconds of the caller's audio held when nobody takes it (then dropped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +125,41 @@ class _Stream:
             return None
 
 
+class _Duplex:
+    """One AT+VTR data state: the stream, what was sent and heard, the line monitor."""
+
+    def __init__(self, stream: _Stream, fmt: VoiceFormat, started: float) -> None:
+        self.stream = stream
+        self.fmt = fmt
+        self.started = started
+        self.sent = 0.0  # seconds of our audio written, on the modem's (stream) clock
+        self.closing = False
+        self.heard: deque[Pcm] = deque()
+        self.held = 0  # samples in `heard`
+        self.carry = b""  # half a 16-bit sample
+        self.samples = 0  # samples heard in all
+        self.monitor = LineMonitor(
+            hangup=HangupDetector(start=0.0, silence_seconds=DUPLEX_SILENCE, modem_silence=False),
+            silence_seconds=DUPLEX_SILENCE,
+        )
+
+    def frame(self) -> Pcm:
+        """The next 20 ms heard (call only with `held >= FRAME`)."""
+        parts: list[Pcm] = []
+        need = FRAME
+        while need:
+            head = self.heard[0]
+            if head.size <= need:
+                parts.append(self.heard.popleft())
+                need -= head.size
+            else:
+                parts.append(head[:need])
+                self.heard[0] = head[need:]
+                need = 0
+        self.held -= FRAME
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
 class AnalogVoiceChannel:
     """A `VoiceChannel` over a `Line` whose modem is in voice mode (answered with +FCLASS=8)."""
 
@@ -139,7 +191,12 @@ class AnalogVoiceChannel:
         self._hang_up_after = False
         self._hung_up = False
         self._last_key: tuple[str, float, str] | None = None  # digit, clock, source:state
-        self._states = 0  # data states entered (AT+VTX / AT+VRX)
+        self._states = 0  # data states entered (AT+VTX / AT+VRX / AT+VTR)
+        self._duplex: _Duplex | None = None
+        self._duplex_lock = threading.Lock()  # entering and leaving AT+VTR
+        self._duplex_refused = False
+        self._write_lock = threading.Lock()  # our audio and DLE ^ never interleave
+        self._digits: deque[str] = deque()  # keys pressed during duplex
         self._unsubscribe: Callable[[], None] | None = None
         if bus is not None:
             self._unsubscribe = bus.subscribe(CallerHungUp, self._on_caller_hung_up)
@@ -157,6 +214,7 @@ class AnalogVoiceChannel:
         return self._gone.is_set()
 
     def play(self, audio: Pcm, *, stop_digits: str = ALL_KEYS) -> PlayResult:
+        self.stop_duplex()
         if not self._begin():
             return PlayResult(reason="hangup")
         try:
@@ -171,6 +229,7 @@ class AnalogVoiceChannel:
         self, max_seconds: float, *, stop_digits: str = "#", silence_seconds: float = 6.0
     ) -> RecordResult:
         empty = np.zeros(0, dtype=np.int16)
+        self.stop_duplex()
         if not self._begin():
             return RecordResult(reason="hangup", audio=empty)
         try:
@@ -194,6 +253,7 @@ class AnalogVoiceChannel:
         )
 
     def collect_digits(self, count: int, timeout: float, *, end_digit: str = "#") -> DigitsResult:
+        self.stop_duplex()
         if not self._begin():
             return DigitsResult(reason="hangup")
         try:
@@ -223,11 +283,17 @@ class AnalogVoiceChannel:
             if self._hung_up:
                 return
             self._stop.set()
+            duplex = self._duplex is not None
             if self._busy:
                 self._hang_up_after = True  # the running step hangs up once out of data mode
-                return
-            self._hung_up = True
-        self._do_hang_up()
+                if not duplex:
+                    return
+            else:
+                self._hung_up = True
+        if duplex:
+            self.stop_duplex()  # back to command mode; its end hangs up
+        else:
+            self._do_hang_up()
 
     def close(self) -> None:
         """Stop listening to the bus; hang up if still on the line. Safe twice."""
@@ -242,6 +308,151 @@ class AnalogVoiceChannel:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+
+    # -- AudioPort (calls.bridge): voice duplex ------------------------------------------------
+
+    def start_duplex(self) -> bool:
+        """Enter voice duplex (`AT+VTR`) unless already in it; False when the modem refused
+        (then it is not asked again for this call) or the call is over."""
+        with self._duplex_lock:
+            if self._duplex is not None:
+                return not self._duplex.closing
+            if self._duplex_refused or not self._begin():
+                return False
+            try:
+                fmt = self._setup()
+                for text in duplex_commands(self.quirks)[:-1]:
+                    if not isinstance(self._command(text), Response):
+                        log.info("%s: %s refused", self.line.name, text)
+                stream = _Stream(DleDecoder(bytes_per_second=fmt.bytes_per_second), self.clock)
+                entered = self._enter("AT+VTR", stream)
+            except Exception as exc:
+                log.warning("%s: voice duplex failed: %s", self.line.name, exc)
+                entered = False
+            if not entered:
+                self._duplex_refused = True
+                self._end()
+                return False
+            self._duplex = _Duplex(stream, fmt, self.clock())
+            log.info("%s: voice duplex (AT+VTR), %s", self.line.name, fmt.name)
+        if self._stop.is_set():  # hung up while the modem was answering
+            self.stop_duplex()
+            return False
+        return True
+
+    def stop_duplex(self) -> None:
+        """Leave voice duplex: `DLE ^`, the modem's `DLE ETX` and `OK`, command mode again.
+        Nothing when not in it; safe from any thread."""
+        with self._duplex_lock:
+            d = self._duplex
+            if d is None:
+                return
+            with self._write_lock:
+                d.closing = True
+                try:
+                    if not d.stream.ended.is_set():
+                        self.line.write_data(end_duplex(self.quirks))
+                except Exception as exc:
+                    log.info("%s: ending voice duplex: %s", self.line.name, exc)
+            if not d.stream.ended.wait(DUPLEX_END_WAIT):
+                # Neither manual says what a modem does with DLE ^ it does not know; DLE ! is
+                # V.253's receive abort, the nearest code every voice modem takes.
+                log.info("%s: no DLE ETX after DLE ^; sending DLE !", self.line.name)
+                with contextlib.suppress(Exception):
+                    self.line.write_data(stop_record(self.quirks))
+                d.stream.ended.wait(DUPLEX_END_WAIT)
+            self._leave(d.stream, "AT+VTR")
+            self._duplex = None
+            log.info("%s: voice duplex ended after %.1f s", self.line.name, d.samples / RATE)
+        self._end()
+
+    def receive(self, timeout: float = 1.0) -> Pcm | None:
+        """The caller's next 20 ms (16-bit 8 kHz), or None: nothing within `timeout`, the
+        caller gone, or duplex refused. Enters duplex on first use. One reader at a time."""
+        if not self.start_duplex():
+            return None
+        d = self._duplex
+        if d is None:
+            return None
+        deadline = self.clock() + timeout
+        while d.held < FRAME:
+            if d.closing or self._gone.is_set() or self._stop.is_set():
+                return None
+            ev = d.stream.get(min(0.5, deadline - self.clock()))
+            if ev is not None:
+                self._duplex_event(d, ev)
+            elif self.clock() >= deadline:
+                return None
+        return d.frame()
+
+    def send(self, frame: Pcm, timeout: float = 1.0) -> bool:
+        """20 ms for the caller (16-bit 8 kHz; shorter frames are padded): encoded in the
+        +VSM format, DLE doubled, paced to stay at most `Pacing.lead` ahead of the modem
+        (a frame that would have to wait longer than `timeout` is dropped: False)."""
+        if not self.start_duplex():
+            return False
+        d = self._duplex
+        if d is None or d.closing or self._gone.is_set():
+            return False
+        pcm = np.asarray(frame, dtype=np.int16)[:FRAME]
+        if pcm.size < FRAME:
+            pcm = np.pad(pcm, (0, FRAME - pcm.size))
+        data = escape(self._encode(pcm, d.fmt))
+        speed, lead = self.pacing.speed, self.pacing.lead
+        played = (self.clock() - d.started) * speed
+        if d.sent < played:
+            d.sent = played  # the modem ran dry (it played silence): go on from now
+        wait = (d.sent - played - lead) / speed
+        if wait > timeout:
+            return False
+        if wait > 0 and self._stop.wait(wait):
+            return False
+        with self._write_lock:
+            if d.closing:
+                return False
+            try:
+                self.line.write_data(data)
+            except Exception as exc:
+                log.info("%s: duplex audio not sent: %s", self.line.name, exc)
+                return False
+        d.sent += FRAME / RATE
+        return True
+
+    def take_digit(self) -> str | None:
+        """A key the caller pressed during duplex, oldest first."""
+        return self._digits.popleft() if self._digits else None
+
+    def _duplex_event(self, d: _Duplex, ev: VoiceEvent) -> None:
+        t = d.samples / RATE
+        if isinstance(ev, Audio):
+            raw = d.carry + ev.data
+            width = d.fmt.bytes_per_sample
+            cut = len(raw) - len(raw) % width
+            d.carry = raw[cut:]
+            pcm = codecs.decode(raw[:cut], d.fmt.codec)
+            if d.fmt.rate != RATE:
+                pcm = codecs.resample(pcm, d.fmt.rate, RATE)
+            d.samples += pcm.size
+            d.heard.append(pcm)
+            d.held += pcm.size
+            while d.held - d.heard[0].size >= DUPLEX_KEEP * RATE:
+                d.held -= d.heard.popleft().size  # nobody takes it: keep the latency low
+            for found in d.monitor.feed(pcm):
+                if isinstance(found, DtmfDigit) and self._key(found.digit, found.start, "audio"):
+                    self._digits.append(found.digit)
+            gone = d.monitor.caller_gone
+            if gone is not None:
+                self._caller_left(_hangup_reason(gone.reason, gone.since)[2])
+        elif isinstance(ev, Dtmf):
+            if self._key(ev.digit, t, "modem"):
+                self._digits.append(ev.digit)
+        elif isinstance(ev, Tone):
+            if ev.kind in HANGUP_TONES:
+                self._caller_left(f"modem: DLE {ev.code}")
+        elif isinstance(ev, End):
+            # The modem left duplex by itself (its inactivity timer, +VIT): the call can
+            # carry no more audio, so the bridge ends as if the caller had gone.
+            self._caller_left("the modem ended voice duplex")
 
     # -- steps --------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Analog voice modem audio (ITU-T V.253 / IS-101): format choice, DLE stream, hang-up decision.
 
 `choose_format` reads the `AT+VSM=?` answer; `DleDecoder` turns what the modem sends in the
-voice receive/transmit states into `Audio`, `Dtmf`, `Tone`, `End` events; `escape`/`chunks`
+voice receive/transmit/duplex states into `Audio`, `Dtmf`, `Tone`, `End` events; `escape`/`chunks`
 build what we send; `HangupDetector` decides when the caller is gone. Pure: no I/O, no
 clock (time is passed in), no numpy; nothing the modem sends raises here.
 """
@@ -39,6 +39,8 @@ __all__ = [
     "abort_play",
     "choose_format",
     "chunks",
+    "duplex_commands",
+    "end_duplex",
     "end_play",
     "escape",
     "parse_dtmf_urc",
@@ -302,6 +304,20 @@ def record_commands(quirks: VoiceQuirks) -> tuple[str, ...]:
     return ("AT+VRX",)
 
 
+def duplex_commands(quirks: VoiceQuirks) -> tuple[str, ...]:
+    """Commands that start voice duplex (`AT+VTR`: audio both ways at once).
+
+    The USR 56K command reference and the Conexant CX930xx AT command reference (102752B,
+    5-6) describe `+VTR` the same way and name no line selection for it; the USR5637's wish
+    for `AT+VLS=5` is known only before `AT+VRX`. Duplex receives as well, so the same line
+    selection is sent first on that modem (it selects the line as `AT+VLS=1` did, adding
+    the speaker): harmless when not needed, and the known cause of an `ERROR` otherwise.
+    """
+    if quirks.line_select_before_record:
+        return (quirks.line_select_before_record, "AT+VTR")
+    return ("AT+VTR",)
+
+
 # --- what we send ---------------------------------------------------------------------------
 
 
@@ -332,6 +348,15 @@ def abort_play(quirks: VoiceQuirks = QUIRKS["generic"]) -> bytes:
 def stop_record(quirks: VoiceQuirks = QUIRKS["generic"]) -> bytes:
     """Ends `AT+VRX`: `DLE !`; the modem answers `DLE ETX` then `OK`."""
     return _shielded(quirks.stop_record_code, quirks)
+
+
+def end_duplex(quirks: VoiceQuirks = QUIRKS["generic"]) -> bytes:
+    """Ends `AT+VTR`: `DLE ^` (`DLE DLE DLE ^` on Conexant sticks, which act only on
+    tripled codes). USR 56K command reference and Conexant CX930xx reference, `+VTR`: "the
+    DTE sending a <DLE><^> shielded code"; the modem ends its data with `DLE ETX`, then `OK`
+    once its transmit buffer has played. Never `DLE ETX` from our side: in duplex no manual
+    says it ends anything, and a modem may take it as the end of transmit only."""
+    return _shielded(b"^", quirks)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -462,7 +487,8 @@ VoiceOrNeed = VoiceEvent | _NeedData
 
 
 class DleDecoder:
-    """Decodes the modem's side of `AT+VRX` (audio and events) or `AT+VTX` (events only).
+    """Decodes the modem's side of `AT+VRX` and `AT+VTR` (audio and events) or `AT+VTX`
+    (events only).
 
     Feed bytes with `receive_data(data, now)`, take events with `next_event()` until
     `NEED_DATA` (or `feed`, which does both). After `End`, later bytes are kept in

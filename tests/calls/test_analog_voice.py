@@ -238,3 +238,123 @@ def test_trim_cuts_at_the_caller_leaving_and_drops_quiet() -> None:
     audio = np.concatenate([voice, tones.silence(3.0), tones.dial_tone(5.0)])
     assert trim(audio, 1.0 + 3.0).size == pytest.approx(1.3 * 8000, abs=200)
     assert trim(tones.silence(2.0), None).size == 0
+
+
+# -- voice duplex (AT+VTR): what a bridge to another call uses -------------------------------
+
+
+def tone_power(pcm: np.ndarray, freq: float) -> float:
+    """Share of the signal's power at `freq` (Goertzel over the whole piece): 0..1."""
+    x = pcm.astype(np.float64)
+    if x.size < 400:
+        return 0.0
+    n = np.arange(x.size)
+    re = float(np.dot(x, np.cos(2 * np.pi * freq * n / 8000)))
+    im = float(np.dot(x, np.sin(2 * np.pi * freq * n / 8000)))
+    return 2 * (re * re + im * im) / (x.size * max(float(np.dot(x, x)), 1e-9))
+
+
+@pytest.mark.parametrize("personality", ["usr5637", "cx93010"])
+def test_duplex_carries_audio_both_ways_with_keys_and_ends_cleanly(
+    personality: str,
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    bus: EventBus,
+) -> None:
+    import threading
+
+    modem = make_modem(personality)
+    caller_voice = tones.tone((600.0,), 1.0, level_dbfs=-12.0)
+    modem.voice.caller = (
+        VoiceCaller()
+        .say(caller_voice, at=0.2, after="duplex")
+        .press("5", at=1.5, after="duplex", hold=0.2)
+    )
+    line = make_line(modem.path)
+    channel = answered(modem, line, recorder, bus)
+    assert channel.start_duplex()
+    ours = tones.tone((1000.0,), 1.0, level_dbfs=-12.0)
+    # Full of 0x10 once encoded as well: doubled on the way out, undoubled by the modem.
+    ours[::7] = codecs.decode(b"\x10", "ulaw")[0]
+
+    def speak() -> None:
+        for i in range(0, ours.size, 160):
+            assert channel.send(ours[i : i + 160], timeout=2.0)
+
+    sender = threading.Thread(target=speak)
+    sender.start()
+    heard: list[np.ndarray] = []
+    while sum(f.size for f in heard) < 2.5 * 8000:
+        frame = channel.receive(5.0)
+        assert frame is not None and frame.size == 160
+        heard.append(frame)
+    sender.join(10)
+    channel.stop_duplex()
+    sent = modem.commands
+    assert "AT+VTR" in sent
+    if personality == "usr5637":
+        assert sent.index("AT+VLS=5") < sent.index("AT+VTR")
+    played = modem.voice.played[-1]
+    assert played.ended == "duplex_end" and played.overruns == 0
+    got = codecs.decode(bytes(played.data), played.codec)  # type: ignore[arg-type]
+    assert got.size == ours.size
+    assert np.corrcoef(got.astype(float), ours.astype(float))[0, 1] > 0.98
+    pcm = np.concatenate(heard)
+    assert similarity(pcm, caller_voice, int(0.2 * 8000)) > 0.98
+    assert tone_power(pcm[int(0.3 * 8000) : int(1.1 * 8000)], 600.0) > 0.5
+    assert channel.take_digit() == "5" and channel.take_digit() is None
+    assert modem.voice.recorded[-1].ended == "stopped"
+    # Back in command mode: the ordinary states work again.
+    assert channel.play(tones.beep(), stop_digits="").reason == "done"
+    assert not channel.caller_gone
+    channel.close()
+    assert modem.call_state == "idle"
+
+
+def test_duplex_caller_hanging_up_is_seen_and_hang_up_leaves_duplex_first(
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    bus: EventBus,
+) -> None:
+    modem = make_modem("cx93010")
+    modem.voice.caller = (
+        VoiceCaller().say(speech(1.0), at=0.1, after="duplex").hang_up(at=1.2, after="duplex")
+    )
+    line = make_line(modem.path)
+    channel = answered(modem, line, recorder, bus)
+    frames = 0
+    while channel.receive(5.0) is not None:
+        frames += 1
+    assert channel.caller_gone
+    assert 1.0 <= frames * 0.02 <= 1.4, frames
+    assert not channel.send(tones.silence(0.02))
+    channel.hang_up()
+    recorder.wait(ev.CallEnded, timeout=5)
+    assert modem.voice.played[-1].ended == "duplex_end"  # DLE DLE DLE ^ before ATH
+    assert modem.commands.index("ATH") > modem.commands.index("AT+VTR")
+    assert modem.call_state == "idle"
+    channel.close()
+
+
+def test_duplex_hang_up_from_another_thread_while_joined(
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    bus: EventBus,
+) -> None:
+    import threading
+
+    modem = make_modem("usr5637")
+    line = make_line(modem.path)
+    channel = answered(modem, line, recorder, bus)
+    assert channel.start_duplex()
+    threading.Timer(0.3, channel.hang_up).start()
+    while channel.receive(5.0) is not None:
+        pass
+    recorder.wait(ev.CallEnded, timeout=5)
+    assert modem.voice.played[-1].ended == "duplex_end"
+    assert modem.commands.count("ATH") == 1
+    assert not channel.start_duplex()
+    assert channel.play(tones.beep()).reason == "hangup"

@@ -22,6 +22,8 @@ from firmware_app.protocol.voice import (
     abort_play,
     choose_format,
     chunks,
+    duplex_commands,
+    end_duplex,
     end_play,
     escape,
     parse_dtmf_urc,
@@ -113,6 +115,13 @@ def test_quirks() -> None:
     assert abort_play(QUIRKS["conexant"]) == b"\x10\x10\x10\x18\x10\x10\x10\x03"
     assert stop_record() == b"\x10!"
     assert stop_record(QUIRKS["conexant"]) == b"\x10\x10\x10!"
+    # AT+VTR is left with DLE ^ (USR 56K and Conexant CX930xx command references, +VTR).
+    assert end_duplex() == b"\x10^"
+    assert end_duplex(QUIRKS["usr"]) == b"\x10^"
+    assert end_duplex(QUIRKS["conexant"]) == b"\x10\x10\x10^"
+    assert duplex_commands(QUIRKS["usr"]) == ("AT+VLS=5", "AT+VTR")
+    assert duplex_commands(QUIRKS["conexant"]) == ("AT+VTR",)
+    assert duplex_commands(QUIRKS["generic"]) == ("AT+VTR",)
 
 
 # --- encoder --------------------------------------------------------------------------------
@@ -286,6 +295,20 @@ TABLE: list[tuple[str, bytes, list[object], bytes]] = [
         b"",
     ),
     ("after end", D + b"\x03" + D + b"5abc", [("END", False)], b"\x105abc"),
+    # AT+VTR: the modem's side is audio and events as in AT+VRX; after our DLE ^ it sends
+    # what audio it still has, DLE ETX (tripled on Conexant), then OK.
+    (
+        "duplex: audio, key, underrun, end after DLE ^",
+        b"\x7f\x10\x10\x80" + D + b"5" + b"\x81" + D + b"u" + b"\x82" + D + b"\x03\r\nOK\r\n",
+        [b"\x7f\x10\x80", ("DTMF", "5"), b"\x81", ("TONE", "underrun"), b"\x82", ("END", False)],
+        b"\r\nOK\r\n",
+    ),
+    (
+        "duplex: caller hangs up, Conexant triple end",
+        b"\x80\x80" + D + b"l" + b"\x80" + D + D + D + b"\x03\r\nOK\r\n",
+        [b"\x80\x80", ("TONE", "loop_break"), b"\x80", ("END", True)],
+        b"\r\nOK\r\n",
+    ),
 ]
 
 

@@ -465,6 +465,7 @@ class Engine:
                 "+VLS": self._vls,
                 "+VTX": self._vtx,
                 "+VRX": self._vrx,
+                "+VTR": self.voice.vtr_command,  # V.253 voice duplex: simulator/voice.py
                 "+VSD": self._accept,
                 "+VGT": self._accept,
                 "+VGR": self._accept,

@@ -76,7 +76,9 @@ class Personality:
 
 # ITU-T V.253 voice data and gain commands both analog modems take (10.1.3 +VRX, 10.1.4 +VTX,
 # +VSD silence detection, +VGT/+VGR gains, +VIT inactivity timer); see simulator/voice.py.
-_VOICE_COMMANDS = frozenset({"+VTX", "+VRX", "+VSD", "+VGT", "+VGR", "+VIT"})
+# +VTR (voice duplex) is in the U.S. Robotics 56K command reference and the Conexant CX930xx
+# AT command reference (102752B), so both analog personalities take it.
+_VOICE_COMMANDS = frozenset({"+VTX", "+VRX", "+VTR", "+VSD", "+VGT", "+VGR", "+VIT"})
 
 # --- U.S. Robotics USR5637 ------------------------------------------------------------------
 # Sources: REFERENCE.md section 1 table row "U.S. Robotics USR5637" (ATI0 5601, Class 1 only

@@ -1,9 +1,12 @@
-"""Voice data mode of the simulated analog modems (ITU-T V.253): AT+VTX, AT+VRX, DLE events.
+"""Voice data mode of the simulated analog modems (ITU-T V.253): AT+VTX, AT+VRX, AT+VTR,
+DLE events.
 
 `AT+VTX` -> CONNECT, then the host's DLE-shielded audio is collected (per play, unescaped)
 until `DLE ETX`; `AT+VRX` -> CONNECT, then a scripted caller's audio streams in the chosen
-+VSM codec with DLE doubling and DLE event codes, until the host's `DLE !`. No file
-descriptors or threads here: bytes go out through the engine's host, time via `call_later`.
++VSM codec with DLE doubling and DLE event codes, until the host's `DLE !`; `AT+VTR` ->
+CONNECT, then both at once (the caller's audio and events to the host, the host's audio
+collected) until the host's `DLE ^`. No file descriptors or threads here: bytes go out
+through the engine's host, time via `call_later`.
 """
 
 # Sources for what the modem side does:
@@ -15,6 +18,14 @@ descriptors or threads here: bytes go out through the engine's host, time via `c
 #   (callattendant #94); USR5637 firmware 1.2.23+ wants AT+VLS=5 before AT+VRX.
 # - Silicon Labs AN93 table 112 (Si2493/Conexant-class voice): DTMF framed as DLE / digit
 #   DLE ~; a held key repeats about every 70 ms (REFERENCE.md 1).
+# - AT+VTR (voice duplex): U.S. Robotics 56K command reference, Voice Commands, "+VTR - Start
+#   Voice Transmission and Reception"; Conexant "AT Commands for CX930xx Modem Reference
+#   Manual" (102752B) 5-6, the same text: CONNECT, then DLE-shielded voice data both ways in
+#   the +VSM format; the DTE leaves with the shielded code <DLE><^> (or the modem's
+#   inactivity timer ends it); the modem then ends its data with <DLE><ETX> and sends OK once
+#   its transmit buffer has played. Neither manual says what DLE ETX, CAN or ! do in the
+#   duplex state: here only DLE ^ ends it (CAN still clears the transmit buffer), and no
+#   AT+VLS=5 is needed first (the USR's VLS quirk is documented for AT+VRX only).
 # - Buffer sizes are not published for either modem; 4 KiB is illustrative.
 
 from __future__ import annotations
@@ -68,8 +79,9 @@ class _Item:
 class VoiceCaller:
     """A scripted caller for the next answered voice call.
 
-    Times are seconds after an anchor: `after="answer"`, `"play"` / `"record"` (the first
-    AT+VTX / AT+VRX of the call) or `"play:2"`, `"record:2"` (the second one). Audio the
+    Times are seconds after an anchor: `after="answer"`, `"play"` / `"record"` /
+    `"duplex"` (the first AT+VTX / AT+VRX / AT+VTR of the call) or `"play:2"`, `"record:2"`
+    (the second one). Audio the
     caller speaks while nobody records is lost, as on a real line.
     """
 
@@ -124,7 +136,7 @@ class Played:
 
     codec: str
     data: bytearray = dataclasses.field(default_factory=bytearray)
-    ended: str = ""  # "etx", "triple_etx", "abort", "hangup"
+    ended: str = ""  # "etx", "triple_etx", "abort", "duplex_end", "hangup"
     overruns: int = 0
     seconds_real: float = 0.0
 
@@ -149,12 +161,12 @@ class VoiceSim:
         self.speed = 1.0
         self.played: list[Played] = []
         self.recorded: list[Recorded] = []
-        self.mode: Literal["", "vtx", "vrx"] = ""
+        self.mode: Literal["", "vtx", "vrx", "vtr"] = ""
         self.port = 0
         self._gen = 0
         self._answered_at: float | None = None
         self._anchors: dict[str, float] = {}
-        self._counts = {"play": 0, "record": 0}
+        self._counts = {"play": 0, "record": 0, "duplex": 0}
         self._sent_events: set[tuple[int, int]] = set()  # (item index, event index) sent
         self._held_dle = False
         self._dle = False
@@ -170,7 +182,7 @@ class VoiceSim:
         self._gen += 1
         self._answered_at = self.clock()
         self._anchors = {"answer": 0.0}
-        self._counts = {"play": 0, "record": 0}
+        self._counts = {"play": 0, "record": 0, "duplex": 0}
         self._sent_events = set()
         self._pos = 0
         self.mode = ""
@@ -260,6 +272,34 @@ class VoiceSim:
         self._schedule_tick()
         return True
 
+    def start_duplex(self, port: int) -> bool:
+        """AT+VTR: the caller's audio and events go to the host as in AT+VRX while the host's
+        audio is taken as in AT+VTX (one `Played` and one `Recorded` per duplex state)."""
+        codec = self.codec()
+        if codec is None or not self.in_call:
+            return False
+        self.mode = "vtr"
+        self.port = port
+        self._anchor("duplex")
+        self._mode_started = self.now()
+        self.played.append(Played(codec=codec))
+        self.recorded.append(Recorded(codec=codec))
+        self._dle = False
+        self._held_dle = False
+        self._level = 0.0
+        self._level_at = self.clock()
+        self._play_started = self.clock()
+        self._pos = int(self.now() * RATE)
+        self._schedule_tick()
+        return True
+
+    def vtr_command(self, port: int, cmd: object) -> tuple[list[str], str]:
+        """The engine's `+VTR` handler: CONNECT in voice mode during a call, else ERROR."""
+        form = getattr(cmd, "form", "")
+        if form != "exec" or self.engine.fclass != "8" or not self.start_duplex(port):
+            return [], "ERROR"
+        return [], "CONNECT"
+
     # -- bytes from the host ----------------------------------------------------------------
 
     def receive(self, data: bytes) -> bytes:
@@ -284,7 +324,7 @@ class VoiceSim:
                     self._sample(DLE)
                 continue
             shielded = self._held_dle
-            if triple and not shielded and b in (ETX, CAN, ord("!")):
+            if triple and not shielded and b in (ETX, CAN, ord("!"), ord("^")):
                 # The Conexant acts only on DLE DLE DLE <code> (callattendant #94).
                 self._flush_held()
                 continue
@@ -294,8 +334,12 @@ class VoiceSim:
             elif b == CAN and self.mode == "vtx":
                 self._level = 0.0
                 self.played[-1].ended = "abort"
+            elif b == CAN and self.mode == "vtr":
+                self._level = 0.0  # clears the transmit buffer; the duplex state goes on
             elif b == ord("!") and self.mode == "vrx":
                 self._end_record("stopped")
+            elif b == ord("^") and self.mode == "vtr":
+                self._end_duplex()
             elif shielded:
                 self._sample(DLE)
         return b""
@@ -306,7 +350,7 @@ class VoiceSim:
             self._sample(DLE)
 
     def _sample(self, b: int) -> None:
-        if self.mode != "vtx":
+        if self.mode not in ("vtx", "vtr"):
             return
         play = self.played[-1]
         now = self.clock()
@@ -343,6 +387,28 @@ class VoiceSim:
         end = b"\x10\x10\x10\x03" if self.engine.quirks.get("triple_dle") else b"\x10\x03"
         self.engine.host.write(self.port, end + b"\r\nOK\r\n")
 
+    def _end_duplex(self) -> None:
+        """The host's DLE ^: the caller's audio up to now, then (once the transmit buffer has
+        played, per the +VTR text of the USR and Conexant references) DLE ETX and OK."""
+        play, rec = self.played[-1], self.recorded[-1]
+        play.ended = play.ended or "duplex_end"
+        play.seconds_real = self.clock() - self._play_started
+        rec.ended = "stopped"
+        self._deliver()
+        self.mode = ""
+        now = self.clock()
+        drained = (now - self._level_at) * RATE * _width(play.codec) * self.speed
+        left = max(0.0, self._level - drained)
+        wait = left / (RATE * _width(play.codec))
+        end = b"\x10\x10\x10\x03" if self.engine.quirks.get("triple_dle") else b"\x10\x03"
+        gen, port = self._gen, self.port
+
+        def finish() -> None:
+            if gen == self._gen:
+                self.engine.host.write(port, end + b"\r\nOK\r\n")
+
+        self.engine.host.call_later(wait / self.speed, finish)
+
     # -- the caller's side ------------------------------------------------------------------
 
     def _schedule_tick(self) -> None:
@@ -353,7 +419,7 @@ class VoiceSim:
     def _tick(self, gen: int, mode_count: int) -> None:
         if gen != self._gen or self.mode == "" or mode_count != sum(self._counts.values()):
             return
-        if self.mode == "vrx":
+        if self.mode in ("vrx", "vtr"):
             self._deliver()
         else:
             codes = self._due_codes(self.now())
