@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import math
 import queue
 import re
 import threading
@@ -61,6 +62,11 @@ TEXT_LIMIT = 1600  # characters a page or the API accepts before counting parts
 # busy, congestion, temporary failures. Everything else is a permanent refusal.
 TRANSIENT_CMS = frozenset({17, 22, 27, 38, 41, 42, 47, 98, 111, 300, 314, 331, 332, 500})
 MEMORY_FULL = 322
+INVALID_INDEX = 321  # TS 27.005 3.2.5: no such slot; nothing to read there
+# SIM busy: +CMS ERROR: 314 (TS 27.005 3.2.5), +CME ERROR: 14 (TS 27.007 9.2.1) and the
+# vendor code 515 (SIMCom, Sierra: initialisation or command processing in progress).
+SIM_BUSY_CMS = frozenset({314})
+SIM_BUSY_CME = frozenset({14, 515})
 MESSAGE_URC_NAMES = ("+CMTI", "+CMT", "+CDSI", "+CDS", "+CUSD")
 
 
@@ -91,6 +97,36 @@ class SmsOptions:
     sim_full_margin: int = 2  # warn when this few message slots are left
     keep_fingerprints_days: int = 400
     tick: float = 30.0  # longest sleep: the worker beats at least this often
+    # A slot announced by +CMTI/+CDSI that could not be read (SIM busy, an error, no answer)
+    # is read again after each of these delays; after the last, the sweep takes it.
+    read_retry: tuple[float, ...] = (2.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0)
+    # AT+CMGL=4 on each GSM line this often, for messages whose +CMTI was lost (0: never;
+    # lines are still swept when they come up and whenever a read or delete failed).
+    sweep_interval: float = 900.0
+    # ... and this often while parts of a long message wait for the others.
+    pending_sweep_interval: float = 300.0
+
+
+@dataclasses.dataclass(slots=True)
+class _Owed:
+    """A slot whose read failed: tried again at `due` (epoch seconds); `attempt` counts the
+    failures so far."""
+
+    attempt: int
+    due: float
+
+
+@dataclasses.dataclass(slots=True)
+class _LineIntake:
+    """What the worker still owes one line's SIM: slots to read again, and when to sweep."""
+
+    slots: dict[tuple[str, int], _Owed] = dataclasses.field(default_factory=dict)
+    sweep_due: float | None = None  # a sweep owed (a failed sweep, delete, or busy cleared)
+    sweep_failures: int = 0  # sweeps in a row that could not list the memory
+    last_sweep: float = 0.0  # the last sweep that listed the memory (epoch seconds)
+    busy: bool = False  # the SIM answered "busy" since the last command that went through
+    delete_failed: bool = False  # during the current sweep
+    delete_failures: int = 0  # sweeps in a row in which a delete failed
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -154,6 +190,29 @@ def _cms_words(result: ErrorResult) -> str:
         words = result.message or "unknown error"
         return f"{words} (+CMS ERROR: {result.code})"
     return result.message or result.result
+
+
+def sim_busy(result: object) -> bool:
+    """+CMS ERROR: 314, +CME ERROR: 14 or 515: the SIM (or the modem's SMS layer) is busy."""
+    if not isinstance(result, ErrorResult) or result.code is None:
+        return False
+    if result.kind == "cms":
+        return result.code in SIM_BUSY_CMS
+    return result.kind == "cme" and result.code in SIM_BUSY_CME
+
+
+def _failure_words(result: object) -> str:
+    """Why a command did not go through, for the log: "SIM busy", "no answer", the error."""
+    if sim_busy(result):
+        return "SIM busy"
+    if isinstance(result, ErrorResult):
+        return _cms_words(result)
+    return "no answer"
+
+
+def _secs(seconds: float) -> str:
+    """2.0 -> "2", 0.5 -> "0.5": delays in log lines as a person writes them."""
+    return f"{seconds:.3g}"
 
 
 def transient(result: ErrorResult | Timeout) -> bool:
@@ -235,6 +294,7 @@ class SmsService:
         self._due: dict[str, float] = {}  # queued outgoing record id -> when to try (epoch)
         self._csms: dict[str, int] = {}  # line -> +CSMS service (1: +CMT/+CDS need +CNMA)
         self._memory: dict[str, str] = {}  # line -> current <mem1>
+        self._intake: dict[str, _LineIntake] = {}  # line -> slots and sweeps owed
         self._ussd_wait: tuple[str, str, float] | None = None  # line, code, deadline
         self._recovered = False
         self.worker = _SmsWorker(self)
@@ -410,6 +470,7 @@ class SmsService:
             try:
                 if task is not None:
                     self._task(*task)
+                self._intake_due()
                 self._expire()
                 self._send_due()
                 self._ussd_expired()
@@ -427,13 +488,17 @@ class SmsService:
                 wake = min(wake, min(self._due.values()))
         if self._ussd_wait is not None:
             wake = min(wake, self._ussd_wait[2])
+        for name in list(self._intake):
+            due = self._intake_next(name)
+            if due is not None:
+                wake = min(wake, due)
         return max(0.01, min(self.options.tick, wake - now))
 
     def _task(self, kind: str, value: Any) -> None:
         if kind == "sweep":
             self._csms.pop(value, None)
             self._memory.pop(value, None)
-            self.sweep(value)
+            self.sweep(value, "at start-up")
         elif kind == "urc":
             self._urc(value)
         elif kind == "ussd":
@@ -520,20 +585,59 @@ class SmsService:
                 return Timeout(command=command, lines=())
 
     def _use_memory(self, line: Line, memory: str) -> bool:
+        return self._select_memory(line, memory) is None
+
+    def _select_memory(self, line: Line, memory: str) -> ErrorResult | Timeout | None:
+        """`AT+CPMS="<memory>"` unless selected already; None when it is, else the failure."""
         if self._memory.get(line.name) == memory:
-            return True
+            return None
         r = self._chat(line, Command(f'AT+CPMS="{memory}"', timeout=self.options.command_timeout))
         if isinstance(r, Response):
             self._memory[line.name] = memory
-            return True
-        log.warning("%s: cannot select message memory %s", line.name, memory)
-        return False
+            return None
+        log.warning("%s: cannot select message memory %s: %s", line.name, memory, _failure_words(r))
+        return r
 
-    def sweep(self, line_name: str) -> int:
-        """Take every message on the SIM (`AT+CMGL=4`); returns how many were stored."""
+    def sweep(self, line_name: str, why: str = "by a sweep") -> int:
+        """Take every message on the SIM (`AT+CMGL=4`); returns how many were stored. A
+        sweep that cannot list the memory (SIM busy, no answer) is tried again later."""
         line = self._line(line_name)
         if line is None or line.status().kind != "gsm":
+            self._intake.pop(line_name, None)
             return 0
+        state = self._intake.setdefault(line.name, _LineIntake())
+        now = self._clock().timestamp()
+        state.sweep_due = None
+        state.delete_failed = False
+        listed, taken, memory = self._sweep(line)
+        if not listed:
+            delay = self._backoff(state.sweep_failures)
+            state.sweep_failures += 1
+            state.sweep_due = now + delay
+            log.info(
+                "%s: the messages on the SIM could not be listed; trying again in %s s",
+                line.name,
+                _secs(delay),
+            )
+            return taken
+        state.sweep_failures = 0
+        state.last_sweep = self._clock().timestamp()
+        state.busy = False
+        # Everything in the swept memory was listed and taken: no slot there is owed.
+        for key in [k for k in state.slots if k[0] in ("", memory)]:
+            del state.slots[key]
+        if state.delete_failed:  # stored, still on the SIM: swept again to delete it
+            state.sweep_due = state.last_sweep + self._backoff(state.delete_failures)
+            state.delete_failures += 1
+        else:
+            state.delete_failures = 0
+        self._check_memory(line)
+        if taken or why == "at start-up":
+            log.info("%s: %s message(s) taken from the SIM %s", line.name, taken, why)
+        return taken
+
+    def _sweep(self, line: Line) -> tuple[bool, int, str]:
+        """(listed, messages stored, memory swept)."""
         t = self.options.command_timeout
         self._chat(line, Command("AT+CMGF=0", timeout=t))
         cpms = self._chat(line, Command("AT+CPMS?", timeout=t))
@@ -542,42 +646,142 @@ class SmsService:
         if memories:
             self._memory[line.name] = memories[0][0]
         if receive and not self._use_memory(line, receive):
-            return 0
+            return False, 0, receive
         listing = self._chat(line, Command("AT+CMGL=4", timeout=max(t, 30.0)))
-        taken = 0
-        if isinstance(listing, Response):
-            lines = list(listing.lines)
-            for i, text in enumerate(lines):
-                if not text.upper().startswith("+CMGL:") or i + 1 >= len(lines):
-                    continue
-                p = split_params(text.split(":", 1)[1])
-                try:
-                    index, stat = int(p[0]), int(p[1])
-                except (ValueError, IndexError):
-                    continue
-                if self._take(line, index, lines[i + 1], stat):
-                    taken += 1
-        else:
+        if not isinstance(listing, Response):
             self._command_failed(line, "AT+CMGL=4", listing)
-        self._check_memory(line)
-        log.info("%s: %s message(s) taken from the SIM at start-up", line.name, taken)
-        return taken
+            return False, 0, receive
+        taken = 0
+        lines = list(listing.lines)
+        for i, text in enumerate(lines):
+            if not text.upper().startswith("+CMGL:") or i + 1 >= len(lines):
+                continue
+            p = split_params(text.split(":", 1)[1])
+            try:
+                index, stat = int(p[0]), int(p[1])
+            except (ValueError, IndexError):
+                continue
+            if self._take(line, index, lines[i + 1], stat):
+                taken += 1
+        return True, taken, receive or self._memory.get(line.name, "")
 
-    def _read(self, line: Line, memory: str, index: int) -> None:
-        if memory and not self._use_memory(line, memory):
-            return
+    def _backoff(self, failures: int) -> float:
+        delays = self.options.read_retry or (30.0,)
+        return delays[min(failures, len(delays) - 1)]
+
+    def _periodic_sweep(self, state: _LineIntake) -> float | None:
+        """When the line's next regular sweep is due: every `sweep_interval`, more often while
+        parts of a long message wait; none while a sweep is owed anyway."""
+        if state.sweep_due is not None or not state.last_sweep:
+            return None
+        interval = self.options.sweep_interval
+        if self._reasm.next_deadline() is not None and self.options.pending_sweep_interval > 0:
+            interval = min(interval or math.inf, self.options.pending_sweep_interval)
+        return state.last_sweep + interval if interval > 0 else None
+
+    def _intake_next(self, name: str) -> float | None:
+        """When something is next owed to a line's SIM (epoch seconds), or None."""
+        state = self._intake[name]
+        times = [o.due for o in state.slots.values()]
+        if state.sweep_due is not None:
+            times.append(state.sweep_due)
+        periodic = self._periodic_sweep(state)
+        if periodic is not None:
+            times.append(periodic)
+        return min(times) if times else None
+
+    def _intake_due(self) -> None:
+        """Sweep the lines whose sweep is due, then read again the slots that are due. Each
+        of these either goes through or is put off by its backoff: nothing stays due."""
+        for name in list(self._intake):
+            due = self._intake_next(name)
+            now = self._clock().timestamp()
+            if due is None or due > now:
+                continue
+            line = self._line(name)
+            if line is None or line.status().kind != "gsm":
+                self._intake.pop(name, None)
+                continue
+            state = self._intake[name]
+            if line.status().state in ("down", "starting"):
+                # Swept when it comes up again (LineUp); slots in another memory wait.
+                state.sweep_due = None
+                state.last_sweep = now
+                for owed in state.slots.values():
+                    owed.due = max(owed.due, now + self._backoff(owed.attempt))
+                continue
+            periodic = self._periodic_sweep(state)
+            if state.sweep_due is not None and state.sweep_due <= now:
+                self.sweep(name)
+            elif periodic is not None and periodic <= now:
+                self.sweep(name, "by the regular sweep")
+            for key, owed in sorted(state.slots.items()):
+                if owed.due <= now and state.slots.get(key) is owed:
+                    self._read(line, key[0], key[1])
+
+    def _read(self, line: Line, memory: str, index: int) -> bool:
+        """`AT+CMGR=<index>` and take what is there. A read that fails is owed: tried again
+        after `read_retry` delays, so the message is never left on the SIM."""
+        state = self._intake.setdefault(line.name, _LineIntake())
+        key = (memory, index)
+        refused = self._select_memory(line, memory) if memory else None
+        if refused is not None:
+            self._read_failed(line, state, key, refused)
+            return False
         r = self._chat(line, Command(f"AT+CMGR={index}", timeout=self.options.command_timeout))
+        if isinstance(r, ErrorResult) and r.code == INVALID_INDEX and r.kind == "cms":
+            log.warning("%s: there is no slot %s to read", line.name, index)
+            state.slots.pop(key, None)
+            return True
         if not isinstance(r, Response):
-            self._command_failed(line, f"AT+CMGR={index}", r)
-            return
+            self._read_failed(line, state, key, r)
+            return False
+        owed = state.slots.pop(key, None)
+        if owed is not None:
+            log.info("%s: slot %s read on try %s", line.name, index, owed.attempt + 1)
+        if state.busy:
+            # The SIM answers again: anything that arrived while it was busy (a +CMTI the
+            # modem could not give, a delete that failed) is taken by a sweep now.
+            state.busy = False
+            state.sweep_due = self._clock().timestamp()
         lines = list(r.lines)
         for i, text in enumerate(lines):
             if text.upper().startswith("+CMGR:") and i + 1 < len(lines):
                 p = split_params(text.split(":", 1)[1])
                 stat = int(p[0]) if p and p[0].strip().isdigit() else 0
                 self._take(line, index, lines[i + 1], stat)
-                return
+                return True
         log.info("%s: slot %s is empty (taken already)", line.name, index)
+        return True
+
+    def _read_failed(
+        self, line: Line, state: _LineIntake, key: tuple[str, int], result: object
+    ) -> None:
+        now = self._clock().timestamp()
+        words = _failure_words(result)
+        if sim_busy(result):
+            state.busy = True
+        owed = state.slots.get(key)
+        attempt = owed.attempt if owed is not None else 0
+        delays = self.options.read_retry
+        if attempt >= len(delays):
+            state.slots.pop(key, None)
+            delay = self._backoff(attempt)
+            state.sweep_due = min(state.sweep_due or math.inf, now + delay)
+            log.warning(
+                "%s: %s reading slot %s, %s tries; it is left to the sweep in %s s",
+                line.name,
+                words,
+                key[1],
+                attempt + 1,
+                _secs(delay),
+            )
+            return
+        delay = delays[attempt]
+        state.slots[key] = _Owed(attempt=attempt + 1, due=now + delay)
+        log.warning(
+            "%s: %s reading slot %s; trying again in %s s", line.name, words, key[1], _secs(delay)
+        )
 
     def _delete(self, line: Line, index: int) -> bool:
         """`AT+CMGD=<index>`: one slot, only after its message is stored."""
@@ -585,11 +789,21 @@ class SmsService:
         if isinstance(r, Response):
             return True
         self._command_failed(line, f"AT+CMGD={index}", r)
+        # Stored but still on the SIM: a sweep reads it again, finds its fingerprint and only
+        # deletes it.
+        state = self._intake.setdefault(line.name, _LineIntake())
+        state.delete_failed = True
+        if sim_busy(r):
+            state.busy = True
+        if state.sweep_due is None:
+            state.sweep_due = self._clock().timestamp() + self._backoff(state.delete_failures)
         return False
 
     def _command_failed(self, line: Line, what: str, result: Any) -> None:
-        words = _cms_words(result) if isinstance(result, ErrorResult) else "no answer"
+        words = _failure_words(result)
         log.warning("%s: %s failed: %s", line.name, what, words)
+        if sim_busy(result) and line.name in self._intake:
+            self._intake[line.name].busy = True
         if isinstance(result, ErrorResult) and result.code == MEMORY_FULL:
             self._sim_full(line.name, "the modem reports: memory full (+CMS ERROR: 322)")
 
@@ -820,9 +1034,9 @@ class SmsService:
         name = event.name
         if name in ("+CMTI", "+CDSI"):
             p = split_params(event.args)
-            if len(p) >= 2 and p[1].strip().isdigit():
-                self._read(line, unquote(p[0]), int(p[1]))
-                self._check_memory(line)
+            read = len(p) >= 2 and p[1].strip().isdigit()
+            if read and self._read(line, unquote(p[0]), int(p[1])):
+                self._check_memory(line)  # not while the SIM is busy
         elif name in ("+CMT", "+CDS"):
             if not event.extra:
                 log.warning("%s: %s without its PDU", line.name, name)

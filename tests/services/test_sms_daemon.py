@@ -168,6 +168,84 @@ def test_killed_between_read_and_store_and_before_delete_stores_once(
     assert not any(c.upper().startswith("AT+CMGD=1,") for c in modem.commands)
 
 
+def on_disk(data: Path, fp: str) -> bool:
+    """The fingerprint is in the `sms` database's files (snapshot or journal), read as text."""
+    for path in data.glob("sms.json*"):
+        try:
+            if fp in path.read_text(encoding="utf-8", errors="replace"):
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
+def test_sim_busy_read_is_tried_again_stored_once_and_emailed_once(
+    daemon: Daemon, modem: SimulatedModem
+) -> None:
+    """The SIM answers the first AT+CMGR with +CMS ERROR: 314: the slot is read again, the
+    text stored, then deleted from the SIM (never before it is on disk), one record and one
+    email; a text put on the SIM without +CMTI meanwhile is found by the sweep that follows."""
+    from firmware_app.protocol.sms_pdu import fingerprint
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, ready_timeout=5)
+    controller.start()
+    pdu = deliver("The SIM was busy")
+    quiet = deliver("No +CMTI for me", sender="+447700900456")
+    fps = {fingerprint(decode_pdu(p)) for p in (pdu, quiet)}  # type: ignore[arg-type]
+    deletes: list[tuple[int, bool]] = []
+    engine = modem.engine
+    original = engine.handlers["+CMGD"]
+
+    def cmgd(port_: int, cmd: Any) -> Any:
+        if cmd.form == "set":
+            index = int(cmd.args.split(",")[0])
+            slot = engine.memories[engine.cpms[0]].slots.get(index)
+            if slot is not None:
+                fp = fingerprint(decode_pdu(slot.pdu))  # type: ignore[arg-type]
+                deletes.append((index, fp in fps and on_disk(daemon.data, fp)))
+        return original(port_, cmd)
+
+    engine.handlers["+CMGD"] = cmgd
+    try:
+        store = Store(daemon.data)
+        settings = SettingsService(store, EventBus())
+        s = settings.get()
+        s = s.replace(
+            "business",
+            type(s.business)(name="Rossi", country="GB", owner_email="anna@rossi.example"),
+        ).replace(
+            "email",
+            type(s.email)(
+                smtp_host="127.0.0.1", smtp_port=port, security="none", from_address="d@r.example"
+            ),
+        )
+        settings.save(s)
+        store.close()
+        daemon.start()
+        modem.wait_for_command(r"^AT\+CMGL=4", timeout=20)
+        time.sleep(0.5)
+        mark = len(modem.commands)
+        modem.sim_busy("+CMGR", times=1)
+        slot = modem.deliver_sms(pdu)
+        modem.wait_for_command(rf"^AT\+CMGR={slot}$", timeout=10, since=mark)
+        modem.store_sms(quiet, stat=0)  # while the SIM is busy, no +CMTI
+        wait(lambda: modem.messages() == {}, 30, "the SIM is emptied")
+        wait(lambda: len(inbox.messages) >= 2, 30, "both emails")
+        time.sleep(1.0)  # a third email would have been sent by now
+        daemon.stop()
+    finally:
+        controller.stop()
+    assert modem.sim_busy_answers == 1
+    assert modem.commands[mark:].count(f"AT+CMGR={slot}") == 2
+    assert sorted(i.text for i in daemon.texts()) == ["No +CMTI for me", "The SIM was busy"]
+    assert len(inbox.messages) == 2
+    assert len(deletes) == 2 and all(ok for _i, ok in deletes), deletes
+    log = daemon.log.read_text()
+    assert f"line1: SIM busy reading slot {slot}; trying again in 2 s" in log
+
+
 def test_cli_send_through_the_daemon_and_without_it(daemon: Daemon, modem: SimulatedModem) -> None:
     refused = daemon.cli("sms", "send", "--to", "+447700900456", "Hi")
     assert refused.returncode == 1 and "needs the running daemon" in refused.stderr

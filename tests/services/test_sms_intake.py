@@ -6,6 +6,7 @@ line's futures on its own worker thread, as in the daemon.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from firmware_app.events import EventBus
 from firmware_app.modem import events as ev
 from firmware_app.modem.line import Line, LineOptions
 from firmware_app.modem.simulator import SimulatedModem, create
+from firmware_app.protocol.at import ErrorResult, Response
 from firmware_app.protocol.sms_pdu import Concat, decode_pdu, encode_deliver
 from firmware_app.services.history import HistoryService, Interaction
 from firmware_app.services.sms import SmsOptions, SmsService, parse_balance
@@ -33,7 +35,12 @@ FAST_LINE = LineOptions(
     health_interval=5.0, health_failures=3, backoff_initial=0.1, backoff_max=0.4, probe_timeout=0.5
 )
 FAST_SMS = SmsOptions(
-    retry_initial=0.2, retry_max=0.5, no_line_retry=0.2, command_timeout=3.0, tick=0.5
+    retry_initial=0.2,
+    retry_max=0.5,
+    no_line_retry=0.2,
+    command_timeout=3.0,
+    tick=0.5,
+    read_retry=(0.2, 0.5, 1.0),
 )
 T0 = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)
 
@@ -127,7 +134,7 @@ class Rig:
         self.sms: SmsService | None = None
         self.up = threading.Event()
 
-    def start(self, sweep_wait: bool = True) -> SmsService:
+    def start(self, sweep_wait: bool = True, options: SmsOptions | None = None) -> SmsService:
         bus = EventBus()
         bus.subscribe(ev.LineUp, lambda e: self.up.set())
         self.up.clear()
@@ -145,7 +152,7 @@ class Rig:
             notify=self.notify,
             alerts=self.alerts,
             routing=self.routing,
-            options=FAST_SMS,
+            options=options or FAST_SMS,
         )
         self.sms.subscribe()
         self.sms.worker.start()
@@ -180,6 +187,11 @@ class Rig:
         if self.store is not None:
             self.store.close()
         self.sms = self.line = self.store = None
+
+    def stored_parts(self) -> list[dict[str, Any]]:
+        """The part records in the store (each written before its slot is deleted)."""
+        assert self.store is not None
+        return [dict(d) for d in self.store.table("sms", "parts").all()]
 
     def received(self) -> list[Interaction]:
         return list(
@@ -320,6 +332,140 @@ def test_cmt_direct_delivery_is_stored_then_acknowledged(rig: Rig) -> None:
     rig.modem.deliver_sms(deliver("Straight to the host"))
     rig.wait(lambda: rig.modem.acknowledged == 1)
     assert [i.text for i in rig.received()] == ["Straight to the host"]
+
+
+# -- SIM busy, missed +CMTI, reading again -----------------------------------------------------
+
+
+def test_simulator_answers_sim_busy_as_scripted(rig: Rig) -> None:
+    rig.modem.store_sms(deliver("Hello"), stat=0)
+    rig.start()
+    assert rig.line is not None
+    rig.modem.store_sms(deliver("Hello again"), stat=0)
+    rig.modem.sim_busy("+CMGR", times=1)
+    first = rig.line.command("AT+CMGR=1").result(5)
+    assert isinstance(first, ErrorResult) and (first.kind, first.code) == ("cms", 314)
+    assert isinstance(rig.line.command("AT+CMGR=1").result(5), Response)
+    rig.modem.sim_busy()  # every SIM command until sim_ready()
+    assert isinstance(rig.line.command("AT+CMGR=?").result(5), Response)  # test form answers
+    cme = rig.line.command("AT+CPBR=1").result(5)
+    assert isinstance(cme, ErrorResult) and (cme.kind, cme.code) == ("cme", 14)
+    cms = rig.line.command("AT+CMGL=4").result(5)
+    assert isinstance(cms, ErrorResult) and (cms.kind, cms.code) == ("cms", 314)
+    rig.modem.sim_busy("+CMGR", cms=0)  # modems that answer SMS commands with +CME
+    other = rig.line.command("AT+CMGR=1").result(5)
+    assert isinstance(other, ErrorResult) and (other.kind, other.code) == ("cme", 14)
+    assert rig.modem.sim_busy_answers == 1
+    rig.modem.sim_ready()
+    assert isinstance(rig.line.command("AT+CMGR=1").result(5), Response)
+
+
+def test_sim_busy_read_is_tried_again_stored_before_delete_once(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="firmware_app.services.sms")
+    rig.start()
+    mark = len(rig.modem.commands)
+    rig.modem.sim_busy("+CMGR", times=1)
+    rig.modem.hold(r"^AT\+CMGD")  # the first delete gets no answer: stays on the SIM
+    slot = rig.modem.deliver_sms(deliver("Are you open on Saturday?"))
+    rig.modem.wait_for_command(rf"^AT\+CMGD={slot}$", timeout=10, since=mark)
+    assert len(rig.stored_parts()) == 1  # on disk before the delete was sent
+    rig.modem.release()  # the held delete times out; a sweep deletes it later
+    rig.wait(lambda: rig.modem.messages() == {}, timeout=20)
+    rig.wait(lambda: len(rig.received()) == 1)
+    rig.idle()
+    cmds = rig.modem.commands[mark:]
+    assert cmds.count(f"AT+CMGR={slot}") == 2  # busy, then read
+    assert "AT+CMGL=4" in cmds[cmds.index(f"AT+CMGR={slot}") :]  # swept after busy cleared
+    assert [i.text for i in rig.received()] == ["Are you open on Saturday?"]
+    assert [n.text for n in rig.notify.sent] == ["Are you open on Saturday?"]
+    assert f"line1: SIM busy reading slot {slot}; trying again in 0.2 s" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("cms", "words"), [(500, "(+CMS ERROR: 500)"), (0, "SIM busy")], ids=["cms500", "cme14"]
+)
+def test_other_read_failures_are_tried_again(
+    rig: Rig, caplog: pytest.LogCaptureFixture, cms: int, words: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="firmware_app.services.sms")
+    rig.start()
+    rig.modem.sim_busy("+CMGR", times=2, cms=cms)
+    slot = rig.modem.deliver_sms(deliver("Call me back"))
+    rig.wait(lambda: len(rig.received()) == 1)
+    rig.wait(lambda: rig.modem.messages() == {})
+    assert rig.modem.sim_busy_answers == 2
+    assert f"{words} reading slot {slot}; trying again in 0.2 s" in caplog.text
+    assert f"{words} reading slot {slot}; trying again in 0.5 s" in caplog.text
+
+
+def test_unanswered_read_is_tried_again(rig: Rig) -> None:
+    rig.start()
+    mark = len(rig.modem.commands)
+    rig.modem.hold(r"^AT\+CMGR")
+    slot = rig.modem.deliver_sms(deliver("No answer the first time"))
+    rig.modem.wait_for_command(rf"^AT\+CMGR={slot}$", timeout=10, since=mark)
+    rig.modem.release()
+    rig.wait(lambda: len(rig.received()) == 1, timeout=25)
+    rig.wait(lambda: rig.modem.messages() == {})
+    assert rig.modem.commands[mark:].count(f"AT+CMGR={slot}") >= 2
+
+
+def test_read_stays_owed_across_other_traffic(rig: Rig) -> None:
+    rig.start()
+    rig.modem.sim_busy("+CMGR", times=1)
+    rig.modem.deliver_sms(deliver("First, read late"))
+    rig.modem.deliver_sms(deliver("Second, read at once", sender="+447700900456"))
+    rig.wait(lambda: len(rig.received()) == 2)
+    rig.wait(lambda: rig.modem.messages() == {})
+    assert sorted(i.text for i in rig.received()) == ["First, read late", "Second, read at once"]
+
+
+def test_message_without_cmti_is_found_by_the_regular_sweep(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="firmware_app.services.sms")
+    rig.start(options=replace(FAST_SMS, sweep_interval=1.0))
+    rig.modem.store_sms(deliver("You missed my +CMTI"), stat=0)  # no +CMTI at all
+    rig.wait(lambda: len(rig.received()) == 1)
+    rig.wait(lambda: rig.modem.messages() == {})
+    assert [n.text for n in rig.notify.sent] == ["You missed my +CMTI"]
+    assert "1 message(s) taken from the SIM by the regular sweep" in caplog.text
+
+
+def test_sweep_is_slow_when_idle(rig: Rig) -> None:
+    rig.start()  # default interval: 900 s
+    mark = len(rig.modem.commands)
+    rig.idle(quiet=1.5)
+    assert "AT+CMGL=4" not in rig.modem.commands[mark:]
+
+
+def test_sim_busy_at_line_up_sweeps_again(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="firmware_app.services.sms")
+    rig.modem.store_sms(deliver("Sent while Frontdesk was down"), stat=0)
+    rig.modem.sim_busy("+CMGL", times=2)
+    rig.start(sweep_wait=False)
+    rig.wait(lambda: len(rig.received()) == 1)
+    rig.wait(lambda: rig.modem.messages() == {})
+    assert rig.modem.commands.count("AT+CMGL=4") >= 3
+    assert "could not be listed; trying again" in caplog.text
+
+
+def test_slot_announced_twice_is_stored_once(rig: Rig) -> None:
+    rig.start()
+    rig.modem.hold(r"^AT\+CMGD")
+    slot = rig.modem.deliver_sms(deliver("Only one copy"))
+    rig.modem.wait_for_command(rf"^AT\+CMGD={slot}$", timeout=10)
+    rig.modem.release()
+    rig.modem.send_urc(f'+CMTI: "SM",{slot}')  # announced again: read again, not stored again
+    rig.wait(lambda: rig.modem.messages() == {}, timeout=20)
+    rig.wait(lambda: len(rig.received()) == 1)
+    rig.idle()
+    assert rig.modem.commands.count(f"AT+CMGR={slot}") == 2
+    assert [i.text for i in rig.received()] == ["Only one copy"]
+    assert len(rig.notify.sent) == 1
+    assert len(rig.stored_parts()) == 1
 
 
 # -- sending -----------------------------------------------------------------------------------
