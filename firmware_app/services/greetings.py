@@ -3,7 +3,15 @@
 Each greeting is the default text (written from the business name, hours, closures and menus,
 spoken by espeak-ng), the owner's own text, or an uploaded recording (checked by content,
 size-capped, converted to 8 kHz mono and normalised). Spoken audio is cached in the media
-store keyed by text, voice and speed; it is generated on a worker thread, never a line's.
+store keyed by text, voice and speed.
+
+The daemon stays light until a call needs sound: every greeting is spoken at start-up and after
+a settings change in a short-lived child process (`media.speech.SpeechRenderer`), which takes
+the audio libraries (numpy, soundfile, soxr) with it when it exits; the daemon only stores the
+WAV files it sends back. The first ring of a call loads the libraries and the cached greetings
+on a worker thread, while the line is still ringing, so the answered call plays at once. A
+greeting missing from the cache when a call needs it is spoken in the daemon, never on a line's
+thread before its cache was looked at.
 """
 
 from __future__ import annotations
@@ -13,19 +21,25 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FieldProblem, FrontdeskError, SettingsError, StoreError
 from ..events import EventBus, SettingsChanged
+from ..media.speech import (
+    PEAK_DBFS,
+    RATE,
+    TARGET_RMS_DBFS,
+    TTS_TIMEOUT,
+    SpeechError,
+    SpeechJob,
+    SpeechRenderer,
+    Tts,
+    normalise,
+)
+from ..modem.events import IncomingCall
 from ..settings.greetings import FIXED_KEYS, MAX_TEXT, Greeting, greeting_key, voice_name
 from ..settings.model import Settings, settings_to_dict
 from ..settings.routing import DAY_NAMES, WEEKDAYS, Hours, parse_date, parse_interval
@@ -37,12 +51,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RATE = 8000
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_SECONDS = 300.0
-TTS_TIMEOUT = 30.0
-TARGET_RMS_DBFS = -18.0
-PEAK_DBFS = -1.0
 SILENT_DBFS = -55.0
 SECTIONS_USED = frozenset({"business", "hours", "holidays", "rules", "greetings"})
 DB, CACHE_KEY = "greetings", "tts_cache"
@@ -288,22 +298,6 @@ def label_for(key: str, settings: Settings) -> tuple[str, str]:
 # -- audio helpers ----------------------------------------------------------------------------
 
 
-def normalise(samples: Samples) -> Samples:
-    """Bring speech to about -18 dBFS RMS with peaks at most -1 dBFS."""
-    import numpy as np
-
-    x = samples.astype(np.float64) / 32768.0
-    if x.size == 0:
-        return samples
-    rms = float(np.sqrt(np.mean(x * x)))
-    peak = float(np.max(np.abs(x)))
-    if rms <= 0.0 or peak <= 0.0:
-        return samples
-    gain = min(10 ** (TARGET_RMS_DBFS / 20) / rms, 10 ** (PEAK_DBFS / 20) / peak, 30.0)
-    out: Samples = np.clip(np.round(x * gain * 32768.0), -32768, 32767).astype(np.int16)
-    return out
-
-
 def sniff(data: bytes) -> str | None:
     """The audio container by its first bytes: wav, flac, ogg, mp3; None for anything else."""
     if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
@@ -352,101 +346,6 @@ def convert_upload(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES) -> Samples
     return normalise(pcm)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill a speech process and anything it started (its own session)."""
-    with contextlib.suppress(OSError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-class Tts:
-    """espeak-ng as a subprocess (no shell), bounded by a timeout; `stop()` ends a running one
-    (the daemon's shutdown must not wait for speech nobody will hear)."""
-
-    def __init__(self, program: str = "espeak-ng", timeout: float = TTS_TIMEOUT) -> None:
-        self.program = program
-        self.timeout = timeout
-        self._voices: list[tuple[str, str]] | None = None
-        self._running: set[subprocess.Popen[bytes]] = set()
-        self._running_lock = threading.Lock()
-        self._stopped = False
-
-    def stop(self) -> None:
-        """End any speech being generated now, and refuse new work. Safe twice."""
-        with self._running_lock:
-            self._stopped = True
-            running = list(self._running)
-        for proc in running:
-            _kill_group(proc)
-
-    def _run(self, args: list[str], timeout: float) -> tuple[int, bytes]:
-        """Run the program; (return code, stderr). Raises TimeoutExpired or GreetingError."""
-        with self._running_lock:
-            if self._stopped:
-                raise GreetingError("speech is stopped (shutting down)")
-            proc = subprocess.Popen(
-                args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-            )
-            self._running.add(proc)
-        try:
-            _, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            proc.communicate()
-            raise
-        finally:
-            with self._running_lock:
-                self._running.discard(proc)
-        return proc.returncode, err
-
-    @property
-    def available(self) -> bool:
-        return shutil.which(self.program) is not None
-
-    def speak(self, text: str, voice: str, speed: int) -> Samples:
-        from ..media import tones
-        from ..media.codecs import to_telephone
-
-        if not text.strip():
-            return tones.silence(0.3)
-        if voice_name(voice) is not None or not voice:
-            raise GreetingError(f"{voice!r} is not a voice name")
-        spoken = " " + text if text.startswith("-") else text  # never read as an option
-        with tempfile.TemporaryDirectory(prefix="frontdesk-tts-") as tmp:
-            out = Path(tmp) / "speech.wav"
-            try:
-                code, stderr = self._run(
-                    [self.program, "-w", str(out), "-v", voice, "-s", str(speed), spoken],
-                    self.timeout,
-                )
-            except FileNotFoundError:
-                raise GreetingError(f"{self.program} is not installed") from None
-            except subprocess.TimeoutExpired:
-                raise GreetingError(
-                    f"{self.program} took longer than {self.timeout:.0f} s"
-                ) from None
-            if code != 0 or not out.is_file() or out.stat().st_size < 100:
-                err = stderr.decode("utf-8", "replace").strip()[:200]
-                raise GreetingError(f"{self.program} failed ({err or code})")
-            return normalise(to_telephone(out, RATE))
-
-    def voices(self) -> list[tuple[str, str]]:
-        """(voice, language name) pairs espeak-ng offers; empty when it is missing."""
-        if self._voices is None:
-            found: list[tuple[str, str]] = []
-            try:
-                done = subprocess.run(
-                    [self.program, "--voices"], capture_output=True, timeout=10, check=False
-                )
-                for line in done.stdout.decode("utf-8", "replace").splitlines()[1:]:
-                    cols = line.split()
-                    if len(cols) >= 4 and voice_name(cols[1]) is None:
-                        found.append((cols[1], cols[3].replace("_", " ")))
-            except (OSError, subprocess.TimeoutExpired):
-                found = []
-            self._voices = sorted(set(found))
-        return self._voices
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class GreetingInfo:
     """One greeting as the page shows it."""
@@ -489,16 +388,24 @@ class GreetingsService:
     ) -> None:
         self._store = store
         self._settings = settings
+        self._bus = bus
         self.tts = tts or Tts()
-        self._lock = threading.RLock()
+        self._renderer = SpeechRenderer(self.tts.program, self.tts.timeout)
+        self._lock = threading.RLock()  # the memory cache and speaking in this process
+        self._cache_lock = threading.Lock()  # the store document `greetings/tts_cache`
         self._memory: dict[str, tuple[_Spec, Samples]] = {}
+        self._inflight: dict[str, threading.Event] = {}  # hashes the child is speaking now
         self._background = background
         self._closed = False
+        self._pool_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._warm_pool: ThreadPoolExecutor | None = None
+        self._warming: Future[int] | None = None
+        self.prepared: Future[int] | None = None  # the latest preparation (start-up, changes)
         self.generated = 0  # texts spoken by espeak-ng (not from the cache): for tests and logs
-        self._unsubscribe: Callable[[], None] = lambda: None
+        self._unsubscribe: list[Callable[[], None]] = []
         if bus is not None:
-            self._unsubscribe = bus.subscribe(SettingsChanged, self._on_settings_changed)
+            self._unsubscribe.append(bus.subscribe(SettingsChanged, self._on_settings_changed))
 
     # -- GreetingSource ---------------------------------------------------------------------
 
@@ -519,7 +426,12 @@ class GreetingsService:
             return pcm
 
     def wav(self, key: str) -> bytes:
-        """The greeting as a WAV file (the page's preview player)."""
+        """The greeting as a WAV file (the page's preview player). A stored recording or cached
+        speech is sent as it is on disk, without loading the audio libraries."""
+        if key != "beep":
+            data = self._stored_wav(self._spec(key, self._settings.get()))
+            if data is not None:
+                return data
         from ..media.codecs import write_wav
 
         return write_wav(self.audio(key), RATE)
@@ -598,43 +510,123 @@ class GreetingsService:
     def voices(self) -> list[tuple[str, str]]:
         return self.tts.voices()
 
-    # -- warming the cache ------------------------------------------------------------------
+    # -- preparing and warming ----------------------------------------------------------------
 
     def start(self) -> Future[int]:
-        """From now on, regenerate greetings when the settings change; prepare them now."""
+        """From now on, speak greetings again when the settings change and load them at a
+        call's first ring; speak the missing ones now (in a child process)."""
         self._background = True
+        if self._bus is not None:
+            self._unsubscribe.append(self._bus.subscribe(IncomingCall, self._on_ring))
         return self.prepare()
 
     def prepare(self) -> Future[int]:
-        """Generate every greeting on the worker thread (start-up, after settings changed)."""
-        with self._lock:
+        """Speak every greeting missing from the cache, in a child process started from the
+        worker thread (start-up, after settings changed). The future gives how many texts
+        were spoken."""
+        with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="greetings")
-            return self._pool.submit(self._prepare_all)
+            self.prepared = self._pool.submit(self._prepare_all)
+            return self.prepared
+
+    def warm(self) -> Future[int]:
+        """Load the audio libraries and every greeting that is ready into memory, on a worker
+        thread (a call's first ring: the line is answered seconds later). Returns how many
+        greetings are in memory."""
+        with self._pool_lock:
+            if self._warming is not None and not self._warming.done():
+                return self._warming
+            if self._warm_pool is None:
+                self._warm_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm")
+            self._warming = self._warm_pool.submit(self._warm_all)
+            return self._warming
 
     def close(self) -> None:
-        self._unsubscribe()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
         self._closed = True
         self.tts.stop()  # a greeting being spoken now ends at once
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        self._renderer.stop()  # and so does the child process
+        with self._pool_lock:
+            pools, self._pool, self._warm_pool = (self._pool, self._warm_pool), None, None
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def _prepare_all(self) -> int:
-        done = 0
-        for key in self.keys():
+        """Speak the texts whose audio is not cached yet, in one child process."""
+        if self._closed:
+            return 0
+        settings = self._settings.get()
+        cache = self._cache()
+        jobs: dict[str, SpeechJob] = {}
+        for key in known_keys(settings):
+            spec = self._spec(key, settings)
+            if spec.mode != "text" or not spec.text.strip():
+                continue  # recordings are files already; nothing to say is silence
+            digest = spec.tts_hash()
+            if digest not in jobs and not self._on_disk(cache.get(digest)):
+                jobs[digest] = SpeechJob(digest, spec.text, spec.voice, spec.speed)
+        spoken = 0
+        if jobs and not self.tts.available:
+            log.warning("%s is not installed: spoken greetings are silence", self.tts.program)
+        elif jobs:
+            with self._cache_lock:
+                for digest in jobs:
+                    self._inflight.setdefault(digest, threading.Event())
+            try:
+                spoken = self._renderer.render(list(jobs.values()), self._rendered)
+            except (SpeechError, StoreError, OSError) as exc:
+                if not self._closed:
+                    log.warning("greetings could not be spoken: %s", exc)
+            finally:
+                with self._cache_lock:
+                    for digest in jobs:
+                        event = self._inflight.pop(digest, None)
+                        if event is not None:
+                            event.set()
+            log.info("greetings: %d of %d spoken", spoken, len(jobs))
+        self._prune()
+        return spoken
+
+    def _rendered(self, digest: str, wav: bytes | None, error: str) -> None:
+        """One text back from the child process: stored before anyone is told it is there."""
+        if wav is None:
+            log.error("a greeting cannot be spoken: %s", error)
+        else:
+            self._store_spoken(digest, wav)
+            self.generated += 1
+        with self._cache_lock:
+            event = self._inflight.pop(digest, None)
+        if event is not None:
+            event.set()
+
+    def _warm_all(self) -> int:
+        settings = self._settings.get()
+        cache = self._cache()
+        ready = 0
+        for key in known_keys(settings):
             if self._closed:
-                return done
+                break
+            spec = self._spec(key, settings)
+            spoken = spec.mode == "text" and bool(spec.text.strip())
+            if spoken and not self._on_disk(cache.get(spec.tts_hash())):
+                continue  # not spoken yet: the call waits for it, not this warm-up
             try:
                 self.audio(key)
-                done += 1
+                ready += 1
             except Exception as exc:
-                log.warning("greeting %s could not be prepared: %s", key, exc)
-        self._prune()
-        return done
+                log.warning("greeting %s could not be loaded: %s", key, exc)
+        return ready
+
+    def _on_ring(self, event: IncomingCall) -> None:
+        if not self._closed:
+            self.warm()  # handlers return at once; the loading runs on the warm-up thread
 
     def _on_settings_changed(self, event: SettingsChanged) -> None:
-        if SECTIONS_USED & set(event.sections) and self._background:
+        if SECTIONS_USED & set(event.sections) and self._background and not self._closed:
             self.prepare()  # handlers return at once; the work runs on the worker thread
 
     # -- internals --------------------------------------------------------------------------
@@ -667,8 +659,9 @@ class GreetingsService:
                 spec = _Spec("text", default_text(key, settings), g.voice, g.speed, "")
         if not spec.text.strip():
             return tones.silence(0.3)
-        cache = self._cache()
-        ref = cache.get(spec.tts_hash())
+        digest = spec.tts_hash()
+        self._wait_inflight(digest)
+        ref = self._cache().get(digest)
         if ref:
             try:
                 pcm, rate = read_wav(self._store.media.path(ref))
@@ -677,15 +670,57 @@ class GreetingsService:
                 log.info("greeting cache %s missing; speaking it again", ref)
         try:
             pcm = self.tts.speak(spec.text, spec.voice, spec.speed)
-        except GreetingError as exc:
+        except SpeechError as exc:
             log.error("greeting %s cannot be spoken: %s", key, exc)
             return tones.silence(0.3)
         self.generated += 1
-        ref = self._store.media.write(write_wav(pcm, RATE), "wav")
-        cache = self._cache()
-        cache[spec.tts_hash()] = ref
-        self._store.put_document(DB, CACHE_KEY, {"refs": cache})
+        self._store_spoken(digest, write_wav(pcm, RATE))
         return pcm
+
+    def _stored_wav(self, spec: _Spec) -> bytes | None:
+        """The WAV file behind `spec` as stored (a recording, or cached speech); None when
+        there is none and it must be made."""
+        if spec.mode == "recording":
+            ref = spec.recording
+        elif spec.text.strip():
+            digest = spec.tts_hash()
+            self._wait_inflight(digest)
+            ref = self._cache().get(digest, "")
+        else:
+            return None
+        if not ref:
+            return None
+        try:
+            return self._store.media.read(ref)
+        except StoreError:
+            return None
+
+    def _wait_inflight(self, digest: str) -> None:
+        """When the child process is speaking this text now, wait for it (bounded)."""
+        with self._cache_lock:
+            event = self._inflight.get(digest)
+        if event is not None:
+            event.wait(self.tts.timeout + 5.0)
+
+    def _on_disk(self, ref: str | None) -> bool:
+        if not ref:
+            return False
+        try:
+            return self._store.media.path(ref).is_file()
+        except StoreError:
+            return False
+
+    def _store_spoken(self, digest: str, wav: bytes) -> None:
+        """Keep spoken audio: the file is written (atomically) before the cache names it."""
+        ref = self._store.media.write(wav, "wav")
+        with self._cache_lock:
+            cache = self._cache()
+            old = cache.get(digest)
+            cache[digest] = ref
+            self._store.put_document(DB, CACHE_KEY, {"refs": cache})
+        if old and old != ref:
+            with contextlib.suppress(StoreError):
+                self._store.media.delete(old)
 
     def _cache(self) -> dict[str, str]:
         doc = self._store.get_document(DB, CACHE_KEY) or {}
@@ -696,17 +731,17 @@ class GreetingsService:
         """Delete spoken audio no current greeting uses."""
         settings = self._settings.get()
         wanted = {self._spec(k, settings).tts_hash() for k in known_keys(settings)}
-        with self._lock:
+        with self._cache_lock:
             cache = self._cache()
             stale = {h: r for h, r in cache.items() if h not in wanted}
             if not stale:
                 return
-            for ref in stale.values():
-                with contextlib.suppress(StoreError):
-                    self._store.media.delete(ref)
             self._store.put_document(
                 DB, CACHE_KEY, {"refs": {h: r for h, r in cache.items() if h in wanted}}
             )
+        for ref in stale.values():  # the cache no longer names them
+            with contextlib.suppress(StoreError):
+                self._store.media.delete(ref)
 
     def _update(self, key: str, fields: dict[str, Any]) -> None:
         self._check_key(key)
@@ -741,9 +776,14 @@ class GreetingsService:
 
 
 __all__ = [
+    "PEAK_DBFS",
+    "RATE",
+    "TARGET_RMS_DBFS",
+    "TTS_TIMEOUT",
     "GreetingError",
     "GreetingInfo",
     "GreetingsService",
+    "SpeechError",
     "Tts",
     "convert_upload",
     "default_text",

@@ -261,7 +261,7 @@ def test_closing_ends_speech_being_generated(tmp_path: Path) -> None:
     import threading
     import time
 
-    from firmware_app.services.greetings import GreetingError, Tts
+    from firmware_app.services.greetings import SpeechError, Tts
 
     slow = tmp_path / "slow-tts"
     slow.write_text("#!/bin/sh\nsleep 30\n")
@@ -272,7 +272,7 @@ def test_closing_ends_speech_being_generated(tmp_path: Path) -> None:
     def speak() -> None:
         try:
             tts.speak("Hello", "en", 150)
-        except GreetingError as exc:
+        except SpeechError as exc:
             errors.append(exc)
 
     worker = threading.Thread(target=speak)
@@ -283,5 +283,92 @@ def test_closing_ends_speech_being_generated(tmp_path: Path) -> None:
     worker.join(5)
     assert not worker.is_alive() and time.monotonic() - started < 2
     assert errors and "failed" in str(errors[0])
-    with pytest.raises(GreetingError, match="stopped"):
+    with pytest.raises(SpeechError, match="stopped"):
         tts.speak("Again", "en", 150)
+
+
+@needs_espeak
+def test_start_speaks_every_greeting_in_a_child_process(
+    store: Store, service: GreetingsService
+) -> None:
+    """The daemon keeps nothing in memory from start-up: a child process speaks each text and
+    sends back WAV files, which are stored and named in the cache."""
+    keys = service.keys()
+    texts = {service.info(k).text for k in keys}
+    assert service.start().result(timeout=120) == len(texts)
+    assert service.generated == len(texts) and not service._memory
+    assert service.prepare().result(timeout=60) == 0  # all cached: no child is started
+    cached = service._cache()
+    assert len(cached) == len(texts)
+    ref = cached[service._spec("closed", service._settings.get()).tts_hash()]
+    assert service.wav("closed") == store.media.read(ref)  # the file as stored
+    assert not service._memory  # the preview did not load the audio into memory
+    pcm, rate = read_wav(store.media.read(ref))
+    assert rate == 8000 and 2.0 < pcm.size / 8000 < 15.0
+    rms = np.sqrt(np.mean((pcm / 32768.0) ** 2))
+    assert 10 ** (-24 / 20) < rms < 10 ** (-12 / 20)  # normalised as in-process speech is
+    again = GreetingsService(store, service._settings)
+    assert np.array_equal(again.audio("closed"), pcm) and again.generated == 0
+
+
+@needs_espeak
+def test_the_first_ring_loads_every_greeting(service: GreetingsService) -> None:
+    from firmware_app.modem.events import IncomingCall
+
+    service.start().result(timeout=120)
+    made = service.generated
+    assert service._warming is None
+    service._bus.publish(  # type: ignore[union-attr]
+        IncomingCall(line="line1", call_id=1, number="+15551234567", name=None, validity="ok")
+    )
+    assert service._warming is not None
+    assert service._warming.result(timeout=60) == len(service.keys())
+    assert set(service._memory) == set(service.keys())
+    assert service.audio("closed") is service._memory["closed"][1]  # no file read on answer
+    assert service.generated == made
+
+
+def test_a_broken_speech_program_leaves_silence(store: Store, tmp_path: Path) -> None:
+    from firmware_app.services.greetings import Tts
+
+    broken = tmp_path / "broken-tts"
+    broken.write_text("#!/bin/sh\necho 'no voice data' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    bus = EventBus()
+    svc = GreetingsService(store, SettingsService(store, bus), bus, tts=Tts(program=str(broken)))
+    try:
+        assert svc.start().result(timeout=120) == 0
+        assert svc._cache() == {} and svc.generated == 0
+        assert np.array_equal(svc.audio("closed"), tones.silence(0.3))
+    finally:
+        svc.close()
+
+
+def test_closing_ends_the_speech_child_process(tmp_path: Path) -> None:
+    import threading
+
+    from firmware_app.media.speech import SpeechError, SpeechJob, SpeechRenderer
+
+    slow = tmp_path / "slow-tts"
+    slow.write_text("#!/bin/sh\nsleep 30\n")
+    slow.chmod(0o755)
+    renderer = SpeechRenderer(program=str(slow), timeout=60)
+    errors: list[Exception] = []
+    results: list[tuple[str, bytes | None, str]] = []
+
+    def render() -> None:
+        try:
+            renderer.render([SpeechJob("a", "Hello", "en", 150)], lambda *r: results.append(r))
+        except SpeechError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=render)
+    worker.start()
+    while renderer._proc is None and worker.is_alive():
+        time.sleep(0.01)
+    renderer.stop()
+    worker.join(20)
+    assert not worker.is_alive()
+    assert errors and "ended early" in str(errors[0]) and results == []
+    with pytest.raises(SpeechError, match="stopped"):
+        renderer.render([SpeechJob("b", "Again", "en", 150)], lambda *r: None)
