@@ -60,7 +60,8 @@ T = TypeVar("T")
 CALL_END_URCS = frozenset({"NO CARRIER", "BUSY", "NO ANSWER", "^CEND", "MISSED_CALL"})
 # Codes the SMS service handles (new message, status report, USSD reply): published as
 # `events.Unsolicited` on the line's thread.
-MESSAGE_URCS = frozenset({"+CMTI", "+CMT", "+CDSI", "+CDS", "+CUSD"})
+# "SMS Ready" (SIM800 manual, URC list): SMS initialisation is over; the SMS service sweeps.
+MESSAGE_URCS = frozenset({"+CMTI", "+CMT", "+CDSI", "+CDS", "+CUSD", "SMS Ready"})
 
 
 class LineError(FrontdeskError):

@@ -67,7 +67,7 @@ INVALID_INDEX = 321  # TS 27.005 3.2.5: no such slot; nothing to read there
 # vendor code 515 (SIMCom, Sierra: initialisation or command processing in progress).
 SIM_BUSY_CMS = frozenset({314})
 SIM_BUSY_CME = frozenset({14, 515})
-MESSAGE_URC_NAMES = ("+CMTI", "+CMT", "+CDSI", "+CDS", "+CUSD")
+MESSAGE_URC_NAMES = ("+CMTI", "+CMT", "+CDSI", "+CDS", "+CUSD", "SMS Ready")
 
 
 def utc_now() -> datetime:
@@ -1046,6 +1046,12 @@ class SmsService:
                 r = self._chat(line, Command("AT+CNMA", timeout=self.options.command_timeout))
                 if not isinstance(r, Response):
                     self._command_failed(line, "AT+CNMA", r)
+        elif name == "SMS Ready":
+            # SIM800: the modem finished reading the SIM's message store (after power-on or
+            # a SIM busy spell); a +CMTI may have been dropped meanwhile. At start-up the line
+            # is swept when it comes up (LineUp) instead.
+            if line.status().state not in ("down", "starting"):
+                self.sweep(line.name, "once the SIM was ready")
         elif name == "+CUSD":
             cusd = parse_cusd(event.text)
             if cusd is not None:

@@ -452,6 +452,16 @@ def test_sim_busy_at_line_up_sweeps_again(rig: Rig, caplog: pytest.LogCaptureFix
     assert "could not be listed; trying again" in caplog.text
 
 
+def test_sms_ready_sweeps(rig: Rig) -> None:
+    rig.start()
+    mark = len(rig.modem.commands)
+    rig.modem.store_sms(deliver("Stored while SMS was starting"), stat=0)
+    rig.modem.send_urc("SMS Ready")  # SIM800: SMS initialisation is over
+    rig.wait(lambda: len(rig.received()) == 1)
+    rig.wait(lambda: rig.modem.messages() == {})
+    assert "AT+CMGL=4" in rig.modem.commands[mark:]
+
+
 def test_slot_announced_twice_is_stored_once(rig: Rig) -> None:
     rig.start()
     rig.modem.hold(r"^AT\+CMGD")
