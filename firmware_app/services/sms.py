@@ -609,6 +609,7 @@ class SmsService:
         now = self._clock().timestamp()
         state.sweep_due = None
         state.delete_failed = False
+        state.last_sweep = now  # also if the sweep fails half-way: no sweep straight after
         listed, taken, memory = self._sweep(line)
         if not listed:
             delay = self._backoff(state.sweep_failures)
