@@ -1,5 +1,6 @@
 """The Calls pages: every call with its outcome (filter by outcome, day, number; pages by a
 `before` cursor), one call's detail with the plan that ran and why, and `GET /api/v1/calls`.
+Times are shown, and the day filter works, in the business timezone (the office's day).
 
 Reads history records through `services.history` only; never the store or a modem.
 """
@@ -8,8 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import date, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, abort, jsonify, render_template, request
 from werkzeug.wrappers import Response
@@ -19,6 +21,7 @@ from firmware_app.services.history import CALL_OUTCOMES, Interaction
 from .api import api_blueprint, register_api
 from .registry import add_nav
 from .security import services
+from .timeline import zone
 
 bp = Blueprint("calls", __name__, url_prefix="/calls")
 api = api_blueprint("calls_api", __name__)
@@ -33,14 +36,17 @@ OUTCOME_WORDS = {
     "blocked": "Blocked",
     "screened": "Screened out",
     "fax": "Fax",
+    "interrupted": "Interrupted (Frontdesk restarted)",
 }
 _ID = re.compile(r"^[0-9A-Za-z:_-]{1,40}$")
 
 
 def call_filter(
-    outcome: str = "", day: str = "", number: str = ""
+    outcome: str = "", day: str = "", number: str = "", tz: tzinfo | None = None
 ) -> Callable[[Interaction], bool]:
-    """Calls only, narrowed by outcome, day (YYYY-MM-DD, UTC) and digits of the number."""
+    """Calls only, narrowed by outcome, day and digits of the number. `day` (YYYY-MM-DD) is
+    the office's day: the call's start in the business timezone `tz` (UTC when not given)."""
+    local = tz or ZoneInfo("UTC")
     digits = re.sub(r"\D", "", number)
     when: date | None = None
     if day:
@@ -54,7 +60,7 @@ def call_filter(
             return False
         if outcome and i.outcome != outcome:
             return False
-        if when is not None and i.start.date() != when:
+        if when is not None and i.start.astimezone(local).date() != when:
             return False
         return not (digits and digits not in re.sub(r"\D", "", i.number))
 
@@ -73,6 +79,10 @@ def _query() -> dict[str, str]:
 def _cursor() -> str | None:
     before = request.args.get("before", "")
     return before if _ID.match(before) else None
+
+
+def _filter() -> Callable[[Interaction], bool]:
+    return call_filter(**_query(), tz=zone(services()))
 
 
 def as_dict(i: Interaction) -> dict[str, Any]:
@@ -99,9 +109,16 @@ def as_dict(i: Interaction) -> dict[str, Any]:
 @bp.get("/")
 def index() -> str:
     q = _query()
-    items = services().history.newest(PAGE, before=_cursor(), where=call_filter(**q))
+    items = services().history.newest(PAGE, before=_cursor(), where=_filter())
     more = items[-1].id if len(items) == PAGE else ""
-    return render_template("calls/index.html", items=items, q=q, more=more, outcomes=OUTCOME_WORDS)
+    return render_template(
+        "calls/index.html",
+        items=items,
+        q=q,
+        more=more,
+        outcomes=OUTCOME_WORDS,
+        tz=zone(services()),
+    )
 
 
 @bp.get("/<record_id>")
@@ -109,7 +126,9 @@ def detail(record_id: str) -> str:
     item = services().history.get(record_id) if _ID.match(record_id) else None
     if item is None or item.channel != "call":
         abort(404)
-    return render_template("calls/detail.html", item=item, outcomes=OUTCOME_WORDS)
+    return render_template(
+        "calls/detail.html", item=item, outcomes=OUTCOME_WORDS, tz=zone(services())
+    )
 
 
 @api.get("/calls")
@@ -119,7 +138,7 @@ def api_calls() -> Response:
         limit = max(1, min(MAX_LIMIT, int(request.args.get("limit", PAGE))))
     except ValueError:
         limit = PAGE
-    items = services().history.newest(limit, before=_cursor(), where=call_filter(**_query()))
+    items = services().history.newest(limit, before=_cursor(), where=_filter())
     return jsonify(
         calls=[as_dict(i) for i in items],
         next_before=items[-1].id if len(items) == limit else None,

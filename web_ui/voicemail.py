@@ -1,6 +1,10 @@
 """The Voicemail inbox: messages with an audio player, heard and handled, download, delete;
 the audio route serves only files that belong to a voicemail record; `GET /api/v1/voicemails`.
 
+A message is heard when someone presses play (static/voicemail.js posts to the heard route on
+the player's `play` event), never because its audio was fetched: a browser fetches audio to
+preload it, for its length or in ranges without anybody listening.
+
 Reads and changes history records through `services.history`; media paths come only from
 `services.store.media.path(ref)` for a ref the record lists.
 """
@@ -30,6 +34,7 @@ from .api import api_blueprint, register_api
 from .calls import _ID, MAX_LIMIT, PAGE, _cursor, as_dict
 from .registry import add_nav
 from .security import services
+from .timeline import zone
 
 bp = Blueprint("voicemail", __name__, url_prefix="/voicemail")
 api = api_blueprint("voicemail_api", __name__)
@@ -37,13 +42,15 @@ api = api_blueprint("voicemail_api", __name__)
 TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
 
-def _is_voicemail(i: Interaction) -> bool:
-    return i.channel == "call" and i.outcome == "voicemail"
+def _has_message(i: Interaction) -> bool:
+    """A voicemail, or an interrupted call whose recording was kept (docs/calls.md)."""
+    kept = i.outcome == "interrupted" and bool(i.media)
+    return i.channel == "call" and (i.outcome == "voicemail" or kept)
 
 
 def _item(record_id: str) -> Interaction:
     item = services().history.get(record_id) if _ID.match(record_id) else None
-    if item is None or not _is_voicemail(item):
+    if item is None or not _has_message(item):
         abort(404)
     return item
 
@@ -56,21 +63,23 @@ def _by() -> str:
 def index() -> str:
     show = request.args.get("show", "open")
     if show == "all":
-        where = _is_voicemail
+        where = _has_message
     else:
         show = "open"
 
         def where(i: Interaction) -> bool:
-            return _is_voicemail(i) and i.open
+            return _has_message(i) and i.open
 
     items = services().history.newest(PAGE, before=_cursor(), where=where)
     more = items[-1].id if len(items) == PAGE else ""
-    return render_template("voicemail/index.html", items=items, show=show, more=more)
+    return render_template(
+        "voicemail/index.html", items=items, show=show, more=more, tz=zone(services())
+    )
 
 
 @bp.get("/<record_id>/audio")
 def audio(record_id: str) -> Response:
-    """The message's audio; playing it (not downloading) marks it heard."""
+    """The message's audio. Fetching it never marks it heard (the player's play does)."""
     item = _item(record_id)
     if not item.media:
         abort(404)
@@ -82,8 +91,6 @@ def audio(record_id: str) -> Response:
     if not path.is_file():
         abort(404)
     download = request.args.get("download") == "1"
-    if not download and not item.details.get("heard"):
-        _set_heard(item, True)
     ext = path.suffix.lstrip(".").lower()
     stamp = item.start.strftime("%Y-%m-%d-%H%M")
     response = send_file(
@@ -107,9 +114,21 @@ def _set_heard(item: Interaction, heard: bool) -> None:
 
 @bp.post("/<record_id>/heard")
 def heard(record_id: str) -> Response:
+    """Mark heard (`heard=1`, the default) or new again (`heard=0`). The buttons get a
+    redirect; the player's script (Accept: application/json) gets `{"heard": true}`."""
     item = _item(record_id)
-    _set_heard(item, request.form.get("heard", "1") == "1")
-    return redirect(request.form.get("next") or url_for("voicemail.index"))
+    now_heard = request.form.get("heard", "1") == "1"
+    if bool(item.details.get("heard")) != now_heard:
+        _set_heard(item, now_heard)
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(heard=now_heard)
+    return redirect(_next() or url_for("voicemail.index"))
+
+
+def _next() -> str:
+    """Where a button goes back to: a path on this site only."""
+    target = request.form.get("next", "")
+    return target if target.startswith("/") and not target.startswith("//") else ""
 
 
 @bp.post("/<record_id>/handled")
@@ -143,7 +162,7 @@ def api_voicemails() -> Response:
     only_open = request.args.get("open") == "1"
 
     def where(i: Interaction) -> bool:
-        return _is_voicemail(i) and (i.open or not only_open)
+        return _has_message(i) and (i.open or not only_open)
 
     items = services().history.newest(limit, before=_cursor(), where=where)
     out: list[dict[str, Any]] = []

@@ -1,5 +1,6 @@
-"""Calls and Voicemail pages: filters and cursors, the plan shown in words, the audio route
-serving only voicemail files (and marking them heard), handled, delete, the JSON API."""
+"""Calls and Voicemail pages: filters and cursors (the day is the office's day), the plan shown
+in words, the audio route serving only voicemail files (fetching never marks them heard),
+heard, handled, delete, interrupted calls, the JSON API."""
 
 from __future__ import annotations
 
@@ -89,6 +90,27 @@ def test_voicemail_inbox_plays_marks_heard_handles_and_deletes(
     assert audio.status_code == 200 and audio.mimetype == "audio/wav"
     assert audio.headers["Cache-Control"] == "private, no-store"
     audio.close()
+    ranged = logged_in.client.get(f"/voicemail/{vm.id}/audio", headers={"Range": "bytes=0-99"})
+    assert ranged.status_code == 206
+    ranged.close()
+    # Fetched (a preload, a range request) is not heard: pressing play is (voicemail.js).
+    assert services.history.get(vm.id).details["heard"] is False  # type: ignore[union-attr]
+    played = logged_in.post(
+        f"/voicemail/{vm.id}/heard",
+        {"heard": "1"},
+        token_from="/voicemail/",
+        headers={"Accept": "application/json"},
+    )
+    assert played.status_code == 200 and played.get_json() == {"heard": True}
+    assert services.history.get(vm.id).details["heard"] is True  # type: ignore[union-attr]
+    # The buttons: mark new again, then heard, back on the page.
+    r = logged_in.post(f"/voicemail/{vm.id}/heard", {"heard": "0"}, token_from="/voicemail/")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/voicemail/")
+    assert services.history.get(vm.id).details["heard"] is False  # type: ignore[union-attr]
+    r = logged_in.post(
+        f"/voicemail/{vm.id}/heard", {"next": "//evil.example/"}, token_from="/voicemail/"
+    )
+    assert r.status_code == 302 and "evil" not in r.headers["Location"]
     assert services.history.get(vm.id).details["heard"] is True  # type: ignore[union-attr]
     download = logged_in.client.get(f"/voicemail/{vm.id}/audio?download=1")
     assert "attachment" in download.headers["Content-Disposition"]
@@ -151,3 +173,43 @@ def test_calls_page_is_fast_with_100k_records(logged_in: Owner, services: Servic
     second = time.perf_counter() - started
     assert page.status_code == 200 and filtered.status_code == 200
     assert first < 1.0 and second < 2.0, (first, second)
+
+
+def test_day_filter_is_the_office_day(logged_in: Owner, services: Services) -> None:
+    """Los Angeles is UTC-8 in November: 03:00 UTC on the 21st is the evening of the 20th."""
+    services.settings.save_section("business", {"timezone": "America/Los_Angeles"})
+    evening = add(services, "missed", 18 * 60, number="+15550000020")  # 21st 03:00 UTC
+    morning = add(services, "missed", -4 * 60, number="+15550000019")  # 20th 05:00 UTC: 19th
+    page = logged_in.client.get("/calls/?day=2026-11-20").get_data(as_text=True)
+    assert evening.id in page and morning.id not in page
+    assert "America/Los_Angeles" in page and "2026-11-20 19:00" in page
+    assert evening.id not in logged_in.client.get("/calls/?day=2026-11-21").get_data(as_text=True)
+    _, secret = services.auth.create_token("test")
+    auth = {"Authorization": f"Bearer {secret}"}
+    body = logged_in.client.get("/api/v1/calls?day=2026-11-20", headers=auth).get_json()
+    assert [c["id"] for c in body["calls"]] == [evening.id]
+    body = logged_in.client.get("/api/v1/calls?day=2026-11-19", headers=auth).get_json()
+    assert [c["id"] for c in body["calls"]] == [morning.id]
+
+
+def test_interrupted_calls_are_listed_filtered_and_explained(
+    logged_in: Owner, services: Services
+) -> None:
+    item = add(
+        services,
+        "interrupted",
+        5,
+        text="Interrupted (Frontdesk restarted): the call was in progress when Frontdesk stopped",
+        duration_known=False,
+    )
+    add(services, "missed", 6)
+    page = logged_in.client.get("/calls/?outcome=interrupted").get_data(as_text=True)
+    assert item.id in page and page.count("/calls/2026-11:") == 1
+    assert 'value="interrupted"' in page and "Interrupted (Frontdesk restarted)" in page
+    assert "unknown" in page
+    detail = logged_in.client.get(f"/calls/{item.id}").get_data(as_text=True)
+    assert "unknown: Frontdesk stopped during the call" in detail
+    _, secret = services.auth.create_token("test")
+    auth = {"Authorization": f"Bearer {secret}"}
+    body = logged_in.client.get("/api/v1/calls?outcome=interrupted", headers=auth).get_json()
+    assert [c["outcome"] for c in body["calls"]] == ["interrupted"]
