@@ -16,7 +16,7 @@ from typing import Final, Literal
 import img2pdf  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, TiffImagePlugin
+from PIL import Image, ImageChops, TiffImagePlugin
 
 from firmware_app.errors import FrontdeskError
 
@@ -67,46 +67,6 @@ def unpack(data: bytes, fill_order: FillOrder) -> Bits:
     )
 
 
-def split_lines(bits: Bits, *, mr: bool, max_lines: int = MAX_LINES) -> T4Lines:
-    """Cut at each EOL (11+ zeros then a one, T.4 4.1.2); drop what precedes the first EOL
-    and empty lines (doubled EOLs). RTC (six EOLs in a row, T.4 4.1.4) ends the page: what
-    follows it (line noise a modem delivers as the carrier drops) is not a line."""
-    ones = np.flatnonzero(bits)
-    if ones.size == 0:
-        return T4Lines([], [], [])
-    gaps = np.diff(ones, prepend=-1) - 1
-    eol = np.flatnonzero(gaps >= EOL_ZEROS)  # indices into `ones`
-    segments: list[Bits] = []
-    one_d: list[bool] = []
-    code_bits: list[int] = []
-    bounds = [*eol.tolist(), int(ones.size)]
-    empty = 0  # EOLs in a row without a line between them
-    for k in range(len(bounds) - 1):
-        first, nxt = bounds[k], bounds[k + 1]
-        start = int(ones[first]) + 1
-        tag = True
-        if mr:
-            if start >= bits.size:
-                break
-            tag = bool(bits[start])
-            start += 1
-        last_one = int(ones[nxt - 1])  # the last one-bit before the next EOL
-        if last_one < start:
-            empty += 1
-            if empty >= RTC_EOLS - 1 and segments:
-                break
-            continue
-        empty = 0
-        # Up to the next EOL's eleven zeros: a code word may end in zeros (T.4 Table 1).
-        end = int(ones[nxt]) - EOL_ZEROS if nxt < ones.size else min(bits.size, last_one + 9)
-        segments.append(bits[start:end])
-        one_d.append(tag)
-        code_bits.append(last_one + 1 - start)
-        if len(segments) >= max_lines:
-            break
-    return T4Lines(segments, one_d, code_bits)
-
-
 RTC_EOLS: Final = 6
 _EOL: Final = np.array([0] * EOL_ZEROS + [1], dtype=np.uint8)
 _FILL_CACHE: dict[int, Bits] = {}
@@ -119,6 +79,108 @@ def _zeros(n: int) -> Bits:
         if len(_FILL_CACHE) < 4096:
             _FILL_CACHE[n] = z
     return z
+
+
+Index = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    """Line boundaries in a bit stream, as arrays (one entry per line): line i's EOL starts at
+    `eol[i]` (its eleven zeros), its code bits are `bits[start[i]:end[i]]` (fill included, MR
+    tag excluded) and its last one-bit is at `code_end[i] - 1`."""
+
+    bits: Bits
+    eol: Index
+    start: Index
+    end: Index
+    code_end: Index
+    one_d: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return int(self.start.size)
+
+    def head(self, n: int) -> _Cut:
+        return _Cut(
+            self.bits,
+            self.eol[:n],
+            self.start[:n],
+            self.end[:n],
+            self.code_end[:n],
+            self.one_d[:n],
+        )
+
+    def stream(self) -> bytes:
+        """The lines as a clean T.4 stream, MSB first: EOL [tag] line ... (fill kept, no RTC).
+        Each line's EOL and tag are the ones in front of it in `bits`, so this is `bits` with
+        what is not a line (junk before the first EOL, empty lines, the tail) cut out."""
+        if not len(self):
+            return b""
+        if np.array_equal(self.eol[1:], self.end[:-1]):  # nothing between the lines
+            kept = self.bits[int(self.eol[0]) : int(self.end[-1])]
+        else:
+            kept = self.bits[_spans(self.eol, self.end, self.bits.size)]
+        return np.packbits(kept).tobytes()
+
+
+def _spans(lo: Index, hi: Index, size: int) -> npt.NDArray[np.bool_]:
+    """Mask of length `size`, True inside the sorted, disjoint spans [lo[i], hi[i])."""
+    edges = np.empty(2 * lo.size + 2, dtype=np.intp)
+    edges[0], edges[-1] = 0, size
+    edges[1:-1:2], edges[2:-1:2] = lo, hi
+    inside = np.zeros(edges.size - 1, dtype=np.bool_)
+    inside[1::2] = True
+    return np.repeat(inside, np.diff(edges))
+
+
+_NO_LINES: Final = np.zeros(0, dtype=np.intp)
+
+
+def _cut(bits: Bits, *, mr: bool, max_lines: int = MAX_LINES) -> _Cut:
+    """`split_lines` without a Python step per line (a page has thousands of lines)."""
+    ones = np.flatnonzero(bits.view(np.bool_))
+    gaps = np.diff(ones, prepend=-1) - 1
+    first = np.flatnonzero(gaps >= EOL_ZEROS)  # indices into `ones` of each EOL's one-bit
+    if first.size == 0:
+        return _Cut(bits, _NO_LINES, _NO_LINES, _NO_LINES, _NO_LINES, np.zeros(0, np.bool_))
+    nxt = np.append(first[1:], ones.size)  # ... and of the next EOL's (or the end)
+    start = ones[first] + 1
+    if mr and start[-1] >= bits.size:  # an EOL at the very end: no room for its tag
+        first, nxt, start = first[:-1], nxt[:-1], start[:-1]
+    one_d = bits[start].astype(np.bool_) if mr else np.ones(start.size, np.bool_)
+    if mr:
+        start = start + 1
+    last_one = ones[nxt - 1]  # the last one-bit before the next EOL
+    empty = last_one < start
+    # RTC (six EOLs in a row, T.4 4.1.4): the fifth empty line in a row after a line ends
+    # the page; what follows (noise as the carrier drops) is not a line.
+    k = np.arange(empty.size)
+    last_line = np.maximum.accumulate(np.where(empty, -1, k))
+    rtc = np.flatnonzero(empty & (last_line >= 0) & (k - last_line >= RTC_EOLS - 1))
+    stop = int(rtc[0]) if rtc.size else empty.size
+    keep = np.flatnonzero(~empty[:stop])[:max_lines]
+    first, nxt, start, last_one = first[keep], nxt[keep], start[keep], last_one[keep]
+    one_d = one_d[keep]
+    # A line runs up to the next EOL's eleven zeros: a code word may end in zeros (T.4
+    # Table 1). The last line, with no EOL after it, gets up to 8 zeros past its last one.
+    following = np.minimum(nxt, ones.size - 1)
+    end = np.where(
+        nxt < ones.size, ones[following] - EOL_ZEROS, np.minimum(bits.size, last_one + 9)
+    )
+    return _Cut(bits, ones[first] - EOL_ZEROS, start, end, last_one + 1, one_d)
+
+
+def split_lines(bits: Bits, *, mr: bool, max_lines: int = MAX_LINES) -> T4Lines:
+    """Cut at each EOL (11+ zeros then a one, T.4 4.1.2); drop what precedes the first EOL
+    and empty lines (doubled EOLs). RTC (six EOLs in a row, T.4 4.1.4) ends the page: what
+    follows it (line noise a modem delivers as the carrier drops) is not a line."""
+    cut = _cut(bits, mr=mr, max_lines=max_lines)
+    starts, ends = cut.start.tolist(), cut.end.tolist()
+    return T4Lines(
+        [bits[s:e] for s, e in zip(starts, ends, strict=True)],
+        cut.one_d.tolist(),
+        (cut.code_end - cut.start).tolist(),
+    )
 
 
 def build_t4(
@@ -199,27 +261,33 @@ def t4_tiff(
     return bytes(out)
 
 
-def _decode_clean(lines: T4Lines, *, width: int, fine: bool, mr: bool) -> Bits:
-    """libtiff's decode of clean lines as a 0/1 array (1 = black). When libtiff gives up on
-    a block (OSError), the block is halved until the bad line is alone; it stays white."""
-    n = len(lines.segments)
-    stream = build_t4(lines, mr=mr, rtc=False)
-    tiff = t4_tiff(stream, width=width, height=n, fine=fine, mr=mr)
+def _decode_rows(cut: _Cut, *, width: int, fine: bool, mr: bool) -> Image.Image:
+    """libtiff's decode of the lines (mode "1", True = white). When libtiff gives up on a
+    block (OSError), the block is halved until the bad line is alone; it stays white."""
+    n = len(cut)
+    tiff = t4_tiff(cut.stream(), width=width, height=n, fine=fine, mr=mr)
     try:
         with Image.open(io.BytesIO(tiff)) as im:
             im.load()
-            # Photometric 0: Pillow gives mode "1" with True = white.
-            black: Bits = np.logical_not(np.asarray(im, dtype=bool)).astype(np.uint8)
-            return black
+            # Photometric 0: Pillow gives mode "1" with True = white. A plain copy, so no
+            # TIFF tags of this wrapper travel on with the picture.
+            return im.copy()
     except OSError:
-        if n == 1:
-            return np.zeros((1, width), dtype=np.uint8)
-    half = n // 2
-    parts = [
-        T4Lines(lines.segments[:half], lines.one_d[:half], lines.code_bits[:half]),
-        T4Lines(lines.segments[half:], lines.one_d[half:], lines.code_bits[half:]),
-    ]
-    return np.concatenate([_decode_clean(p, width=width, fine=fine, mr=mr) for p in parts])
+        out = Image.new("1", (width, n), 1)
+        if n > 1:
+            half = n // 2
+            top = _decode_rows(cut.head(half), width=width, fine=fine, mr=mr)
+            rest = _Cut(
+                cut.bits,
+                cut.eol[half:],
+                cut.start[half:],
+                cut.end[half:],
+                cut.code_end[half:],
+                cut.one_d[half:],
+            )
+            out.paste(top, (0, 0))
+            out.paste(_decode_rows(rest, width=width, fine=fine, mr=mr), (0, half))
+        return out
 
 
 def encode_mh_lines(black: Bits) -> T4Lines:
@@ -268,34 +336,44 @@ class DecodedPage:
         return 1.0 - self.damaged_lines / self.lines if self.lines else 1.0
 
 
-def _check(lines: T4Lines, black: Bits) -> tuple[int, int]:
+def _mh_cut(image: Image.Image) -> _Cut:
+    """MH code of each row of a mode "1" picture (True = white) via libtiff, cut in lines."""
+    # Pillow stores mode "1" as Photometric 1 and libtiff codes stored zero bits as white
+    # runs (REFERENCE.md 1): so hand it the inverted picture, stored 1 = black.
+    buf = io.BytesIO()
+    ImageChops.invert(image).save(buf, "TIFF", compression="group3", strip_size=1 << 30)
+    return _cut(unpack(strip_data(buf.getvalue()), 1), mr=False)
+
+
+def _check(cut: _Cut, image: Image.Image) -> tuple[int, int]:
     """(damaged, checked): a 1-D line is good when libtiff's decode of it codes back to the
-    same bits (MH code is canonical). 2-D lines of MR pages are not checked here."""
-    again = encode_mh_lines(black)
-    damaged = checked = 0
-    for i, (seg, one_d) in enumerate(zip(lines.segments, lines.one_d, strict=True)):
-        if not one_d:
-            continue
-        checked += 1
-        if i >= len(again.segments):
-            damaged += 1
-            continue
-        n = lines.code_bits[i]
-        if n != again.code_bits[i] or not np.array_equal(seg[:n], again.segments[i][:n]):
-            damaged += 1
-    return damaged, checked
+    same bits (MH code is canonical). 2-D lines of MR pages are not checked here.
+
+    Compared as whole arrays: the code bits of all lines of the same length on both sides
+    are gathered into one run each, and a difference is traced back to its line."""
+    again = _mh_cut(image)
+    checked = int(np.count_nonzero(cut.one_d))
+    n = min(len(cut), len(again))
+    ours = cut.code_end[:n] - cut.start[:n]
+    theirs = again.code_end[:n] - again.start[:n]
+    alike = np.flatnonzero(cut.one_d[:n] & (ours == theirs))
+    if alike.size == 0:
+        return checked, checked
+    a = cut.bits[_spans(cut.start[alike], cut.code_end[alike], cut.bits.size)]
+    b = again.bits[_spans(again.start[alike], again.code_end[alike], again.bits.size)]
+    differ = np.flatnonzero(a != b)
+    bad = np.unique(np.searchsorted(np.cumsum(ours[alike]), differ, side="right")).size
+    return checked - alike.size + bad, checked
 
 
 def _read(
-    data: bytes, fill_order: FillOrder, *, mr: bool, fine: bool, width: int, limit: int
+    cut: _Cut, fill_order: FillOrder, *, mr: bool, fine: bool, width: int
 ) -> tuple[DecodedPage, int] | None:
-    """Decode up to `limit` lines one way; (page, good lines) or None without lines."""
-    lines = split_lines(unpack(data, fill_order), mr=mr, max_lines=limit)
-    if not lines.segments:
+    """Decode the lines of one reading; (page, good lines) or None without lines."""
+    if not len(cut):
         return None
-    black = _decode_clean(lines, width=width, fine=fine, mr=mr)
-    damaged, checked = _check(lines, black) if width == FAX_WIDTH else (0, 0)
-    image = Image.fromarray(black == 0)
+    image = _decode_rows(cut, width=width, fine=fine, mr=mr)
+    damaged, checked = _check(cut, image) if width == FAX_WIDTH else (0, 0)
     image.info["dpi"] = (X_DPI, Y_DPI_FINE if fine else Y_DPI_NORMAL)
     page = DecodedPage(
         image=image,
@@ -325,16 +403,29 @@ def decode_page(
     orders: tuple[FillOrder, ...] = (fill_order,) if fill_order else (2, 1)
     codings = (mr,) if mr is not None else (False, True)
     ways = [(order, coding) for coding in codings for order in orders]
+    cuts: dict[tuple[FillOrder, bool], _Cut] = {}
+
+    def cut_for(way: tuple[FillOrder, bool]) -> _Cut:  # the whole page, once per reading
+        if way not in cuts:
+            cuts[way] = _cut(unpack(data, way[0]), mr=way[1])
+        return cuts[way]
+
+    probes: dict[tuple[FillOrder, bool], tuple[DecodedPage, int] | None] = {}
     if len(ways) > 1:
         scores = []
-        for order, coding in ways:
-            got = _read(data, order, mr=coding, fine=fine, width=width, limit=PROBE_LINES)
+        for way in ways:
+            got = _read(cut_for(way).head(PROBE_LINES), way[0], mr=way[1], fine=fine, width=width)
+            probes[way] = got
             scores.append(-1 if got is None else got[1])
             if got is not None and got[0].damaged_lines == 0 and got[1] > 0:
                 break  # clean: no need to try the other readings
         ways = [ways[scores.index(max(scores))]]
-    order, coding = ways[0]
-    got = _read(data, order, mr=coding, fine=fine, width=width, limit=MAX_LINES)
+    way = ways[0]
+    cut = cut_for(way)
+    if way in probes and len(cut) <= PROBE_LINES:
+        got = probes[way]  # the probe read the whole page already
+    else:
+        got = _read(cut, way[0], mr=way[1], fine=fine, width=width)
     if got is None:
         raise FaxImageError(f"no T.4 lines (EOL codes) in {len(data)} bytes of page data")
     return got[0]
