@@ -136,45 +136,84 @@ def _spans(lo: Index, hi: Index, size: int) -> npt.NDArray[np.bool_]:
 _NO_LINES: Final = np.zeros(0, dtype=np.intp)
 
 
-def _cut(bits: Bits, *, mr: bool, max_lines: int = MAX_LINES) -> _Cut:
-    """`split_lines` without a Python step per line (a page has thousands of lines)."""
-    ones = np.flatnonzero(bits.view(np.bool_))
-    gaps = np.diff(ones, prepend=-1) - 1
-    first = np.flatnonzero(gaps >= EOL_ZEROS)  # indices into `ones` of each EOL's one-bit
-    if first.size == 0:
+def _zero_counts(fill_order: FillOrder) -> tuple[Index, Index]:
+    """Per byte value: zero bits sent before its first one-bit, and after its last (8, 8
+    for a zero byte)."""
+    sent = np.unpackbits(
+        np.arange(256, dtype=np.uint8)[:, None],
+        axis=1,
+        bitorder="big" if fill_order == 1 else "little",
+    )
+    has_one = sent.any(axis=1)
+    lead = np.where(has_one, sent.argmax(axis=1), 8).astype(np.intp)
+    trail = np.where(has_one, sent[:, ::-1].argmax(axis=1), 8).astype(np.intp)
+    return lead, trail
+
+
+_ZERO_COUNTS: Final = {1: _zero_counts(1), 2: _zero_counts(2)}
+
+
+def _cut(
+    data: bytes,
+    fill_order: FillOrder,
+    *,
+    mr: bool,
+    max_lines: int = MAX_LINES,
+    bits: Bits | None = None,
+) -> _Cut:
+    """`split_lines` of `data` (or of `bits`, the same stream unpacked) without a Python
+    step per line: a page has thousands of lines.
+
+    EOLs are found byte by byte: a run of 11 zeros never fits inside one byte, so it lies
+    between the last one-bit of a non-zero byte and the first one-bit of the next."""
+    if bits is None:
+        bits = unpack(data, fill_order)
+    lead, trail = _ZERO_COUNTS[fill_order]
+    raw = np.frombuffer(data, dtype=np.uint8)
+    at = np.flatnonzero(raw)
+    values = raw[at]
+    at *= 8
+    first_one, last_one_in = at + lead[values], at + (7 - trail[values])
+    zeros = first_one.copy()  # zeros sent before each non-zero byte's first one-bit
+    zeros[1:] -= last_one_in[:-1] + 1
+    k = np.flatnonzero(zeros >= EOL_ZEROS)
+    if k.size == 0:
         return _Cut(bits, _NO_LINES, _NO_LINES, _NO_LINES, _NO_LINES, np.zeros(0, np.bool_))
-    nxt = np.append(first[1:], ones.size)  # ... and of the next EOL's (or the end)
-    start = ones[first] + 1
+    eol_one = first_one[k]  # each EOL's one-bit
+    # A line's last one-bit is the last one before the next EOL's zeros (or in the stream).
+    last_one = np.append(last_one_in[k[1:] - 1], last_one_in[-1])
+    # A line runs up to the next EOL's eleven zeros: a code word may end in zeros (T.4
+    # Table 1). The last line, with no EOL after it, gets up to 8 zeros past its last one.
+    end = np.append(eol_one[1:] - EOL_ZEROS, min(bits.size, int(last_one[-1]) + 9))
+    start = eol_one + 1
     if mr and start[-1] >= bits.size:  # an EOL at the very end: no room for its tag
-        first, nxt, start = first[:-1], nxt[:-1], start[:-1]
+        eol_one, last_one, end, start = eol_one[:-1], last_one[:-1], end[:-1], start[:-1]
     one_d = bits[start].astype(np.bool_) if mr else np.ones(start.size, np.bool_)
     if mr:
         start = start + 1
-    last_one = ones[nxt - 1]  # the last one-bit before the next EOL
     empty = last_one < start
     # RTC (six EOLs in a row, T.4 4.1.4): the fifth empty line in a row after a line ends
     # the page; what follows (noise as the carrier drops) is not a line.
-    k = np.arange(empty.size)
-    last_line = np.maximum.accumulate(np.where(empty, -1, k))
-    rtc = np.flatnonzero(empty & (last_line >= 0) & (k - last_line >= RTC_EOLS - 1))
+    n = np.arange(empty.size)
+    last_line = np.maximum.accumulate(np.where(empty, -1, n))
+    rtc = np.flatnonzero(empty & (last_line >= 0) & (n - last_line >= RTC_EOLS - 1))
     stop = int(rtc[0]) if rtc.size else empty.size
     keep = np.flatnonzero(~empty[:stop])[:max_lines]
-    first, nxt, start, last_one = first[keep], nxt[keep], start[keep], last_one[keep]
-    one_d = one_d[keep]
-    # A line runs up to the next EOL's eleven zeros: a code word may end in zeros (T.4
-    # Table 1). The last line, with no EOL after it, gets up to 8 zeros past its last one.
-    following = np.minimum(nxt, ones.size - 1)
-    end = np.where(
-        nxt < ones.size, ones[following] - EOL_ZEROS, np.minimum(bits.size, last_one + 9)
+    return _Cut(
+        bits,
+        eol_one[keep] - EOL_ZEROS,
+        start[keep],
+        end[keep],
+        last_one[keep] + 1,
+        one_d[keep],
     )
-    return _Cut(bits, ones[first] - EOL_ZEROS, start, end, last_one + 1, one_d)
 
 
 def split_lines(bits: Bits, *, mr: bool, max_lines: int = MAX_LINES) -> T4Lines:
     """Cut at each EOL (11+ zeros then a one, T.4 4.1.2); drop what precedes the first EOL
     and empty lines (doubled EOLs). RTC (six EOLs in a row, T.4 4.1.4) ends the page: what
     follows it (line noise a modem delivers as the carrier drops) is not a line."""
-    cut = _cut(bits, mr=mr, max_lines=max_lines)
+    cut = _cut(np.packbits(bits).tobytes(), 1, mr=mr, max_lines=max_lines, bits=bits)
     starts, ends = cut.start.tolist(), cut.end.tolist()
     return T4Lines(
         [bits[s:e] for s, e in zip(starts, ends, strict=True)],
@@ -342,7 +381,7 @@ def _mh_cut(image: Image.Image) -> _Cut:
     # runs (REFERENCE.md 1): so hand it the inverted picture, stored 1 = black.
     buf = io.BytesIO()
     ImageChops.invert(image).save(buf, "TIFF", compression="group3", strip_size=1 << 30)
-    return _cut(unpack(strip_data(buf.getvalue()), 1), mr=False)
+    return _cut(strip_data(buf.getvalue()), 1, mr=False)
 
 
 def _check(cut: _Cut, image: Image.Image) -> tuple[int, int]:
@@ -407,7 +446,7 @@ def decode_page(
 
     def cut_for(way: tuple[FillOrder, bool]) -> _Cut:  # the whole page, once per reading
         if way not in cuts:
-            cuts[way] = _cut(unpack(data, way[0]), mr=way[1])
+            cuts[way] = _cut(data, way[0], mr=way[1])
         return cuts[way]
 
     probes: dict[tuple[FillOrder, bool], tuple[DecodedPage, int] | None] = {}
