@@ -1,14 +1,18 @@
 """Soak: a compressed office day through a real `frontdesk run`, with faults, then a ledger.
 
-Three analog and three GSM lines are simulated modems on ptys in this process; the daemon
-is a child process that opens their stable paths like /dev/serial/by-id. Calls (voicemail,
-missed, answered, forwarded, blocked) and texts (some multipart, some emoji) follow a plan
-spread over the run while the rig unplugs modems, hangs one, sends garbage, answers SIM
-busy, stops the mail server for a stretch and SIGKILLs the daemon at random moments. At the
-end every call, text and email is looked up in the store and the mail sink, item by item.
+Twelve lines are simulated modems on ptys in this process (five USR and two Conexant voice
+lines, one Conexant fax-only line, four SIM800); the daemon is a child process that opens
+their stable paths like /dev/serial/by-id. Calls (voicemail, missed, answered, forwarded,
+blocked), texts (some multipart, some emoji) and faxes (to the fax-only line, or a calling
+tone on a voice call that the daemon hands to its fax service; Class 2.0 from the
+simulator's fax machine, station id "SOAK F<id>") follow a plan spread over the run while
+the rig unplugs modems, hangs one, sends garbage, answers SIM busy, stops the mail server
+for a stretch and SIGKILLs the daemon at random moments (the simulated modems see the port
+close as DTR off and hang up, as a real modem with &D2 does). At the end every call, text,
+fax and email is looked up in the store and the mail sink, item by item.
 
     make soak                                 # CALLS=1000 SMS=1000 FAXES=50 MINUTES=10
-    SOAK_QUICK=1 .venv/bin/python bench/soak.py   # about 2 minutes
+    SOAK_QUICK=1 .venv/bin/python bench/soak.py   # about 3 minutes (60 calls, 4 faxes)
 
 Prints figures and FIGURE lines (bench/run_all.py); exits 1 when the ledger does not close.
 """
@@ -35,18 +39,25 @@ from soak_traffic import (
     EXPECTED,
     Call,
     Delivered,
+    Fax,
     Line,
     StoreWatcher,
     Text,
     caller_script,
+    fax_machine,
+    fax_tone_caller,
     make_sim_busy,
     now_utc,
+    plan_faxes,
     plan_traffic,
     text_pdus,
     watch_deletes,
 )
 
-ANALOG, GSM = "usr5637", "sim800"
+ANALOG, FAX_MODEM, GSM = "usr5637", "cx93010", "sim800"
+# (personality, role): calls go to the voice lines, faxes to the Conexant ones.
+LAYOUT = [(ANALOG, "voice")] * 5 + [(FAX_MODEM, "voice")] * 2 + [(FAX_MODEM, "fax")]
+LAYOUT += [(GSM, "voice")] * 4
 
 
 def figure(name: str, value: float, unit: str, target: str, op: str) -> None:
@@ -64,7 +75,7 @@ class Params:
         q = self.quick
         self.calls = env_int("CALLS", 60 if q else 1000)
         self.sms = env_int("SMS", 100 if q else 1000)
-        self.faxes = env_int("FAXES", 0 if q else 50)
+        self.faxes = env_int("FAXES", 4 if q else 50)
         self.minutes = float(os.environ.get("MINUTES", "") or (2 if q else 10))
         self.kills = env_int("KILLS", 4 if q else 20)
         self.idle = env_int("IDLE_SECONDS", 20 if q else 60)
@@ -109,6 +120,8 @@ forward_calls = true
 confirm_forwarded = false
 [lines]
 rings_before_answer = 2
+fax_only = [{fax_only}]
+fax_id = "+44 20 7946 0000"
 [calls]
 max_message_seconds = 20
 silence_seconds = 2
@@ -138,6 +151,7 @@ class Soak:
         self.stop = threading.Event()  # no more traffic or faults
         self.polling_done = threading.Event()  # the daemon's line states are no longer read
         self.t0 = 0.0
+        self.wall0 = 0.0  # time.time() at t0: record times -> run seconds
         self.log = folder / "daemon.log"
         self.daemon: DaemonProcess | None = None
         self.watcher = StoreWatcher(self.data)
@@ -149,9 +163,8 @@ class Soak:
 
     def build(self) -> None:
         dev = self.folder / "dev"
-        names = [ANALOG] * 3 + [GSM] * 3
-        for i, personality in enumerate(names, 1):
-            line = Line(f"line{i}", personality, dev)
+        for i, (personality, role) in enumerate(LAYOUT, 1):
+            line = Line(f"line{i}", personality, dev, role)
             self.lines.append(line)
             if line.kind == "gsm":
                 watch_deletes(line, self.watcher, self.delivered)
@@ -172,7 +185,8 @@ class Soak:
         from firmware_app.services.settings import SettingsService
         from firmware_app.store import Store
 
-        text = SETTINGS.format(port=self.sink.port, blocked=BLOCKED_PREFIX)
+        fax_only = ", ".join(f'"{line.name}"' for line in self.lines if line.role == "fax")
+        text = SETTINGS.format(port=self.sink.port, blocked=BLOCKED_PREFIX, fax_only=fax_only)
         with Store(self.data) as store:
             SettingsService(store, EventBus()).import_toml(text, "soak settings")
 
@@ -264,6 +278,54 @@ class Soak:
         with self.lock:
             self.delivered.calls.append(call)
 
+    def fax_worker(self, line: Line, queue: list[Fax]) -> None:
+        while not self.stop.is_set():
+            with self.lock:
+                if not queue:
+                    return
+                fax = queue.pop(0)
+            while not self.stop.is_set() and self.elapsed() < fax.due:
+                time.sleep(0.05)
+            if not self.wait_idle(line, 600) or self.stop.is_set():
+                fax.result = "not placed"
+                with self.lock:
+                    self.delivered.faxes.append(fax)
+                continue
+            with line.busy:
+                self.place_fax(line, fax)
+
+    def place_fax(self, line: Line, fax: Fax) -> None:
+        """A fax machine calls: as a fax to the fax-only line, or as a voice call that sends
+        CNG once the greeting plays (the daemon switches it to fax)."""
+        modem = line.modem
+        fax.line = line.name
+        k0 = self.kills
+        fax.rang = self.elapsed()
+        machine = fax_machine(fax)
+        if line.role == "fax":
+            modem.fax_call(machine, fax.number, rings=8, interval=0.8)
+        else:
+            modem.fax.machine = machine
+            modem.voice.caller = fax_tone_caller()
+            modem.ring(fax.number, rings=8, interval=0.8)
+        deadline = time.monotonic() + 90
+        time.sleep(0.5)
+        while modem.call_state != "idle" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        ok = self.wait_idle(line, 60, new_call=False)
+        modem.fax.machine = None
+        fax.done = self.elapsed()
+        if not ok and self.daemon is not None and self.daemon.up.is_set():
+            fax.result = "stuck"
+            self.note(
+                f"{line.name}: the line did not come back after fax {fax.id} (daemon: "
+                f"{self.line_state.get(line.name)}, simulator: {modem.call_state})"
+            )
+        fax.kills = (k0, self.kills)
+        with self.lock:
+            self.delivered.faxes.append(fax)
+
     def text_worker(self, texts: list[Text]) -> None:
         gsm = [line for line in self.lines if line.kind == "gsm"]
         for text in texts:
@@ -322,9 +384,9 @@ class Soak:
         self.line_state = {}  # the next life's lines are not up yet: ask it afresh
         self.kills += 1
         self.note(f"daemon SIGKILLed ({self.kills})")
+        # The ports closed with the process: the simulated modems saw DTR drop and hung up
+        # their calls (&D2), as real ones do.
         time.sleep(self.rng.uniform(0.2, 1.5))
-        for line in self.lines:
-            line.drop_dtr()
         life = self.daemon.start()
         self.note(f"daemon ready again in {life.ready_s:.2f} s")
 
@@ -379,13 +441,12 @@ class Soak:
     def run(self) -> int:
         assert self.daemon is not None
         calls, texts = plan_traffic(self.p.calls, self.p.sms, self.p.seconds, self.rng)
+        faxes = plan_faxes(self.p.faxes, self.p.seconds, self.rng)
         print(
             f"soak: {len(calls)} calls, {len(texts)} texts, {self.p.faxes} faxes over "
             f"{self.p.minutes:g} min on {len(self.lines)} lines, {self.p.kills} kills",
             flush=True,
         )
-        if self.p.faxes:
-            print("  faxes: not driven (see docs/performance.md: no fax peer in the simulator)")
         self.sink.up()
         first = self.daemon.start()
         self.t0 = time.monotonic()
@@ -397,17 +458,31 @@ class Soak:
         time.sleep(10)  # the figures' starting point: ready and idle for 10 s
         start_sample = sample(first.pid)
         self.t0 = time.monotonic()
+        self.wall0 = time.time()
         last_due = self.p.seconds
         queues: dict[str, list[Call]] = {
             "analog": [c for c in calls if c.line_kind == "analog"],
             "gsm": [c for c in calls if c.line_kind == "gsm"],
         }
+        fax_queues: dict[str, list[Fax]] = {
+            "fax": [f for f in faxes if f.kind == "fax_only"],
+            "voice": [f for f in faxes if f.kind == "cng"],
+        }
         for line in self.lines:
-            threads.append(
-                threading.Thread(
-                    target=self.call_worker, args=(line, queues[line.kind], last_due), daemon=True
+            if line.role == "voice":
+                threads.append(
+                    threading.Thread(
+                        target=self.call_worker,
+                        args=(line, queues[line.kind], last_due),
+                        daemon=True,
+                    )
                 )
-            )
+            if line.fax:
+                threads.append(
+                    threading.Thread(
+                        target=self.fax_worker, args=(line, fax_queues[line.role]), daemon=True
+                    )
+                )
         threads.append(threading.Thread(target=self.text_worker, args=(texts,), daemon=True))
         faults = threading.Thread(target=self.faults, daemon=True)
         for t in threads[1:]:
@@ -440,7 +515,9 @@ class Soak:
         threads[0].join(5)
         code = self.daemon.stop()
         print(f"  daemon stopped (exit {code}); log: {self.log}")
-        return self.report(calls, texts, traffic_s, start_sample, end_busy, before_idle, after_idle)
+        return self.report(
+            calls, texts, faxes, traffic_s, start_sample, end_busy, before_idle, after_idle
+        )
 
     def settle(self, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
@@ -456,6 +533,9 @@ class Soak:
             if c.kind in ("voicemail", "missed") and c.kills[0] == c.kills[1] and not c.result
         )
         expected += len(self.delivered.texts)
+        expected += sum(
+            1 for f in self.delivered.faxes if f.kills[0] == f.kills[1] and not f.result
+        )
         last = -1
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
@@ -473,6 +553,7 @@ class Soak:
         self,
         calls: list[Call],
         texts: list[Text],
+        faxes: list[Fax],
         traffic_s: float,
         start: Sample,
         end_busy: Sample,
@@ -490,9 +571,17 @@ class Soak:
             outbox = [dict(doc, id=doc.doc_id) for doc in store.table("outbox", "messages").all()]
         by_number: dict[str, list[Any]] = defaultdict(list)
         sms_by_tag: dict[str, list[Any]] = defaultdict(list)
+        fax_by_station: dict[str, list[Any]] = defaultdict(list)
+        # A call still ringing when a new life comes up is taken without its caller ID (that
+        # came between the first rings, to the old life): found by line and time instead.
+        unnumbered: dict[str, list[Any]] = defaultdict(list)
         for r in records:
-            if r.channel == "call":
+            if r.channel == "call" and not r.number:
+                unnumbered[r.line].append(r)
+            elif r.channel == "call":
                 by_number[r.number].append(r)
+            elif r.channel == "fax" and r.direction == "in":
+                fax_by_station[r.name].append(r)
             elif r.channel == "sms" and r.direction == "in":
                 tag = r.text[:8]
                 sms_by_tag[tag].append(r)
@@ -506,12 +595,31 @@ class Soak:
         lost = dup = wrong = 0
         in_flight = in_flight_recorded = 0
         outcomes: Counter[str] = Counter()
+        in_flight_outcomes: Counter[str] = Counter()
         for c in placed:
             got = by_number.get(c.number, [])
+            if c.kills[0] != c.kills[1] and not got:
+                for r in unnumbered.get(c.line, []):
+                    at = r.start.timestamp() - self.wall0
+                    if c.rang - 2 <= at <= c.done + 2:
+                        got = [r]
+                        unnumbered[c.line].remove(r)
+                        break
             if c.kills[0] != c.kills[1]:
+                # In flight at a kill: one record all the same, with the outcome it reached
+                # or "interrupted" (written at the next start).
                 in_flight += 1
                 in_flight_recorded += bool(got)
-                if len(got) > 1:
+                if len(got) == 1:
+                    outcomes[got[0].outcome] += 1
+                    in_flight_outcomes[got[0].outcome] += 1
+                elif not got:
+                    lost += 1
+                    problems.append(
+                        f"call {c.id} lost (in flight at a kill): {c.kind} from {c.number} on "
+                        f"{c.line} at {c.rang:.1f}-{c.done:.1f} s"
+                    )
+                else:
                     dup += 1
                     problems.append(
                         f"call {c.id} ({c.number}, in flight at a kill): {len(got)} records"
@@ -535,6 +643,60 @@ class Soak:
                         f"call {c.id} ({c.number} on {c.line}): expected {EXPECTED[c.kind]}, "
                         f"recorded {got[0].outcome} ({got[0].text})"
                     )
+        for name, left in unnumbered.items():
+            for r in left:
+                dup += 1
+                problems.append(f"call record {r.id} on {name} without a number: no call of ours")
+        # Faxes: one fax record per fax (found by the sender's station id) with the pages
+        # sent, its PDF readable with as many pages; a calling tone also left its call record.
+        import pypdfium2
+
+        f_placed = [f for f in self.delivered.faxes if f.result != "not placed"]
+        f_lost = f_dup = f_bad = f_in_flight = f_in_flight_recorded = 0
+        f_busy: list[float] = []
+        pdf_pages = 0
+        with Store(self.data) as store:
+            for f in f_placed:
+                f_busy.append(f.done - f.rang)
+                got = fax_by_station.get(f.station, [])
+                if f.kills[0] != f.kills[1]:
+                    f_in_flight += 1
+                    f_in_flight_recorded += bool(got)
+                    if len(got) > 1:
+                        f_dup += 1
+                        problems.append(f"fax {f.id} (in flight at a kill): {len(got)} records")
+                    continue
+                if not got:
+                    f_lost += 1
+                    problems.append(
+                        f"fax {f.id} lost: {f.kind} from {f.number} on {f.line} at {f.rang:.1f} s"
+                    )
+                    continue
+                if len(got) > 1:
+                    f_dup += 1
+                    problems.append(f"fax {f.id}: {len(got)} records {[r.id for r in got]}")
+                r = got[0]
+                wrong_fax = ""
+                if r.outcome != "received" or r.details.get("pages") != f.pages:
+                    wrong_fax = f"{r.outcome}, {r.details.get('pages')} pages ({r.text})"
+                elif r.number != f.number:
+                    wrong_fax = f"number {r.number}"
+                else:
+                    try:
+                        pdf = pypdfium2.PdfDocument(store.media.read(r.media[0]))
+                        n = len(pdf)
+                        pdf.close()
+                    except Exception as exc:
+                        n = -1
+                        wrong_fax = f"PDF unreadable: {type(exc).__name__}: {exc}"
+                    pdf_pages += max(0, n)
+                    if n >= 0 and n != f.pages:
+                        wrong_fax = f"PDF of {n} pages"
+                if f.kind == "cng" and [c.outcome for c in by_number.get(f.number, [])] != ["fax"]:
+                    wrong_fax += f" call records {[c.outcome for c in by_number[f.number]]}"
+                if wrong_fax:
+                    f_bad += 1
+                    problems.append(f"fax {f.id} ({f.pages} pages on {f.line}): {wrong_fax}")
         # Texts.
         t_lost = t_dup = t_bad = 0
         for t in self.delivered.texts:
@@ -561,22 +723,39 @@ class Soak:
 
         # Emails: each record that should have one has exactly one outbox message, sent, and
         # its Message-ID reached the sink (copies of one Message-ID are at-least-once resends).
-        wants = {"voicemail": "voicemail", "missed": "missed_call"}
+        # An interrupted call's email is a missed-call one, or a voicemail one when its
+        # recording was kept.
+        wants = {
+            "voicemail": ("voicemail",),
+            "missed": ("missed_call",),
+            "interrupted": ("missed_call", "voicemail"),
+        }
         ours = {c.number for c in placed}
-        expected_mail: dict[str, str] = {}
+        stations = {f.station for f in f_placed}
+        expected_mail: dict[str, tuple[str, ...]] = {}
         for r in records:
             if r.channel == "call" and r.number in ours and r.outcome in wants:
                 expected_mail[r.id] = wants[r.outcome]
             elif r.channel == "sms" and r.direction == "in" and r.text.startswith("[S"):
-                expected_mail[r.id] = "sms"
+                expected_mail[r.id] = ("sms",)
+            elif r.channel == "fax" and r.name in stations and r.media:
+                expected_mail[r.id] = ("fax",)
         by_record: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for m in outbox:
             by_record[m.get("record_id", "")].append(m)
         received = self.sink.snapshot()
         copies = Counter(r.message_id for r in received)
         m_lost = m_dup_records = m_unsent = 0
-        for rid, kind in expected_mail.items():
-            msgs = [m for m in by_record.get(rid, []) if m.get("kind") == kind]
+        pdf_mail = {r.message_id for r in received if "application/pdf" in r.attachments}
+        f_no_pdf = 0
+        for rid, kinds_wanted in expected_mail.items():
+            msgs = [m for m in by_record.get(rid, []) if m.get("kind") in kinds_wanted]
+            kind = "/".join(kinds_wanted)
+            if kinds_wanted == ("fax",):
+                for m in msgs:
+                    if copies.get(m.get("message_id", "")) and m["message_id"] not in pdf_mail:
+                        f_no_pdf += 1
+                        problems.append(f"record {rid}: fax email {m['message_id']} has no PDF")
             if not msgs:
                 m_lost += 1
                 problems.append(f"no {kind} email queued for record {rid}")
@@ -607,7 +786,7 @@ class Soak:
         cpu_startup = sum((life.at_ready.cpu_s if life.at_ready else 0.0) for life in lives)
         written = sum((life.last.write_bytes if life.last else 0) for life in lives)
         written_startup = sum((life.at_ready.write_bytes if life.at_ready else 0) for life in lives)
-        interactions = len(placed) + len(self.delivered.texts)
+        interactions = len(placed) + len(self.delivered.texts) + len(f_placed)
         idle_cpu = (after_idle.cpu_s - before_idle.cpu_s) / max(
             1e-9, after_idle.at - before_idle.at
         )
@@ -628,7 +807,7 @@ class Soak:
         )
         print(
             f"  lost {lost}, duplicated {dup}, wrong outcome {wrong}; in flight at a kill "
-            f"{in_flight} (recorded {in_flight_recorded})"
+            f"{in_flight} (recorded {in_flight_recorded}: {dict(in_flight_outcomes)})"
         )
         parts = sum(t.parts for t in self.delivered.texts)
         print(
@@ -642,7 +821,14 @@ class Soak:
             f"({len(copies)} distinct Message-IDs, {len(resent)} received more than once, "
             f"at-least-once); by kind {dict(kinds)}"
         )
-        print(f"faxes: {self.p.faxes} planned, not driven")
+        f_kinds = Counter(f.kind for f in f_placed)
+        print(
+            f"faxes: planned {len(faxes)}, placed {len(f_placed)} ({dict(f_kinds)}), "
+            f"{sum(f.pages for f in f_placed)} pages; lost {f_lost}, duplicated {f_dup}, "
+            f"wrong {f_bad}, email without PDF {f_no_pdf}; PDF pages read back {pdf_pages}; "
+            f"in flight at a kill {f_in_flight} (recorded {f_in_flight_recorded}); line busy "
+            f"per fax {sum(f_busy) / max(1, len(f_busy)):.1f} s"
+        )
         print(f"daemon lives: {len(lives)}, start-to-ready {min(ready):.2f}-{max(ready):.2f} s")
         print(
             f"RSS: {rss_start:.1f} MB at start (ready, idle 10 s), {end_busy.rss_kb / 1024:.1f} MB "
@@ -662,6 +848,13 @@ class Soak:
         figure("soak: calls lost or duplicated", lost + dup, "calls", "0", "<=")
         figure(
             "soak: texts lost, duplicated or altered", t_lost + t_dup + t_bad, "texts", "0", "<="
+        )
+        figure(
+            "soak: faxes lost, duplicated or wrong",
+            f_lost + f_dup + f_bad + f_no_pdf,
+            "faxes",
+            "0",
+            "<=",
         )
         figure("soak: SIM deletes before storing", len(self.delivered.early_deletes), "", "0", "<=")
         figure("soak: emails missing or doubled", m_lost + m_dup_records + m_unsent, "", "0", "<=")
@@ -683,6 +876,7 @@ class Soak:
             "<=",
         )
         figure("soak: calls placed", len(placed), "calls", str(self.p.calls), ">=")
+        figure("soak: faxes placed", len(f_placed), "faxes", str(self.p.faxes), ">=")
         if problems:
             print(f"\nledger: {len(problems)} differences")
             for line in problems[:400]:
@@ -690,11 +884,13 @@ class Soak:
             if len(problems) > 400:
                 print(f"  ... and {len(problems) - 400} more")
         else:
-            print("\nledger: closed: every call, text and email accounted for")
+            print("\nledger: closed: every call, text, fax and email accounted for")
         print("\nfaults:")
         for at, what in self.delivered.faults:
             print(f"  {at:7.1f} s  {what}")
-        return 1 if lost + dup + t_lost + t_dup + t_bad + m_lost + m_dup_records + m_unsent else 0
+        failed = lost + dup + t_lost + t_dup + t_bad + m_lost + m_dup_records + m_unsent
+        failed += f_lost + f_dup + f_bad + f_no_pdf
+        return 1 if failed else 0
 
     def close(self) -> None:
         self.stop.set()

@@ -212,6 +212,7 @@ class Received:
     kind: str
     subject: str
     at: float
+    attachments: tuple[str, ...] = ()  # content types of the attached parts
 
 
 @dataclass
@@ -231,6 +232,7 @@ class MailSink:
             kind=str(msg.get("X-Frontdesk-Kind", "")),
             subject=str(msg.get("Subject", "")),
             at=time.monotonic(),
+            attachments=tuple(part.get_content_type() for part in msg.iter_attachments()),
         )
         with self._lock:
             self.received.append(item)

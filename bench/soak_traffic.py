@@ -1,11 +1,13 @@
-"""The soak's outside world: simulated lines on ptys, the callers and texters on them, and
-the faults (unplug, a hung modem, garbage, SIM busy). Everything delivered is written down
-in `Delivered` so the ledger can find it again in the store.
+"""The soak's outside world: simulated lines on ptys, the callers, texters and fax machines
+on them, and the faults (unplug, a hung modem, garbage, SIM busy). Everything delivered is
+written down in `Delivered` so the ledger can find it again in the store.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import random
 import re
 import threading
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from firmware_app.modem.simulator import SimulatedModem, VoiceCaller, create
+from firmware_app.modem.simulator import FaxMachine, SimulatedModem, VoiceCaller, create
 from firmware_app.protocol.sms_pdu import (
     Concat,
     SmsDeliver,
@@ -31,6 +33,7 @@ from firmware_app.protocol.sms_pdu import (
 CALLER_PREFIX = "+4477009"  # one number per call: the ledger finds the call by it
 BLOCKED_PREFIX = "+4477008"  # on the block list
 TEXTER_PREFIX = "+4477007"  # one number per text
+FAX_PREFIX = "+4477006"  # one number per fax; its station id is "SOAK F<id>"
 
 # What the caller does -> what the call's record must say.
 ANALOG_KINDS = {"voicemail": 0.5, "missed": 0.2, "answered": 0.15, "blocked": 0.15}
@@ -72,12 +75,32 @@ class Text:
     fingerprints: tuple[str, ...] = ()
 
 
+@dataclass(slots=True)
+class Fax:
+    id: int
+    kind: str  # "fax_only" (a fax-only line answers as a fax) or "cng" (a voice call first)
+    number: str
+    pages: int
+    due: float
+    line: str = ""
+    rang: float = 0.0
+    done: float = 0.0
+    kills: tuple[int, int] = (0, 0)
+    result: str = ""  # "", "stuck", "not placed"
+
+    @property
+    def station(self) -> str:
+        """The sender's station id (T.30 TSI): how the ledger finds its record."""
+        return f"SOAK F{self.id:04d}"
+
+
 @dataclass
 class Delivered:
     """The simulator side of the ledger."""
 
     calls: list[Call] = field(default_factory=list)
     texts: list[Text] = field(default_factory=list)
+    faxes: list[Fax] = field(default_factory=list)
     faults: list[tuple[float, str]] = field(default_factory=list)
     deletes: int = 0  # AT+CMGD of a message we delivered
     early_deletes: list[str] = field(default_factory=list)  # deleted before it was stored
@@ -124,6 +147,41 @@ def plan_traffic(
             )
         )
     return out_calls, out_texts
+
+
+def plan_faxes(faxes: int, seconds: float, rng: random.Random) -> list[Fax]:
+    """Faxes spread over `seconds`: half to the fax-only line, half as a calling tone on a
+    voice call; one or two pages each."""
+    return [
+        Fax(
+            id=i,
+            kind="fax_only" if i % 2 == 0 else "cng",
+            number=f"{FAX_PREFIX}{i:05d}",
+            pages=rng.choice((1, 1, 2)),
+            due=seconds * (i + 0.5) / max(1, faxes),
+        )
+        for i in range(faxes)
+    ]
+
+
+@functools.cache
+def fax_page(fax_id: int, page: int) -> bytes:
+    """A short page (T.4, MH, fine, first bit in the LSB as the simulated machine sends it)
+    whose bars spell the fax id and page number."""
+    from PIL import Image
+
+    from firmware_app.media.fax_send import encode_page
+
+    im = Image.new("1", (1728, 96), 1)
+    bits = (fax_id << 2) | page
+    for k in range(20):
+        x = 40 + k * 80
+        im.paste(0, (x, 16, x + (60 if bits >> k & 1 else 12), 80))
+    return encode_page(im, fine=True, mr=False, min_scan_bits=0, fill_order=2)
+
+
+def fax_machine(fax: Fax) -> FaxMachine:
+    return FaxMachine(remote_id=fax.station, pages=[fax_page(fax.id, k) for k in range(fax.pages)])
 
 
 def text_pdus(text: Text, when: datetime) -> list[str]:
@@ -183,12 +241,18 @@ class StoreWatcher:
 
 
 class Line:
-    """One simulated modem and what the soak is doing to it."""
+    """One simulated modem and what the soak is doing to it. `role`: "voice" takes calls
+    (and, on a fax modem, calling tones), "fax" is a fax-only line."""
 
-    def __init__(self, name: str, personality: str, folder: Path) -> None:
+    def __init__(self, name: str, personality: str, folder: Path, role: str = "voice") -> None:
         self.name = name  # the daemon's name for it (line1, ...)
         self.kind = "gsm" if personality.startswith("sim") else "analog"
+        self.role = role
         self.modem: SimulatedModem = create(personality, folder, link_name=f"tty-soak-{name}")
+        self.fax = personality == "cx93010"
+        if self.fax:  # Conexant firmware with Class 2.0 as well (MultiTech style), see fax.md
+            engine = self.modem.engine
+            engine.p = dataclasses.replace(engine.p, fclass_options_class2="0,1,1.0,2,2.0,8")
         if self.kind == "gsm":
             for memory in self.modem.engine.memories.values():
                 memory.capacity = max(memory.capacity, 30)
@@ -199,19 +263,6 @@ class Line:
     @property
     def path(self) -> Path:
         return self.modem.path
-
-    def drop_dtr(self) -> None:
-        """What a real modem does when the port's owner dies (DTR drops, &D2): the call is
-        hung up and the modem returns to command mode. The simulator has no DTR line, so
-        the soak does it by hand after a kill."""
-        engine = self.modem.engine
-        with self.modem._lock:
-            if engine.call_state != "idle" or engine.voice.mode:
-                engine.caller_hangs_up()
-                engine.handlers["H"](0, None)  # type: ignore[arg-type]
-            for session in engine.sessions:
-                session.buffer.clear()
-                session.pdu_command = ""
 
     def close(self) -> None:
         self.modem.close()
@@ -282,6 +333,11 @@ def caller_script(kind: str) -> VoiceCaller | None:
     return VoiceCaller()
 
 
+def fax_tone_caller() -> VoiceCaller:
+    """A fax machine that called a voice line: CNG (DLE c) once the greeting plays."""
+    return VoiceCaller().send_fax_tone(at=0.1, after="play")
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -290,12 +346,16 @@ __all__ = [
     "EXPECTED",
     "Call",
     "Delivered",
+    "Fax",
     "Line",
     "StoreWatcher",
     "Text",
     "caller_script",
+    "fax_machine",
+    "fax_tone_caller",
     "make_sim_busy",
     "now_utc",
+    "plan_faxes",
     "plan_traffic",
     "text_pdus",
     "watch_deletes",
