@@ -303,10 +303,12 @@ def _drain(stream: IO[bytes] | None, into: bytearray) -> None:
 
 def _child(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     """The render child: jobs from stdin, WAVs to stdout (the protocol in the module text)."""
-    from .codecs import write_wav
-
+    # A line's audio comes first. Under systemd/frontdesk.service the system-call filter
+    # (~@resources) refuses this with EPERM and the child keeps the daemon's priority.
     with contextlib.suppress(OSError):
-        os.nice(10)  # a line's audio comes first
+        os.nice(10)
+    from .codecs import write_wav  # numpy, soundfile, soxr: in this process only
+
     request: dict[str, Any] = json.loads(stdin.read())
     tts = Tts(str(request["program"]), float(request["timeout"]), own_session=False)
     for job in request["jobs"]:
