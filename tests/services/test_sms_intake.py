@@ -373,7 +373,7 @@ def test_sim_busy_read_is_tried_again_stored_before_delete_once(
     assert len(rig.stored_parts()) == 1  # on disk before the delete was sent
     rig.modem.release()  # the held delete times out; a sweep deletes it later
     rig.wait(lambda: rig.modem.messages() == {}, timeout=20)
-    rig.wait(lambda: len(rig.received()) == 1)
+    rig.wait(lambda: len(rig.received()) == 1 and len(rig.notify.sent) == 1)
     rig.idle()
     cmds = rig.modem.commands[mark:]
     assert cmds.count(f"AT+CMGR={slot}") == 2  # busy, then read
@@ -427,11 +427,14 @@ def test_message_without_cmti_is_found_by_the_regular_sweep(
 ) -> None:
     caplog.set_level(logging.INFO, logger="firmware_app.services.sms")
     rig.start(options=replace(FAST_SMS, sweep_interval=1.0))
+    mark = len(rig.modem.commands)
     rig.modem.store_sms(deliver("You missed my +CMTI"), stat=0)  # no +CMTI at all
     rig.wait(lambda: len(rig.received()) == 1)
-    rig.wait(lambda: rig.modem.messages() == {})
+    rig.wait(lambda: rig.modem.messages() == {} and len(rig.notify.sent) == 1)
     assert [n.text for n in rig.notify.sent] == ["You missed my +CMTI"]
-    assert "1 message(s) taken from the SIM by the regular sweep" in caplog.text
+    cmds = rig.modem.commands[mark:]
+    assert "AT+CMGL=4" in cmds and not any(c.startswith("AT+CMGR") for c in cmds)
+    assert "taken from the SIM by the regular sweep" in caplog.text
 
 
 def test_sweep_is_slow_when_idle(rig: Rig) -> None:
@@ -470,7 +473,7 @@ def test_slot_announced_twice_is_stored_once(rig: Rig) -> None:
     rig.modem.release()
     rig.modem.send_urc(f'+CMTI: "SM",{slot}')  # announced again: read again, not stored again
     rig.wait(lambda: rig.modem.messages() == {}, timeout=20)
-    rig.wait(lambda: len(rig.received()) == 1)
+    rig.wait(lambda: len(rig.received()) == 1 and len(rig.notify.sent) == 1)
     rig.idle()
     assert rig.modem.commands.count(f"AT+CMGR={slot}") == 2
     assert [i.text for i in rig.received()] == ["Only one copy"]
