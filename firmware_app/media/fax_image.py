@@ -213,10 +213,13 @@ def split_lines(bits: Bits, *, mr: bool, max_lines: int = MAX_LINES) -> T4Lines:
     """Cut at each EOL (11+ zeros then a one, T.4 4.1.2); drop what precedes the first EOL
     and empty lines (doubled EOLs). RTC (six EOLs in a row, T.4 4.1.4) ends the page: what
     follows it (line noise a modem delivers as the carrier drops) is not a line."""
-    cut = _cut(np.packbits(bits).tobytes(), 1, mr=mr, max_lines=max_lines, bits=bits)
+    return _lines(_cut(np.packbits(bits).tobytes(), 1, mr=mr, max_lines=max_lines, bits=bits))
+
+
+def _lines(cut: _Cut) -> T4Lines:
     starts, ends = cut.start.tolist(), cut.end.tolist()
     return T4Lines(
-        [bits[s:e] for s, e in zip(starts, ends, strict=True)],
+        [cut.bits[s:e] for s, e in zip(starts, ends, strict=True)],
         cut.one_d.tolist(),
         (cut.code_end - cut.start).tolist(),
     )
@@ -338,7 +341,7 @@ def encode_mh_lines(black: Bits) -> T4Lines:
     im = Image.fromarray(black.astype(bool))
     buf = io.BytesIO()
     im.save(buf, "TIFF", compression="group3", strip_size=1 << 30)
-    return split_lines(unpack(strip_data(buf.getvalue()), 1), mr=False)
+    return _lines(_cut(strip_data(buf.getvalue()), 1, mr=False))
 
 
 def strip_data(tiff: bytes) -> bytes:
