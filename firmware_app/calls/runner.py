@@ -54,6 +54,11 @@ log = logging.getLogger(__name__)
 
 TEXT_BACK_EVERY = timedelta(hours=24)
 INTERRUPTED = "Interrupted (Frontdesk restarted)"
+# A call still ringing when the daemon died goes on ringing: the next run sees it again
+# (without caller ID when it comes back after the ring that carried it). For this long after
+# start-up such a call on the same line continues the old one (its marker, start, number);
+# after it, a ringing call's marker left behind is recorded as interrupted.
+RING_GRACE_SECONDS = 30.0
 INTERRUPTED_WHY = (
     "Interrupted (Frontdesk restarted): the call was in progress when Frontdesk stopped "
     "(power cut, crash or restart); how it ended and how long it lasted are not known"
@@ -117,6 +122,9 @@ class CallRunner:
         self._ringing: dict[tuple[str, int], _Call] = {}
         self._records = ThreadPoolExecutor(max_workers=1, thread_name_prefix="call-records")
         self._closed = False
+        self.ring_grace = RING_GRACE_SECONDS
+        self._orphans: dict[str, list[dict[str, Any]]] = {}  # line -> markers still ringing
+        self._grace: threading.Timer | None = None
         self.fallback_greetings = DefaultGreetings()
 
     # -- from the call service (line threads: never block) -----------------------------------
@@ -132,7 +140,8 @@ class CallRunner:
         )
         session = CallSession(plan, now=self.monotonic(), limits=limits)
         call = _Call(line=line, event=event, plan=plan, session=session, start=self._wall())
-        self._begin(call)
+        if not self._continue(call):
+            self._begin(call)
         with self._lock:
             self._ringing[(line, event.call_id)] = call
         return session
@@ -189,10 +198,14 @@ class CallRunner:
             return {name: c.session.state for name, c in self._active.items()}
 
     def close(self, timeout: float = 5.0) -> None:
-        """Hang up running calls, wait for their records (bounded)."""
+        """Hang up running calls, wait for their records (bounded). Markers of calls that
+        were ringing at the last stop and have not been settled stay for the next start."""
         with self._lock:
             self._closed = True
             calls = list(self._active.values())
+            grace, self._grace = self._grace, None
+        if grace is not None:
+            grace.cancel()
         for call in calls:
             if call.channel is not None:
                 call.channel.hang_up()
@@ -515,7 +528,9 @@ class CallRunner:
         A marker whose record is there (the daemon died between the record and the marker's
         removal) only gets its email if that is not queued yet. Otherwise the record is written
         now: outcome "interrupted", start and number kept, duration unknown, a recording kept
-        when its file was written. Returns how many records were written.
+        when its file was written. A call that was still ringing may ring on into this run:
+        its marker waits `ring_grace` seconds for it (`_continue`) before it is recorded as
+        interrupted. Returns how many records were written now.
         """
         history = self.services.history
         try:
@@ -524,12 +539,70 @@ class CallRunner:
             log.exception("calls in progress at the last stop could not be read")
             return 0
         written = 0
+        ringing: list[dict[str, Any]] = []
         for marker in markers:
-            try:
-                written += self._recover(marker)
-            except Exception:  # kept: the next start tries again
-                log.exception("call in progress %s: no record written yet", marker.get("key"))
+            key = str(marker.get("key", "") or "")
+            ringing_then = not marker.get("answered") and bool(marker.get("line"))
+            if self.ring_grace > 0 and ringing_then and history.find_call(key) is None:
+                ringing.append(marker)  # it may ring on into this run
+                continue
+            written += self._settle(marker)
+        if ringing:
+            with self._lock:
+                for marker in ringing:
+                    self._orphans.setdefault(str(marker["line"]), []).append(marker)
+                self._grace = threading.Timer(self.ring_grace, self._grace_over)
+                self._grace.daemon = True
+                self._grace.name = "calls-ringing-grace"
+                self._grace.start()
         return written
+
+    def _settle(self, marker: dict[str, Any]) -> int:
+        try:
+            return self._recover(marker)
+        except Exception:  # kept: the next start tries again
+            log.exception("call in progress %s: no record written yet", marker.get("key"))
+            return 0
+
+    def _grace_over(self) -> None:
+        """Calls ringing at the last stop that did not ring on into this run: interrupted."""
+        with self._lock:
+            left = [m for markers in self._orphans.values() for m in markers]
+            self._orphans.clear()
+            self._grace = None
+        for marker in left:
+            self._settle(marker)
+
+    def _continue(self, call: _Call) -> bool:
+        """A call ringing on from before a restart (same line; the same number, or none
+        because its caller ID went by before this run): it keeps its marker, start and
+        number, so it has one record. True when `call` took over such a marker."""
+        event = call.event
+        with self._lock:
+            markers = self._orphans.get(call.line)
+            if not markers:
+                return False
+            same = [m for m in markers if m.get("number") and m.get("number") == event.number]
+            unknown = [m for m in markers if not event.number]
+            if not (same or unknown):
+                return False
+            found = (same or unknown)[-1]
+            markers.remove(found)
+        call.key = str(found.get("key", "") or "")
+        call.marker = int(found["marker_id"])
+        start = _when(found.get("start"))
+        if start is not None:
+            call.start = start
+        if not event.number and found.get("number"):
+            call.event = dataclasses.replace(
+                event,
+                number=str(found["number"]),
+                name=str(found.get("name", "") or "") or event.name,
+                validity=str(found.get("validity", "") or "ok"),
+            )
+        self._note(call, call_id=event.call_id)
+        log.info("%s: call %s rings on from before the restart", call.line, event.call_id)
+        return True
 
     def _recover(self, marker: dict[str, Any]) -> int:
         history = self.services.history

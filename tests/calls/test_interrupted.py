@@ -8,7 +8,7 @@ recording was written), once. A marker whose record was written already gives no
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +38,20 @@ RINGING = IncomingCall(
 )
 
 
-def boot(data: Path, *, settings: bool = True) -> tuple[Services, CallRunner, Recorder]:
+def boot(
+    data: Path, *, settings: bool = True, grace: float = 0.0, at: datetime = SATURDAY_NIGHT
+) -> tuple[Services, CallRunner, Recorder]:
     """One life of the daemon's call side on `data`: services, a runner, the call service
-    started (which records what a previous life left in progress)."""
+    started (which records what a previous life left in progress). `grace`: how long a call
+    ringing at the last stop may ring on into this life (0: recorded at once)."""
     store = Store(data)
     services = Services.build(MachineConfig(store=StoreConfig(data_dir=str(data))), store)
-    services.clock = lambda: SATURDAY_NIGHT
+    services.clock = lambda: at
     if settings:
         services.settings.save(closed_settings(2525))  # email on; nothing is sent here
     recorder = Recorder(services.bus)
     runner = CallRunner(services)
+    runner.ring_grace = grace
     calls = CallService(services.bus, services.settings.get, {}.get, services.clock, runner=runner)
     calls.subscribe()
     calls.close()
@@ -208,6 +212,52 @@ def test_a_voicemail_names_its_file_in_the_marker_before_writing_it(tmp_path: Pa
     assert noted == [list(item.media)] and services.store.media.path(item.media[0]).is_file()
     assert services.history.calls_in_progress() == []
     die(services)
+
+
+def test_a_call_ringing_on_after_the_restart_keeps_its_one_record(tmp_path: Path) -> None:
+    """Killed while it rang: the caller goes on ringing, the new run hears the rest of the
+    rings without caller ID. The same call, one record, its first ring's time and number."""
+    first, runner, _ = boot(tmp_path)
+    ring(first, runner)
+    die(first)
+
+    later = SATURDAY_NIGHT + timedelta(seconds=40)
+    again, runner, _ = boot(tmp_path, settings=False, grace=60.0, at=later)
+    assert calls(again) == [] and len(again.history.calls_in_progress()) == 1  # waiting
+    on = IncomingCall(line="line1", call_id=1, number=None, name=None, validity="unavailable")
+    settings = again.settings.get()
+    plan = decide(Call(number=""), later, settings, LineCapabilities.analog())
+    runner.ringing("line1", on, plan)
+    runner.not_answered("line1", on, "the caller hung up before the answer")
+    assert runner.wait_idle(10)
+    (item,) = calls(again)
+    assert item.outcome == "missed" and item.start == SATURDAY_NIGHT
+    assert item.number == "+15551234567" and item.name == "ROSSI ANNA"
+    assert again.history.calls_in_progress() == []
+    assert len(emails(again)) == 1
+    runner.close()
+    die(again)
+
+
+def test_a_call_ringing_at_the_stop_that_does_not_ring_on_is_interrupted(
+    tmp_path: Path,
+) -> None:
+    first, runner, _ = boot(tmp_path)
+    ring(first, runner)
+    die(first)
+
+    again, runner, recorder = boot(tmp_path, settings=False, grace=0.2)
+    other = IncomingCall(line="line1", call_id=1, number="5559999999", name=None, validity="ok")
+    settings = again.settings.get()
+    plan = decide(Call(number="+15559999999"), SATURDAY_NIGHT, settings, LineCapabilities.analog())
+    runner.ringing("line1", other, plan)  # another caller: not the same call
+    done = recorder.wait(CallFinished, timeout=20)
+    assert done.outcome == "interrupted"
+    (item,) = calls(again)
+    assert item.number == "+15551234567" and item.details["answered"] is False
+    assert len(again.history.calls_in_progress()) == 1  # the other caller's, still ringing
+    runner.close()
+    die(again)
 
 
 def test_interrupted_is_a_call_outcome() -> None:
