@@ -646,7 +646,10 @@ class Soak:
         for name, left in unnumbered.items():
             for r in left:
                 dup += 1
-                problems.append(f"call record {r.id} on {name} without a number: no call of ours")
+                problems.append(
+                    f"call record {r.id} on {name} ({r.outcome}) without a number matches no "
+                    "call: a second record of a call still ringing at a kill?"
+                )
         # Faxes: one fax record per fax (found by the sender's station id) with the pages
         # sent, its PDF readable with as many pages; a calling tone also left its call record.
         import pypdfium2
