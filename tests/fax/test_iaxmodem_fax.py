@@ -141,7 +141,7 @@ def runs() -> Iterator[dict[str, Run]]:
         for run in started.values():
             if run.proc.poll() is None:
                 run.proc.kill()
-                run.proc.communicate(timeout=10)
+            run.proc.communicate(timeout=10)  # also closes the pipes of runs no test read
         shutil.rmtree(base, ignore_errors=True)
 
 
