@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from .events import DaemonStarted, DaemonStopping, EventBus
 from .logs import RingBufferHandler
 from .sdnotify import Notifier
 from .services import Services
+from .services.holidays import HolidayTables
 from .store import Store
 from .workers import Supervisor, Worker
 
@@ -114,12 +116,21 @@ class Daemon:
 
     # -- building ----------------------------------------------------------------------------
 
+    def _clock(self) -> datetime:
+        return self.services.clock() if self.services is not None else datetime.now(UTC)
+
     def start(self) -> Services:
         self.store = Store(self.config.data_dir)
         self._closers.append(self.store.close)
+        # Holiday tables come from a short-lived child, never the 10 MB package in here.
+        tables = HolidayTables(self.config.data_dir, clock=lambda: self._clock())
+        tables.install()
+        self._closers.append(tables.close)
         bus = EventBus()
         services = Services.build(self.config, self.store, bus, self.log_ring)
         self.services = services
+        services.extra["holidays"] = tables
+        self._closers.append(tables.follow(services.settings.get, bus, services.scheduler))
         from .timesync import TimeSync
 
         services.extra["timesync"] = TimeSync(

@@ -18,7 +18,7 @@ import pytest
 
 pytestmark = pytest.mark.timeout(60)
 
-HEAVY = ("numpy", "soundfile", "soxr", "PIL", "img2pdf", "pypdfium2")
+HEAVY = ("numpy", "soundfile", "soxr", "PIL", "img2pdf", "pypdfium2", "holidays")
 
 SCRIPT = """
 import socket, sys, time

@@ -93,25 +93,13 @@ def timezone_groups() -> list[ChoiceGroup]:
     return [ChoiceGroup(region, choices) for region, choices in sorted(groups.items())]
 
 
-def _split_camel(name: str) -> str:
-    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name)
-
-
 @functools.cache
 def country_choices() -> list[Choice]:
-    """Countries the holiday calendar knows, by name."""
-    import holidays
+    """Countries the holiday calendar knows, by name (the daemon's cached list)."""
+    from firmware_app.routing.hours import holiday_provider
 
-    names: dict[str, str] = {}
-    try:
-        from holidays import registry
-
-        for entry in registry.COUNTRIES.values():
-            names.setdefault(entry[1], _split_camel(entry[0]))
-    except (ImportError, AttributeError, IndexError):  # an older holidays package
-        pass
-    codes = holidays.list_supported_countries()
-    out = [Choice(code, f"{names.get(code, code)} ({code})") for code in codes]
+    countries = holiday_provider().countries()
+    out = [Choice(code, f"{name} ({code})") for code, (name, _) in countries.items()]
     return sorted(out, key=lambda c: c.label.casefold())
 
 

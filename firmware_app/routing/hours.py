@@ -2,7 +2,8 @@
 
 `BusinessHours.status(now)` says whether the business is open, why, and when that changes;
 `upcoming_changes(now, n)` lists the next openings and closings. Pure: no I/O and no wall
-clock; every answer depends only on the settings and the `now` passed in (timezone-aware).
+clock; every answer depends only on the settings and the `now` passed in (timezone-aware),
+and on the public-holiday tables of the installed `HolidayProvider`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import dataclasses
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Literal, Protocol
 from zoneinfo import ZoneInfo
 
+from .. import holiday_calendar
+from ..holiday_calendar import YearTable
 from ..settings.routing import (
     Holidays,
     Hours,
@@ -93,21 +96,58 @@ class Change:
 _PAREN = re.compile(r"\s*\([^)]*\)$")
 
 
-@functools.lru_cache(maxsize=64)
-def _year_holidays(country: str, subdivision: str, year: int) -> tuple[tuple[dt.date, str], ...]:
-    """Public holidays of one year, names in the country's own default language."""
-    import holidays
+class HolidayProvider(Protocol):
+    """Where year tables and the list of countries come from. The default asks the `holidays`
+    package in this process; the daemon installs one that serves tables a short-lived child
+    process computed (firmware_app/services/holidays.py), so the package never loads here."""
 
-    probe = holidays.country_holidays(country, subdiv=subdivision or None, years=year)
-    language = probe.default_language
-    table = (
-        holidays.country_holidays(
-            country, subdiv=subdivision or None, years=year, language=language
-        )
-        if language
-        else probe
-    )
-    return tuple(sorted(table.items()))
+    def year(self, country: str, subdivision: str, year: int) -> YearTable:
+        """Public holidays of one year, (date, name) by date, names in the country's language."""
+        ...
+
+    def countries(self) -> Mapping[str, tuple[str, tuple[str, ...]]]:
+        """Country code -> (English name, subdivision codes), for settings checks and pages."""
+        ...
+
+
+class LibraryHolidays:
+    """The `holidays` package in this process (about 10 MB resident once imported)."""
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def _year(country: str, subdivision: str, year: int) -> YearTable:
+        return holiday_calendar.year_table(country, subdivision, year)
+
+    def year(self, country: str, subdivision: str, year: int) -> YearTable:
+        return self._year(country, subdivision, year)
+
+    @functools.cached_property
+    def _catalogue(self) -> Mapping[str, tuple[str, tuple[str, ...]]]:
+        return holiday_calendar.catalogue()
+
+    def countries(self) -> Mapping[str, tuple[str, tuple[str, ...]]]:
+        return self._catalogue
+
+
+LIBRARY = LibraryHolidays()
+_provider: HolidayProvider = LIBRARY
+
+
+def install_holiday_provider(provider: HolidayProvider | None) -> HolidayProvider:
+    """Serve holiday tables from `provider` from now on (None: the package in this process).
+    Returns the one it replaces. BusinessHours objects built before keep what they looked up."""
+    global _provider
+    previous, _provider = _provider, provider or LIBRARY
+    return previous
+
+
+def holiday_provider() -> HolidayProvider:
+    """The provider in use (see `install_holiday_provider`)."""
+    return _provider
+
+
+def _year_holidays(country: str, subdivision: str, year: int) -> YearTable:
+    return _provider.year(country, subdivision, year)
 
 
 def public_holidays(

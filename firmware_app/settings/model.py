@@ -38,9 +38,10 @@ def _timezones() -> frozenset[str]:
 
 @functools.cache
 def _countries() -> frozenset[str]:
-    import holidays
+    # The daemon answers from its cached list (firmware_app/services/holidays.py).
+    from ..routing.hours import holiday_provider
 
-    return frozenset(holidays.list_supported_countries())
+    return frozenset(holiday_provider().countries())
 
 
 def system_timezone() -> str:
@@ -110,9 +111,9 @@ class Business:
     def validate(self) -> list[FieldProblem]:
         if not self.subdivision:
             return []
-        import holidays
+        from ..routing.hours import holiday_provider
 
-        subdivisions = holidays.list_supported_countries().get(self.country, [])
+        subdivisions = list(holiday_provider().countries().get(self.country, ("", ()))[1])
         if self.subdivision not in subdivisions:
             shown = ", ".join(subdivisions[:20]) + ("..." if len(subdivisions) > 20 else "")
             return [
