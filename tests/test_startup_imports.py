@@ -3,8 +3,9 @@
 numpy, soundfile, soxr, Pillow, img2pdf and pypdfium2 take seconds to import on a Raspberry
 Pi and about 12 MB each time; they load with the first call, fax or upload that needs them.
 Greetings are spoken at start-up in a child process, so the daemon stays free of them even
-once every greeting is ready. The daemon runs in a subprocess so that what other tests
-imported does not count.
+once every greeting is ready. The `holidays` package (about 10 MB) is left to a child too:
+the daemon keeps only the tables, even after the country changes and a holiday is looked
+up. The daemon runs in a subprocess so that what other tests imported does not count.
 """
 
 from __future__ import annotations
@@ -37,13 +38,19 @@ config = MachineConfig(
 daemon = Daemon(config, notifier=Notifier(None))
 services = daemon.start()
 print("SPOKEN:", services.greetings.prepared.result(timeout=30), flush=True)
+# A public holiday of a newly chosen country and region closes the office all the same.
+business = {"name": "Shop", "timezone": "Europe/Berlin", "country": "DE", "subdivision": "BY"}
+services.settings.save_section("business", business)
+plan = services.routing.preview("2026-01-06 10:00")  # Epiphany: Bavaria only
+print("PLAN:", plan.mode, plan.status.reason, flush=True)
+print("IN-PROCESS:", services.extra["holidays"].in_process, flush=True)
 time.sleep(1.0)
 heavy = sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[2].split(",")))
 print("HEAVY:" + ",".join(heavy), flush=True)
 """
 
 
-def test_the_daemon_starts_without_audio_or_fax_image_libraries(tmp_path: Path) -> None:
+def test_the_daemon_starts_without_audio_fax_image_or_holiday_libraries(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path / "data"), ",".join(HEAVY)],
         capture_output=True,
@@ -57,3 +64,5 @@ def test_the_daemon_starts_without_audio_or_fax_image_libraries(tmp_path: Path) 
     if shutil.which("espeak-ng"):  # the greetings were spoken all the same (in a child)
         spoken = [x for x in run.stdout.splitlines() if x.startswith("SPOKEN:")]
         assert spoken and int(spoken[0].split()[1]) > 0, run.stderr[-3000:]
+    assert "PLAN: holiday Heilige Drei Könige" in run.stdout, run.stderr[-3000:]
+    assert "IN-PROCESS: 0" in run.stdout
