@@ -4,10 +4,14 @@ hook-flash blind transfer of analog PBX/Centrex lines (not verified on hardware)
 
 Runs on the call session's thread; it talks to lines only through their futures.
 
+While staff are rung and asked to press 1, the caller hears ringback (`Waiting`, its own
+thread) and is listened to, so a caller hanging up ends the staff call at once.
+
 The caller's channel may be a GSM channel or an analog V.253 one: the analog channel carries
-audio both ways only in voice duplex (`AT+VTR`), entered just before the two are joined
-(`start_duplex`) and left when they part (`stop_duplex`), so "press 1", the recording notice
-and anything after the bridge still use its ordinary play and record states.
+audio both ways only in voice duplex (`AT+VTR`), entered before staff are dialled
+(`start_duplex`: the ringback goes out through it and the caller's `DLE l`, dial or busy tone
+come in) and left when the two part or staff do not take the call (`stop_duplex`), so
+anything after the bridge (the voicemail) uses its ordinary play and record states.
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+import numpy as np
+
 from ..protocol.at import Command, ErrorResult, Response, split_params
 from .gsm_voice import mix
 from .voice import GreetingSource, Pcm, VoiceChannel
 
 log = logging.getLogger(__name__)
+
+FRAME = 160  # 20 ms at 8 kHz: what moves between the two calls at a time
 
 Outcome = Literal[
     "bridged",  # someone took the call and the two were joined
@@ -98,6 +106,7 @@ def bridge_call(
     open_channel: Callable[[Any], Any],
     accept_seconds: float = 10.0,
     recorder: Callable[[Pcm], str] | None = None,
+    ringback: Pcm | None = None,
     max_seconds: float = 3600.0,
     poll: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
@@ -107,7 +116,11 @@ def bridge_call(
 
     `open_channel(line)` returns a started voice channel for the answered outgoing call (a
     GSM channel); `recorder(pcm)` stores the mixed recording and returns its reference.
-    The caller's channel is a GSM channel or an analog one that can enter voice duplex.
+    While staff are rung and asked to press 1 the caller hears `ringback` (one cadence,
+    repeated), and a caller who hangs up ends the staff call at once (`caller_gone`).
+    The caller's channel is a GSM channel or an analog one that can enter voice duplex: an
+    analog line enters it before staff are dialled (a modem that refuses: `unsupported`,
+    nobody is called) and is back in command mode when this returns.
     """
     if not isinstance(inbound_channel, AudioPort):
         return BridgeResult(
@@ -115,6 +128,56 @@ def bridge_call(
             number=number,
             detail=f"{inbound_channel.description} cannot be joined to another call",
         )
+    start = _duplex(inbound_channel, "start_duplex")
+    if start is not None and not start():
+        if inbound_channel.caller_gone:
+            return BridgeResult(outcome="caller_gone", number=number)
+        return BridgeResult(
+            outcome="unsupported",
+            number=number,
+            detail=f"{inbound_channel.description}: the modem refused voice duplex (AT+VTR)",
+        )
+    waiting = Waiting(inbound_channel, ringback).start()
+    try:
+        return _call_staff(
+            inbound_channel,
+            waiting,
+            outbound_line,
+            number,
+            ring_seconds,
+            confirm,
+            greetings=greetings,
+            open_channel=open_channel,
+            accept_seconds=accept_seconds,
+            recorder=recorder,
+            max_seconds=max_seconds,
+            poll=poll,
+            sleep=sleep,
+        )
+    finally:
+        waiting.stop()
+        stop = _duplex(inbound_channel, "stop_duplex")
+        if stop is not None:
+            stop()  # back to command mode before anything else happens on that line
+
+
+def _call_staff(
+    caller: AudioPort,
+    waiting: Waiting,
+    outbound_line: Any,
+    number: str,
+    ring_seconds: float,
+    confirm: bool,
+    *,
+    greetings: GreetingSource,
+    open_channel: Callable[[Any], Any],
+    accept_seconds: float,
+    recorder: Callable[[Pcm], str] | None,
+    max_seconds: float,
+    poll: float,
+    sleep: Callable[[float], None],
+) -> BridgeResult:
+    gone = BridgeResult(outcome="caller_gone", number=number)
     dial = _chat(outbound_line, f"ATD{number};", 20.0)
     if str(getattr(dial, "result", "")).upper() in ("BUSY", "NO CARRIER", "NO ANSWER"):
         return BridgeResult(outcome="busy", number=number, detail="busy")
@@ -123,9 +186,9 @@ def bridge_call(
     log.info("%s: calling staff for %.0f s", outbound_line.name, ring_seconds)
     waited = 0.0
     while True:
-        if inbound_channel.caller_gone:
+        if caller.caller_gone or waiting.gone.is_set():
             _hang_up(outbound_line)
-            return BridgeResult(outcome="caller_gone", number=number)
+            return gone
         state = outgoing_state(outbound_line)
         if state == 0:
             break
@@ -134,37 +197,41 @@ def bridge_call(
         if waited >= ring_seconds:
             _hang_up(outbound_line)
             return BridgeResult(outcome="no_answer", number=number, detail=f"{ring_seconds:g} s")
-        sleep(poll)
+        if waiting.listening:
+            waiting.gone.wait(poll)  # the caller leaving ends the wait at once
+        else:
+            sleep(poll)
         waited += poll
     staff = open_channel(outbound_line)
+    waiting.when_gone(staff.hang_up)  # a caller leaving while staff listen ends their call
     if confirm:
         played = staff.play(greetings.audio("accept_call"), stop_digits="0123456789*#")
         key = played.digits[:1]
-        if not key and played.reason == "done":
+        if not key and played.reason == "done" and not waiting.gone.is_set():
             key = staff.collect_digits(1, accept_seconds, end_digit="").digits[:1]
+        if caller.caller_gone or waiting.gone.is_set():
+            staff.hang_up()
+            return gone
         if key != "1":
             staff.hang_up()
             why = f"pressed {key}" if key else "no key pressed"
             return BridgeResult(outcome="declined", number=number, detail=why)
-    recording = recorder is not None
-    if recording:
-        inbound_channel.play(greetings.audio("recording_notice"), stop_digits="")
-    start = _duplex(inbound_channel, "start_duplex")
-    if start is not None and not start():
+    waiting.when_gone(None)
+    waiting.stop()  # the ringback fades out within 20 ms
+    if recorder is not None and not caller.caller_gone:
+        say(caller, greetings.audio("recording_notice"))
+    if caller.caller_gone:
         staff.hang_up()
-        if inbound_channel.caller_gone:
-            return BridgeResult(outcome="caller_gone", number=number)
-        return BridgeResult(
-            outcome="unsupported",
-            number=number,
-            detail=f"{inbound_channel.description}: the modem refused voice duplex (AT+VTR)",
-        )
+        return gone
+    for side in (caller, staff):
+        while side.receive(0.0) is not None:
+            pass  # what each heard before the join (the caller waiting, staff pressing 1)
     seconds, ended_by, tracks = _join(
-        inbound_channel, staff, outbound_line, max_seconds=max_seconds, poll=poll, sleep=sleep
+        caller, staff, outbound_line, max_seconds=max_seconds, poll=poll, sleep=sleep
     )
-    stop = _duplex(inbound_channel, "stop_duplex")
+    stop = _duplex(caller, "stop_duplex")
     if stop is not None:
-        stop()  # back to command mode before anything else happens on that line
+        stop()  # back to command mode before the staff call is hung up
     staff.hang_up()
     refs: tuple[str, ...] = ()
     if recorder is not None and tracks[0]:
@@ -176,6 +243,112 @@ def bridge_call(
     return BridgeResult(
         outcome="bridged", number=number, seconds=seconds, ended_by=ended_by, recordings=refs
     )
+
+
+def say(channel: AudioPort, audio: Pcm) -> bool:
+    """Send `audio` to the call 20 ms at a time (reading what comes back, so a hang-up is
+    seen); False when the caller left first."""
+    pcm = np.asarray(audio, dtype=np.int16)
+    for i in range(0, pcm.size, FRAME):
+        if channel.caller_gone:
+            return False
+        channel.send(pcm[i : i + FRAME], 1.0)
+        while channel.receive(0.0) is not None:
+            pass
+    return not channel.caller_gone
+
+
+class Waiting:
+    """The caller's side while staff are called and asked to press 1, on its own thread:
+    `ringback` (one cadence, repeated) sent 20 ms at a time, and the caller's audio read
+    and dropped, so that a hang-up (analog: `DLE l`, dial or busy tone in the voice duplex
+    stream) is seen as it happens. `gone` is set then and the `when_gone` action runs.
+    `stop()` ends the ringback with a 20 ms fade, never a cut mid-wave (no click)."""
+
+    def __init__(self, channel: AudioPort, ringback: Pcm | None) -> None:
+        self.channel = channel
+        signal = None if ringback is None else np.asarray(ringback, dtype=np.int16)
+        self.signal = signal if signal is not None and signal.size >= FRAME else None
+        self.gone = threading.Event()
+        self.frames = 0  # ringback frames sent
+        self._action: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._pos = 0
+        self._thread = threading.Thread(target=self._run, name="ringback", daemon=True)
+
+    @property
+    def listening(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self) -> Waiting:
+        self._thread.start()
+        return self
+
+    def when_gone(self, action: Callable[[], None] | None) -> None:
+        """Run `action` when the caller leaves (at once when they already have)."""
+        with self._lock:
+            self._action = action
+            now = action is not None and self.gone.is_set()
+        if now and action is not None:
+            action()
+
+    def stop(self) -> None:
+        """End the ringback (faded) and the listening; waits for the thread (and for the
+        `when_gone` action when one is running). Safe twice."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(30.0)
+
+    def _run(self) -> None:
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                if self.channel.caller_gone:
+                    self._left()
+                    return
+                if self.signal is None:
+                    self.channel.receive(0.1)
+                    continue
+                if self.channel.send(self._next(), 0.5):
+                    failures = 0
+                    self.frames += 1
+                else:
+                    failures += 1
+                    if failures >= 20:
+                        log.info("the caller's line takes no ringback; the caller waits in silence")
+                        self.signal = None
+                    elif self._stop.wait(0.05):
+                        break
+                while self.channel.receive(0.0) is not None:
+                    pass
+            if self.signal is not None and not self.channel.caller_gone:
+                fade = np.linspace(1.0, 0.0, FRAME)
+                self.channel.send(np.round(self._next() * fade).astype(np.int16), 0.5)
+        except Exception as exc:  # the caller's line failed: the call goes on without us
+            log.warning("ringback: %s", exc)
+        if self.channel.caller_gone:
+            self._left()
+
+    def _next(self) -> Pcm:
+        signal = self.signal
+        assert signal is not None
+        idx = (self._pos + np.arange(FRAME)) % signal.size
+        self._pos = int(idx[-1]) + 1
+        return signal[idx]
+
+    def _left(self) -> None:
+        with self._lock:
+            if self.gone.is_set():
+                return
+            self.gone.set()
+            action = self._action
+        log.info("the caller hung up while staff were called")
+        if action is not None:
+            try:
+                action()
+            except Exception as exc:
+                log.info("ending the staff call: %s", exc)
 
 
 def _join(
@@ -290,7 +463,9 @@ __all__ = [
     "AudioPort",
     "BridgeResult",
     "TransferResult",
+    "Waiting",
     "bridge_call",
     "hook_flash_transfer",
     "outgoing_state",
+    "say",
 ]

@@ -1,8 +1,10 @@
-"""Telephone tones as int16 numpy arrays: DTMF, dial, busy, fax CNG, the voicemail beep.
+"""Telephone tones as int16 numpy arrays: DTMF, dial, busy, ringback, fax CNG, the voicemail
+beep.
 
 Frequencies from ITU-T Q.23 (DTMF), ITU-T E.180 supplement 2 (call-progress tones per
-country) and T.30 5.2.1 (CNG 1100 Hz, 0.5 s on / 3 s off). Levels are dBFS (0 dBFS: a
-full-scale sine). Used by tests and for the beep before voicemail; no I/O.
+country), ETSI TR 101 041-2 (European ringing tone) and T.30 5.2.1 (CNG 1100 Hz, 0.5 s on /
+3 s off). Levels are dBFS (0 dBFS: a full-scale sine). Used by tests, for the beep before
+voicemail and for the ringback a caller hears while staff are rung; no I/O.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ __all__ = [
     "dial_tone",
     "dtmf",
     "noise",
+    "ringback",
+    "ringback_plan",
     "silence",
     "tone",
 ]
@@ -49,6 +53,49 @@ _BUSY: Final[dict[str, tuple[tuple[float, ...], float, float]]] = {
     "eu": ((425.0,), 0.5, 0.5),
     "uk": ((400.0,), 0.375, 0.375),
 }
+
+# Ringing tone ("ringback"), what a caller hears while the called phone rings:
+# North America 440+480 Hz, 2 s on, 4 s off (E.180 supp. 2; the Bell System's precise tone
+# plan); CEPT/ETSI 425 Hz, 1 s on, 4 s off (ETSI TR 101 041-2, E.180 supp. 2: most of
+# Europe and many countries elsewhere); UK 400+450 Hz, 0.4 on 0.2 off 0.4 on 2.0 off (BT SIN
+# 350, E.180 supp. 2; Ireland uses the same). Bursts as (on, off) pairs.
+_RINGBACK: Final[dict[str, tuple[tuple[float, ...], tuple[tuple[float, float], ...]]]] = {
+    "na": ((440.0, 480.0), ((2.0, 4.0),)),
+    "eu": ((425.0,), ((1.0, 4.0),)),
+    "uk": ((400.0, 450.0), ((0.4, 0.2), (0.4, 2.0))),
+}
+# ISO 3166 countries of the North American Numbering Plan (one tone plan) and those that
+# use the UK's; every other country gets the CEPT tone.
+_NANP: Final = frozenset(
+    [
+        "US",
+        "CA",
+        "PR",
+        "VI",
+        "GU",
+        "AS",
+        "MP",
+        "AG",
+        "AI",
+        "BB",
+        "BM",
+        "BS",
+        "DM",
+        "DO",
+        "GD",
+        "JM",
+        "KN",
+        "KY",
+        "LC",
+        "MS",
+        "SX",
+        "TC",
+        "TT",
+        "VC",
+        "VG",
+    ]
+)
+_UK: Final = frozenset(["GB", "IE", "IM", "JE", "GG"])
 
 
 def _amplitude(level_dbfs: float) -> float:
@@ -142,6 +189,42 @@ def busy_tone(
 ) -> Samples:
     freqs, on, off = _BUSY[plan]
     return _cadence(freqs, on, off, seconds, level_dbfs, rate)
+
+
+def ringback_plan(country: str) -> Plan:
+    """The ringing tone plan of a country (ISO 3166 alpha-2, e.g. the business's country)."""
+    code = country.strip().upper()
+    if code in _NANP:
+        return "na"
+    if code in _UK:
+        return "uk"
+    return "eu"
+
+
+def ringback(
+    seconds: float | None = None,
+    *,
+    plan: Plan = "eu",
+    level_dbfs: float = -20.0,
+    rate: int = RATE,
+) -> Samples:
+    """The ringing tone of `plan`: one whole cadence when `seconds` is None (repeat it to go
+    on), else that long. Each burst has 5 ms ramps, so it starts and stops without a click."""
+    freqs, bursts = _RINGBACK[plan]
+    ramp = _n(0.005, rate)
+    parts: list[Samples] = []
+    for on, off in bursts:
+        x = tone(freqs, on, level_dbfs=level_dbfs, rate=rate).astype(np.float64)
+        env = np.linspace(0.0, 1.0, ramp)
+        x[:ramp] *= env
+        x[-ramp:] *= env[::-1]
+        parts.append(np.round(x).astype(np.int16))
+        parts.append(silence(off, rate=rate))
+    period = np.concatenate(parts)
+    if seconds is None:
+        return period
+    reps = int(np.ceil(_n(seconds, rate) / period.size)) if seconds > 0 else 0
+    return np.tile(period, reps)[: _n(seconds, rate)]
 
 
 def cng(seconds: float, *, level_dbfs: float = -15.0, rate: int = RATE) -> Samples:

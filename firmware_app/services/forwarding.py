@@ -355,6 +355,9 @@ class ForwardingService:
             from ..calls.runner import DefaultGreetings
 
             greetings = DefaultGreetings()
+        from ..media.tones import ringback, ringback_plan
+
+        waiting_tone = ringback(plan=ringback_plan(self._settings.get().business.country))
         tried: list[str] = []
         kept: tuple[str, ...] = ()
         for person in people:
@@ -370,6 +373,7 @@ class ForwardingService:
                     greetings=greetings,
                     open_channel=self._open_staff_audio,
                     recorder=recorder,
+                    ringback=waiting_tone,
                     poll=self.poll,
                 )
             except Exception as exc:

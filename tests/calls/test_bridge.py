@@ -6,16 +6,19 @@ sequence against the simulated analog modem."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
-from firmware_app.calls.bridge import bridge_call, hook_flash_transfer
+from firmware_app.calls.bridge import Waiting, bridge_call, hook_flash_transfer
 from firmware_app.calls.gsm_voice import GsmSerialPcmChannel
 from firmware_app.events import EventBus
 from firmware_app.media import codecs, tones
+from firmware_app.media.dsp import goertzel_power
 from firmware_app.modem import events as ev
 from firmware_app.modem.line import Line
 from firmware_app.modem.simulator import CallerId, SimulatedModem, create
@@ -123,6 +126,7 @@ def test_accepted_call_is_joined_and_recorded(
         greetings=Greetings(),
         open_channel=open_channel,
         recorder=recorder_,
+        ringback=tones.ringback(plan="eu"),
         poll=0.05,
     )
     assert result.outcome == "bridged", result
@@ -133,6 +137,7 @@ def test_accepted_call_is_joined_and_recorded(
     assert energy_at(heard_by_staff, 700.0) > 0.05  # "press 1 to accept"
     assert energy_at(heard_by_staff, 600.0) > 0.05  # the caller's voice, through the bridge
     assert energy_at(heard_by_caller(a_in), 900.0) > 0.01  # the recording notice
+    assert tone_blocks(heard_by_caller(a_in), (425.0,)).any()  # ringback while staff were rung
     assert stored and energy_at(stored[0], 600.0) > 0.05
     assert staff_modem.call_state == "idle"  # we hung up the staff side
     for ch in opened:
@@ -259,6 +264,46 @@ def test_hook_flash_sequence(tmp_path: Any, bus: EventBus, recorder: Recorder) -
 
 
 # -- an analog caller (V.253 voice duplex, AT+VTR) put through on a GSM line ------------------
+# The analog line is in voice duplex from before staff are dialled until the two calls part:
+# the caller hears ringback through it, and hanging up (DLE l) is seen while staff are rung.
+
+
+def tone_blocks(pcm: np.ndarray, freqs: tuple[float, ...], block: int = 400) -> np.ndarray:
+    """Per 50 ms block: whether `freqs` (each of them) carry most of the block's energy,
+    by Goertzel power."""
+    n = pcm.size // block
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    blocks = pcm[: n * block].astype(np.float64).reshape(n, block) / 32768
+    power = goertzel_power(blocks, freqs, 8000)
+    energy = np.mean(blocks * blocks, axis=1)
+    return (
+        (power.sum(axis=1) >= 0.6 * energy) & (power.min(axis=1) >= 0.15 * energy) & (energy > 1e-5)
+    )
+
+
+def played_pcm(played: Any) -> np.ndarray:
+    return codecs.decode(bytes(played.data), played.codec)
+
+
+def hang_up_when(modem: SimulatedModem, ready: Callable[[], bool]) -> threading.Thread:
+    """The caller hangs up once `ready()` (what the test waits for has happened)."""
+
+    def run() -> None:
+        end = time.monotonic() + 30.0
+        while not ready() and time.monotonic() < end:
+            time.sleep(0.02)
+        modem.caller_hangs_up()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def hears(audio: GsmAudio, freq: float, seconds: float = 0.5) -> Callable[[], bool]:
+    """True once the far end has sent `audio` `seconds` of `freq` (50 ms blocks, Goertzel)."""
+    return lambda: tone_blocks(audio.heard_pcm(), (freq,)).sum() * 0.05 >= seconds
+
 
 ANALOG_SPEED = 10.0
 
@@ -299,23 +344,22 @@ def analog_and_gsm(
     staff_modem.close()
 
 
-def test_analog_caller_joined_to_staff_both_ways_and_recorded(
+def test_analog_caller_hears_ringback_then_is_joined_both_ways_and_recorded(
     analog_and_gsm: tuple[SimulatedModem, SimulatedModem, Any, Line, GsmAudio], bus: EventBus
 ) -> None:
     from firmware_app.modem.simulator import VoiceCaller
 
     caller_modem, staff_modem, caller, line2, staff_audio = analog_and_gsm
     open_channel, opened = channels(bus)
-    # The caller speaks 600 Hz once joined, then hangs up (DLE l); staff speak 1000 Hz.
-    caller_modem.voice.caller = (
-        VoiceCaller().say(tone(1.0, 600.0), at=0.3, after="duplex").hang_up(at=2.0, after="duplex")
-    )
+    # The caller speaks 600 Hz throughout and hangs up (DLE l) once staff have heard them;
+    # staff speak 1000 Hz.
+    caller_modem.voice.caller = VoiceCaller().say(tone(90.0, 600.0), at=0.0, after="duplex")
     staff_modem.extras.callee = Callee(
         answer_after=0.3,
         press="1",
         press_after=0.3,
         say=tones.silence(0.1),
-        say_after_press=tone(30.0, 1000.0),
+        say_after_press=tone(60.0, 1000.0),
     )
     stored: list[np.ndarray] = []
 
@@ -323,6 +367,7 @@ def test_analog_caller_joined_to_staff_both_ways_and_recorded(
         stored.append(pcm)
         return "media/2026/03/recording0002.wav"
 
+    hanging_up = hang_up_when(caller_modem, hears(staff_audio, 600.0, 2.0))
     result = bridge_call(
         caller,
         line2,
@@ -331,18 +376,26 @@ def test_analog_caller_joined_to_staff_both_ways_and_recorded(
         greetings=Greetings(),
         open_channel=open_channel,
         recorder=keep,
+        ringback=tones.ringback(plan="uk"),
         poll=0.05,
     )
+    hanging_up.join(5.0)
     assert result.outcome == "bridged", result
     assert result.ended_by == "caller"
     assert result.recordings == ("media/2026/03/recording0002.wav",)
     heard_by_staff = staff_audio.heard_pcm()
     assert energy_at(heard_by_staff, 700.0) > 0.05  # "press 1 to accept"
     assert energy_at(heard_by_staff, 600.0) > 0.05  # the analog caller, through AT+VTR
-    notice, duplex = caller_modem.voice.played[-2:]
-    assert energy_at(codecs.decode(bytes(notice.data), notice.codec), 900.0) > 0.05  # type: ignore[arg-type]
-    heard_by_caller = codecs.decode(bytes(duplex.data), duplex.codec)  # type: ignore[arg-type]
-    assert energy_at(heard_by_caller, 1000.0) > 0.05  # staff, into the analog line
+    # One duplex state from before the dialling to the end: ringback (UK 400+450 Hz), then
+    # the recording notice (900 Hz), then staff (1000 Hz), in that order and never mixed up.
+    assert caller_modem.commands.count("AT+VTR") == 1
+    (duplex,) = caller_modem.voice.played
+    heard_by_caller = played_pcm(duplex)
+    ringing = np.flatnonzero(tone_blocks(heard_by_caller, (400.0, 450.0)))
+    notice = np.flatnonzero(tone_blocks(heard_by_caller, (900.0,)))
+    staff = np.flatnonzero(tone_blocks(heard_by_caller, (1000.0,)))
+    assert ringing.size >= 4 and notice.size >= 2 and staff.size >= 10
+    assert ringing[-1] < notice[0] and notice[-1] < staff[0]  # ringback stopped on accept
     assert duplex.ended == "duplex_end"  # left duplex (DLE ^) before anything else
     assert stored and energy_at(stored[0], 600.0) > 0.02 and energy_at(stored[0], 1000.0) > 0.02
     assert caller.caller_gone and "DLE l" in caller._gone_why
@@ -366,6 +419,7 @@ def test_analog_caller_declined_and_not_answered(
         10,
         greetings=Greetings(),
         open_channel=open_channel,
+        ringback=tones.ringback(plan="eu"),
         poll=0.05,
     )
     assert (result.outcome, result.detail) == ("declined", "pressed 3")
@@ -374,18 +428,101 @@ def test_analog_caller_declined_and_not_answered(
         caller,
         line2,
         "+447700900002",
-        0.5,
+        1.0,
         greetings=Greetings(),
         open_channel=open_channel,
+        ringback=tones.ringback(plan="eu"),
         poll=0.05,
     )
     assert result.outcome == "no_answer"
-    assert "AT+VTR" not in caller_modem.commands  # never joined: the line stays as it was
     assert staff_modem.call_state == "idle"
-    # The caller's channel still plays (the voicemail that follows).
+    # Each attempt: ringback (CEPT 425 Hz) in voice duplex, left with DLE ^ when it failed.
+    assert caller_modem.commands.count("AT+VTR") == 2
+    for duplex in caller_modem.voice.played:
+        assert tone_blocks(played_pcm(duplex), (425.0,)).any()
+        assert duplex.ended == "duplex_end"
+    # The line is back in command mode: the caller's channel still plays (the voicemail).
     assert caller.play(tones.beep(), stop_digits="").reason == "done"
     for ch in opened:
         ch.close()
+
+
+def test_analog_caller_hanging_up_while_staff_are_rung_ends_the_staff_call(
+    analog_and_gsm: tuple[SimulatedModem, SimulatedModem, Any, Line, GsmAudio], bus: EventBus
+) -> None:
+    from firmware_app.modem.simulator import VoiceCaller
+
+    caller_modem, staff_modem, caller, line2, _ = analog_and_gsm
+    open_channel, opened = channels(bus)
+    caller_modem.voice.caller = VoiceCaller().hang_up(at=2.0, after="duplex")  # DLE l
+    staff_modem.extras.callee = Callee(answer_after=None)  # staff's phone rings on
+    result = bridge_call(
+        caller,
+        line2,
+        "+447700900001",
+        ring_seconds=120,
+        greetings=Greetings(),
+        open_channel=open_channel,
+        ringback=tones.ringback(plan="eu"),
+        poll=0.05,
+    )
+    assert result.outcome == "caller_gone", result
+    assert any(c.upper() in ("AT+CHUP", "ATH") for c in staff_modem.commands)
+    assert staff_modem.call_state == "idle"
+    assert not opened  # nobody answered: no staff audio
+    (duplex,) = caller_modem.voice.played
+    assert tone_blocks(played_pcm(duplex), (425.0,)).any()  # the caller heard ringback
+    assert duplex.ended == "duplex_end"
+    assert caller.caller_gone and "DLE l" in caller._gone_why
+
+
+def test_analog_caller_hanging_up_while_staff_hear_press_1(
+    analog_and_gsm: tuple[SimulatedModem, SimulatedModem, Any, Line, GsmAudio], bus: EventBus
+) -> None:
+    caller_modem, staff_modem, caller, line2, staff_audio = analog_and_gsm
+    open_channel, opened = channels(bus)
+    staff_modem.extras.callee = Callee(answer_after=0.2)  # answers, never presses a key
+    hanging_up = hang_up_when(caller_modem, hears(staff_audio, 700.0, 0.2))  # "press 1" heard
+    result = bridge_call(
+        caller,
+        line2,
+        "+447700900001",
+        ring_seconds=10,
+        greetings=Greetings(),
+        open_channel=open_channel,
+        accept_seconds=120.0,
+        ringback=tones.ringback(plan="na"),
+        poll=0.05,
+    )
+    hanging_up.join(5.0)
+    assert result.outcome == "caller_gone", result
+    assert staff_modem.call_state == "idle"  # staff were hung up on, not kept waiting
+    assert any(c.upper() in ("AT+CHUP", "ATH") for c in staff_modem.commands)
+    (duplex,) = caller_modem.voice.played
+    assert tone_blocks(played_pcm(duplex), (440.0, 480.0)).any()  # NA ringback
+    for ch in opened:
+        ch.close()
+
+
+def test_ringback_stops_with_a_fade_not_a_cut(
+    analog_and_gsm: tuple[SimulatedModem, SimulatedModem, Any, Line, GsmAudio],
+) -> None:
+    caller_modem, _, caller, _, _ = analog_and_gsm
+    assert caller.start_duplex()
+    level = 0.1 * 32767
+    waiting = Waiting(caller, tones.tone((440.0,), 1.0, level_dbfs=-20.0)).start()
+    end = time.monotonic() + 30.0
+    while waiting.frames < 10 and time.monotonic() < end:
+        time.sleep(0.01)
+    waiting.stop()
+    caller.stop_duplex()
+    pcm = played_pcm(caller_modem.voice.played[-1]).astype(np.float64)
+    assert pcm.size >= 11 * 160
+    assert np.abs(pcm[-320:-160]).max() > 0.8 * level  # still ringing the frame before
+    assert np.abs(pcm[-16:]).max() < 0.15 * level  # faded to (almost) nothing
+    steepest = 2 * np.pi * 440.0 / 8000 * level  # the sine's own largest step
+    assert np.abs(np.diff(pcm)).max() < 1.25 * steepest  # no step beyond it: no click
+    assert not waiting.gone.is_set()
 
 
 # -- the whole path: CallService, runner, routing, ForwardingService, analog caller + GSM staff
@@ -410,27 +547,28 @@ def test_e2e_analog_caller_put_through_recorded_and_hanging_up_mid_call(
     w.calls.runner.pacing = Pacing(speed=5.0)
     staff_audio = w.audios[1]
     assert staff_audio is not None
-    analog.voice.caller = (
-        VoiceCaller()
-        .say(tone(1.5, 600.0), at=0.3, after="duplex")
-        .hang_up(at=2.5, after="duplex")  # mid-call: DLE l in the duplex stream
-    )
+    analog.voice.caller = VoiceCaller().say(tone(90.0, 600.0), at=0.0, after="duplex")
     staff.extras.callee = Callee(
         answer_after=0.3,
         press="1",
         press_after=0.3,
         say=tones.silence(0.1),
-        say_after_press=tone(30.0, 1000.0),
+        say_after_press=tone(60.0, 1000.0),
     )
+    hanging_up = hang_up_when(analog, hears(staff_audio, 600.0, 2.0))  # mid-call: DLE l
     item = w.call()
+    hanging_up.join(5.0)
     assert item.details["plan"]["steps"] == ["greet", "forward_to", "take_voicemail"]
     assert item.outcome == "forwarded", item.text
     assert "Anna" in item.text and "ended by caller" in item.text
     assert staff.extras.dialled == ["+15550001111"]
     assert energy_at(staff_audio.heard_pcm(), 600.0) > 0.05  # the analog caller, heard
     duplex = analog.voice.played[-1]
-    heard = codecs.decode(bytes(duplex.data), duplex.codec)  # type: ignore[arg-type]
+    heard = played_pcm(duplex)
     assert energy_at(heard, 1000.0) > 0.05  # staff, heard on the analog line
+    ringing = np.flatnonzero(tone_blocks(heard, (440.0, 480.0)))  # the office is in the US
+    staff_voice = np.flatnonzero(tone_blocks(heard, (1000.0,)))
+    assert ringing.size and staff_voice.size and ringing[-1] < staff_voice[0]
     (ref,) = item.details["recordings"]
     recording = wav_samples(w.services.store, ref)
     assert energy_at(recording, 600.0) > 0.02 and energy_at(recording, 1000.0) > 0.02
@@ -441,6 +579,39 @@ def test_e2e_analog_caller_put_through_recorded_and_hanging_up_mid_call(
     assert w.services.store.media.path(ref).exists()
     assert w.calls.runner.wait_idle(10)
     assert len(w.recorder.of(CallFinished)) == 1  # one record for the call
+
+
+def test_e2e_analog_caller_hanging_up_while_staff_are_rung_is_a_missed_call(
+    world: Callable[..., World],
+) -> None:
+    from firmware_app.calls.analog_voice import Pacing
+    from firmware_app.calls.events import CallFinished
+    from firmware_app.modem.simulator import VoiceCaller
+
+    def settings(s: Any) -> Any:
+        s = open_with_staff()(s)
+        s.rules.ring_seconds = 60  # far longer than the test: the hang-up must end it
+        return s
+
+    w = world(("usr5637", "ec25"), now=WEDNESDAY_MORNING, speed=5.0, settings=settings)
+    analog, staff = w.modems
+    analog.voice.speed = 5.0
+    assert w.calls.runner is not None
+    w.calls.runner.pacing = Pacing(speed=5.0)
+    analog.voice.caller = VoiceCaller().hang_up(at=2.0, after="duplex")  # 2 s into the ring
+    staff.extras.callee = Callee(answer_after=None)
+    item = w.call()
+    assert item.outcome == "missed", item.text
+    assert "hung up during forwarding" in item.text
+    assert staff.extras.dialled == ["+15550001111"]
+    assert any(c.upper() in ("AT+CHUP", "ATH") for c in staff.commands)  # staff call ended
+    assert staff.call_state == "idle" and analog.call_state == "idle"
+    assert tone_blocks(played_pcm(analog.voice.played[-1]), (440.0, 480.0)).any()
+    assert w.calls.runner.wait_idle(10)
+    assert len(w.recorder.of(CallFinished)) == 1
+    (mail,) = w.mails(1)
+    assert "missed" in mail["Subject"].lower()
+    assert len(w.mails(2, timeout=1.0)) == 1  # one email, no second one
 
 
 @pytest.mark.parametrize(
@@ -471,7 +642,10 @@ def test_e2e_analog_caller_not_taken_leaves_a_voicemail(
     assert item.outcome == "voicemail", item.text
     forward = next(s for s in item.details["steps"] if s["do"].startswith("call Anna"))
     assert words in forward["result"]
-    assert "AT+VTR" not in analog.commands  # never joined
+    # The caller heard ringback in voice duplex, left (DLE ^) before the voicemail prompt.
+    duplex = next(p for p in analog.voice.played if p.ended == "duplex_end")
+    assert tone_blocks(played_pcm(duplex), (440.0, 480.0)).any()
+    assert analog.commands.index("AT+VTR") < analog.commands.index("AT+VRX")
     assert staff.call_state == "idle"
     stored = wav_samples(w.services.store, item.media[0])
     _, alike = best_match(stored, message[:6000])
