@@ -7,11 +7,16 @@ one JSON reply line. Handlers are registered by name; an error reply carries its
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import os
+import selectors
 import socket
 import socketserver
+import threading
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,9 +35,6 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     handlers: dict[str, Handler]
     worker: Worker
-
-    def service_actions(self) -> None:
-        self.worker.beat()
 
 
 class _RequestHandler(socketserver.StreamRequestHandler):
@@ -77,7 +79,115 @@ class _RequestHandler(socketserver.StreamRequestHandler):
         self.wfile.write((json.dumps(body, default=str) + "\n").encode())
 
 
+class Diagnostics:
+    """`debug.memory` and `debug.threads`: what the daemon holds and which threads use the CPU,
+    asked of a running daemon over the control socket (docs/architecture.md shows how).
+
+    Memory tracing costs CPU and RAM while it is on, so it is off until the first
+    `debug.memory` call starts it; each later call compares a new snapshot with the previous
+    one (the allocation sites that grew since) and counts live objects by type.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshot: Any = None
+        self._types: Counter[str] = Counter()
+
+    def memory(self, top: int = 20, frames: int = 1, stop: bool = False) -> dict[str, Any]:
+        import tracemalloc
+
+        with self._lock:
+            if stop:
+                tracemalloc.stop()
+                self._snapshot = None
+                return {"tracing": False}
+            types = Counter(type(o).__qualname__ for o in gc.get_objects())
+            grown = types.copy()
+            grown.subtract(self._types)
+            self._types = types
+            result: dict[str, Any] = {
+                "rss_kb": _rss_kb(),
+                "mapped_kb": _mapped_kb(top),
+                "gc_objects": sum(types.values()),
+                "types": types.most_common(top),
+                "types_grown": [(k, v) for k, v in grown.most_common(top) if v > 0],
+            }
+            if not tracemalloc.is_tracing():
+                tracemalloc.start(max(1, frames))
+                result["tracing"] = "started: ask again after some traffic"
+                return result
+            snapshot = tracemalloc.take_snapshot().filter_traces(
+                (tracemalloc.Filter(False, tracemalloc.__file__),)
+            )
+            key = "traceback" if frames > 1 else "lineno"
+            stats = snapshot.statistics(key)
+            result["traced_kb"] = sum(s.size for s in stats) // 1024
+            result["top"] = [_site(s.traceback, s.size, s.count) for s in stats[:top]]
+            if self._snapshot is not None:
+                diff = snapshot.compare_to(self._snapshot, key)
+                result["grown"] = [
+                    _site(d.traceback, d.size_diff, d.count_diff) for d in diff[:top] if d.size_diff
+                ]
+            self._snapshot = snapshot
+            result["tracing"] = True
+            return result
+
+    def threads(self) -> list[dict[str, Any]]:
+        """Each thread's name and its CPU seconds so far (user + system, from /proc)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = []
+        for t in threading.enumerate():
+            cpu = None
+            try:
+                stat = Path(f"/proc/self/task/{t.native_id}/stat").read_text()
+                fields = stat.rsplit(")", 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / tick
+            except (OSError, ValueError, IndexError):
+                pass
+            out.append({"name": t.name, "id": t.native_id, "cpu_s": cpu})
+        return sorted(out, key=lambda d: -(d["cpu_s"] or 0))
+
+
+def _rss_kb() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _mapped_kb(top: int) -> list[tuple[str, int]]:
+    """Resident kB by what is mapped (a library's file, `[heap]`, or anonymous memory, where
+    glibc's thread arenas and numpy's buffers live), largest first."""
+    sizes: Counter[str] = Counter()
+    name = ""
+    try:
+        with open("/proc/self/smaps") as fh:
+            for line in fh:
+                head = line.split(maxsplit=6)
+                if "-" in head[0] and len(head) >= 5:  # a mapping's first line
+                    name = head[5].strip() if len(head) > 5 else "[anonymous]"
+                elif head[0] == "Rss:":
+                    sizes[name] += int(head[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return sizes.most_common(top)
+
+
+def _site(traceback: Any, size: int, count: int) -> dict[str, Any]:
+    return {
+        "where": [f"{f.filename}:{f.lineno}" for f in traceback],
+        "kb": round(size / 1024, 1),
+        "count": count,
+    }
+
+
 class ControlServer(Worker):
+    """Accepts requests on the socket; waits in select() on the socket and a wake-up pipe, so
+    an idle daemon's control thread wakes only to beat (every `liveness / 3` seconds)."""
+
     def __init__(self, data_dir: Path, handlers: dict[str, Handler]) -> None:
         super().__init__("control", liveness=30.0)
         self.path = Path(data_dir) / SOCKET_NAME
@@ -87,20 +197,40 @@ class ControlServer(Worker):
             self._server = _Server(str(self.path), _RequestHandler)
         finally:
             os.umask(old_umask)
-        self._server.handlers = handlers
+        self.diagnostics = Diagnostics()
+        self._server.handlers = {
+            "debug.memory": self.diagnostics.memory,
+            "debug.threads": self.diagnostics.threads,
+            **handlers,
+        }
         self._server.worker = self
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
 
     def run(self) -> None:
-        self._server.serve_forever(poll_interval=1.0)
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._server, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self.stopping.is_set():
+                self.beat()
+                for key, _ in selector.select(self.liveness / 3):
+                    if key.fileobj is self._server and not self.stopping.is_set():
+                        self._server._handle_request_noblock()  # accept; a thread answers
+                    elif key.fileobj == self._wake_r:
+                        with contextlib.suppress(OSError):
+                            os.read(self._wake_r, 64)
 
     def stop(self) -> None:
         super().stop()
-        if self.alive:
-            self._server.shutdown()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
 
     def close(self) -> None:
         self._server.server_close()
         self.path.unlink(missing_ok=True)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 class ControlClient:
