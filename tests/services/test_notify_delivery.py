@@ -426,6 +426,27 @@ def test_untrusted_certificate_is_a_server_problem(
     assert srv.inbox.received == []
 
 
+def test_system_certificates_are_loaded_once_and_only_for_encryption(
+    servers: Any, store: Store, clock: Clock
+) -> None:
+    plain = servers("none")
+    n = Notifier(store, Box(make_settings(plain.port, "none")), clock=clock, timeout=5)
+    n.sms(SmsNotice(number="+41791234567", at=clock.now, text="plain"))
+    assert n.deliver_due() == 1
+    assert n.ssl_context is None  # a plain connection never reads the certificate store
+
+    tls = servers("tls")
+    n2 = Notifier(store, Box(make_settings(tls.port, "tls")), clock=clock, timeout=5)
+    first = n2.sms(SmsNotice(number="+41791234567", at=clock.now, text="one"))
+    assert n2.deliver_due() == 0
+    loaded = n2.ssl_context
+    assert loaded is not None
+    assert "not trusted" in n2.message(first).last_error
+    n2.outbox.retry(first)
+    assert n2.deliver_due() == 0
+    assert n2.ssl_context is loaded  # the next connection reuses it
+
+
 # -- header injection --------------------------------------------------------------------------
 
 

@@ -100,7 +100,11 @@ class SmtpConnection:
         self.cfg = cfg
         self.where = f"{cfg.smtp_host}:{cfg.smtp_port}"
         host, port = cfg.smtp_host, cfg.smtp_port
-        context = ssl_context or ssl.create_default_context()
+        # Only an encrypted connection needs the certificate store (loading it costs tens of
+        # milliseconds of CPU and about a megabyte): plain ones never touch it.
+        context = ssl_context
+        if context is None and cfg.security != "none":
+            context = ssl.create_default_context()
         helo = local_hostname or socket.gethostname() or "frontdesk.local"
         self._smtp: smtplib.SMTP | None = None
         try:
