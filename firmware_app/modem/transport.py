@@ -99,6 +99,12 @@ class Transport:
         while not self._closing.is_set():
             try:
                 data = port.read(port.in_waiting or 1)
+                # Woken by the first byte of a burst (audio comes every 20 ms or so): take
+                # the rest of it too, so the line and the call see one piece, not a lone
+                # byte and then the others (twice the hand-offs and numpy calls per second).
+                more = port.in_waiting
+                if more:
+                    data += port.read(more)
             except Exception as exc:  # serial.SerialException, OSError, TypeError on close
                 if not self._closing.is_set():
                     self._lost(exc)
