@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from ..routing.rules import e164
 from ..services.history import Interaction
 from ..services.notify import MissedCallNotice, VoicemailNotice
 from ..store.durable import atomic_write
+from . import markers
 from .events import CallFinished, FaxToneDetected
 from .session import (
     Beep,
@@ -62,6 +62,11 @@ RING_GRACE_SECONDS = 30.0
 INTERRUPTED_WHY = (
     "Interrupted (Frontdesk restarted): the call was in progress when Frontdesk stopped "
     "(power cut, crash or restart); how it ended and how long it lasted are not known"
+)
+
+FAX_TAKEN_WHY = (
+    "A fax machine (calling tone): handed to the fax service, which keeps the fax's own "
+    "record; Frontdesk stopped before the end of the call was recorded"
 )
 
 
@@ -153,10 +158,11 @@ class CallRunner:
 
     def to_fax(self, line: str, event: IncomingCall) -> None:
         """The fax service answers this ringing call and records it as a fax: no call
-        session and no call record."""
+        session and no call record. The call's marker stays: the fax service makes it the
+        fax's marker (`FaxService.answer`), so a stop in between still leaves one."""
         call = self._take(line, event)
         if call is not None:
-            self._end(call)
+            call.marker = None  # the fax service's now
 
     def not_answered(self, line: str, event: IncomingCall, reason: str) -> None:
         call = self._take(line, event)
@@ -329,11 +335,18 @@ class CallRunner:
             return False
         event = call.event
         try:
-            thread = take_over(line, call_id=event.call_id, number=event.number or "")
+            thread = take_over(
+                line, call_id=event.call_id, number=event.number or "", call_key=call.key
+            )
         except Exception:
             log.exception("%s: the fax service could not take the call", line.name)
             return False
-        return thread is not None
+        if thread is None:
+            return False
+        # The fax has its own marker now; a stop before this call's record is written still
+        # records the call as taken by the fax (outcome "fax") and the fax on its own.
+        self._note(call, fax="taken over")
+        return True
 
     def greeting(self, key: str) -> Pcm:
         source = getattr(self.services, "greetings", None)
@@ -461,6 +474,7 @@ class CallRunner:
                         record_id=item.id,
                         line=item.line,
                         staff=staff,
+                        interrupted=item.outcome == "interrupted",
                     )
                 )
         except Exception:
@@ -470,7 +484,7 @@ class CallRunner:
 
     def _begin(self, call: _Call) -> None:
         """Note the call durably before anything else happens to it (one journal line)."""
-        call.key = secrets.token_hex(8)
+        call.key = markers.new_key()
         event = call.event
         staff = [
             p.name for step in call.plan.steps if isinstance(step, NotifyStaff) for p in step.people
@@ -514,8 +528,7 @@ class CallRunner:
     def _write_media(self, call: _Call, data: bytes, ext: str) -> str:
         """Write a recording under a name the marker holds first: a restart keeps the file when
         it was written (the marker names it) and there is never a file nobody references."""
-        when = call.start
-        ref = f"media/{when:%Y}/{when:%m}/{secrets.token_urlsafe(12)}.{ext}"
+        ref = markers.media_ref(call.start, ext)
         path = self.services.store.media.path(ref)
         self._note(call, media=[ref])
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -534,13 +547,15 @@ class CallRunner:
         """
         history = self.services.history
         try:
-            markers = history.calls_in_progress()
+            found = history.calls_in_progress()
         except Exception:
             log.exception("calls in progress at the last stop could not be read")
             return 0
         written = 0
         ringing: list[dict[str, Any]] = []
-        for marker in markers:
+        for marker in found:
+            if markers.is_fax(marker):  # the fax service settles its own (and handed-over)
+                continue
             key = str(marker.get("key", "") or "")
             ringing_then = not marker.get("answered") and bool(marker.get("line"))
             if self.ring_grace > 0 and ringing_then and history.find_call(key) is None:
@@ -567,7 +582,7 @@ class CallRunner:
     def _grace_over(self) -> None:
         """Calls ringing at the last stop that did not ring on into this run: interrupted."""
         with self._lock:
-            left = [m for markers in self._orphans.values() for m in markers]
+            left = [m for waiting in self._orphans.values() for m in waiting]
             self._orphans.clear()
             self._grace = None
         for marker in left:
@@ -579,18 +594,18 @@ class CallRunner:
         number, so it has one record. True when `call` took over such a marker."""
         event = call.event
         with self._lock:
-            markers = self._orphans.get(call.line)
-            if not markers:
+            waiting = self._orphans.get(call.line)
+            if not waiting:
                 return False
-            same = [m for m in markers if m.get("number") and m.get("number") == event.number]
-            unknown = [m for m in markers if not event.number]
+            same = [m for m in waiting if m.get("number") and m.get("number") == event.number]
+            unknown = [m for m in waiting if not event.number]
             if not (same or unknown):
                 return False
             found = (same or unknown)[-1]
-            markers.remove(found)
+            waiting.remove(found)
         call.key = str(found.get("key", "") or "")
         call.marker = int(found["marker_id"])
-        start = _when(found.get("start"))
+        start = markers.when(found.get("start"))
         if start is not None:
             call.start = start
         if not event.number and found.get("number"):
@@ -634,7 +649,7 @@ class CallRunner:
 
     def _interrupted(self, marker: dict[str, Any]) -> Interaction:
         settings = self.services.settings.get()
-        start = _when(marker.get("start")) or self._wall()
+        start = markers.when(marker.get("start")) or self._wall()
         validity = str(marker.get("validity", "") or "")
         number = _number(str(marker.get("number", "") or ""), validity, settings.business.country)
         contact_id, _ = self._contact(number)
@@ -656,10 +671,14 @@ class CallRunner:
             "call_key": str(marker.get("key", "") or ""),
             "duration_known": False,
         }
+        outcome, why = "interrupted", INTERRUPTED_WHY
+        if marker.get("fax") == "taken over":  # the fax has its own record (fax service)
+            outcome, why = "fax", FAX_TAKEN_WHY
+            details.update(reason=why, fax="taken over")
         return Interaction(
             channel="call",
             direction="in",
-            outcome="interrupted",
+            outcome=outcome,
             start=start,
             end=None,
             number=number,
@@ -667,7 +686,7 @@ class CallRunner:
             line=str(marker.get("line", "") or ""),
             duration=seconds,  # the recording's length when one was kept; else unknown (0)
             contact_id=contact_id,
-            text=INTERRUPTED_WHY,
+            text=why,
             media=media,
             details=details,
         )
@@ -690,10 +709,7 @@ class CallRunner:
 
     def _emailed(self, record_id: str) -> bool:
         """Whether the record's voicemail or missed-call email is in the outbox already."""
-        outbox = self.services.store.table("outbox", "messages")
-        kinds = ("voicemail", "missed_call")
-        found = outbox.search(lambda d: d.get("record_id") == record_id and d.get("kind") in kinds)
-        return bool(found)
+        return markers.email_queued(self.services.store, record_id, ("voicemail", "missed_call"))
 
     def _contact(self, number: str) -> tuple[int | None, str]:
         if not number:
@@ -771,11 +787,3 @@ def _plan_details(plan: Plan) -> dict[str, Any]:
         "lines": plan.lines(),
         "explanation": plan.explanation,
     }
-
-
-def _when(value: Any) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(value) if isinstance(value, str) and value else None
-    except ValueError:
-        return None
-    return when if when is not None and when.tzinfo is not None else None

@@ -140,13 +140,19 @@ class Class1Driver(PipeModem):
 
     # -- the session -----------------------------------------------------------------------------
 
-    def run(self, session: T30Receiver | T30Sender) -> Hangup:
-        """Run the engine to its end; returns its Hangup. Never raises for what the line does."""
+    def run(
+        self, session: T30Receiver | T30Sender, progress: Callable[[], None] | None = None
+    ) -> Hangup:
+        """Run the engine to its end; returns its Hangup. Never raises for what the line does.
+        `progress` is called after every step the engine takes: a page it accepted is handed
+        on there before its MCF goes out (the sender waits T4, 3 s, for it)."""
         self.stats.started = self.clock()
         action: Action = session.start(self.clock())
         while not isinstance(action, Hangup):
             result = self.perform(action)
             action = session.handle(result, self.clock())
+            if progress is not None:
+                progress()
         self.stats.ended = self.clock()
         return action
 

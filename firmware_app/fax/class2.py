@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal, cast
 from ..protocol.at import Command, Data, ErrorResult, Response, Timeout
 from ..protocol.fax_class2 import (
     AwaitResult,
+    Class2Page,
     Class2Receiver,
     Class2Sender,
     Finished,
@@ -29,7 +30,7 @@ from .pipe import CallGone, LinePipe, PipeClosed, PipeModem
 
 if TYPE_CHECKING:
     from ..modem.line import Line
-    from .session import ReceiveOutcome, SendOutcome
+    from .session import Progress, ReceiveOutcome, SendOutcome
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +134,14 @@ class Class2Call:
         self.page_seconds.append(self.clock() - started)
         return self._feed(result)
 
-    def run(self, first: Step) -> Finished:
+    def run(self, first: Step, progress: Callable[[], None] | None = None) -> Finished:
+        """The engine's steps to its end. `progress` is called after every step (a page the
+        engine took is handed on there, before the next AT+FDR)."""
         step = first
         try:
             while not isinstance(step, Finished):
+                if progress is not None:
+                    progress()
                 if isinstance(step, SendCommand):
                     step = self._send(step)
                 elif isinstance(step, ReadPage):
@@ -146,7 +151,9 @@ class Class2Call:
                 else:
                     step = self._feed(self.modem._await(step.command, step.timeout, step.leftover))
         except (CallGone, PipeClosed) as exc:
-            return Finished(ok=False, reason=f"the call ended: {exc}", hangup_code=None)
+            step = Finished(ok=False, reason=f"the call ended: {exc}", hangup_code=None)
+        if progress is not None:
+            progress()
         return step
 
     def close(self) -> None:
@@ -173,9 +180,14 @@ def _setup(line: Line, version: Version, local_id: str, fine: bool = True) -> st
 
 
 def receive_class2(
-    line: Line, version: str, *, local_id: str, clock: Callable[[], float] = time.monotonic
+    line: Line,
+    version: str,
+    *,
+    local_id: str,
+    clock: Callable[[], float] = time.monotonic,
+    on_progress: Progress | None = None,
 ) -> ReceiveOutcome:
-    from .session import ReceiveOutcome, RxPage
+    from .session import ReceiveOutcome, RxPage, reporter
 
     v = cast(Version, version)
     started = clock()
@@ -183,22 +195,23 @@ def receive_class2(
     if problem:
         return ReceiveOutcome(ok=False, reason=problem, fax_class=version)
     rx = Class2Receiver(version=v)
+
+    def rx_page(page: Class2Page) -> RxPage:
+        params = page.params or rx.params
+        return RxPage(
+            data=page.data,
+            fine=params.fine if params else True,
+            mr=params.mr if params else False,
+            fill_order=None,  # Class 2 modems differ (REFERENCE.md 1): detect
+        )
+
+    progress = reporter(on_progress, lambda: rx.pages, lambda: rx.remote_id, rx_page)
     call = Class2Call(line, rx, clock=clock)
     try:
-        end = call.run(rx.answer())
+        end = call.run(rx.answer(), progress)
     finally:
         call.close()
-    pages = []
-    for page in rx.pages:
-        params = page.params or rx.params
-        pages.append(
-            RxPage(
-                data=page.data,
-                fine=params.fine if params else True,
-                mr=params.mr if params else False,
-                fill_order=None,  # Class 2 modems differ (REFERENCE.md 1): detect
-            )
-        )
+    pages = [rx_page(page) for page in rx.pages]
     bps = rx.params.bit_rate if rx.params else 0
     return ReceiveOutcome(
         ok=end.ok and bool(pages),

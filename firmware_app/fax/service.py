@@ -4,10 +4,17 @@ was heard), stores each as a PDF, records it and emails it; keeps a durable send
 A received fax's PDF is written to the media store before its history record, and the
 record before the email: a failed email never loses a fax. Calls run on fax session
 threads, the queue on the service's worker; never on a line's worker thread.
+
+Every fax call has an in-progress marker (`calls.json`, table `in_progress`, `kind="fax"`;
+`firmware_app/calls/markers.py`) from its start until its record is written. A reception
+writes each page to disk as it arrives (its file named in the marker first); `recover()`
+(from `subscribe()`, at start-up) turns a marker a dead run left into the fax's record, with
+the pages on disk as its PDF, and its email; a send job goes back to the queue.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import threading
@@ -16,12 +23,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..calls import markers
 from ..errors import FrontdeskError
 from ..events import EventBus
 from ..numbers import normalise
-from ..services.history import HistoryService, Interaction
+from ..services.history import FIND_CALL_SCAN, HistoryService, Interaction
 from ..services.notify.messages import FaxNotice, FaxSentNotice, fax_sent_message
 from ..store import Store
+from ..store.durable import atomic_write
 from ..workers import Worker
 from . import session as fax_session
 
@@ -41,6 +50,13 @@ MAX_PAGES = 50
 BACKOFF = (120.0, 300.0, 600.0, 1200.0)
 MAX_ATTEMPTS = len(BACKOFF) + 1
 COVER_NOTE_MAX = 600
+PAGE_EXT = "g3"  # a received page's T.4 data on disk until the fax's record is written
+INTERRUPTED_FAX = (
+    "Interrupted (Frontdesk restarted): the fax was being received when Frontdesk stopped "
+    "(power cut, crash or restart)"
+)
+NOTHING_ARRIVED = "A fax was being received when Frontdesk restarted; nothing arrived."
+INTERRUPTED_SEND = "interrupted: Frontdesk stopped during the call"
 
 
 class FaxError(FrontdeskError):
@@ -59,6 +75,23 @@ def utc_now() -> datetime:
 
 def can_fax(line: Line) -> bool:
     return fax_session.fax_class(line) is not None
+
+
+@dataclasses.dataclass(slots=True)
+class _Reception:
+    """A fax being received and its in-progress marker (None: the marker could not be
+    written; the fax goes on, kept in memory only)."""
+
+    line: str
+    call_id: int
+    number: str
+    start: datetime
+    key: str
+    call_key: str = ""
+    marker: int | None = None
+    pages: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # on disk
+    next_page: str = ""  # the next page's file, named in the marker before it is written
+    remote_id: str = ""
 
 
 class FaxService:
@@ -98,8 +131,11 @@ class FaxService:
 
     def subscribe(self) -> None:
         """Take over voice calls where a fax calling tone was heard (unless the call runner
-        already handed the call over with `take_over`)."""
+        already handed the call over with `take_over`). First, faxes a previous run left in
+        progress get their record (`recover`)."""
         from ..calls.events import FaxToneDetected
+
+        self.recover()
 
         def on_tone(event: FaxToneDetected) -> None:
             with self._lock:
@@ -137,28 +173,31 @@ class FaxService:
         return self._start_receive(line, call.call_id, call.number or "", answered=False)
 
     def take_over(
-        self, line: Line, *, call_id: int = 0, number: str = ""
+        self, line: Line, *, call_id: int = 0, number: str = "", call_key: str = ""
     ) -> threading.Thread | None:
         """An answered voice call is a fax machine (DLE c or 1100 Hz heard): switch the line to
         fax and receive (`AT+FCLASS=1`, `ATA`, T.31). The line is the fax session's from
-        here: it hangs up at the end. Returns None when a fax is already on the line."""
-        thread = self._start_receive(line, call_id, number, answered=True)
+        here: it hangs up at the end. Returns None when a fax is already on the line. The
+        fax's marker is written before this returns (`call_key`: the call's, kept in it)."""
+        thread = self._start_receive(line, call_id, number, answered=True, call_key=call_key)
         if thread is not None and call_id:
             with self._lock:
                 self._taken.append((line.name, call_id))
         return thread
 
     def _start_receive(
-        self, line: Line, call_id: int, number: str, *, answered: bool
+        self, line: Line, call_id: int, number: str, *, answered: bool, call_key: str = ""
     ) -> threading.Thread | None:
         with self._lock:
             if line.name in self._busy_lines:
                 log.info("%s: a fax is already on this line", line.name)
                 return None
             self._busy_lines.add(line.name)
+        rx = self._begin_receive(line.name, call_id, number, adopt=not answered)
+        rx.call_key = call_key
         thread = threading.Thread(
             target=self._receive_call,
-            args=(line, call_id, number, answered),
+            args=(line, rx, answered),
             name=f"fax-rx-{line.name}",
             daemon=True,
         )
@@ -166,10 +205,14 @@ class FaxService:
         thread.start()
         return thread
 
-    def _receive_call(self, line: Line, call_id: int, number: str, answered: bool) -> None:
-        start = self.clock()
+    def _receive_call(self, line: Line, rx: _Reception, answered: bool) -> None:
+        def progress(remote_id: str, pages: list[fax_session.RxPage]) -> None:
+            self._received_pages(rx, remote_id, pages)
+
         try:
-            outcome = self._receive(line, local_id=self.local_id(), answered=answered)
+            outcome = self._receive(
+                line, local_id=self.local_id(), answered=answered, on_progress=progress
+            )
         except Exception as exc:
             log.exception("%s: fax reception failed", line.name)
             outcome = fax_session.ReceiveOutcome(ok=False, reason=f"fax reception failed: {exc}")
@@ -177,9 +220,102 @@ class FaxService:
             with self._lock:
                 self._busy_lines.discard(line.name)
         try:
-            self.store_received(outcome, line=line.name, number=number, start=start)
-        except Exception:
+            self.store_received(
+                outcome,
+                line=line.name,
+                number=rx.number,
+                start=rx.start,
+                key=rx.key,
+                call_key=rx.call_key,
+            )
+        except Exception:  # the marker and the pages on disk stay: the next start records it
             log.exception("%s: storing the received fax failed", line.name)
+            return
+        self._forget(rx.marker, [p["ref"] for p in rx.pages] + [rx.next_page])
+
+    # -- the reception's marker ------------------------------------------------------------------
+
+    def _begin_receive(self, line: str, call_id: int, number: str, *, adopt: bool) -> _Reception:
+        """Note the reception durably before the fax thread starts. A ringing call from the
+        call runner (`adopt`) has a marker already: it becomes this fax's, in one write."""
+        now = self.clock()
+        rx = _Reception(line=line, call_id=call_id, number=number, start=now, key=markers.new_key())
+        rx.next_page = markers.media_ref(now, PAGE_EXT)
+        try:
+            found = self._call_marker(line, call_id) if adopt and call_id else None
+            if found is not None:
+                rx.key = str(found.get("key") or "") or rx.key
+                rx.start = markers.when(found.get("start")) or now
+                rx.number = rx.number or str(found.get("number") or "")
+            fields = {
+                "kind": markers.FAX,
+                "direction": "in",
+                "key": rx.key,
+                "line": line,
+                "call_id": call_id,
+                "number": rx.number,
+                "start": rx.start.isoformat(),
+                "remote_id": "",
+                "pages": [],
+                "next_page": rx.next_page,
+            }
+            if found is not None:
+                rx.marker = int(found["marker_id"])
+                self.history.note_call(rx.marker, **fields)
+            else:
+                rx.marker = self.history.begin_call(fields)
+        except Exception:  # the fax goes on; only a stop before its end would lose it
+            log.exception("%s: fax call %s: the in-progress marker failed", line, call_id)
+        return rx
+
+    def _call_marker(self, line: str, call_id: int) -> dict[str, Any] | None:
+        """The call runner's marker of this ringing call (`CallRunner.to_fax` left it)."""
+        for marker in self.history.calls_in_progress():
+            if markers.is_fax(marker):
+                continue
+            if marker.get("line") == line and marker.get("call_id") == call_id:
+                return marker
+        return None
+
+    def _received_pages(
+        self, rx: _Reception, remote_id: str, pages: list[fax_session.RxPage]
+    ) -> None:
+        """On the fax thread, as each page is accepted (before the next step of the call):
+        the page to its file (named in the marker already), then the marker notes it."""
+        if rx.marker is None:
+            return
+        try:
+            for page in pages:
+                ref = rx.next_page
+                path = self.store.media.path(ref)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(path, page.data)
+                rx.pages.append(
+                    {"ref": ref, "fine": page.fine, "mr": page.mr, "fill_order": page.fill_order}
+                )
+                rx.next_page = markers.media_ref(rx.start, PAGE_EXT)
+                rx.remote_id = remote_id
+                self.history.note_call(
+                    rx.marker, pages=list(rx.pages), next_page=rx.next_page, remote_id=remote_id
+                )
+            if remote_id != rx.remote_id:
+                rx.remote_id = remote_id
+                self.history.note_call(rx.marker, remote_id=remote_id)
+        except Exception:  # the pages are still in memory: the fax's end stores them
+            log.exception("%s: a received fax page could not be kept on disk", rx.line)
+
+    def _forget(self, marker_id: int | None, refs: list[str]) -> None:
+        """The fax's record is written: its pages' files go, then its marker."""
+        for ref in filter(None, refs):
+            try:
+                self.store.media.delete(ref)
+            except Exception:
+                log.warning("fax page file %s could not be deleted", ref)
+        if marker_id is not None:
+            try:
+                self.history.end_call(marker_id)
+            except Exception:  # the next start finds the record by its key: still one
+                log.exception("a fax's in-progress marker stays")
 
     def store_received(
         self,
@@ -188,9 +324,12 @@ class FaxService:
         line: str,
         number: str = "",
         start: datetime | None = None,
+        key: str = "",
+        call_key: str = "",
     ) -> Interaction:
         """Pages -> PDF (media store) -> history record -> email. Nothing received: a
-        "failed" record, so the owner sees that a fax machine called."""
+        "failed" record, so the owner sees that a fax machine called. `key`: the fax's
+        marker key (`details.fax_key`); `call_key`: the voice call it came from."""
         from ..media.fax_image import FaxDocument, FaxImageError  # Pillow, numpy: on use only
 
         start = start or self.clock()
@@ -228,6 +367,10 @@ class FaxService:
             "reason": outcome.reason,
             "seconds": round(outcome.seconds, 1),
         }
+        if key:
+            details["fax_key"] = key
+        if call_key:
+            details["from_call"] = call_key
         record = self.history.record(
             Interaction(
                 channel="fax",
@@ -244,23 +387,180 @@ class FaxService:
                 details=details,
             )
         )
-        if media and self.notify is not None:
-            try:
-                self.notify.fax(
-                    FaxNotice(
-                        number=record.number,
-                        at=start,
-                        pages=len(doc.pages),
-                        remote_id=outcome.remote_id,
-                        pdf_ref=media[0],
-                        record_id=record.id,
-                        line=line,
-                        problem=problem,
-                    )
-                )
-            except Exception:
-                log.exception("fax %s: the email could not be queued (the fax is kept)", record.id)
+        self._fax_email(record)
         return record
+
+    def _fax_email(self, record: Interaction) -> None:
+        """The received fax's email: with the PDF when a page came; an interrupted fax
+        without pages gets a short notice; a failed call without pages gets none."""
+        interrupted = bool(record.details.get("interrupted"))
+        if self.notify is None or not (record.media or interrupted):
+            return
+        problem = "" if record.outcome == "received" else record.text
+        try:
+            self.notify.fax(
+                FaxNotice(
+                    number=record.number,
+                    at=record.start,
+                    pages=int(record.details.get("pages", 0) or 0),
+                    remote_id=record.name,
+                    pdf_ref=record.media[0] if record.media else "",
+                    record_id=record.id,
+                    line=record.line,
+                    problem=problem if record.media else NOTHING_ARRIVED,
+                )
+            )
+        except Exception:
+            log.exception("fax %s: the email could not be queued (the fax is kept)", record.id)
+
+    # -- start-up: faxes a previous run left in progress ------------------------------------------
+
+    def recover(self) -> int:
+        """Every fax marker a previous run left is settled, once: a reception becomes its
+        record (the pages on disk as the PDF, outcome "partial", or "failed" when no page
+        came) and its email; a send job goes back to the queue (or fails after its last
+        try). A marker whose record exists only gets what is missing. Returns how many
+        records were written."""
+        try:
+            found = [m for m in self.history.calls_in_progress() if markers.is_fax(m)]
+        except Exception:
+            log.exception("faxes in progress at the last stop could not be read")
+            return 0
+        written = 0
+        for marker in found:
+            try:
+                if marker.get("direction") == "out":
+                    self._recover_send(marker)
+                else:
+                    written += self._recover_receive(marker)
+            except Exception:  # kept: the next start tries again
+                log.exception("fax in progress %s: not settled yet", marker.get("key"))
+        return written
+
+    def _find(self, key: str) -> Interaction | None:
+        if not key:
+            return None
+        found = self.history.newest(
+            1,
+            where=lambda i: i.channel == "fax" and i.details.get("fax_key") == key,
+            max_scan=FIND_CALL_SCAN,
+        )
+        return found[0] if found else None
+
+    def _recover_receive(self, marker: dict[str, Any]) -> int:
+        key = str(marker.get("key", "") or "")
+        item = self._find(key)
+        fresh = item is None
+        if item is None:
+            item = self.history.record(self._interrupted(marker))
+            log.warning(
+                "%s: a fax from %s was being received when Frontdesk stopped: recorded as %s "
+                "(%s page(s))",
+                item.line,
+                item.number or item.name or "an unknown sender",
+                item.id,
+                item.details.get("pages"),
+            )
+        if not markers.email_queued(self.store, item.id, ("fax",)):
+            self._fax_email(item)
+        refs = [str(p.get("ref", "")) for p in marker.get("pages", ()) or ()]
+        self._forget(int(marker["marker_id"]), [*refs, str(marker.get("next_page", "") or "")])
+        return 1 if fresh else 0
+
+    def _interrupted(self, marker: dict[str, Any]) -> Interaction:
+        """The record of a reception a dead run left: the pages whose files were written."""
+        from ..media.fax_image import FaxDocument, FaxImageError  # Pillow, numpy: on use only
+
+        start = markers.when(marker.get("start")) or self.clock()
+        remote_id = str(marker.get("remote_id", "") or "")
+        pages = [dict(p) for p in marker.get("pages", ()) or () if self._stored(p.get("ref"))]
+        nxt = str(marker.get("next_page", "") or "")
+        if self._stored(nxt):  # written, the marker not yet told: coding found from the data
+            fine = bool(pages[-1].get("fine", True)) if pages else True
+            pages.append({"ref": nxt, "fine": fine, "mr": None, "fill_order": None})
+        doc = FaxDocument(remote_id=remote_id)
+        lost = 0
+        for page in pages:
+            try:
+                doc.add_page(
+                    self.store.media.read(str(page["ref"])),
+                    fine=bool(page.get("fine", True)),
+                    mr=page.get("mr"),
+                    fill_order=page.get("fill_order"),
+                )
+            except (FaxImageError, FrontdeskError) as exc:
+                lost += 1
+                log.warning("a kept fax page could not be read: %s", exc)
+        media: tuple[str, ...] = ()
+        if doc.pages:
+            media = (self.store.media.write(doc.to_pdf(), "pdf", start),)  # before the record
+        n = len(doc.pages)
+        text = f"{INTERRUPTED_FAX}; {n} page(s) had arrived" if n else f"{INTERRUPTED_FAX}"
+        if lost:
+            text += f"; {lost} page(s) unreadable"
+        details: dict[str, Any] = {
+            "pages": n,
+            "resolution": "fine" if doc.pages and doc.fine else "normal",
+            "rate": "",
+            "bps": 0,
+            "fax_class": "",
+            "damaged_lines": doc.damaged_lines if doc.pages else 0,
+            "quality": round(doc.quality, 4) if doc.pages else 0.0,
+            "reason": text,
+            "seconds": 0.0,
+            "interrupted": True,
+            "duration_known": False,
+            "fax_key": str(marker.get("key", "") or ""),
+            "call_id": marker.get("call_id"),
+        }
+        if marker.get("call_key"):
+            details["from_call"] = marker["call_key"]
+        return Interaction(
+            channel="fax",
+            direction="in",
+            outcome="partial" if doc.pages else "failed",
+            start=start,
+            end=None,
+            number=_number(str(marker.get("number", "") or ""), self.settings()),
+            name=remote_id,
+            line=str(marker.get("line", "") or ""),
+            duration=0.0,
+            text=text,
+            media=media,
+            details=details,
+        )
+
+    def _stored(self, ref: Any) -> bool:
+        try:
+            return bool(ref) and self.store.media.path(str(ref)).is_file()
+        except Exception:
+            return False
+
+    def _recover_send(self, marker: dict[str, Any]) -> None:
+        """A send job the stop cut off: this try counts as failed (the receiver may have
+        part of it) and the retry policy decides, as for a dropped call."""
+        item = self.history.get(str(marker.get("record_id", "") or ""))
+        tried = int(marker.get("attempt", 0) or 0)
+        if item is None or item.channel != "fax" or item.direction != "out":
+            pass  # deleted meanwhile: nothing to do
+        elif (
+            item.outcome == "queued"
+            and item.details.get("status") == "sending"
+            and int(item.details.get("attempts", 0) or 0) == tried
+        ):
+            started = markers.when(marker.get("start")) or self.clock()
+            outcome = fax_session.SendOutcome(ok=False, status="failed", reason=INTERRUPTED_SEND)
+            changed = self._tried(item, tried, started, outcome)
+            log.warning(
+                "fax %s was being sent when Frontdesk stopped: %s",
+                item.id,
+                "queued again" if changed.outcome == "queued" else "failed (its last try)",
+            )
+        elif item.outcome in ("sent", "failed") and not markers.email_queued(
+            self.store, item.id, ("fax",)
+        ):
+            self._email(item, ok=item.outcome == "sent")
+        self.history.end_call(int(marker["marker_id"]))
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -418,11 +718,43 @@ class FaxService:
             item.id, line=line.name, details=dict(item.details, status="sending", attempts=attempts)
         )
         started = self.clock()
+        marker = self._begin_send(item, line.name, attempts, started)
         try:
             outcome = self._call(line, item)
         finally:
             with self._lock:
                 self._busy_lines.discard(line.name)
+        changed = self._tried(item, attempts, started, outcome)
+        self._forget(marker, [])
+        return changed
+
+    def _begin_send(self, item: Interaction, line: str, attempt: int, at: datetime) -> int | None:
+        """Note the try durably: a stop during the call sends the fax again (`recover`)."""
+        try:
+            return self.history.begin_call(
+                {
+                    "kind": markers.FAX,
+                    "direction": "out",
+                    "key": item.id,
+                    "record_id": item.id,
+                    "line": line,
+                    "attempt": attempt,
+                    "start": at.isoformat(),
+                }
+            )
+        except Exception:  # the record says "sending": the queue still has it
+            log.exception("fax %s: the in-progress marker failed", item.id)
+            return None
+
+    def _tried(
+        self,
+        item: Interaction,
+        attempts: int,
+        started: datetime,
+        outcome: fax_session.SendOutcome,
+    ) -> Interaction:
+        """One try's result into the record: sent, queued again after the backoff, or failed
+        after the last try (with the result email)."""
         end = self.clock()
         entry = f"{started:%Y-%m-%d %H:%M:%S} {outcome.status}: {outcome.reason}"
         details = dict(

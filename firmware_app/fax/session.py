@@ -11,10 +11,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from ..protocol.at import Command, ErrorResult, Response
-from ..protocol.t30 import PageSource, T30Receiver, T30Sender
+from ..protocol.t30 import PageSource, ReceivedPage, T30Receiver, T30Sender
 from .class1 import Class1Driver
 from .pipe import LinePipe
 
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ..modem.line import Line
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DIAL_TIMEOUT = 90.0  # ATD: dialling, ringing and the answering fax's tones
 ANSWER_TIMEOUT = 60.0
@@ -70,6 +72,36 @@ class SendOutcome:
     trace: list[str] = field(default_factory=list)
 
 
+# Told as a reception goes on: the sender's id and the pages accepted since the last call
+# (in order). The fax service writes each page to disk and notes it in the fax's marker.
+Progress = Callable[[str, list[RxPage]], None]
+
+
+def reporter(
+    on_progress: Progress | None,
+    pages: Callable[[], Sequence[T]],
+    remote_id: Callable[[], str],
+    make: Callable[[T], RxPage],
+) -> Callable[[], None] | None:
+    """A driver's `progress` hook: calls `on_progress` when the engine holds new pages or
+    the sender's id changed; each page is handed on once."""
+    if on_progress is None:
+        return None
+    seen = 0
+    told = ""
+
+    def progress() -> None:
+        nonlocal seen, told
+        held, who = pages(), remote_id()
+        if len(held) == seen and who == told:
+            return
+        new = [make(page) for page in held[seen:]]
+        seen, told = len(held), who
+        on_progress(who, new)
+
+    return progress
+
+
 def fax_class(line: Line) -> str | None:
     """The class to use on this line: 2.0 when offered (the modem keeps T.30's timing),
     else 1, else 2; None when the modem has no fax."""
@@ -112,17 +144,19 @@ def receive(
     answered: bool = False,
     use_class: str | None = None,
     clock: Callable[[], float] = time.monotonic,
+    on_progress: Progress | None = None,
 ) -> ReceiveOutcome:
     """Take a fax on `line`: answer the ringing call as a fax machine, or (`answered`)
     switch an answered voice call to fax (a calling tone was heard). Hangs up at the end.
-    `use_class` picks a class the modem offers instead of the preferred one."""
+    `use_class` picks a class the modem offers instead of the preferred one; `on_progress`
+    hears of each page as soon as the engine accepts it (and of the sender's id)."""
     klass = use_class or fax_class(line)
     if klass is None:
         return ReceiveOutcome(ok=False, reason="this line's modem cannot receive faxes")
     if klass in ("2", "2.0"):
         from .class2 import receive_class2
 
-        return receive_class2(line, klass, local_id=local_id, clock=clock)
+        return receive_class2(line, klass, local_id=local_id, clock=clock, on_progress=on_progress)
     started = clock()
     pipe = LinePipe(line)
     try:
@@ -142,8 +176,12 @@ def receive(
             )
         driver = Class1Driver(pipe, online=True, clock=clock)
         rx = T30Receiver(local_id=local_id)
-        end = driver.run(rx)
-        pages = [RxPage(data=p.data, fine=p.dcs.fine, mr=p.dcs.mr, fill_order=2) for p in rx.pages]
+
+        def rx_page(page: ReceivedPage) -> RxPage:
+            return RxPage(data=page.data, fine=page.dcs.fine, mr=page.dcs.mr, fill_order=2)
+
+        end = driver.run(rx, reporter(on_progress, lambda: rx.pages, lambda: rx.remote_id, rx_page))
+        pages = [rx_page(p) for p in rx.pages]
         log.info("%s: fax received: %s (%d pages)", line.name, end.reason, len(pages))
         return ReceiveOutcome(
             ok=end.ok and bool(pages),

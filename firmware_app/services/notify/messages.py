@@ -120,6 +120,7 @@ class MissedCallNotice:
     record_id: str = ""
     line: str = ""
     staff: tuple[str, ...] = ()  # staff members (by name) the call was for
+    interrupted: bool = False  # in progress when Frontdesk stopped: the caller may be cut off
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -406,7 +407,11 @@ def missed_call_message(call: MissedCallNotice, ctx: Context) -> Draft:
             ("Why", call.reason),
             ("Line", call.line),
         ],
-        notes=("The caller left no message.",),
+        notes=(
+            "The call was cut off when Frontdesk restarted."
+            if call.interrupted
+            else "The caller left no message.",
+        ),
         link=ctx.record_url(call.record_id),
         record_id=call.record_id,
     )
@@ -448,14 +453,16 @@ def fax_message(fax: FaxNotice, ctx: Context) -> Draft:
             ),
         )
     notes = []
-    if fax.problem:
-        notes.append(f"The fax may be incomplete: {fax.problem}.")
+    if fax.problem:  # no page at all: the problem says what happened instead
+        notes.append(f"The fax may be incomplete: {fax.problem}." if fax.pages else fax.problem)
     if fax.pdf_ref:
         notes.append("The fax is attached as a PDF.")
     return _render(
         "fax",
         ctx,
-        subject=f"Fax from {who} ({pages})" + (" - incomplete" if fax.problem else ""),
+        subject=f"Fax from {who} ({pages})" + (" - incomplete" if fax.problem else "")
+        if fax.pages
+        else f"Fax from {who}: nothing arrived",
         heading=f"Fax from {who}",
         rows=[
             ("From", number),
