@@ -193,8 +193,7 @@ class FaxService:
                 log.info("%s: a fax is already on this line", line.name)
                 return None
             self._busy_lines.add(line.name)
-        rx = self._begin_receive(line.name, call_id, number, adopt=not answered)
-        rx.call_key = call_key
+        rx = self._begin_receive(line.name, call_id, number, adopt=not answered, call_key=call_key)
         thread = threading.Thread(
             target=self._receive_call,
             args=(line, rx, answered),
@@ -235,11 +234,20 @@ class FaxService:
 
     # -- the reception's marker ------------------------------------------------------------------
 
-    def _begin_receive(self, line: str, call_id: int, number: str, *, adopt: bool) -> _Reception:
+    def _begin_receive(
+        self, line: str, call_id: int, number: str, *, adopt: bool, call_key: str = ""
+    ) -> _Reception:
         """Note the reception durably before the fax thread starts. A ringing call from the
         call runner (`adopt`) has a marker already: it becomes this fax's, in one write."""
         now = self.clock()
-        rx = _Reception(line=line, call_id=call_id, number=number, start=now, key=markers.new_key())
+        rx = _Reception(
+            line=line,
+            call_id=call_id,
+            number=number,
+            start=now,
+            key=markers.new_key(),
+            call_key=call_key,
+        )
         rx.next_page = markers.media_ref(now, PAGE_EXT)
         try:
             found = self._call_marker(line, call_id) if adopt and call_id else None
@@ -259,6 +267,8 @@ class FaxService:
                 "pages": [],
                 "next_page": rx.next_page,
             }
+            if call_key:
+                fields["call_key"] = call_key  # the voice call it came from (calling tone)
             if found is not None:
                 rx.marker = int(found["marker_id"])
                 self.history.note_call(rx.marker, **fields)
