@@ -450,6 +450,22 @@ def test_system_certificates_are_loaded_once_and_only_for_encryption(
 # -- header injection --------------------------------------------------------------------------
 
 
+def test_a_sent_message_keeps_its_facts_not_its_bodies(
+    servers: Any, make_notifier: Any, clock: Clock
+) -> None:
+    srv = servers("none")
+    n, _ = make_notifier(srv.port)
+    msg_id = n.sms(SmsNotice(number="+41791234567", at=clock.now, text="hello there"))
+    assert n.outbox.get(msg_id)["text"]  # queued: the bodies are what will be sent
+    assert n.deliver_due() == 1
+    doc = n.outbox.get(msg_id)
+    assert doc["state"] == "sent" and doc["message_id"] and doc["subject"]
+    assert doc["text"] == "" and doc["html"] == ""
+    assert n.outbox.entry(msg_id).server_reply.startswith("250")
+    assert not n.outbox.retry(msg_id)  # never built again
+    assert len(srv.inbox.received) == 1
+
+
 def test_header_injection_is_impossible(
     servers: Any, make_notifier: Any, store: Store, clock: Clock
 ) -> None:

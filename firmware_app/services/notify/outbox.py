@@ -134,6 +134,10 @@ class Outbox:
             return {**doc, **fields}
 
     def mark_sent(self, msg_id: int, reply: str, refused: str = "") -> bool:
+        """sending -> sent. The bodies go: a sent message is never built again (retry refuses
+        it) and the page lists subject, recipients and the server's reply only, while a body
+        kept for `keep_sent_days` would hold a few kB of memory per email (the table is kept
+        in memory) and make every snapshot rewrite larger."""
         return self._move(
             msg_id,
             ("sending",),
@@ -143,6 +147,8 @@ class Outbox:
                 "server_reply": reply,
                 "last_error": refused,
                 "next_attempt": None,
+                "text": "",
+                "html": "",
             },
         )
 
