@@ -33,6 +33,7 @@ Handler = Callable[..., Any]
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    timeout = 0  # handle_request() is called once select() saw a connection: never block
     handlers: dict[str, Handler]
     worker: Worker
 
@@ -215,7 +216,7 @@ class ControlServer(Worker):
                 self.beat()
                 for key, _ in selector.select(self.liveness / 3):
                     if key.fileobj is self._server and not self.stopping.is_set():
-                        self._server._handle_request_noblock()  # accept; a thread answers
+                        self._server.handle_request()  # accept; a thread answers
                     elif key.fileobj == self._wake_r:
                         with contextlib.suppress(OSError):
                             os.read(self._wake_r, 64)
