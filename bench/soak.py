@@ -506,6 +506,9 @@ class Soak:
         # Let the daemon finish: SIMs empty, emails out.
         self.settle()
         end_busy = self.daemon.look() or Sample(at=time.monotonic())
+        # The idle minute is the daemon's own: no more line-state requests on its socket.
+        self.polling_done.set()
+        threads[0].join(5)
         time.sleep(1)
         before_idle = self.daemon.look() or Sample(at=time.monotonic())
         time.sleep(self.p.idle)
