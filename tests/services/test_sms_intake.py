@@ -7,6 +7,7 @@ line's futures on its own worker thread, as in the daemon.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -434,7 +435,9 @@ def test_message_without_cmti_is_found_by_the_regular_sweep(
     assert [n.text for n in rig.notify.sent] == ["You missed my +CMTI"]
     cmds = rig.modem.commands[mark:]
     assert "AT+CMGL=4" in cmds and not any(c.startswith("AT+CMGR") for c in cmds)
-    assert "taken from the SIM by the regular sweep" in caplog.text
+    # Usually the regular sweep; on a loaded machine a sweep owed after a slow answer may come
+    # first. Either way a sweep took it, with no +CMTI and no AT+CMGR.
+    assert re.search(r"\b1 message\(s\) taken from the SIM", caplog.text), caplog.text
 
 
 def test_sweep_is_slow_when_idle(rig: Rig) -> None:
