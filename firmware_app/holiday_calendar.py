@@ -18,14 +18,14 @@ stdout, one JSON document
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
 import re
 import sys
 from pathlib import Path
 from typing import IO, Any
+
+from .children import lower_priority
 
 YearTable = tuple[tuple[dt.date, str], ...]
 """One year's public holidays, (date, name) sorted by date."""
@@ -119,10 +119,7 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _child(stdin: IO[bytes], stdout: IO[bytes]) -> int:
-    # A line's audio and the web page come first. Under systemd/frontdesk.service the
-    # system-call filter (~@resources) refuses this with EPERM; the work is small either way.
-    with contextlib.suppress(OSError):
-        os.nice(10)
+    lower_priority()
     request = json.loads(stdin.read())
     stdout.write(json.dumps(answer(request), ensure_ascii=False).encode())
     stdout.flush()

@@ -1,6 +1,6 @@
 """Media downloads: voicemail audio and fax PDFs, by their store reference, for logged-in owners.
 
-The path comes only from `services.store.media.path(ref)`, which refuses anything that is
+The path comes only from `services.history.media_file(ref)`, which refuses anything that is
 not a media reference inside the data dir; the type comes from the extension, never the file.
 """
 
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, abort, request, send_file
 from werkzeug.wrappers import Response
-
-from firmware_app.errors import StoreError
 
 from .security import services
 
@@ -30,11 +28,8 @@ INLINE = {"wav", "mp3", "ogg", "oga", "pdf", "png"}
 
 @bp.get("/media/<path:ref>")
 def download(ref: str) -> Response:
-    try:
-        path = services().store.media.path(ref)
-    except StoreError:
-        abort(404)
-    if not path.is_file():
+    path = services().history.media_file(ref)
+    if path is None:
         abort(404)
     ext = path.suffix.lstrip(".").lower()
     inline = ext in INLINE and request.args.get("download") != "1"

@@ -6,7 +6,7 @@ the player's `play` event), never because its audio was fetched: a browser fetch
 preload it, for its length or in ranges without anybody listening.
 
 Reads and changes history records through `services.history`; media paths come only from
-`services.store.media.path(ref)` for a ref the record lists.
+`services.history.media_file(ref)` for a ref the record lists.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
-from firmware_app.errors import StoreError
 from firmware_app.services.history import Interaction
 
 from .api import api_blueprint, register_api
@@ -84,11 +83,8 @@ def audio(record_id: str) -> Response:
     if not item.media:
         abort(404)
     ref = item.media[0]
-    try:
-        path = services().store.media.path(ref)
-    except StoreError:
-        abort(404)
-    if not path.is_file():
+    path = services().history.media_file(ref)
+    if path is None:
         abort(404)
     download = request.args.get("download") == "1"
     ext = path.suffix.lstrip(".").lower()

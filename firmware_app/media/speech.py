@@ -23,10 +23,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ..children import kill_group, lower_priority
 from ..errors import FrontdeskError
 
 if TYPE_CHECKING:
@@ -69,12 +68,6 @@ def normalise(samples: Samples) -> Samples:
     return out
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill a process and anything it started (it runs in a session of its own)."""
-    with contextlib.suppress(OSError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 class Tts:
     """espeak-ng as a subprocess (no shell), bounded by a timeout; `stop()` ends a running one
     (the daemon's shutdown must not wait for speech nobody will hear).
@@ -101,7 +94,7 @@ class Tts:
             running = list(self._running)
         for proc in running:
             if self.own_session:
-                _kill_group(proc)
+                kill_group(proc)
             else:
                 with contextlib.suppress(OSError):
                     proc.kill()
@@ -123,7 +116,7 @@ class Tts:
             _, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             if self.own_session:
-                _kill_group(proc)
+                kill_group(proc)
             else:
                 proc.kill()
             proc.communicate()
@@ -215,7 +208,7 @@ class SpeechRenderer:
             self._stopped = True
             proc = self._proc
         if proc is not None:
-            _kill_group(proc)
+            kill_group(proc)
 
     def render(self, jobs: Sequence[SpeechJob], on_result: ResultHandler) -> int:
         """Say every job's text in one child process; `on_result` gets each as it is done,
@@ -244,7 +237,7 @@ class SpeechRenderer:
             except OSError as exc:
                 raise SpeechError(f"the speech process could not start ({exc})") from None
             self._proc = proc
-        overrun = threading.Timer(self.timeout * (len(jobs) + 1), _kill_group, (proc,))
+        overrun = threading.Timer(self.timeout * (len(jobs) + 1), kill_group, (proc,))
         overrun.daemon = True
         overrun.start()
         errors = bytearray()
@@ -278,7 +271,7 @@ class SpeechRenderer:
         finally:
             overrun.cancel()
             if proc.poll() is None:
-                _kill_group(proc)
+                kill_group(proc)
                 proc.wait()
             drain.join()
             for stream in (proc.stdin, proc.stdout, proc.stderr):
@@ -303,10 +296,7 @@ def _drain(stream: IO[bytes] | None, into: bytearray) -> None:
 
 def _child(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     """The render child: jobs from stdin, WAVs to stdout (the protocol in the module text)."""
-    # A line's audio comes first. Under systemd/frontdesk.service the system-call filter
-    # (~@resources) refuses this with EPERM and the child keeps the daemon's priority.
-    with contextlib.suppress(OSError):
-        os.nice(10)
+    lower_priority()
     from .codecs import write_wav  # numpy, soundfile, soxr: in this process only
 
     request: dict[str, Any] = json.loads(stdin.read())

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import FrontdeskError, StoreError
@@ -237,6 +238,15 @@ class HistoryService:
                 self.update(record_id, handled_at=self._clock(), handled_by=by)
                 count += 1
         return count
+
+    def media_file(self, ref: str) -> Path | None:
+        """The file behind a media reference, or None when the reference is not one of the
+        store's (nothing outside the data dir is ever named) or the file is gone."""
+        try:
+            path = self._store.media.path(ref)
+        except StoreError:
+            return None
+        return path if path.is_file() else None
 
     def delete_media(self, record_id: str, by: str) -> Interaction:
         """Delete a record's recordings (a voicemail's audio); the record stays, marked handled.

@@ -21,8 +21,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import holiday_calendar
+from ..children import kill_group
 from ..errors import FrontdeskError
 from ..holiday_calendar import YearTable
 from ..routing import hours
@@ -375,7 +374,7 @@ class HolidayTables:
         try:
             out, err = proc.communicate(json.dumps(request).encode(), timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            _kill(proc)
+            kill_group(proc)
             proc.communicate()
             raise HolidayTablesError(
                 f"the table process took longer than {self.timeout:.0f} s"
@@ -407,16 +406,11 @@ class HolidayTables:
             proc, worker = self._proc, self._worker
             self._cond.notify_all()
         if proc is not None:
-            _kill(proc)
+            kill_group(proc)
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout=2.0)
         if hours.holiday_provider() is self:
             hours.install_holiday_provider(self._previous)
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(OSError):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _years(raw: Mapping[str, Any]) -> dict[int, YearTable]:
