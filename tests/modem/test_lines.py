@@ -435,11 +435,15 @@ def test_missing_pin_is_explained(
     assert pin_commands(modem) == []
 
 
-def test_data_mode_hand_off(make_modem: Modems, make_line: Lines_, recorder: Recorder) -> None:
+def test_data_mode_hand_off(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
     import dataclasses
 
     from tests.modem.conftest import FAST
 
+    # The line's and the simulator's own account of the exchange, shown if this fails.
+    caplog.set_level(logging.DEBUG, logger="firmware_app.modem")
     modem = make_modem("usr5637")
     line = make_line(modem.path, options=dataclasses.replace(FAST, health_interval=60))
     up(recorder, line)
