@@ -305,6 +305,13 @@ class T30Receiver(_Base):
 
     `page_check(data, dcs)` may judge a page (False answers RTN, and the page is dropped
     because the sender retrains and sends it again); by default every page is taken.
+
+    A post-page command that comes when the page it closes was not received (its carrier
+    was missed: `ReceivePage` gave `TimedOut` or `NoCarrier`) is answered RTN, as SpanDSP
+    and HylaFAX do: the sender retrains and sends the page again, so a lost page costs a
+    retransmission, never a page confirmed but missing. Only a post-page command heard
+    again with no page carrier expected since our answer (our MCF/RTN was lost) gets the
+    same answer again (T.30 5.3.2).
     """
 
     capabilities: Capabilities = field(default_factory=Capabilities)
@@ -313,6 +320,7 @@ class T30Receiver(_Base):
     _frames_in: list[Frame] = field(default_factory=list)
     _page: bytes | None = None
     _page_good: bool = True
+    _page_missing: bool = False  # a page carrier was expected and not received
 
     def start(self, now: float) -> Action:
         """Right after ATA gave CONNECT (the modem is in V.21 transmit): send CSI + DIS."""
@@ -391,8 +399,9 @@ class T30Receiver(_Base):
                 return ReceiveTraining(modulation=self.dcs.modulation, deadline=now + T2)
             if frame.kind is Fcf.DCN:
                 return self._hangup(bool(self.pages), "the sender disconnected (DCN)")
-            if self.pages and frame.kind in _PPMS:
-                # Our response to it was lost: answer it again (T.30 5.3.2).
+            if self.dcs is not None and frame.kind in _PPMS:
+                # A post-page command without page data: the page was missed (RTN), or
+                # our answer to it was lost (the same answer again); see _on_ppm.
                 self.state = "wait_ppm"
                 return self._on_ppm(result, now)
             self._frames_in = []
@@ -421,11 +430,15 @@ class T30Receiver(_Base):
     def _on_page(self, result: Result, now: float) -> Action:
         if isinstance(result, PageReceived):
             self._page = result.data
+            self._page_missing = False
             self.state = "wait_ppm"
             self._repeats = 0
             self._frames_in = []
             return ReceiveFrame(deadline=now + T2)
-        # No page carrier: the sender may have missed CFR and repeats DCS (V.21 instead).
+        # No page carrier: the sender may have missed CFR and repeats DCS (V.21 instead),
+        # or it sent the page and we missed it (the post-page command then gets RTN).
+        self._page_missing = True
+        self.trace.append("= no page carrier")
         self._repeats += 1
         if self._repeats > MAX_REPEATS:
             return self._disconnect(bool(self.pages), "no page data from the sender")
@@ -460,6 +473,11 @@ class T30Receiver(_Base):
                 self.pages.append(ReceivedPage(data=self._page, dcs=self.dcs))
             self._page = None
             self._page_good = good
+        elif self._page_missing:
+            # The page this command closes never arrived: ask for it again (T.30 5.3.6.1.8
+            # RTN; SpanDSP treats a post-page command in its "receiving the page" state so).
+            self.trace.append(f"= {ppm.name} without its page")
+            self._page_good = False
         if not self._page_good:
             return self._respond(Frame.make(Fcf.RTN), "sent_rtn")
         nxt = {Fcf.MPS: "sent_cfr", Fcf.EOM: "after_eom", Fcf.EOP: "wait_dcn"}[ppm]

@@ -228,6 +228,138 @@ def test_receive_session_script() -> None:
         rx.handle(Done(), now)
 
 
+V17 = MODULATIONS["V.17/14400"]
+DCS_FINE = Dcs(modulation=V17, fine=True, scan_ms=0)
+Expect = type | str  # an action type, or the frame names a SendFrames carries ("CSI DIS")
+
+
+def play(rx: T30Receiver, steps: list[tuple[Result | None, Expect]], now: float = 0.0) -> Action:
+    """Feed `steps` (None: start) and check every action the engine answers with."""
+    action: Action | None = None
+    for result, expected in steps:
+        now += 0.5
+        action = rx.start(now) if result is None else rx.handle(result, now)
+        if isinstance(expected, str):
+            assert isinstance(action, SendFrames), (rx.trace, action)
+            assert " ".join(f.name for f in action.frames) == expected, rx.trace
+        else:
+            assert isinstance(action, expected), (rx.trace, action)
+    assert action is not None
+    return action
+
+
+def ppm(kind: Fcf) -> FrameReceived:
+    return fr(Frame.make(kind, x_bit=True))
+
+
+# Phase B up to the first page: DIS, DCS, good training, CFR.
+PHASE_B: list[tuple[Result | None, Expect]] = [
+    (None, "CSI DIS"),
+    (Done(), ReceiveFrame),
+    (fr(Frame.make(Fcf.DCS, DCS_FINE.to_fif(), x_bit=True)), ReceiveTraining),
+    (TrainingReceived(data=bytes(2600)), Silence),
+    (Done(), "CFR"),
+    (Done(), ReceivePage),
+]
+RETRAIN: list[tuple[Result | None, Expect]] = [
+    (fr(Frame.make(Fcf.DCS, DCS_FINE.to_fif(), x_bit=True)), ReceiveTraining),
+    (TrainingReceived(data=bytes(2600)), Silence),
+    (Done(), "CFR"),
+    (Done(), ReceivePage),
+]
+
+
+def answer(frame: str) -> list[tuple[Result | None, Expect]]:
+    return [(Done(), frame)]
+
+
+@pytest.mark.parametrize("missed", [TimedOut(), NoCarrier(reason="+FCERROR")], ids=str)
+def test_a_missed_page_is_answered_rtn_and_sent_again(missed: Result) -> None:
+    rx = T30Receiver(local_id="2")
+    end = play(
+        rx,
+        [
+            *PHASE_B,
+            (PageReceived(data=b"page one"), ReceiveFrame),
+            (ppm(Fcf.MPS), Silence),
+            *answer("MCF"),
+            (Done(), ReceivePage),
+            (missed, ReceiveFrame),  # page two's carrier was missed
+            (ppm(Fcf.MPS), Silence),
+            *answer("RTN"),  # not MCF: the sender must send page two again
+            (Done(), ReceiveFrame),
+            *RETRAIN,
+            (PageReceived(data=b"page two"), ReceiveFrame),
+            (ppm(Fcf.EOP), Silence),
+            *answer("MCF"),
+            (Done(), ReceiveFrame),
+            (ppm(Fcf.DCN), Hangup),
+        ],
+    )
+    assert isinstance(end, Hangup) and end.ok
+    assert [p.data for p in rx.pages] == [b"page one", b"page two"]
+    assert "= MPS without its page" in rx.trace
+
+
+def test_a_missed_first_page_is_answered_rtn() -> None:
+    rx = T30Receiver(local_id="2")
+    play(
+        rx,
+        [
+            *PHASE_B,
+            (TimedOut(), ReceiveFrame),
+            (ppm(Fcf.EOP), Silence),
+            *answer("RTN"),
+        ],
+    )
+    assert rx.pages == []
+
+
+def test_a_repeated_command_after_a_missed_page_gets_rtn_again() -> None:
+    # Our RTN was lost: the sender repeats its MPS, and still has to send the page again.
+    rx = T30Receiver(local_id="2")
+    play(
+        rx,
+        [
+            *PHASE_B,
+            (NoCarrier(), ReceiveFrame),
+            (ppm(Fcf.MPS), Silence),
+            *answer("RTN"),
+            (Done(), ReceiveFrame),
+            (TimedOut(), ReceiveFrame),
+            (ppm(Fcf.MPS), Silence),
+            *answer("RTN"),
+            (Done(), ReceiveFrame),
+            *RETRAIN,
+            (PageReceived(data=b"page one"), ReceiveFrame),
+            (ppm(Fcf.EOP), Silence),
+            *answer("MCF"),
+        ],
+    )
+    assert [p.data for p in rx.pages] == [b"page one"]
+
+
+def test_a_lost_mcf_is_answered_again_without_a_second_page() -> None:
+    # No page carrier is expected after MCF to EOP: a repeated EOP means our MCF was lost.
+    rx = T30Receiver(local_id="2")
+    end = play(
+        rx,
+        [
+            *PHASE_B,
+            (PageReceived(data=b"page one"), ReceiveFrame),
+            (ppm(Fcf.EOP), Silence),
+            *answer("MCF"),
+            (Done(), ReceiveFrame),
+            (ppm(Fcf.EOP), Silence),
+            *answer("MCF"),
+            (Done(), ReceiveFrame),
+            (ppm(Fcf.DCN), Hangup),
+        ],
+    )
+    assert isinstance(end, Hangup) and end.ok
+    assert [p.data for p in rx.pages] == [b"page one"]
+
+
 def test_receiver_answers_ftt_on_bad_training_and_t1_ends_a_silent_call() -> None:
     rx = T30Receiver(local_id="1")
     rx.start(0.0)
