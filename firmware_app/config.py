@@ -7,6 +7,7 @@ greetings...) do not live here: they are in the store, edited in the web UI.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -43,9 +44,18 @@ class StoreConfig:
 @dataclass(slots=True)
 class WebConfig:
     listen: str = "0.0.0.0:8080"
-    # Optional TLS: both set, or neither.
-    tls_cert: str = ""
-    tls_key: str = ""
+    # The address of a reverse proxy on this machine that serves HTTPS in front of the page
+    # (e.g. "127.0.0.1"); only its X-Forwarded-Proto/-For/-Host headers are believed.
+    # Frontdesk itself serves plain HTTP (docs/web.md, "HTTPS").
+    trusted_proxy: str = ""
+
+
+# Keys that once existed, with what to do instead: named in the error, not just "unknown".
+_NO_TLS = (
+    "no such key: Frontdesk serves plain HTTP; for HTTPS put a reverse proxy in front and "
+    "set web.trusted_proxy (docs/web.md, HTTPS)"
+)
+REMOVED_KEYS = {"web.tls_cert": _NO_TLS, "web.tls_key": _NO_TLS}
 
 
 @dataclass(slots=True)
@@ -130,9 +140,8 @@ def _build(cls: type, data: dict[str, Any], prefix: str, problems: list[FieldPro
     known = {f.name for f in fields(cls)}
     for key in data:
         if key not in known:
-            problems.append(
-                FieldProblem(prefix + key, data[key], "one of: " + ", ".join(sorted(known)))
-            )
+            allowed = REMOVED_KEYS.get(prefix + key) or "one of: " + ", ".join(sorted(known))
+            problems.append(FieldProblem(prefix + key, data[key], allowed))
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
         if f.name not in data:
@@ -180,12 +189,17 @@ def _check(cfg: MachineConfig) -> list[FieldProblem]:
         parse_listen(cfg.web.listen)
     except ValueError:
         out.append(FieldProblem("web.listen", cfg.web.listen, "host:port, e.g. 0.0.0.0:8080"))
-    if bool(cfg.web.tls_cert) != bool(cfg.web.tls_key):
-        out.append(
-            FieldProblem(
-                "web.tls_key", cfg.web.tls_key, "tls_cert and tls_key both set, or neither"
+    if cfg.web.trusted_proxy:
+        try:
+            ipaddress.ip_address(cfg.web.trusted_proxy)
+        except ValueError:
+            out.append(
+                FieldProblem(
+                    "web.trusted_proxy",
+                    cfg.web.trusted_proxy,
+                    'the IP address the proxy connects from, e.g. "127.0.0.1", or ""',
+                )
             )
-        )
     if not cfg.modem.devices:
         out.append(FieldProblem("modem.devices", [], 'at least one device, or ["auto"]'))
     if not 300 <= cfg.modem.baudrate <= 921600:

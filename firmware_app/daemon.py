@@ -37,6 +37,24 @@ log = logging.getLogger(__name__)
 SHUTDOWN_BUDGET = 1.5  # seconds for workers to stop; the whole stop stays under 2 s
 
 
+# What a trusted reverse proxy may tell us: the scheme the browser used (HTTPS), the
+# browser's address (login limits) and the host name it asked for (CSRF referrer check).
+PROXY_HEADERS = frozenset({"x-forwarded-proto", "x-forwarded-for", "x-forwarded-host"})
+
+
+def proxy_options(trusted_proxy: str) -> dict[str, Any]:
+    """waitress options: forwarded headers are believed from `trusted_proxy` only, and
+    removed from every other request, so nobody else can claim to be on HTTPS."""
+    options: dict[str, Any] = {"clear_untrusted_proxy_headers": True}
+    if trusted_proxy:
+        options.update(
+            trusted_proxy=trusted_proxy,
+            trusted_proxy_count=1,
+            trusted_proxy_headers=set(PROXY_HEADERS),
+        )
+    return options
+
+
 class WebServer(Worker):
     """waitress serving the Flask app on the configured address, in this process."""
 
@@ -54,7 +72,7 @@ class WebServer(Worker):
             port=port,
             threads=4,
             ident="Frontdesk",
-            clear_untrusted_proxy_headers=True,
+            **proxy_options(services.config.web.trusted_proxy),
         )
         self.address = f"{host}:{self._server.effective_port}"
 

@@ -12,7 +12,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask import Flask, current_app, g, has_request_context, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.wrappers import Response
 
@@ -124,13 +125,28 @@ def _headers(response: Response) -> Response:
     return response
 
 
+class SessionCookies(SecureCookieSessionInterface):
+    """Signed session cookies, marked Secure when the request itself came over HTTPS.
+
+    Frontdesk serves plain HTTP; HTTPS comes from a reverse proxy whose X-Forwarded-Proto
+    waitress believes only from `web.trusted_proxy`. A Secure cookie on a plain-HTTP page
+    would be dropped by the browser and lock the owner out, so the flag follows the request.
+    """
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        if app.config["SESSION_COOKIE_SECURE"]:
+            return True
+        return has_request_context() and request.is_secure
+
+
 def config_defaults(services: Services) -> dict[str, Any]:
     """Cookie and CSRF settings; create_app applies them before any test overrides."""
     return {
         "SESSION_COOKIE_NAME": "frontdesk_session",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": bool(services.config.web.tls_cert),
+        # False: Secure is decided per request (SessionCookies), from the request's scheme.
+        "SESSION_COOKIE_SECURE": False,
         "PERMANENT_SESSION_LIFETIME": timedelta(days=14),
         # Tokens are bound to the session: a phone left on a form for hours can still save it.
         "WTF_CSRF_TIME_LIMIT": None,
@@ -140,6 +156,7 @@ def config_defaults(services: Services) -> dict[str, Any]:
 def init_app(app: Flask) -> None:
     auth = app.extensions["frontdesk"].auth
     app.secret_key = app.config.get("SECRET_KEY") or auth.secret_key()
+    app.session_interface = SessionCookies()
     app.extensions[API_BLUEPRINTS] = set()
     csrf.init_app(app)
     app.before_request(_gate)

@@ -153,12 +153,6 @@ def test_session_cookie_flags(owner: Owner) -> None:
     assert "Secure" not in cookie
 
 
-def test_secure_cookie_when_served_over_tls(services: Services) -> None:
-    services.config.web.tls_cert, services.config.web.tls_key = "/etc/c.pem", "/etc/k.pem"
-    app = create_app(services, {"TESTING": True})
-    assert app.config["SESSION_COOKIE_SECURE"] is True
-
-
 def test_session_secret_is_made_once_and_private(services: Services) -> None:
     key = services.auth.secret_key()
     path = services.store.data_dir / "web-secret"
