@@ -183,15 +183,22 @@ def client_tls(cert: tuple[Path, Path]) -> ssl.SSLContext:
 class Server:
     """Start and stop an aiosmtpd controller in one of the three security modes."""
 
-    def __init__(self, mode: str, cert: tuple[Path, Path] | None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        mode: str,
+        cert: tuple[Path, Path] | None,
+        port: int | None = None,
+        **smtp: Any,
+    ) -> None:
         self.mode = mode
         self.cert = cert
         self.port = port or free_port()
         self.inbox = Inbox()
         self.controller: Controller | None = None
+        self.smtp = smtp  # more aiosmtpd SMTP parameters
 
     def start(self) -> Server:
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = dict(self.smtp)
         if self.mode in ("starttls", "tls"):
             assert self.cert is not None
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -219,8 +226,10 @@ class Server:
 def servers(cert: tuple[Path, Path]) -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
-    def make(mode: str = "none", port: int | None = None, start: bool = True) -> Server:
-        srv = Server(mode, cert, port)
+    def make(
+        mode: str = "none", port: int | None = None, start: bool = True, **smtp: Any
+    ) -> Server:
+        srv = Server(mode, cert, port, **smtp)
         started.append(srv)
         return srv.start() if start else srv
 
@@ -775,3 +784,160 @@ def test_saving_email_settings_retries_waiting_messages(
     bus.publish(SettingsChanged(sections=("email",)))
     assert n.deliver_due() == 1
     assert n.message(msg_id).state == "sent"
+
+
+# -- unexpected errors: never stuck `sending`, always a reason -----------------------------------
+
+UTF8_USER, UTF8_PASSWORD = "büro@example.com", "pässwörd£"
+
+
+def utf8_authenticator(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == UTF8_USER.encode()
+        and auth_data.password == UTF8_PASSWORD.encode()
+    )
+    return AuthResult(success=ok, handled=False)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_non_ascii_password_logs_in_as_utf8(
+    servers: Any, make_notifier: Any, clock: Clock, mechanism: str
+) -> None:
+    other = {"PLAIN": "LOGIN", "LOGIN": "PLAIN"}[mechanism]
+    srv = servers(
+        "none",
+        authenticator=utf8_authenticator,
+        auth_require_tls=False,
+        auth_exclude_mechanism=[other],
+    )
+    n, _ = make_notifier(srv.port, username=UTF8_USER, password=UTF8_PASSWORD)
+    assert n.send_test("owner@example.com").ok
+    n.missed_call(MissedCallNotice(number="+12025550143", at=clock.now))
+    assert n.deliver_due() == 1
+    assert all(r.authenticated for r in srv.inbox.received)
+
+
+def test_non_ascii_password_without_a_usable_login_method_is_explained(
+    servers: Any, make_notifier: Any, clock: Clock
+) -> None:
+    srv = servers(
+        "none",
+        authenticator=utf8_authenticator,
+        auth_require_tls=False,
+        auth_exclude_mechanism=["PLAIN", "LOGIN"],
+    )
+    n, _ = make_notifier(srv.port, username=UTF8_USER, password=UTF8_PASSWORD)
+    result = n.send_test("owner@example.com")
+    assert not result.ok
+    assert "characters such as ä or £" in result.explanation
+    assert "codec" not in result.explanation
+    msg_id = n.missed_call(MissedCallNotice(number="+12025550143", at=clock.now))
+    assert n.deliver_due() == 0
+    entry = n.message(msg_id)
+    assert entry.state == "queued" and entry.attempts == 1
+    assert "no login method" in entry.last_error
+    assert UTF8_PASSWORD not in entry.last_error and UTF8_PASSWORD not in n.status().last_error
+    assert srv.inbox.received == []
+
+
+def test_an_unexpected_error_defers_with_its_reason_and_the_next_round_sends(
+    servers: Any, make_notifier: Any, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from firmware_app.services.notify import smtp as smtp_module
+
+    srv = servers("none")
+    n, _ = make_notifier(srv.port)
+    a = n.missed_call(MissedCallNotice(number="+12025550143", at=clock.now))
+    b = n.sms(SmsNotice(number="+41791234567", at=clock.now, text="second"))
+    real_send = smtp_module.SmtpConnection.send
+    calls = []
+
+    def faulty(self: Any, msg: EmailMessage, sender: str, rcpt: Any) -> Any:
+        calls.append(msg["Message-ID"])
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real_send(self, msg, sender, rcpt)
+
+    monkeypatch.setattr(smtp_module.SmtpConnection, "send", faulty)
+    assert n.deliver_due() == 1  # the fault hit the first only; the second went out
+    first = n.message(a)
+    assert first.state == "queued" and first.attempts == 1
+    assert first.last_error == "unexpected error while sending: RuntimeError: boom"
+    assert first.next_attempt == clock.now + timedelta(minutes=1)
+    assert n.message(b).state == "sent"
+    clock.advance(60)
+    assert n.deliver_due() == 1
+    assert n.message(a).state == "sent"
+    assert len(srv.inbox.received) == 2
+
+
+def test_a_failure_after_the_send_never_leaves_a_message_sending(
+    servers: Any, make_notifier: Any, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv = servers("none")
+    n, _ = make_notifier(srv.port)
+    msg_id = n.missed_call(MissedCallNotice(number="+12025550143", at=clock.now))
+
+    def broken(*args: Any, **kwargs: Any) -> bool:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(n.outbox, "mark_sent", broken)
+    with pytest.raises(OSError):
+        n.deliver_due()
+    entry = n.message(msg_id)
+    assert entry.state == "queued"
+    assert entry.last_error == "an unexpected error interrupted sending"
+    monkeypatch.undo()
+    clock.advance(60)
+    assert n.deliver_due() == 1  # sent again: at least once, same Message-ID
+    first, second = srv.inbox.received
+    assert first.raw == second.raw
+
+
+def test_the_worker_puts_back_what_a_failed_round_left_sending(
+    servers: Any, make_notifier: Any, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv = servers("none")
+    n, _ = make_notifier(srv.port)
+    msg_id = n.missed_call(MissedCallNotice(number="+12025550143", at=clock.now))
+    rounds = []
+
+    def failing_round() -> int:
+        rounds.append(n.outbox.claim(msg_id))
+        raise RuntimeError("round broke")
+
+    monkeypatch.setattr(n, "deliver_due", failing_round)
+    n.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        entry = n.message(msg_id)
+        if rounds and entry.state == "queued" and entry.last_error:
+            break
+        time.sleep(0.02)
+    assert n.stop(timeout=5)
+    entry = n.message(msg_id)
+    assert rounds and rounds[0] is not None
+    assert entry.state == "queued"
+    assert entry.last_error == "delivery was interrupted: RuntimeError: round broke"
+    assert srv.inbox.received == []
+
+
+def test_send_test_explains_an_unexpected_error(
+    servers: Any, make_notifier: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from firmware_app.services.notify import smtp as smtp_module
+
+    srv = servers("none")
+    n, _ = make_notifier(srv.port)
+
+    def faulty(*args: Any, **kwargs: Any) -> Any:
+        raise LookupError("no such thing")
+
+    monkeypatch.setattr(smtp_module.SmtpConnection, "send", faulty)
+    result = n.send_test("owner@example.com")
+    assert not result.ok
+    assert result.explanation.startswith("Something unexpected went wrong")
+    assert "LookupError: no such thing" in result.answer

@@ -180,6 +180,32 @@ def test_test_email_refused_login_in_plain_words(
     assert inbox.received == []
 
 
+def test_test_email_non_ascii_password_in_plain_words(logged_in: Owner) -> None:
+    """A password with ä or £, on a server whose only login method cannot carry it."""
+    inbox = Inbox()
+    srv = Server(
+        "none",
+        None,
+        authenticator=lambda *a: AuthResult(success=True, handled=False),
+        auth_require_tls=False,
+        auth_exclude_mechanism=["PLAIN", "LOGIN"],
+    )
+    srv.inbox = inbox
+    srv.start()
+    try:
+        form = email_form(srv.port, action="test", username="anna", password="pässwörd£")
+        response = logged_in.post("/email/", form)
+    finally:
+        srv.stop()
+    assert response.status_code == 422
+    page = text(response)
+    words = plain(page)
+    assert "The test email could not be sent" in words
+    assert "The user name or password contains characters such as ä or £" in words
+    assert "codec" not in words and "pässwörd£" not in page
+    assert inbox.received == []
+
+
 def test_test_email_unreachable_port_in_plain_words(logged_in: Owner) -> None:
     port = free_port()
     response = logged_in.post("/email/", email_form(port, action="test"))

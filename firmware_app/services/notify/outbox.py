@@ -176,6 +176,33 @@ class Outbox:
             )
             return due
 
+    def release(self, msg_id: int | None, error: str) -> int:
+        """sending -> queued after its backoff, with `error` as the reason: for a message
+        (or with None, every message) an unexpected error left in the middle of sending.
+        Returns how many were released."""
+        now = self._clock()
+        count = 0
+        with self._lock:
+            if msg_id is None:
+                docs = self._table.search(lambda d: d.get("state") == "sending")
+            else:
+                one = self._table.get(msg_id)
+                docs = [one] if one is not None and one.get("state") == "sending" else []
+            for doc in docs:
+                due = now + backoff(doc.get("attempts", 0))
+                self._table.update(
+                    doc.doc_id,
+                    {
+                        "state": "queued",
+                        "next_attempt": _iso(due),
+                        "last_error": error,
+                        "last_attempt": _iso(now),
+                    },
+                )
+                log.warning("outbox message %s: %s; next attempt %s", doc.doc_id, error, due)
+                count += 1
+        return count
+
     def fail(self, msg_id: int, error: str) -> bool:
         return self._move(
             msg_id,

@@ -502,6 +502,17 @@ class Notifier:
             return TestResult(ok=False, code=None, answer=str(exc), explanation=exc.plain)
         except ValueError as exc:
             return TestResult(ok=False, code=None, answer=str(exc))
+        except Exception as exc:  # a fault of ours or of a library: still a plain answer
+            log.exception("test email to %s: unexpected error", cfg.smtp_host)
+            why = f"{type(exc).__name__}: {exc}"
+            return TestResult(
+                ok=False,
+                code=None,
+                answer=why,
+                explanation="Something unexpected went wrong while sending the test email, "
+                f"so it was not sent ({why}). Check the mail server settings for typing "
+                "mistakes; the System page's log has the details.",
+            )
         log.info("test email accepted by %s: %s", cfg.smtp_host, accepted)
         return TestResult(
             ok=True,
@@ -610,6 +621,7 @@ class Notifier:
         sender = self.sender(settings)
         sent = 0
         conn: SmtpConnection | None = None
+        claimed: int | None = None  # the message in hand: never left `sending`
         try:
             for i, msg_id in enumerate(due):
                 if self.worker.stopping.is_set():
@@ -618,6 +630,7 @@ class Notifier:
                 doc = self.outbox.claim(msg_id)
                 if doc is None:
                     continue
+                claimed = msg_id
                 try:
                     msg = build_message(doc, sender, self.store.media)
                 except Exception as exc:
@@ -642,6 +655,18 @@ class Notifier:
                     else:
                         self._later(msg_id, str(exc), doc)
                     continue
+                except Exception as exc:
+                    # Not a reply of the server's: a fault of ours or of a library. The
+                    # message waits its backoff like any other error, with the reason shown
+                    # (and is given up after GIVE_UP_AFTER); the connection is started over.
+                    log.exception("outbox message %s: unexpected error while sending", msg_id)
+                    error = f"unexpected error while sending: {type(exc).__name__}: {exc}"
+                    self._note_error(error)
+                    self._later(msg_id, error, doc)
+                    if conn is not None:
+                        conn.close()
+                        conn = None
+                    continue
                 refused = "; ".join(f"{a}: {c} {t}" for a, c, t in accepted.refused)
                 self.outbox.mark_sent(
                     msg_id, str(accepted), f"some recipients refused: {refused}" if refused else ""
@@ -654,6 +679,10 @@ class Notifier:
         finally:
             if conn is not None:
                 conn.close()
+            if claimed is not None:
+                # Anything that escaped above (the store, a bug) must not leave the message
+                # `sending`, where nothing would ever pick it up again.
+                self.outbox.release(claimed, "an unexpected error interrupted sending")
         return sent
 
 
@@ -699,9 +728,13 @@ class DeliveryWorker(Worker):
                     n.prune(now)
                 n.deliver_due()
                 pause = self._wait_seconds()
-            except Exception:
+            except Exception as exc:
                 log.exception("email delivery round failed; trying again shortly")
                 pause = 5.0
+                try:  # nothing else sends: whatever the round left `sending` waits again
+                    n.outbox.release(None, f"delivery was interrupted: {type(exc).__name__}: {exc}")
+                except Exception:
+                    log.exception("cannot put interrupted emails back in the queue")
             if self.stopping.is_set():
                 break
             self.beat()

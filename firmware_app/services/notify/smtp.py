@@ -7,6 +7,7 @@ this message with a 4xx, try later, or a 5xx, give up). Never logs the password.
 
 from __future__ import annotations
 
+import base64
 import logging
 import smtplib
 import socket
@@ -133,7 +134,7 @@ class SmtpConnection:
                 smtp.starttls(context=context)
                 smtp.ehlo()
             if cfg.username:
-                smtp.login(cfg.username, cfg.password)
+                self._login(smtp, cfg.username, cfg.password)
         except MailServerError:
             self.close()
             raise
@@ -178,6 +179,45 @@ class SmtpConnection:
             raise MailServerError(
                 f"cannot reach {self.where}: {why}", _unreachable(host, port, exc)
             ) from None
+        except UnicodeError as exc:
+            self.close()
+            raise MailServerError(
+                f"{self.where}: a setting holds characters that cannot be sent: {exc}",
+                f"The server name or user name contains characters that cannot be sent to "
+                f"{host} ({exc}). Check them for typing mistakes.",
+            ) from None
+
+    def _login(self, smtp: smtplib.SMTP, user: str, password: str) -> None:
+        """AUTH. smtplib sends credentials as ASCII only; a user name or password with other
+        characters (ä, £, ...) goes as UTF-8 with PLAIN (RFC 4616 defines it as UTF-8) or
+        LOGIN, whichever the server offers. Raises smtplib's exceptions like `login()`."""
+        if user.isascii() and password.isascii():
+            smtp.login(user, password)
+            return
+        if not smtp.has_extn("auth"):
+            raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+        offered = smtp.esmtp_features.get("auth", "").upper().split()
+
+        def b64(text: str) -> str:
+            return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+        if "PLAIN" in offered:
+            code, resp = smtp.docmd("AUTH", "PLAIN " + b64(f"\0{user}\0{password}"))
+        elif "LOGIN" in offered:
+            code, resp = smtp.docmd("AUTH", "LOGIN " + b64(user))
+            if code == 334:
+                code, resp = smtp.docmd(b64(password))
+        else:
+            raise MailServerError(
+                f"{self.where} offers no login method for a non-ASCII user name or password "
+                f"(it offers {' '.join(offered) or 'none'})",
+                f"The user name or password contains characters such as ä or £, and "
+                f"{self.cfg.smtp_host} has no login method that can carry them. Use a password "
+                "of plain letters, digits and punctuation (many providers let you make an "
+                "app password for this).",
+            )
+        if code not in (235, 503):
+            raise smtplib.SMTPAuthenticationError(code, resp)
 
     @property
     def connected(self) -> bool:
