@@ -284,11 +284,15 @@ class Class1Driver(PipeModem):
             return started
         self.stats.rate, self.stats.bps = modulation.name, modulation.bps
         # A page of the longest kind at 2400 bit/s takes minutes: no fixed bound but the
-        # carrier; a modem that goes quiet for T2 without ending the data is gone.
-        got = self._collect(deadline=None)
+        # carrier; a modem that goes quiet for T2 without ending the data is gone. What
+        # came before is the page as far as it got: handed on (the engine keeps it,
+        # unconfirmed), and the next action finds the call gone.
+        got = self._collect(deadline=None, partial=True)
         if got is None:
             raise _Gone("the modem stopped sending page data")
-        raw, _status = got
+        raw, status = got
+        if status is None:
+            self._gone = "the modem stopped sending page data"
         return unescape(raw)
 
     def _start_receive(self, text: str, deadline: float) -> T30Result | None:
@@ -328,9 +332,12 @@ class Class1Driver(PipeModem):
             if isinstance(event, Timeout):
                 raise _Gone(f"no answer to {text}")
 
-    def _collect(self, deadline: float | None) -> tuple[bytes, object] | None:
+    def _collect(
+        self, deadline: float | None, *, partial: bool = False
+    ) -> tuple[bytes, object] | None:
         """Data mode after CONNECT: bytes up to DLE ETX (still escaped), then the final
-        result. None when nothing ends the data by `deadline` (or for T2 with none)."""
+        result. None when nothing ends the data by `deadline` (or for T2 with none); with
+        `partial`, what came before that with None for the result (if anything came)."""
         buf = bytearray()
         pos = 0
         quiet = 6.0  # T.30 T2: page data that stops without an end
@@ -339,7 +346,7 @@ class Class1Driver(PipeModem):
             until = self.clock() + quiet if deadline is None else min(deadline, last + quiet)
             event = self._next(until)
             if event is None:
-                return None
+                return (bytes(buf), None) if partial and buf else None
             if isinstance(event, Data):
                 last = self.clock()
                 buf += event.data

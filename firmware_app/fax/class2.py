@@ -7,6 +7,7 @@ call's bytes come through a `LinePipe` and are parsed by the session's own AT en
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -203,12 +204,17 @@ def receive_class2(
             fine=params.fine if params else True,
             mr=params.mr if params else False,
             fill_order=None,  # Class 2 modems differ (REFERENCE.md 1): detect
+            confirmed=page.confirmed,
         )
 
     progress = reporter(on_progress, lambda: rx.pages, lambda: rx.remote_id, rx_page)
     call = Class2Call(line, rx, clock=clock)
     try:
         end = call.run(rx.answer(), progress)
+        if rx.keep_unfinished():  # the call went in the middle of a page: keep what came
+            end = dataclasses.replace(end, reason=f"{end.reason}; the last page is kept")
+            if progress is not None:
+                progress()
     finally:
         call.close()
     pages = [rx_page(page) for page in rx.pages]

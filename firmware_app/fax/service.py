@@ -377,6 +377,9 @@ class FaxService:
             "reason": outcome.reason,
             "seconds": round(outcome.seconds, 1),
         }
+        unconfirmed = sum(1 for page in outcome.pages if not page.confirmed)
+        if unconfirmed:
+            details["unconfirmed_pages"] = unconfirmed  # the call ended before their PPM
         if key:
             details["fax_key"] = key
         if call_key:

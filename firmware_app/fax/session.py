@@ -41,6 +41,7 @@ class RxPage:
     fine: bool
     mr: bool
     fill_order: int | None  # 2 for Class 1 (first bit in the LSB); None: detect
+    confirmed: bool = True  # False: the call ended before the sender closed the page
 
 
 @dataclass(slots=True)
@@ -178,7 +179,13 @@ def receive(
         rx = T30Receiver(local_id=local_id)
 
         def rx_page(page: ReceivedPage) -> RxPage:
-            return RxPage(data=page.data, fine=page.dcs.fine, mr=page.dcs.mr, fill_order=2)
+            return RxPage(
+                data=page.data,
+                fine=page.dcs.fine,
+                mr=page.dcs.mr,
+                fill_order=2,
+                confirmed=page.confirmed,
+            )
 
         end = driver.run(rx, reporter(on_progress, lambda: rx.pages, lambda: rx.remote_id, rx_page))
         pages = [rx_page(p) for p in rx.pages]

@@ -242,6 +242,7 @@ class Class2Page:
     params: FaxParams | None
     status: int | None  # +FPS: 1 MCF (good), 2 RTN, 3 RTP, 4 PIN, 5 PIP
     post_page: int | None  # +FET: 0 MPS, 1 EOM, 2 EOP
+    confirmed: bool = True  # False: the call ended before the modem closed the page
 
 
 def setup_commands(version: Version, local_id: str, *, fine: bool = True) -> list[str]:
@@ -355,7 +356,10 @@ class Class2Receiver(_Session):
             return self._finish(ok, hangup_reason(self.hangup_code))
         if self.state == "post_page":
             if upper != "OK":
-                return self._finish(False, f"page {len(self.pages) + 1} ended with {result}")
+                reason = f"page {len(self.pages) + 1} ended with {result}"
+                if self.keep_unfinished():
+                    reason += f" ({hangup_reason(self.hangup_code)}); the page is kept"
+                return self._finish(False, reason)
             self.pages.append(
                 Class2Page(
                     data=bytes(self._data),
@@ -371,6 +375,24 @@ class Class2Receiver(_Session):
     def _fdr(self) -> Step:
         self.state = "fdr"
         return SendCommand(text="AT+FDR", timeout=90.0)
+
+    def keep_unfinished(self) -> bool:
+        """The call ended in the middle of a page or before the modem confirmed it: keep
+        the page data that came (status None: unconfirmed). True when there was some."""
+        if self.state not in ("page", "post_page") or not self._data:
+            return False
+        self.pages.append(
+            Class2Page(
+                data=bytes(self._data),
+                params=self.params,
+                status=None,
+                post_page=None,
+                confirmed=False,
+            )
+        )
+        self._data = bytearray()
+        self.state = "done"
+        return True
 
     def data(self, chunk: bytes) -> Step | None:
         """Page data in data mode; returns `AwaitResult` once the page has ended."""

@@ -203,8 +203,12 @@ class PageSource(Protocol):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReceivedPage:
+    """A page as received. `confirmed` is False for page data the sender never closed with
+    a post-page command (the call ended first): kept, since it may be all there is."""
+
     data: bytes
     dcs: Dcs
+    confirmed: bool = True
 
 
 def training_ok(data: bytes, modulation: Modulation, min_ms: int = TCF_MIN_ZERO_MS) -> bool:
@@ -233,8 +237,12 @@ class _Base:
 
     def _hangup(self, ok: bool, reason: str) -> Hangup:
         self.state = "done"
-        self.outcome = Hangup(ok=ok, reason=reason)
+        self.outcome = Hangup(ok=ok, reason=self._ending(reason))
         return self.outcome
+
+    def _ending(self, reason: str) -> str:
+        """Called once as the session ends; the reason to report."""
+        return reason
 
     def _frames(self, *frames: Frame) -> SendFrames:
         self.trace.extend(f"> {f.name}" for f in frames)
@@ -243,7 +251,7 @@ class _Base:
     def _disconnect(self, ok: bool, reason: str) -> Action:
         """DCN, then hang up."""
         self.state = "dcn"
-        self.outcome = Hangup(ok=ok, reason=reason)
+        self.outcome = Hangup(ok=ok, reason=self._ending(reason))
         return self._frames(Frame.make(Fcf.DCN, x_bit=self._x))
 
     @property
@@ -272,13 +280,18 @@ class _Base:
             return self.outcome
         if isinstance(result, Disconnected):
             self._then = []
-            return self._hangup(self._complete(), f"the call ended: {result.reason}")
+            ok = self._complete()
+            reason = f"the call ended: {result.reason}"
+            return self._hangup(ok, reason if ok else self._cut_short(reason))
         if isinstance(result, Done) and self._then:
             return self._then.pop(0)
         return self._step(result, now)
 
     def _complete(self) -> bool:
         return False
+
+    def _cut_short(self, reason: str) -> str:
+        return reason
 
     def _step(self, result: Result, now: float) -> Action:
         raise NotImplementedError
@@ -312,6 +325,11 @@ class T30Receiver(_Base):
     retransmission, never a page confirmed but missing. Only a post-page command heard
     again with no page carrier expected since our answer (our MCF/RTN was lost) gets the
     same answer again (T.30 5.3.2).
+
+    The session is complete (`Hangup.ok`) only once EOP was answered MCF. Any other end
+    (DCN or silence in the middle of the document, the call dropping) is not, whatever
+    arrived before it; page data the sender never closed is kept in `pages` with
+    `confirmed=False` (HylaFAX keeps such "unconfirmed" pages too).
     """
 
     capabilities: Capabilities = field(default_factory=Capabilities)
@@ -336,6 +354,13 @@ class T30Receiver(_Base):
 
     def _complete(self) -> bool:
         return self.state == "wait_dcn"
+
+    def _ending(self, reason: str) -> str:
+        if self._page is not None and self.dcs is not None:
+            self.pages.append(ReceivedPage(data=self._page, dcs=self.dcs, confirmed=False))
+            self._page = None
+            reason += f"; page {len(self.pages)} kept, not confirmed by the sender"
+        return reason
 
     def _respond(self, frame: Frame, state: str) -> Action:
         """Answer after the T.30 gap: Silence, then the frame; `state` takes the Done."""
@@ -398,7 +423,7 @@ class T30Receiver(_Base):
                 self.state = "training"
                 return ReceiveTraining(modulation=self.dcs.modulation, deadline=now + T2)
             if frame.kind is Fcf.DCN:
-                return self._hangup(bool(self.pages), "the sender disconnected (DCN)")
+                return self._hangup(False, self._cut_short("the sender disconnected (DCN)"))
             if self.dcs is not None and frame.kind in _PPMS:
                 # A post-page command without page data: the page was missed (RTN), or
                 # our answer to it was lost (the same answer again); see _on_ppm.
@@ -410,9 +435,14 @@ class T30Receiver(_Base):
         if now >= self._t1 or self.pages or self.dcs is not None:
             self._repeats += 1
             if now >= self._t1 or self._repeats > MAX_REPEATS:
-                return self._hangup(bool(self.pages), "no command from the sender (T2/T1)")
+                return self._hangup(False, self._cut_short("no command from the sender (T2/T1)"))
             return ReceiveFrame(deadline=now + T2)
         return self._send_dis()
+
+    def _cut_short(self, reason: str) -> str:
+        if not self.pages and self._page is None:
+            return reason
+        return f"the fax ended early after {len(self.pages)} confirmed page(s): {reason}"
 
     def _on_training(self, result: Result, now: float) -> Action:
         assert self.dcs is not None
@@ -441,7 +471,7 @@ class T30Receiver(_Base):
         self.trace.append("= no page carrier")
         self._repeats += 1
         if self._repeats > MAX_REPEATS:
-            return self._disconnect(bool(self.pages), "no page data from the sender")
+            return self._disconnect(False, self._cut_short("no page data from the sender"))
         self.state = "wait_command"
         self._frames_in = []
         return ReceiveFrame(deadline=now + T2)
@@ -450,7 +480,9 @@ class T30Receiver(_Base):
         if not isinstance(result, FrameReceived):
             self._repeats += 1
             if self._repeats > MAX_REPEATS:
-                return self._hangup(bool(self.pages), "no post-page command from the sender")
+                return self._hangup(
+                    False, self._cut_short("no post-page command from the sender (T2)")
+                )
             return ReceiveFrame(deadline=now + T2)
         frame = self._parse(result)
         if frame is None:
@@ -459,7 +491,9 @@ class T30Receiver(_Base):
             return ReceiveFrame(deadline=now + T4)
         kind = frame.kind
         if kind is Fcf.DCN:
-            return self._hangup(bool(self.pages), "the sender disconnected after a page")
+            return self._hangup(
+                False, self._cut_short("the sender disconnected (DCN) without closing the page")
+            )
         if kind is Fcf.DCS:
             self.state = "wait_command"
             return self._on_command(result, now)

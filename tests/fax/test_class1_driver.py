@@ -151,6 +151,15 @@ def test_training_uses_long_training_and_the_page_short_training() -> None:
     )
 
 
+def test_page_data_that_stops_is_handed_on_and_the_call_is_then_gone() -> None:
+    modem = ScriptedModem((b"AT+FRM=146\r", b"\r\nCONNECT\r\n\x00\x10\x10\x80\x01\x10"))
+    driver = _driver(modem)
+    got = driver.perform(ReceivePage(modulation=V17, deadline=modem.now + 6))
+    assert got == PageReceived(data=b"\x00\x10\x80\x01")  # a trailing lone DLE is dropped
+    after = driver.perform(ReceiveFrame(deadline=modem.now + 6))
+    assert isinstance(after, Disconnected) and "stopped sending page data" in after.reason
+
+
 def test_send_page_escapes_and_waits_for_ok() -> None:
     data = bytes(range(256)) * 20
     modem = ScriptedModem((b"AT+FTM=146\r", b"\r\nCONNECT\r\n"), (DLE_ETX, b"\r\nOK\r\n"))

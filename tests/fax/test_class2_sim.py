@@ -83,6 +83,22 @@ def test_receive(line: tuple[Any, Line, str]) -> None:
     assert any(c.upper().startswith("AT+FCR=1") for c in modem.commands)
 
 
+def test_receive_cut_short_keeps_the_pages_and_is_not_ok(line: tuple[Any, Line, str]) -> None:
+    modem, fax_line, version = line
+    pages = [_page(1), _page(2), _page(3)]
+    machine = FaxMachine(pages=[_data(p) for p in pages], hangup_after=2)
+    rang = threading.Event()
+    fax_line.bus.subscribe(ev.IncomingCall, lambda e: rang.set())
+    modem.fax_call(machine, "5551001", rings=5, interval=0.5)
+    assert rang.wait(10)
+    got = session.receive(fax_line, local_id="+1 555 2002", use_class=version)
+    assert not got.ok and "the page is kept" in got.reason, got
+    assert [p.confirmed for p in got.pages] == [True, False]
+    for sent, rx in zip(pages, got.pages, strict=False):
+        decoded = decode_page(rx.data, fine=rx.fine, mr=rx.mr, fill_order=rx.fill_order)
+        assert np.array_equal(np.asarray(decoded.image), np.asarray(sent))
+
+
 def test_send(line: tuple[Any, Line, str]) -> None:
     modem, fax_line, version = line
     machine = FaxMachine(remote_id="+1 555 2002")

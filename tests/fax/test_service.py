@@ -116,6 +116,18 @@ def test_a_fax_cut_short_is_partial_and_says_why(services: Services) -> None:
     assert "NO CARRIER" in notes.faxes[0].problem
 
 
+def test_a_page_the_sender_never_closed_is_in_the_partial_fax(services: Services) -> None:
+    svc, _ = _service(services, notify=Notes(services))
+    outcome = _received(ok=False, pages=2)
+    last = outcome.pages[-1]
+    outcome.pages[-1] = session.RxPage(
+        data=last.data, fine=True, mr=False, fill_order=2, confirmed=False
+    )
+    record = svc.store_received(outcome, line="line1")
+    assert record.outcome == "partial" and record.details["pages"] == 2
+    assert record.details["unconfirmed_pages"] == 1
+
+
 def test_nothing_received_is_a_failed_record_without_media(services: Services) -> None:
     notes = Notes(services)
     svc, _ = _service(services, notify=notes)

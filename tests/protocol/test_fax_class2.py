@@ -164,6 +164,36 @@ def test_receive_session_remote_fails() -> None:
     assert isinstance(nobody.result("NO CARRIER"), Finished)
 
 
+def _receiving(version: str = "2.0") -> Class2Receiver:
+    rx = Class2Receiver(version=version)  # type: ignore[arg-type]
+    rx.answer()
+    rx.line("+FCO")
+    rx.line("+FCS:1,5,0,2,0,0,0,0")
+    rx.result("OK")
+    assert rx.result("CONNECT") == ReadPage()
+    return rx
+
+
+def test_a_page_ended_by_a_hang_up_is_kept_unconfirmed() -> None:
+    rx = _receiving()
+    assert isinstance(rx.data(b"\x00\x01\x80\x10\x03"), AwaitResult)
+    rx.line("+FHS:91")
+    end = rx.result("ERROR")
+    assert isinstance(end, Finished) and not end.ok and end.hangup_code == 91
+    assert "the page is kept" in end.reason
+    assert [(p.data, p.confirmed) for p in rx.pages] == [(b"\x00\x01\x80", False)]
+
+
+def test_a_call_gone_in_the_middle_of_a_page_keeps_what_came() -> None:
+    rx = _receiving()
+    assert rx.data(b"\x00\x01\x80\x40") is None  # no DLE ETX: the call went
+    assert rx.keep_unfinished()
+    assert [(p.data, p.confirmed) for p in rx.pages] == [(b"\x00\x01\x80\x40", False)]
+    assert not rx.keep_unfinished()  # once
+    nothing = _receiving()
+    assert not nothing.keep_unfinished() and nothing.pages == []
+
+
 @pytest.mark.parametrize("version", ["2.0", "2"])
 def test_send_session(version: str) -> None:
     s = SPELLINGS[version]

@@ -360,6 +360,64 @@ def test_a_lost_mcf_is_answered_again_without_a_second_page() -> None:
     assert [p.data for p in rx.pages] == [b"page one"]
 
 
+def silence_until_hangup(rx: T30Receiver, action: Action, now: float = 100.0) -> Hangup:
+    """The sender is gone: every receive times out (sends finish) until the engine ends."""
+    for _ in range(50):
+        if isinstance(action, Hangup):
+            return action
+        now += 6.0
+        waiting = isinstance(action, ReceiveFrame | ReceivePage | ReceiveTraining)
+        action = rx.handle(TimedOut() if waiting else Done(), now)
+    raise AssertionError(rx.trace)
+
+
+ONE_PAGE: list[tuple[Result | None, Expect]] = [
+    *PHASE_B,
+    (PageReceived(data=b"page one"), ReceiveFrame),
+    (ppm(Fcf.MPS), Silence),
+    *answer("MCF"),
+    (Done(), ReceivePage),
+]
+
+
+def test_a_sender_silent_after_mps_is_not_a_complete_fax() -> None:
+    rx = T30Receiver(local_id="2")
+    end = silence_until_hangup(rx, play(rx, ONE_PAGE))
+    assert not end.ok and "ended early after 1 confirmed page" in end.reason
+    assert [(p.data, p.confirmed) for p in rx.pages] == [(b"page one", True)]
+
+
+def test_dcn_after_mps_is_not_a_complete_fax() -> None:
+    rx = T30Receiver(local_id="2")
+    end = play(rx, [*ONE_PAGE, (NoCarrier(), ReceiveFrame), (ppm(Fcf.DCN), Hangup)])
+    assert isinstance(end, Hangup) and not end.ok and "(DCN)" in end.reason
+    assert len(rx.pages) == 1
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [ppm(Fcf.DCN), Disconnected(reason="NO CARRIER")],
+    ids=["DCN", "hang-up"],
+)
+def test_a_page_the_sender_never_closed_is_kept_unconfirmed(cut: Result) -> None:
+    rx = T30Receiver(local_id="2")
+    end = play(rx, [*ONE_PAGE, (PageReceived(data=b"page two"), ReceiveFrame), (cut, Hangup)])
+    assert isinstance(end, Hangup) and not end.ok
+    assert "page 2 kept, not confirmed" in end.reason
+    assert [(p.data, p.confirmed) for p in rx.pages] == [
+        (b"page one", True),
+        (b"page two", False),
+    ]
+
+
+def test_page_data_then_silence_keeps_the_page_unconfirmed() -> None:
+    rx = T30Receiver(local_id="2")
+    action = play(rx, [*PHASE_B, (PageReceived(data=b"page one"), ReceiveFrame)])
+    end = silence_until_hangup(rx, action)
+    assert not end.ok and "ended early after 0 confirmed page(s)" in end.reason
+    assert [(p.data, p.confirmed) for p in rx.pages] == [(b"page one", False)]
+
+
 def test_receiver_answers_ftt_on_bad_training_and_t1_ends_a_silent_call() -> None:
     rx = T30Receiver(local_id="1")
     rx.start(0.0)
