@@ -1,8 +1,9 @@
 """Whether the clock can be trusted for business-hours decisions: the `clock_ok()` hook.
 
 With `clock.require_time_sync = true` the answer is the system service's clock-sync check
-(kernel adjtimex, then systemd-timesyncd); once synchronised it stays so. Without it the
-answer is always yes and the web page warns instead. Read-only: never sets the clock.
+(kernel adjtimex, systemd-timesyncd, systemd-timedated, chrony); once synchronised it stays
+so. Without it the answer is always yes and the web page warns instead. Read-only: never
+sets the clock.
 """
 
 from __future__ import annotations

@@ -53,10 +53,13 @@ def index() -> str:
 
 
 def clock_context() -> dict[str, Any]:
-    """`clock_unsynced` for the layout's warning banner (only for a logged-in owner)."""
+    """`clock_unsynced` for the layout's warning banner (only for a logged-in owner): True
+    while the clock is not synchronised, "unknown" while nothing can tell (also a warning:
+    business hours depend on it)."""
     if request.endpoint in (None, "static") or not logged_in():
         return {}
-    return {"clock_unsynced": services().system.clock_sync().synchronized is False}
+    synced = services().system.clock_sync().synchronized
+    return {"clock_unsynced": "unknown" if synced is None else not synced}
 
 
 def init_app(app: Flask) -> None:

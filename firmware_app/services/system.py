@@ -1,8 +1,10 @@
 """The appliance's own health: version, uptime, disk, recent log lines, clock sync.
 
 The Pi has no real-time clock, so business-hours decisions are only right once NTP has set the
-clock; `clock_sync()` asks the kernel (adjtimex) and systemd-timesyncd. Probes are injectable
-for tests and cached briefly so every page can show a warning cheaply. Read-only: changes nothing.
+clock; `clock_sync()` asks the kernel (adjtimex), systemd-timesyncd's flag file, and, where the
+service's sandbox blocks adjtimex, systemd-timedated over D-Bus or chrony. Probes are
+injectable for tests and cached briefly so every page can show a warning cheaply. Read-only:
+changes nothing.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -25,6 +28,7 @@ log = logging.getLogger(__name__)
 
 LOW_DISK_FRACTION = 0.10
 TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
+PROBE_TIMEOUT = 3.0  # seconds for timedatectl or chronyc to answer
 # adjtimex(2): the kernel's clock state
 TIME_ERROR = 5
 STA_UNSYNC = 0x0040
@@ -35,7 +39,8 @@ class ClockSync:
     """Whether the system clock is NTP-synchronised. `synchronized` None: cannot tell."""
 
     synchronized: bool | None
-    source: str  # how we know: "kernel", "systemd-timesyncd", "unknown"
+    # how we know: "kernel", "systemd-timesyncd", "systemd-timedated", "chrony", "unknown"
+    source: str
     detail: str = ""
 
 
@@ -83,14 +88,74 @@ def kernel_clock_sync() -> ClockSync:
     return ClockSync(True, "kernel", f"estimated error {tx.esterror} µs")
 
 
+def _run_probe(argv: list[str]) -> tuple[int, str, str] | str:
+    """Run a read-only status command; (exit code, stdout, stderr), or why it could not run."""
+    exe = shutil.which(argv[0])
+    if exe is None:
+        return f"{argv[0]} is not installed"
+    try:
+        done = subprocess.run(  # a fixed argv, no shell
+            [exe, *argv[1:]],
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "SYSTEMD_PAGER": ""},
+        )
+    except subprocess.TimeoutExpired:
+        return f"{argv[0]} did not answer within {PROBE_TIMEOUT:.0f} s"
+    except OSError as exc:
+        return f"{argv[0]}: {exc.strerror or exc}"
+    return done.returncode, done.stdout.strip(), done.stderr.strip()
+
+
+def timedated_clock_sync() -> ClockSync:
+    """Ask systemd-timedated over D-Bus (`timedatectl show`): its NTPSynchronized is the
+    kernel's state read from outside this service's sandbox, which blocks adjtimex
+    (ProtectClock=, SystemCallFilter=). Works unprivileged; timedated starts on demand."""
+    result = _run_probe(["timedatectl", "show", "--property=NTPSynchronized", "--value"])
+    if isinstance(result, str):
+        return ClockSync(None, "unknown", result)
+    code, out, err = result
+    if code == 0 and out in ("yes", "no"):
+        return ClockSync(out == "yes", "systemd-timedated", f"NTPSynchronized={out}")
+    why = (err or out or f"exit code {code}").splitlines()[-1][:200]
+    return ClockSync(None, "unknown", f"timedatectl: {why}")
+
+
+def chrony_clock_sync() -> ClockSync:
+    """Ask chronyd (`chronyc -c tracking`, read-only): leap status "Not synchronised" or not."""
+    result = _run_probe(["chronyc", "-n", "-c", "tracking"])
+    if isinstance(result, str):
+        return ClockSync(None, "unknown", result)
+    code, out, err = result
+    fields = out.splitlines()[-1].split(",") if out else []
+    if code == 0 and len(fields) >= 14:
+        leap = fields[13]
+        return ClockSync(leap != "Not synchronised", "chrony", f"leap status {leap}")
+    why = (err or out or f"exit code {code}").splitlines()[-1][:200]
+    return ClockSync(None, "unknown", f"chronyc: {why}")
+
+
 def default_clock_sync() -> ClockSync:
-    """Kernel state first; systemd-timesyncd's flag file also counts as synchronised."""
+    """The kernel's own answer where the process may ask (adjtimex); systemd-timesyncd's flag
+    file also counts as synchronised. Under the hardened service adjtimex is refused, so then
+    systemd-timedated and chrony are asked. None only when nothing could tell."""
     kernel = kernel_clock_sync()
     if kernel.synchronized:
         return kernel
     if TIMESYNCD_FLAG.exists():
         return ClockSync(True, "systemd-timesyncd", "synchronised since boot")
-    return kernel
+    if kernel.synchronized is False:
+        return kernel
+    unknown = [kernel.detail]
+    for probe in (timedated_clock_sync, chrony_clock_sync):
+        state = probe()
+        if state.synchronized is not None:
+            return state
+        unknown.append(state.detail)
+    return ClockSync(None, "unknown", "; ".join(d for d in unknown if d))
 
 
 def human_bytes(n: float) -> str:
@@ -118,7 +183,8 @@ def human_duration(seconds: float) -> str:
 class SystemService:
     """Read-only facts about the machine for the system page, the dashboard and the API."""
 
-    CLOCK_CACHE = 15.0
+    CLOCK_CACHE = 15.0  # while not synchronised (or unknown): the warning goes soon after
+    CLOCK_CACHE_SYNCED = 300.0  # once synchronised, ask less often (a probe may be a process)
     SIZE_CACHE = 60.0
 
     def __init__(
@@ -154,8 +220,11 @@ class SystemService:
     def clock_sync(self) -> ClockSync:
         now = self._monotonic()
         with self._lock:
-            if self._clock_cache and now - self._clock_cache[0] < self.CLOCK_CACHE:
-                return self._clock_cache[1]
+            if self._clock_cache:
+                at, cached = self._clock_cache
+                keep = self.CLOCK_CACHE_SYNCED if cached.synchronized else self.CLOCK_CACHE
+                if now - at < keep:
+                    return cached
         try:
             state = self.clock_probe()
         except Exception as exc:  # a probe must never break a page

@@ -227,6 +227,40 @@ def test_clock_warning_on_every_page_while_unsynchronised(
     assert "not set from the internet" not in logged_in.client.get("/").get_data(as_text=True)
 
 
+def test_clock_warning_on_every_page_while_nothing_can_tell(
+    logged_in: Owner, services: Services
+) -> None:
+    # What the hardened unit gave before timedated was asked: adjtimex refused, no answer.
+    services.system.clock_probe = lambda: ClockSync(None, "unknown", "adjtimex failed (errno 1)")
+    services.system._clock_cache = None
+    for path in ("/", "/settings/", "/email/", "/backup/", "/system/"):
+        page = logged_in.client.get(path).get_data(as_text=True)
+        assert "Frontdesk cannot tell whether the clock is set from the internet." in page, path
+        assert "not set from the internet yet" not in page, path
+    assert "adjtimex failed (errno 1)" in logged_in.client.get("/system/").get_data(as_text=True)
+
+
+def test_a_synchronised_clock_is_asked_again_less_often(services: Services) -> None:
+    now = [0.0]
+    answers = [ClockSync(False, "kernel"), ClockSync(True, "kernel"), ClockSync(False, "kernel")]
+    calls = []
+
+    def probe() -> ClockSync:
+        calls.append(1)
+        return answers[len(calls) - 1]
+
+    system = SystemService(
+        services.store, services.log_ring, 0.0, clock_sync=probe, monotonic=lambda: now[0]
+    )
+    assert system.clock_sync().synchronized is False
+    now[0] += SystemService.CLOCK_CACHE
+    assert system.clock_sync().synchronized is True
+    now[0] += SystemService.CLOCK_CACHE  # synchronised: kept longer
+    assert system.clock_sync().synchronized is True and len(calls) == 2
+    now[0] += SystemService.CLOCK_CACHE_SYNCED
+    assert system.clock_sync().synchronized is False and len(calls) == 3
+
+
 def test_low_disk_warning(logged_in: Owner, services: Services) -> None:
     services.system.disk_probe = lambda path: (1000, 950, 50)
     page = logged_in.client.get("/system/").get_data(as_text=True)
@@ -257,7 +291,13 @@ def test_system_service_caches_and_survives_failing_probes(services: Services) -
 def test_kernel_clock_probe_answers_on_linux() -> None:
     state = kernel_clock_sync()
     assert state.synchronized in (True, False, None)
-    assert default_clock_sync().source in ("kernel", "systemd-timesyncd", "unknown")
+    assert default_clock_sync().source in (
+        "kernel",
+        "systemd-timesyncd",
+        "systemd-timedated",
+        "chrony",
+        "unknown",
+    )
 
 
 def test_human_units() -> None:
