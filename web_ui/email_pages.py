@@ -480,6 +480,8 @@ def _entry_json(e: OutboxEntry) -> dict[str, Any]:
         "sent_at": iso(e.sent_at),
         "message_id": e.message_id,
         "attachments": list(e.attachments),
+        "rcpt": list(e.rcpt),
+        "copy_of": e.copy_of,
     }
 
 

@@ -98,10 +98,13 @@ class Inbox:
     data_replies: list[str] = field(default_factory=list)
     drop_after_data: int = 0  # take the message, then hang up without replying
     arrived: threading.Event = field(default_factory=threading.Event)
+    refuse: dict[str, list[str]] = field(default_factory=dict)  # replies for one address
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
+        if self.refuse.get(address):
+            return self.refuse[address].pop(0)
         if self.rcpt_replies:
             return self.rcpt_replies.pop(0)
         envelope.rcpt_tos.append(address)
@@ -941,3 +944,61 @@ def test_send_test_explains_an_unexpected_error(
     assert not result.ok
     assert result.explanation.startswith("Something unexpected went wrong")
     assert "LookupError: no such thing" in result.answer
+
+
+# -- some recipients refused -------------------------------------------------------------------
+
+
+def test_partly_refused_recipients_get_their_own_copy(
+    servers: Any, make_notifier: Any, store: Store, clock: Clock
+) -> None:
+    """A 4xx for one recipient is tried again for that recipient only; a 5xx for another is
+    a failure with the server's words and a retry; the accepted one gets it once."""
+    srv = servers("none")
+    grey, ok, gone = "grey@example.com", "ok@example.com", "gone@example.com"
+    srv.inbox.refuse = {
+        grey: ["450 4.2.0 Greylisted, try again later"],
+        gone: ["550 5.1.1 No such user"],
+    }
+    n, _ = make_notifier(srv.port, voicemail_to=[grey, ok, gone], keep_sent_days=30)
+    msg_id = n.voicemail(voicemail(store, clock))
+    mp3 = n.outbox.get(msg_id)["owned_media"][0]
+    assert n.deliver_due() == 1
+    (first,) = srv.inbox.received
+    assert first.rcpt_tos == [ok]
+    assert str(first.msg["To"]) == f"{grey}, {ok}, {gone}"
+
+    parent = n.message(msg_id)
+    assert parent.state == "sent"
+    assert grey in parent.last_error and "450 4.2.0 Greylisted" in parent.last_error
+    assert gone in parent.last_error and "550 5.1.1 No such user" in parent.last_error
+    copies = [e for e in n.messages() if e.copy_of == msg_id]
+    later = next(e for e in copies if e.rcpt == (grey,))
+    failed = next(e for e in copies if e.rcpt == (gone,))
+    assert later.state == "queued" and later.attempts == 1
+    assert later.next_attempt == clock.now + timedelta(minutes=1)
+    assert failed.state == "failed" and failed.last_error == f"{gone}: 550 5.1.1 No such user"
+    assert later.message_id == failed.message_id == parent.message_id
+    assert f"#{later.id}" in parent.last_error and f"#{failed.id}" in parent.last_error
+    assert n.status().counts == {"queued": 1, "sending": 0, "sent": 1, "failed": 1}
+    assert "No such user" in n.status().last_error
+
+    assert n.deliver_due() == 0  # the greylisted one waits its minute
+    clock.advance(60)
+    assert n.deliver_due() == 1
+    second = srv.inbox.received[1]
+    assert second.rcpt_tos == [grey]
+    assert second.raw == first.raw  # the same message, bytes and Message-ID
+    assert n.message(later.id).state == "sent"
+
+    clock.advance(31 * 86400)  # the sent ones are pruned; the failed copy keeps the MP3
+    assert n.prune() == 2
+    assert store.media.path(mp3).exists()
+    assert n.retry(failed.id)
+    assert n.deliver_due() == 1
+    third = srv.inbox.received[2]
+    assert third.rcpt_tos == [gone] and third.raw == first.raw
+    everyone = [a for r in srv.inbox.received for a in r.rcpt_tos]
+    assert sorted(everyone) == sorted([grey, ok, gone])  # each once, nobody lost
+    assert n.delete(failed.id)
+    assert not store.media.path(mp3).exists()  # the last message using it went

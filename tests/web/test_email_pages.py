@@ -301,6 +301,49 @@ def test_outbox_delete_and_retry_all(
     assert n.deliver_due() == 1 and n.message(second or 0).state == "sent"  # type: ignore[union-attr]
 
 
+def test_outbox_shows_partly_refused_recipients(
+    logged_in: Owner, services: Services, smtp: Callable[..., Server]
+) -> None:
+    srv = smtp("none")
+    services.settings.save_section(
+        "email",
+        {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": srv.port,
+            "security": "none",
+            "missed_call_to": ["anna@rossi.example", "ben@rossi.example"],
+        },
+    )
+    srv.inbox.refuse = {"ben@rossi.example": ["550 5.1.1 Mailbox unavailable"]}
+    n = services.notify
+    msg_id = n.missed_call(MissedCallNotice(number="+442079460000", at=datetime.now(UTC)))
+    assert n.deliver_due() == 1
+    (copy,) = [e for e in n.messages() if e.copy_of == msg_id]
+    page = plain(text(logged_in.client.get("/email/outbox")))
+    assert (
+        f"Refused for ben@rossi.example (ben@rossi.example: 550 5.1.1 Mailbox unavailable); "
+        f"see #{copy.id}." in page
+    )
+    assert f"A copy of #{msg_id} for the recipient the server did not take at first" in page
+    assert "The mail server refused it: ben@rossi.example: 550 5.1.1 Mailbox unavailable" in page
+    assert f"/email/outbox/{copy.id}/retry" in text(logged_in.client.get("/email/outbox"))
+    assert "Failing 1" in plain(text(logged_in.client.get("/")))
+    _, secret = services.auth.create_token("Outbox check")
+    api = logged_in.client.application.test_client().get(
+        "/api/v1/outbox?state=failed", headers={"Authorization": f"Bearer {secret}"}
+    )
+    (entry,) = api.get_json()["messages"]
+    assert entry["rcpt"] == ["ben@rossi.example"] and entry["copy_of"] == msg_id
+    assert entry["to"] == ["anna@rossi.example", "ben@rossi.example"]
+    response = logged_in.post(f"/email/outbox/{copy.id}/retry", {}, token_from="/email/outbox")
+    assert response.status_code == 302
+    assert n.deliver_due() == 1
+    assert [r.rcpt_tos for r in srv.inbox.received] == [
+        ["anna@rossi.example"],
+        ["ben@rossi.example"],
+    ]
+
+
 def test_hostile_text_is_escaped_on_the_outbox(
     logged_in: Owner, services: Services, smtp: Callable[..., Server]
 ) -> None:

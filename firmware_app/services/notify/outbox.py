@@ -63,6 +63,8 @@ class OutboxEntry:
     record_id: str
     attachments: tuple[str, ...]  # file names attached
     server_reply: str  # the server's answer when it took the message
+    rcpt: tuple[str, ...] = ()  # who this entry sends to: `to`, or for a copy some of them
+    copy_of: int | None = None  # the entry whose refused recipients this one sends to
 
     @classmethod
     def from_doc(cls, doc_id: int, doc: Mapping[str, Any]) -> OutboxEntry:
@@ -82,6 +84,8 @@ class OutboxEntry:
             record_id=doc.get("record_id", ""),
             attachments=tuple(a["filename"] for a in doc.get("attachments", [])),
             server_reply=doc.get("server_reply", ""),
+            rcpt=tuple(doc.get("rcpt") or doc.get("to", ())),
+            copy_of=doc.get("copy_of"),
         )
 
 
@@ -151,6 +155,80 @@ class Outbox:
                 "html": "",
             },
         )
+
+    def mark_partly_sent(
+        self,
+        msg_id: int,
+        reply: str,
+        doc: Mapping[str, Any],
+        refused: Iterable[tuple[str, int, str]],
+    ) -> tuple[str, list[int]]:
+        """sending -> sent for a message the server took for some recipients and refused
+        for others. Each refused group gets its own entry, a copy of this one (same
+        Message-ID, Date, `to` header and bodies, so the same bytes) sent to those recipients
+        only: `queued` with the backoff after a 4xx, `failed` with the server's words after a
+        5xx. The accepted recipients are never sent it again. The copies are written before
+        this entry turns `sent` (a power cut in between sends a duplicate, never nothing).
+        Returns the note kept on this entry and the ids of the copies."""
+        now = self._clock()
+        temporary = [r for r in refused if not 500 <= r[1] < 600]
+        permanent = [r for r in refused if 500 <= r[1] < 600]
+        base = {
+            k: v
+            for k, v in doc.items()
+            if k not in ("state", "attempts", "next_attempt", "last_attempt", "last_error")
+        }
+        base.pop("server_reply", None)
+        base["copy_of"] = msg_id
+        attempts = int(doc.get("attempts", 1))
+        notes: list[str] = []
+        ids: list[int] = []
+        with self._lock:
+            for group, temporary_group in ((temporary, True), (permanent, False)):
+                if not group:
+                    continue
+                words = "; ".join(f"{a}: {c} {t}" for a, c, t in group)
+                body = {
+                    **base,
+                    "rcpt": [a for a, _, _ in group],
+                    "state": "queued" if temporary_group else "failed",
+                    "attempts": attempts,
+                    "next_attempt": _iso(now + backoff(attempts)) if temporary_group else None,
+                    "last_attempt": _iso(now),
+                    "last_error": words,
+                    "sent_at": None,
+                }
+                copy_id = self._table.insert(body)
+                ids.append(copy_id)
+                who = ", ".join(a for a, _, _ in group)
+                if temporary_group:
+                    notes.append(f"Not taken yet for {who} ({words}); trying again as #{copy_id}.")
+                else:
+                    notes.append(f"Refused for {who} ({words}); see #{copy_id}.")
+            note = " ".join(notes)
+            current = self._table.get(msg_id)
+            if current is not None and current.get("state") == "sending":
+                self._table.update(
+                    msg_id,
+                    {
+                        "state": "sent",
+                        "sent_at": _iso(now),
+                        "server_reply": reply,
+                        "last_error": note,
+                        "next_attempt": None,
+                        "text": "",
+                        "html": "",
+                    },
+                )
+        return note, ids
+
+    def media_in_use(self) -> set[str]:
+        """Media references any message still attaches or owns."""
+        refs: set[str] = set()
+        for doc in self._table.all():
+            refs.update(a.get("ref", "") for a in doc.get("attachments", []))
+            refs.update(doc.get("owned_media", []))
+        return refs
 
     def defer(self, msg_id: int, error: str, *, count_attempt: bool = False) -> datetime | None:
         """sending (or queued, for messages never tried this round) -> queued, later.

@@ -587,7 +587,15 @@ class Notifier:
         log.info("outbox message %s not sent (%s); next attempt %s", msg_id, error, due)
 
     def _drop_media(self, doc: dict[str, Any]) -> None:
-        for ref in doc.get("owned_media", []):
+        """Delete the media made for a removed message, unless another message (a copy for
+        refused recipients) still attaches it."""
+        owned = doc.get("owned_media", [])
+        if not owned:
+            return
+        in_use = self.outbox.media_in_use()
+        for ref in owned:
+            if ref in in_use:
+                continue
             try:
                 self.store.media.delete(ref)
             except Exception as exc:
@@ -640,7 +648,7 @@ class Notifier:
                 try:
                     if conn is None or not conn.connected:
                         conn = self._connect(cfg)
-                    accepted = conn.send(msg, sender.address, doc["to"])
+                    accepted = conn.send(msg, sender.address, doc.get("rcpt") or doc["to"])
                 except MailServerError as exc:
                     self._note_error(str(exc))
                     self._later(msg_id, str(exc), doc)
@@ -667,13 +675,18 @@ class Notifier:
                         conn.close()
                         conn = None
                     continue
-                refused = "; ".join(f"{a}: {c} {t}" for a, c, t in accepted.refused)
-                self.outbox.mark_sent(
-                    msg_id, str(accepted), f"some recipients refused: {refused}" if refused else ""
-                )
+                if accepted.refused:
+                    note, _ = self.outbox.mark_partly_sent(
+                        msg_id, str(accepted), doc, accepted.refused
+                    )
+                    self._note_error(note)
+                    log.warning("outbox message %s sent, not to everybody: %s", msg_id, note)
+                else:
+                    self.outbox.mark_sent(msg_id, str(accepted))
                 with self._status_lock:
                     self._last_sent_at = self._clock()
-                    self._last_error, self._last_error_at = "", None
+                    if not accepted.refused:
+                        self._last_error, self._last_error_at = "", None
                 sent += 1
                 log.info("outbox message %s sent: %s", msg_id, accepted)
         finally:
