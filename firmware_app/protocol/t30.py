@@ -339,10 +339,12 @@ class T30Receiver(_Base):
     _page: bytes | None = None
     _page_good: bool = True
     _page_missing: bool = False  # a page carrier was expected and not received
+    _phase_b: bool = False  # DIS sent, no DCS yet: DIS again every T4 until T1
 
     def start(self, now: float) -> Action:
         """Right after ATA gave CONNECT (the modem is in V.21 transmit): send CSI + DIS."""
         self._t1 = now + T1
+        self._phase_b = True
         return self._send_dis()
 
     def _send_dis(self) -> Action:
@@ -386,7 +388,17 @@ class T30Receiver(_Base):
             return self._on_page(result, now)
         if state == "wait_ppm":
             return self._on_ppm(result, now)
-        if state in ("sent_ftt", "sent_rtn", "after_eom"):
+        if state == "after_eom":
+            # MCF to EOM: the next document starts with phase B again, so DIS again (T.30
+            # 5.3.6.1.7 and its flow diagram; SpanDSP and HylaFAX do so), with T1 anew.
+            self.trace.append("= EOM: phase B again")
+            self._t1 = now + T1
+            self._phase_b = True
+            self._repeats = 0
+            dis = self._send_dis()
+            self._then = [dis]
+            return Silence(ms=GAP_MS)
+        if state in ("sent_ftt", "sent_rtn"):
             self.state = "wait_command"
             self._frames_in = []
             self._repeats = 0
@@ -421,6 +433,7 @@ class T30Receiver(_Base):
                     self.trace.append(f"< {exc}")
                     return self._disconnect(False, f"the sender's DCS is not usable: {exc}")
                 self.state = "training"
+                self._phase_b = False
                 return ReceiveTraining(modulation=self.dcs.modulation, deadline=now + T2)
             if frame.kind is Fcf.DCN:
                 return self._hangup(False, self._cut_short("the sender disconnected (DCN)"))
@@ -431,13 +444,14 @@ class T30Receiver(_Base):
                 return self._on_ppm(result, now)
             self._frames_in = []
             return ReceiveFrame(deadline=min(now + T4, max(self._t1, now)))
-        # Nothing heard: send DIS again until T1 runs out (T.30 flow diagram, phase B).
-        if now >= self._t1 or self.pages or self.dcs is not None:
-            self._repeats += 1
-            if now >= self._t1 or self._repeats > MAX_REPEATS:
-                return self._hangup(False, self._cut_short("no command from the sender (T2/T1)"))
-            return ReceiveFrame(deadline=now + T2)
-        return self._send_dis()
+        # Nothing heard: in phase B send DIS again until T1 runs out (T.30 flow diagram);
+        # otherwise wait for the command up to three times T2.
+        if self._phase_b and now < self._t1:
+            return self._send_dis()
+        self._repeats += 1
+        if self._phase_b or self._repeats > MAX_REPEATS:
+            return self._hangup(False, self._cut_short("no command from the sender (T2/T1)"))
+        return ReceiveFrame(deadline=now + T2)
 
     def _cut_short(self, reason: str) -> str:
         if not self.pages and self._page is None:

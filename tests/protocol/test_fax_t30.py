@@ -418,6 +418,57 @@ def test_page_data_then_silence_keeps_the_page_unconfirmed() -> None:
     assert [(p.data, p.confirmed) for p in rx.pages] == [(b"page one", False)]
 
 
+EOM_THEN_PHASE_B: list[tuple[Result | None, Expect]] = [
+    *PHASE_B,
+    (PageReceived(data=b"document one"), ReceiveFrame),
+    (ppm(Fcf.EOM), Silence),
+    *answer("MCF"),
+    (Done(), Silence),  # the gap, then phase B again: CSI + DIS
+    (Done(), "CSI DIS"),
+    (Done(), ReceiveFrame),
+]
+
+
+def test_after_eom_the_receiver_sends_dis_again_for_the_next_document() -> None:
+    rx = T30Receiver(local_id="2")
+    end = play(
+        rx,
+        [
+            *EOM_THEN_PHASE_B,
+            (TimedOut(), "CSI DIS"),  # nothing yet: DIS again after T4, as in phase B
+            (Done(), ReceiveFrame),
+            (ppm(Fcf.EOM), Silence),  # our MCF was lost: answered again, DIS again
+            *answer("MCF"),
+            (Done(), Silence),
+            (Done(), "CSI DIS"),
+            (Done(), ReceiveFrame),
+            *RETRAIN,
+            (PageReceived(data=b"document two"), ReceiveFrame),
+            (ppm(Fcf.EOP), Silence),
+            *answer("MCF"),
+            (Done(), ReceiveFrame),
+            (ppm(Fcf.DCN), Hangup),
+        ],
+    )
+    assert isinstance(end, Hangup) and end.ok
+    assert [p.data for p in rx.pages] == [b"document one", b"document two"]
+    assert "= EOM: phase B again" in rx.trace
+
+
+def test_a_sender_gone_after_eom_is_not_a_complete_fax() -> None:
+    rx = T30Receiver(local_id="2")
+    action = play(rx, EOM_THEN_PHASE_B, now=0.0)
+    sent_dis = 0
+    now = 10.0
+    while not isinstance(action, Hangup):
+        now += 3.0
+        if isinstance(action, SendFrames):
+            sent_dis += 1
+        action = rx.handle(TimedOut() if isinstance(action, ReceiveFrame) else Done(), now)
+    assert not action.ok and "ended early after 1 confirmed page" in action.reason
+    assert sent_dis >= 5 and now <= 10 + 3 * 2 * 14  # DIS every T4 until T1 (35 s)
+
+
 def test_receiver_answers_ftt_on_bad_training_and_t1_ends_a_silent_call() -> None:
     rx = T30Receiver(local_id="1")
     rx.start(0.0)
