@@ -527,13 +527,15 @@ def find_modems(
     """Probe every candidate port; one profile per modem (several = several lines).
 
     A modem with several ports (Huawei) is probed on each; the line uses the port where
-    unsolicited codes arrive (python-gsmmodem #44), else the last one that answers.
+    unsolicited codes arrive (python-gsmmodem #44), else the last one that answers. A USB
+    device with any port in `exclude` is skipped as a whole (it is some line's modem).
     """
     skip = {os.path.realpath(p) for p in exclude}
     found: list[Profile] = []
     for group in group_ports(candidate_ports(patterns)):
-        group = [p for p in group if os.path.realpath(p) not in skip]
-        if not group:
+        if any(os.path.realpath(p) in skip for p in group):
+            # A port of this USB device is in use (a line's AT port, or its PCM audio port
+            # during a call): the whole device belongs to that line; never probe its ports.
             continue
         profiles: list[tuple[Profile, BlockingChat]] = []
         try:

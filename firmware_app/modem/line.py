@@ -157,11 +157,16 @@ class Line(Worker):
         opener: Callable[..., Any] = serial.serial_for_url,
         wall_clock: Callable[[], datetime] = _utc,
         simulated: bool = False,
+        ports: tuple[str, ...] = (),
     ) -> None:
         self.options = options or LineOptions()
         liveness = 3 * max(self.options.health_interval, self.options.backoff_max) + 10
         super().__init__(name, liveness=liveness)
         self.port = port
+        # Every serial port of the modem's USB device (detection found them; `port` among
+        # them): kept in the profile across re-probes so a rescan never takes a sibling port
+        # (the modem's other AT port, its PCM audio port) for another modem.
+        self.ports = tuple(dict.fromkeys((port, *ports)))
         self.bus = bus
         self._settings = settings
         self.baudrate = baudrate
@@ -393,6 +398,7 @@ class Line(Worker):
         profile = probe(self.chat, self.port, timeout=self.options.probe_timeout)
         if profile is None or profile.kind == "unknown":
             raise _Lost(f"no modem answers on {self.port}")
+        profile = replace(profile, ports=self.ports)
         self._profile = profile
         driver: Driver = (
             GsmDriver(profile, self._pins) if profile.kind == "gsm" else AnalogDriver(profile)

@@ -19,7 +19,7 @@ from typing import Any
 from ..config import MachineConfig
 from ..errors import FrontdeskError
 from ..events import EventBus
-from ..modem.detect import DEFAULT_PATTERNS, find_modems
+from ..modem.detect import DEFAULT_PATTERNS, find_modems, sibling_ports
 from ..modem.line import Line, LineOptions, LineStatus
 from ..settings.lines import Lines
 from ..workers import Worker
@@ -48,6 +48,9 @@ class LinesService:
         self._options = options
         self._lines: dict[str, Line] = {}
         self._simulators: dict[str, Any] = {}
+        # Ports no probe may touch: PCM audio ports named in the machine config (a probe
+        # written into a call's audio would be heard, and the audio read as AT answers).
+        self.reserved: tuple[str, ...] = ()
         self._lock = threading.Lock()
         self.finder: LineFinder | None = None
         # Called with each line found after start-up (the daemon supervises and starts it).
@@ -70,6 +73,9 @@ class LinesService:
             baudrate=config.modem.baudrate,
             options=options,
         )
+        service.reserved = tuple(
+            p for p in config.audio.pcm_port if p.strip() and p.strip() not in ("auto", "none")
+        )
         for device in config.modem.devices:
             if device == "auto":
                 service.finder = LineFinder(service, patterns)
@@ -84,7 +90,8 @@ class LinesService:
     def _next_name(self) -> str:
         return f"line{len(self._lines) + 1}"
 
-    def add_port(self, port: str, *, simulated: bool = False) -> Line:
+    def add_port(self, port: str, *, simulated: bool = False, ports: tuple[str, ...] = ()) -> Line:
+        """A line on `port`; `ports` are every port of the same modem (from detection)."""
         with self._lock:
             name = self._next_name()
             line = Line(
@@ -96,6 +103,7 @@ class LinesService:
                 options=self._options,
                 pin_file=self._data_dir / "lines" / f"{name}-rejected-pins.json",
                 simulated=simulated,
+                ports=ports,
             )
             self._lines[name] = line
         return line
@@ -204,6 +212,7 @@ class LineFinder(Worker):
 
     def scan(self) -> list[Line]:
         known = [p for line in self.service.lines() for p in _ports_of(line)]
+        known += self.service.reserved
         added = []
         try:
             profiles = find_modems(self.patterns, baudrate=self.service._baudrate, exclude=known)
@@ -213,7 +222,7 @@ class LineFinder(Worker):
         for profile in profiles:
             if self.stopping.is_set():
                 break
-            line = self.service.add_port(profile.port)
+            line = self.service.add_port(profile.port, ports=profile.ports)
             log.info("found %s", profile.describe())
             self.service.adopt(line)
             added.append(line)
@@ -222,8 +231,12 @@ class LineFinder(Worker):
 
 
 def _ports_of(line: Line) -> list[str]:
+    """Every port that belongs to `line`'s modem: its own, the siblings detection found, and
+    the other serial ports of the same USB device (by-id names or sysfs), PCM port included."""
+    ports = [line.port, *line.ports]
     profile = line.profile
-    ports = [line.port]
     if profile is not None:
         ports += list(profile.ports)
-    return ports
+    for port in list(dict.fromkeys(ports)):
+        ports += sibling_ports(port).values()
+    return list(dict.fromkeys(ports))

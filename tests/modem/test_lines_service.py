@@ -22,7 +22,7 @@ from firmware_app.modem.simulator import CallerId, SimulatedModem
 from firmware_app.sdnotify import Notifier
 from firmware_app.services import Services
 from firmware_app.services.calls import CallService, HangUpAfter
-from firmware_app.services.lines import LinesService
+from firmware_app.services.lines import LineFinder, LinesService
 from firmware_app.settings import Settings
 from tests.modem.conftest import FAST, Recorder
 from tests.test_daemon import free_port
@@ -145,6 +145,75 @@ def _config_file(tmp_path: Path) -> Path:
     path = tmp_path / "frontdesk.toml"
     path.write_text(f'[store]\ndata_dir = "{tmp_path / "demo"}"\n', encoding="utf-8")
     return path
+
+
+# --- auto detection --------------------------------------------------------------------------
+
+
+def _finder(
+    tmp_path: Path, bus: EventBus, reserved: tuple[str, ...] = ()
+) -> tuple[LinesService, LineFinder]:
+    service = LinesService(bus, lambda: Settings().lines, data_dir=tmp_path, options=FAST)
+    service.reserved = reserved
+    return service, LineFinder(service, (str(tmp_path / "dev" / "tty-*"),))
+
+
+def _stop_all(service: LinesService) -> None:
+    for line in service.lines():
+        line.stop()
+    for line in service.lines():
+        line.join(2)
+    service.close()
+
+
+def test_a_multi_port_modem_is_one_line_scan_after_scan(
+    make_modem: Callable[..., SimulatedModem], tmp_path: Path, bus: EventBus, recorder: Recorder
+) -> None:
+    modem = make_modem("e1752", urc_interval=0.2)
+    service, finder = _finder(tmp_path, bus)
+    try:
+        first = finder.scan()
+        assert [(line.name, line.port) for line in first] == [("line1", str(modem.urc_path))]
+        recorder.wait(ev.LineUp, lambda e: e.line == "line1")
+        # Once the line is up (and has probed its port again), later scans leave the
+        # modem's other ports alone: still one line, and no probe on them.
+        seen = len(modem.commands)
+        assert finder.scan() == []
+        assert finder.scan() == []
+        assert [line.name for line in service.lines()] == ["line1"]
+        profile = service.lines()[0].profile
+        assert profile is not None and set(profile.ports) == {str(p) for p in modem.paths}
+        assert "ATI" not in modem.commands[seen:]
+    finally:
+        _stop_all(service)
+
+
+def test_the_finder_never_probes_a_reserved_pcm_port(
+    make_modem: Callable[..., SimulatedModem], tmp_path: Path, bus: EventBus, recorder: Recorder
+) -> None:
+    modem = make_modem("sim7600")
+    audio = modem.pcm_audio()  # tty-sim7600-pcm: call audio, named in audio.pcm_port
+    service, finder = _finder(tmp_path, bus, reserved=(str(audio.link),))
+    try:
+        assert [line.port for line in finder.scan()] == [str(modem.path)]
+        recorder.wait(ev.LineUp, lambda e: e.line == "line1")
+        assert finder.scan() == []
+        assert bytes(audio.heard) == b""
+    finally:
+        _stop_all(service)
+
+
+def test_pcm_ports_in_the_config_are_reserved(tmp_path: Path) -> None:
+    from firmware_app.config import AudioConfig, MachineConfig, ModemConfig, StoreConfig
+
+    config = MachineConfig(
+        modem=ModemConfig(devices=["auto"]),
+        store=StoreConfig(data_dir=str(tmp_path)),
+        audio=AudioConfig(pcm_port=["/dev/ttyUSB4", "auto", "none", ""]),
+    )
+    service = LinesService.from_config(config, EventBus(), lambda: Settings().lines)
+    assert service.reserved == ("/dev/ttyUSB4",)
+    assert service.finder is not None
 
 
 # --- the Lines page and API -----------------------------------------------------------------
