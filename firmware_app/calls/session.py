@@ -35,6 +35,10 @@ ALL_KEYS = "0123456789*#ABCD"
 MAX_MENU_ROUNDS = 3  # an unknown key replays the menu; after this many, the default runs
 MAX_REPEATS = 5  # "hear this again" at most this often in one call
 RING_SECONDS = 6.0  # one ring cycle on most exchanges (2 s on, 4 s off; E.180)
+# The network's no-reply timer starts when it alerts the line, a moment before the first RING
+# and the caller ID reach us: ringing that stops this much before the timer is up still counts
+# as forwarded by the network.
+NETWORK_EARLY_SECONDS = 2.0
 
 # "interrupted" is never a session's own: it is the record of a call that was in progress
 # when Frontdesk stopped, written at the next start (runner.CallRunner.recover).
@@ -191,7 +195,20 @@ class CallSession:
         self.now = now
         first = self.plan.steps[0] if self.plan.steps else None
         if isinstance(first, ForwardTo) and first.method == "network":
-            return self._finish("forwarded", "left to the network to forward", answered=False)
+            rang = max(0.0, now - self.started)
+            if rang + NETWORK_EARLY_SECONDS >= first.seconds:
+                return self._finish(
+                    "forwarded",
+                    f"left to the network to forward: ringing stopped after {rang:.0f} s, when "
+                    f"the network forwards unanswered calls ({first.seconds} s)",
+                    answered=False,
+                )
+            return self._finish(
+                "missed",
+                f"the caller hung up after {rang:.0f} s, before the network would forward the "
+                f"call ({first.seconds} s)",
+                answered=False,
+            )
         if isinstance(first, RingOffice):
             # The office phone shares the line: ringing stops when someone picks it up.
             return self._finish(
@@ -338,6 +355,16 @@ class CallSession:
             elif isinstance(step, PlayMessage):
                 r = yield Play(greeting=step.message, stop_digits="")
                 self._check(r, during="a message")
+            elif isinstance(step, ForwardTo) and step.method == "network":
+                # Answered although the plan left it to the network: it rang on past the
+                # no-reply time, so the network did not forward it. The next steps take it.
+                self.trace.append(
+                    {
+                        "do": "answer: the network did not forward the call",
+                        "step": step.kind,
+                        "at": round(self.now - self.started, 2),
+                    }
+                )
             elif isinstance(step, ForwardTo):
                 r = yield Forward(step=step)
                 if isinstance(r, ForwardResult):

@@ -292,11 +292,12 @@ def _put_through(
     notes: list[str],
     box: str = "main",
     answered: bool = False,
+    network_seconds: int = NETWORK_FORWARD_MAX_SECONDS,
 ) -> list[Step]:
     """Ring the office (analog), then forward to `people` if the line can, else voicemail.
 
     `answered`: the call was already picked up (screening, menu), so the network can no
-    longer forward it.
+    longer forward it. `network_seconds`: the no-reply time set with AT+CCFC.
     """
     steps: list[Step] = []
     if ring_office:
@@ -318,9 +319,17 @@ def _put_through(
         ]
         return steps
     if line.kind == "gsm" and can_forward and line.can_forward_network and not answered:
-        seconds = min(rules.ring_seconds, NETWORK_FORWARD_MAX_SECONDS)
+        # `can_forward_network` only while the line's AT+CCFC is set and verified. Should the
+        # call still ring once the network ought to have forwarded it, Frontdesk answers and
+        # the greeting and voicemail after the ForwardTo run.
+        seconds = min(network_seconds, NETWORK_FORWARD_MAX_SECONDS)
         notes.append("the network forwards to one number only and cannot ask staff to press 1")
-        steps.append(ForwardTo(people=with_mobile[:1], method="network", seconds=seconds))
+        notes.append("if the call still rings after that, Frontdesk answers it")
+        steps += [
+            ForwardTo(people=with_mobile[:1], method="network", seconds=seconds),
+            Greet(greeting=greeting),
+            TakeVoicemail(box=box),
+        ]
         return steps
     if line.kind == "analog" and can_forward and line.can_transfer:
         notes.append("a hook-flash transfer leaves the call to the phone it goes to")
@@ -421,6 +430,7 @@ class Router:
                 greeting="open",
                 ring_office=line.kind == "analog" and rules.office_phone and status.is_open,
                 notes=notes,
+                network_seconds=settings.forwarding.no_reply_seconds,
             )
             why = f"Allow list: {call.number} matches {allowed}, put through at any time"
             return _plan(status, "allow", steps, why, notes)
@@ -472,6 +482,7 @@ class Router:
                 ring_office=False,
                 notes=notes,
                 answered=screen or menu is not None,
+                network_seconds=settings.forwarding.no_reply_seconds,
             )
         else:
             default = [Greet(greeting=status.greeting), TakeVoicemail()]

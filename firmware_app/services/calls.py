@@ -8,8 +8,10 @@ notes each call in progress and `subscribe()` records the ones a previous run le
 one, a placeholder session hangs up.
 
 What a line can do comes from `forwarding.capabilities_for` (a free second line, network
-forwarding). While the clock cannot be trusted (`timesync.clock_ok()` false) business hours
-are not used: every call is handled as closed, and the plan says why.
+forwarding that was set and verified). A call left to the network that still rings
+`NETWORK_GRACE_SECONDS` after its no-reply time was not forwarded: it is answered then.
+While the clock cannot be trusted (`timesync.clock_ok()` false) business hours are not used:
+every call is handled as closed, and the plan says why.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from ..calls.session import answer_ring
 from ..events import EventBus
 from ..modem.events import CallerHungUp, IncomingCall
 from ..protocol.at import Response
-from ..routing import Call, FaxReceive, LineCapabilities, Plan, Reject, decide
+from ..routing import Call, FaxReceive, ForwardTo, LineCapabilities, Plan, Reject, decide
 from ..settings.routing import Override
 
 if TYPE_CHECKING:
@@ -37,6 +39,10 @@ if TYPE_CHECKING:
     from ..settings.model import Settings
 
 log = logging.getLogger(__name__)
+
+NETWORK_GRACE_SECONDS = 8.0
+"""A call left to the network that still rings this long after the no-reply time was not
+forwarded (the network lost or ignored the setting): Frontdesk answers it."""
 
 CLOCK_NOT_SET = (
     "The clock is not set yet (no network time since start-up), so business hours cannot be "
@@ -88,6 +94,7 @@ class CallService:
         forwarding: Any = None,
         timesync: Any = None,
         fax: Any = None,
+        network_grace: float = NETWORK_GRACE_SECONDS,
     ) -> None:
         self._bus = bus
         self._settings = settings
@@ -102,6 +109,8 @@ class CallService:
             session = runner.answered
         self.session: Session = session or HangUpAfter()
         self._unanswered: dict[tuple[str, int], IncomingCall] = {}
+        self.network_grace = network_grace
+        self._late: dict[tuple[str, int], threading.Timer] = {}  # calls left to the network
         self._recent: deque[Decision] = deque(maxlen=keep)
         self._lock = threading.Lock()
         self._unsubscribe: Callable[[], None] | None = None
@@ -129,6 +138,11 @@ class CallService:
             self._unsubscribe()
             self._unsubscribe = None
             self._unsubscribe_end()
+        with self._lock:
+            timers = list(self._late.values())
+            self._late.clear()
+        for timer in timers:
+            timer.cancel()
 
     def recent(self) -> list[Decision]:
         """Latest decisions, newest first."""
@@ -218,6 +232,7 @@ class CallService:
         if at_ring is None:  # left ringing: the network forwards it
             with self._lock:
                 self._unanswered[(event.line, event.call_id)] = event
+            self._watch_network(line, event, plan)
             return
         answer = line.answer(at_ring=at_ring)
         answer.add_done_callback(lambda fut: self._answered(fut, line, event, plan))
@@ -254,9 +269,45 @@ class CallService:
             line.hangup()
         return True
 
+    def _watch_network(self, line: Line, event: IncomingCall, plan: Plan) -> None:
+        """A call left for the network to forward on no reply: if it still rings
+        `network_grace` s after the no-reply time, the network did not forward it and
+        Frontdesk answers (the plan's next steps: greeting, voicemail)."""
+        first = plan.steps[0] if plan.steps else None
+        if not isinstance(first, ForwardTo) or first.method != "network":
+            return
+        key = (event.line, event.call_id)
+        timer = threading.Timer(
+            first.seconds + self.network_grace, self._network_late, args=(line, event, plan)
+        )
+        timer.daemon = True
+        timer.name = f"network-forward-{event.line}"
+        with self._lock:
+            self._late[key] = timer
+        timer.start()
+
+    def _network_late(self, line: Line, event: IncomingCall, plan: Plan) -> None:
+        key = (event.line, event.call_id)
+        with self._lock:
+            self._late.pop(key, None)
+            call = self._unanswered.pop(key, None)
+        if call is None:
+            return  # it stopped ringing: forwarded, or the caller gave up
+        log.warning(
+            "%s: call %s still rings after the network's no-reply time: not forwarded by the "
+            "network; Frontdesk answers it",
+            event.line,
+            event.call_id,
+        )
+        answer = line.answer()
+        answer.add_done_callback(lambda fut: self._answered(fut, line, event, plan))
+
     def _on_hung_up(self, event: CallerHungUp) -> None:
         with self._lock:
+            timer = self._late.pop((event.line, event.call_id), None)
             call = self._unanswered.pop((event.line, event.call_id), None)
+        if timer is not None:
+            timer.cancel()
         if call is not None and self.runner is not None:
             self.runner.not_answered(event.line, call, event.reason)
 

@@ -58,13 +58,19 @@ class ForwardState:
 
     @property
     def words(self) -> str:
+        if self.error and self.wanted:
+            return f"Not set: {self.error}; Frontdesk answers the calls itself"
         if self.error:
             return f"Not set: {self.error}"
         if not self.wanted:
             return "Not forwarding: Frontdesk takes every call" + (
                 " (checked with the network)" if self.verified else ""
             )
-        check = "checked with the network" if self.verified else "the network disagrees"
+        check = (
+            "checked with the network"
+            if self.verified
+            else "the network disagrees, so Frontdesk answers the calls itself"
+        )
         return (
             f"Unanswered calls go to {self.number or self.wanted} after {self.seconds} s ({check})"
         )
@@ -297,9 +303,11 @@ class ForwardingService:
     def capabilities_for(self, line: Any, caps: LineCapabilities) -> LineCapabilities:
         """What `line` can really do now, for the routing: GSM lines call staff only with a
         free second line that has call audio; with `forwarding.network` on they leave calls
-        to the network instead (it forwards on no reply, as set with AT+CCFC). Analog voice
-        lines call staff on a free GSM line and join the calls with voice duplex (AT+VTR);
-        network forwarding is a GSM line's own and does not change that."""
+        to the network instead, but only while the line's forwarding is set and verified for
+        the number and time wanted now (`network_ready`): refused, not yet applied or not
+        confirmed by the query, Frontdesk takes the call itself. Analog voice lines call
+        staff on a free GSM line and join the calls with voice duplex (AT+VTR); network
+        forwarding is a GSM line's own and does not change that."""
         if caps.kind == "analog":
             profile = getattr(line, "profile", None)
             voice = bool(getattr(profile, "voice", False)) and not caps.fax_only
@@ -307,9 +315,35 @@ class ForwardingService:
             return dataclasses.replace(caps, can_dial_out=dial)
         if caps.kind != "gsm":
             return caps
-        network = self.managed()
+        network = self.managed() and self.network_ready(line)
         dial = not network and self.free_line(line) is not None
         return dataclasses.replace(caps, can_dial_out=dial, can_forward_network=network)
+
+    def network_ready(self, line: Any, now: dt.datetime | None = None) -> bool:
+        """True when `line`'s no-reply forwarding was set and confirmed by the network's
+        answer to the query, for the number and time wanted now. Anything else (the network
+        refused AT+CCFC, the query disagreed, the line has not applied the current target
+        yet, nothing is to be forwarded now) and calls are not left to the network."""
+        wanted, seconds = self.target(now)
+        if not wanted:
+            return False
+        with self._lock:
+            state = self._states.get(getattr(line, "name", ""))
+        ready = (
+            state is not None
+            and state.verified
+            and not state.error
+            and state.wanted == wanted
+            and state.seconds == seconds
+        )
+        if not ready:
+            log.info(
+                "%s: network forwarding to %s is not confirmed (%s): Frontdesk takes calls",
+                getattr(line, "name", "line"),
+                wanted,
+                state.words if state is not None else "not applied yet",
+            )
+        return ready
 
     def free_line(self, line: Any) -> Any | None:
         """Another GSM line, idle, whose call audio is available: where staff are called."""
@@ -429,6 +463,11 @@ class ForwardingService:
                 notes.append(
                     "The network forwards to one number and cannot ask staff to press 1; "
                     "it only works while Frontdesk has not answered."
+                )
+                notes.append(
+                    "Calls are left to the network only while its forwarding is checked with "
+                    "the network (see below); otherwise, or when a call still rings after the "
+                    "no-reply time, Frontdesk answers it."
                 )
             gsm_others = [x for x in others if x.status().kind == "gsm"]
             if status.kind == "gsm" and self.call_audio is not None:

@@ -106,6 +106,7 @@ def world(tmp_path: Path) -> Iterator[Callable[..., World]]:
         sound_card: str = "",
         settings: Callable[[Settings], Settings] = lambda s: s,
         timesync: Any = None,
+        network_grace: float = 8.0,
         **audio_options: Any,
     ) -> World:
         smtp = Server("none", None).start()
@@ -170,6 +171,7 @@ def world(tmp_path: Path) -> Iterator[Callable[..., World]]:
             contacts=services.contacts,
             forwarding=forwarding,
             timesync=timesync,
+            network_grace=network_grace,
         )
         calls.subscribe()
         made.append(lambda: (calls.close(), runner.close()))
@@ -321,29 +323,94 @@ def test_open_hours_bridge_not_taken_goes_to_voicemail(
     check_voicemail_email(w, item)
 
 
+def ring_long(w: World, number: str = "+15551234567") -> Interaction:
+    """Ring for up to 18 s (the network may forward the call meanwhile)."""
+    mark = w.recorder.mark()
+    w.modems[0].ring(number, rings=60, interval=0.3)
+    done = w.recorder.wait(CallFinished, timeout=40, since=mark)
+    item = w.services.history.get(done.record_id)
+    assert item is not None
+    return item
+
+
 def test_one_gsm_line_with_network_forwarding_leaves_the_call_to_the_network(
     world: Callable[..., World],
 ) -> None:
     w = world(
         ("sim7600",),
         now=WEDNESDAY_MORNING,
-        settings=open_with_staff(network=True, no_reply_seconds=15),
+        settings=open_with_staff(network=True, no_reply_seconds=5),
     )
     (state,) = w.forwarding.apply_all()
-    assert state.verified and state.number == "+15550001111" and state.seconds == 15
+    assert state.verified and state.number == "+15550001111" and state.seconds == 5
     assert w.modems[0].extras.forwards[2].active
-    mark = w.recorder.mark()
-    w.modems[0].ring("+15551234567", rings=20, interval=0.3)
-    w.recorder.wait(ev.IncomingCall, since=mark)
-    time.sleep(1.0)
-    assert w.modems[0].call_state == "ringing"  # not answered: the network forwards it
+    item = ring_long(w)  # the network forwards it after 5 s of ringing
+    assert w.modems[0].extras.diverted == ["+15550001111"]
+    assert "AT+CPCMREG=1" not in w.modems[0].commands and "ATA" not in w.modems[0].commands
     (decision,) = w.calls.recent()
-    assert decision.steps == ("forward_to",)
-    assert "network" in decision.explanation
-    w.modems[0].caller_hangs_up()
-    done = w.recorder.wait(CallFinished, since=mark)
-    item = w.services.history.get(done.record_id)
-    assert item is not None and item.outcome == "forwarded"
+    assert decision.steps == ("forward_to", "greet", "take_voicemail")
+    assert "network forwards it to Anna after 5 s" in decision.explanation
+    assert item.outcome == "forwarded" and not item.details["answered"], item.text
+    assert w.mails(0, timeout=0.5) == []  # forwarded: no email
+
+
+def check_frontdesk_took_it(w: World, item: Interaction, message: np.ndarray) -> None:
+    assert item.outcome == "voicemail", item.text
+    assert w.greetings.asked[:2] == ["open", "voicemail"]
+    stored = wav_samples(w.services.store, item.media[0])
+    _, alike = best_match(stored, message[:6000])
+    assert alike > 0.98
+    check_voicemail_email(w, item)
+
+
+def test_refused_network_forwarding_leaves_the_call_to_frontdesk(
+    world: Callable[..., World],
+) -> None:
+    """Many prepaid SIMs refuse call forwarding (+CME ERROR: 30): calls are not left ringing
+    for a forwarding that does not exist; Frontdesk answers and takes a voicemail."""
+    w = world(
+        ("sim7600",),
+        now=WEDNESDAY_MORNING,
+        settings=open_with_staff(network=True, no_reply_seconds=5),
+    )
+    w.modems[0].extras.ccfc_refused = True
+    (state,) = w.forwarding.apply_all()
+    assert not state.verified and state.words.startswith("Not set:")
+    audio = w.audios[0]
+    assert audio is not None
+    message = speech(1.5)
+    audio.pause(2.5).say(message).pause(0.5).hang_up()
+    item = w.call()
+    plan = item.details["plan"]
+    assert plan["steps"] == ["greet", "take_voicemail", "notify_staff"], plan
+    assert "network" not in plan["explanation"]
+    assert w.modems[0].extras.diverted == []
+    check_frontdesk_took_it(w, item, message)
+
+
+def test_network_forwarding_lost_after_the_check_frontdesk_answers(
+    world: Callable[..., World],
+) -> None:
+    """Set and verified, then gone at the network (changed from another phone, the SIM
+    moved): the call rings on past the no-reply time, so Frontdesk answers it."""
+    w = world(
+        ("sim7600",),
+        now=WEDNESDAY_MORNING,
+        settings=open_with_staff(network=True, no_reply_seconds=5),
+        network_grace=1.0,
+    )
+    (state,) = w.forwarding.apply_all()
+    assert state.verified
+    w.modems[0].extras.forwards[2].active = False  # the network no longer forwards
+    audio = w.audios[0]
+    assert audio is not None
+    message = speech(1.5)
+    audio.pause(2.5).say(message).pause(0.5).hang_up()
+    item = ring_long(w)
+    assert item.details["plan"]["steps"] == ["forward_to", "greet", "take_voicemail"]
+    assert item.details["steps"][0]["do"] == "answer: the network did not forward the call"
+    assert w.modems[0].extras.diverted == []
+    check_frontdesk_took_it(w, item, message)
 
 
 def test_network_forwarding_follows_the_mode(world: Callable[..., World]) -> None:

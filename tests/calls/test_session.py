@@ -313,6 +313,29 @@ def test_before_the_answer() -> None:
     assert CallSession(office, now=0.0).not_answered(9.0).outcome == "answered"
     network = plan(ForwardTo(people=(ANNA,), method="network", seconds=20))
     assert CallSession(network, now=0.0).not_answered(25.0).outcome == "forwarded"
+    # The network's timer starts a moment before the call reaches us.
+    assert CallSession(network, now=0.0).not_answered(18.5).outcome == "forwarded"
+    # Hung up well before the no-reply time: nobody forwarded it, a missed call.
+    early = CallSession(network, now=0.0).not_answered(9.0)
+    assert (early.outcome, early.notice) == ("missed", "missed")
+    assert "before the network would forward" in early.reason
+
+
+def test_network_did_not_forward_then_voicemail() -> None:
+    """Answered although left to the network (it rang on past the no-reply time): the
+    greeting and voicemail after the ForwardTo run, nothing is asked of a forwarding service."""
+    network = plan(
+        ForwardTo(people=(ANNA,), method="network", seconds=20), Greet(greeting="open"), VM
+    )
+    actions, end = run(network, [ok(), ok(), ok(), message(3.0)])
+    assert actions[:3] == [
+        Play(greeting="open"),
+        Play(greeting="voicemail", stop_digits="#"),
+        Beep(),
+    ]
+    assert not any(isinstance(a, Forward) for a in actions)
+    assert end.outcome == "voicemail"
+    assert end.trace[0]["do"] == "answer: the network did not forward the call"
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,7 @@ TABLE = [
     ("open gsm dials out", nothing, CALLER, OPEN, GSM, "schedule", "open",
      ["greet", "forward_to", "take_voicemail"], "Call Anna, Ben for 35 s (they press 1"),
     ("open gsm network forwarding", nothing, CALLER, OPEN, GSM_NETWORK, "schedule", "open",
-     ["forward_to"], "the network forwards it to Anna after 30 s"),
+     ["forward_to", "greet", "take_voicemail"], "the network forwards it to Anna after 20 s"),
     ("open gsm cannot forward", nothing, CALLER, OPEN, GSM_BARE, "schedule", "open",
      ["greet", "take_voicemail", "notify_staff"], "tell Anna, Ben by SMS or email"),
     ("open, forwarding off", tweak(forward_calls=False), CALLER, OPEN, GSM, "schedule", "open",

@@ -18,6 +18,7 @@ from firmware_app.events import EventBus
 from firmware_app.modem import events as ev
 from firmware_app.modem.line import Line
 from firmware_app.modem.simulator import SimulatedModem
+from firmware_app.routing import LineCapabilities
 from firmware_app.services.forwarding import CallRecordings, ForwardingService, parse_ccfc
 from firmware_app.services.routing import RoutingService
 from firmware_app.services.scheduler import Scheduler
@@ -82,7 +83,10 @@ def test_set_verify_and_reapply_on_mode_change(
     service = ForwardingService(settings, routing, lambda: [line], bus=bus, scheduler=scheduler)
     try:
         assert service.target() == ("+447700900001", 15)  # Anna is on duty at 10:00
+        gsm = LineCapabilities.gsm()
+        assert not service.capabilities_for(line, gsm).can_forward_network  # not applied yet
         (state,) = service.apply_all()
+        assert service.capabilities_for(line, gsm).can_forward_network  # set and verified
         assert state.verified and state.active and state.number == "+447700900001"
         assert state.seconds == 15
         assert 'AT+CCFC=2,3,"+447700900001",145,1,,,15' in modem.commands
@@ -109,6 +113,8 @@ def test_set_verify_and_reapply_on_mode_change(
 
         routing.set_override("off")
         clock.now = dt.datetime(2026, 3, 4, 14, 0, tzinfo=LONDON)
+        # Ben's turn, but the line still forwards to Anna: not left to the network.
+        assert not service.capabilities_for(line, gsm).can_forward_network
         (state,) = service.apply_all()
         assert state.number == "+447700900002" and state.verified  # Ben after 13:00
     finally:
@@ -131,6 +137,9 @@ def test_refused_by_the_network(
         (state,) = service.apply_all()
         assert not state.verified and state.error
         assert state.words.startswith("Not set:")
+        assert "Frontdesk answers the calls itself" in state.words
+        caps = service.capabilities_for(line, LineCapabilities.gsm())
+        assert not caps.can_forward_network  # refused: calls are not left ringing
     finally:
         service.close()
 

@@ -694,6 +694,7 @@ class Engine:
         self.caller = cid
         self.s_regs[1] = 0
         self._ring_step(gen, 0, rings, interval)
+        gsm_audio.watch_no_reply(self, gen)  # the network forwards it on no reply (AT+CCFC)
 
     def _ring_step(self, gen: int, k: int, rings: int, interval: float) -> None:
         if gen != self.ring_generation or self.call_state != "ringing" or not self.powered:

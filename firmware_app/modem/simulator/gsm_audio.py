@@ -87,6 +87,7 @@ class Extras:
     dialled: list[str] = field(default_factory=list)
     flashes: list[int] = field(default_factory=list)  # hook flash lengths in ms
     tones_sent: list[str] = field(default_factory=list)  # +VTS digits, in order
+    diverted: list[str] = field(default_factory=list)  # where the network forwarded calls
     audio: GsmAudio | None = None
 
 
@@ -145,6 +146,26 @@ def ccfc(engine: Engine, port: int, cmd: Command) -> Reply:
         elif mode == 4:
             x.forwards[r] = Forward()
     return [], "OK"
+
+
+def watch_no_reply(engine: Engine, gen: int) -> None:
+    """A call starts ringing: with no-reply forwarding active (<reason> 2), the network
+    forwards it once it has rung `<time>` s unanswered (3GPP TS 22.082 CFNRy): the line
+    stops ringing as when the caller gives up, and the call goes to the registered number."""
+    if engine.p.kind != "gsm":
+        return
+    f = engine.extras.forwards[2]
+    if not (f.active and f.number):
+        return
+
+    def divert() -> None:
+        now = engine.extras.forwards[2]
+        if gen != engine.ring_generation or engine.call_state != "ringing" or not now.active:
+            return
+        engine.extras.diverted.append(now.number)
+        engine.caller_hangs_up()
+
+    engine.host.call_later(float(f.time), divert)
 
 
 def dialled(engine: Engine, number: str) -> str | None:
@@ -358,4 +379,14 @@ class GsmAudio:
                 return
 
 
-__all__ = ["DTMF_URC", "Callee", "Extras", "Forward", "GsmAudio", "ccfc", "dialled", "vts"]
+__all__ = [
+    "DTMF_URC",
+    "Callee",
+    "Extras",
+    "Forward",
+    "GsmAudio",
+    "ccfc",
+    "dialled",
+    "vts",
+    "watch_no_reply",
+]
