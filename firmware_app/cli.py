@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import pickle
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,26 +39,96 @@ def _config(args: argparse.Namespace) -> MachineConfig:
     return load_config(args.config)
 
 
+def as_data_owner(data_dir: Path, work: Callable[[], Any]) -> Any:
+    """`work()`, as the owner of `data_dir` when we are root and it belongs to someone else.
+
+    `sudo frontdesk passwd` with the service stopped must not leave root-owned journals that
+    the `frontdesk` user then cannot open. The work runs in a forked child that drops to the
+    owner's uid, gid and groups; its result or exception comes back pickled through a pipe,
+    and this process stays root (to write `--out` files where root may).
+    """
+    if os.geteuid() != 0:
+        return work()
+    try:
+        st = data_dir.stat()
+    except OSError:
+        return work()  # nothing there yet: whoever makes it owns it
+    if st.st_uid == 0:
+        return work()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; measured through its result
+        os.close(read_fd)
+        try:
+            _drop_to(st.st_uid, st.st_gid)
+            outcome: tuple[str, Any] = ("ok", work())
+        except BaseException as exc:
+            outcome = ("error", exc)
+        try:
+            data = pickle.dumps(outcome)
+        except Exception:
+            data = pickle.dumps(("error", FrontdeskError(str(outcome[1]))))
+        with os.fdopen(write_fd, "wb") as out:
+            out.write(data)
+        os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as inp:
+        data = inp.read()
+    _, status = os.waitpid(pid, 0)
+    if not data:
+        raise FrontdeskError(
+            f"the work as the owner of {data_dir} (uid {st.st_uid}) ended without an answer "
+            f"(wait status {status})"
+        )
+    kind, value = pickle.loads(data)  # noqa: S301 - our own child, through our own pipe
+    if kind == "error":
+        raise value
+    return value
+
+
+def _drop_to(uid: int, gid: int) -> None:
+    import pwd
+
+    try:
+        user = pwd.getpwuid(uid)
+    except KeyError:
+        os.setgroups([])
+    else:
+        gid = user.pw_gid
+        os.initgroups(user.pw_name, gid)
+    os.setgid(gid)
+    os.setuid(uid)
+    os.umask(0o027)
+
+
 def with_store_or_daemon(
     config: MachineConfig, via_daemon: Callable[[Any], Any], direct: Callable[[Any], Any]
 ) -> Any:
-    """Run through the daemon's control socket if it runs, else on the store directly."""
+    """Run through the daemon's control socket if it runs, else on the store directly (as
+    the data dir's owner: see `as_data_owner`)."""
     from .control import ControlClient
     from .store import Store
 
     if Store.is_locked(config.data_dir):
         return via_daemon(ControlClient(config.data_dir))
-    try:
-        store = Store(config.data_dir)
-    except StoreLockedError:  # the daemon started meanwhile
-        return via_daemon(ControlClient(config.data_dir))
-    try:
-        from .events import EventBus
-        from .services import Services
 
-        return direct(Services.build(config, store, EventBus()))
-    finally:
-        store.close()
+    def on_store() -> tuple[bool, Any]:
+        try:
+            store = Store(config.data_dir)
+        except StoreLockedError:  # the daemon started meanwhile
+            return False, None
+        try:
+            from .events import EventBus
+            from .services import Services
+
+            return True, direct(Services.build(config, store, EventBus()))
+        finally:
+            store.close()
+
+    done, result = as_data_owner(config.data_dir, on_store)
+    if not done:
+        return via_daemon(ControlClient(config.data_dir))
+    return result
 
 
 # -- commands ------------------------------------------------------------------------------

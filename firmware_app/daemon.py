@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .config import MachineConfig
 from .control import ControlServer
-from .errors import FrontdeskError
+from .errors import EXIT_STORE_FILE, FrontdeskError, StoreFileError
 from .events import DaemonStarted, DaemonStopping, EventBus
 from .logs import RingBufferHandler
 from .sdnotify import Notifier
@@ -403,6 +403,10 @@ class Daemon:
             signal.signal(sig, self._on_signal)
         try:
             self.start()
+        except StoreFileError as exc:  # a restart cannot fix it: say so once and stay down
+            log.critical("cannot start: %s", exc)
+            self.shutdown()
+            return EXIT_STORE_FILE
         except (FrontdeskError, OSError) as exc:
             log.error("cannot start: %s", exc)
             self.shutdown()

@@ -34,6 +34,9 @@ class ValidationError(FrontdeskError):
         head = f"{context}: " if context else ""
         super().__init__(head + "; ".join(lines))
 
+    def __reduce__(self) -> tuple[type, tuple[list[FieldProblem], str]]:
+        return (type(self), (self.problems, self.context))  # pickles whole (cli.as_data_owner)
+
     def by_field(self) -> dict[str, str]:
         """Messages keyed by dotted field name (the first problem of each field)."""
         out: dict[str, str] = {}
@@ -56,6 +59,17 @@ class StoreError(FrontdeskError):
 
 class StoreLockedError(StoreError):
     """Another process (normally the running daemon) owns the data dir."""
+
+
+class StoreFileError(StoreError):
+    """A store file cannot be read or written (wrong owner or mode, a failing SD card).
+
+    Restarting does not help: the daemon stops with its own exit code (EXIT_STORE_FILE) and
+    the systemd unit does not restart it (RestartPreventExitStatus=).
+    """
+
+
+EXIT_STORE_FILE = 78  # EX_CONFIG: systemd leaves the service stopped instead of looping
 
 
 class DaemonNotRunning(FrontdeskError):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError, StoreLockedError
-from .durable import Collection, Database, remove_leftover_temps
+from .durable import Collection, Database, file_problem, remove_leftover_temps
 from .media import MediaStore
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,7 @@ class Store:
         if lock:
             self._take_lock()
         remove_leftover_temps(self.data_dir)
+        self.check_files()
         self._dbs: dict[str, Database] = {}
         self._dbs_lock = threading.Lock()
         self.history = History(self.data_dir / "history")
@@ -131,7 +132,10 @@ class Store:
 
     def _take_lock(self) -> None:
         path = self.data_dir / "frontdesk.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+        except OSError as exc:
+            raise file_problem(path, exc, "open", self.data_dir) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -143,6 +147,29 @@ class Store:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
+
+    def check_files(self) -> None:
+        """Fail now, naming the file, if any store file or folder is not ours to read and
+        write (a root-owned journal left by a command run with sudo): databases open lazily,
+        and a page or a call should not be the first to find out. Opens, reads nothing."""
+        folders = [self.data_dir, self.data_dir / "history", self.data_dir / "media"]
+        for folder in folders:
+            if folder.exists() and not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+                denied = PermissionError(13, "Permission denied")
+                raise file_problem(folder, denied, "write in", self.data_dir)
+        files = [*self.data_dir.glob("*.json*"), *self.data_dir.glob("history/*.json*")]
+        for path in files:
+            journal = path.name.endswith(".journal")
+            if not (journal or path.name.endswith(".json")):
+                continue  # moved-aside copies are not opened
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND if journal else os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                doing = "write to" if journal else "read"
+                raise file_problem(path, exc, doing, self.data_dir) from None
+            os.close(fd)
 
     @staticmethod
     def is_locked(data_dir: Path | str) -> bool:

@@ -22,7 +22,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreFileError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,44 @@ def atomic_write(path: Path, chunks: bytes | Iterator[bytes], mode: int = 0o640)
     return written
 
 
+def file_problem(
+    path: Path, exc: OSError, doing: str = "open", data_dir: Path | None = None
+) -> StoreFileError:
+    """A clear error for a store file the process cannot use: who owns it, who we are, and
+    what to do (a root-owned file after a command run with sudo; a failing SD card).
+    `data_dir` is what to give back; by default the file's folder (or the one above
+    `history/`)."""
+    import errno
+
+    if data_dir is None:
+        data_dir = path.parent.parent if path.parent.name == "history" else path.parent
+
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        me = _user_name(os.geteuid())
+        try:
+            st = path.stat()
+            owner = f"owned by {_user_name(st.st_uid)}, mode {st.st_mode & 0o777:o}"
+        except OSError:
+            owner = "its folder is not accessible"
+        return StoreFileError(
+            f"cannot {doing} {path}: permission denied ({owner}; Frontdesk runs as {me}). "
+            f"Give the data back to {me}: sudo chown -R {me}: {data_dir}"
+        )
+    return StoreFileError(
+        f"cannot {doing} {path}: {exc.strerror or exc} (errno {exc.errno}); if this is a read "
+        "error the SD card may be failing: copy the data dir elsewhere now"
+    )
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
 def remove_leftover_temps(root: Path) -> int:
     """Delete temp files a power cut left behind (never complete data: those were renamed)."""
     count = 0
@@ -85,8 +123,13 @@ class JournalStorage(Storage):
         self._snapshot_size = 0
         self._journal_size = 0
         self._journal_fd = -1
-        self._load()
-        self._open_journal()
+        try:
+            self._load()
+            self._open_journal()
+        except OSError as exc:
+            problem = file_problem(Path(exc.filename or self.path), exc)
+            log.error("%s", problem)
+            raise problem from None
 
     # -- opening ---------------------------------------------------------------------------
 
