@@ -288,16 +288,15 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 
 
 def cmd_routing_explain(args: argparse.Namespace) -> int:
-    from .services.routing import plan_dict
-
     config = _config(args)
     number = args.number or ""
     plan: dict[str, Any] = with_store_or_daemon(
         config,
         lambda client: client.call("routing.explain", at=args.at, number=number, line=args.line),
-        lambda services: plan_dict(services.routing.preview(args.at, number, args.line)),
+        lambda services: services.routing.explain(args.at, number, args.line),
     )
-    print(f"If {number or 'a withheld number'} calls at {args.at}:")
+    where = f" on {plan['line']}" if plan.get("line") else ""
+    print(f"If {number or 'a withheld number'} calls at {args.at}{where}:")
     print(plan["explanation"])
     for line in plan["steps"]:
         print(f"  {line}")
@@ -492,16 +491,18 @@ def build_parser() -> argparse.ArgumentParser:
         "explain",
         help="what happens if NUMBER calls at a time",
         description="Show the plan for a call at --at (local time, YYYY-MM-DD HH:MM) from "
-        "--number (omit it for a withheld number), with the current settings.",
+        "--number (omit it for a withheld number), with the current settings, the contacts "
+        "marked VIP or blocked, and the line as a live call on it would find it.",
     )
     config_arg(x)
     x.add_argument("--number", "-n", default="", help="the calling number; omit for withheld")
     x.add_argument("--at", required=True, metavar="'YYYY-MM-DD HH:MM'", help="local time")
     x.add_argument(
         "--line",
-        default="analog",
-        choices=["analog", "analog_transfer", "gsm", "fax"],
-        help="the kind of line the call arrives on (default analog)",
+        default=None,
+        help="the line the call arrives on: a line's name (as the running daemon knows it, "
+        "with what it can do now), or a kind of line: analog, analog_transfer, gsm, fax "
+        "(default: the first line, else analog)",
     )
     x.set_defaults(func=cmd_routing_explain)
 

@@ -334,11 +334,10 @@ class Daemon:
         return schedule.CancelJob
 
     def control_handlers(self, services: Services) -> dict[str, Callable[..., Any]]:
-        def routing_explain(at: str, number: str = "", line: str = "analog") -> dict[str, Any]:
-            """`frontdesk routing explain`: what happens if `number` calls `at` (local time)."""
-            from .services.routing import plan_dict
-
-            return plan_dict(services.routing.preview(at, number, line))
+        def routing_explain(at: str, number: str = "", line: str | None = None) -> dict[str, Any]:
+            """`frontdesk routing explain`: what happens if `number` calls `at` (local time)
+            on `line` (a line's name or kind; default the first line), as a live call."""
+            return services.routing.explain(at, number, line)
 
         def sms_send(to: str, text: str, line: str | None = None) -> dict[str, Any]:
             """`frontdesk sms send`: queue a text; the reply says how it will go."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 
+from firmware_app import numbers
 from firmware_app.errors import SettingsError
 from firmware_app.settings.routing import Rules
 
@@ -63,6 +64,15 @@ def _menus_from_form() -> dict[str, list[dict[str, str]]]:
     }
 
 
+def _flagged(contact: Any, region: str) -> dict[str, Any]:
+    """A contact marked VIP or blocked, for the lists beside the allow and block lists."""
+    return {
+        "id": contact.id,
+        "title": contact.title,
+        "numbers": [numbers.display(n, region) for n in contact.numbers],
+    }
+
+
 def _page(
     menus: dict[str, list[dict[str, str]]],
     errors: Errors | None = None,
@@ -75,6 +85,8 @@ def _page(
     views = [v for v in section_fields(Rules, current, posted, by_field) if v.name != "menus"]
     s = services().settings.get()
     groups = sorted({g for m in s.staff.members for g in m.groups})
+    contacts = services().contacts.all()
+    region = s.business.country or "US"
     return render_template(
         "rules/index.html",
         fields=views,
@@ -83,6 +95,8 @@ def _page(
         actions=ACTIONS,
         keys=KEYS,
         groups=groups,
+        vip_contacts=[_flagged(c, region) for c in contacts if c.vip],
+        blocked_contacts=[_flagged(c, region) for c in contacts if c.blocked],
         errors=errors,
         unsaved=unsaved,
     )

@@ -15,7 +15,6 @@ from werkzeug.wrappers import Response
 
 from firmware_app.errors import FieldProblem, SettingsError
 from firmware_app.routing import Menu, Plan, when
-from firmware_app.services.routing import LINES
 from firmware_app.settings.model import settings_to_dict
 from firmware_app.settings.routing import DAY_NAMES, WEEKDAYS
 
@@ -385,16 +384,20 @@ def preview() -> Any:
     routing = services().routing
     args = request.args
     default_at = routing.local_now().strftime("%Y-%m-%dT%H:%M")
+    choices = routing.line_choices()
     form = {
         "at": args.get("at", default_at)[:40],
         "caller": args.get("caller", "")[:40],
-        "line": args.get("line", "analog")[:20],
+        "line": args.get("line", choices[0].key)[:40],
     }
     errors = Errors()
     plan = None
+    chosen = None
     if args:
         try:
-            plan = routing.preview(form["at"].replace("T", " "), form["caller"], form["line"])
+            plan, chosen = routing.preview_on(
+                form["at"].replace("T", " "), form["caller"], form["line"]
+            )
         except SettingsError as exc:
             labels = {"at": "When", "caller": "Calling number", "line": "Line"}
             for p in exc.problems:
@@ -402,7 +405,8 @@ def preview() -> Any:
     return render_template(
         "hours/preview.html",
         form=form,
-        lines=LINES,
+        lines=choices,
+        chosen=chosen,
         plan=plan,
         steps=outline(plan) if plan else [],
         errors=errors,

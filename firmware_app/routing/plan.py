@@ -596,11 +596,14 @@ def preview(
     at: dt.datetime | str,
     caller: str = "",
     line: LineCapabilities | None = None,
+    vip: AbstractSet[str] = frozenset(),
+    blocked: AbstractSet[str] = frozenset(),
 ) -> Plan:
     """What happens if someone calls at `at`? For the settings page.
 
     `at` is a wall-clock time in the business's timezone (naive datetime or "YYYY-MM-DD HH:MM")
     or an aware datetime. `caller` is a number, or "" / "withheld" for a withheld number.
+    `line`, `vip` and `blocked` as for `decide()`: give the ones a live call would get.
     """
     hours = router(settings).hours
     if isinstance(at, str):
@@ -613,4 +616,4 @@ def preview(
         call = Call(validity="withheld")
     else:
         call = Call(number=caller)
-    return decide(call, now, settings, line or LineCapabilities.analog())
+    return decide(call, now, settings, line or LineCapabilities.analog(), vip=vip, blocked=blocked)

@@ -84,7 +84,13 @@ class Services:
         self.alerts = AlertService(
             self.store, self.notify, clock=lambda: self.clock(), disk=lambda: self.system.disk()
         )
-        self.routing = RoutingService(self.settings, lambda: self.clock())
+        self.routing = RoutingService(
+            self.settings,
+            lambda: self.clock(),
+            contacts=lambda: self.contacts,  # previews see the VIP and blocked contacts
+            lines=lambda: self.extra.get("lines"),  # and each line as a call on it does
+            calls=lambda: self.extra.get("calls"),
+        )
         self.history = HistoryService(self.store, self.bus, clock=lambda: self.clock())
         self.contacts = ContactsService(
             self.store, self.bus, self.settings.get, clock=lambda: self.clock()

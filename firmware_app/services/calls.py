@@ -32,6 +32,7 @@ from ..modem.events import CallerHungUp, IncomingCall
 from ..protocol.at import Response
 from ..routing import Call, FaxReceive, ForwardTo, LineCapabilities, Plan, Reject, decide
 from ..settings.routing import Override
+from .routing import contact_flags
 
 if TYPE_CHECKING:
     from ..calls.runner import CallRunner
@@ -177,13 +178,7 @@ class CallService:
         if caps is None:
             return None
         call = Call(number=event.number or "", name=event.name or "", validity=_validity(event))
-        vip: frozenset[str] = frozenset()
-        blocked: frozenset[str] = frozenset()
-        if self.contacts is not None:
-            try:
-                vip, blocked = self.contacts.vip_numbers(), self.contacts.blocked_numbers()
-            except Exception:
-                log.exception("contacts' VIP and blocked numbers unavailable")
+        vip, blocked = contact_flags(self.contacts)  # as the preview does
         settings = self._settings()
         trusted = self.clock_ok()
         if not trusted:

@@ -3,12 +3,16 @@
 Status, upcoming changes and plan previews come from the pure routing layer, with one
 `Router` kept per settings version; switching the override writes `override.since` (now,
 with its UTC offset). Changes go through the settings service: validated whole, or nothing.
+A preview is decided exactly as a live call is (`CallService.plan_for`): the same contacts'
+VIP and blocked numbers (`contact_flags`) and, for each of the box's lines, the same
+capabilities as adjusted by the forwarding service.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -37,6 +41,49 @@ LINES: dict[str, tuple[str, LineCapabilities]] = {
 """Line kinds a preview can assume, by form value: (label, capabilities)."""
 
 _SLUG = re.compile(r"[^a-z0-9]+")
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LineChoice:
+    """A line a preview can put the call on: one of the box's lines as it is now, or (`real`
+    False) a kind of line the box does not have."""
+
+    key: str
+    label: str
+    caps: LineCapabilities
+    real: bool
+
+
+def describe_line(caps: LineCapabilities) -> str:
+    """What a line can do, in a few words (for the preview's line list)."""
+    if caps.kind == "gsm":
+        words = ["mobile (SIM) line"]
+        if caps.can_forward_network:
+            words.append("the network forwards calls")
+        if caps.can_dial_out:
+            words.append("calls staff on a second mobile line")
+    else:
+        words = ["fax-only phone line" if caps.fax_only else "phone line"]
+        if caps.can_transfer:
+            words.append("hook-flash transfer")
+        if caps.can_dial_out:
+            words.append("calls staff on a mobile line")
+    if len(words) == 1 and not caps.fax_only:
+        words.append("cannot put calls through")
+    return ", ".join(words)
+
+
+def contact_flags(contacts: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """The contacts' VIP and blocked numbers (E.164) as `decide()` takes them, for live calls
+    and previews alike; empty (and logged) when the contacts cannot be read."""
+    if contacts is None:
+        return frozenset(), frozenset()
+    try:
+        return frozenset(contacts.vip_numbers()), frozenset(contacts.blocked_numbers())
+    except Exception:
+        log.exception("contacts' VIP and blocked numbers unavailable")
+        return frozenset(), frozenset()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,9 +96,22 @@ class PublicHoliday:
 class RoutingService:
     """What the owner sees and switches about opening hours and call routing."""
 
-    def __init__(self, settings: SettingsService, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(
+        self,
+        settings: SettingsService,
+        clock: Callable[[], dt.datetime],
+        *,
+        contacts: Callable[[], Any] | None = None,
+        lines: Callable[[], Any] | None = None,
+        calls: Callable[[], Any] | None = None,
+    ) -> None:
+        """`contacts`, `lines` and `calls` give the contacts service, the lines service and
+        the call service when there are (the daemon builds the last two after this one)."""
         self._settings = settings
         self._clock = clock
+        self._contacts = contacts or (lambda: None)
+        self._lines = lines or (lambda: None)
+        self._calls = calls or (lambda: None)
         self._lock = threading.Lock()
 
     # -- reading --------------------------------------------------------------------------------
@@ -71,8 +131,48 @@ class RoutingService:
     def local_now(self) -> dt.datetime:
         return self._clock().astimezone(self.router().hours.tz)
 
-    def preview(self, at: str, caller: str = "", line: str = "analog") -> Plan:
-        """What happens if `caller` ("" or "withheld" for none) calls at `at` (local time).
+    def line_choices(self) -> list[LineChoice]:
+        """The box's lines with what each can do now, exactly as a live call on it sees it
+        (the call service's capabilities: a free GSM line to call staff on, network
+        forwarding set and verified), then the kinds of line it does not have."""
+        choices: list[LineChoice] = []
+        lines, calls = self._lines(), self._calls()
+        if lines is not None:
+            try:
+                found = list(lines.lines())
+            except Exception:
+                log.exception("the lines are unavailable for the preview")
+                found = []
+            for line in found:
+                caps = calls.capabilities(line) if calls is not None else line.capabilities
+                if caps is None:
+                    continue  # not identified yet: it takes no calls
+                label = f"{line.name}: {describe_line(caps)}"
+                choices.append(LineChoice(line.name, label, caps, True))
+        taken = {c.key for c in choices}
+        choices += [
+            LineChoice(key, label, caps, False)
+            for key, (label, caps) in LINES.items()
+            if key not in taken
+        ]
+        return choices
+
+    def preview(self, at: str, caller: str = "", line: str | None = None) -> Plan:
+        """What happens if `caller` calls at `at` on `line`: see `preview_on`."""
+        return self.preview_on(at, caller, line)[0]
+
+    def explain(self, at: str, caller: str = "", line: str | None = None) -> dict[str, Any]:
+        """`preview_on` as plain data (the control socket, the CLI), with the line's words."""
+        plan, choice = self.preview_on(at, caller, line)
+        return {**plan_dict(plan), "line": choice.label, "line_key": choice.key}
+
+    def preview_on(
+        self, at: str, caller: str = "", line: str | None = None
+    ) -> tuple[Plan, LineChoice]:
+        """What happens if `caller` ("" or "withheld" for none) calls at `at` (local time) on
+        `line`: one of the box's lines by name (default: the first), or a kind of line
+        (`LINES`). Decided by the same `decide()` with the same inputs as a live call: the
+        contacts' VIP and blocked numbers and the line's capabilities as they are now.
 
         Raises ValidationError naming `at`, `caller` or `line` when one cannot be read.
         """
@@ -87,15 +187,26 @@ class RoutingService:
             problems.append(
                 FieldProblem("caller", caller, "a phone number like +44 1632 960123, or withheld")
             )
-        if line not in LINES:
-            problems.append(FieldProblem("line", line, "one of " + ", ".join(LINES)))
+        choices = {c.key: c for c in self.line_choices()}
+        if line is None or not line.strip():
+            line = next(iter(choices))
+        if line not in choices:
+            problems.append(FieldProblem("line", line, "one of " + ", ".join(choices)))
         if problems:
             raise SettingsError(problems, "preview")
         assert when is not None
-        router = self.router()
+        vip, blocked = contact_flags(self._contacts())
         from ..routing import preview
 
-        return preview(router.settings, at=when, caller=caller, line=LINES[line][1])
+        plan = preview(
+            self.router().settings,
+            at=when,
+            caller=caller,
+            line=choices[line].caps,
+            vip=vip,
+            blocked=blocked,
+        )
+        return plan, choices[line]
 
     def public_holidays(self, year: int | None = None) -> list[PublicHoliday]:
         """The year's public holidays for the business's country and region."""

@@ -558,10 +558,16 @@ def test_routing_explain_from_the_store_and_through_the_daemon(
         == 0
     )
     out = capsys.readouterr().out
-    assert out.startswith("If +441632960123 calls at 2026-12-24 18:05:")
+    # Without a daemon no line is known: the first kind of line is assumed, and said.
+    assert out.startswith(
+        "If +441632960123 calls at 2026-12-24 18:05 on Phone line (a phone shares it):"
+    )
     assert "1. Play the closed greeting" in out
     assert main(["routing", "explain", "-c", str(config), "--at", "24/12"]) == 2
     assert "at: '24/12' is not allowed" in capsys.readouterr().err
+    args = ["routing", "explain", "-c", str(config), "--at", "2026-12-24 18:05", "--line", "isdn"]
+    assert main(args) == 2
+    assert "line: 'isdn' is not allowed" in capsys.readouterr().err
     _menus(services)
     services.clock = lambda: NOW
     handler = Daemon(services.config).control_handlers(services)["routing.explain"]
