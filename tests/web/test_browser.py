@@ -116,6 +116,7 @@ def test_setup_login_change_a_setting_logout(
     # Nothing overflows sideways on a phone.
     page.goto(server + "/")
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+    check_navigation(page, server, device, width)
 
     page.click("text=Log out")
     page.wait_for_url("**/login")
@@ -123,3 +124,42 @@ def test_setup_login_change_a_setting_logout(
     assert "/login" in page.url
     assert problems == []
     context.close()
+
+
+NAV_BOXES = """() => {
+  const list = document.querySelector('.mainnav ul');
+  const box = list.getBoundingClientRect();
+  return {
+    scrolls: list.scrollWidth > list.clientWidth,
+    list: [box.left, box.right],
+    links: [...list.querySelectorAll('a')].map(a => {
+      const r = a.getBoundingClientRect();
+      return [a.textContent.trim(), r.left, r.right, r.top, r.bottom];
+    }),
+  };
+}"""
+
+
+def check_navigation(page: Any, server: str, device: str, width: int) -> None:
+    """Every navigation entry can be seen: all of them at once on a desktop; on a phone the
+    row scrolls (with a fade saying so) and the current page's entry is scrolled into view."""
+    nav = page.evaluate(NAV_BOXES)
+    labels = [label for label, *_ in nav["links"]]
+    assert {"Home", "Settings", "Backup", "System"} <= set(labels), labels
+    if device == "desktop":
+        assert not nav["scrolls"], "the desktop navigation must not need scrolling"
+        for label, left, right, _top, _bottom in nav["links"]:
+            assert left >= 0 and right <= width, (label, left, right)
+            assert nav["list"][0] <= left and right <= nav["list"][1], (label, nav["list"])
+        return
+    assert nav["scrolls"]  # 14 entries do not fit a phone: the row scrolls
+    fade = page.evaluate(
+        "getComputedStyle(document.querySelector('.mainnav'), '::after').backgroundImage"
+    )
+    assert "gradient" in fade
+    for path, label in (("/system/", "System"), ("/backup/", "Backup")):
+        page.goto(server + path)
+        nav = page.evaluate(NAV_BOXES)
+        (box,) = [b for b in nav["links"] if b[0] == label]
+        assert box[1] >= 0 and box[2] <= width, (label, box)
+        shot(page, f"{device}-12-nav-{label.lower()}")

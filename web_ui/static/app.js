@@ -9,6 +9,15 @@
       summary.focus();
     }
 
+    // On a phone the navigation scrolls sideways: bring the current page's entry into view.
+    var current = document.querySelector(".mainnav [aria-current=page]");
+    if (current) {
+      var list = current.closest("ul");
+      if (list && list.scrollWidth > list.clientWidth) {
+        current.scrollIntoView({ block: "nearest", inline: "center" });
+      }
+    }
+
     // Ask before destructive actions (revoking a token).
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (event) {
