@@ -2,7 +2,8 @@
 
 Init follows REFERENCE.md 1: ATZ, E0 V1 Q0, no auto-answer (the line counts rings), the
 line's country (AT+GCI), caller ID on and verified with AT+VCID? after every reset
-(Conexant modems forget it). Runs on the line worker through `LineIO` only.
+(Conexant modems forget it); the health check asks AT+VCID? too, so a reset the port did not
+notice is found and the modem set up again. Runs on the line worker through `LineIO` only.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class AnalogDriver(Driver):
     def __init__(self, profile: Profile) -> None:
         super().__init__(profile)
         self._io: LineIO | None = None  # for the lines settings (fax-only), once initialised
+        self.caller_id_on = False  # init switched caller ID on and saw it stick
 
     @property
     def capabilities(self) -> LineCapabilities:
@@ -67,26 +69,49 @@ class AnalogDriver(Driver):
     def enable_caller_id(self, io: LineIO) -> bool:
         """Send the caller-ID command and check it stuck (home-assistant/core #57765)."""
         command = self.profile.caller_id_command
+        self.caller_id_on = False
         if not command:
             return False
-        query = "AT#CID?" if command.startswith("AT#CID") else "AT+VCID?"
         seen = ""
         for _ in range(2):
             io.chat(command)
-            answer = io.chat(query)
+            answer = io.chat(self._caller_id_query)
             if isinstance(answer, Response):
                 seen = " ".join(answer.lines)
                 value = seen.split(":", 1)[-1].strip()
                 if value.startswith("1"):
                     io.update(caller_id=True)
+                    self.caller_id_on = True
                     return True
         io.update(caller_id=False)
         io.error(
-            f"caller ID could not be switched on ({query} answers {seen or 'nothing'}); "
+            f"caller ID could not be switched on ({self._caller_id_query} answers "
+            f"{seen or 'nothing'}); "
             "calls are taken without the caller's number",
             "caller_id_off",
         )
         return False
+
+    @property
+    def _caller_id_query(self) -> str:
+        return "AT#CID?" if self.profile.caller_id_command.startswith("AT#CID") else "AT+VCID?"
+
+    def periodic(self, io: LineIO) -> bool:
+        """The health check asks whether caller ID is still on (it doubles as `AT`): an
+        analog modem says nothing when it resets (power dip, USB hub), and a Conexant then
+        has +VCID off (home-assistant/core #57765)."""
+        if not self.caller_id_on:
+            return super().periodic(io)
+        return self.settings_lost(io)
+
+    def settings_lost(self, io: LineIO) -> bool:
+        if not self.caller_id_on:
+            return False
+        answer = io.chat(Command(self._caller_id_query, timeout=2.0))
+        if not isinstance(answer, Response):
+            return False
+        value = " ".join(answer.lines).split(":", 1)[-1].strip()
+        return value.startswith("0")
 
     def answer(self, io: LineIO) -> Result:
         if not self.profile.voice:

@@ -64,9 +64,21 @@ class Driver:
     def reject(self, io: LineIO) -> Result:
         return self.hangup(io)
 
-    def periodic(self, io: LineIO) -> None:
-        """Health check (and, on GSM, signal monitoring): a timeout counts as a failure."""
+    def periodic(self, io: LineIO) -> bool:
+        """Health check (and, on GSM, signal monitoring): a timeout counts as a failure.
+        True when the modem forgot its settings (it was reset): the line sets it up again."""
         io.chat(Command(self.health_command, timeout=2.0))
+        return False
+
+    def settings_lost(self, io: LineIO) -> bool:
+        """Ask the modem whether the settings init made are still in effect (caller ID on);
+        True only on an answer that says they are not (a modem reset behind our back)."""
+        return False
+
+    def restart_sign(self, urc: URC) -> str | None:
+        """What an unsolicited code says about a modem reset: "restart" (it booted: set it
+        up again), "check" (it may have: ask with `settings_lost`) or None."""
+        return None
 
     def on_urc(self, io: LineIO, urc: URC) -> None:
         """An unsolicited code besides rings and caller ID (registration, SIM, power)."""

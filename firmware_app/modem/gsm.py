@@ -3,7 +3,8 @@
 Start-up per REFERENCE.md 2 (ATZ, ATE0, +CMEE=1, +CPIN?, +CREG=2, +CLIP=1, +CRC=1, +CMGF=0,
 +CNMI). A PIN the SIM rejected (+CME ERROR: 16) is remembered (hashed, on disk) and never
 sent again by itself; a SIM with one attempt left gets no automatic try; SIM busy (14, 515)
-is retried with backoff. Signal and registration are polled every few minutes, not busily.
+is retried with backoff. Signal and registration are polled at each health check (30 s),
+with a look at +CLIP?; boot codes or +CLIP found off mean the modem reset: set it up again.
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ class GsmDriver(Driver):
         super().__init__(profile)
         self.pins = pin_guard or PinGuard(None)
         self.sim_ready = False
+        self.clip_on = False  # init switched +CLIP on
+        self.curc_off = False  # Huawei: ^CURC=0 took (periodic ^RSSI/^BOOT stopped)
         self._signal: tuple[int | None, str, str] | None = None
 
     @property
@@ -115,15 +118,18 @@ class GsmDriver(Driver):
         io.chat("ATE0")
         io.chat("AT+CMEE=1")
         vendor = self.profile.vendor
+        self.curc_off = False
         if vendor == "huawei":
-            io.chat("AT^CURC=0")  # stop ^RSSI/^BOOT floods (REFERENCE.md 2)
+            # stop ^RSSI/^BOOT floods (REFERENCE.md 2)
+            self.curc_off = isinstance(io.chat("AT^CURC=0"), Response)
         if vendor == "quectel":
             io.chat('AT+QGPSCFG="outport","none"')  # keep GPS sentences off this port
         self.unlock(io)
         io.chat("AT+CREG=2")
         if self.profile.lte:
             io.chat("AT+CEREG=2")
-        for text in ("AT+CLIP=1", "AT+CRC=1", "AT+CMGF=0"):
+        self.clip_on = isinstance(retry_busy(io, Command("AT+CLIP=1")), Response)
+        for text in ("AT+CRC=1", "AT+CMGF=0"):
             retry_busy(io, Command(text))
         if isinstance(retry_busy(io, Command("AT+CNMI=2,1,0,2,0")), ErrorResult):
             io.chat("AT+CNMI=2,1,0,0,0")  # no status reports on this modem
@@ -244,8 +250,43 @@ class GsmDriver(Driver):
 
     # -- monitoring -----------------------------------------------------------------------------
 
-    def periodic(self, io: LineIO) -> None:
+    def periodic(self, io: LineIO) -> bool:
         self.monitor(io)
+        return self.settings_lost(io)
+
+    def settings_lost(self, io: LineIO) -> bool:
+        """+CLIP off although init switched it on: the modem was reset (a brown-out on a
+        UART adapter restarts a SIM800 with the port still open, REFERENCE.md 3)."""
+        if not self.clip_on:
+            return False
+        answer = io.chat(Command("AT+CLIP?", timeout=3.0))
+        if not isinstance(answer, Response):
+            return False
+        for line in answer.lines:
+            if line.upper().startswith("+CLIP:"):
+                return _int_at(line.split(":", 1)[1], 0) == 0
+        return False
+
+    def restart_sign(self, urc: URC) -> str | None:
+        """Boot codes (SIM800, SIM7600, EC25 manuals: RDY, +CFUN: 1; Huawei ^SYSSTART) mean
+        the modem started again; Huawei ^RSSI/^BOOT after ^CURC=0 mean it forgot that
+        setting, so it was reset. The codes that follow the SIM becoming ready (Call Ready,
+        SMS Ready, +CPIN: READY, SMS DONE, PB DONE, +QIND: SMS DONE, +QUSIM) also come after
+        a PIN is entered, so they only make the line check +CLIP."""
+        name = urc.name
+        if name in ("RDY", "^SYSSTART"):
+            return "restart"
+        if name == "+CFUN" and urc.args.strip() == "1":
+            return "restart"
+        if name in ("^RSSI", "^BOOT") and self.curc_off:
+            return "restart"
+        if name in ("Call Ready", "SMS Ready", "SMS DONE", "PB DONE", "+QUSIM"):
+            return "check"
+        if name == "+QIND" and urc.args.strip().upper() in ("SMS DONE", "PB DONE"):
+            return "check"
+        if name == "+CPIN" and urc.args.strip().upper() == "READY":
+            return "check"
+        return None
 
     def monitor(self, io: LineIO) -> None:
         """Signal, registration and operator; SignalChanged when any of them changed."""
@@ -292,7 +333,9 @@ class GsmDriver(Driver):
         elif name == "+CPIN":
             state = urc.args.strip().upper()
             io.update(sim=state)
-            if state not in ("READY",) and self.sim_ready:
+            if state == "READY":
+                self.sim_ready = True  # ready after all (it was still starting at init)
+            elif self.sim_ready:
                 self.sim_ready = False
                 io.error(f"the SIM card reports {state or 'a problem'}", "sim_changed")
         elif name.startswith("UNDER-VOLTAGE") or name.startswith("OVER-VOLTAGE"):

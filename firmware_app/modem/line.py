@@ -366,6 +366,7 @@ class Line(Worker):
         self._data_handler: Callable[[bytes], None] | None = None
         self._up = False
         self._settings_pending = False
+        self._reinit_queued = False
 
     def _submit(self, fn: Callable[[Line], T], name: str, at_ring: int = 0) -> Future[T]:
         fut: Future[T] = Future()
@@ -383,6 +384,7 @@ class Line(Worker):
         )
         self._timeouts = 0
         self._timers.clear()
+        self._reinit_queued = False
         self._call = None
         self._data_handler = None
         self._set_state("starting")
@@ -536,8 +538,13 @@ class Line(Worker):
 
     def _on_urc(self, urc: URC, now: float) -> None:
         name = urc.name
-        if self._driver is not None:
-            self._driver.on_urc(self, urc)
+        driver = self._driver
+        if driver is not None:
+            driver.on_urc(self, urc)
+            if self._up:
+                sign = driver.restart_sign(urc)
+                if sign is not None:
+                    self._restart_seen(urc.line, verify=sign == "check")
         if name in MESSAGE_URCS:
             self.bus.publish(
                 ev.Unsolicited(
@@ -693,9 +700,47 @@ class Line(Worker):
         if self._call is None and self._engine.mode is Mode.COMMAND and not self._requests:
             driver = self._driver
             if driver is not None:
-                self._requests.append(
-                    _Request(lambda line: driver.periodic(line), Future(), "health check")
-                )
+                self._requests.append(_Request(Line._health, Future(), "health check"))
+
+    def _health(self) -> None:
+        driver = self._require_driver()
+        if driver.periodic(self):
+            self._reinitialise("the modem forgot its settings (caller ID was off)")
+
+    # -- a modem that reset while its port stayed open ------------------------------------------
+
+    def _restart_seen(self, what: str, *, verify: bool) -> None:
+        """A boot code arrived (`verify`: one that may also follow a PIN): queue setting the
+        modem up again, once for a burst of them."""
+        if self._reinit_queued:
+            return
+        self._reinit_queued = True
+
+        def run(line: Line) -> None:
+            try:
+                driver = line._require_driver()
+                if not verify:
+                    line._reinitialise(f"the modem started again ({what})")
+                elif driver.settings_lost(line):
+                    line._reinitialise(f"the modem forgot its settings (after {what})")
+            finally:
+                line._reinit_queued = False
+
+        self._requests.append(_Request(run, Future(), "set up again"))
+
+    def _reinitialise(self, reason: str) -> None:
+        """The modem reset behind the port's back (brown-out, watchdog): its settings are
+        the power-on ones, caller ID off. Run the driver's init again, as after a reconnect."""
+        log.warning("%s: %s; initialising it again", self.name, reason)
+        if self._call is not None:
+            self._call_ended("the modem restarted")
+        self._set_state("starting")
+        self._require_driver().initialise(self)
+        self._set_state("idle")
+        self.error(f"{reason}; Frontdesk set it up again", "modem_restarted")
+        profile = self._profile
+        description = profile.describe() if profile is not None else ""
+        self.bus.publish(ev.LineUp(line=self.name, port=self.port, description=description))
 
     def _apply_settings(self) -> None:
         """Let the driver act on changed settings once the line is up (SIM PIN corrected)."""

@@ -130,11 +130,12 @@ _URC_NAMES: Final = frozenset(
 )  # fmt: skip
 # URCs followed by a second line holding a PDU (TS 27.005 3.4.1, PDU mode).
 _TWO_LINE_URCS: Final = frozenset({"+CDS", "+CMT", "+CBM"})
-# Known unsolicited codes without a colon, compared in upper case (SIMCom SIM800 manual).
+# Known unsolicited codes without a colon, compared in upper case (SIMCom SIM800 manual;
+# SMS DONE and PB DONE: SIM7500/SIM7600 manual).
 _URC_WORDS: Final[dict[str, str]] = {
     w.upper(): w
     for w in (
-        "RING", "Call Ready", "SMS Ready", "RDY", "PB DONE", "NORMAL POWER DOWN",
+        "RING", "Call Ready", "SMS Ready", "RDY", "PB DONE", "SMS DONE", "NORMAL POWER DOWN",
         "POWERED DOWN", "UNDER-VOLTAGE POWER DOWN", "UNDER-VOLTAGE WARNING",
         "OVER-VOLTAGE POWER DOWN", "OVER-VOLTAGE WARNING",
         # SIM800 firmware spells it so (SIM800 Series AT Command Manual, 1.2.x URC list)

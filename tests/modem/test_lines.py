@@ -312,6 +312,68 @@ def test_hung_modem_is_reconnected(
     assert "AT+CLIP=1" in commands_since(modem, seen)
 
 
+@pytest.mark.parametrize(
+    ("name", "caller"),
+    [
+        ("sim800", CallerId(number="+15551234567")),  # RDY, +CFUN: 1, ... on the open port
+        ("e1752", CallerId(number="+15551234567")),  # ^BOOT although ^CURC=0 was set
+        ("cx93010", CallerId(number="5551234567", name="ALICE")),  # silent: +VCID? says 0
+        ("usr5637", CallerId(number="5551234567", name="ALICE")),
+    ],
+)
+def test_a_modem_reset_on_an_open_port_is_set_up_again(
+    name: str, caller: CallerId, make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    import dataclasses
+
+    from tests.modem.conftest import FAST
+
+    analog = name in ("cx93010", "usr5637")
+    # GSM: the boot codes alone must do it (no health check comes in this test); analog
+    # modems say nothing when they reset, so the health check (AT+VCID?) finds it.
+    options = FAST if analog else dataclasses.replace(FAST, health_interval=60)
+    modem = make_modem(name, urc_interval=0.2)
+    line = make_line(modem.urc_path, options=options)
+    up(recorder, line)
+    mark, seen = recorder.mark(), len(modem.commands)
+    modem.reset()  # a power cycle (brown-out) while the port stays open
+    restarted = recorder.wait(ev.ModemError, lambda e: e.code == "modem_restarted", since=mark)
+    assert "set it up again" in restarted.message
+    again = commands_since(modem, seen)
+    enable = "AT-SCID=1;+VCID=1" if name == "cx93010" else "AT+VCID=1" if analog else "AT+CLIP=1"
+    assert again.index(enable) > again.index("ATZ")
+    up(recorder, line, since=mark)  # LineUp again: services re-sync (SMS sweep, forwarding)
+    assert line.status().state == "idle" and len(recorder.of(ev.LineDown)) == 0
+    modem.ring(caller, rings=3, interval=0.3)
+    call = recorder.wait(ev.IncomingCall, since=mark)
+    assert (call.number, call.validity) == (caller.number, "ok")
+
+
+def test_ready_codes_only_make_the_line_check_its_settings(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    import dataclasses
+
+    from tests.modem.conftest import FAST
+
+    modem = make_modem("sim800")
+    line = make_line(modem.path, options=dataclasses.replace(FAST, health_interval=60))
+    up(recorder, line)
+    # "Call Ready" also follows a PIN: with +CLIP still on, a look is all it costs.
+    seen = len(modem.commands)
+    modem.send_urc("Call Ready")
+    modem.wait_for_command(r"^AT\+CLIP\?$", since=seen)
+    assert isinstance(line.command("AT").result(5), Response)
+    assert "ATZ" not in commands_since(modem, seen)
+    # The same code when +CLIP is off (settings lost): the modem is set up again.
+    assert isinstance(line.command("AT+CLIP=0").result(5), Response)
+    mark, seen = recorder.mark(), len(modem.commands)
+    modem.send_urc("SMS Ready")
+    error = recorder.wait(ev.ModemError, lambda e: e.code == "modem_restarted", since=mark)
+    assert "forgot its settings" in error.message
+    assert "AT+CLIP=1" in commands_since(modem, seen)
+
+
 def test_garbage_is_logged_and_ignored(
     make_modem: Modems, make_line: Lines_, recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:

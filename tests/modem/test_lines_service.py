@@ -79,7 +79,7 @@ def test_call_service_answers_or_rejects(
     seen = len(modem.commands)
     modem.ring(CallerId(number=number), rings=4, interval=0.3)
     recorder.wait(ev.CallEnded, timeout=8)
-    health = ("AT", "AT+CSQ", "AT+CREG?", "AT+COPS?")
+    health = ("AT", "AT+VCID?", "AT+CSQ", "AT+CREG?", "AT+COPS?", "AT+CLIP?")
     sent = [c for c in modem.commands[seen:] if c not in health]
     assert sent == expected
     decision = calls.recent()[0]
