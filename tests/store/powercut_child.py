@@ -1,7 +1,10 @@
 """Writes numbered records (some with a media file) and prints each one once it is stored.
 
-Run by test_powercut.py, which kills it with SIGKILL at random moments. A small compaction
-threshold makes snapshots happen often, so kills land during them too.
+Run by test_powercut.py, which kills it with SIGKILL at random moments. It prints `started`
+before opening the store (so a kill can land in the start-up recovery: temp files removed,
+torn journal lines truncated, journals replayed), `ready N` once open, `ack N` after each
+stored record and `done` at the end. A small compaction threshold makes snapshots happen
+often, so kills land during them too.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ def media_bytes(seq: int) -> bytes:
 def main() -> None:
     data_dir, total = sys.argv[1], int(sys.argv[2])
     durable.COMPACT_MIN_BYTES = 8192
+    print("started", flush=True)
     store = Store(data_dir)
     start = sum(1 for _ in store.history.newest(total + 10))
     print("ready", start, flush=True)

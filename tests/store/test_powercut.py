@@ -1,4 +1,10 @@
-"""Power-cut safety: SIGKILL a writer at random moments; every acknowledged write survives."""
+"""Power-cut safety: SIGKILL a writer at random moments; every acknowledged write survives.
+
+A kill counts as a write kill only when it landed while the child was writing (after `ready`,
+before `done`), and as a recovery kill when it landed while the store was opening (after
+`started`, before `ready`). The test goes on, with a fresh data dir whenever all records are
+written, until there were at least MIN_WRITE_KILLS and MIN_RECOVERY_KILLS of them.
+"""
 
 from __future__ import annotations
 
@@ -7,61 +13,101 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from firmware_app.store import Store
 from tests.store.powercut_child import media_bytes, payload
 
 TOTAL = 500
-MIN_KILLS = 20
+MIN_WRITE_KILLS = 20
+MIN_RECOVERY_KILLS = 5
+MAX_RUNS = 1000
+ROOT = Path(__file__).parents[2]
+CHILD = Path(__file__).with_name("powercut_child.py")
+
+
+@dataclass
+class Run:
+    acked: set[int]
+    started: bool
+    ready: bool
+    done: bool
+    killed: bool
+    open_seconds: float
+
+
+def run_child(data: Path, delay: float, during_recovery: bool) -> Run:
+    """One writer: killed `delay` seconds after `started` (recovery) or `ready` (writing)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(CHILD), str(data), str(TOTAL)], stdout=subprocess.PIPE, cwd=ROOT
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first.startswith(b"started"), first
+    t0 = time.monotonic()
+    lines = [first]
+    open_seconds = 0.0
+    if not during_recovery:
+        ready = proc.stdout.readline()
+        open_seconds = time.monotonic() - t0
+        lines.append(ready)
+    time.sleep(delay)
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    text = b"".join(lines).decode() + out.decode()
+    acked = {int(x.split()[1]) for x in text.splitlines() if x.startswith("ack ")}
+    names = {x.split()[0] for x in text.splitlines() if x}
+    return Run(acked, "started" in names, "ready" in names, "done" in names, killed, open_seconds)
+
+
+def check_store(data: Path, acked: set[int]) -> int:
+    """The store opens and holds every acknowledged record, intact and once; returns how many."""
+    with Store(data) as store:
+        records = store.history.newest(TOTAL + 10)
+        by_seq = {r["seq"]: r for r in records}
+        assert len(by_seq) == len(records), "a record was stored twice"
+        missing = acked - by_seq.keys()
+        assert not missing, f"acknowledged but lost: {sorted(missing)[:10]}"
+        assert sorted(by_seq) == list(range(len(by_seq))), "a gap in the records"
+        for seq, rec in by_seq.items():
+            assert rec["payload"] == payload(seq)
+            if seq % 10 == 0:
+                assert store.media.read(rec["media"]) == media_bytes(seq)
+    return len(by_seq)
 
 
 def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    child = Path(__file__).with_name("powercut_child.py")
     rng = random.Random(20261125)
-    acked: set[int] = set()
-    kills = 0
-    done = False
-    runs = 0
-    while not done or kills < MIN_KILLS:
-        runs += 1
-        assert runs < 400, "the writer made no progress"
-        proc = subprocess.Popen(
-            [sys.executable, str(child), str(data), str(TOTAL)],
-            stdout=subprocess.PIPE,
-            cwd=Path(__file__).parents[2],
-        )
-        assert proc.stdout is not None
-        assert proc.stdout.readline().startswith(b"ready")
-        time.sleep(rng.uniform(0.0, 0.03))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        out, _ = proc.communicate(timeout=30)
-        for line in out.decode().splitlines():
-            if line.startswith("ack "):
-                acked.add(int(line.split()[1]))
-            elif line == "done":
-                done = True
-        if done and kills < MIN_KILLS:
-            # Everything is written: keep killing writers that only open and check the store.
-            continue
-        # After each kill the store opens and holds every acknowledged record, intact.
-        with Store(data) as store:
-            records = store.history.newest(TOTAL + 10)
-            by_seq = {r["seq"]: r for r in records}
-            assert len(by_seq) == len(records), "a record was stored twice"
-            missing = acked - by_seq.keys()
-            assert not missing, f"acknowledged but lost after kill {kills}: {sorted(missing)[:10]}"
-            assert sorted(by_seq) == list(range(len(by_seq))), "a gap in the records"
-            for seq, rec in by_seq.items():
-                assert rec["payload"] == payload(seq)
-                if seq % 10 == 0:
-                    assert store.media.read(rec["media"]) == media_bytes(seq)
-    assert kills >= MIN_KILLS
-    with Store(data) as store:
-        stored = sorted(r["seq"] for r in store.history.newest(TOTAL + 10))
-    # Stored exactly once each; a write can be stored but killed before its "ack" line.
-    assert stored == list(range(TOTAL))
-    assert acked <= set(stored)
+    write_kills = recovery_kills = runs = rounds = 0
+    open_seconds = 0.01  # how long opening the store takes: the recovery window, measured
+    while write_kills < MIN_WRITE_KILLS or recovery_kills < MIN_RECOVERY_KILLS:
+        rounds += 1
+        data = tmp_path / f"data-{rounds}"
+        acked: set[int] = set()
+        done = False
+        while not done and (write_kills < MIN_WRITE_KILLS or recovery_kills < MIN_RECOVERY_KILLS):
+            runs += 1
+            assert runs < MAX_RUNS, (
+                f"only {write_kills} write kills and {recovery_kills} recovery kills in {runs} runs"
+            )
+            # Every third run aims at the store opening, once there is something to recover.
+            aim_recovery = bool(acked) and runs % 3 == 0
+            if aim_recovery:
+                run = run_child(data, rng.uniform(0.0, open_seconds * 1.5), True)
+            else:
+                run = run_child(data, rng.uniform(0.0, 0.03), False)
+                open_seconds = 0.8 * open_seconds + 0.2 * run.open_seconds
+            acked |= run.acked
+            done = run.done
+            if run.killed and not run.ready:
+                recovery_kills += 1
+            elif run.killed and run.ready and not run.done:
+                write_kills += 1
+            # After each run, killed or not, the store opens with every acknowledged write.
+            stored = check_store(data, acked)
+        if done:
+            assert stored == TOTAL  # every record stored exactly once
+    assert write_kills >= MIN_WRITE_KILLS and recovery_kills >= MIN_RECOVERY_KILLS
