@@ -289,7 +289,9 @@ class Daemon:
 
         services.greetings.start()
         self._closers.append(services.greetings.close)
-        recordings = CallRecordings(services.store, services.settings, services.clock)
+        recordings = CallRecordings(
+            services.store, services.settings, services.clock, history=services.history
+        )
         forwarding = ForwardingService(
             services.settings,
             services.routing,

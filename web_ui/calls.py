@@ -13,7 +13,7 @@ from datetime import date, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Flask, abort, jsonify, render_template, request
+from flask import Blueprint, Flask, abort, jsonify, render_template, request, send_file, url_for
 from werkzeug.wrappers import Response
 
 from firmware_app.services.history import CALL_OUTCOMES, Interaction
@@ -85,6 +85,12 @@ def _filter() -> Callable[[Interaction], bool]:
     return call_filter(**_query(), tz=zone(services()))
 
 
+def recordings(i: Interaction) -> list[str]:
+    """The media references of a call's recordings (calls put through and recorded)."""
+    refs = i.details.get("recordings", ()) or ()
+    return [str(r) for r in refs if isinstance(r, str)] if isinstance(refs, list | tuple) else []
+
+
 def as_dict(i: Interaction) -> dict[str, Any]:
     return {
         "id": i.id,
@@ -103,6 +109,11 @@ def as_dict(i: Interaction) -> dict[str, Any]:
         "heard": bool(i.details.get("heard", False)),
         "handled": i.handled_at is not None,
         "plan": i.details.get("plan", {}),
+        "recordings": [
+            url_for("calls.recording", record_id=i.id, n=n, _external=False)
+            for n in range(len(recordings(i)))
+        ],
+        "recordings_deleted": int(i.details.get("recordings_deleted", 0) or 0),
     }
 
 
@@ -126,9 +137,44 @@ def detail(record_id: str) -> str:
     item = services().history.get(record_id) if _ID.match(record_id) else None
     if item is None or item.channel != "call":
         abort(404)
+    history = services().history
+    kept = [(n, history.media_file(ref) is not None) for n, ref in enumerate(recordings(item))]
     return render_template(
-        "calls/detail.html", item=item, outcomes=OUTCOME_WORDS, tz=zone(services())
+        "calls/detail.html",
+        item=item,
+        outcomes=OUTCOME_WORDS,
+        tz=zone(services()),
+        recordings=kept,
+        keep_days=services().settings.get().forwarding.keep_recordings_days,
     )
+
+
+@bp.get("/<record_id>/recordings/<int:n>")
+def recording(record_id: str, n: int) -> Response:
+    """The call's `n`th recording (`details.recordings`): only files the record lists, so
+    nothing else in the data dir can be named. `?download=1` downloads it."""
+    item = services().history.get(record_id) if _ID.match(record_id) else None
+    if item is None or item.channel != "call":
+        abort(404)
+    refs = recordings(item)
+    if not 0 <= n < len(refs):
+        abort(404)
+    path = services().history.media_file(refs[n])
+    if path is None:
+        abort(404)  # deleted after the retention period
+    stamp = item.start.strftime("%Y-%m-%d-%H%M")
+    who = item.number.lstrip("+") or "withheld"
+    response = send_file(
+        path,
+        mimetype="audio/wav",
+        as_attachment=request.args.get("download") == "1",
+        download_name=f"call-{stamp}-{who}-{n + 1}.wav",
+        conditional=True,
+        max_age=0,
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @api.get("/calls")

@@ -131,6 +131,19 @@ def _day_rows(draft: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"key": d, "name": DAY_NAMES[d], "intervals": draft["week"][d] or []} for d in WEEKDAYS]
 
 
+def _override_choices() -> dict[str, tuple[str, str, str]]:
+    """The override choices, "until the next scheduled change" labelled with what it does
+    switched on now: when it ends and, when the hours are in that state already, the hours
+    it also covers ("Closed until Mon 17:00, through the opening hours from Mon 09:00")."""
+    routing = services().routing
+    out: dict[str, tuple[str, str, str]] = {}
+    for key, (state, until, label) in OVERRIDE_CHOICES.items():
+        if until == "next_change" and state != "off":
+            label = routing.override_end(state)
+        out[key] = (state, until, label)
+    return out
+
+
 def _page(draft: dict[str, Any], errors: Errors | None = None, unsaved: bool = False) -> Any:
     svc = services()
     routing = svc.routing
@@ -145,7 +158,7 @@ def _page(draft: dict[str, Any], errors: Errors | None = None, unsaved: bool = F
         status=status,
         upcoming=routing.upcoming(6),
         override=svc.settings.get().override,
-        choices=OVERRIDE_CHOICES,
+        choices=_override_choices(),
         timezone=svc.settings.get().business.timezone,
         local_now=routing.local_now(),
     )

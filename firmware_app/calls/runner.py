@@ -431,6 +431,8 @@ class CallRunner:
             )
         )
         log.info("%s: call %s: %s (%s)", call.line, event.call_id, fin.outcome, fin.reason)
+        if fin.recordings:
+            self._attach_recordings(item.id, fin.recordings)
         self._emails(item, contact_name)
         if fin.notice == "missed":
             self.text_back(number)
@@ -441,6 +443,18 @@ class CallRunner:
             )
         )
         return item
+
+    def _attach_recordings(self, record_id: str, refs: tuple[str, ...]) -> None:
+        """Tell the call recordings which record lists them, so their retention takes the
+        references off it with the files (`CallRecordings.attach`)."""
+        recordings = getattr(getattr(self.services, "forwarding", None), "recordings", None)
+        attach = getattr(recordings, "attach", None)
+        if not callable(attach):
+            return
+        try:
+            attach(record_id, refs)
+        except Exception:
+            log.exception("call record %s: its recordings were not noted", record_id)
 
     def _emails(self, item: Interaction, contact_name: str) -> None:
         """The voicemail or missed-call email for a call's record; never raises (logged)."""

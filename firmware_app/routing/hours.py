@@ -363,6 +363,13 @@ class BusinessHours:
                 return at
         return None
 
+    def next_change_to(self, after: dt.datetime, is_open: bool) -> dt.datetime | None:
+        """When the hours alone (no override) next open (True) or close (False) strictly after
+        `after`, in local time; None when not within the horizon. An override "until the next
+        scheduled change" switched on at `after` ends there (see `override_window`)."""
+        at = self._next_scheduled(after.astimezone(UTC), is_open)
+        return self._local(at)
+
     # -- the override -------------------------------------------------------------------------
 
     def override_window(self, now: dt.datetime) -> tuple[bool, dt.datetime | None] | None:

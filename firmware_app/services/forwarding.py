@@ -536,17 +536,26 @@ def _words(result: Any) -> str:
 
 
 class CallRecordings:
-    """Recordings of bridged calls: stored as WAV media, deleted after the retention period."""
+    """Recordings of bridged calls: stored as WAV media, listed on their call's record
+    (`details.recordings`), deleted after the retention period together with that reference.
+
+    The index (`recordings/index`) keeps each recording's reference, when it was made and,
+    once the call's record is written (`attach`), the record's id.
+    """
 
     def __init__(
         self,
         store: Store,
         settings: SettingsService,
         clock: Callable[[], dt.datetime],
+        *,
+        history: Any = None,
     ) -> None:
+        """`history` (services.history): the call records whose references `prune` removes."""
         self._store = store
         self._settings = settings
         self._clock = clock
+        self._history = history
         self._lock = threading.Lock()
 
     @property
@@ -569,29 +578,74 @@ class CallRecordings:
         with self._lock:
             return [i["ref"] for i in self._index()]
 
+    def attach(self, record_id: str, refs: Iterable[str]) -> None:
+        """Note which call record lists these recordings (the runner, once it is written)."""
+        wanted = set(refs)
+        if not wanted:
+            return
+        with self._lock:
+            index = self._index()
+            for item in index:
+                if item.get("ref") in wanted:
+                    item["record"] = record_id
+            self._store.put_document(DB, RECORDINGS, {"items": index})
+
     def prune(self, now: dt.datetime | None = None) -> list[str]:
-        """Delete recordings older than the retention period; returns their references."""
+        """Delete recordings older than the retention period; returns their references.
+
+        The call record stops listing a recording before its file is deleted (as a deleted
+        voicemail): a cut in between leaves an orphan file, never a record pointing at
+        nothing. The record keeps `recordings_deleted` (how many went) so its page can say so.
+        """
         now = now or self._clock()
-        keep = dt.timedelta(days=self._settings.get().forwarding.keep_recordings_days)
+        days = self._settings.get().forwarding.keep_recordings_days
+        keep = dt.timedelta(days=days)
         gone: list[str] = []
         with self._lock:
-            kept = []
+            kept: list[dict[str, str]] = []
+            expired: list[dict[str, str]] = []
             for item in self._index():
                 try:
                     at = dt.datetime.fromisoformat(item["at"])
                 except (KeyError, ValueError):
                     continue
-                if now - at > keep:
-                    with contextlib.suppress(StoreError):
-                        self._store.media.delete(item["ref"])
-                    gone.append(item["ref"])
-                else:
-                    kept.append(item)
+                (expired if now - at > keep else kept).append(item)
+            by_record: dict[str, list[str]] = {}
+            for item in expired:
+                if item.get("record"):
+                    by_record.setdefault(item["record"], []).append(item["ref"])
+            for record_id, refs in by_record.items():
+                self._forget(record_id, refs, days)
+            for item in expired:
+                with contextlib.suppress(StoreError):
+                    self._store.media.delete(item["ref"])
+                gone.append(item["ref"])
             if gone:
                 self._store.put_document(DB, RECORDINGS, {"items": kept})
         if gone:
             log.info("deleted %d call recording(s) past their retention", len(gone))
         return gone
+
+    def _forget(self, record_id: str, refs: list[str], days: int) -> None:
+        """Take `refs` off their call record (kept as a count, with the retention)."""
+        history = self._history
+        if history is None:
+            return
+        try:
+            item = history.get(record_id)
+            if item is None:
+                return
+            listed = [r for r in item.details.get("recordings", ()) or () if r not in refs]
+            dropped = len(item.details.get("recordings", ()) or ()) - len(listed)
+            if not dropped:
+                return
+            details = dict(item.details)
+            details["recordings"] = listed
+            details["recordings_deleted"] = int(details.get("recordings_deleted", 0)) + dropped
+            details["recordings_kept_days"] = days
+            history.update(record_id, details=details)
+        except Exception:  # the file still goes; the page shows a missing file as deleted
+            log.exception("call record %s: its recordings could not be taken off", record_id)
 
     def add_job(self, scheduler: Scheduler) -> None:
         scheduler.every(1).hours.named("call recording retention").do(self.prune)

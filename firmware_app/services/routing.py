@@ -22,6 +22,7 @@ from ..errors import FieldProblem, SettingsError
 from ..routing import Change, LineCapabilities, Plan, Router, Status, holiday_names
 from ..routing import public_holidays as _public_holidays
 from ..routing import router as _router
+from ..routing.clock import when
 from ..settings.model import Settings, settings_to_dict
 from ..settings.routing import Closure, parse_date, parse_local_datetime
 from .settings import SettingsService
@@ -269,6 +270,25 @@ class RoutingService:
         }
         self._save("override", value)
         return self.status(now)
+
+    def override_end(self, state: str, now: dt.datetime | None = None) -> str:
+        """What "`state` until the next scheduled change", switched on now, does, in words
+        for its choice on the hours page: when it ends, and what it covers on the way when
+        the hours are in that state already (it holds until they next switch to it)."""
+        now = now or self._clock()
+        hours = self.router().hours
+        forced = state == "open"
+        tz = hours.tz
+        end = hours.next_change_to(now, forced)
+        word = "Open" if forced else "Closed"
+        if end is None:
+            return f"{word} until switched back (the hours never {'open' if forced else 'close'})"
+        if hours.scheduled_open(now) != forced:
+            return f"{word} until {when(end, now, tz)}, the next scheduled change"
+        other = hours.next_change_to(now, not forced)
+        over = "the opening hours" if not forced else "the closed hours"
+        start = f" from {when(other, now, tz)}" if other is not None else ""
+        return f"{word} until {when(end, now, tz)}, through {over}{start}"
 
     def set_holiday(self, name: str, closes: bool) -> None:
         """Let one public holiday close the office or not (switching `observe` to chosen)."""

@@ -10,7 +10,7 @@ import dataclasses
 import io
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,7 @@ def world(tmp_path: Path) -> Iterator[Callable[..., World]]:
         services.call_audio = CallAudio(
             services.bus, AudioConfig(device=sound_card, pcm_port=ports), **audio_options
         )
-        recordings = CallRecordings(store, services.settings, lambda: now)
+        recordings = CallRecordings(store, services.settings, lambda: now, history=services.history)
         forwarding = ForwardingService(
             services.settings,
             services.routing,
@@ -293,6 +293,13 @@ def test_open_hours_bridge_accepted_audio_both_ways_and_recorded(
     assert energy_at(recording, 600.0) > 0.02 and energy_at(recording, 1000.0) > 0.02
     assert w.modems[1].call_state == "idle"
     assert w.mails(0, timeout=0.5) == []  # taken: no email
+    # The retention job takes the recording and the record's reference to it.
+    recordings = w.forwarding.recordings
+    assert recordings is not None
+    assert recordings.prune(WEDNESDAY_MORNING + timedelta(days=31)) == [ref]
+    kept = w.services.history.get(item.id)
+    assert kept is not None and kept.details["recordings"] == []
+    assert not w.services.store.media.path(ref).exists()
 
 
 @pytest.mark.parametrize(

@@ -135,7 +135,13 @@ def test_voicemail_inbox_plays_marks_heard_handles_and_deletes(
 
 def test_pages_need_login(client: Any, services: Services) -> None:
     vm = add(services, "voicemail", 1)
-    for path in ("/calls/", f"/calls/{vm.id}", "/voicemail/", f"/voicemail/{vm.id}/audio"):
+    for path in (
+        "/calls/",
+        f"/calls/{vm.id}",
+        f"/calls/{vm.id}/recordings/0",
+        "/voicemail/",
+        f"/voicemail/{vm.id}/audio",
+    ):
         assert client.get(path).status_code in (302, 401), path
 
 
@@ -213,3 +219,68 @@ def test_interrupted_calls_are_listed_filtered_and_explained(
     auth = {"Authorization": f"Bearer {secret}"}
     body = logged_in.client.get("/api/v1/calls?outcome=interrupted", headers=auth).get_json()
     assert [c["outcome"] for c in body["calls"]] == ["interrupted"]
+
+
+def test_call_recordings_on_the_detail_page_api_and_after_retention(
+    logged_in: Owner, services: Services
+) -> None:
+    """A call put through and recorded: its recording plays and downloads from the call's page
+    and is in the API; the retention job takes the file and the record's reference."""
+    from firmware_app.services.forwarding import CallRecordings
+
+    clock = {"now": T0}
+    recordings = CallRecordings(
+        services.store, services.settings, lambda: clock["now"], history=services.history
+    )
+    ref = recordings.save(tones.tone((600.0,), 1.0))
+    item = add(services, "forwarded", 1, recordings=[ref], text="put through to Anna (40 s)")
+    recordings.attach(item.id, [ref])
+    other = add(services, "voicemail", 2)  # its file is no recording of this call
+    page = logged_in.client.get(f"/calls/{item.id}").get_data(as_text=True)
+    url = f"/calls/{item.id}/recordings/0"
+    assert "Recording of the call" in page and f'src="{url}"' in page
+    assert f"{url}?download=1" in page
+    audio = logged_in.client.get(url)
+    assert audio.status_code == 200 and audio.mimetype == "audio/wav"
+    assert audio.get_data() == services.store.media.read(ref)
+    audio.close()
+    download = logged_in.client.get(f"{url}?download=1")
+    assert "attachment" in download.headers["Content-Disposition"]
+    download.close()
+    assert logged_in.client.get(f"/calls/{item.id}/recordings/1").status_code == 404
+    assert logged_in.client.get(f"/calls/{other.id}/recordings/0").status_code == 404
+    assert "Recording of the call" not in logged_in.client.get(f"/calls/{other.id}").get_data(
+        as_text=True
+    )
+    _, secret = services.auth.create_token("test")
+    auth = {"Authorization": f"Bearer {secret}"}
+    body = logged_in.client.get("/api/v1/calls", headers=auth).get_json()
+    (listed,) = [c for c in body["calls"] if c["id"] == item.id]
+    assert listed["recordings"] == [url] and listed["recordings_deleted"] == 0
+
+    # Past the retention (30 days by default): the file and the reference go.
+    clock["now"] = T0 + timedelta(days=31)
+    assert recordings.prune() == [ref]
+    assert not services.store.media.path(ref).exists()
+    kept = services.history.get(item.id)
+    assert kept is not None and kept.details["recordings"] == []
+    assert kept.details["recordings_deleted"] == 1
+    assert logged_in.client.get(url).status_code == 404
+    page = logged_in.client.get(f"/calls/{item.id}").get_data(as_text=True)
+    assert "1 recording was deleted after 30 days" in page and f'src="{url}"' not in page
+    body = logged_in.client.get("/api/v1/calls", headers=auth).get_json()
+    (listed,) = [c for c in body["calls"] if c["id"] == item.id]
+    assert listed["recordings"] == [] and listed["recordings_deleted"] == 1
+
+
+def test_a_recording_whose_file_went_without_its_reference_shows_as_deleted(
+    logged_in: Owner, services: Services
+) -> None:
+    """A stop between the recording and its record (no `attach`): the retention deletes the
+    file only; the page says the recording was deleted instead of offering a broken player."""
+    ref = services.store.media.write(codecs.write_wav(tones.tone((600.0,), 0.5), 8000), "wav")
+    item = add(services, "forwarded", 1, recordings=[ref])
+    services.store.media.delete(ref)
+    page = logged_in.client.get(f"/calls/{item.id}").get_data(as_text=True)
+    assert "This recording was deleted (recordings are kept 30 days)" in page
+    assert "<audio" not in page

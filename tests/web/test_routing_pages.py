@@ -12,6 +12,7 @@ import io
 import re
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -225,6 +226,27 @@ def test_override_switch_writes_since_and_shows_its_end(owner: Owner, services: 
     owner.post("/hours/override", {"choice": "off"}, token_from="/hours/")
     assert services.settings.get().override.state == "off"
     assert services.settings.get().override.since == ""
+
+
+def test_override_choices_say_when_they_end(owner: Owner, services: Services) -> None:
+    """ "Until the next scheduled change" holds until the hours switch to the chosen state by
+    themselves: against the hours that is their next change; in the state they are in
+    already, it covers their next period of the other state. The label says which."""
+    text = page(owner.client.get("/hours/"))  # Monday 10:00, open 09:00-17:00
+    assert "Closed until 17:00, the next scheduled change" in text
+    assert "Open until tomorrow 09:00, through the closed hours from 17:00" in text
+    services.clock = lambda: dt.datetime(2026, 3, 27, 18, 0, tzinfo=dt.UTC)  # Friday 18:00
+    text = page(owner.client.get("/hours/"))
+    assert "Closed until Mon 17:00, through the opening hours from Mon 09:00" in text
+    assert "Open until Mon 09:00, the next scheduled change" in text
+    owner.post("/hours/override", {"choice": "closed_next"}, token_from="/hours/")
+    status = services.routing.status()
+    assert status.text.startswith("Closed by override until Mon 17:00, then as scheduled")
+    assert status.override_until == dt.datetime(
+        2026, 3, 30, 17, 0, tzinfo=ZoneInfo("Europe/London")
+    )
+    api = services.routing.status(dt.datetime(2026, 3, 30, 12, 0, tzinfo=dt.UTC))
+    assert api.mode == "override" and not api.is_open  # Monday's opening hours are skipped
 
 
 def test_override_until_a_past_time_is_refused(owner: Owner, services: Services) -> None:
