@@ -15,17 +15,21 @@ the pages on disk as its PDF, and its email; a send job goes back to the queue.
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
+import re
+import secrets
+import shutil
 import threading
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..calls import markers
 from ..errors import FrontdeskError
 from ..events import EventBus
+from ..media.fax_render import Cover, UploadError, UploadRenderer
 from ..numbers import normalise
 from ..services.history import FIND_CALL_SCAN, HistoryService, Interaction
 from ..services.notify.messages import FaxNotice, FaxSentNotice, fax_sent_message
@@ -35,8 +39,6 @@ from ..workers import Worker
 from . import session as fax_session
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from ..modem.events import IncomingCall
     from ..modem.line import Line
     from ..services.notify import Notifier
@@ -50,6 +52,11 @@ MAX_PAGES = 50
 BACKOFF = (120.0, 300.0, 600.0, 1200.0)
 MAX_ATTEMPTS = len(BACKOFF) + 1
 COVER_NOTE_MAX = 600
+# Uploads being drawn, or drawn and waiting to be confirmed: <data_dir>/fax-drafts/<id>/.
+DRAFT_DIR = "fax-drafts"
+DRAFT_LIFETIME = timedelta(hours=1)
+MAX_DRAFTS = 4
+_DRAFT_ID = re.compile(r"^[A-Za-z0-9_-]{12}$")
 PAGE_EXT = "g3"  # a received page's T.4 data on disk until the fax's record is written
 INTERRUPTED_FAX = (
     "Interrupted (Frontdesk restarted): the fax was being received when Frontdesk stopped "
@@ -75,6 +82,35 @@ def utc_now() -> datetime:
 
 def can_fax(line: Line) -> bool:
     return fax_session.fax_class(line) is not None
+
+
+@dataclasses.dataclass(slots=True)
+class FaxDraft:
+    """An upload being drawn into fax pages (in the render child), or drawn and waiting to be
+    queued. Kept in memory and in its folder for `DRAFT_LIFETIME`; a restart forgets it
+    (nothing was acknowledged: the owner has not pressed Send yet)."""
+
+    id: str
+    number: str
+    dial: str
+    created: datetime
+    folder: Path
+    cover_note: str | None = None
+    fine: bool = True
+    dither: bool | None = None
+    paper: str = "a4"
+    filename: str = ""
+    state: str = "drawing"  # "drawing", "ready" or "failed"
+    pages: int = 0  # in all, the cover included (known once the document is checked)
+    done: int = 0  # pages drawn so far
+    error: str = ""
+
+    def preview(self, n: int) -> Path | None:
+        """Page n's preview picture (1-based), once drawn."""
+        if not 1 <= n <= self.done:
+            return None
+        path = self.folder / f"preview-{n:03d}.png"
+        return path if path.is_file() else None
 
 
 @dataclasses.dataclass(slots=True)
@@ -108,6 +144,7 @@ class FaxService:
         backoff: tuple[float, ...] = BACKOFF,
         receive: Callable[..., fax_session.ReceiveOutcome] = fax_session.receive,
         send: Callable[..., fax_session.SendOutcome] = fax_session.send,
+        renderer: UploadRenderer | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -126,6 +163,9 @@ class FaxService:
         self._wake = threading.Event()
         self._unsubscribe: list[Callable[[], None]] = []
         self.worker = _QueueWorker(self._run_queue, self._wake)
+        self.renderer = renderer or UploadRenderer()
+        self._drafts: dict[str, FaxDraft] = {}
+        self._drafts_dir = store.data_dir / DRAFT_DIR
 
     # -- wiring --------------------------------------------------------------------------------
 
@@ -135,6 +175,7 @@ class FaxService:
         progress get their record (`recover`)."""
         from ..calls.events import FaxToneDetected
 
+        shutil.rmtree(self._drafts_dir, ignore_errors=True)  # a previous run's, forgotten
         self.recover()
 
         def on_tone(event: FaxToneDetected) -> None:
@@ -152,6 +193,7 @@ class FaxService:
             undo()
         self._unsubscribe = []
         self.worker.stop()
+        self.renderer.stop()
         self._wake.set()
         for thread in list(self._threads):
             thread.join(timeout)
@@ -588,53 +630,195 @@ class FaxService:
         paper: str = "a4",
         filename: str = "",
     ) -> Interaction:
-        """Check and queue a fax: the upload is checked by content, its pages rendered now
-        (so a bad file is refused at once) and stored with the record before any dialling."""
-        from ..media.fax_image import pages_to_pdf  # Pillow, img2pdf, pypdfium2: on use only
-        from ..media.fax_send import UploadError, check_upload, cover_page, rasterise
+        """Check and queue a fax in one step (the API and `frontdesk fax send`): the upload is
+        drawn now, in the render child (so a bad file is refused at once, and never with the
+        daemon's memory), and its pages stored with the record before any dialling."""
+        draft = self.prepare(
+            number,
+            data,
+            cover_note=cover_note,
+            fine=fine,
+            dither=dither,
+            paper=paper,
+            filename=filename,
+            wait=True,
+        )
+        if draft.state != "ready":
+            self.discard(draft.id)
+            raise FaxError(draft.error)
+        return self.queue_draft(draft.id)
 
-        settings = self.settings()
-        e164 = _number(number, settings)
+    # -- drafts: an upload drawn before it is queued -------------------------------------------
+
+    def prepare(
+        self,
+        number: str,
+        data: bytes,
+        *,
+        cover_note: str | None = None,
+        fine: bool = True,
+        dither: bool | None = None,
+        paper: str = "a4",
+        filename: str = "",
+        wait: bool = False,
+    ) -> FaxDraft:
+        """Start drawing an upload into fax pages (a cover page first when `cover_note` is not
+        None) in the render child, on a thread of its own unless `wait`. Returns the draft at
+        once: its `state` says when the pages are ready to be seen and queued."""
         dial = "".join(c for c in number if c.isdigit() or c in "+*#")
         if not dial.strip("+"):
             raise FaxError(f"{number!r} is not a phone number")
         if not self.fax_lines():
             raise FaxError("no line can send faxes: the modems have no fax class")
-        try:
-            check_upload(data, max_bytes=MAX_UPLOAD, max_pages=MAX_PAGES)
-            images = rasterise(data, paper="letter" if paper == "letter" else "a4", dither=dither)
-        except UploadError as exc:
-            raise FaxError(str(exc)) from exc
-        note = (cover_note or "").strip()[:COVER_NOTE_MAX]
-        now = self.clock()
-        if cover_note is not None:
-            cover = cover_page(
-                business=settings.business.name,
-                to=number,
-                sender=self.local_id() or settings.business.name,
-                pages=len(images) + 1,
-                note=note,
-                date=f"{now:%Y-%m-%d %H:%M} UTC",
+        if not data:
+            raise FaxError("the uploaded file is empty")
+        if len(data) > MAX_UPLOAD:
+            raise FaxError(
+                f"the file is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD / 1e6:.0f} MB"
             )
-            images = [cover, *images]
-        tiff_ref = self.store.media.write(_tiff(images), "tif", now)
-        pdf_ref = self.store.media.write(pages_to_pdf(images, title=f"Fax to {number}"), "pdf", now)
+        self._prune_drafts()
+        draft_id = secrets.token_urlsafe(9)
+        draft = FaxDraft(
+            id=draft_id,
+            number=number,
+            dial=dial,
+            created=self.clock(),
+            folder=self._drafts_dir / draft_id,
+            cover_note=None if cover_note is None else cover_note.strip()[:COVER_NOTE_MAX],
+            fine=fine,
+            dither=dither,
+            paper="letter" if paper == "letter" else "a4",
+            filename=filename[:120],
+        )
+        draft.folder.mkdir(parents=True, exist_ok=True)
+        (draft.folder / "upload").write_bytes(data)
+        with self._lock:
+            self._drafts[draft.id] = draft
+        if wait:
+            self._draw(draft)
+        else:
+            thread = threading.Thread(
+                target=self._draw, args=(draft,), name="fax-draw", daemon=True
+            )
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            thread.start()
+        return draft
+
+    def _draw(self, draft: FaxDraft) -> None:
+        settings = self.settings()
+        cover = None
+        if draft.cover_note is not None:
+            cover = Cover(
+                business=settings.business.name,
+                to=draft.number,
+                sender=self.local_id() or settings.business.name,
+                note=draft.cover_note,
+                date=f"{draft.created:%Y-%m-%d %H:%M} UTC",
+            )
+
+        def progress(done: int, total: int) -> None:
+            draft.pages, draft.done = total, done
+
+        try:
+            rendered = self.renderer.render(
+                draft.folder / "upload",
+                draft.folder,
+                paper=draft.paper,
+                dither=draft.dither,
+                fine=draft.fine,
+                cover=cover,
+                title=f"Fax to {draft.number}",
+                max_bytes=MAX_UPLOAD,
+                max_pages=MAX_PAGES,
+                on_progress=progress,
+            )
+            draft.pages = draft.done = rendered.pages
+            draft.state = "ready"
+        except UploadError as exc:
+            draft.error, draft.state = str(exc), "failed"
+        except Exception as exc:
+            log.exception("fax draft %s could not be drawn", draft.id)
+            draft.error, draft.state = f"the document could not be drawn ({exc})", "failed"
+        finally:
+            (draft.folder / "upload").unlink(missing_ok=True)
+
+    def draft(self, draft_id: str) -> FaxDraft | None:
+        if not _DRAFT_ID.match(draft_id or ""):
+            return None
+        with self._lock:
+            return self._drafts.get(draft_id)
+
+    def discard(self, draft_id: str) -> None:
+        """Forget a draft and its files (still drawing: its files go when it is done)."""
+        with self._lock:
+            draft = self._drafts.pop(draft_id, None)
+        if draft is not None and draft.state != "drawing":
+            shutil.rmtree(draft.folder, ignore_errors=True)
+
+    def _prune_drafts(self) -> None:
+        """Drafts older than `DRAFT_LIFETIME` go, and the oldest beyond `MAX_DRAFTS - 1`."""
+        now = self.clock()
+        with self._lock:
+            drafts = sorted(self._drafts.values(), key=lambda d: d.created)
+        stale = [d for d in drafts if now - d.created > DRAFT_LIFETIME]
+        fresh = [d for d in drafts if d not in stale]
+        stale += fresh[: max(0, len(fresh) - (MAX_DRAFTS - 1))]
+        for draft in stale:
+            self.discard(draft.id)
+        if self._drafts_dir.is_dir():
+            with self._lock:
+                known = set(self._drafts)
+            for folder in self._drafts_dir.iterdir():
+                if folder.name not in known:
+                    shutil.rmtree(folder, ignore_errors=True)
+
+    def queue_draft(self, draft_id: str) -> Interaction:
+        """Queue a drawn draft: its pages (G4 TIFF, sent exactly), PDF (shown) and page-1
+        picture go to the media store, then the record; the worker dials it."""
+        with self._lock:
+            draft = self._drafts.get(draft_id) if _DRAFT_ID.match(draft_id or "") else None
+            if draft is None:
+                raise FaxError(
+                    "this fax is no longer waiting to be sent (an upload is kept for an hour, "
+                    "and not across a restart): upload it again"
+                )
+            if draft.state == "drawing":
+                raise FaxError("its pages are still being drawn; wait a moment")
+            if draft.state == "failed":
+                raise FaxError(draft.error)
+            del self._drafts[draft_id]
+        try:
+            record = self._queue(draft)
+        except Exception:
+            with self._lock:
+                self._drafts[draft.id] = draft  # still there to try again
+            raise
+        shutil.rmtree(draft.folder, ignore_errors=True)
+        return record
+
+    def _queue(self, draft: FaxDraft) -> Interaction:
+        if not self.fax_lines():
+            raise FaxError("no line can send faxes: the modems have no fax class")
+        now = self.clock()
+        folder = draft.folder
+        tiff_ref = self.store.media.write((folder / "pages.tif").read_bytes(), "tif", now)
+        pdf_ref = self.store.media.write((folder / "document.pdf").read_bytes(), "pdf", now)
         record = self.history.record(
             Interaction(
                 channel="fax",
                 direction="out",
                 outcome="queued",
                 start=now,
-                number=e164,
-                text=note,
+                number=_number(draft.number, self.settings()),
+                text=draft.cover_note or "",
                 media=(pdf_ref, tiff_ref),
                 details={
                     "status": "queued",
-                    "dial": dial,
-                    "pages": len(images),
-                    "resolution": "fine" if fine else "normal",
-                    "cover": cover_note is not None,
-                    "filename": filename[:120],
+                    "dial": draft.dial,
+                    "pages": draft.pages,
+                    "resolution": "fine" if draft.fine else "normal",
+                    "cover": draft.cover_note is not None,
+                    "filename": draft.filename,
                     "attempts": 0,
                     "next_try": now.isoformat(),
                     "log": [],
@@ -810,15 +994,15 @@ class FaxService:
         got: list[fax_session.SendOutcome] = []
 
         def run() -> None:
-            from ..media.fax_send import FaxPage
+            from ..media.fax_send import tiff_pages
 
             try:
-                pages = _pages(self.store.media.read(item.media[1]))
+                pages = tiff_pages(self.store.media.read(item.media[1]))
                 got.append(
                     self._send(
                         line,
                         str(item.details.get("dial") or item.number),
-                        [FaxPage(im) for im in pages],
+                        pages,
                         local_id=self.local_id(),
                         fine=item.details.get("resolution", "fine") == "fine",
                     )
@@ -888,23 +1072,4 @@ def _when(value: Any) -> datetime | None:
         return None
 
 
-def _tiff(images: list[Image.Image]) -> bytes:
-    """Pages to send as one multi-page CCITT G4 TIFF (lossless, exact pixels back)."""
-    buf = io.BytesIO()
-    first, *rest = images
-    first.save(buf, "TIFF", compression="group4", save_all=True, append_images=rest, dpi=(204, 196))
-    return buf.getvalue()
-
-
-def _pages(data: bytes) -> list[Image.Image]:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        out = []
-        for i in range(int(getattr(im, "n_frames", 1))):
-            im.seek(i)
-            out.append(im.convert("1"))
-        return out
-
-
-__all__ = ["FaxError", "FaxService", "can_fax"]
+__all__ = ["FaxDraft", "FaxError", "FaxService", "can_fax"]

@@ -70,6 +70,23 @@ def test_send_form_names_what_is_wrong(logged_in: Owner, fax: FaxService) -> Non
     assert fax.queued() == []
 
 
+def test_a_page_too_tall_is_refused_in_words_not_a_server_error(
+    logged_in: Owner, fax: FaxService
+) -> None:
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument.new()
+    pdf.new_page(10, 14400)
+    buf = io.BytesIO()
+    pdf.save(buf)
+    pdf.close()
+    bad = _send(logged_in, file=(io.BytesIO(buf.getvalue()), "strip.pdf"))
+    text = bad.get_data(as_text=True)
+    assert bad.status_code == 422
+    assert "page 1 is 4 x 5080 mm, as tall as 1018 A4 pages" in text
+    assert fax.queued() == []
+
+
 def test_retry_and_cancel(logged_in: Owner, fax: FaxService) -> None:
     item = fax.send("5550100", page_png())
     response = logged_in.post(f"/fax/{item.id}/cancel", token_from="/fax/")

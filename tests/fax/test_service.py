@@ -4,9 +4,11 @@ lines with backoff, gives up after the last try, and can be retried or cancelled
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -175,8 +177,11 @@ def test_sending_queues_first_then_retries_busy_with_backoff(services: Services)
     assert done is not None and done.outcome == "sent" and done.details["attempts"] == 3
     assert done.name == "+1 555 2002" and len(done.details["log"]) == 3
     assert fake.calls[0]["number"] == "+15550100100" and fake.calls[0]["fine"] is True
-    pages = fake.calls[0]["pages"]
-    assert len(pages) == 2 and pages[0].image.size == (1728, 2287)
+    pages = fake.calls[0]["pages"]  # read from the stored TIFF as each is sent
+    assert len(pages) == 2 and pages[0].image().size == (1728, 2287)
+    page = decode_page(pages[1].encode(fine=True, mr=False, min_scan_bits=0), fine=True)
+    assert page.image.tobytes() == pages[1].image().tobytes()
+    assert not np.asarray(page.image)[220:330, 300:1300].any()  # the black bar is there
     ((draft, _to),) = notes.queued
     assert "sent" in draft.subject
 
@@ -211,6 +216,27 @@ def test_cancel_and_bad_input(services: Services) -> None:
     svc2, _ = _service(services, lines=no_fax)
     with pytest.raises(FaxError, match="no line can send faxes"):
         svc2.send("5550100", page_png())
+
+
+def test_a_document_that_cannot_be_faxed_is_refused_and_leaves_nothing(
+    services: Services,
+) -> None:
+    """Drawn in the render child: a page too tall (it would need gigabytes at fax width) is
+    refused in words; nothing is recorded and no draft files stay behind."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument.new()
+    pdf.new_page(595, 842)
+    pdf.new_page(10, 14400)
+    buf = io.BytesIO()
+    pdf.save(buf)
+    pdf.close()
+    svc, _ = _service(services, send=FakeSend())
+    with pytest.raises(FaxError, match="page 2 is 4 x 5080 mm, as tall as 1018 A4 pages"):
+        svc.send("5550100", buf.getvalue())
+    assert svc.queued() == []
+    drafts = services.store.data_dir / "fax-drafts"
+    assert not drafts.exists() or list(drafts.iterdir()) == []
 
 
 def test_a_busy_line_waits(services: Services) -> None:
