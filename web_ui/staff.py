@@ -95,6 +95,7 @@ def _page(draft: dict[str, Any], errors: Errors | None = None, unsaved: bool = F
         errors=errors or Errors(),
         unsaved=unsaved,
         country=services().settings.get().business.country,
+        on_call_when_closed=services().settings.get().rules.on_call_when_closed,
     )
 
 

@@ -332,6 +332,17 @@ class BusinessHours:
             )
         return spans
 
+    def weekly_open(self, t: dt.datetime) -> bool:
+        """Within the weekly hours at `t` (wall clock), ignoring special days, holidays,
+        closures and the override: the regular working times. Rota times outside them are
+        on-call times (see `Router.decide`)."""
+        local = t.astimezone(self.tz)
+        minute = local.hour * 60 + local.minute
+        weekday = local.weekday()
+        if any(a <= minute < b for a, b in self._weekly[weekday]):
+            return True
+        return any(minute < b - 1440 for _, b in self._weekly[(weekday - 1) % 7] if b > 1440)
+
     def scheduled_open(self, t: dt.datetime) -> bool:
         """Open by the hours, holidays and closures alone (no override)."""
         t = t.astimezone(UTC)

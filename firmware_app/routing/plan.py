@@ -485,7 +485,29 @@ class Router:
                 network_seconds=settings.forwarding.no_reply_seconds,
             )
         else:
-            default = [Greet(greeting=status.greeting), TakeVoicemail()]
+            # Closed (also a holiday, a closure, closed by hand): the staff the rota has on
+            # call now, when the owner wants callers put through to them; else voicemail.
+            # On call means on the rota outside the weekly hours (evenings, nights, weekends):
+            # on a holiday or when closed by hand, the daytime rota is a day off, not a call.
+            on_call = (
+                people(on_duty(staff, now, hours.tz, is_open=False))
+                if rules.on_call_when_closed and not hours.weekly_open(now)
+                else []
+            )
+            if on_call:
+                notes.append(f"{_names(tuple(on_call))} on call by the rota")
+                default = _put_through(
+                    on_call,
+                    line,
+                    rules,
+                    greeting=status.greeting,
+                    ring_office=False,
+                    notes=notes,
+                    answered=screen or menu is not None,
+                    network_seconds=settings.forwarding.no_reply_seconds,
+                )
+            else:
+                default = [Greet(greeting=status.greeting), TakeVoicemail()]
 
         if menu is not None:
             mode, menu_settings = menu

@@ -379,7 +379,9 @@ class Staff:
         default_factory=list,
         label="Who is on duty",
         help="Empty: everyone is on duty while open. Otherwise only those listed, at the "
-        "listed times (which may be outside opening hours, for someone on call).",
+        "listed times. Times outside opening hours put someone on call: callers reach them "
+        "when the call rules say so (Put callers through to staff on call when closed), and "
+        "VIPs and menu keys always do.",
     )
 
     def validate(self) -> list[FieldProblem]:
@@ -494,6 +496,14 @@ class Rules:
         True,
         label="Ask staff to press 1 to take a call",
         help="Stops a mobile's own voicemail from taking the call.",
+    )
+    on_call_when_closed: bool = setting(
+        False,
+        label="Put callers through to staff on call when closed",
+        help="When closed, callers hear the closed greeting and are put through to the staff "
+        "the rota has on call: on the rota outside the weekly hours (evenings, nights, "
+        "weekends; a holiday's working-day rota is a day off). Nobody on call: voicemail. "
+        "Off: only VIPs and menu keys reach staff when closed.",
     )
     menus: list[Menu] = setting(
         default_factory=list, label="Menus", help="Key menus per mode; at most one per mode."

@@ -106,6 +106,23 @@ def nothing(s: Settings) -> None:
     pass
 
 
+def on_call(s: Settings) -> None:
+    """Anna works the opening hours; Ben is on call on weekday evenings and at weekends, and
+    callers are put through to whoever is on call."""
+    s.rules = dataclasses.replace(s.rules, on_call_when_closed=True)
+    weekdays = ["mon", "tue", "wed", "thu", "fri"]
+    s.staff.rota = [
+        RotaEntry(name="Anna", days=weekdays, hours=["09:00-17:00"]),
+        RotaEntry(name="Ben", days=weekdays, hours=["17:00-23:00"]),
+        RotaEntry(name="Ben", days=["sat", "sun"], hours=["08:00-20:00"]),
+    ]
+
+
+def rota_without_on_call_calls(s: Settings) -> None:
+    on_call(s)
+    s.rules = dataclasses.replace(s.rules, on_call_when_closed=False)
+
+
 # (name, settings change, call, local time, line, rule, mode, steps, explanation contains)
 TABLE = [
     ("open analog, office phone, no transfer", nothing, CALLER, OPEN, ANALOG, "schedule", "open",
@@ -178,6 +195,35 @@ TABLE = [
      "schedule", "open", ["greet", "take_voicemail"], ""),
     ("saturday closed", nothing, CALLER, SATURDAY, GSM, "schedule", "closed",
      ["greet", "take_voicemail"], "opens Mon 09:00"),
+    ("on call in the evening", on_call, CALLER, CLOSED, GSM, "schedule", "closed",
+     ["greet", "forward_to", "take_voicemail"],
+     "Play the closed greeting, then call Ben for 35 s (they press 1 to take it), then take "
+     "a voicemail. (Ben on call by the rota.)"),
+    ("on call on saturday, analog dials out", on_call, CALLER, SATURDAY, ANALOG_DIAL,
+     "schedule", "closed", ["greet", "forward_to", "take_voicemail"], "call Ben for 35 s"),
+    ("on call on a holiday evening, network forwarding", on_call, CALLER, "2025-12-25 19:00",
+     GSM_NETWORK, "schedule", "holiday", ["forward_to", "greet", "take_voicemail"],
+     "the network forwards it to Ben"),
+    ("a holiday's daytime rota is a day off, not on call", on_call, CALLER, HOLIDAY, GSM,
+     "schedule", "holiday", ["greet", "take_voicemail"], "Closed: Christmas Day"),
+    ("closed by hand in working hours: nobody on call",
+     lambda s: (on_call(s), override("closed")(s)), CALLER, OPEN, GSM, "schedule", "override",
+     ["greet", "take_voicemail"], "Closed by override"),
+    ("on call, line cannot put through", on_call, CALLER, CLOSED, ANALOG, "schedule",
+     "closed", ["greet", "take_voicemail", "notify_staff"], "tell Ben by SMS or email"),
+    ("on call, closed by hand", lambda s: (on_call(s), override("closed")(s)), CALLER,
+     "2025-03-24 18:00", GSM, "schedule", "override", ["greet", "forward_to", "take_voicemail"],
+     "call Ben"),
+    ("on call, nobody on the rota at night", on_call, CALLER, "2025-03-25 02:00", GSM,
+     "schedule", "closed", ["greet", "take_voicemail"], "Closed now"),
+    ("on call, screened first", lambda s: (on_call(s), tweak(screen_all=True)(s)), CALLER,
+     CLOSED, GSM_NETWORK, "schedule", "closed",
+     ["screen", "greet", "take_voicemail", "notify_staff"], "Ben on call"),
+    ("rota on call, but calls not put through", rota_without_on_call_calls, CALLER, CLOSED,
+     GSM, "schedule", "closed", ["greet", "take_voicemail"], "Closed now, opens tomorrow 09:00."),
+    ("on call, closed menu rings the key's group", lambda s: (on_call(s), menus(s)), CALLER,
+     CLOSED, GSM, "schedule", "closed", ["menu", "forward_to", "take_voicemail"],
+     "offer the menu closed (1: emergencies), then call Ben"),
 ]  # fmt: skip
 
 
@@ -284,3 +330,21 @@ def test_preview_answers_what_happens_if_someone_calls(
 def test_preview_rejects_an_unreadable_time() -> None:
     with pytest.raises(ValueError, match="YYYY-MM-DD HH:MM"):
         preview(base(), at="Friday evening")
+
+
+def test_on_call_is_the_rota_outside_the_weekly_hours() -> None:
+    """A bar open 18:00-02:00: at 01:00 the rota's night shift is working hours, not on
+    call, even when closed by hand; at 03:00 the rota puts someone on call."""
+    s = base()
+    on_call(s)
+    s.hours.mon = ["18:00-02:00"]
+    s.staff.rota = [
+        RotaEntry(name="Anna", days=["mon"], hours=["18:00-02:00"]),
+        RotaEntry(name="Ben", days=["tue"], hours=["02:00-06:00"]),
+    ]
+    s.override = Override(state="closed", until="switched_back")
+    night = decide(CALLER, at("2025-03-25 01:00", LON), s, GSM)
+    assert night.mode == "override" and night.kinds() == ["greet", "take_voicemail"]
+    late = decide(CALLER, at("2025-03-25 03:00", LON), s, GSM)
+    (fwd,) = [st for st in late.steps if isinstance(st, ForwardTo)]
+    assert [p.name for p in fwd.people] == ["Ben"]

@@ -20,7 +20,7 @@ from firmware_app.cli import main
 from firmware_app.daemon import Daemon
 from firmware_app.services import Services
 from firmware_app.settings.routing import Menu as MenuSettings
-from firmware_app.settings.routing import MenuOption, StaffMember
+from firmware_app.settings.routing import MenuOption, RotaEntry, StaffMember
 
 from .conftest import Owner
 
@@ -517,6 +517,30 @@ def test_call_rules_and_menus(owner: Owner, services: Services) -> None:
     )
     text = page(owner.post("/hours/rules/", {**form, "action": "remove:menu_open:0"}))
     assert 'name="menu_open-0-digit"' in text and 'name="menu_open-1-digit"' not in text
+
+
+def test_on_call_staff_are_put_through_when_the_rules_say_so(
+    owner: Owner, services: Services
+) -> None:
+    s = services.settings.get()
+    staff = type(s.staff)(
+        members=s.staff.members,
+        rota=[RotaEntry(name="Ben", days=["sat"], hours=["08:00-20:00"])],
+    )
+    services.settings.save(s.replace("staff", staff))
+    text = page(owner.client.get("/hours/staff/"))
+    assert "(now off: only VIPs and menu keys reach them)" in text
+    saturday = {"at": "2026-03-28T11:00", "caller": "+441632960123", "line": "gsm"}
+    assert "Call Ben" not in page(owner.client.get("/hours/preview", query_string=saturday))
+    form = {"withheld": "answer", "ring_seconds": "35", "forward_calls": "1", "confirm_forwarded": "1", "on_call_when_closed": "1"}  # fmt: skip
+    assert "Put callers through to staff on call when closed" in page(
+        owner.client.get("/hours/rules/")
+    )
+    assert owner.post("/hours/rules/", form).status_code == 302
+    assert services.settings.get().rules.on_call_when_closed
+    assert "now off" not in page(owner.client.get("/hours/staff/"))
+    plan = page(owner.client.get("/hours/preview", query_string=saturday))
+    assert "Call Ben for 35 s" in plan and "Ben on call by the rota" in plan
 
 
 # -- the preview and the CLI -----------------------------------------------------------------------
