@@ -424,7 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--name", default=None, help="the caller's name for caller ID")
     c.add_argument("--line", default=None, help="which simulated line (default: the analog one)")
     c.add_argument(
-        "--data-dir", default="demo-data", help="the demo's data folder (default ./demo-data)"
+        "--data-dir",
+        # SUPPRESS: given before `call` (`demo --data-dir X call N`), the demo's own option
+        # holds it; a default here would overwrite it.
+        default=argparse.SUPPRESS,
+        help="the demo's data folder (default ./demo-data; also accepted before `call`)",
     )
     c.set_defaults(func=cmd_demo_call)
 

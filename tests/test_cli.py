@@ -116,3 +116,18 @@ def test_bad_machine_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "web.port: 80 is not allowed" in capsys.readouterr().err
     assert run("settings", "export", "-c", str(tmp_path / "missing.toml")) == 2
     assert "an existing file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "data_dir"),
+    [
+        (["demo", "--data-dir", "/tmp/X", "call", "123"], "/tmp/X"),
+        (["demo", "call", "123", "--data-dir", "/tmp/Y"], "/tmp/Y"),
+        (["demo", "call", "123"], "demo-data"),
+        (["demo", "--data-dir", "/tmp/X"], "/tmp/X"),
+    ],
+)
+def test_demo_call_rings_the_demo_in_the_given_data_dir(argv: list[str], data_dir: str) -> None:
+    from firmware_app.cli import build_parser
+
+    assert build_parser().parse_args(argv).data_dir == data_dir
