@@ -147,7 +147,23 @@ def forwarding() -> str:
         next_apply=getattr(service, "next_apply", None),
         forwarding=s.forwarding,
         rules=s.rules,
+        country=s.business.country,
+        example=_dial_example(s),
     )
+
+
+def _dial_example(s: Any) -> str:
+    """How a hook-flash transfer dials the first staff mobile, for the page."""
+    from firmware_app.calls.bridge import dial_digits
+    from firmware_app.routing.rules import e164
+
+    country = s.business.country
+    for member in s.staff.members:
+        if member.mobile:
+            number = e164(member.mobile, country) or member.mobile
+            dialled = dial_digits(number, country, s.forwarding.transfer_prefix)
+            return f"{member.name}'s {number} is dialled {dialled}" if dialled else ""
+    return ""
 
 
 @bp.post("/forwarding")
@@ -160,6 +176,8 @@ def save_forwarding() -> Any:
     for name in ("no_reply_seconds", "flash_ms", "keep_recordings_days"):
         raw = form.get(name, "").strip()
         data[name] = int(raw) if raw.isdigit() else raw
+    if "transfer_prefix" in form:
+        data["transfer_prefix"] = form.get("transfer_prefix", "").strip()[:20]
     svc = services()
     current = dict(vars_of(svc.settings.get().forwarding))
     current.update(data)

@@ -17,6 +17,7 @@ anything after the bridge (the voicemail) uses its ordinary play and record stat
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -426,31 +427,66 @@ class TransferResult:
     detail: str = ""
 
 
+PAUSE_SECONDS = 2.0  # a comma in a dial string (V.250 S8's usual 2 s)
+
+
+def dial_digits(number: str, country: str, prefix: str = "") -> str:
+    """What a line in `country` dials to reach `number` (E.164, "+447700900001"), as the
+    exchange wants it: the national form inside the country (GB "07700900001"; NANP "1" and
+    ten digits, also between NANP countries), else its international prefix and the full
+    number (from the US "011447700900001", from GB "0015550109999"); `prefix` first (a
+    PBX's outside line, "9" or "9," with a pause). Digits, `*`, `#` and commas only; ""
+    when `number` is no phone number. A number that could not be read as E.164 (no "+", an
+    extension of the phone system such as "204") is dialled as written, without `prefix`."""
+    raw = number.strip()
+    if not raw.startswith("+"):
+        return re.sub(r"[^0-9*#]", "", raw)
+    import phonenumbers  # only when a transfer dials
+
+    try:
+        parsed = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        return ""
+    if not country or phonenumbers.country_code_for_region(country.upper()) == 0:
+        text = raw  # the office's country is unknown: nothing better than the digits
+    else:
+        text = phonenumbers.format_out_of_country_calling_number(parsed, country.upper())
+    digits = re.sub(r"[^0-9*#]", "", text)
+    return prefix + digits if digits else ""
+
+
 def hook_flash_transfer(
     line: Any,
     number: str,
     flash_ms: int = 500,
     *,
     dial_tone_wait: float = 1.5,
+    pause: float = PAUSE_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
 ) -> TransferResult:
     """Blind transfer on a PBX/Centrex line: hook flash (`AT+VTS={!,<ms/10>}`), wait for the
     exchange's dial tone, dial `number` with `AT+VTS=`, hang up (REFERENCE.md 1).
 
+    `number` is dialled as given (`dial_digits` makes it): digits, `*`, `#`, and commas,
+    each a `pause` (a PBX's second dial tone after its outside-line prefix "9,"): every
+    group between pauses is one `AT+VTS`.
+
     Not verified on hardware. The modem's `DLE d` (dial tone) is not visible in command mode
     through the line, so a fixed `dial_tone_wait` stands in for it.
     """
-    digits = "".join(c for c in number if c in "0123456789*#ABCD")
-    if not digits:
+    groups = re.findall(r"[0-9*#ABCD]+|,", number)
+    if not any(g != "," for g in groups):
         return TransferResult(ok=False, commands=(), detail=f"{number!r} has no digits to dial")
     sent: list[str] = []
-    flash = f"AT+VTS={{!,{max(1, round(flash_ms / 10))}}}"
-    for text in (flash, None, "AT+VTS=" + ",".join(digits)):
-        if text is None:
-            sleep(dial_tone_wait)
+    steps: list[str | float] = [f"AT+VTS={{!,{max(1, round(flash_ms / 10))}}}", dial_tone_wait]
+    for group in groups:
+        steps.append(pause if group == "," else "AT+VTS=" + ",".join(group))
+    for step in steps:
+        if isinstance(step, float):
+            sleep(step)
             continue
-        sent.append(text)
-        result = _chat(line, text, 30.0)
+        sent.append(step)
+        result = _chat(line, step, 30.0)
         if not isinstance(result, Response):
             return TransferResult(ok=False, commands=tuple(sent), detail=_words(result))
     sleep(dial_tone_wait)  # let the exchange hear the last digit before we let go
@@ -465,6 +501,7 @@ __all__ = [
     "TransferResult",
     "Waiting",
     "bridge_call",
+    "dial_digits",
     "hook_flash_transfer",
     "outgoing_state",
     "say",

@@ -436,15 +436,19 @@ class ForwardingService:
         return channel
 
     def _transfer(self, line: Any, person: Any) -> ForwardResult:
-        from ..calls.bridge import hook_flash_transfer
+        """Hook-flash transfer to `person`'s mobile as the office's exchange dials it: the
+        national form in the office's country (international prefix otherwise), after the
+        PBX's outside-line prefix (`forwarding.transfer_prefix`)."""
+        from ..calls.bridge import dial_digits, hook_flash_transfer
 
-        flash_ms = self._settings.get().forwarding.flash_ms
-        result = hook_flash_transfer(line, person.mobile, flash_ms)
+        s = self._settings.get()
+        dial = dial_digits(person.mobile, s.business.country, s.forwarding.transfer_prefix)
+        result = hook_flash_transfer(line, dial, s.forwarding.flash_ms)
         if result.ok:
             return ForwardResult(
                 taken=True,
-                reason=f"transferred to {person.name} by hook flash (the exchange took it over; "
-                "whether they answered is not known)",
+                reason=f"transferred to {person.name} by hook flash, dialled {dial} (the "
+                "exchange took it over; whether they answered is not known)",
             )
         return ForwardResult(taken=False, reason=f"hook-flash transfer failed: {result.detail}")
 

@@ -56,6 +56,15 @@ def _text(v: str) -> str | None:
     return f"up to {MAX_TEXT} characters of plain text"
 
 
+_PREFIX = re.compile(r"^[0-9*#]{0,4},{0,3}$")
+
+
+def outside_line_prefix(v: str) -> str | None:
+    if _PREFIX.match(v):
+        return None
+    return 'up to 4 digits (or * #), then up to 3 commas for 2 s pauses, e.g. "9," (or empty)'
+
+
 def _ref(v: str) -> str | None:
     return None if v == "" or _REF.match(v) else "a stored recording (media/YYYY/MM/<id>.wav)"
 
@@ -131,6 +140,14 @@ class Forwarding:
         help="Analog lines on a PBX or Centrex: how long the line is broken for a transfer "
         "(often 100 to 600 ms; ask the phone company).",
     )
+    transfer_prefix: str = setting(
+        "",
+        label="Outside-line prefix for transfers",
+        check=outside_line_prefix,
+        help="Analog lines on a PBX: what the phone system needs before an outside number, "
+        'e.g. "9"; each comma waits 2 s for its second dial tone ("9,"). Empty on Centrex '
+        "and lines that dial out directly.",
+    )
     record_calls: bool = setting(
         False,
         label="Record calls put through by Frontdesk",
@@ -155,5 +172,6 @@ __all__ = [
     "Greeting",
     "Greetings",
     "greeting_key",
+    "outside_line_prefix",
     "voice_name",
 ]

@@ -240,6 +240,26 @@ def test_unsupported_channel() -> None:
     assert result.outcome == "unsupported"
 
 
+@pytest.mark.parametrize(
+    ("number", "country", "prefix", "dialled"),
+    [
+        ("+447700900001", "GB", "", "07700900001"),  # national form, trunk prefix 0
+        ("+442079460123", "GB", "9,", "9,02079460123"),  # a PBX's outside line and a pause
+        ("+15550109999", "US", "", "15550109999"),  # NANP: 1 and ten digits
+        ("+14165550123", "US", "9", "914165550123"),  # Canada from the US: still 1 + ten
+        ("+447700900001", "US", "9", "9011447700900001"),  # abroad: 011 from NANP
+        ("+15550109999", "GB", "", "0015550109999"),  # abroad: 00 from GB
+        ("+493012345678", "DE", "0", "003012345678"),  # German PBX: 0 for the outside line
+        ("204", "GB", "9", "204"),  # an extension: dialled as written
+        ("+44", "GB", "9", ""),  # no phone number: nothing to dial
+    ],
+)
+def test_dial_digits(number: str, country: str, prefix: str, dialled: str) -> None:
+    from firmware_app.calls.bridge import dial_digits
+
+    assert dial_digits(number, country, prefix) == dialled
+
+
 def test_hook_flash_sequence(tmp_path: Any, bus: EventBus, recorder: Recorder) -> None:
     modem = create("usr5637", tmp_path / "dev")
     line = Line("line1", str(modem.path), bus=bus, options=FAST, pin_file=tmp_path / "p.json")
@@ -249,13 +269,21 @@ def test_hook_flash_sequence(tmp_path: Any, bus: EventBus, recorder: Recorder) -
         modem.ring(CallerId(number="5551234"), rings=6, interval=0.3)
         recorder.wait(ev.IncomingCall, timeout=10)
         assert isinstance(line.answer().result(5), Response)
-        result = hook_flash_transfer(line, "+1 (555) 010-9999", flash_ms=300, sleep=lambda s: None)
+        waits: list[float] = []
+        result = hook_flash_transfer(line, "9,07700900001", flash_ms=300, sleep=waits.append)
         assert result.ok, result
-        assert result.commands == ("AT+VTS={!,30}", "AT+VTS=1,5,5,5,0,1,0,9,9,9,9", "hang up")
+        assert result.commands == (
+            "AT+VTS={!,30}",
+            "AT+VTS=9",  # the outside line, then a pause for its dial tone
+            "AT+VTS=0,7,7,0,0,9,0,0,0,0,1",
+            "hang up",
+        )
+        assert waits == [1.5, 2.0, 1.5]  # dial tone after the flash, the comma, the last digit
         assert modem.extras.flashes == [300]
-        assert "".join(modem.extras.tones_sent) == "15550109999"
+        assert "".join(modem.extras.tones_sent) == "907700900001"
         assert modem.call_state == "idle"
         assert not hook_flash_transfer(line, "abc").ok
+        assert not hook_flash_transfer(line, "9,").ok  # a prefix alone is no number
     finally:
         line.stop()
         line.join(2.0)
@@ -263,9 +291,42 @@ def test_hook_flash_sequence(tmp_path: Any, bus: EventBus, recorder: Recorder) -
         modem.close()
 
 
-# -- an analog caller (V.253 voice duplex, AT+VTR) put through on a GSM line ------------------
-# The analog line is in voice duplex from before staff are dialled until the two calls part:
-# the caller hears ringback through it, and hanging up (DLE l) is seen while staff are rung.
+@pytest.mark.parametrize(
+    ("country", "mobile", "prefix", "dialled"),
+    [("GB", "+447700900001", "9,", "9,07700900001"), ("US", "+15550001111", "", "15550001111")],
+    ids=["uk_office_pbx", "us_office_centrex"],
+)
+def test_e2e_hook_flash_transfer_dials_as_the_office_exchange_wants(
+    world: Callable[..., World], country: str, mobile: str, prefix: str, dialled: str
+) -> None:
+    """An analog line the owner marked as on a phone system, open hours: greeted, then
+    transferred by hook flash to the staff member on duty, in the national form of the
+    office's country and after the PBX's outside-line prefix."""
+    from firmware_app.calls.analog_voice import Pacing
+    from firmware_app.modem.simulator import VoiceCaller
+
+    def settings(s: Any) -> Any:
+        s = open_with_staff(transfer_prefix=prefix, flash_ms=200)(s)
+        s.business.country = country
+        s.staff.members[0].mobile = mobile
+        s.lines.transfer_lines = ["line1"]
+        return s
+
+    w = world(("usr5637",), now=WEDNESDAY_MORNING, settings=settings)
+    analog = w.modems[0]
+    analog.voice.speed = 10.0
+    assert w.calls.runner is not None
+    w.calls.runner.pacing = Pacing(speed=10.0)
+    analog.voice.caller = VoiceCaller()
+    item = w.call()
+    assert item.details["plan"]["steps"] == ["greet", "forward_to", "take_voicemail"]
+    assert "hook flash" in item.details["plan"]["explanation"]
+    assert item.outcome == "forwarded", item.text
+    assert f"dialled {dialled} " in item.text
+    assert analog.extras.flashes == [200]
+    assert "".join(analog.extras.tones_sent) == dialled.replace(",", "")
+    assert analog.call_state == "idle"
+    assert w.mails(0, timeout=0.5) == []  # passed on: no email
 
 
 def tone_blocks(pcm: np.ndarray, freqs: tuple[float, ...], block: int = 400) -> np.ndarray:

@@ -117,6 +117,19 @@ def test_forwarding_page(logged_in: Any, services: Services) -> None:
     r = logged_in.post("/greetings/forwarding", {"no_reply_seconds": "99"})
     page = logged_in.client.get("/greetings/forwarding").get_data(as_text=True)
     assert "Not saved" in page and "5 to 30" in page
+    # The PBX's outside-line prefix, and how a transfer dials the first staff mobile.
+    services.settings.save_section("business", {"country": "GB"})
+    services.settings.save_section(
+        "staff", {"members": [{"name": "Anna", "mobile": "07700 900001"}]}
+    )
+    form = {"no_reply_seconds": "25", "flash_ms": "300", "keep_recordings_days": "14"}
+    r = logged_in.post("/greetings/forwarding", {**form, "transfer_prefix": "9,"})
+    assert r.status_code == 302 and services.settings.get().forwarding.transfer_prefix == "9,"
+    page = logged_in.client.get("/greetings/forwarding").get_data(as_text=True)
+    assert "Anna&#39;s +447700900001 is dialled 9,07700900001" in page
+    logged_in.post("/greetings/forwarding", {**form, "transfer_prefix": "9;ATH"})
+    page = logged_in.client.get("/greetings/forwarding").get_data(as_text=True)
+    assert "Not saved" in page and services.settings.get().forwarding.transfer_prefix == "9,"
 
 
 @pytest.mark.browser
