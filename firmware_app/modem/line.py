@@ -55,8 +55,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Results that end a call when no command is in flight (V.250 5.7.1; SIM7600 MISSED_CALL;
-# Huawei ^CEND).
+# Codes that end the call (V.250 5.7.1; SIM7600 MISSED_CALL; Huawei ^CEND), as URCs: with
+# nothing in flight, or during a command that cannot end that way (AT+CLCC in a call).
 CALL_END_URCS = frozenset({"NO CARRIER", "BUSY", "NO ANSWER", "^CEND", "MISSED_CALL"})
 # Codes the SMS service handles (new message, status report, USSD reply): published as
 # `events.Unsolicited` on the line's thread.
@@ -367,6 +367,7 @@ class Line(Worker):
         self._up = False
         self._settings_pending = False
         self._reinit_queued = False
+        self._ending = False  # hanging up or rejecting: call-end codes are our own doing
 
     def _submit(self, fn: Callable[[Line], T], name: str, at_ring: int = 0) -> Future[T]:
         fut: Future[T] = Future()
@@ -558,7 +559,10 @@ class Line(Worker):
             return
         if name in ("RING", "+CRING"):
             self._ring(now)
-        elif name in CALL_END_URCS and self._engine.in_flight is None:
+        elif name in CALL_END_URCS and not self._ending:
+            # Whether or not a command is in flight (the engine keeps NO CARRIER for the
+            # commands that can end with it): the call is over. Not while we hang up
+            # ourselves: then ^CEND or NO CARRIER is our own doing.
             self._call_ended("the caller hung up" if name != "BUSY" else "busy")
             return
         result = self._collector.urc(name, urc.line, now)
@@ -667,13 +671,21 @@ class Line(Worker):
 
     def _do_hangup(self) -> Result:
         driver = self._require_driver()
-        result = driver.hangup(self)
+        self._ending = True
+        try:
+            result = driver.hangup(self)
+        finally:
+            self._ending = False
         self._end_by_us()
         return result
 
     def _do_reject(self) -> Result:
         driver = self._require_driver()
-        result = driver.reject(self)
+        self._ending = True
+        try:
+            result = driver.reject(self)
+        finally:
+            self._ending = False
         self._end_by_us()
         return result
 

@@ -22,6 +22,10 @@ from firmware_app.protocol.errors import LocalProtocolError
 #    ``AT`` (garbled echo); after the ``"> "`` prompt, the echoed body. Dropped.
 # 2. final result code (OK, CONNECT [rate], ERROR, +CME ERROR, +CMS ERROR, NO CARRIER, BUSY,
 #    NO ANSWER, NO DIALTONE, vendor forms such as COMMAND NOT SUPPORT): ends the command.
+#    NO CARRIER / BUSY / NO ANSWER / NO DIALTONE end only a command that can end that way
+#    (`Command.call_result`: ATD, ATA, ATO, A/, fax +F..., voice +VTX/+VRX/+VTR/+VLS); during
+#    any other command (AT+CLCC, AT+CSQ in a call) the call ended: a URC, and the command
+#    goes on waiting for its own result.
 # 3. a line starting with one of the command's own response prefixes (derived from the
 #    command: ``AT+CREG?`` -> ``+CREG:``; ``AT+CSQ`` -> ``+CSQ:``) is a response line, even
 #    when that prefix is also a known URC.
@@ -48,6 +52,7 @@ __all__ = [
     "Prompt",
     "Response",
     "Timeout",
+    "ends_like_a_call",
     "parse_cme_error",
     "parse_cmti",
     "parse_creg",
@@ -116,8 +121,12 @@ _ERROR_WORDS: Final[dict[str, str]] = {
     "COMMAND NOT SUPPORT": "not_supported",
     "TOO MANY PARAMETERS": "error",
 }
-# Results that mean "the call ended" when no command is in flight.
+# Results that mean "the call ended" when no command is in flight, or one that cannot end so.
 _CALL_END_WORDS: Final = frozenset({"NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE"})
+# Commands whose final result may be one of those (V.250 6.3: D dial, A answer, O online;
+# T.31/T.32 fax commands +F...; V.253 voice +VTX/+VRX/+VTR and +VLS, which goes off-hook).
+_CALL_BASIC: Final = frozenset("ADO")
+_CALL_EXTENDED: Final = frozenset({"+VTX", "+VRX", "+VTR", "+VLS"})
 # Known unsolicited codes with a colon (3GPP TS 27.007 / 27.005; SIMCom, Quectel, Huawei).
 _URC_NAMES: Final = frozenset(
     {
@@ -161,6 +170,9 @@ class Command:
     timeout: float = 5.0
     body: bytes | None = field(default=None, kw_only=True)
     prefixes: tuple[str, ...] | None = field(default=None, kw_only=True)
+    # May NO CARRIER / BUSY / NO ANSWER / NO DIALTONE be this command's final result? None:
+    # derived from the text (`ends_like_a_call`).
+    call_result: bool | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         if self.text[:2].upper() not in ("AT", "A/"):
@@ -175,11 +187,48 @@ class Command:
             raise LocalProtocolError("an SMS body must not contain Ctrl-Z or ESC")
         if self.prefixes is None:
             object.__setattr__(self, "prefixes", command_prefixes(self.text))
+        if self.call_result is None:
+            object.__setattr__(self, "call_result", ends_like_a_call(self.text))
 
     @property
     def expects_prompt(self) -> bool:
         names = {p.rstrip(":") for p in self.prefixes or ()}
         return self.body is not None or bool(names & _PROMPT_COMMANDS)
+
+
+def ends_like_a_call(text: str) -> bool:
+    """Can this command line end with NO CARRIER, BUSY, NO ANSWER or NO DIALTONE?
+
+    Basic commands D, A, O (V.250 6.3) and A/ can; so can fax (+F...) and voice data
+    commands (+VTX, +VRX, +VTR, +VLS). ``AT+CLCC``, ``AT&D2``, ``AT+CMGD=1`` cannot.
+    """
+    upper = text.upper()
+    if upper.startswith("A/"):
+        return True
+    body = _QUOTED.sub('""', upper[2:])
+    i, n = 0, len(body)
+    while i < n:
+        c = body[i]
+        if c in "+^$%#*-":
+            m = _CMD_NAME.match(body, i) if c != "-" else re.match(r"-[A-Z][A-Z0-9]*", body[i:])
+            name = m.group(0) if m is not None else ""
+            if name.startswith("+F") or name in _CALL_EXTENDED:
+                return True
+            end = body.find(";", i)
+            if end < 0:
+                return False
+            i = end + 1
+        elif c == "&":
+            i += 2  # &C1, &D2, &F, &W: an ampersand command letter and its number
+        elif c == "S" and i + 1 < n and body[i + 1].isdigit():
+            i += 1  # S-register: S0=0, S7?
+            while i < n and (body[i].isdigit() or body[i] in "=?"):
+                i += 1
+        elif c in _CALL_BASIC:
+            return True
+        else:
+            i += 1
+    return False
 
 
 def command_prefixes(text: str) -> tuple[str, ...]:
@@ -536,6 +585,11 @@ class ATEngine:
         ):
             return
         # 2. final result
+        if upper in _CALL_END_WORDS and not inf.command.call_result:
+            # The call ended while an unrelated command was in flight: tell the line now;
+            # the command still gets its own OK or ERROR.
+            self._events.append(URC(name=upper, args="", line=text, raw=raw))
+            return
         if self._final(inf, text, upper):
             return
         # 3. the command's own response

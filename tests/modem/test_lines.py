@@ -255,6 +255,27 @@ def test_gsm_clip_answer_and_hang_up(
     assert hung.answered and line.status().state == "idle"
 
 
+def test_a_hang_up_while_a_command_waits_for_its_answer_ends_the_call(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    modem = make_modem("sim800")
+    line = make_line(modem.path)
+    up(recorder, line)
+    modem.ring("+15551234567", rings=5, interval=0.3)
+    call = recorder.wait(ev.IncomingCall)
+    assert isinstance(line.answer().result(5), Response)
+    modem.hold(r"AT\+CLCC")  # the modem is slow to answer this one
+    pending = line.command("AT+CLCC", timeout=10)
+    modem.wait_for_command(r"^AT\+CLCC$")
+    modem.caller_hangs_up()  # NO CARRIER arrives while AT+CLCC waits for its OK
+    hung = recorder.wait(ev.CallerHungUp)
+    assert (hung.call_id, hung.answered) == (call.call_id, True)
+    assert line.status().state == "idle"
+    modem.send_garbage(b"\r\nOK\r\n")  # ...and then it answers the command
+    result = pending.result(10)
+    assert isinstance(result, Response) and result.command.text == "AT+CLCC"
+
+
 def test_call_waiting_is_not_a_new_call(
     make_modem: Modems, make_line: Lines_, recorder: Recorder
 ) -> None:

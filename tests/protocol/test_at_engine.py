@@ -20,6 +20,7 @@ from firmware_app.protocol.at import (
     Response,
     Timeout,
     command_prefixes,
+    ends_like_a_call,
     parse_cme_error,
     parse_cmti,
     parse_creg,
@@ -258,6 +259,25 @@ TABLE = [
         [("URC", "HEX", "041230393330313232343630393535353132313251")],
         id="raw-caller-id-hex",
     ),
+    pytest.param(
+        "AT+CSQ",
+        b"\r\nNO CARRIER\r\n\r\n+CSQ: 20,99\r\n\r\nOK\r\n",
+        [("URC", "NO CARRIER", ""), CSQ],
+        id="call-ends-during-an-unrelated-command",
+    ),
+    pytest.param(
+        "AT+CLCC",
+        b'\r\n+CLCC: 1,1,0,0,0,"+15551234567",145\r\nBUSY\r\nOK\r\n',
+        [("URC", "BUSY", ""), ("OK", "OK", ('+CLCC: 1,1,0,0,0,"+15551234567",145',))],
+        id="busy-during-clcc",
+    ),
+    pytest.param(
+        "AT+FCLASS=8;+VLS=1",
+        b"\r\nNO CARRIER\r\n",
+        [("ERR", "no_carrier", None, ())],
+        id="off-hook-ends-with-no-carrier",
+    ),
+    pytest.param("AT+FRH=3", b"\r\nNO CARRIER\r\n", [("ERR", "no_carrier", None, ())], id="frh"),
     pytest.param(None, b"\r\nNO CARRIER\r\n", [("URC", "NO CARRIER", "")], id="idle-nocarrier"),
     pytest.param(None, b"\r\nBUSY\r\n", [("URC", "BUSY", "")], id="idle-busy"),
     pytest.param(
@@ -301,6 +321,36 @@ def test_table_one_byte_at_a_time(
     command: str | None, data: bytes, expected: list[Summary]
 ) -> None:
     assert feed(command, data, bytewise=True) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "call"),
+    [
+        ("ATD+15551234567;", True),
+        ("ATDT5551234", True),
+        ("ATA", True),
+        ("ATO", True),
+        ("A/", True),
+        ("AT+FRM=96", True),
+        ("AT+FDR", True),
+        ("AT+VRX", True),
+        ("AT+FCLASS=8;+VLS=1", True),
+        ("ATE0V1Q0", False),
+        ("AT&D2", False),
+        ("ATS0=0", False),
+        ("AT+CLCC", False),
+        ("AT+CMGD=1", False),
+        ("AT+CHUP", False),
+        ("ATH", False),
+        ('AT+CUSD=1,"*100#",15', False),
+        ("AT-SCID=1;+VCID=1", False),
+        ("AT+VTS=1", False),
+    ],
+)
+def test_which_commands_may_end_like_a_call(text: str, call: bool) -> None:
+    assert ends_like_a_call(text) is call
+    assert Command(text).call_result is call
+    assert Command(text, call_result=not call).call_result is (not call)
 
 
 def test_garbled_line_keeps_raw_bytes() -> None:
