@@ -135,18 +135,19 @@ def with_store_or_daemon(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .daemon import Daemon
+    from .daemon import Daemon, exit_code
     from .logs import setup_logging
 
     config = _config(args)
     ring = setup_logging(config.log.level)
-    return Daemon(config, log_ring=ring).run()
+    daemon = Daemon(config, log_ring=ring)
+    return exit_code(daemon, daemon.run())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     if getattr(args, "demo_command", None) == "call":
         return cmd_demo_call(args)
-    from .daemon import Daemon
+    from .daemon import Daemon, exit_code
     from .logs import setup_logging
 
     config = demo_config(Path(args.data_dir).resolve())
@@ -158,7 +159,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "(Ctrl-C stops)",
         flush=True,
     )
-    return Daemon(config, log_ring=ring).run()
+    daemon = Daemon(config, log_ring=ring)
+    return exit_code(daemon, daemon.run())
 
 
 def cmd_demo_call(args: argparse.Namespace) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlencode
@@ -28,13 +27,12 @@ def web_server(services: Services, trusted_proxy: str) -> Iterator[int]:
     services.config.web.listen = f"127.0.0.1:{free_port()}"
     services.config.web.trusted_proxy = trusted_proxy
     server = WebServer(services)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    server.start()
     try:
         yield int(server.address.rpartition(":")[2])
     finally:
         server.stop()
-        thread.join(timeout=10)
+        assert server.join(10)
 
 
 class Browser:
