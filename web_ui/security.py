@@ -85,8 +85,9 @@ def log_out() -> None:
 
 
 def safe_next(target: str | None) -> str | None:
-    """A local path to return to after login, or None (never another site)."""
-    if not target:
+    """A local path to return to after login, or None (never another site, and never a
+    control character: CR/LF in a Location header would be a 500, not a redirect)."""
+    if not target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
