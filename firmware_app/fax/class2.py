@@ -251,10 +251,10 @@ def send_class2(
     if problem:
         return SendOutcome(ok=False, status="failed", reason=problem, fax_class=version)
     # Minimum scan time 0 (+FCC st=0); Class 2.0 takes data in direct order (+FBO=0, the
-    # first bit in the LSB), as the pages are coded.
-    documents = tuple(p.encode(fine=fine, mr=False, min_scan_bits=0) for p in pages)
+    # first bit in the LSB), as the pages are coded. Each page is coded once the modem's
+    # +FCS says how (fine or normal, MH or MR: whatever the two machines agreed).
     tx = Class2Sender(version=v, number=dial[3:] if dial.upper().startswith("ATD") else dial)
-    tx.documents = documents
+    tx.sources = tuple(pages)
     call = Class2Call(line, tx, clock=clock)
     try:
         end = call.run(tx.dial())

@@ -8,11 +8,13 @@ Pure: no I/O, no clock; the line driver sends the commands and feeds lines, resu
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from firmware_app.protocol.at import split_params, unquote
 from firmware_app.protocol.errors import LocalProtocolError
+from firmware_app.protocol.t30 import PageSource
 
 __all__ = [
     "DC2",
@@ -407,15 +409,32 @@ class Class2Receiver(_Session):
 
 @dataclass(slots=True)
 class Class2Sender(_Session):
-    """Dial and send: ATD, AT+FDT per page, page data with its end mark, page status."""
+    """Dial and send: ATD, AT+FDT per page, page data with its end mark, page status.
+
+    Pages are `documents` (T.4 already coded, in the bit order set with +FBO) or `sources`,
+    coded when the modem answers AT+FDT with CONNECT, in the resolution and coding its
+    `+FCS` reports (T.32: the DTE sends what was negotiated; MR when df is 1)."""
 
     number: str = ""
-    documents: tuple[bytes, ...] = ()  # T.4 pages in the bit order set with +FBO
+    documents: tuple[bytes, ...] = ()
+    sources: Sequence[PageSource] = ()
     sent: int = 0
+
+    @property
+    def page_count(self) -> int:
+        return len(self.documents) or len(self.sources)
+
+    def _page_data(self) -> bytes:
+        if self.documents:
+            return self.documents[self.sent]
+        params = self.params
+        fine = params.fine if params is not None else True
+        mr = params is not None and params.mr
+        return self.sources[self.sent].encode(fine=fine, mr=mr, min_scan_bits=0)
 
     def dial(self) -> Step:
         self._check_state("idle")
-        if not self.documents:
+        if not self.page_count:
             raise LocalProtocolError("nothing to send: a fax needs at least one page")
         if not re.fullmatch(r"[0-9*#+,WwPpTt]+", self.number):
             raise LocalProtocolError(f"cannot dial {self.number!r}")
@@ -429,7 +448,7 @@ class Class2Sender(_Session):
 
     def result(self, result: str) -> Step:
         upper = result.strip().upper()
-        last = self.sent + 1 >= len(self.documents)
+        last = self.sent + 1 >= self.page_count
         if self.state == "dialling":
             if upper == "OK":
                 self.state = "fdt"
@@ -438,7 +457,7 @@ class Class2Sender(_Session):
         if self.state == "fdt":
             if upper.startswith("CONNECT"):
                 self.state = "writing"
-                data = escape_page(self.documents[self.sent], self._terminator(last))
+                data = escape_page(self._page_data(), self._terminator(last))
                 return WritePage(data=data, wait_xon=self.version == "2")
             return self._finish(False, f"the remote did not take page {self.sent + 1} ({result})")
         if self.state == "writing":

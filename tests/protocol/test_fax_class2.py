@@ -220,6 +220,34 @@ def test_send_session(version: str) -> None:
     assert step == Finished(ok=True, reason="sent 2 page(s)", hangup_code=0)
 
 
+class Source:
+    """A page that records how it was asked to be coded."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[bool, bool, int]] = []
+
+    def encode(self, *, fine: bool, mr: bool, min_scan_bits: int) -> bytes:
+        self.asked.append((fine, mr, min_scan_bits))
+        return b"MR" if mr else b"MH"
+
+
+@pytest.mark.parametrize(
+    ("fcs", "coded"),
+    [("+FCS:1,5,0,2,1,0,0,0", (True, True, 0)), ("+FCS:0,3,0,2,0,0,0,0", (False, False, 0))],
+    ids=["fine MR", "normal MH"],
+)
+def test_pages_are_coded_as_the_modem_negotiated(fcs: str, coded: tuple[bool, bool, int]) -> None:
+    page = Source()
+    tx = Class2Sender(version="2.0", number="1", sources=(page,))
+    tx.dial()
+    tx.line("+FCO")
+    assert tx.result("OK") == SendCommand(text="AT+FDT", timeout=60.0)
+    tx.line(fcs)  # the DCS the modem sent: T.32 says the DTE sends in that format
+    step = tx.result("CONNECT")
+    assert isinstance(step, WritePage) and page.asked == [coded]
+    assert step.data == (b"MR" if coded[1] else b"MH") + b"\x10."
+
+
 def test_send_refused_page_and_bad_number() -> None:
     tx = Class2Sender(version="2.0", number="1", documents=(b"x",))
     tx.dial()
