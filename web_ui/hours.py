@@ -338,7 +338,7 @@ def import_calendar() -> Any:
         return _holidays_page(errors, status=422)
     try:
         svc = services()
-        events = ical.read_events(
+        found = ical.read_events(
             upload.read(ical.MAX_BYTES + 1),
             svc.routing.router().hours.tz,
             svc.routing.local_now().date(),
@@ -347,7 +347,13 @@ def import_calendar() -> Any:
         errors.add("f-ics", f"Calendar file: {exc}")
         return _holidays_page(errors, status=422)
     known = {(c.start, c.end) for c in svc.settings.get().holidays.closures}
-    return render_template("hours/import.html", events=events, known=known)
+    return render_template(
+        "hours/import.html",
+        events=found.events,
+        skipped=found.skipped,
+        known=known,
+        horizon=ical.HORIZON_DAYS,
+    )
 
 
 @bp.post("/holidays/import/confirm")

@@ -21,6 +21,7 @@ from firmware_app.daemon import Daemon
 from firmware_app.services import Services
 from firmware_app.settings.routing import Menu as MenuSettings
 from firmware_app.settings.routing import MenuOption, RotaEntry, StaffMember
+from web_ui import ical
 
 from .conftest import Owner
 
@@ -408,13 +409,14 @@ def test_calendar_import_previews_then_adds_the_chosen_events(
 ) -> None:
     response = upload(owner, ICS)
     text = page(response)
-    assert response.status_code == 200 and "3 events found" in text
+    assert response.status_code == 200 and "2 upcoming events found, soonest first" in text
     assert "Summer &lt;b&gt;break&lt;/b&gt;" in text and "2026-08-03 to 2026-08-14" in text
-    assert 'name="event-0-pick" value="1"' in text  # in the past: not ticked
+    assert "Long ago" not in text and "1 event that ended before today" in text
+    assert 'name="event-0-pick" value="1" checked' in text
     assert services.settings.get().holidays.closures == []  # nothing before confirming
     form = {
-        "event-1-pick": "1", "event-1-start": "2026-08-03", "event-1-end": "2026-08-14", "event-1-reason": "Summer <b>break</b>",
-        "event-2-start": "2026-12-24", "event-2-end": "2026-12-24", "event-2-reason": "Christmas party",
+        "event-0-pick": "1", "event-0-start": "2026-08-03", "event-0-end": "2026-08-14", "event-0-reason": "Summer <b>break</b>",
+        "event-1-start": "2026-12-24", "event-1-end": "2026-12-24", "event-1-reason": "Christmas party",
     }  # fmt: skip
     owner.post("/hours/holidays/import/confirm", form, token_from="/hours/holidays")
     closures = services.settings.get().holidays.closures
@@ -422,9 +424,92 @@ def test_calendar_import_previews_then_adds_the_chosen_events(
         ("2026-08-03", "2026-08-14", "Summer <b>break</b>")
     ]
     # Tampered rows are validated like any closure: nothing half-added.
-    bad = {**form, "event-2-pick": "1", "event-2-end": "2026-12-01"}
+    bad = {**form, "event-1-pick": "1", "event-1-end": "2026-12-01"}
     owner.post("/hours/holidays/import/confirm", bad, token_from="/hours/holidays")
     assert len(services.settings.get().holidays.closures) == 1
+
+
+def _calendar(*events: str) -> bytes:
+    body = "".join(f"BEGIN:VEVENT\r\n{e.strip()}\r\nEND:VEVENT\r\n" for e in events)
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{body}END:VCALENDAR\r\n".encode()
+
+
+def test_calendar_import_keeps_the_upcoming_events_and_says_what_it_left_out(
+    owner: Owner,
+) -> None:
+    """500 one-day events from 1 January 2026, today 23 March: the 81 past ones are left
+    out and counted, the first 200 upcoming ones are listed soonest first, and the rest are
+    counted with the date after which they were cut."""
+    first = dt.date(2026, 1, 1)
+    days = [first + dt.timedelta(days=i) for i in range(500)]
+    data = _calendar(
+        *(
+            f"UID:d{i}\r\nDTSTART;VALUE=DATE:{d:%Y%m%d}\r\nSUMMARY:Day {i}"
+            for i, d in enumerate(days)
+        )
+    )
+    text = page(upload(owner, data))
+    assert "200 upcoming events found, soonest first" in text
+    assert 'name="event-0-start" value="2026-03-23"' in text
+    assert 'name="event-199-start" value="2026-10-08"' in text and "event-200-" not in text
+    assert "81 events that ended before today" in text
+    assert "219 more events after 2026-10-08 (at most 200 are listed at a time" in text
+
+
+def test_calendar_import_expands_repeating_events(owner: Owner) -> None:
+    today = dt.date(2026, 3, 23)
+    data = _calendar(
+        # every year since 2020 on 1-2 June (dates, UNTIL in UTC); June 2027 is past the horizon
+        "UID:y\r\nDTSTART;VALUE=DATE:20200601\r\nDTEND;VALUE=DATE:20200603\r\n"
+        "RRULE:FREQ=YEARLY;UNTIL=20300101T000000Z\r\nSUMMARY:Stocktaking",
+        # Fridays from 27 March, 4 of them, 3 April left out, 10 April moved to Thursday 9th
+        "UID:w\r\nDTSTART;TZID=Europe/London:20260327T130000\r\nDTEND;TZID=Europe/London:20260327T170000\r\n"
+        "RRULE:FREQ=WEEKLY;COUNT=4\r\nEXDATE;TZID=Europe/London:20260403T130000\r\nSUMMARY:Early close",
+        "UID:w\r\nRECURRENCE-ID;TZID=Europe/London:20260410T130000\r\n"
+        "DTSTART;TZID=Europe/London:20260409T130000\r\nDTEND;TZID=Europe/London:20260409T170000\r\nSUMMARY:Early close",
+        # every hour: not a closure calendar
+        "UID:h\r\nDTSTART:20260101T000000Z\r\nRRULE:FREQ=HOURLY\r\nSUMMARY:Tick",
+        # every 90 days, for ever: cut at the horizon (23 March 2026 + 400 days)
+        "UID:d\r\nDTSTART;VALUE=DATE:20260301\r\nRRULE:FREQ=DAILY;INTERVAL=90\r\nSUMMARY:Quarter",
+    )
+    found = ical.read_events(data, ZoneInfo("Europe/London"), today)
+    got = [(e.start, e.end, e.reason, e.repeats) for e in found.events]
+    assert got == [
+        ("2026-03-27", "2026-03-27", "Early close", True),
+        ("2026-04-09", "2026-04-09", "Early close", False),
+        ("2026-04-17", "2026-04-17", "Early close", True),
+        ("2026-05-30", "2026-05-30", "Quarter", True),
+        ("2026-06-01", "2026-06-02", "Stocktaking", True),
+        ("2026-08-28", "2026-08-28", "Quarter", True),
+        ("2026-11-26", "2026-11-26", "Quarter", True),
+        ("2027-02-24", "2027-02-24", "Quarter", True),
+    ]
+    assert found.skipped == [
+        "the dates of repeating events more than 400 days ahead (import the file again later "
+        "for them)",
+        "1 event repeating more often than daily",
+    ]
+    text = page(upload(owner, data))
+    assert "8 upcoming events found" in text and "a repeating event" in text
+    assert "1 event repeating more often than daily" in text
+
+
+def test_a_long_running_series_gives_the_same_dates_as_from_its_start() -> None:
+    """A fortnightly series since 1990 is started at its last repetition before the window
+    (quick), with the same dates as expanding it from 1990."""
+    from dateutil.rrule import rrulestr
+
+    rule = "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,FR"
+    data = _calendar(f"UID:o\r\nDTSTART;VALUE=DATE:19900105\r\nRRULE:{rule}\r\nSUMMARY:Old")
+    today = dt.date(2026, 3, 23)
+    found = ical.read_events(data, ZoneInfo("UTC"), today)
+    whole = rrulestr(rule, dtstart=dt.datetime(1990, 1, 5))
+    end = dt.datetime.combine(today + dt.timedelta(days=ical.HORIZON_DAYS), dt.time())
+    expected = [
+        d.date().isoformat() for d in whole.between(dt.datetime(2026, 3, 23), end, inc=True)
+    ]
+    assert [e.start for e in found.events] == expected[: ical.MAX_EVENTS]
+    assert len(expected) > 50
 
 
 @pytest.mark.parametrize(
