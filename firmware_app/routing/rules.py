@@ -67,10 +67,12 @@ class NumberList:
         code, intl, trunk = _country_prefixes(region)
         for pattern in patterns:
             p = pattern.strip()
+            digits = "".join(c for c in p if c.isdigit())
+            if not digits:
+                continue  # would match every caller (validation refuses it; an old file may not)
             if not p.endswith("*"):
                 self.exact.setdefault(e164(p, region), pattern)
                 continue
-            digits = "".join(c for c in p[:-1] if c.isdigit())
             if p.startswith("+"):
                 self.prefixes.append(("+" + digits, pattern))
                 continue

@@ -140,6 +140,13 @@ def _number_patterns(v: list[str]) -> str | None:
         return (
             f"phone numbers, or a number prefix ending in * such as +44870* (bad: {', '.join(bad)})"
         )
+    # Without digits ("--*", "()*") a prefix would match every caller.
+    few = [p for p in v if sum(c.isdigit() for c in p) < 2]
+    if few:
+        return (
+            "phone numbers or prefixes with at least two digits: an entry without them would "
+            f"match every caller (bad: {', '.join(few)})"
+        )
     return None
 
 

@@ -182,6 +182,9 @@ def _problems(section: str, data: dict[str, Any]) -> dict[str, str]:
         ("staff", {"rota": [{"name": "x", "days": ["monday"]}]}, "rota[0].days", "mon, tue"),
         ("rules", {"ring_seconds": 2}, "ring_seconds", "a number from 5 to 120"),
         ("rules", {"block": ["+44*870"]}, "block", "prefix ending in *"),
+        ("rules", {"block": ["--*"]}, "block", "would match every caller (bad: --*)"),
+        ("rules", {"allow": ["..*", "()*", "  *"]}, "allow", "at least two digits"),
+        ("rules", {"block": ["0*", "+44870*"]}, "block", "(bad: 0*)"),
         ("rules", {"allow": ["+441"], "block": ["+441"]}, "block", "not also on the allow list"),
         ("rules", {"menus": [{"mode": "open"}, {"mode": "open"}]}, "menus[1].mode", "one menu"),
         ("rules", {"menus": [{"options": [{"digit": "1"}, {"digit": "1"}]}]},
@@ -225,3 +228,14 @@ def test_numbers_are_normalised_to_e164_when_possible(
     number: str, region: str, expected: str
 ) -> None:
     assert normalise_number(number, region) == expected
+
+
+def test_number_entries_need_digits() -> None:
+    from firmware_app.routing.rules import NumberList
+
+    rules = section_from_dict("rules", {"block": ["+44*", "0870*"], "allow": ["+44 7700 900999"]})
+    assert rules.block == ["+44*", "0870*"]
+    # A list saved before this check (or edited by hand) never matches everybody.
+    old = NumberList(["--*", "()*", "+44870*"], "GB")
+    assert old.match("+441632960123", "GB") == ""
+    assert old.match("+448701234567", "GB") == "+44870*"

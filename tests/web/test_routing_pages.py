@@ -604,6 +604,15 @@ def test_call_rules_and_menus(owner: Owner, services: Services) -> None:
     assert 'name="menu_open-0-digit"' in text and 'name="menu_open-1-digit"' not in text
 
 
+def test_a_block_entry_without_digits_is_refused(owner: Owner, services: Services) -> None:
+    form = {"block": "0870*\n--*", "withheld": "answer", "ring_seconds": "35"}
+    response = owner.post("/hours/rules/", form)
+    assert response.status_code == 422
+    text = page(response)
+    assert "would match every caller (bad: --*)" in text
+    assert services.settings.get().rules.block == []
+
+
 def test_on_call_staff_are_put_through_when_the_rules_say_so(
     owner: Owner, services: Services
 ) -> None:
