@@ -1,5 +1,6 @@
-"""Faxes: received and sent faxes with their state, pages and PDF; retry or cancel a queued
-one; the "Send a fax" page (upload checked by content, cover page, resolution, dither);
+"""Faxes: received and sent faxes with page 1's picture, state, pages and the PDF (view or
+download); retry or cancel a queued one; "Send a fax" (upload checked by content, cover page,
+resolution, dither), drawn in the render child and shown page by page before it is queued;
 `GET /api/v1/faxes` and `POST /api/v1/fax` (multipart upload).
 
 Calls `services.fax` (firmware_app.fax.service.FaxService) and the history only.
@@ -11,7 +12,18 @@ import re
 from datetime import UTC
 from typing import Any
 
-from flask import Blueprint, Flask, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from werkzeug.wrappers import Response
 
 from firmware_app.errors import FrontdeskError
@@ -123,6 +135,8 @@ def send_form() -> Any:
 
 @bp.post("/send")
 def send() -> Any:
+    """Check the form, then have the upload drawn (in the render child, off this request)
+    and show its pages before anything is queued."""
     fax = _fax()
     form = {
         "to": request.form.get("to", "").strip()[:40],
@@ -146,7 +160,7 @@ def send() -> Any:
         return _send_page(form, errors, 422)
     dither = {"yes": True, "no": False}.get(form["dither"])
     try:
-        item = fax.send(
+        draft = fax.prepare(
             form["to"],
             data,
             cover_note=form["note"] if form["cover"] else None,
@@ -156,9 +170,98 @@ def send() -> Any:
         )
     except FrontdeskError as exc:
         return _send_page(form, {"file": str(exc)}, 422)
+    return redirect(url_for("fax.draft", draft_id=draft.id), code=303)
+
+
+def _draft_form(draft: Any) -> dict[str, Any]:
+    dither = {True: "yes", False: "no"}.get(draft.dither, "auto")
+    return {
+        "to": draft.number,
+        "cover": draft.cover_note is not None,
+        "note": draft.cover_note or "",
+        "resolution": "fine" if draft.fine else "normal",
+        "dither": dither,
+    }
+
+
+GONE = (
+    "that fax is no longer waiting to be sent (an upload is kept for an hour, and not across "
+    "a restart): upload it again"
+)
+
+
+def _the_draft(draft_id: str) -> Any:
+    fax = _fax()
+    return fax.draft(draft_id) if fax is not None else None
+
+
+@bp.get("/draft/<draft_id>")
+def draft(draft_id: str) -> Any:
+    """The pages as they will be sent, then Send or Start again; while the pages are being
+    drawn, a progress page that reloads itself every two seconds."""
+    found = _the_draft(draft_id)
+    if found is None:
+        return _send_page({"to": "", "resolution": "fine"}, {"file": GONE}, 404)
+    if found.state == "failed":
+        _fax().discard(found.id)
+        return _send_page(_draft_form(found), {"file": found.error}, 422)
+    page = render_template(
+        "fax/preview.html",
+        draft=found,
+        who=_display(found.number) or found.number,
+        previews=list(range(1, found.done + 1)),
+    )
+    response = Response(page, mimetype="text/html")
+    if found.state == "drawing":
+        response.headers["Refresh"] = "2"
+    return response
+
+
+@bp.get("/draft/<draft_id>/page/<int:page>.png")
+def draft_page(draft_id: str, page: int) -> Response:
+    found = _the_draft(draft_id)
+    path = found.preview(page) if found is not None else None
+    if path is None:
+        abort(404)
+    return send_file(path, mimetype="image/png", max_age=0)
+
+
+@bp.post("/draft/<draft_id>/send")
+def draft_send(draft_id: str) -> Response:
+    found = _the_draft(draft_id)
+    if found is None:
+        flash(GONE[0].upper() + GONE[1:] + ".", "error")
+        return redirect(url_for("fax.send_form"))
+    try:
+        item = _fax().queue_draft(found.id)
+    except FrontdeskError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("fax.draft", draft_id=found.id))
     pages = item.details.get("pages", 0)
-    flash(f"Fax to {_display(item.number) or form['to']} queued ({pages} pages).", "success")
+    who = _display(item.number) or found.number
+    flash(f"Fax to {who} queued ({pages} page{'s' if pages != 1 else ''}).", "success")
     return redirect(url_for("fax.index"))
+
+
+@bp.post("/draft/<draft_id>/discard")
+def draft_discard(draft_id: str) -> Response:
+    found = _the_draft(draft_id)
+    if found is not None:
+        _fax().discard(found.id)
+        flash("The fax was not sent; its pages are gone.", "success")
+    return redirect(url_for("fax.send_form"))
+
+
+@bp.get("/<record_id>/page1.png")
+def page_one(record_id: str) -> Response:
+    """Page 1 of a fax, small, for the list (drawn from the PDF the first time if need be)."""
+    fax = _fax()
+    path = fax.thumbnail(record_id) if fax is not None else None
+    if path is None:
+        abort(404)
+    response = send_file(path, mimetype="image/png", max_age=0)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.post("/<record_id>/retry")

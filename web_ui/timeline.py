@@ -110,6 +110,8 @@ def view(item: Interaction, svc: Services, tz: ZoneInfo, now: datetime) -> dict[
     media = []
     for ref in item.media:
         ext = ref.rsplit(".", 1)[-1].lower()
+        if item.channel == "fax" and ext == "png":
+            continue  # page 1's picture for the Fax page, not a document of its own
         media.append(
             {
                 "ref": ref,

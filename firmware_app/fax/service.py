@@ -19,6 +19,7 @@ import logging
 import re
 import secrets
 import shutil
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..calls import markers
 from ..errors import FrontdeskError
 from ..events import EventBus
-from ..media.fax_render import Cover, UploadError, UploadRenderer
+from ..media.fax_render import Cover, UploadError, UploadRenderer, sniff
 from ..numbers import normalise
 from ..services.history import FIND_CALL_SCAN, HistoryService, Interaction
 from ..services.notify.messages import FaxNotice, FaxSentNotice, fax_sent_message
@@ -104,6 +105,11 @@ class FaxDraft:
     pages: int = 0  # in all, the cover included (known once the document is checked)
     done: int = 0  # pages drawn so far
     error: str = ""
+    finished: threading.Event = dataclasses.field(default_factory=threading.Event, repr=False)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once the pages are drawn, or the drawing failed."""
+        return self.finished.wait(timeout)
 
     def preview(self, n: int) -> Path | None:
         """Page n's preview picture (1-based), once drawn."""
@@ -166,6 +172,7 @@ class FaxService:
         self.renderer = renderer or UploadRenderer()
         self._drafts: dict[str, FaxDraft] = {}
         self._drafts_dir = store.data_dir / DRAFT_DIR
+        self._thumb_lock = threading.Lock()
 
     # -- wiring --------------------------------------------------------------------------------
 
@@ -676,6 +683,10 @@ class FaxService:
             raise FaxError(
                 f"the file is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD / 1e6:.0f} MB"
             )
+        try:
+            sniff(data)
+        except UploadError as exc:
+            raise FaxError(str(exc)) from exc
         self._prune_drafts()
         draft_id = secrets.token_urlsafe(9)
         draft = FaxDraft(
@@ -741,6 +752,11 @@ class FaxService:
             draft.error, draft.state = f"the document could not be drawn ({exc})", "failed"
         finally:
             (draft.folder / "upload").unlink(missing_ok=True)
+            with self._lock:
+                kept = self._drafts.get(draft.id) is draft
+            if not kept:  # discarded while it was being drawn
+                shutil.rmtree(draft.folder, ignore_errors=True)
+            draft.finished.set()
 
     def draft(self, draft_id: str) -> FaxDraft | None:
         if not _DRAFT_ID.match(draft_id or ""):
@@ -774,7 +790,8 @@ class FaxService:
 
     def queue_draft(self, draft_id: str) -> Interaction:
         """Queue a drawn draft: its pages (G4 TIFF, sent exactly), PDF (shown) and page-1
-        picture go to the media store, then the record; the worker dials it."""
+        picture go to the media store, then the record (media: PDF, TIFF, PNG); the worker
+        dials it."""
         with self._lock:
             draft = self._drafts.get(draft_id) if _DRAFT_ID.match(draft_id or "") else None
             if draft is None:
@@ -803,6 +820,10 @@ class FaxService:
         folder = draft.folder
         tiff_ref = self.store.media.write((folder / "pages.tif").read_bytes(), "tif", now)
         pdf_ref = self.store.media.write((folder / "document.pdf").read_bytes(), "pdf", now)
+        first = draft.preview(1)
+        media: tuple[str, ...] = (pdf_ref, tiff_ref)
+        if first is not None:  # page 1 as the inbox shows it
+            media += (self.store.media.write(first.read_bytes(), "png", now),)
         record = self.history.record(
             Interaction(
                 channel="fax",
@@ -811,7 +832,7 @@ class FaxService:
                 start=now,
                 number=_number(draft.number, self.settings()),
                 text=draft.cover_note or "",
-                media=(pdf_ref, tiff_ref),
+                media=media,
                 details={
                     "status": "queued",
                     "dial": draft.dial,
@@ -827,6 +848,43 @@ class FaxService:
         )
         self._wake.set()
         return record
+
+    # -- page 1 pictures -------------------------------------------------------------------------
+
+    def thumbnail(self, record_id: str) -> Path | None:
+        """Page 1 of a fax as a small PNG (432 px wide) for the inbox: a sent fax has it from
+        its draft; a received one gets it the first time it is asked for, drawn from its PDF
+        by the render child and kept with the record. None: no such fax, or no page."""
+        item = self.history.get(record_id)
+        if item is None or item.channel != "fax":
+            return None
+        found = self._thumbnail_file(item)
+        if found is not None or not any(m.endswith(".pdf") for m in item.media):
+            return found
+        with self._thumb_lock:
+            item = self.history.get(record_id)  # another request may have drawn it meanwhile
+            if item is None:
+                return None
+            found = self._thumbnail_file(item)
+            if found is not None:
+                return found
+            pdf = self.history.media_file(next(m for m in item.media if m.endswith(".pdf")))
+            if pdf is None:
+                return None
+            with tempfile.TemporaryDirectory(prefix="frontdesk-fax-") as tmp:
+                out = Path(tmp) / "page1.png"
+                try:
+                    self.renderer.thumbnail(pdf, out)
+                except UploadError as exc:
+                    log.warning("fax %s: page 1 could not be drawn: %s", record_id, exc)
+                    return None
+                ref = self.store.media.write(out.read_bytes(), "png", item.start)
+            self.history.update(record_id, media=(*item.media, ref))
+            return self.history.media_file(ref)
+
+    def _thumbnail_file(self, item: Interaction) -> Path | None:
+        ref = next((m for m in item.media if m.endswith(".png")), "")
+        return self.history.media_file(ref) if ref else None
 
     def queued(self) -> list[Interaction]:
         return self.history.newest(

@@ -52,6 +52,7 @@ __all__ = [
     "check_upload",
     "cover_page",
     "rasterise",
+    "sniff",
 ]
 
 Paper = Literal["a4", "letter"]
@@ -93,6 +94,12 @@ class UploadError(FrontdeskError):
 
 
 # --- checking ---------------------------------------------------------------------------------
+
+
+def sniff(data: bytes) -> UploadKind:
+    """The kind of document by its first bytes (standard library only: the daemon refuses a
+    file that is not a document at once, before the render child starts)."""
+    return _kind(data)
 
 
 def _kind(data: bytes) -> UploadKind:

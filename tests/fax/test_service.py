@@ -159,9 +159,10 @@ def test_sending_queues_first_then_retries_busy_with_backoff(services: Services)
     svc, clock = _service(services, send=fake, notify=notes, backoff=(60.0, 120.0))
     item = svc.send("+1 555 010 0100", page_png(), cover_note="Invoice attached", fine=True)
     assert item.outcome == "queued" and item.details["pages"] == 2  # cover + page
-    pdf_ref, tiff_ref = item.media
+    pdf_ref, tiff_ref, png_ref = item.media
     assert services.store.media.read(pdf_ref).startswith(b"%PDF-")
     assert services.store.media.path(tiff_ref).is_file()
+    assert svc.thumbnail(item.id) == services.store.media.path(png_ref)  # page 1: the cover
     svc.run_due()
     got = services.history.get(item.id)
     assert got is not None and got.outcome == "queued"

@@ -28,6 +28,8 @@ SAMPLE_ARGS = {
     "number": "+441632960123",
     "record_id": "2025-01:1",
     "ref": "media/2025/01/abcdefgh1234.mp3",
+    "draft_id": "abcdefghijkl",
+    "page": 1,
 }
 # Pages of one stored thing: with none stored they answer 404 (tests/web/test_contacts_*.py).
 NEEDS_DATA = {
@@ -37,6 +39,9 @@ NEEDS_DATA = {
     "contacts.edit",
     "calls.detail",
     "voicemail.audio",
+    "fax.draft",
+    "fax.draft_page",
+    "fax.page_one",
 }
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "'><svg onload=alert(1)>"]
 
