@@ -10,15 +10,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from firmware_app.modem import events as ev
 from firmware_app.modem.detect import BlockingChat, find_modems, parse_fclass, parse_vsm, probe
 from firmware_app.modem.line import Line, LineDownError
-from firmware_app.modem.simulator import CallerId, SimulatedModem
+from firmware_app.modem.simulator import CallerId, CidForm, SimulatedModem
 from firmware_app.modem.simulator.callerid import raw_line
 from firmware_app.protocol.at import Command, Response
 from firmware_app.settings.lines import Lines
@@ -178,33 +180,19 @@ def test_gsm_signal_and_registration_changes(
 
 # --- caller ID ------------------------------------------------------------------------------
 
-FORMS = [
-    ("with name", CallerId(number="5551234567", name="ALICE"), "5551234567", "ALICE", "ok"),
-    ("without name", CallerId(number="01632960123"), "01632960123", None, "ok"),
-    ("withheld", CallerId(private=True, name="x"), None, None, "withheld"),
-]  # fmt: skip
 
-
-@pytest.mark.parametrize(("label", "cid", "number", "name", "validity"), FORMS)
-def test_analog_caller_id_forms(
-    label: str,
-    cid: CallerId,
-    number: str | None,
-    name: str | None,
-    validity: str,
-    make_modem: Modems,
-    make_line: Lines_,
-    recorder: Recorder,
+def test_analog_caller_id_then_the_caller_gives_up(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
 ) -> None:
     modem = make_modem("usr5637")
     line = make_line(modem.path)
     up(recorder, line)
-    modem.ring(cid, rings=3, interval=0.3)
+    modem.ring(CallerId(number="01632960123"), rings=3, interval=0.3)  # UK: no NAME line
     call = recorder.wait(ev.IncomingCall)
     assert (call.number, call.name, call.validity, call.source) == (
-        number,
-        name,
-        validity,
+        "01632960123",
+        None,
+        "ok",
         "formatted",
     )
     assert call.rings == 2  # complete at the ring after the caller-ID block, name or not
@@ -212,6 +200,162 @@ def test_analog_caller_id_forms(
     hung = recorder.wait(ev.CallerHungUp, timeout=5.0)
     assert hung.call_id == call.call_id and not hung.answered
     assert line.status().state == "idle"
+
+
+@dataclass(frozen=True)
+class Form:
+    """One caller-ID form of REFERENCE.md 1 and what the line must make of it."""
+
+    id: str
+    cid: CallerId
+    number: str | None
+    name: str | None
+    validity: str = "ok"
+    shows: str = ""  # a raw line the modem sent, as the event's `raw` holds it
+    source: str = "formatted"
+
+
+def alice(**more: Any) -> CallerId:
+    return CallerId(number="5551234567", name="ALICE", **more)
+
+
+ANALOG_FORMS = [
+    Form("spaced", alice(), "5551234567", "ALICE", shows="NMBR = 5551234567"),
+    Form(
+        "no-spaces",
+        alice(form=CidForm(separator="=")),
+        "5551234567",
+        "ALICE",
+        shows="NMBR=5551234567",
+    ),
+    Form(
+        "name-before-number",
+        alice(form=CidForm(order=("DATE", "TIME", "NAME", "NMBR"))),
+        "5551234567",
+        "ALICE",
+        shows="NAME = ALICE",
+    ),
+    Form("no-name-uk", CallerId(number="01632960123"), "01632960123", None),
+    Form("four-digits", CallerId(number="5551"), "5551", None, shows="NMBR = 5551"),
+    Form(
+        "mesg-first-uk-bt",
+        CallerId(number="01632960123", message="110101"),
+        "01632960123",
+        None,
+        shows="MESG = 110101",
+    ),
+    Form(
+        "mesg-after-number",
+        alice(
+            message="110101",
+            form=CidForm(order=("DATE", "TIME", "NMBR", "MESG", "NAME")),
+        ),
+        "5551234567",
+        "ALICE",
+        shows="MESG = 110101",
+    ),
+    Form(
+        "dialled-number",
+        alice(dialled="5550100"),
+        "5551234567",
+        "ALICE",
+        shows="DDN_NMBR = 5550100",
+    ),
+    Form("private", CallerId(private=True, name="x"), None, None, "withheld", "NMBR = P"),
+    Form("out-of-area", CallerId(), None, None, "unavailable", "NMBR = O"),
+    Form(
+        "name-cut-to-15",
+        CallerId(number="5551234567", name="ACME PLUMBING AND HEATING"),
+        "5551234567",
+        "ACME PLUMBING A",
+    ),
+    Form("non-ascii-name", CallerId(number="5551234567", name="MÜLLER"), "5551234567", "MÜLLER"),
+    Form(
+        "empty-date",
+        alice(form=CidForm(empty_date=True)),
+        "5551234567",
+        "ALICE",
+        shows="DATE =",
+    ),
+    Form(
+        "date-time-combined",
+        CallerId(
+            number="5551234567",
+            when=datetime(2025, 1, 6, 14, 15),
+            form=CidForm(separator="=", date_time=True),
+        ),
+        "5551234567",
+        None,
+        shows="DATE TIME=01/06 14:15",
+    ),
+]
+# With AT+VCID=2 the modem reports the packet itself, as hex.
+RAW_FORMS = [
+    Form(
+        "mdmf",
+        alice(dialled="5550100"),
+        "5551234567",
+        "ALICE",
+        source="mdmf",
+    ),
+    Form(
+        "sdmf",
+        alice(form=CidForm(packet="sdmf")),
+        "5551234567",
+        None,
+        source="sdmf",
+    ),
+    Form("mdmf-private", CallerId(private=True), None, None, "withheld", source="mdmf"),
+]
+
+
+@pytest.mark.parametrize("name", ["usr5637", "cx93010"])
+def test_every_analog_caller_id_form_through_the_pty(
+    name: str, make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    modem = make_modem(name)
+    line = make_line(modem.path)
+    up(recorder, line)
+    for form in ANALOG_FORMS + RAW_FORMS:
+        if form is RAW_FORMS[0]:
+            assert isinstance(line.command("AT+VCID=2").result(5), Response)
+        mark = recorder.mark()
+        modem.ring(form.cid, rings=4, interval=0.4)
+        call = recorder.wait(ev.IncomingCall, since=mark)
+        got = (call.number, call.name, call.validity, call.source)
+        assert got == (form.number, form.name, form.validity, form.source), form.id
+        if form.shows:
+            assert form.shows in call.raw, (form.id, call.raw)
+        # Formatted lines: complete at the next RING, never at a timeout; a packet is
+        # complete in itself.
+        assert call.rings == (2 if form.source == "formatted" else 1), form.id
+        line.hangup().result(5)  # next caller
+        recorder.wait(ev.CallEnded, since=mark)
+    assert len(recorder.of(ev.IncomingCall)) == len(ANALOG_FORMS + RAW_FORMS)
+
+
+@pytest.mark.parametrize("name", ["sim800", "sim7600", "ec25", "e1752"])
+def test_gsm_clip_forms_through_the_pty(
+    name: str, make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    modem = make_modem(name, urc_interval=0.2)
+    line = make_line(modem.urc_path)
+    up(recorder, line)
+    alpha = None if name == "e1752" else "ALICE"  # the Huawei's +CLIP has no alpha field
+    forms = [
+        Form("number", CallerId(number="+15551234567", alpha="ALICE"), "+15551234567", alpha),
+        Form("national", CallerId(number="05551234567"), "05551234567", None),
+        Form("withheld-validity-1", CallerId(private=True), None, None, "withheld"),
+        Form("not-available-validity-2", CallerId(), None, None, "unavailable"),
+    ]
+    for form in forms:
+        mark = recorder.mark()
+        modem.ring(form.cid, rings=4, interval=0.4)
+        call = recorder.wait(ev.IncomingCall, since=mark)
+        got = (call.number, call.name, call.validity, call.source)
+        assert got == (form.number, form.name, form.validity, "clip"), form.id
+        line.reject().result(5)
+        recorder.wait(ev.CallEnded, since=mark)
 
 
 def test_raw_mdmf_packet_and_no_caller_id(

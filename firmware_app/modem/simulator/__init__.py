@@ -5,7 +5,7 @@ exactly as it opens /dev/ttyACM0. Personalities follow vendor manuals and REFERE
 quirks included, never the daemon's expectations.
 """
 
-from .callerid import CallerId
+from .callerid import CallerId, CidForm
 from .fax2 import FaxMachine
 from .modem import SimulatedModem, create, personality_by_name
 from .personalities import PERSONALITIES, PERSONALITY_NAMES, Personality
@@ -15,6 +15,7 @@ __all__ = [
     "PERSONALITIES",
     "PERSONALITY_NAMES",
     "CallerId",
+    "CidForm",
     "FaxMachine",
     "Personality",
     "SimulatedModem",
