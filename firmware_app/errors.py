@@ -65,8 +65,16 @@ class StoreFileError(StoreError):
     """A store file cannot be read or written (wrong owner or mode, a failing SD card).
 
     Restarting does not help: the daemon stops with its own exit code (EXIT_STORE_FILE) and
-    the systemd unit does not restart it (RestartPreventExitStatus=).
+    the systemd unit does not restart it (RestartPreventExitStatus=). `errno` is the
+    operating system's error number, when there was one.
     """
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+    def __reduce__(self) -> tuple[type, tuple[str, int | None]]:
+        return (type(self), (str(self), self.errno))
 
 
 EXIT_STORE_FILE = 78  # EX_CONFIG: systemd leaves the service stopped instead of looping

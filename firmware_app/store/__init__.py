@@ -19,8 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import StoreError, StoreLockedError
-from .durable import Collection, Database, file_problem, remove_leftover_temps
+from ..errors import StoreError, StoreFileError, StoreLockedError
+from .durable import (
+    Collection,
+    Database,
+    file_problem,
+    is_permission_problem,
+    move_aside,
+    remove_leftover_temps,
+)
 from .media import MediaStore
 
 log = logging.getLogger(__name__)
@@ -44,13 +51,26 @@ class History:
         with self._lock:
             db = self._open.get(month)
             if db is None:
-                db = Database(self.folder / f"{month}.json")
+                db = self._open_month(month)
                 self._open[month] = db
                 while len(self._open) > self._max_open:
                     _, old = self._open.popitem(last=False)
                     old.close()
             self._open.move_to_end(month)
             return db
+
+    def _open_month(self, month: str) -> Database:
+        """A month's database. One that cannot be read (an I/O error on a failing SD card) is
+        moved aside with a log line and the month starts empty: the other months, and new
+        records, go on working. A permission problem is raised as it is (a chown fixes it)."""
+        path = self.folder / f"{month}.json"
+        try:
+            return Database(path)
+        except StoreFileError as exc:
+            if is_permission_problem(exc):
+                raise
+            move_aside(path, str(exc))
+            return Database(path)
 
     def _table(self, month: str) -> Collection:
         return self._db(month).table("records")

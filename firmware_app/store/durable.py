@@ -82,12 +82,46 @@ def file_problem(
             owner = "its folder is not accessible"
         return StoreFileError(
             f"cannot {doing} {path}: permission denied ({owner}; Frontdesk runs as {me}). "
-            f"Give the data back to {me}: sudo chown -R {me}: {data_dir}"
+            f"Give the data back to {me}: sudo chown -R {me}: {data_dir}",
+            exc.errno,
         )
     return StoreFileError(
         f"cannot {doing} {path}: {exc.strerror or exc} (errno {exc.errno}); if this is a read "
-        "error the SD card may be failing: copy the data dir elsewhere now"
+        "error the SD card may be failing: copy the data dir elsewhere now",
+        exc.errno,
     )
+
+
+def is_permission_problem(exc: StoreFileError) -> bool:
+    import errno
+
+    return exc.errno in (errno.EACCES, errno.EPERM)
+
+
+def aside_name(path: Path, label: str) -> Path:
+    """`<name>.<label>-<time>`, with `-2`, `-3`... when that is taken: never overwrites an
+    earlier copy, even two in the same second."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    dest = path.with_name(f"{path.name}.{label}-{stamp}")
+    n = 1
+    while dest.exists() or dest.is_symlink():
+        n += 1
+        dest = path.with_name(f"{path.name}.{label}-{stamp}-{n}")
+    return dest
+
+
+def move_aside(path: Path, why: str) -> list[Path]:
+    """Rename a database's snapshot and journal out of the way (kept for recovery), with a
+    log line each; the folder is fsync'd so the renames survive a power cut."""
+    moved = []
+    for p in (path, path.with_name(path.name + ".journal")):
+        if p.exists() or p.is_symlink():
+            dest = aside_name(p, "unreadable")
+            os.replace(p, dest)
+            moved.append(dest)
+            log.error("%s is unreadable (%s); moved aside to %s, starting it empty", p, why, dest)
+    fsync_dir(path.parent)
+    return moved
 
 
 def _user_name(uid: int) -> str:
@@ -134,15 +168,7 @@ class JournalStorage(Storage):
     # -- opening ---------------------------------------------------------------------------
 
     def _move_aside(self, why: str) -> None:
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        for p in (self.path, self.journal_path):
-            if p.exists():
-                dest = p.with_name(f"{p.name}.unreadable-{stamp}")
-                os.replace(p, dest)
-                log.error(
-                    "%s is unreadable (%s); moved aside to %s, starting it empty", p, why, dest
-                )
-        fsync_dir(self.path.parent)
+        move_aside(self.path, why)
 
     def _load(self) -> None:
         data: dict[str, dict[str, Any]] = {}
@@ -186,10 +212,8 @@ class JournalStorage(Storage):
                     pos,
                     exc,
                 )
-                aside = self.journal_path.with_name(
-                    self.journal_path.name + f".damaged-{int(time.time())}"
-                )
-                aside.write_bytes(raw[pos:])
+                # On disk (fsync'd, folder too) before the journal is cut back below.
+                atomic_write(aside_name(self.journal_path, "damaged"), raw[pos:])
                 break
             pos = end + 1
             good = pos

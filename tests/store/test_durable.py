@@ -92,6 +92,106 @@ def test_unreadable_snapshot_is_moved_aside(
     t.insert({"ok": True})
 
 
+def test_copies_kept_aside_never_overwrite_each_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(durable.time, "strftime", lambda fmt: "20261204T120000")  # one second
+    for n in range(3):
+        (tmp_path / "x.json").write_text(f"{{not json {n}")
+        Database(tmp_path / "x.json").close()
+        (tmp_path / "x.json").unlink(missing_ok=True)
+        (tmp_path / "x.json.journal").write_bytes(
+            b'{"t":"t","set":{"1":{"n":1}}}\nGARBAGE %d\n{"t":"t"}\n' % n
+        )
+        Database(tmp_path / "x.json").close()
+        (tmp_path / "x.json.journal").unlink()
+    unreadable = sorted(p.name for p in tmp_path.glob("x.json.unreadable-*"))
+    assert unreadable == [
+        "x.json.unreadable-20261204T120000",
+        "x.json.unreadable-20261204T120000-2",
+        "x.json.unreadable-20261204T120000-3",
+    ]
+    assert {(tmp_path / name).read_text() for name in unreadable} == {
+        "{not json 0",
+        "{not json 1",
+        "{not json 2",
+    }
+    damaged = sorted(tmp_path.glob("x.json.journal.damaged-*"))
+    assert {p.read_bytes() for p in damaged} == {b'GARBAGE %d\n{"t":"t"}\n' % n for n in range(3)}
+    assert not list(tmp_path.glob(".*tmp-*"))  # written whole, through atomic_write
+
+
+def test_damaged_tail_is_on_disk_before_the_journal_is_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = tmp_path / "x.json.journal"
+    journal.write_bytes(b'{"t":"t","set":{"1":{"n":1}}}\nGARBAGE\n{"t":"t"}\n')
+    order: list[str] = []
+    real_write, real_open = durable.atomic_write, open
+
+    def write(path: Path, data: bytes, mode: int = 0o640) -> int:
+        order.append(f"copy {path.name.split('-')[0]}")
+        return real_write(path, data, mode)
+
+    def open_(file: object, mode: str = "r", *args: object, **kw: object) -> object:
+        if str(file) == str(journal) and "+" in mode:
+            order.append("cut journal")
+        return real_open(file, mode, *args, **kw)
+
+    monkeypatch.setattr(durable, "atomic_write", write)
+    monkeypatch.setattr(durable, "open", open_, raising=False)
+    Database(tmp_path / "x.json").close()
+    assert order == ["copy x.json.journal.damaged", "cut journal"]
+
+
+def test_an_io_error_on_a_history_month_moves_it_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Store(tmp_path) as store:
+        first = store.history.add({"n": 1}, datetime(2026, 1, 5, tzinfo=UTC))
+        store.history.add({"n": 2}, datetime(2026, 2, 5, tzinfo=UTC))
+    # The kernel refuses to read January's snapshot (a real OSError, EISDIR, standing in
+    # for EIO from a worn SD card).
+    (tmp_path / "history" / "2026-01.json").mkdir()
+    with caplog.at_level(logging.ERROR), Store(tmp_path) as store:
+        assert [r["n"] for r in store.history.newest(10)] == [2]
+        assert store.history.get(first) is None
+        store.history.add({"n": 3}, datetime(2026, 1, 6, tzinfo=UTC))
+        assert [r["n"] for r in store.history.newest(10)] == [2, 3]
+    assert "2026-01.json" in caplog.text and "moved aside" in caplog.text
+    assert "SD card may be failing" in caplog.text
+    kept = list((tmp_path / "history").glob("2026-01.json*.unreadable-*"))
+    assert len(kept) == 2  # the snapshot (here a folder) and the journal with record 1
+    (journal,) = [p for p in kept if p.name.startswith("2026-01.json.journal")]
+    assert b'"n":1' in journal.read_bytes()
+
+
+def test_an_io_error_on_a_core_database_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from firmware_app.errors import StoreFileError
+
+    with Store(tmp_path) as store:
+        store.put_document("settings", "current", {"x": 1})
+    real = Path.read_bytes
+
+    def failing(self: Path) -> bytes:
+        if self.name.startswith("settings.json"):
+            raise OSError(errno.EIO, "Input/output error", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", failing)
+    with Store(tmp_path) as store, pytest.raises(StoreFileError) as exc:
+        store.database("settings")
+    message = str(exc.value)
+    assert "settings.json" in message and "Input/output error" in message
+    assert "SD card may be failing" in message
+    assert exc.value.errno == errno.EIO
+    assert not list(tmp_path.glob("settings.json*.unreadable-*"))  # never started empty
+
+
 def test_compaction_keeps_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(durable, "COMPACT_MIN_BYTES", 2000)
     db = Database(tmp_path / "x.json")

@@ -9,6 +9,7 @@ written, until there were at least MIN_WRITE_KILLS and MIN_RECOVERY_KILLS of the
 from __future__ import annotations
 
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -58,8 +59,9 @@ def run_child(data: Path, delay: float, during_recovery: bool) -> Run:
         proc.send_signal(signal.SIGKILL)
     out, _ = proc.communicate(timeout=60)
     text = b"".join(lines).decode() + out.decode()
-    acked = {int(x.split()[1]) for x in text.splitlines() if x.startswith("ack ")}
-    names = {x.split()[0] for x in text.splitlines() if x}
+    whole = text.split("\n")[:-1]  # a line the kill cut short is no acknowledgement
+    acked = {int(x[4:]) for x in whole if re.fullmatch(r"ack \d+", x)}
+    names = {x.split()[0] for x in whole if x.split()}
     return Run(acked, "started" in names, "ready" in names, "done" in names, killed, open_seconds)
 
 
