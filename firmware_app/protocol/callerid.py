@@ -18,6 +18,8 @@ from firmware_app.protocol.errors import RemoteProtocolError
 
 __all__ = [
     "CALLER_ID_URCS",
+    "MAX_BLOCK_BYTES",
+    "MAX_BLOCK_LINES",
     "RING_URCS",
     "CallWaiting",
     "CallerId",
@@ -351,12 +353,29 @@ class _State(enum.Enum):
 CollectorResult = CallerId | CallWaiting
 
 
+# A caller-ID block is a handful of lines (the longest real one, MESG DATE TIME NMBR NAME
+# DDN_NMBR, is six); a line that sends more is broken or hostile. Past either cap the block
+# is complete with what came first, and nothing more is kept.
+MAX_BLOCK_LINES: Final = 16
+MAX_BLOCK_BYTES: Final = 1024
+
+
 @dataclass(slots=True)
 class _Collect:
     fields: list[tuple[str, str]] = field(default_factory=list)
     raw: list[str] = field(default_factory=list)
     rings: int = 0
     deadline: float = 0.0
+    size: int = 0
+
+    def room_for(self, text: str) -> bool:
+        return len(self.raw) < MAX_BLOCK_LINES and self.size + len(text) <= MAX_BLOCK_BYTES
+
+    def add(self, fields: list[tuple[str, str]], text: str, deadline: float) -> None:
+        self.fields += fields
+        self.raw.append(text)
+        self.size += len(text)
+        self.deadline = deadline
 
 
 class CallerIdCollector:
@@ -367,6 +386,9 @@ class CallerIdCollector:
     comes first. +CLIP, SDMF/MDMF packets and one-line forms (iaxmodem) are complete at
     once. While the line is in a call (`set_in_call(True)`), caller ID is a `CallWaiting`.
     After a result, RINGs are the same call until `idle_after` seconds pass without one.
+    A block is at most `MAX_BLOCK_LINES` lines and `MAX_BLOCK_BYTES` characters: a line
+    that would go past either completes it with what came before, so memory stays bounded
+    whatever the modem sends.
     """
 
     def __init__(self, *, timeout: float = 5.5, idle_after: float = 8.0) -> None:
@@ -433,9 +455,10 @@ class CallerIdCollector:
             fields = parse_formatted(stripped)
             if fields:
                 w = self._waiting
-                w.fields += fields
-                w.raw.append(stripped)
-                w.deadline = now + self.timeout
+                if not w.room_for(stripped):
+                    self._waiting = _Collect()
+                    return CallWaiting(caller=_fields_to_caller(w.fields, tuple(w.raw)))
+                w.add(fields, stripped, now + self.timeout)
             return None
         if self._state is _State.DONE:
             # Repeated +CLIP after each RING of a call already reported.
@@ -452,10 +475,15 @@ class CallerIdCollector:
         c = self._c
         if self._state is _State.IDLE:
             self._state = _State.COLLECTING
-        c.fields += fields
-        c.raw.append(stripped)
-        c.deadline = now + self.timeout
+        if not c.room_for(stripped):
+            return self._complete()
+        c.add(fields, stripped, now + self.timeout)
         return None
+
+    @property
+    def buffered(self) -> int:
+        """Caller-ID lines held for the call being collected or a call waiting (bounded)."""
+        return len(self._c.raw) + len(self._waiting.raw)
 
     def urc(self, name: str, line: str, now: float) -> CollectorResult | None:
         """Feed an AT engine URC by name: RING/+CRING are rings, caller-ID names are lines,

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from firmware_app.protocol.at import URC, ATEngine
 from firmware_app.protocol.callerid import (
+    MAX_BLOCK_BYTES,
+    MAX_BLOCK_LINES,
     MDMF_CALL,
     SDMF_CALL,
     CallerId,
@@ -111,6 +113,121 @@ def test_formatted(
     for key, value in extra.items():
         assert getattr(cid, key) == value, key
     assert cid.raw == tuple(lines)
+
+
+# --- byte tables: the same forms as a modem sends them, through the AT engine --------------
+
+
+def through_engine(stream: bytes, *, bytewise: bool) -> list[CallerId | CallWaiting]:
+    """Feed `stream` to an ATEngine (whole or one byte at a time) and its URCs to a
+    collector, 0.1 s apart; then let the collector's time run out."""
+    engine = ATEngine()
+    c = CallerIdCollector()
+    now = 0.0
+    out: list[CallerId | CallWaiting] = []
+    chunks = [stream[i : i + 1] for i in range(len(stream))] if bytewise else [stream]
+    for chunk in chunks:
+        engine.receive_data(chunk)
+        for ev in engine.events():
+            assert isinstance(ev, URC), ev
+            now += 0.1
+            r = c.urc(ev.name, ev.line, now)
+            if r is not None:
+                out.append(r)
+    r = c.tick(now + 100.0)
+    if r is not None:
+        out.append(r)
+    return out
+
+
+def block(lines: list[str]) -> bytes:
+    """RING, the caller-ID block as a modem frames it (Latin-1 bytes), the 2nd RING."""
+    text = "\r\n" + "\r\n".join(lines) + "\r\n"
+    return b"\r\nRING\r\n" + text.encode("latin-1") + b"\r\nRING\r\n"
+
+
+@pytest.mark.parametrize("bytewise", [False, True], ids=["whole", "bytewise"])
+@pytest.mark.parametrize(("lines", "number", "name", "validity", "extra"), FORMATTED)
+def test_formatted_bytes_through_the_engine(
+    lines: list[str],
+    number: str | None,
+    name: str | None,
+    validity: str,
+    extra: dict[str, object],
+    bytewise: bool,
+) -> None:
+    (cid,) = through_engine(block(lines), bytewise=bytewise)
+    assert isinstance(cid, CallerId)
+    assert (cid.number, cid.name, cid.validity, cid.source) == (number, name, validity, "formatted")
+    for key, value in extra.items():
+        assert getattr(cid, key) == value, key
+
+
+def _mdmf_hex(*params: tuple[int, bytes]) -> str:
+    payload = b"".join(bytes([t, len(v)]) + v for t, v in params)
+    return build_packet(MDMF_CALL, payload).hex().upper()
+
+
+# Raw packets (+VCID=2) and GSM +CLIP lines as the modem sends them: (stream, number, name,
+# validity, source).
+RAW_AND_CLIP = [
+    pytest.param(
+        b"\r\nRING\r\n\r\n041230393330313232343630393535353132313251\r\n",
+        "6095551212", None, "ok", "sdmf", id="sdmf-published-example",
+    ),
+    pytest.param(
+        b"\r\nRING\r\n\r\n"
+        + _mdmf_hex((1, b"01171452"), (2, b"5551234567"), (3, b"5550100"), (7, b"DOE JOHN"))
+        .encode()
+        + b"\r\n",
+        "5551234567", "DOE JOHN", "ok", "mdmf", id="mdmf",
+    ),
+    pytest.param(
+        b"\r\nRING\r\n\r\n" + _mdmf_hex((1, b"01171452"), (4, b"P"), (8, b"P")).encode()
+        + b"\r\n",
+        None, None, "withheld", "mdmf", id="mdmf-private",
+    ),
+    pytest.param(
+        b"\r\nRING\r\n\r\n041230393330313232343630393535353132313252\r\n",
+        None, None, "unavailable", "sdmf", id="sdmf-bad-checksum",
+    ),
+    pytest.param(
+        b'\r\nRING\r\n\r\n+CLIP: "+420123456789",145,,,,0\r\n',
+        "+420123456789", None, "ok", "clip", id="clip",
+    ),
+    pytest.param(
+        b'\r\n+CRING: VOICE\r\n\r\n+CLIP: "0123456789",129,"",0,"Alice",0\r\n',
+        "0123456789", "Alice", "ok", "clip", id="cring-clip-alpha",
+    ),
+    pytest.param(
+        b'\r\nRING\r\n\r\n+CLIP: "",128,,,,1\r\n', None, None, "withheld", "clip",
+        id="clip-withheld",
+    ),
+    pytest.param(
+        b'\r\nRING\r\n\r\n+CLIP: "",128,,,,2\r\n', None, None, "unavailable", "clip",
+        id="clip-not-available",
+    ),
+    pytest.param(
+        b"\r\nNAME= NMBR=201 USER= NDID=100\r\n", "201", None, "ok", "formatted",
+        id="iaxmodem-one-line",
+    ),
+    pytest.param(b"\r\nRING\r\n\r\nRING\r\n", None, None, "unavailable", "none", id="none"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("bytewise", [False, True], ids=["whole", "bytewise"])
+@pytest.mark.parametrize(("stream", "number", "name", "validity", "source"), RAW_AND_CLIP)
+def test_raw_and_clip_bytes_through_the_engine(
+    stream: bytes,
+    number: str | None,
+    name: str | None,
+    validity: str,
+    source: str,
+    bytewise: bool,
+) -> None:
+    (cid,) = through_engine(stream, bytewise=bytewise)
+    assert isinstance(cid, CallerId)
+    assert (cid.number, cid.name, cid.validity, cid.source) == (number, name, validity, source)
 
 
 def test_iaxmodem_line_is_complete_at_once() -> None:
@@ -372,6 +489,28 @@ def test_collector_fed_from_engine_urcs() -> None:
     assert isinstance(results[0], CallerId) and results[0].number == "5551234"
 
 
+def test_an_endless_block_is_cut_off() -> None:
+    c = CallerIdCollector()
+    assert c.ring(0.0) is None
+    results = [c.line(f"NMBR = {i}", 0.1 + i * 0.001) for i in range(100_000)]
+    done = [r for r in results if r is not None]
+    assert len(done) == 1 and results.index(done[0]) == MAX_BLOCK_LINES
+    assert isinstance(done[0], CallerId)
+    assert len(done[0].raw) == MAX_BLOCK_LINES
+    assert c.buffered == 0
+    # the same in a call: a call waiting notice, not an unbounded buffer
+    c = CallerIdCollector()
+    c.set_in_call(True)
+    waiting = [c.line("NAME = " + "X" * 100, i * 0.001) for i in range(10_000)]
+    assert all(r is None or isinstance(r, CallWaiting) for r in waiting)
+    assert c.buffered <= MAX_BLOCK_LINES
+    # one long line counts by size
+    c = CallerIdCollector()
+    assert c.line("NMBR = 5551234", 0.0) is None
+    cut = c.line("NAME = " + "Y" * MAX_BLOCK_BYTES, 0.1)
+    assert isinstance(cut, CallerId) and (cut.number, cut.name) == ("5551234", None)
+
+
 def test_is_caller_id_line() -> None:
     assert is_caller_id_line("NMBR = 1")
     assert is_caller_id_line('+CLIP: "1",129')
@@ -391,7 +530,7 @@ lines = st.one_of(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["ring", "line", "tick", "call"]), lines), max_size=30))
+@given(st.lists(st.tuples(st.sampled_from(["ring", "line", "tick", "call"]), lines), max_size=80))
 def test_collector_never_raises(script: list[tuple[str, str]]) -> None:
     c = CallerIdCollector()
     now = 0.0
@@ -406,6 +545,7 @@ def test_collector_never_raises(script: list[tuple[str, str]]) -> None:
         else:
             r = c.set_in_call(len(text) % 2 == 0, now)
         assert r is None or isinstance(r, CallerId | CallWaiting)
+        assert c.buffered <= 2 * MAX_BLOCK_LINES
 
 
 @settings(max_examples=300, deadline=None)
