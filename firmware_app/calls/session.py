@@ -378,8 +378,17 @@ class CallSession:
                 yield from self._voicemail(step)
                 return
             elif isinstance(step, Reject):
-                r = yield Play(greeting="not_accepted")
-                raise _End("blocked", "not accepted")
+                # Answered only to say so (analog, calls.blocked_message): then hang up.
+                why = "blocked number"
+                if self.plan.rule == "withheld":
+                    why = "withheld number rejected"
+                if step.how == "message":
+                    r = yield Play(greeting="not_accepted", stop_digits="")
+                    if getattr(r, "reason", "") == "hangup":
+                        why += " (hung up during the message)"
+                    else:
+                        why += ", told the call is not accepted"
+                raise _End("blocked", why)
             elif isinstance(step, FaxReceive):
                 raise _End("fax", "answered as a fax machine")
             elif isinstance(step, HangUp):

@@ -192,13 +192,22 @@ class RepeatMenu:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Reject:
-    """Do not take the call: decline it (GSM) or pick up and hang up at once (analog)."""
+    """Do not take the call: decline it (GSM), pick up and hang up at once (analog), or
+    (analog, `calls.blocked_message`) pick up, play "not_accepted" and hang up."""
 
-    how: Literal["decline", "answer_and_hang_up"]
+    how: Literal["decline", "answer_and_hang_up", "message"]
     kind: Literal["reject"] = dataclasses.field(default="reject", init=False)
 
     def describe(self) -> str:
+        if self.how == "message":
+            return "pick up, say the call is not accepted and hang up"
         return "decline the call" if self.how == "decline" else "pick up and hang up at once"
+
+
+def _reject(line: LineCapabilities, settings: Settings) -> Reject:
+    if line.kind == "gsm":
+        return Reject(how="decline")
+    return Reject(how="message" if settings.calls.blocked_message else "answer_and_hang_up")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -436,7 +445,7 @@ class Router:
             return _plan(status, "allow", steps, why, notes)
 
         if rejected:
-            steps = [Reject(how="decline" if line.kind == "gsm" else "answer_and_hang_up")]
+            steps = [_reject(line, settings)]
             why = f"Blocked: {call.number} matches {rejected}"
             return _plan(status, "block", steps, why, notes)
 
@@ -444,7 +453,7 @@ class Router:
         if call.withheld:
             label = "Withheld number" if call.validity != "unavailable" else "Number unavailable"
             if rules.withheld == "reject":
-                steps = [Reject(how="decline" if line.kind == "gsm" else "answer_and_hang_up")]
+                steps = [_reject(line, settings)]
                 return _plan(
                     status, "withheld", steps, f"{label}: rejected by the withheld rule", notes
                 )

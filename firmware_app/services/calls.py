@@ -198,7 +198,10 @@ class CallService:
         plan = self.plan_for(event, line)
         if plan is None:
             return
-        reject = bool(plan.steps) and isinstance(plan.steps[0], Reject)
+        first = plan.steps[0] if plan.steps else None
+        # A Reject "message" (analog, calls.blocked_message) is answered: its session plays
+        # "not_accepted" and hangs up; any other Reject is refused before the answer.
+        reject = isinstance(first, Reject) and first.how != "message"
         decision = Decision(
             line=event.line,
             call_id=event.call_id,

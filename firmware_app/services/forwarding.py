@@ -361,10 +361,11 @@ class ForwardingService:
     def put_through(self, line: Any, call: Any, step: ForwardTo, channel: Any) -> ForwardResult:
         """Run a plan's `ForwardTo` step for an answered call on `line` (the runner's hook).
 
-        `dial_out`: call each staff member on a free second (GSM) line (they press 1 when the
-        step asks), join the calls (an analog caller's line in voice duplex, AT+VTR),
-        recorded when `forwarding.record_calls` is on; `hook_flash`: blind transfer on a PBX
-        line; `network`: nothing to do once answered.
+        The caller first hears "connecting". `dial_out`: call each staff member on a free
+        second (GSM) line (they press 1 when the step asks), join the calls (an analog
+        caller's line in voice duplex, AT+VTR), recorded when `forwarding.record_calls` is
+        on; `hook_flash`: blind transfer on a PBX line; `network`: nothing to do once
+        answered.
         """
         people = [p for p in step.people if p.mobile]
         if not people:
@@ -374,21 +375,25 @@ class ForwardingService:
                 taken=False,
                 reason="the network forwards only calls Frontdesk leaves unanswered",
             )
-        if step.method == "hook_flash":
-            return self._transfer(line, people[0])
-        other = self.free_line(line)
-        if other is None:
+        other = self.free_line(line) if step.method != "hook_flash" else None
+        if step.method != "hook_flash" and other is None:
             return ForwardResult(taken=False, reason="no second line is free to call staff")
-        from ..calls.bridge import bridge_call
-
-        recorder = None
-        if self.recordings is not None and self.recordings.enabled:
-            recorder = self.recordings.save
         greetings = self.greetings
         if greetings is None:
             from ..calls.runner import DefaultGreetings
 
             greetings = DefaultGreetings()
+        ended = self._connecting(channel, greetings)
+        if ended:
+            return ForwardResult(taken=False, reason=ended)
+        if step.method == "hook_flash":
+            return self._transfer(line, people[0])
+        assert other is not None
+        from ..calls.bridge import bridge_call
+
+        recorder = None
+        if self.recordings is not None and self.recordings.enabled:
+            recorder = self.recordings.save
         from ..media.tones import ringback, ringback_plan
 
         waiting_tone = ringback(plan=ringback_plan(self._settings.get().business.country))
@@ -428,6 +433,21 @@ class ForwardingService:
                 return ForwardResult(taken=False, reason=result.detail, recordings=kept)
             tried.append(f"{person.name}: {_BRIDGE_WORDS.get(result.outcome, result.outcome)}")
         return ForwardResult(taken=False, reason="; ".join(tried), recordings=kept)
+
+    def _connecting(self, channel: Any, greetings: Any) -> str:
+        """Play "connecting" to the caller before they are put through. "" to go on, else
+        why the call ends instead ("hangup", "fax", "error": the session's words)."""
+        try:
+            audio = greetings.audio("connecting")
+        except Exception as exc:  # a greeting that cannot be had is no reason to not connect
+            log.warning("the connecting greeting is unavailable: %s", exc)
+            audio = None
+        if audio is not None:
+            played = channel.play(audio, stop_digits="")
+            reason = str(getattr(played, "reason", ""))
+            if reason in ("hangup", "fax", "error"):
+                return reason
+        return "hangup" if channel.caller_gone else ""
 
     def _open_staff_audio(self, line: Any) -> Any:
         channel = self.call_audio.outgoing(line) if self.call_audio is not None else None

@@ -62,9 +62,13 @@ LABELS: dict[str, tuple[str, str]] = {
     "closed": ("Closed", "Outside opening hours, before voicemail."),
     "holiday": ("Public holiday", "On a public holiday the office closes for."),
     "voicemail": ("Voicemail prompt", "Just before the beep."),
-    "connecting": ("Connecting you", "While Frontdesk calls the staff on duty."),
+    "connecting": ("Connecting you", "Before Frontdesk puts the caller through to staff."),
     "accept_call": ("Staff: press 1 to accept", "Played to the staff member who picks up."),
-    "not_accepted": ("Nobody took the call", "When nobody accepted the call in time."),
+    "not_accepted": (
+        "Call not accepted",
+        "To blocked or rejected callers on analog lines, when set to hear it before the "
+        "hang-up (Settings, Calls).",
+    ),
     "recording_notice": ("Recording notice", "Before a call that is recorded."),
     "goodbye": ("Goodbye", "At the end of the call."),
     "screen": ("Screening", "Asks callers to press 1 before anything else (robocalls)."),
@@ -231,7 +235,7 @@ def default_text(key: str, settings: Settings) -> str:
     if key == "accept_call":
         return f"This is a call for {name}. Press 1 to accept it."
     if key == "not_accepted":
-        return "Sorry, nobody is free to take your call right now."
+        return f"Sorry, {name} does not accept this call. Goodbye."
     if key == "recording_notice":
         return "This call is recorded."
     if key == "goodbye":

@@ -1,4 +1,5 @@
-"""Settings section for call handling: voicemail length and silence, screening, text-back.
+"""Settings section for call handling: voicemail length and silence, screening, text-back,
+what blocked callers hear on analog lines.
 
 Plain data with defaults, so existing settings documents need no migration. Pure: the call
 sessions read this section at the start of each call.
@@ -37,4 +38,11 @@ class Calls:
         label="Text back missed callers",
         help="Send an SMS to a caller who hung up without a message, at most once a day "
         "per number (needs a GSM line).",
+    )
+    blocked_message: bool = setting(
+        False,
+        label="Tell blocked callers their call is not accepted (analog lines)",
+        help="Off: an analog line picks up a blocked or rejected call and hangs up at once. "
+        'On: the caller hears the "Call not accepted" greeting first. GSM lines always '
+        "decline such calls (never connected, so never charged to the caller).",
     )

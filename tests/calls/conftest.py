@@ -32,6 +32,7 @@ class ToneGreetings:
         "goodbye": 800.0,
         "screen": 900.0,
         "not_accepted": 950.0,
+        "connecting": 1150.0,
         "menu:closed": 1000.0,
         "menu:open": 1050.0,
     }

@@ -322,6 +322,11 @@ def test_e2e_hook_flash_transfer_dials_as_the_office_exchange_wants(
     assert item.details["plan"]["steps"] == ["greet", "forward_to", "take_voicemail"]
     assert "hook flash" in item.details["plan"]["explanation"]
     assert item.outcome == "forwarded", item.text
+    # The open greeting, then "connecting" just before the flash.
+    assert w.greetings.asked[:2] == ["open", "connecting"]
+    assert bytes(analog.voice.played[1].data) == codecs.encode(
+        w.greetings.audio("connecting"), "ulaw"
+    )
     assert f"dialled {dialled} " in item.text
     assert analog.extras.flashes == [200]
     assert "".join(analog.extras.tones_sent) == dialled.replace(",", "")

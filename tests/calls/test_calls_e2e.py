@@ -194,6 +194,26 @@ def test_blocked_caller_is_rejected_and_recorded(world: Callable[..., World]) ->
     assert w.mails(0, timeout=0.5) == []
 
 
+def test_blocked_caller_hears_not_accepted_when_the_owner_chose_it(
+    world: Callable[..., World],
+) -> None:
+    w = world(block=["+15550000666"])
+    w.services.settings.save_section("calls", {"blocked_message": True})
+    mark = w.recorder.mark()
+    item = w.call("+15550000666", VoiceCaller())
+    assert item.outcome == "blocked" and not item.open
+    assert item.text == "blocked number, told the call is not accepted"
+    assert item.details["plan"]["steps"] == ["reject"]
+    assert "say the call is not accepted" in item.details["plan"]["explanation"]
+    assert item.details["answered"] is True
+    (played,) = w.modem.voice.played  # the message, nothing else, then the hang-up
+    assert bytes(played.data) == codecs.encode(w.greetings.audio("not_accepted"), "ulaw")
+    assert "ATH1" not in w.modem.commands and "AT+VRX" not in w.modem.commands
+    w.recorder.wait(ev.CallEnded, since=mark)
+    assert w.modem.call_state == "idle"
+    assert w.mails(0, timeout=0.5) == []  # blocked: no email
+
+
 def test_vip_after_hours_on_an_analog_line_reaches_staff(world: Callable[..., World]) -> None:
     w = world(allow=["+15557770000"])
     caller = VoiceCaller().say(speech(1.5), at=0.2).hang_up(at=2.0, after="record")

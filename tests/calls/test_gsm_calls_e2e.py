@@ -288,6 +288,15 @@ def test_open_hours_bridge_accepted_audio_both_ways_and_recorded(
     assert w.modems[1].extras.dialled == ["+15550001111"]
     assert energy_at(staff_audio.heard_pcm(), 600.0) > 0.05  # the caller, heard by staff
     assert energy_at(caller_audio.heard_pcm(), 1000.0) > 0.05  # staff, heard by the caller
+    # The caller heard the open greeting, "connecting", then the US ringback (440+480 Hz).
+    heard = caller_audio.heard_pcm()
+    at_open, alike = best_match(heard, w.greetings.audio("open"))
+    assert alike > 0.99, alike
+    connecting = w.greetings.audio("connecting")
+    at_connecting, alike = best_match(heard, connecting)
+    assert alike > 0.99 and at_connecting > at_open, (alike, at_open, at_connecting)
+    after = heard[at_connecting + connecting.size : at_connecting + connecting.size + 16000]
+    assert energy_at(after, 440.0) > 0.02 and energy_at(after, 480.0) > 0.02
     (ref,) = item.details["recordings"]
     recording = wav_samples(w.services.store, ref)
     assert energy_at(recording, 600.0) > 0.02 and energy_at(recording, 1000.0) > 0.02

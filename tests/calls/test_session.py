@@ -266,10 +266,10 @@ TABLE: list[tuple[str, Plan, list[Any], list[Any], str, str, str]] = [
         "main",
     ),
     (
-        "reject after the answer says not accepted",
-        plan(Reject(how="answer_and_hang_up"), rule="block"),
+        "reject with a message says not accepted",
+        plan(Reject(how="message"), rule="block"),
         [ok()],
-        [Play(greeting="not_accepted")],
+        [Play(greeting="not_accepted", stop_digits="")],
         "blocked",
         "",
         "",
@@ -319,6 +319,19 @@ def test_before_the_answer() -> None:
     early = CallSession(network, now=0.0).not_answered(9.0)
     assert (early.outcome, early.notice) == ("missed", "missed")
     assert "before the network would forward" in early.reason
+
+
+def test_blocked_caller_told_the_call_is_not_accepted() -> None:
+    """Analog with calls.blocked_message: answered only to play "not_accepted", then the end
+    (no voicemail, no email)."""
+    told = plan(Reject(how="message"), rule="block")
+    actions, end = run(told, [ok()])
+    assert actions == [Play(greeting="not_accepted", stop_digits="")]
+    assert (end.outcome, end.notice, end.answered) == ("blocked", "", True)
+    assert end.reason == "blocked number, told the call is not accepted"
+    _, end = run(plan(Reject(how="message"), rule="withheld"), [GONE])
+    assert end.outcome == "blocked" and end.notice == ""
+    assert end.reason == "withheld number rejected (hung up during the message)"
 
 
 def test_network_did_not_forward_then_voicemail() -> None:
