@@ -92,8 +92,10 @@ def index() -> str:
 
 @bp.get("/settings.toml")
 def download() -> Response:
-    text = services().settings.export_toml()
-    name = f"frontdesk-settings-{datetime.now():%Y-%m-%d}.toml"
+    secrets = request.args.get("secrets", "1") != "0"
+    text = services().settings.export_toml(secrets=secrets)
+    plain = "" if secrets else "-without-passwords"
+    name = f"frontdesk-settings-{datetime.now():%Y-%m-%d}{plain}.toml"
     log.info("settings backup downloaded from %s", request.remote_addr)
     return Response(
         text,

@@ -264,6 +264,23 @@ def save() -> Any:
     test_to = request.form.get("test_to", "").strip()
 
     data = parse_section_form(Email, current, request.form)
+    new_host = str(data.get("smtp_host", "")).strip().casefold()
+    if (
+        new_host != current.smtp_host.strip().casefold()
+        and current.password
+        and not request.form.get("password")
+        and not request.form.get("password__clear")
+    ):
+        # The saved password belongs to the old server: never send it to another one.
+        if not str(data.get("username", "")).strip():
+            data["password"] = ""  # no login on the new server: nothing to keep
+        elif new_host:
+            log.info("email settings not saved: a new mail server needs its password typed")
+            errors = {
+                "password": "Password: the mail server changed, so type its password again "
+                "(the saved one is never sent to another server)."
+            }
+            return _render_settings(posted=kept, errors=errors, test_to=test_to, status=422)
     try:
         changes = svc.settings.save_section("email", data)
     except SettingsError as exc:

@@ -79,17 +79,19 @@ class SettingsService:
             model.settings_from_dict(model.settings_to_dict(new))
             return self._commit(new)
 
-    def export_toml(self) -> str:
-        return model.export_toml(self._current)
+    def export_toml(self, *, secrets: bool = True) -> str:
+        """All settings as TOML; `secrets=False` leaves out the passwords and the SIM PIN."""
+        return model.export_toml(self._current, secrets=secrets)
 
     def preview_import(
         self, text: str, context: str = "settings file"
     ) -> tuple[Settings, list[tuple[str, Any, Any]]]:
-        """Validate a TOML document; returns it and the changes it would make. Stores nothing."""
-        new = model.import_toml(text, context)
+        """Validate a TOML document; returns it and the changes it would make. Stores nothing.
+        A secret the file leaves out (an export without secrets) keeps its saved value."""
+        new = model.import_toml(text, context, keep=self._current)
         return new, model.diff(self._current, new)
 
     def import_toml(self, text: str, context: str = "settings file") -> list[tuple[str, Any, Any]]:
-        new = model.import_toml(text, context)
+        new = model.import_toml(text, context, keep=self._current)
         with self._lock:
             return self._commit(new)

@@ -344,11 +344,39 @@ EXPORT_HEADER = (
 )
 
 
-def export_toml(settings: Settings) -> str:
-    return EXPORT_HEADER + tomli_w.dumps(settings_to_dict(settings))
+EXPORT_HEADER_NO_SECRETS = (
+    "# Frontdesk settings. Restore with `frontdesk settings import FILE` or the web page's\n"
+    "# Backup section. This copy leaves out the passwords and the SIM PIN: restoring it keeps\n"
+    "# the ones saved on the box (type them again on a new box).\n"
+)
 
 
-def import_toml(text: str, context: str = "settings file") -> Settings:
+def secret_fields() -> list[tuple[str, str]]:
+    """(section, field) of every secret setting: passwords and the SIM PIN."""
+    return [
+        (name, f.name)
+        for name, cls in SECTIONS.items()
+        for f in dataclasses.fields(cls)
+        if f.metadata.get("secret")
+    ]
+
+
+def export_toml(settings: Settings, *, secrets: bool = True) -> str:
+    """The settings as a TOML document; `secrets=False` leaves out passwords and the PIN."""
+    doc = settings_to_dict(settings)
+    if secrets:
+        return EXPORT_HEADER + tomli_w.dumps(doc)
+    for section, name in secret_fields():
+        if isinstance(doc.get(section), dict):
+            doc[section].pop(name, None)
+    return EXPORT_HEADER_NO_SECRETS + tomli_w.dumps(doc)
+
+
+def import_toml(
+    text: str, context: str = "settings file", keep: Settings | None = None
+) -> Settings:
+    """Read a settings document. With `keep`, a secret left out of a section the file has
+    (a copy exported without secrets) keeps its value in `keep` instead of becoming empty."""
     import tomllib
 
     try:
@@ -357,6 +385,11 @@ def import_toml(text: str, context: str = "settings file") -> Settings:
         raise SettingsError(
             [FieldProblem("file", context, f"valid TOML ({exc})")], context
         ) from None
+    if keep is not None:
+        for section, name in secret_fields():
+            part = doc.get(section)
+            if isinstance(part, dict) and name not in part:
+                part[name] = getattr(getattr(keep, section), name)
     return settings_from_dict(doc, context)
 
 

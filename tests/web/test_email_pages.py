@@ -3,6 +3,7 @@ settings and presets, test email wording, outbox retry and delete, API, demo mai
 
 from __future__ import annotations
 
+import io
 import mailbox
 import re
 from collections.abc import Callable, Iterator
@@ -149,6 +150,71 @@ def test_save_validates_inline_and_never_shows_the_password(
     page = text(logged_in.client.get("/email/"))
     assert "Email saved" in page and "hunter2-secret" not in page
     assert "Saved; type to replace it" in page
+
+
+def test_a_new_mail_server_needs_its_password_typed_again(
+    logged_in: Owner, services: Services
+) -> None:
+    form = email_form(2525, smtp_host="smtp.old.example", username="anna", password="old-pass-1")
+    assert logged_in.post("/email/", form).status_code == 302
+    assert services.settings.get().email.password == "old-pass-1"
+    # Same server, another port: the saved password stays.
+    assert (
+        logged_in.post("/email/", {**form, "smtp_port": "587", "password": ""}).status_code == 302
+    )
+    assert services.settings.get().email.password == "old-pass-1"
+    # Another server with a login: refused until its password is typed; nothing saved.
+    moved = {**form, "smtp_host": "mail.new.example", "password": "", "action": "test"}
+    response = logged_in.post("/email/", moved)
+    assert response.status_code == 422
+    page = plain(text(response))
+    assert "Password: the mail server changed, so type its password again" in page
+    assert "old-pass-1" not in text(response)
+    email = services.settings.get().email
+    assert (email.smtp_host, email.password) == ("smtp.old.example", "old-pass-1")
+    assert (
+        logged_in.post("/email/", {**moved, "action": "save", "password": "new-pass-2"}).status_code
+        == 302
+    )
+    email = services.settings.get().email
+    assert (email.smtp_host, email.password) == ("mail.new.example", "new-pass-2")
+    # Another server without a login: the old password is dropped, not kept for later.
+    bare = {**form, "smtp_host": "relay.example", "username": "", "password": ""}
+    assert logged_in.post("/email/", bare).status_code == 302
+    email = services.settings.get().email
+    assert (email.smtp_host, email.username, email.password) == ("relay.example", "", "")
+
+
+def test_a_backup_without_passwords_restores_and_keeps_the_saved_one(
+    logged_in: Owner, services: Services
+) -> None:
+    form = email_form(2525, smtp_host="smtp.rossi.example", username="anna", password="pw-9x7")
+    assert logged_in.post("/email/", form).status_code == 302
+    assert "Download without passwords" in text(logged_in.client.get("/backup/"))
+    full = logged_in.client.get("/backup/settings.toml").get_data(as_text=True)
+    assert 'password = "pw-9x7"' in full
+    response = logged_in.client.get("/backup/settings.toml?secrets=0")
+    assert "without-passwords" in response.headers["Content-Disposition"]
+    bare = response.get_data(as_text=True)
+    assert "pw-9x7" not in bare and "password =" not in bare and "sim_pin" not in bare
+    assert "leaves out the passwords and the SIM PIN" in bare
+    assert 'smtp_host = "smtp.rossi.example"' in bare
+    # Restoring it changes the server back and keeps the saved password.
+    other = {**form, "smtp_host": "smtp.rossi.example", "smtp_port": "465", "password": ""}
+    assert logged_in.post("/email/", other).status_code == 302
+    preview = logged_in.post(
+        "/backup/restore",
+        {"file": (io.BytesIO(bare.encode()), "b.toml")},
+        token_from="/backup/",
+        content_type="multipart/form-data",
+    )
+    page = text(preview)
+    assert "email.smtp_port" in page and "email.password" not in page
+    token = re.search(r'name="token" value="([A-Za-z0-9_-]+)"', page)
+    assert token is not None
+    logged_in.post("/backup/restore/confirm", {"token": token.group(1)}, token_from="/backup/")
+    email = services.settings.get().email
+    assert (email.smtp_port, email.password) == (2525, "pw-9x7")
 
 
 # -- test email --------------------------------------------------------------------------------
