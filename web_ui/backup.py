@@ -20,6 +20,7 @@ from flask import Blueprint, Flask, flash, redirect, render_template, request, u
 from werkzeug.wrappers import Response
 
 from firmware_app.errors import SettingsError
+from firmware_app.settings.model import secret_fields
 
 from .registry import add_nav
 from .security import services
@@ -60,6 +61,15 @@ def _pending() -> PendingRestores:
 
     pending: PendingRestores = current_app.extensions["frontdesk_pending_restores"]
     return pending
+
+
+def _problem_value(field: str, value: Any) -> str:
+    """A bad value from an uploaded file, as shown on the page; never a password or a PIN
+    (the file may hold the real one with a typo: it must not be echoed back)."""
+    section, _, name = field.partition(".")
+    if (section, name.split("[", 1)[0]) in secret_fields():
+        return "(hidden)"
+    return _show(value)
 
 
 def _show(value: Any) -> str:
@@ -112,7 +122,7 @@ def restore() -> Any:
     try:
         _, changes = services().settings.preview_import(text, "settings file")
     except SettingsError as exc:
-        problems = [(p.field, _show(p.value), p.allowed) for p in exc.problems]
+        problems = [(p.field, _problem_value(p.field, p.value), p.allowed) for p in exc.problems]
         return render_template(
             "backup/index.html",
             problems=problems,
@@ -132,7 +142,7 @@ def confirm() -> Any:
     try:
         changes = services().settings.import_toml(text, "settings file")
     except SettingsError as exc:
-        problems = [(p.field, _show(p.value), p.allowed) for p in exc.problems]
+        problems = [(p.field, _problem_value(p.field, p.value), p.allowed) for p in exc.problems]
         return render_template(
             "backup/index.html",
             problems=problems,

@@ -91,6 +91,20 @@ def test_restore_rejects_bad_files_naming_problems(logged_in: Owner, services: S
     assert services.settings.export_toml() == before
 
 
+def test_restore_never_shows_a_bad_secret_value(logged_in: Owner, services: Services) -> None:
+    before = services.settings.export_toml()
+    bad = before.replace('password = ""', 'password = 123456789', 1)
+    bad = bad.replace('sim_pin = ""', 'sim_pin = "my-pin-99"', 1)
+    assert "123456789" in bad and "my-pin-99" in bad
+    response = _upload(logged_in, bad)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "email.password" in page and "lines.sim_pin" in page
+    assert "123456789" not in page and "my-pin-99" not in page
+    assert "(hidden)" in page
+    assert services.settings.export_toml() == before
+
+
 def test_restore_confirm_needs_a_live_token(logged_in: Owner, services: Services) -> None:
     before = services.settings.export_toml()
     response = logged_in.post(
