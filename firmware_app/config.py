@@ -114,6 +114,8 @@ class MachineConfig:
     log: LogConfig = field(default_factory=LogConfig)
     clock: ClockConfig = field(default_factory=ClockConfig)
     panel: PanelConfig = field(default_factory=PanelConfig)
+    # Set only by `frontdesk demo` (demo_config): a local mail sink and demo settings. Not
+    # a config file key: an appliance never runs the demo's mail sink.
     demo: bool = False
 
     @property
@@ -135,16 +137,20 @@ def parse_listen(text: str) -> tuple[str, int]:
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}
 
 
+# Fields of MachineConfig that only code sets, never a config file.
+CODE_ONLY = {"demo"}
+
+
 def _build(cls: type, data: dict[str, Any], prefix: str, problems: list[FieldProblem]) -> Any:
     hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
+    known = {f.name for f in fields(cls)} - (CODE_ONLY if cls is MachineConfig else set())
     for key in data:
         if key not in known:
             allowed = REMOVED_KEYS.get(prefix + key) or "one of: " + ", ".join(sorted(known))
             problems.append(FieldProblem(prefix + key, data[key], allowed))
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
-        if f.name not in data:
+        if f.name not in data or f.name not in known:
             continue
         value, hint, name = data[f.name], hints[f.name], prefix + f.name
         if is_dataclass(hint):

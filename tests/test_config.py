@@ -43,7 +43,7 @@ def test_missing_named_file_is_an_error(tmp_path: Path) -> None:
         ({"web": {"trusted_proxy": "*"}}, "web.trusted_proxy", "IP address"),
         ({"log": {"level": "loud"}}, "log.level", "debug, info"),
         ({"log": "info"}, "log", "a [log] table"),
-        ({"demo": "yes"}, "demo", "true or false"),
+        ({"demo": True}, "demo", "one of: audio, clock, log, modem, panel, store, web"),
     ],
 )
 def test_bad_values_name_the_key(data: dict, field: str, allowed: str) -> None:
