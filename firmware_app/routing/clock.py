@@ -2,7 +2,9 @@
 
 One rule for every local time: it means the first instant at which the clock on the wall
 reaches it. In a spring-forward gap that is the end of the gap; in a fall-back repeat, the
-first of the two occurrences. Pure: never reads the clock; `now` is always passed in.
+first of the two occurrences, except for an override's end, which is the first occurrence
+after the override was switched on (`wall_to_instant_after`). Pure: never reads the clock;
+`now` is always passed in.
 """
 
 from __future__ import annotations
@@ -39,6 +41,23 @@ def wall_to_instant(local: dt.datetime, tz: ZoneInfo) -> dt.datetime:
         else:
             lo = mid
     return hi
+
+
+def wall_to_instant_after(local: dt.datetime, tz: ZoneInfo, after: dt.datetime) -> dt.datetime:
+    """The first instant after `after` at which the wall clock in `tz` reads `local`.
+
+    Like `wall_to_instant`, except in a fall-back repeat: when the first occurrence is not
+    after `after` but the second is (an override switched on at 01:35 in the repeated hour
+    "until 01:50" means the 01:50 still to come), the second. Otherwise the first, even
+    when it is not after `after` (then the time has simply passed).
+    """
+    first = wall_to_instant(local, tz)
+    if first > after:
+        return first
+    second = local.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    if second > after and second.astimezone(tz).replace(tzinfo=None) == local:
+        return second
+    return first
 
 
 def local_midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:

@@ -27,7 +27,7 @@ from ..settings.routing import (
     parse_interval,
     parse_local_datetime,
 )
-from .clock import UTC, local_midnight, wall_to_instant, when
+from .clock import UTC, local_midnight, wall_to_instant, wall_to_instant_after, when
 
 if TYPE_CHECKING:
     from ..settings.model import Settings
@@ -400,7 +400,12 @@ class BusinessHours:
             local = parse_local_datetime(ov.until_time)
             if local is None:
                 return None
-            end = wall_to_instant(local, self.tz)
+            # The first time the clock shows it after the switch (the later of the two in a
+            # fall-back repeat when the first had passed by then).
+            if since is not None:
+                end = wall_to_instant_after(local, self.tz, since)
+            else:
+                end = wall_to_instant(local, self.tz)
         else:
             end = self._next_scheduled(since or now, forced)
             if end is None:  # the hours never switch that way: it holds until switched back

@@ -22,7 +22,7 @@ from ..errors import FieldProblem, SettingsError
 from ..routing import Change, LineCapabilities, Plan, Router, Status, holiday_names
 from ..routing import public_holidays as _public_holidays
 from ..routing import router as _router
-from ..routing.clock import when
+from ..routing.clock import wall_to_instant_after, when
 from ..settings.model import Settings, settings_to_dict
 from ..settings.routing import Closure, parse_date, parse_local_datetime
 from .settings import SettingsService
@@ -256,7 +256,9 @@ class RoutingService:
         until_time = until_time.strip().replace("T", " ")
         if state != "off" and until == "time":
             local = parse_local_datetime(until_time)
-            if local is not None and local <= now.astimezone(tz).replace(tzinfo=None):
+            # Compared as instants: in the repeated hour of a fall-back night "until 01:50"
+            # at 01:35 (the second time round) means the 01:50 still to come.
+            if local is not None and wall_to_instant_after(local, tz, now) <= now:
                 raise SettingsError(
                     [FieldProblem("until_time", until_time, "a date and time in the future")],
                     "override",

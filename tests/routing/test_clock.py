@@ -60,3 +60,24 @@ def test_when_in_words(target: str, expected: str) -> None:
     tz = ZoneInfo("Europe/London")
     now = dt.datetime(2025, 3, 24, 10, 0, tzinfo=tz)
     assert when(dt.datetime.fromisoformat(target).replace(tzinfo=tz), now, tz) == expected
+
+
+def test_wall_to_instant_after_picks_the_occurrence_still_to_come() -> None:
+    from firmware_app.routing.clock import wall_to_instant_after
+
+    london = ZoneInfo("Europe/London")
+    repeat = dt.datetime(2025, 10, 26, 1, 50)  # 01:50 happens at 00:50 and 01:50 UTC
+    first = dt.datetime(2025, 10, 26, 0, 50, tzinfo=dt.UTC)
+    second = dt.datetime(2025, 10, 26, 1, 50, tzinfo=dt.UTC)
+    assert wall_to_instant_after(repeat, london, first - dt.timedelta(hours=1)) == first
+    assert wall_to_instant_after(repeat, london, first) == second  # the first has come
+    assert (
+        wall_to_instant_after(repeat, london, dt.datetime(2025, 10, 26, 1, 35, tzinfo=dt.UTC))
+        == second
+    )
+    assert wall_to_instant_after(repeat, london, second) == first  # both passed: the first
+    normal = dt.datetime(2025, 10, 27, 9, 0)  # no repeat: the one instant, passed or not
+    nine = dt.datetime(2025, 10, 27, 9, 0, tzinfo=dt.UTC)
+    assert wall_to_instant_after(normal, london, nine + dt.timedelta(hours=2)) == nine
+    gap = dt.datetime(2025, 3, 30, 1, 30)  # never shows: the end of the gap, as before
+    assert wall_to_instant_after(gap, london, nine) == dt.datetime(2025, 3, 30, 1, 0, tzinfo=dt.UTC)

@@ -260,3 +260,19 @@ def test_override_end_in_a_repeated_hour_is_an_instant_not_a_wall_time() -> None
     bh = hours(settings("Europe/London", "GB", every_day=["00:00-24:00"], override=ov))
     assert bh.status(at("2025-10-26 01:20", "Europe/London", fold=0)).mode == "override"
     assert bh.status(at("2025-10-26 01:10", "Europe/London", fold=1)).mode == "open"
+
+
+def test_override_switched_on_in_the_repeated_hour_lasts_until_the_time_to_come() -> None:
+    """At 01:35 the second time round (GMT), "closed until 01:50" means the 01:50 still to
+    come, not the one an hour ago: it does not expire on arrival."""
+    ov = Override(state="closed", until="time", until_time="2025-10-26 01:50",
+                  since="2025-10-26T01:35:00+00:00")  # fmt: skip
+    bh = hours(settings("Europe/London", "GB", every_day=["00:00-24:00"], override=ov))
+    status = bh.status(at("2025-10-26 01:40", "Europe/London", fold=1))
+    assert status.mode == "override" and not status.is_open
+    assert status.override_until is not None
+    assert status.override_until.astimezone(dt.UTC) == dt.datetime(
+        2025, 10, 26, 1, 50, tzinfo=dt.UTC
+    )
+    assert status.text == "Closed by override until 01:50, then open"
+    assert bh.status(at("2025-10-26 01:50", "Europe/London", fold=1)).mode == "open"

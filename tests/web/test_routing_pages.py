@@ -263,6 +263,32 @@ def test_override_until_a_past_time_is_refused(owner: Owner, services: Services)
     assert services.settings.get().override.state == "off"
 
 
+def test_override_until_a_time_in_the_repeated_hour(owner: Owner, services: Services) -> None:
+    """Fall-back night in London, 01:35 the second time round: "until 01:50" is the 01:50 to
+    come and lasts 15 minutes; "until 01:20" has passed both times and is refused."""
+    services.clock = lambda: dt.datetime(2025, 10, 26, 1, 35, tzinfo=dt.UTC)
+    owner.post(
+        "/hours/override",
+        {"choice": "closed_time", "until_time": "2025-10-26T01:50"},
+        token_from="/hours/",
+    )
+    status = services.routing.status()
+    assert status.mode == "override" and not status.is_open
+    assert status.override_until is not None
+    assert status.override_until.astimezone(dt.UTC) == dt.datetime(
+        2025, 10, 26, 1, 50, tzinfo=dt.UTC
+    )
+    response = owner.post(
+        "/hours/override",
+        {"choice": "open_time", "until_time": "2025-10-26T01:20"},
+        token_from="/hours/",
+    )
+    assert "Expected a date and time in the future" in page(
+        owner.client.get(response.headers["Location"])
+    )
+    assert services.settings.get().override.state == "closed"
+
+
 def test_override_and_status_api(owner: Owner, services: Services) -> None:
     _, secret = services.auth.create_token("wall screen")
     auth = {"Authorization": f"Bearer {secret}"}
