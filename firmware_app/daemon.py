@@ -176,6 +176,10 @@ class Daemon:
         bus = EventBus()
         services = Services.build(self.config, self.store, bus, self.log_ring)
         self.services = services
+        # The history index: its snapshot is read now; months it lacks (the first start
+        # after an upgrade) are read from the store on a thread, never holding up the start.
+        services.history.start_index(background=True)
+        self._closers.append(services.history.close)
         services.extra["holidays"] = tables
         self._closers.append(tables.follow(services.settings.get, bus, services.scheduler))
         from .timesync import TimeSync

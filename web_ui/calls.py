@@ -1,6 +1,8 @@
 """The Calls pages: every call with its outcome (filter by outcome, day, number; pages by a
-`before` cursor), one call's detail with the plan that ran and why, and `GET /api/v1/calls`.
-Times are shown, and the day filter works, in the business timezone (the office's day).
+`before` cursor, with how many match in all), one call's detail with the plan that ran and
+why, and `GET /api/v1/calls`. Times are shown, and the day filter works, in the business
+timezone (the office's day). The filters are answered by the history index, so a call a
+year back is found as fast as today's.
 
 Reads history records through `services.history` only; never the store or a modem.
 """
@@ -16,7 +18,17 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Flask, abort, jsonify, render_template, request, send_file, url_for
 from werkzeug.wrappers import Response
 
-from firmware_app.services.history import CALL_OUTCOMES, Interaction
+from firmware_app.services.history import (
+    CALL_OUTCOMES,
+    Clause,
+    HistoryService,
+    Interaction,
+    Page,
+    channel_key,
+    day_keys,
+    number_key,
+    outcome_key,
+)
 
 from .api import api_blueprint, register_api
 from .registry import add_nav
@@ -67,6 +79,39 @@ def call_filter(
     return keep
 
 
+def call_query(
+    history: HistoryService,
+    outcome: str = "",
+    day: str = "",
+    number: str = "",
+    tz: tzinfo | None = None,
+) -> tuple[list[Clause], Callable[[Interaction], bool] | None]:
+    """The index clauses for the filters (and a check for a day that does not start on a
+    whole hour of UTC): outcome, the office's day, digits anywhere in the number."""
+    clauses: list[Clause] = [[outcome_key("call", outcome)] if outcome else [channel_key("call")]]
+    digits = re.sub(r"\D", "", number)
+    if digits:
+        clauses.append([number_key(n) for n in history.index.numbers_containing(digits)])
+    where = None
+    if day:
+        try:
+            when = date.fromisoformat(day)
+        except ValueError:
+            when = None
+        if when is not None:
+            keys, start, end = day_keys(when, tz or ZoneInfo("UTC"))
+            clauses.append(keys)
+            if start.minute or end.minute:
+                where = call_filter(day=day, tz=tz)
+    return clauses, where
+
+
+def calls_page(n: int, before: str | None) -> Page:
+    svc = services()
+    clauses, where = call_query(svc.history, **_query(), tz=zone(svc))
+    return svc.history.query(clauses, n, before=before, where=where)
+
+
 def _query() -> dict[str, str]:
     outcome = request.args.get("outcome", "")
     return {
@@ -76,13 +121,12 @@ def _query() -> dict[str, str]:
     }
 
 
+_RECORD = re.compile(r"^\d{4}-\d{2}:\d{1,9}$")
+
+
 def _cursor() -> str | None:
     before = request.args.get("before", "")
-    return before if _ID.match(before) else None
-
-
-def _filter() -> Callable[[Interaction], bool]:
-    return call_filter(**_query(), tz=zone(services()))
+    return before if _RECORD.match(before) else None
 
 
 def recordings(i: Interaction) -> list[str]:
@@ -120,13 +164,15 @@ def as_dict(i: Interaction) -> dict[str, Any]:
 @bp.get("/")
 def index() -> str:
     q = _query()
-    items = services().history.newest(PAGE, before=_cursor(), where=_filter())
-    more = items[-1].id if len(items) == PAGE else ""
+    before = _cursor()
+    page = calls_page(PAGE, before)
     return render_template(
         "calls/index.html",
-        items=items,
+        items=page.items,
+        page=page,
         q=q,
-        more=more,
+        more=page.next_before or "",
+        first=before is None,
         outcomes=OUTCOME_WORDS,
         tz=zone(services()),
     )
@@ -184,10 +230,13 @@ def api_calls() -> Response:
         limit = max(1, min(MAX_LIMIT, int(request.args.get("limit", PAGE))))
     except ValueError:
         limit = PAGE
-    items = services().history.newest(limit, before=_cursor(), where=_filter())
+    page = calls_page(limit, _cursor())
     return jsonify(
-        calls=[as_dict(i) for i in items],
-        next_before=items[-1].id if len(items) == limit else None,
+        calls=[as_dict(i) for i in page.items],
+        next_before=page.next_before,
+        total=page.total,
+        total_exact=page.exact,
+        complete=page.complete,
     )
 
 

@@ -28,7 +28,7 @@ from firmware_app.services.contacts import LABELS, Contact, Draft
 from .api import api_blueprint, register_api
 from .registry import add_nav
 from .security import services
-from .timeline import views
+from .timeline import cursor, views
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
 api = api_blueprint("api_contacts", __name__, "/contacts")
@@ -207,11 +207,13 @@ def export_vcf() -> Response:
 def search() -> str:
     svc = services()
     q = request.args.get("q", "").strip()[:100]
-    result = svc.timeline.search(q) if q else None
+    before = cursor()
+    result = svc.timeline.search(q, before=before) if q else None
     return render_template(
         "contacts/search.html",
         q=q,
         result=result,
+        first=before is None,
         items=views(result.interactions, svc) if result else [],
         display=svc.contacts.display,
     )

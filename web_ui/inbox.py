@@ -1,26 +1,33 @@
-"""The shared inbox: everything not yet handled, newest first, filtered by channel and line.
+"""The shared inbox: everything not yet handled, newest first, filtered by channel and line,
+a page at a time (the history index's `open` list: every open item, however many).
 
-Ticked items are marked handled in one POST (who and when are kept). Also the API's
-`GET /api/v1/inbox` and `GET /api/v1/interactions?since=...`. Pages call the facade only.
+Ticked items, or every item of the page, are marked handled in one POST (who and when are
+kept). Also the API's `GET /api/v1/inbox` and `GET /api/v1/interactions?since=...` (oldest
+first with a cursor, for a system collecting every branch's records). Pages call the facade
+only.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, render_template, request
 
+from firmware_app.services.history import ALL, Page
+
 from .api import api_blueprint, register_api
 from .registry import add_nav
 from .security import services
-from .timeline import CHANNELS, staff_name, views
+from .timeline import CHANNELS, cursor, staff_name, views
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 api = api_blueprint("api_inbox", __name__)
 
 PAGE = 100
 API_MAX = 500
+_RECORD = re.compile(r"^\d{4}-\d{2}:\d{1,9}$")
 
 
 def _filters() -> tuple[str | None, str | None, str]:
@@ -31,14 +38,10 @@ def _filters() -> tuple[str | None, str | None, str]:
     return (channel or None), line, channel
 
 
-def _open(svc: Any, channel: str | None, line: str | None, n: int) -> list[Any]:
-    if channel == "voicemail":
-        items = svc.history.open_items(n * 2, channel="call", line=line)
-        return [i for i in items if i.outcome == "voicemail"][:n]
-    if channel == "call":
-        items = svc.history.open_items(n * 2, channel="call", line=line)
-        return [i for i in items if i.outcome != "voicemail"][:n]
-    result: list[Any] = svc.history.open_items(n, channel=channel, line=line)
+def _open(svc: Any, channel: str | None, line: str | None, n: int) -> Page:
+    """A page of open items; the page's "Calls" are the open calls without a message."""
+    wanted = "missed" if channel == "call" else channel
+    result: Page = svc.history.inbox(n, channel=wanted, line=line, before=cursor())
     return result
 
 
@@ -54,10 +57,13 @@ def _lines(svc: Any) -> list[str]:
 def index() -> str:
     svc = services()
     channel, line, chosen = _filters()
-    items = _open(svc, channel, line, PAGE)
+    page = _open(svc, channel, line, PAGE)
     return render_template(
         "inbox/index.html",
-        items=views(items, svc),
+        items=views(page.items, svc),
+        page=page,
+        more=page.next_before or "",
+        first=cursor() is None,
         total=svc.history.open_count(),
         channels=CHANNELS,
         channel=chosen,
@@ -100,22 +106,42 @@ def _error(message: str, status: int) -> Response:
 def api_inbox() -> Response:
     svc = services()
     channel, line, _ = _filters()
-    items = _open(svc, channel, line, API_MAX)
+    limit = min(max(request.args.get("limit", API_MAX, type=int) or API_MAX, 1), API_MAX)
+    page = _open(svc, channel, line, limit)
     return jsonify(
-        open_count=svc.history.open_count(), items=[interaction_json(svc, i) for i in items]
+        open_count=svc.history.open_count(),
+        total=page.total,
+        items=[interaction_json(svc, i) for i in page.items],
+        next_before=page.next_before,
+        complete=page.complete,
     )
 
 
 @api.get("/interactions")
 def api_interactions() -> Response:
+    """With `since`: records started at or after it, oldest first, `after` pages on. Without:
+    the newest, `before` pages back. Either way `total` counts every match (docs/api.md)."""
     svc = services()
     since = _since()
     if request.args.get("since") and since is None:
         return _error("since must be an ISO 8601 time such as 2025-03-28T09:00:00Z", 400)
     limit = min(max(request.args.get("limit", 100, type=int) or 100, 1), API_MAX)
-    where = None if since is None else (lambda i: i.start >= since)
-    items = svc.history.newest(limit, where=where, max_scan=20000)
-    return jsonify(items=[interaction_json(svc, i) for i in items], count=len(items))
+    after = request.args.get("after", "")
+    before = request.args.get("before", "")
+    if (after and not _RECORD.match(after)) or (before and not _RECORD.match(before)):
+        return _error("after and before take a record id such as 2026-11:42", 400)
+    if since is not None:
+        page = svc.history.since(since, limit, after=after or None)
+    else:
+        page = svc.history.query([ALL], limit, before=before or None)
+    return jsonify(
+        items=[interaction_json(svc, i) for i in page.items],
+        count=len(page.items),
+        total=page.total,
+        next_after=page.next_after,
+        next_before=page.next_before,
+        complete=page.complete,
+    )
 
 
 def init_app(app: Flask) -> None:

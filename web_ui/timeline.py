@@ -1,12 +1,14 @@
 """One timeline per contact and per bare number: calls, voicemail, texts, faxes, emails, notes.
 
 Items can be marked handled (who and when) or reopened, notes added, and a text sent back
-when an SMS service is on the facade. Pages only call the services facade; every text a
-caller sent is escaped by the templates.
+when an SMS service is on the facade. A timeline pages back by a cursor through the whole
+history (the history index lists every record of a number or contact). Pages only call the
+services facade; every text a caller sent is escaped by the templates.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -26,6 +28,7 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from firmware_app.errors import FrontdeskError, ValidationError
+from firmware_app.services.contacts import Timeline
 from firmware_app.services.history import Interaction
 
 from .security import services
@@ -186,18 +189,22 @@ def back(default: str) -> Response:
     return redirect(default)
 
 
-def shown() -> int:
-    """How many timeline items to show: 30, more on request (the "Show older" link)."""
-    return min(max(request.args.get("n", 30, type=int) or 30, 10), 500)
+PAGE = 30  # timeline items per page; "Older" pages on by a cursor
+_RECORD = re.compile(r"^\d{4}-\d{2}:\d{1,9}$")
 
 
-def _page(svc: Services, raw: list[Any], **context: Any) -> str:
-    n = shown()
+def cursor() -> str | None:
+    before = request.args.get("before", "")
+    return before if _RECORD.match(before) else None
+
+
+def _page(svc: Services, timeline: Timeline, **context: Any) -> str:
     return render_template(
         "timeline/index.html",
-        entries=entries(svc, raw[:n]),
-        more=len(raw) > n,
-        next_n=min(n * 3, 500),
+        entries=entries(svc, timeline.entries),
+        timeline=timeline,
+        more=timeline.next_before or "",
+        first=cursor() is None,
         sms=sms_service(svc) is not None,
         sms_max=SMS_MAX,
         by=staff_name(),
@@ -214,7 +221,7 @@ def contact(contact_id: int) -> str:
     numbers = [(p, svc.contacts.display(p.number)) for p in c.phones]
     return _page(
         svc,
-        svc.timeline.for_contact(c, shown() + 1),
+        svc.timeline.for_contact(c, PAGE, cursor()),
         contact=c,
         numbers=numbers,
         reply_to=c.numbers[0] if c.numbers else "",
@@ -231,11 +238,11 @@ def number(number: str) -> Response | str:
         return redirect(url_for("timeline.contact", contact_id=c.id))
     if normal != number:
         return redirect(url_for("timeline.number", number=normal))
-    raw = svc.timeline.for_number(normal, shown() + 1)
-    names = [e.item.name for e in raw if e.kind == "interaction" and e.item.name]
+    timeline = svc.timeline.for_number(normal, PAGE, cursor())
+    names = [e.item.name for e in timeline.entries if e.kind == "interaction" and e.item.name]
     return _page(
         svc,
-        raw,
+        timeline,
         contact=None,
         bare=normal,
         bare_display=svc.contacts.display(normal),
@@ -265,7 +272,8 @@ def record(record_id: str) -> Response:
 
 @bp.post("/history/handled")
 def handled() -> Response:
-    """Mark one or more items handled (checkboxes `id`), or reopen one (`reopen`)."""
+    """Mark one or more items handled (checkboxes `id`; with `all=1`, every `shown` item of
+    the page), or reopen one (`reopen`)."""
     svc = services()
     remember_name()
     reopen = request.form.get("reopen", "")
@@ -276,7 +284,8 @@ def handled() -> Response:
         except FrontdeskError:
             flash("That item no longer exists.", "error")
         return back(url_for("inbox.index"))
-    ids = [i for i in request.form.getlist("id") if i][:500]
+    field = "shown" if request.form.get("all") == "1" else "id"
+    ids = [i for i in request.form.getlist(field) if i][:500]
     if not ids:
         flash("Nothing was ticked.", "warning")
         return back(url_for("inbox.index"))

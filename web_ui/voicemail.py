@@ -27,7 +27,14 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
-from firmware_app.services.history import Interaction
+from firmware_app.services.history import (
+    HAS_MEDIA,
+    OPEN,
+    Clause,
+    Interaction,
+    Page,
+    outcome_key,
+)
 
 from .api import api_blueprint, register_api
 from .calls import _ID, MAX_LIMIT, PAGE, _cursor, as_dict
@@ -47,6 +54,20 @@ def _has_message(i: Interaction) -> bool:
     return i.channel == "call" and (i.outcome == "voicemail" or kept)
 
 
+VOICEMAIL = outcome_key("call", "voicemail")
+INTERRUPTED = outcome_key("call", "interrupted")
+# A voicemail, or an interrupted call with a recording: (voicemail or interrupted) and
+# (voicemail or has media), as index clauses.
+MESSAGES: list[Clause] = [[VOICEMAIL, INTERRUPTED], [VOICEMAIL, HAS_MEDIA]]
+
+
+def messages(n: int, before: str | None, only_open: bool) -> Page:
+    """Voicemail messages newest first, from the history index (every month, not the newest
+    few thousand records)."""
+    clauses = [*MESSAGES, [OPEN]] if only_open else MESSAGES
+    return services().history.query(clauses, n, before=before)
+
+
 def _item(record_id: str) -> Interaction:
     item = services().history.get(record_id) if _ID.match(record_id) else None
     if item is None or not _has_message(item):
@@ -61,18 +82,18 @@ def _by() -> str:
 @bp.get("/")
 def index() -> str:
     show = request.args.get("show", "open")
-    if show == "all":
-        where = _has_message
-    else:
+    if show != "all":
         show = "open"
-
-        def where(i: Interaction) -> bool:
-            return _has_message(i) and i.open
-
-    items = services().history.newest(PAGE, before=_cursor(), where=where)
-    more = items[-1].id if len(items) == PAGE else ""
+    before = _cursor()
+    page = messages(PAGE, before, show == "open")
     return render_template(
-        "voicemail/index.html", items=items, show=show, more=more, tz=zone(services())
+        "voicemail/index.html",
+        items=page.items,
+        page=page,
+        show=show,
+        more=page.next_before or "",
+        first=before is None,
+        tz=zone(services()),
     )
 
 
@@ -155,20 +176,17 @@ def api_voicemails() -> Response:
         limit = max(1, min(MAX_LIMIT, int(request.args.get("limit", PAGE))))
     except ValueError:
         limit = PAGE
-    only_open = request.args.get("open") == "1"
-
-    def where(i: Interaction) -> bool:
-        return _has_message(i) and (i.open or not only_open)
-
-    items = services().history.newest(limit, before=_cursor(), where=where)
+    page = messages(limit, _cursor(), request.args.get("open") == "1")
     out: list[dict[str, Any]] = []
-    for i in items:
+    for i in page.items:
         d = as_dict(i)
         d["audio_url"] = (
             url_for("voicemail.audio", record_id=i.id, _external=False) if i.media else None
         )
         out.append(d)
-    return jsonify(voicemails=out, next_before=items[-1].id if len(items) == limit else None)
+    return jsonify(
+        voicemails=out, next_before=page.next_before, total=page.total, complete=page.complete
+    )
 
 
 def init_app(app: Flask) -> None:

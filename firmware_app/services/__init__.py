@@ -59,7 +59,7 @@ class Services:
     routing: RoutingService = field(init=False, repr=False)
     history: HistoryService = field(init=False, repr=False)  # interactions and the inbox
     contacts: ContactsService = field(init=False, repr=False)  # address book, notes
-    stats: StatsService = field(init=False, repr=False)  # counters and number index
+    stats: StatsService = field(init=False, repr=False)  # daily counters
     timeline: TimelineService = field(init=False, repr=False)  # per contact/number, search
     # Text messages; the daemon attaches it with the lines (None without a daemon).
     sms: SmsService | None = field(default=None, init=False, repr=False)
@@ -98,7 +98,7 @@ class Services:
         self.stats = StatsService(self.store, self.settings.get, clock=lambda: self.clock())
         self.stats.subscribe(self.bus)
         self.timeline = TimelineService(
-            self.store, self.history, self.contacts, self.stats.index, self.notify.messages
+            self.store, self.history, self.contacts, self.notify.messages
         )
         self.greetings = GreetingsService(self.store, self.settings, self.bus)
 

@@ -20,8 +20,8 @@ from ..errors import FieldProblem, FrontdeskError, ValidationError
 from ..events import EventBus
 from ..settings.model import Settings
 from ..store import Store
-from .history import HistoryService, Interaction
-from .stats import NumberIndex
+from .history import ALL, HistoryService, Interaction, contact_key, number_key
+from .history_index import fold, words_of
 
 log = logging.getLogger(__name__)
 
@@ -473,105 +473,147 @@ class Entry:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Timeline:
+    """One page of a timeline, newest first."""
+
+    entries: list[Entry]
+    total: int  # calls, texts and faxes in the whole timeline
+    next_before: str | None  # the next (older) page's cursor
+    complete: bool = True  # False while the history index is being built
+    searched: int = 0  # records searched when not complete
+    exact: bool = True
+
+    @property
+    def items(self) -> list[Interaction]:
+        return [e.item for e in self.entries if e.kind == "interaction"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class SearchResult:
     contacts: list[Contact]
     interactions: list[Interaction]
     numbers: list[str]  # bare numbers (no contact) that match
-    scanned: int
+    total: int = 0  # calls, texts and faxes that match in all
+    next_before: str | None = None  # the next page of them
+    complete: bool = True  # False while the history index is being built
+    searched: int = 0  # records searched when not complete
+    broad: tuple[str, ...] = ()  # search words too short to match every word they start
 
 
 class TimelineService:
-    """Timelines per contact and per number, and search across contacts and history."""
+    """Timelines per contact and per number, and search across contacts and history.
+
+    Both read the history index (history_index.py): every record of a number or contact,
+    and words of caller names and of texts and faxes, whatever their age."""
 
     def __init__(
         self,
         store: Store,
         history: HistoryService,
         contacts: ContactsService,
-        index: NumberIndex,
         outbox: Callable[[int], Sequence[Any]] | None = None,
     ) -> None:
         self._store = store
         self._history = history
         self._contacts = contacts
-        self._index = index
         self._outbox = outbox
 
-    def _entries(
-        self, keys: list[str], n: int, notes: list[Note], *, emails: bool = True
-    ) -> list[Entry]:
-        ids = self._index.ids(keys, n)
-        items = [i for i in (self._history.get(r) for r in ids) if i is not None]
+    def _timeline(self, keys: list[str], n: int, notes: list[Note], before: str | None) -> Timeline:
+        page = self._history.query([keys], n, before=before)
+        items = page.items
+        upper = None
+        if before:
+            cursor = self._history.get(before)
+            upper = cursor.start if cursor is not None else None
+        lower = items[-1].start if page.next_before and items else None
         out = [Entry(i.start, "interaction", i) for i in items]
-        out += [Entry(note.at, "note", note) for note in notes]
+        out += [
+            Entry(note.at, "note", note)
+            for note in notes
+            if (upper is None or note.at < upper) and (lower is None or note.at >= lower)
+        ]
         wanted = {i.id for i in items}
-        if emails and self._outbox is not None and wanted:
+        if self._outbox is not None and wanted:
             for msg in self._outbox(500):
                 if getattr(msg, "record_id", "") in wanted:
                     out.append(Entry(msg.created, "email", msg, msg.record_id))
         out.sort(key=lambda e: e.at, reverse=True)
-        return out
+        return Timeline(out, page.total, page.next_before, page.complete, page.searched)
 
-    def for_contact(self, contact: Contact, n: int = 100) -> list[Entry]:
+    def for_contact(self, contact: Contact, n: int = 30, before: str | None = None) -> Timeline:
         """Everything with any of the contact's numbers (or its id), newest first."""
-        keys = [*contact.numbers, f"c:{contact.id}"]
+        keys = [*(number_key(num) for num in contact.numbers), contact_key(contact.id)]
         notes = self._contacts.notes(contact_id=contact.id, numbers_=contact.numbers)
-        return self._entries(keys, n, notes)
+        return self._timeline(keys, n, notes, before)
 
-    def for_number(self, number: str, n: int = 100) -> list[Entry]:
-        return self._entries([number], n, self._contacts.notes(numbers_=[number]))
+    def for_number(self, number: str, n: int = 30, before: str | None = None) -> Timeline:
+        notes = self._contacts.notes(numbers_=[number])
+        return self._timeline([number_key(number)], n, notes, before)
 
-    def search(self, query: str, n: int = 30, max_scan: int = 2000) -> SearchResult:
-        """Contacts (from the index); for digits, numbers seen in the history (from the number
-        index); for words, SMS text or caller name in the newest `max_scan` records."""
+    def search(self, query: str, n: int = 30, before: str | None = None) -> SearchResult:
+        """Contacts (from the contacts index); for digits, numbers seen in the history and
+        their calls, texts and faxes; for words, caller names and the text of texts and
+        faxes, across the whole history (a word of 3 letters or more also finds the words
+        it starts)."""
         q = query.strip()
         if not q:
-            return SearchResult([], [], [], 0)
+            return SearchResult([], [], [])
         contacts = self._contacts.search(q, n)
         digits = _digits(q)
-        numeric = len(digits) >= 3 and not any(c.isalpha() for c in q)
-        bare: list[str] = []
-        if numeric:
+        if len(digits) >= 3 and not any(c.isalpha() for c in q):
             needle = digits.lstrip("0") or digits
-            known = set(self._contacts._idx().by_number)
-            for number in self._index.numbers():
-                if needle in number and number not in known:
-                    bare.append(number)
-                    if len(bare) >= n:
-                        break
-        folded = q.casefold()
-
-        def hit(rec: Mapping[str, Any]) -> bool:
-            if numeric:
-                return needle in str(rec.get("number", ""))
-            return (
-                folded in str(rec.get("text", "")).casefold()
-                or folded in str(rec.get("name", "")).casefold()
-            )
-
-        found: list[Interaction] = []
-        scanned = 0
-        cursor: str | None = None
-        history = self._store.history
-        if numeric:  # numbers are in the index: no scan
-            keys = [*bare, *(num for c in contacts for num in c.numbers if needle in num)]
-            got = (self._history.get(r) for r in self._index.ids(keys, n))
-            return SearchResult(contacts, [i for i in got if i is not None], bare, 0)
-        while len(found) < n and scanned < max_scan:
-            page = history.newest(min(500, max_scan - scanned), before=cursor)
-            if not page:
-                break
-            scanned += len(page)
-            cursor = str(page[-1]["id"])
-            for rec in page:
-                if hit(rec):
-                    try:
-                        found.append(Interaction.from_record(rec))
-                    except (FrontdeskError, ValueError, TypeError):
-                        continue
-                    if len(found) >= n:
-                        break
-        return SearchResult(contacts, found, bare, scanned)
+            seen = self._history.index.numbers_containing(needle)
+            known = self._contacts._idx().by_number
+            bare = [num for num in seen if num not in known][:n]
+            ours = {num for c in contacts for num in c.numbers if needle in _digits(num)}
+            keys = [number_key(num) for num in sorted(set(seen) | ours)]
+            page = self._history.query([keys], n, before=before) if keys else None
+        else:
+            bare = []
+            clauses: list[list[str]] = []
+            broad: list[str] = []
+            for word in sorted(words_of(q)):
+                keys, whole = self._history.index.expand(word)
+                clauses.append(keys)
+                if not whole:
+                    broad.append(word)
+            if not self._history.index.ready:  # still being built: look through the newest
+                folded = fold(q)
+                page = self._history.query(
+                    [ALL],
+                    n,
+                    before=before,
+                    where=lambda i: (
+                        folded in fold(i.name) or (i.channel != "call" and folded in fold(i.text))
+                    ),
+                )
+            elif clauses and all(clauses):
+                page = self._history.query(clauses, n, before=before)
+            else:
+                page = None
+            if page is not None:
+                return SearchResult(
+                    contacts,
+                    page.items,
+                    bare,
+                    page.total,
+                    page.next_before,
+                    page.complete,
+                    page.searched,
+                    tuple(broad),
+                )
+            return SearchResult(contacts, [], bare, broad=tuple(broad))
+        if page is None:
+            return SearchResult(contacts, [], bare)
+        return SearchResult(
+            contacts,
+            page.items,
+            bare,
+            page.total,
+            page.next_before,
+            page.complete,
+            page.searched,
+        )
 
 
 __all__ = [
@@ -586,5 +628,6 @@ __all__ = [
     "Phone",
     "RowProblem",
     "SearchResult",
+    "Timeline",
     "TimelineService",
 ]

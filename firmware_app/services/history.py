@@ -3,7 +3,12 @@
 Every channel writes its records through `HistoryService`, so the timeline, the inbox, the
 digest and the events out all read one shape. Records needing a person (a voicemail, a
 missed call, an SMS or fax received) are open until someone marks them handled; the open
-ones are indexed in the `inbox` database so counting them never scans the history.
+ones are kept in the `inbox` database so counting them never scans the history.
+
+Every write also goes to the history index (history_index.py), which the pages query:
+`query` (clauses of index keys, newest or oldest first, with cursors and a total), `since`
+(records started at or after a time, oldest first). While the index is being built after an
+upgrade, queries search the newest FALLBACK_SCAN records and say so (`Page.complete`).
 """
 
 from __future__ import annotations
@@ -12,14 +17,15 @@ import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import FrontdeskError, StoreError
 from ..events import Event, EventBus
 from ..store import Store
+from .history_index import HistoryIndex, decode, encode, hour_key, record_keys
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,10 @@ class HistoryError(FrontdeskError):
     """A record that does not fit the history's shape."""
 
 
+def needs_attention(channel: str, outcome: str, direction: str) -> bool:
+    return (channel, outcome) in NEEDS_ATTENTION and direction == "in"
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Interaction:
     """One call, SMS or fax. `number` is E.164 ("" when withheld); times are aware (UTC)."""
@@ -96,7 +106,7 @@ class Interaction:
 
     @property
     def needs_attention(self) -> bool:
-        return (self.channel, self.outcome) in NEEDS_ATTENTION and self.direction == "in"
+        return needs_attention(self.channel, self.outcome, self.direction)
 
     @property
     def open(self) -> bool:
@@ -165,6 +175,62 @@ class InboxChanged(Event):
 
 
 Filter = Callable[[Interaction], bool]
+Clause = Sequence[str]  # index keys; a record matches a clause when it has any of them
+
+# Index keys (history_index.py): build query clauses with these.
+OPEN = "open"
+HAS_MEDIA = "m"
+
+
+def channel_key(channel: str) -> str:
+    return f"ch:{channel}"
+
+
+def outcome_key(channel: str, outcome: str) -> str:
+    return f"o:{channel}:{outcome}"
+
+
+def number_key(number: str) -> str:
+    return f"n:{number}"
+
+
+def contact_key(contact_id: int) -> str:
+    return f"c:{contact_id}"
+
+
+def line_key(line: str) -> str:
+    return f"l:{line}"
+
+
+def day_keys(day: date, tz: tzinfo) -> tuple[list[str], datetime, datetime]:
+    """The hour keys covering a local day in `tz`, and the day's start and end (UTC): a
+    query with these keys needs `where` only when the zone is not whole hours from UTC."""
+    start = datetime.combine(day, datetime.min.time(), tz).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC)
+    keys, at = [], start.replace(minute=0, second=0, microsecond=0)
+    while at < end:
+        keys.append(hour_key(at))
+        at += timedelta(hours=1)
+    return keys, start, end
+
+
+ALL = [channel_key(c) for c in OUTCOMES]
+FALLBACK_SCAN = 5000  # records a query searches while the index is being built
+VERIFY_MAX = 1000  # candidates checked one by one for an exact total when `where` is given
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a query: the items, how many match in all, and where the next page is."""
+
+    items: list[Interaction]
+    total: int
+    exact: bool = True  # False: `total` may count a few that `where` would leave out
+    next_before: str | None = None  # the next (older) page: pass as `before`
+    next_after: str | None = None  # the next (newer) page of an oldest-first query
+    complete: bool = True  # False: the index is being built; only the newest records searched
+    searched: int = 0  # how many records were searched when not complete
+
 
 # Calls in progress: one marker each, written when the call starts and removed once its
 # record is written, so a call the daemon did not live to finish is recorded at the next
@@ -185,19 +251,74 @@ class HistoryService:
         self._bus = bus
         self._clock = clock or (lambda: datetime.now(UTC))
         self._inbox = store.table("inbox", "open")
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self.index = HistoryIndex(store, needs_attention, self._lock)
+        self._index_opened = False
+        self._index_open_lock = threading.Lock()
+        self._index_stop = threading.Event()
+        self._index_thread: threading.Thread | None = None
+
+    # -- the index ---------------------------------------------------------------------------
+
+    def start_index(self, background: bool = False) -> None:
+        """Open the index (fast); months it lacks are read from the store at once, or on a
+        thread when `background` (the daemon: start-up never waits for a rebuild)."""
+        with self._index_open_lock:
+            if self._index_opened:
+                return
+            self._index_opened = True
+            try:
+                months = self.index.open()
+            except OSError as exc:
+                log.error("history index cannot be opened: %s; searching by scan", exc)
+                return
+        if not months:
+            return
+        if background:
+            self._index_thread = threading.Thread(
+                target=self._catch_up, args=(months,), name="history-index", daemon=True
+            )
+            self._index_thread.start()
+        else:
+            self._catch_up(months)
+
+    def _catch_up(self, months: list[str]) -> None:
+        try:
+            self.index.catch_up(months, self._index_stop)
+        except Exception:
+            log.exception("history index: catching up with the store failed; searching by scan")
+
+    def _ensure_index(self) -> None:
+        if not self._index_opened:
+            self.start_index()
+
+    def _indexed(self, record_id: str, record: Mapping[str, Any]) -> None:
+        try:
+            self.index.put(record_id, record)
+        except (OSError, ValueError) as exc:  # the index is derived: never fail a write for it
+            log.warning("history index: %s not indexed: %s", record_id, exc)
+
+    def close(self) -> None:
+        """Stop a rebuild in progress and write the index's snapshot (daemon shutdown)."""
+        self._index_stop.set()
+        if self._index_thread is not None:
+            self._index_thread.join(30)
+        self.index.close()
 
     # -- writing -----------------------------------------------------------------------------
 
     def record(self, interaction: Interaction) -> Interaction:
         """Store a new interaction durably; returns it with its id."""
+        self._ensure_index()
         with self._lock:
-            record_id = self._store.history.add(interaction.to_record(), interaction.start)
+            body = interaction.to_record()
+            record_id = self._store.history.add(body, interaction.start)
             stored = dataclasses.replace(interaction, id=record_id)
             if stored.open:
                 self._inbox.insert(
                     {"record": record_id, "channel": stored.channel, "line": stored.line}
                 )
+            self._indexed(record_id, body)
         log.info(
             "%s %s %s recorded as %s", stored.channel, stored.direction, stored.outcome, record_id
         )
@@ -208,15 +329,22 @@ class HistoryService:
 
     def update(self, record_id: str, **fields: Any) -> Interaction:
         """Change fields of a stored interaction (outcome, end, media, details...)."""
+        self._ensure_index()
         with self._lock:
-            current = self.get(record_id)
-            if current is None:
+            try:
+                raw = self._store.history.get(record_id)
+            except StoreError:
+                raw = None
+            if raw is None:
                 raise HistoryError(f"no history record {record_id}")
+            current = Interaction.from_record(raw)
             changed = dataclasses.replace(current, **fields)
-            self._store.history.update(record_id, changed.to_record())
+            body = changed.to_record()
+            self._store.history.update(record_id, body)
             was_open, now_open = current.open, changed.open
             if was_open != now_open:
                 self._set_open(changed, now_open)
+            self._indexed(record_id, body)
         self._bus.publish(InteractionUpdated(interaction=changed))
         if was_open != now_open:
             self._bus.publish(InboxChanged(open_count=self.open_count()))
@@ -303,8 +431,156 @@ class HistoryService:
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, record_id: str) -> Interaction | None:
+        """One record: from the index's copy of its month when it has it (one read, never
+        the whole month), else from the store."""
+        record = self.index.get(record_id) if self.index.state == "open" else None
+        if record is not None:
+            try:
+                return Interaction.from_record({**record, "id": record_id})
+            except (HistoryError, ValueError, TypeError):
+                pass
         record = self._store.history.get(record_id)
         return None if record is None else Interaction.from_record(record)
+
+    def _load(self, code: int) -> Interaction | None:
+        try:
+            return self.get(decode(code))
+        except (HistoryError, StoreError, ValueError, TypeError) as exc:
+            log.warning("skipping unreadable history record %s: %s", decode(code), exc)
+            return None
+
+    @staticmethod
+    def _code(record_id: str | None) -> int | None:
+        if not record_id:
+            return None
+        try:
+            return encode(record_id)
+        except ValueError:
+            raise HistoryError(f"{record_id!r} is not a history record id") from None
+
+    def query(
+        self,
+        clauses: Sequence[Clause],
+        n: int = 50,
+        *,
+        before: str | None = None,
+        after: str | None = None,
+        oldest_first: bool = False,
+        where: Filter | None = None,
+    ) -> Page:
+        """Records with a key of every clause, newest first (or oldest first), strictly
+        between the cursors `after` and `before`; `where` checks what the keys cannot say
+        exactly (a local day in a zone with half hours). `total` counts every match."""
+        self._ensure_index()
+        if not self.index.ready:
+            return self._scan(clauses, n, before, after, oldest_first, where)
+        b, a = self._code(before), self._code(after)
+        items: list[Interaction] = []
+        total: int | None = None
+        while True:
+            want = n + 1 - len(items)
+            codes, count = self.index.select(
+                clauses, want, before=b, after=a, oldest_first=oldest_first, count=total is None
+            )
+            if total is None:
+                total = count
+            for code in codes:
+                item = self._load(code)
+                if item is not None and (where is None or where(item)):
+                    items.append(item)
+            if len(codes) < want or len(items) > n:
+                break
+            if oldest_first:
+                a = codes[-1]
+            else:
+                b = codes[-1]
+        exact = True
+        if where is not None and total:
+            if total <= VERIFY_MAX:
+                codes, _ = self.index.select(clauses, total, count=False)
+                total = sum(1 for c in codes if (i := self._load(c)) is not None and where(i))
+            else:
+                exact = False
+        more = len(items) > n
+        items = items[:n]
+        last = items[-1].id if more and items else None
+        return Page(
+            items,
+            total or 0,
+            exact,
+            next_before=None if oldest_first else last,
+            next_after=last if oldest_first else None,
+        )
+
+    def since(self, at: datetime, n: int = 100, after: str | None = None) -> Page:
+        """Records started at or after `at`, oldest first (by id: month, then order of
+        writing), after the cursor `after`; `total` counts all of them."""
+        self._ensure_index()
+        if not self.index.ready:
+            return self._scan([ALL], n, None, after, True, lambda i: i.start >= at)
+        a = self._code(after)
+        first = self.index.count(hour_key(at))
+        codes, total, head = self.index.since(at, n + 1 + first, after=a)
+        early = set()
+        for code in head:  # the first hour is partly before `at`
+            item = self._load(code)
+            if item is None or item.start < at:
+                early.add(code)
+        items = [i for c in codes if c not in early and (i := self._load(c)) is not None]
+        more = len(items) > n
+        items = items[:n]
+        return Page(
+            items,
+            total - len(early),
+            next_after=items[-1].id if more and items else None,
+        )
+
+    def _scan(
+        self,
+        clauses: Sequence[Clause],
+        n: int,
+        before: str | None,
+        after: str | None,
+        oldest_first: bool,
+        where: Filter | None,
+    ) -> Page:
+        """A query answered by reading the newest FALLBACK_SCAN records (index not ready)."""
+        wanted = [set(c) for c in clauses]
+        low = self._code(after)
+        found: list[Interaction] = []
+        scanned = 0
+        cursor = before
+        while scanned < FALLBACK_SCAN:
+            page = self._store.history.newest(min(500, FALLBACK_SCAN - scanned), before=cursor)
+            if not page:
+                break
+            scanned += len(page)
+            cursor = str(page[-1]["id"])
+            for rec in page:
+                if low is not None and encode(str(rec["id"])) <= low:
+                    continue
+                if not all(record_keys(rec, needs_attention) & w for w in wanted):
+                    continue
+                try:
+                    item = Interaction.from_record(rec)
+                except (HistoryError, ValueError, TypeError):
+                    continue
+                if where is None or where(item):
+                    found.append(item)
+        whole = scanned < FALLBACK_SCAN
+        if oldest_first:
+            found.reverse()
+        items, more = found[:n], len(found) > n
+        last = items[-1].id if more and items else None
+        return Page(
+            items,
+            len(found),
+            whole,
+            next_before=None if oldest_first else last,
+            next_after=last if oldest_first else None,
+            complete=whole,
+            searched=scanned,
+        )
 
     def newest(
         self,
@@ -339,20 +615,33 @@ class HistoryService:
     def open_items(
         self, n: int = 100, channel: str | None = None, line: str | None = None
     ) -> list[Interaction]:
-        """The shared inbox: open items newest first."""
-        rows = self._inbox.newest(
-            n,
-            where=lambda d: (
-                (channel is None or d.get("channel") == channel)
-                and (line is None or d.get("line") == line)
-            ),
-        )
-        items = [self.get(r["record"]) for r in rows]
-        return [i for i in items if i is not None and i.open]
+        """The shared inbox: open items newest first (`inbox` has paging and a total)."""
+        return self.inbox(n, channel=channel, line=line).items
+
+    def inbox(
+        self,
+        n: int = 100,
+        *,
+        channel: str | None = None,
+        line: str | None = None,
+        before: str | None = None,
+    ) -> Page:
+        """Open items newest first. `channel`: call, sms, fax, or "voicemail" (calls that
+        left a message) and "missed" (the other open calls)."""
+        clauses: list[Clause] = [[OPEN]]
+        if channel == "voicemail":
+            clauses.append([outcome_key("call", "voicemail")])
+        elif channel == "missed":
+            clauses.append([outcome_key("call", "missed"), outcome_key("call", "interrupted")])
+        elif channel:
+            clauses.append([channel_key(channel)])
+        if line:
+            clauses.append([line_key(line)])
+        return self.query(clauses, n, before=before)
 
     def open_count(self) -> int:
         return len(self._inbox)
 
     def for_number(self, number: str, n: int = 100) -> list[Interaction]:
         """Everything with one number, newest first (a timeline of a bare number)."""
-        return self.newest(n, where=lambda i: i.number == number)
+        return self.query([[number_key(number)]], n).items

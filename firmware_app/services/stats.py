@@ -1,7 +1,7 @@
-"""Counters per day and hour, and a number index, kept in step with the history as it is written.
+"""Counters per day and hour, kept in step with the history as it is written.
 
-The dashboard and the timeline read these instead of scanning the history: one small write
-per interaction (on `InteractionRecorded`), a rebuild from the history when they are missing.
+The dashboard reads these instead of scanning the history: one small write per interaction
+(on `InteractionRecorded`), a rebuild from the history when they are missing.
 Days and hours are the business's local ones. Never blocks a channel: handlers only count.
 """
 
@@ -24,7 +24,6 @@ from .history import Interaction, InteractionRecorded, InteractionUpdated
 log = logging.getLogger(__name__)
 
 DATABASE = "stats"
-INDEX_DATABASE = "timeline"
 KEEP_DAYS = 400
 HOURLY = ("answered", "missed", "voicemail")
 REMEMBER = 2000  # recent records whose counted category an update may still change
@@ -78,7 +77,6 @@ class StatsService:
         self._ids: dict[str, int] | None = None  # "YYYY-MM-DD" -> doc id
         self._counted: OrderedDict[str, tuple[str, str, int]] = OrderedDict()
         self._lock = threading.RLock()
-        self.index = NumberIndex(store)
 
     def zone(self) -> ZoneInfo:
         try:
@@ -139,7 +137,6 @@ class StatsService:
                 self._counted[item.id] = (day, key, local.hour)
                 while len(self._counted) > REMEMBER:
                     self._counted.popitem(last=False)
-        self.index.add(item)
 
     def changed(self, item: Interaction) -> None:
         """A call's outcome may change after it was recorded (answered, then voicemail)."""
@@ -203,66 +200,4 @@ class StatsService:
         return out
 
 
-class NumberIndex:
-    """History record ids per number and per contact, newest last; one small doc per record."""
-
-    def __init__(self, store: Store) -> None:
-        self._table = store.table(INDEX_DATABASE, "refs")
-        self._map: dict[str, list[str]] | None = None
-        self._lock = threading.Lock()
-
-    def _load(self) -> dict[str, list[str]]:
-        if self._map is None:
-            m: dict[str, list[str]] = {}
-            for d in self._table.all():
-                m.setdefault(str(d.get("k")), []).append(str(d.get("r")))
-            self._map = m
-        return self._map
-
-    @staticmethod
-    def keys_of(item: Interaction) -> list[str]:
-        keys = [item.number] if item.number else []
-        if item.contact_id is not None:
-            keys.append(f"c:{item.contact_id}")
-        return keys
-
-    def add(self, item: Interaction) -> None:
-        if not item.id:
-            return
-        with self._lock:
-            m = self._load()
-            for key in self.keys_of(item):
-                self._table.insert({"k": key, "r": item.id})
-                m.setdefault(key, []).append(item.id)
-
-    def add_many(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Bulk load (rebuild, benchmark prefill): (key, record id) in the order they happened."""
-        with self._lock:
-            m = self._load()
-            for key, rid in pairs:
-                self._table.insert({"k": key, "r": rid})
-                m.setdefault(key, []).append(rid)
-
-    def ids(self, keys: Iterable[str], n: int = 200) -> list[str]:
-        """Record ids for any of `keys`, newest first (by id: month, then order of writing)."""
-        with self._lock:
-            m = self._load()
-            found: set[str] = set()
-            for key in keys:
-                found.update(m.get(key, [])[-n:])
-
-        def order(rid: str) -> tuple[str, int]:
-            month, _, num = rid.partition(":")
-            return month, int(num) if num.isdigit() else 0
-
-        return sorted(found, key=order, reverse=True)[:n]
-
-    def numbers(self) -> list[str]:
-        with self._lock:
-            return [k for k in self._load() if not k.startswith("c:")]
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-
-__all__ = ["Day", "NumberIndex", "StatsService", "category"]
+__all__ = ["Day", "StatsService", "category"]

@@ -247,10 +247,10 @@ def test_timeline_assembles_every_channel_in_order(svc: Services, store: Store) 
     ]
     h.record(item(number="+447700900999", start=T0 + timedelta(minutes=6)))  # someone else
     svc.contacts.add_note("Call back after lunch", "Maria", contact_id=anna.id)
-    entries = svc.timeline.for_contact(anna)
+    entries = svc.timeline.for_contact(anna).entries
     kinds = [(e.kind, e.item.id if e.kind == "interaction" else "") for e in entries]
     assert kinds == [("note", "")] + [("interaction", i.id) for i in reversed(made)]
-    bare = svc.timeline.for_number("+447700900999")
+    bare = svc.timeline.for_number("+447700900999").entries
     assert len(bare) == 1 and bare[0].item.outcome == "missed"
     assert svc.contacts.caller("+447700900999") == "Unknown +44 7700 900999"  # drama range
     assert svc.contacts.caller("+442079460999") == "Unknown 020 7946 0999"

@@ -284,3 +284,39 @@ def test_a_recording_whose_file_went_without_its_reference_shows_as_deleted(
     page = logged_in.client.get(f"/calls/{item.id}").get_data(as_text=True)
     assert "This recording was deleted (recordings are kept 30 days)" in page
     assert "<audio" not in page
+
+
+def test_filters_find_a_call_behind_thousands_of_newer_ones(
+    logged_in: Owner, services: Services
+) -> None:
+    """A blocked call and an open voicemail older than the newest 5,000 records are found by
+    every filter, and the page says how many calls match in all."""
+    old = add(services, "blocked", -600, number="+442079460001")
+    vm = add(services, "voicemail", -599, number="+442079460002")
+    for k in range(5200):
+        services.history.record(
+            Interaction(
+                channel="call",
+                direction="in",
+                outcome="answered",
+                start=T0 + timedelta(seconds=k),
+                number=f"+1555{k:07d}",
+            )
+        )
+    client = logged_in.client
+    page = client.get("/calls/?outcome=blocked").get_data(as_text=True)
+    assert f"/calls/{old.id}" in page and "No calls match" not in page
+    page = client.get("/calls/?number=2079460001").get_data(as_text=True)
+    assert f"/calls/{old.id}" in page
+    page = client.get("/calls/?day=2026-11-19").get_data(as_text=True)  # 10 hours before T0
+    assert f"/calls/{old.id}" in page and f"/calls/{vm.id}" in page
+    page = client.get("/calls/").get_data(as_text=True)
+    assert "Showing 50 of 5,202 calls." in page
+    page = client.get("/voicemail/").get_data(as_text=True)
+    assert f"/voicemail/{vm.id}/audio" in page
+    _, secret = services.auth.create_token("reports")
+    auth = {"Authorization": f"Bearer {secret}"}
+    body = client.get("/api/v1/calls?outcome=blocked", headers=auth).get_json()
+    assert [c["id"] for c in body["calls"]] == [old.id] and body["total"] == 1
+    body = client.get("/api/v1/voicemails?open=1", headers=auth).get_json()
+    assert [v["id"] for v in body["voicemails"]] == [vm.id]

@@ -261,7 +261,23 @@ def test_api_contacts_interactions_inbox(
     assert r.json["open_count"] == 4 and [i["id"] for i in r.json["items"]] == [desk["fax"].id]
     since = (NOW - timedelta(minutes=25)).isoformat()
     r = client.get("/api/v1/interactions", query_string={"since": since}, headers=auth)
-    assert [i["id"] for i in r.json["items"]] == [desk["answered"].id, desk["missed"].id]
-    assert r.json["items"][0]["contact"]["id"] == desk["anna"].id
+    assert [i["id"] for i in r.json["items"]] == [desk["missed"].id, desk["answered"].id]
+    assert r.json["items"][1]["contact"]["id"] == desk["anna"].id
+    assert r.json["total"] == 2 and r.json["next_after"] is None
+    # Oldest first, a page at a time: the cursor goes on where the page ended.
+    since = (NOW - timedelta(hours=1)).isoformat()
+    q: dict[str, Any] = {"since": since, "limit": 2}
+    r = client.get("/api/v1/interactions", query_string=q, headers=auth)
+    assert [i["id"] for i in r.json["items"]] == [desk["vm"].id, desk["sms"].id]
+    assert r.json["total"] == 5 and r.json["next_after"] == desk["sms"].id
+    q["after"] = r.json["next_after"]
+    r = client.get("/api/v1/interactions", query_string=q, headers=auth)
+    assert [i["id"] for i in r.json["items"]] == [desk["fax"].id, desk["missed"].id]
+    q["after"] = r.json["next_after"]
+    r = client.get("/api/v1/interactions", query_string=q, headers=auth)
+    assert [i["id"] for i in r.json["items"]] == [desk["answered"].id]
+    assert r.json["next_after"] is None
+    r = client.get("/api/v1/interactions?after=../etc", headers=auth)
+    assert r.status_code == 400
     assert client.get("/api/v1/interactions?since=yesterday", headers=auth).status_code == 400
     assert client.get("/api/v1/inbox").status_code == 401
