@@ -60,7 +60,8 @@ class LinePort(Protocol):
 @dataclass(frozen=True, slots=True)
 class AudioCommands:
     """AT commands around a call's audio: `start` once connected, `stop` on hang-up, and
-    `dtmf` to make the modem report keys (an OK means URCs will come)."""
+    `dtmf` to make the modem report keys (URCs may follow; until the first one arrives keys
+    are taken from the audio)."""
 
     start: tuple[str, ...] = ()
     stop: tuple[str, ...] = ()
@@ -184,8 +185,10 @@ class GsmVoiceChannel:
         self._unsubscribe.append(self._bus.subscribe(ev.KeyPressed, self._on_key))
         self._unsubscribe.append(self._bus.subscribe(ev.CallerHungUp, self._on_hung_up))
         for text in self._commands.dtmf:
-            if self._ok(text):
-                self._modem_dtmf = True
+            # An OK is no promise: keys come from the audio until the first report arrives
+            # (_on_key), so a modem that accepts the command but never reports loses none.
+            if not self._ok(text):
+                log.info("%s: %s refused; keys come from the audio", self.line.name, text)
         for text in self._commands.start:
             if not self._ok(text):
                 log.warning("%s: %s refused; call audio may not flow", self.line.name, text)

@@ -181,6 +181,42 @@ def test_dtmf_urcs_and_hang_up_from_the_line(
     channel.hang_up()  # safe twice
 
 
+def test_keys_from_the_audio_until_the_modem_reports_one(
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    bus: EventBus,
+    sound_card: Callable[..., GsmSoundCardChannel],
+    alsa_files: tuple[Path, Path],
+) -> None:
+    """A SIM800 that says OK to AT+DDET=1 but reports nothing (or whose sound card wiring
+    keeps far-end tones from it): keys heard in the audio count. Once a +DTMF report came,
+    the modem's reports are the keys and the audio detector is no longer used."""
+    _, infile = alsa_files
+    caller_says(
+        infile,
+        tones.silence(0.5),
+        tones.dtmf("12", level_dbfs=-10.0),  # in the audio only: no +DTMF for these
+        tones.silence(3.0),
+        tones.dtmf("4", level_dbfs=-10.0),  # after the modem reported a key: its job now
+        tones.silence(30.0),
+    )
+    modem = make_modem("sim800")
+    line = make_line(modem.path)
+    answered_call(modem, line, recorder)
+    channel = sound_card(line, bus, vendor="simcom").start()
+    assert "AT+DDET=1" in modem.commands  # accepted: the modem may report keys
+    digits = channel.collect_digits(2, 10.0)
+    assert (digits.reason, digits.digits) == ("done", "12")
+    modem.send_urc("+DTMF: 9")
+    recorder.wait(ev.KeyPressed)
+    digits = channel.collect_digits(1, 10.0)
+    assert (digits.reason, digits.digits) == ("done", "9")
+    later = channel.collect_digits(1, 4.0)  # the audio's "4" passes by: not counted twice
+    assert (later.reason, later.digits) == ("silence", "")
+    channel.hang_up()
+
+
 def test_serial_pcm_against_the_simulator(
     make_modem: Callable[..., SimulatedModem],
     make_line: Callable[..., Line],
