@@ -39,7 +39,8 @@ CSP = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
-SESSION_KEY = "owner"
+SESSION_KEY = "owner"  # the password epoch the login was made under
+SESSION_ID = "sid"  # the server-side session (services.auth); logout removes it
 API_BLUEPRINTS = "frontdesk.api_blueprints"
 
 
@@ -67,19 +68,24 @@ def is_public(endpoint: str | None) -> bool:
 def logged_in() -> bool:
     cached = g.get("logged_in")
     if cached is None:
-        cached = services().auth.session_valid(session.get(SESSION_KEY))
+        cached = services().auth.session_valid(session.get(SESSION_KEY), session.get(SESSION_ID))
         g.logged_in = cached
     return bool(cached)
 
 
 def log_in() -> None:
+    auth = services().auth
+    auth.end_session(session.get(SESSION_ID))  # the session it replaces, if any
     session.clear()  # a fresh session: nothing carried over from before the login
-    session[SESSION_KEY] = services().auth.session_epoch
+    session[SESSION_KEY] = auth.session_epoch
+    session[SESSION_ID] = auth.start_session()
     session.permanent = True
     g.logged_in = True
 
 
 def log_out() -> None:
+    """End this login on the server too: a copy of the cookie no longer works."""
+    services().auth.end_session(session.get(SESSION_ID))
     session.clear()
     g.logged_in = False
 

@@ -38,6 +38,8 @@ MAX_TOKEN_NAME = 60
 # scrypt with N=2^15, r=8, p=1: 32 MiB and a fraction of a second on a Raspberry Pi 3.
 HASH_METHOD = "scrypt:32768:8:1"
 TOKEN_TOUCH_INTERVAL = 300.0  # seconds between `last_used` writes for one token
+SESSIONS_TABLE = "sessions"
+MAX_SESSIONS = 20  # logged-in browsers kept; the oldest login ends when a 21st begins
 
 
 def password_problems(password: str, confirm: str | None = None) -> list[FieldProblem]:
@@ -166,6 +168,7 @@ class AuthService:
         }
         with self._lock:
             self._store.put_document(DB, OWNER_KEY, body)
+            self._end_all_sessions()
         log.info("owner password changed; existing sessions ended")
 
     def check_password(self, password: str) -> bool:
@@ -183,9 +186,52 @@ class AuthService:
         """Changes with every new password; a session made under another epoch is void."""
         return self._owner().get("epoch", "")
 
-    def session_valid(self, epoch: object) -> bool:
+    # -- login sessions ----------------------------------------------------------------------
+    # A login cookie carries the password epoch and a session id; the id must be listed here
+    # (as a SHA-256 digest). Logging out removes it, so a copied cookie is void afterwards;
+    # a new password ends them all. Written at login and logout only.
+
+    def _sessions(self) -> Collection:
+        return self._store.table(DB, SESSIONS_TABLE)
+
+    def start_session(self) -> str:
+        """A new login session's id (for the cookie); only its digest is kept."""
+        sid = secrets.token_urlsafe(24)
+        with self._lock:
+            table = self._sessions()
+            table.insert({"digest": _digest(sid), "started_at": _now_iso()})
+            docs = table.all()
+            for old in sorted(docs, key=lambda d: d.doc_id)[: max(0, len(docs) - MAX_SESSIONS)]:
+                table.remove(old.doc_id)
+        return sid
+
+    def end_session(self, sid: object) -> None:
+        """Log out: the session's cookie is void from now on, wherever a copy of it is."""
+        if not isinstance(sid, str) or not sid:
+            return
+        digest = _digest(sid)
+        with self._lock:
+            table = self._sessions()
+            for d in table.search(lambda doc: doc.get("digest") == digest):
+                table.remove(d.doc_id)
+
+    def _end_all_sessions(self) -> None:
+        table = self._sessions()
+        for d in table.all():
+            table.remove(d.doc_id)
+
+    def session_valid(self, epoch: object, sid: object = None) -> bool:
         current = self.session_epoch
-        return bool(current) and isinstance(epoch, str) and hmac.compare_digest(epoch, current)
+        if not (current and isinstance(epoch, str) and hmac.compare_digest(epoch, current)):
+            return False
+        if not isinstance(sid, str) or not sid:
+            return False
+        digest = _digest(sid)
+        found = False
+        for d in self._sessions().all():
+            if hmac.compare_digest(str(d.get("digest", "")), digest):
+                found = True
+        return found
 
     # -- session secret ----------------------------------------------------------------------
 

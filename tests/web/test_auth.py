@@ -6,6 +6,7 @@ import os
 import stat
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from firmware_app.services import Services
@@ -194,6 +195,35 @@ def test_new_password_ends_other_sessions(logged_in: Owner, services: Services) 
     services.auth.set_password("a completely new one")  # as `frontdesk passwd` does
     assert logged_in.client.get("/").headers["Location"].startswith("/login")
     assert logged_in.login("a completely new one").status_code == 302
+
+
+def test_logout_ends_the_session_on_the_server(
+    logged_in: Owner, app: Flask, services: Services
+) -> None:
+    client = logged_in.client
+    stolen = client.get_cookie("frontdesk_session")
+    assert stolen is not None
+    other = Owner(app.test_client(), services)  # a second browser, logged in too
+    assert other.login().status_code == 302
+    assert logged_in.logout().status_code == 302
+    # A copy of the logged-out cookie is refused...
+    thief = app.test_client()
+    thief.set_cookie("frontdesk_session", stolen.value)
+    assert thief.get("/").headers["Location"].startswith("/login")
+    # ...while the other browser's login goes on.
+    assert other.client.get("/").status_code == 200
+
+
+def test_logged_in_browsers_are_capped(app: Flask, services: Services, logged_in: Owner) -> None:
+    from firmware_app.services.auth import MAX_SESSIONS
+
+    browsers = [Owner(app.test_client(), services) for _ in range(MAX_SESSIONS)]
+    for b in browsers:
+        assert b.login().status_code == 302
+    # The oldest login (the set-up browser) made way; the newest ones stay.
+    assert logged_in.client.get("/").status_code == 302
+    assert browsers[0].client.get("/").status_code == 200
+    assert browsers[-1].client.get("/").status_code == 200
 
 
 def test_password_page(logged_in: Owner, services: Services) -> None:
