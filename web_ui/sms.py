@@ -153,10 +153,18 @@ def index() -> str:
         "sms/index.html",
         sms=sms is not None,
         conversations=convs,
-        balance=sms.balance() if sms is not None else None,
-        balance_when=when_text(sms.balance().at) if sms is not None and sms.balance() else "",
+        balances=_balances(sms),
         ussd_code=services().settings.get().sms.ussd_code,
     )
+
+
+def _balances(sms: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Each GSM line's last balance check, as the Lines page shows it."""
+    from .lines_page import balance_view
+
+    if sms is None:
+        return []
+    return [(line.name, balance_view(sms, line.name)) for line in sms.gsm_lines()]
 
 
 @bp.get("/with/<path:number>")
@@ -252,7 +260,7 @@ def balance() -> Response:
     if sms is None:
         flash("The balance check needs a GSM line.", "error")
     else:
-        sms.check_balance()
+        sms.check_balance()  # every GSM line's
         flash("Asking the network for the balance; the answer shows here in a few seconds.", "info")
     return redirect(url_for("sms.index") + "#balance")
 

@@ -295,7 +295,7 @@ class SmsService:
         self._csms: dict[str, int] = {}  # line -> +CSMS service (1: +CMT/+CDS need +CNMA)
         self._memory: dict[str, str] = {}  # line -> current <mem1>
         self._intake: dict[str, _LineIntake] = {}  # line -> slots and sweeps owed
-        self._ussd_wait: tuple[str, str, float] | None = None  # line, code, deadline
+        self._ussd_waits: dict[str, tuple[str, float]] = {}  # line -> code, deadline
         self._recovered = False
         self.worker = _SmsWorker(self)
         self._unsubscribe: list[Callable[[], None]] = []
@@ -317,7 +317,8 @@ class SmsService:
         self._unsubscribe.clear()
 
     def schedule(self, scheduler: Any) -> None:
-        """The balance check every `ussd_interval_hours` (re-made when the settings change)."""
+        """The balance check of every GSM line every `ussd_interval_hours` (re-made when the
+        settings change)."""
         scheduler.cancel("sms-ussd")
         hours = self._settings().sms.ussd_interval_hours
         if hours > 0 and self._settings().sms.ussd_code:
@@ -391,21 +392,33 @@ class SmsService:
         return stored
 
     def check_balance(self, line: str | None = None) -> None:
-        """Ask the network for the SIM's balance (USSD); the answer shows in `balance()`."""
+        """Ask the network for a SIM's balance (USSD): `line`'s, or every GSM line's. The
+        answer shows in `balance(line)` (and `balance_pending(line)` until it comes)."""
         self._q.put(("ussd", line))
 
-    def balance(self) -> Balance | None:
-        doc = self._store.get_document(DB, "ussd")
-        if not doc:
-            return None
-        amount = doc.get("amount")
-        return Balance(
-            at=datetime.fromisoformat(doc["at"]),
-            line=doc.get("line", ""),
-            code=doc.get("code", ""),
-            text=doc.get("text", ""),
-            amount=float(amount) if isinstance(amount, int | float) else None,
-            error=doc.get("error", ""),
+    def balance(self, line: str | None = None) -> Balance | None:
+        """The last balance check of `line`, or the last of any line."""
+        if line is None:
+            return _balance(self._store.get_document(DB, "ussd"))
+        found = _balance(self._store.get_document(DB, f"ussd:{line}"))
+        if found is None:  # checked before results were kept per line
+            last = _balance(self._store.get_document(DB, "ussd"))
+            found = last if last is not None and last.line == line else None
+        return found
+
+    def balance_pending(self, line: str) -> bool:
+        """A balance check of `line` is waiting for the network's answer."""
+        with self._lock:
+            return line in self._ussd_waits
+
+    def low_balance(self, balance: Balance | None) -> bool:
+        """The amount read is under the owner's warning threshold."""
+        threshold = self._settings().sms.low_balance
+        return bool(
+            balance is not None
+            and balance.amount is not None
+            and threshold > 0
+            and balance.amount < threshold
         )
 
     def gsm_lines(self) -> list[Line]:
@@ -486,8 +499,9 @@ class SmsService:
         with self._lock:
             if self._due:
                 wake = min(wake, min(self._due.values()))
-        if self._ussd_wait is not None:
-            wake = min(wake, self._ussd_wait[2])
+        with self._lock:
+            for _code, deadline in self._ussd_waits.values():
+                wake = min(wake, deadline)
         for name in list(self._intake):
             due = self._intake_next(name)
             if due is not None:
@@ -1273,16 +1287,29 @@ class SmsService:
     # -- USSD -----------------------------------------------------------------------------------
 
     def _ussd(self, wanted: str | None) -> None:
+        """`wanted` line's balance check, or every GSM line's (None)."""
         code = self._settings().sms.ussd_code
-        line = self._pick_line(wanted or "")
-        name = line.name if line is not None else (wanted or "")
+        if wanted is None:
+            names = [ln.name for ln in self.gsm_lines()]
+            if not names:
+                self._balance_result("", code, "", "no GSM line is ready")
+            for name in names:
+                self._ussd_on(name, code)
+        else:
+            self._ussd_on(wanted, code)
+
+    def _ussd_on(self, name: str, code: str) -> None:
         if not code:
             self._balance_result(name, code, "", "no balance check code is set (Settings, Texts)")
             return
-        if line is None:
-            self._balance_result(name, code, "", "no GSM line is ready")
+        line = self._line(name)
+        if line is None or line.status().state in ("down", "starting"):
+            self._balance_result(name, code, "", f"{name} is not ready")
             return
-        self._ussd_wait = (line.name, code, self._clock().timestamp() + self.options.ussd_timeout)
+        with self._lock:
+            if name in self._ussd_waits:
+                return  # asked already: the answer is on its way
+            self._ussd_waits[name] = (code, self._clock().timestamp() + self.options.ussd_timeout)
         r = self._chat(line, Command(f'AT+CUSD=1,"{code}",15', timeout=self.options.ussd_timeout))
         if isinstance(r, Response):
             for text in r.lines:  # the reply may come before the OK (REFERENCE.md 2)
@@ -1291,44 +1318,50 @@ class SmsService:
                     self._ussd_reply(line, cusd)
         else:
             words = _cms_words(r) if isinstance(r, ErrorResult) else "no answer"
-            self._ussd_wait = None
+            with self._lock:
+                self._ussd_waits.pop(name, None)
             self._balance_result(line.name, code, "", f"the network did not take it: {words}")
 
     def _ussd_reply(self, line: Line, cusd: Any) -> None:
-        wait = self._ussd_wait
-        if wait is None or wait[0] != line.name:
+        with self._lock:
+            wait = self._ussd_waits.pop(line.name, None)
+        if wait is None:
             log.debug("%s: +CUSD nobody waits for (m=%s)", line.name, cusd.m)
             return
-        self._ussd_wait = None
+        code = wait[0]
         if cusd.m == 2 and not cusd.text:
-            self._balance_result(line.name, wait[1], "", "the network ended the request")
+            self._balance_result(line.name, code, "", "the network ended the request")
             return
         text = (cusd.decoded or "").strip()
         if cusd.m == 1:  # the network asks for more: end the session
             self._chat(line, Command("AT+CUSD=2", timeout=self.options.command_timeout))
-        self._balance_result(line.name, wait[1], text, "" if text else "an empty answer")
+        self._balance_result(line.name, code, text, "" if text else "an empty answer")
 
     def _ussd_expired(self) -> None:
-        wait = self._ussd_wait
-        if wait is not None and self._clock().timestamp() >= wait[2]:
-            self._ussd_wait = None
-            self._balance_result(wait[0], wait[1], "", "no answer from the network")
+        now = self._clock().timestamp()
+        with self._lock:
+            late = [(n, w) for n, w in self._ussd_waits.items() if now >= w[1]]
+            for name, _wait in late:
+                del self._ussd_waits[name]
+        for name, (code, _deadline) in late:
+            self._balance_result(name, code, "", "no answer from the network")
 
     def _balance_result(self, line: str, code: str, text: str, error: str) -> None:
+        """Keep the answer (per line, and as the last of any line); under the threshold,
+        the low-balance incident (one email until it is topped up), else it is resolved."""
         amount = parse_balance(text) if text else None
-        self._store.put_document(
-            DB,
-            "ussd",
-            {
-                "at": _iso(self._clock()),
-                "line": line,
-                "code": code,
-                "text": text,
-                "amount": amount,
-                "error": error,
-            },
-        )
-        log.info("balance check on %s: %s", line, text or error)
+        doc = {
+            "at": _iso(self._clock()),
+            "line": line,
+            "code": code,
+            "text": text,
+            "amount": amount,
+            "error": error,
+        }
+        if line:
+            self._store.put_document(DB, f"ussd:{line}", doc)
+        self._store.put_document(DB, "ussd", doc)
+        log.info("balance check on %s: %s", line or "no line", text or error)
         threshold = self._settings().sms.low_balance
         if self._alerts is None or amount is None or threshold <= 0:
             return
@@ -1337,7 +1370,7 @@ class SmsService:
             self._alerts.raise_incident(
                 key,
                 f"The SIM card of line {line} is low on credit",
-                f"The balance check says: {text}",
+                f"The balance check says: {text} (the warning is for less than {threshold:g})",
                 advice="Top up the SIM card: without credit, texts and calls on this line stop.",
             )
         else:
@@ -1357,6 +1390,20 @@ class _SmsWorker(Worker):
     def stop(self) -> None:
         super().stop()
         self.service._q.put(("wake", None))
+
+
+def _balance(doc: dict[str, Any] | None) -> Balance | None:
+    if not doc:
+        return None
+    amount = doc.get("amount")
+    return Balance(
+        at=datetime.fromisoformat(doc["at"]),
+        line=doc.get("line", ""),
+        code=doc.get("code", ""),
+        text=doc.get("text", ""),
+        amount=float(amount) if isinstance(amount, int | float) else None,
+        error=doc.get("error", ""),
+    )
 
 
 def _is_sms(item: Interaction) -> bool:

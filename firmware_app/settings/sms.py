@@ -89,7 +89,7 @@ class Sms:
         0,
         label="Check the balance every (hours)",
         check=number_range(0, 720),
-        help="0: only when asked on the Messages page.",
+        help="Every GSM line's SIM card. 0: only when asked on the Lines or Messages page.",
     )
     low_balance: float = setting(
         0.0,

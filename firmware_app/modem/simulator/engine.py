@@ -194,7 +194,7 @@ class Engine:
         self.report_status: int | None = 0x00  # TP-ST of status reports; None: send none
         self.report_delay = 0.2
         self.waiting_delivery: list[str] = []  # held by the network while memory is full
-        self.ussd_reply: tuple[str, int] = ("Your balance is 12.34 EUR.", 15)
+        self.ussd_reply: tuple[str, int] | None = ("Your balance is 12.34 EUR.", 15)
         self.ussd_before_ok = False
         self.ussd_then_end = False
         self.ussd_requests: list[str] = []
@@ -1344,6 +1344,8 @@ class Engine:
         if self.registration not in (1, 5):
             raise self.cme(30)
         self.ussd_requests.append(args[1])
+        if self.ussd_reply is None:  # the network never answers: OK, then nothing
+            return [], "OK"
         text, dcs = self.ussd_reply
         reply = f'+CUSD: 0,"{text}",{dcs}'
         gen = self.generation

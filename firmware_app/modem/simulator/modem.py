@@ -511,12 +511,13 @@ class SimulatedModem:
             self.engine.report_delay = delay
 
     def set_ussd_reply(
-        self, text: str, dcs: int = 15, *, before_ok: bool = False, then_end: bool = False
+        self, text: str | None, dcs: int = 15, *, before_ok: bool = False, then_end: bool = False
     ) -> None:
         """What the network answers to AT+CUSD=1,"<code>": `text` (UCS-2 hex with dcs 72),
-        before the OK or after it, optionally followed by +CUSD: 2."""
+        before the OK or after it, optionally followed by +CUSD: 2. None: the modem says OK
+        and the network never answers (no +CUSD at all)."""
         with self._lock:
-            self.engine.ussd_reply = (text, dcs)
+            self.engine.ussd_reply = None if text is None else (text, dcs)
             self.engine.ussd_before_ok = before_ok
             self.engine.ussd_then_end = then_end
 
