@@ -30,6 +30,7 @@ from flask import (
 
 from firmware_app.errors import FieldProblem, SettingsError
 from firmware_app.services.notify.prefs import NotifyPrefs
+from firmware_app.services.notify.service import HOLD_MAX, HOLD_WITHOUT_SERVER
 from firmware_app.settings.model import Email
 from firmware_app.settings.schema import from_dict
 
@@ -342,6 +343,8 @@ def outbox() -> Any:
         state_words=STATE_WORDS,
         kind_words=KIND_WORDS,
         status=svc.notify.status(),
+        hold_days=HOLD_WITHOUT_SERVER.days,
+        hold_max=HOLD_MAX,
         incidents=svc.alerts.open_incidents(),
     )
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..events import EventBus
 from ..store import Store
+from .notify.service import STUCK_AFTER
 
 if TYPE_CHECKING:
     from .notify import Notifier
@@ -182,7 +183,7 @@ class AlertService:
 
     def check_mail(self, now: datetime | None = None) -> None:
         now = now or self._clock()
-        since = self._notifier.outbox.failing_since()
+        since = self._notifier.outbox.failing_since(now, STUCK_AFTER)
         if since is not None and now - since > MAIL_FAILING_AFTER:
             error = self._notifier.status().last_error or "the mail server did not take them"
             self.raise_incident(

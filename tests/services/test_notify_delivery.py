@@ -1002,3 +1002,46 @@ def test_partly_refused_recipients_get_their_own_copy(
     assert sorted(everyone) == sorted([grey, ok, gone])  # each once, nobody lost
     assert n.delete(failed.id)
     assert not store.media.path(mp3).exists()  # the last message using it went
+
+
+# -- no mail server set yet --------------------------------------------------------------------
+
+
+def test_emails_wait_for_a_mail_server_and_go_out_once_one_is_set(
+    servers: Any, make_notifier: Any, store: Store, clock: Clock
+) -> None:
+    srv = servers("none")
+    n, box = make_notifier(srv.port)
+    box.email(smtp_host="")
+    msg_id = n.missed_call(MissedCallNotice(number="+12025550143", at=clock.now))
+    assert msg_id is not None
+    assert n.deliver_due() == 0
+    entry = n.message(msg_id)
+    assert entry.state == "queued" and entry.attempts == 0
+    assert not n.status().configured and n.status().counts["queued"] == 1
+    assert n.outbox.failing_since(clock.now) is None  # waiting, not failing
+    clock.advance(3 * 86400)
+    assert n.prune() == 0  # kept for a week
+    box.email(smtp_host="127.0.0.1")
+    n.settings_changed()
+    assert n.deliver_due() == 1
+    assert n.message(msg_id).state == "sent"
+    (got,) = srv.inbox.received
+    assert got.msg["Subject"] == "Missed call from +1 202-555-0143"
+
+
+def test_emails_waiting_for_a_mail_server_are_bounded(
+    make_notifier: Any, store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from firmware_app.services.notify import service
+
+    n, box = make_notifier(free_port())
+    box.email(smtp_host="")
+    old = n.voicemail(voicemail(store, clock))
+    mp3 = n.outbox.get(old)["owned_media"][0]
+    clock.advance(8 * 86400)  # a week and a day later: the first one goes
+    ids = [n.sms(SmsNotice(number="+41791234567", at=clock.now, text=f"n{i}")) for i in range(5)]
+    monkeypatch.setattr(service, "HOLD_MAX", 3)  # and only the newest 3 are kept
+    assert n.prune() == 3
+    assert n.message(old) is None and not store.media.path(mp3).exists()
+    assert [n.message(i) is not None for i in ids] == [False, False, True, True, True]

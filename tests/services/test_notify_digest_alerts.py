@@ -381,6 +381,23 @@ def test_mail_failing_for_an_hour(store: Store, notifier: Notifier, clock: Clock
     assert fixed["subject"] == "Fixed: Emails could not be sent for over an hour"
 
 
+def test_a_message_stuck_sending_counts_as_mail_failing(
+    store: Store, notifier: Notifier, clock: Clock
+) -> None:
+    alerts = AlertService(store, notifier, clock=clock)
+    msg_id = notifier.missed_call(MissedCallNotice(number="+442079460000", at=clock.now))
+    assert msg_id is not None
+    notifier.outbox.claim(msg_id)  # a send that never came back
+    clock.advance(minutes=14)
+    assert notifier.outbox.failing_since(clock.now) is None  # a slow send, not yet stuck
+    clock.advance(minutes=2)
+    assert notifier.outbox.failing_since(clock.now) == datetime(2026, 11, 25, 19, 0, tzinfo=UTC)
+    clock.advance(minutes=45)
+    alerts.check()
+    (incident,) = alerts.open_incidents()
+    assert incident.key == "mail"
+
+
 def test_scheduler_runs_the_alert_checks(store: Store, notifier: Notifier, clock: Clock) -> None:
     s = Scheduler(clock)
     usage = DiskUsage(total=100, free=1)

@@ -345,6 +345,20 @@ class Outbox:
                 removed.append(gone)
         return removed
 
+    def prune_unsent(self, older_than: datetime, keep: int) -> list[dict[str, Any]]:
+        """Remove messages never tried (waiting for a mail server to be set) created before
+        `older_than`, and all but the newest `keep` of them; returns them."""
+        cutoff = _iso(older_than)
+        docs = self._table.search(lambda d: d.get("state") == "queued" and not d.get("attempts", 0))
+        docs.sort(key=lambda d: (d.get("created") or "", d.doc_id), reverse=True)
+        removed = []
+        for i, doc in enumerate(docs):
+            if i >= keep or (doc.get("created") or "") < cutoff:
+                gone = self.remove(doc.doc_id)
+                if gone is not None:
+                    removed.append(gone)
+        return removed
+
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, msg_id: int) -> dict[str, Any] | None:
@@ -381,9 +395,21 @@ class Outbox:
         known = [t for t in times if t is not None]
         return min(known) if known else None
 
-    def failing_since(self) -> datetime | None:
-        """When the oldest message still waiting after a failed attempt was queued, or None."""
-        docs = self._table.search(lambda d: d.get("state") == "queued" and d.get("attempts", 0) > 0)
+    def failing_since(
+        self, now: datetime | None = None, stuck_after: timedelta = timedelta(minutes=15)
+    ) -> datetime | None:
+        """When the oldest message still waiting after a failed attempt was queued, or None.
+
+        A message `sending` for longer than `stuck_after` (a send that never came back)
+        counts as failing too."""
+        stuck = _iso((now or self._clock()) - stuck_after)
+
+        def failing(d: Mapping[str, Any]) -> bool:
+            if d.get("state") == "queued":
+                return bool(d.get("attempts", 0))
+            return d.get("state") == "sending" and (d.get("last_attempt") or "") < stuck
+
+        docs = self._table.search(failing)
         times = [datetime.fromisoformat(d["created"]) for d in docs if d.get("created")]
         return min(times) if times else None
 

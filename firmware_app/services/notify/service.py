@@ -48,6 +48,9 @@ from .smtp import DEFAULT_TIMEOUT, MailServerError, MessageRejected, NotifyError
 log = logging.getLogger(__name__)
 
 GIVE_UP_AFTER = timedelta(days=7)  # temporary errors for this long turn a message `failed`
+HOLD_WITHOUT_SERVER = timedelta(days=7)  # with no mail server set, emails wait this long
+HOLD_MAX = 500  # and at most this many (the newest), so the outbox cannot grow without bound
+STUCK_AFTER = timedelta(minutes=15)  # `sending` longer than this counts as failing
 PRUNE_EVERY = timedelta(hours=1)
 IDLE_WAIT = 300.0  # seconds the worker sleeps with nothing due (it wakes on queue anyway)
 DIGEST_LATE = timedelta(hours=12)  # a summary missed by more than this (box off) is skipped
@@ -202,12 +205,15 @@ class Notifier:
         """Put a message in the outbox, durably, and wake the worker. Returns its id.
 
         `to` defaults to the recipients configured for the draft's kind. Returns None (and
-        logs why) when email is off (no mail server) or nobody is set to receive it.
+        logs why) when nobody is set to receive it. With no mail server set yet, the message
+        is kept all the same and goes out once one is set (see `prune` for how long).
         """
         settings = self._settings()
         if not settings.email.smtp_host:
-            log.info("email is off (no mail server set): %s email not queued", draft.kind)
-            return None
+            log.info(
+                "no mail server is set yet: the %s email waits in the outbox until one is",
+                draft.kind,
+            )
         recipients = list(to) if to is not None else self.recipients(draft.kind, settings)
         bad = [a for a in recipients if email_address(optional=False)(a)]
         if bad:
@@ -602,9 +608,12 @@ class Notifier:
                 log.warning("cannot delete %s: %s", ref, exc)
 
     def prune(self, now: datetime | None = None) -> int:
-        """Remove sent messages older than the retention setting. Returns how many."""
+        """Remove sent messages older than the retention setting and, while no mail server
+        is set, messages waiting for one longer than HOLD_WITHOUT_SERVER (or beyond the
+        newest HOLD_MAX). Returns how many were removed."""
         now = now or self._clock()
-        days = self._settings().email.keep_sent_days
+        settings = self._settings()
+        days = settings.email.keep_sent_days
         removed = self.outbox.prune_sent(now - timedelta(days=days))
         for doc in removed:
             self._drop_media(doc)
@@ -612,7 +621,20 @@ class Notifier:
             log.info(
                 "removed %d sent email(s) older than %d days from the outbox", len(removed), days
             )
-        return len(removed)
+        held: list[dict[str, Any]] = []
+        if not settings.email.smtp_host:
+            held = self.outbox.prune_unsent(now - HOLD_WITHOUT_SERVER, HOLD_MAX)
+            for doc in held:
+                self._drop_media(doc)
+            if held:
+                log.warning(
+                    "removed %d email(s) that waited for a mail server for over %d days (or "
+                    "beyond the newest %d): set one on the Email page",
+                    len(held),
+                    HOLD_WITHOUT_SERVER.days,
+                    HOLD_MAX,
+                )
+        return len(removed) + len(held)
 
     def deliver_due(self) -> int:
         """One delivery round: send every message that is due. Returns how many were sent.
