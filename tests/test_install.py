@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.udev_lint import lint_rules
+from tests.udev_lint import Device, apply_rules, lint_rules
 
 ROOT = Path(__file__).parents[1]
 IMAGE_BUILD = ROOT / "image-build"
@@ -201,6 +201,14 @@ def test_udev_rules_pass_our_checker(rules: Path) -> None:
         ('SUBSYSTEM=="tty", SYMLNK+="x"', "unknown key"),
         ('SUBSYSTEM=="tty", ATTRS{idVendor}=="0BAF", MODE="0660"', "lower-case"),
         ('ACTION=="add", GROUP="dialout"', "SUBSYSTEM"),
+        ('SUBSYSTEM=="tty", ENV{ID_MODEL_ID}=="90A1", MODE="0660"', "lower-case"),
+        ('SUBSYSTEM=="tty", GOTO="nowhere"', "no LABEL"),
+        # The mistake that hid the SIM7600 and EC25 names: ids and interface in one rule.
+        (
+            'SUBSYSTEM=="tty", ATTRS{idVendor}=="1e0e", ATTRS{idProduct}=="9001", '
+            'ATTRS{bInterfaceNumber}=="02", SYMLINK+="frontdesk-sim7600"',
+            "same device",
+        ),
     ],
 )
 def test_udev_checker_catches_mistakes(line: str, problem: str) -> None:
@@ -208,12 +216,86 @@ def test_udev_checker_catches_mistakes(line: str, problem: str) -> None:
     assert found and problem in found[0], found
 
 
+MODEMS = {  # name: (vendor, product, {interface: expected stable name})
+    "usr5637": ("0baf", "0303", {"00": "frontdesk-usr5637"}),
+    "zoom3095": ("0803", "3095", {"00": "frontdesk-cx93010"}),
+    "cx93010": ("0572", "1329", {"00": "frontdesk-cx93010"}),
+    "mt9234mu": ("06e0", "f104", {"00": "frontdesk-mt9234mu"}),
+    "sim7600": (
+        "1e0e",
+        "9001",
+        {"00": None, "01": None, "02": "frontdesk-sim7600", "03": None},
+    ),
+    "sim7600-audio": ("1e0e", "9001", {"04": "frontdesk-sim7600-audio"}),
+    "ec25": ("2c7c", "0125", {"00": None, "01": None, "02": "frontdesk-ec25", "03": None}),
+    "e1752": ("12d1", "1436", {"00": None, "01": None, "02": None}),
+}
+
+
+def tty(vendor: str, product: str, interface: str, *, imported: bool) -> Device:
+    """A USB serial port as udev sees it: tty <- usb-serial <- usb_interface <- usb_device.
+    `imported`: 60-serial.rules has run usb_id already (the properties are there)."""
+    ids = {
+        "ID_BUS": "usb",
+        "ID_VENDOR_ID": vendor,
+        "ID_MODEL_ID": product,
+        "ID_USB_INTERFACE_NUM": interface,
+    }
+    return Device(
+        "tty",
+        attrs={"dev": "188:2"},
+        parents=[
+            ("usb-serial", {"port_number": "0"}),
+            ("usb", {"bInterfaceNumber": interface, "bInterfaceClass": "ff"}),
+            ("usb", {"idVendor": vendor, "idProduct": product, "busnum": "1"}),
+        ],
+        env=dict(ids) if imported else {},
+        usb_id=ids,
+    )
+
+
+@pytest.mark.parametrize("imported", [True, False], ids=["after-60-serial", "on-its-own"])
+@pytest.mark.parametrize("model", list(MODEMS))
+def test_udev_rules_name_each_port_and_keep_modemmanager_away(model: str, imported: bool) -> None:
+    rules = (ROOT / "hw" / "udev" / "70-frontdesk-modems.rules").read_text()
+    vendor, product, ports = MODEMS[model]
+    for interface, name in ports.items():
+        result = apply_rules(rules, tty(vendor, product, interface, imported=imported))
+        assert result.symlinks == ([name] if name else []), (model, interface, result)
+        assert result.env.get("ID_MM_DEVICE_IGNORE") == "1", (model, interface)
+        assert (result.group, result.mode) == ("dialout", "0660"), (model, interface)
+    # The USB device itself: ModemManager leaves every port of it alone (QMI, wwan too).
+    device = Device("usb", attrs={"idVendor": vendor, "idProduct": product})
+    device.env["DEVTYPE"] = "usb_device"
+    assert apply_rules(rules, device).env.get("ID_MM_DEVICE_IGNORE") == "1", model
+
+
+def test_udev_rules_leave_other_devices_and_removals_alone() -> None:
+    rules = (ROOT / "hw" / "udev" / "70-frontdesk-modems.rules").read_text()
+    ftdi = apply_rules(rules, tty("0403", "6001", "00", imported=True))
+    assert ftdi.symlinks == [] and "ID_MM_DEVICE_IGNORE" not in ftdi.env and not ftdi.group
+    gone = tty("1e0e", "9001", "02", imported=True)
+    gone.action = "remove"
+    assert apply_rules(rules, gone).symlinks == []
+    interface = Device("usb", attrs={"bInterfaceNumber": "02"}, env={"DEVTYPE": "usb_interface"})
+    assert "ID_MM_DEVICE_IGNORE" not in apply_rules(rules, interface).env
+
+
+def test_the_model_shows_why_the_old_rule_never_matched() -> None:
+    old = (
+        'SUBSYSTEM=="tty", ATTRS{idVendor}=="1e0e", ATTRS{idProduct}=="9001", '
+        'ATTRS{bInterfaceNumber}=="02", SYMLINK+="frontdesk-sim7600"\n'
+    )
+    assert apply_rules(old, tty("1e0e", "9001", "02", imported=True)).symlinks == []
+
+
 def test_udev_rules_cover_the_supported_modems() -> None:
     text = "\n".join(r.read_text() for r in RULES)
     table = (ROOT / "hw" / "README.md").read_text()
     for usb_id in ("0baf:0303", "0572:1329", "06e0:f104", "1e0e:9001", "2c7c:0125", "12d1:1001"):
         vendor, product = usb_id.split(":")
-        assert f'ATTRS{{idVendor}}=="{vendor}"' in text and product in text, usb_id
+        assert f'ATTR{{idVendor}}=="{vendor}"' in text and product in text, usb_id
+        assert f'ENV{{ID_VENDOR_ID}}=="{vendor}"' in text, usb_id
         assert usb_id in table, usb_id
 
 

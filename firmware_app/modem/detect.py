@@ -489,6 +489,89 @@ class BlockingChat:
         return list(self.urcs)
 
 
+# --- the port that carries URCs --------------------------------------------------------------
+
+# USB interface numbers by role, from the vendors' Linux USB guides: Quectel LTE modules
+# (EC25/EG25: 0 DM, 1 NMEA, 2 AT, 3 modem) and SIMCom SIM7500/SIM7600 (0 diagnostics,
+# 1 NMEA, 2 AT, 3 modem, 4 audio).
+_AT_INTERFACE = 2
+_MODEM_INTERFACE = 3
+# Quectel AT+QURCCFG="urcport" values (EC25&EC21 AT Commands Manual 2.25) and SIMCom
+# AT+CATR values (SIM7500/SIM7600 AT Command Manual V1.12 4.11: 0 all ports, 1 UART,
+# 2 modem port, 3 AT port, 4-7 CMUX channels) -> the interface that gets URCs.
+_QURCCFG_INTERFACE = {"usbat": _AT_INTERFACE, "usbmodem": _MODEM_INTERFACE, "all": _AT_INTERFACE}
+_CATR_INTERFACE = {0: _AT_INTERFACE, 2: _MODEM_INTERFACE, 3: _AT_INTERFACE}
+_PCUI = re.compile(r"PCUI\s*:\s*(\d+)", re.IGNORECASE)
+_QURCCFG = re.compile(r'\+QURCCFG:\s*"urcport"\s*,\s*"([^"]*)"', re.IGNORECASE)
+
+
+def interface_number(port: str, *, sys_root: str | os.PathLike[str] = "/sys") -> int | None:
+    """The USB interface number of a serial port (by-id ``...-ifNN`` name, else sysfs)."""
+    m = _INTERFACE.match(Path(port).name)
+    if m:
+        return int(m.group("n"))
+    for number, path in sibling_ports(port, sys_root=sys_root).items():
+        if os.path.realpath(path) == os.path.realpath(port):
+            return number
+    return None
+
+
+def urc_port(
+    profiles: Sequence[tuple[Profile, Chat]], *, timeout: float = PROBE_TIMEOUT
+) -> Profile | None:
+    """Of the answering ports of one modem, the one its vendor's documentation says gets the
+    unsolicited codes, asked on the modem itself; None when that cannot be told.
+
+    - Huawei: ``AT^GETPORTMODE`` lists each port's interface number; URCs go to the PCUI
+      port (Huawei AT command interface specification; chan_dongle uses it for AT).
+    - Quectel: ``AT+QURCCFG="urcport"`` (``usbat`` by default: interface 2; ``usbmodem``:
+      interface 3). Set to ``uart1`` (a UART the USB host does not see), it is set to
+      ``usbat`` so calls and texts are announced at all.
+    - SIMCom (SIM7500/SIM7600): ``AT+CATR?`` (0 every port, the AT interface 2 is used;
+      2 the modem port 3; 3 the AT port 2). On 1 (UART) it is set to 3.
+    """
+    by_interface: dict[int, tuple[Profile, Chat]] = {}
+    for profile, chat in profiles:
+        number = interface_number(profile.port)
+        if number is None:
+            return None
+        by_interface[number] = (profile, chat)
+    first, chat = profiles[0]
+    vendor = first.vendor
+
+    def ask(text: str) -> Result:
+        return chat(Command(text, timeout=timeout))
+
+    wanted: int | None = None
+    if vendor == "huawei":
+        answer = ask("AT^GETPORTMODE")
+        if isinstance(answer, Response):
+            m = _PCUI.search(" ".join(answer.lines))
+            wanted = int(m.group(1)) if m else None
+    elif vendor == "quectel":
+        answer = ask('AT+QURCCFG="urcport"')
+        if isinstance(answer, Response):
+            m = _QURCCFG.search(" ".join(answer.lines))
+            value = m.group(1).lower() if m else ""
+            if value.startswith("uart"):
+                log.info("%s: URCs went to the module's UART; now to its USB AT port", first.port)
+                if isinstance(ask('AT+QURCCFG="urcport","usbat"'), Response):
+                    value = "usbat"
+            wanted = _QURCCFG_INTERFACE.get(value)
+    elif vendor == "simcom":
+        answer = ask("AT+CATR?")
+        if isinstance(answer, Response):
+            text = " ".join(answer.lines).split(":", 1)[-1].strip()
+            catr = int(text) if text.isdigit() else None
+            if catr == 1 and isinstance(ask("AT+CATR=3"), Response):
+                log.info("%s: URCs went to the module's UART; now to its USB AT port", first.port)
+                catr = 3
+            wanted = _CATR_INTERFACE.get(catr) if catr is not None else None
+    if wanted is None or wanted not in by_interface:
+        return None
+    return by_interface[wanted][0]
+
+
 # --- finding modems --------------------------------------------------------------------------
 
 
@@ -526,9 +609,11 @@ def find_modems(
 ) -> list[Profile]:
     """Probe every candidate port; one profile per modem (several = several lines).
 
-    A modem with several ports (Huawei) is probed on each; the line uses the port where
-    unsolicited codes arrive (python-gsmmodem #44), else the last one that answers. A USB
-    device with any port in `exclude` is skipped as a whole (it is some line's modem).
+    A modem with several ports is probed on each; the line uses the port that carries
+    unsolicited codes (python-gsmmodem #44): the one the vendor's own command names
+    (`urc_port`), else the first where one arrives within `listen` seconds, else the last
+    one that answers. A USB device with any port in `exclude` is skipped as a whole (it is
+    some line's modem).
     """
     skip = {os.path.realpath(p) for p in exclude}
     found: list[Profile] = []
@@ -559,15 +644,18 @@ def find_modems(
                 continue
             best = profiles[-1][0]
             if len(profiles) > 1:
+                chosen = urc_port(profiles, timeout=timeout)
                 deadline = time.monotonic() + listen
-                chosen = None
                 while chosen is None and time.monotonic() < deadline:
                     for profile, chat in profiles:
                         if chat.listen(0.05):
                             chosen = profile
                             break
                 best = chosen or best
-            found.append(replace(best, ports=tuple(p.port for p, _ in profiles)))
+            # Every port of the device (the silent ones too: diagnostics, NMEA, PCM audio)
+            # belongs to the line.
+            ports = tuple(dict.fromkeys([*group, *(p.port for p, _ in profiles)]))
+            found.append(replace(best, ports=ports))
         finally:
             for _, chat in profiles:
                 chat.close()

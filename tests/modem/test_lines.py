@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 
 from firmware_app.modem import events as ev
-from firmware_app.modem.detect import BlockingChat, find_modems, parse_fclass, parse_vsm, probe
+from firmware_app.modem.detect import (
+    BlockingChat,
+    find_modems,
+    parse_fclass,
+    parse_vsm,
+    pcm_port_for,
+    probe,
+)
 from firmware_app.modem.line import Line, LineDownError
 from firmware_app.modem.simulator import CallerId, CidForm, SimulatedModem
 from firmware_app.modem.simulator.callerid import raw_line
@@ -68,11 +75,71 @@ def test_every_personality_is_detected(make_modem: Modems, tmp_path: Path) -> No
         port = str(modem.urc_path)  # the Huawei's second port carries the URCs
         assert found[port].describe() == DESCRIPTIONS[name].format(p=port)
     e1752 = found[str(modems["e1752"].urc_path)]
-    assert e1752.ports == tuple(str(p) for p in modems["e1752"].paths)
+    # its audio interface (if01) appears once a call's audio is used
+    assert e1752.ports == tuple(str(p) for p in modems["e1752"].paths if p.exists())
     usr = found[str(modems["usr5637"].path)]
     assert [f.code for f in usr.voice_formats][:2] == [131, 130]  # u-law, then A-law
     assert usr.caller_id_command == "AT+VCID=1"
     assert found[str(modems["cx93010"].path)].caller_id_command == "AT-SCID=1;+VCID=1"
+
+
+def _urc_port_found(tmp_path: Path) -> str:
+    (profile,) = find_modems([str(tmp_path / "dev" / "tty-*")], listen=0.2, timeout=0.3)
+    return profile.port
+
+
+def test_the_urc_port_is_the_one_huawei_names(make_modem: Modems, tmp_path: Path) -> None:
+    # No ^RSSI flood to listen for: AT^GETPORTMODE says PCUI is interface 2.
+    modem = make_modem("e1752", quirks={"urc_flood": False})
+    audio = modem.pcm_audio()  # interface 1 carries the call audio
+    assert audio.link == modem.paths[1]
+    (profile,) = find_modems([str(tmp_path / "dev" / "tty-*")], listen=0.2, timeout=0.3)
+    assert profile.port == str(modem.paths[2]) == str(modem.urc_path)
+    assert "AT^GETPORTMODE" in modem.commands
+    assert profile.ports == tuple(str(p) for p in modem.paths)  # the silent audio port too
+    assert pcm_port_for(profile, profile.port) == str(modem.paths[1])
+
+
+@pytest.mark.parametrize(
+    ("setting", "interface"),
+    [
+        (None, 2),  # usbat, the default: the AT interface, though the modem port answers too
+        ('AT+QURCCFG="urcport","usbmodem"', 3),
+        ('AT+QURCCFG="urcport","uart1"', 2),  # nothing reaches USB: set back to usbat
+    ],
+)
+def test_the_urc_port_is_the_one_quectel_names(
+    setting: str | None,
+    interface: int,
+    make_modem: Modems,
+    make_line: Lines_,
+    recorder: Recorder,
+    tmp_path: Path,
+) -> None:
+    modem = make_modem("ec25", usb=True)  # DM, NMEA, AT and modem interfaces
+    if setting is not None:
+        with BlockingChat(str(modem.paths[2])) as chat:
+            assert isinstance(chat(Command(setting)), Response)
+    port = _urc_port_found(tmp_path)
+    assert port == str(modem.paths[interface])
+    line = make_line(port)
+    up(recorder, line)
+    modem.ring("+15551234567", rings=3, interval=0.3)
+    assert recorder.wait(ev.IncomingCall).number == "+15551234567"
+
+
+@pytest.mark.parametrize(
+    ("setting", "interface"), [(None, 2), ("AT+CATR=2", 3), ("AT+CATR=3", 2), ("AT+CATR=1", 2)]
+)
+def test_the_urc_port_is_the_one_simcom_names(
+    setting: str | None, interface: int, make_modem: Modems, tmp_path: Path
+) -> None:
+    modem = make_modem("sim7600", usb=True)  # diagnostics, NMEA, AT, modem, audio
+    if setting is not None:
+        with BlockingChat(str(modem.paths[2])) as chat:
+            assert isinstance(chat(Command(setting)), Response)
+    assert _urc_port_found(tmp_path) == str(modem.paths[interface])
+    assert "AT+CATR?" in modem.commands
 
 
 def test_probe_says_what_a_port_is(make_modem: Modems) -> None:

@@ -437,10 +437,12 @@ def test_close_twice_and_context_manager(tmp_path: Path) -> None:
 
 def test_e1752_urc_flood_on_one_port_only(make_modem: Factory, open_port: Callable) -> None:
     modem = make_modem("e1752", urc_interval=0.1)
-    assert len(modem.paths) == 2
+    assert len(modem.paths) == 3  # ^GETPORTMODE: MDM:0, DIAG:1 (voice), PCUI:2
+    assert not modem.paths[1].exists()  # the audio interface: made by pcm_audio()
     quiet_port = open_port(modem.paths[0])
     urc_port = open_port(modem.urc_path)
-    assert modem.urc_path == modem.paths[1]
+    assert modem.urc_path == modem.paths[2]
+    assert chat(urc_port, "AT^GETPORTMODE").endswith(b"PCUI:2\r\n\r\nOK\r\n")
     read_until(urc_port, rb"\^RSSI:20\r\n")
     assert chat(quiet_port, "AT^CVOICE?") == b"AT^CVOICE?\r\r\n^CVOICE:0,8000,16,20\r\n\r\nOK\r\n"
     assert b"^RSSI" not in quiet(quiet_port, 0.3)

@@ -203,6 +203,9 @@ class Engine:
         self.held: list[re.Pattern[str]] = []  # commands recorded but never answered
         self.sim_busy: SimBusy | None = None  # scripted SIM busy answers (sms.SimBusy)
         self.csms = 0
+        # Quectel AT+QURCCFG="urcport": saved in the module, so it survives resets.
+        self.urcport = "usbat"
+        self.urc_ports: tuple[int, ...] = (personality.urc_port,)
         self._reset_settings()
         self.handlers: dict[str, Handler] = self._handler_table()
 
@@ -237,6 +240,37 @@ class Engine:
         self.qpcmv = (0, 0)
         self.gps_outport = "usbnmea"
         self.ciurc = 1
+        self.catr = 0  # SIMCom AT+CATR: 0 sends URCs to every port (SIM7600 manual 4.11)
+        self._route_urcs()
+
+    def _route_urcs(self) -> None:
+        """The ports unsolicited codes go to: the personality's URC port, or where Quectel
+        AT+QURCCFG="urcport" or SIMCom AT+CATR sends them ("uart1" / CATR 1: the module's
+        UART, which a USB host does not see: nowhere)."""
+        roles = self.p.port_roles
+        default = (self.p.urc_port,)
+        if "+QURCCFG" in self.p.commands:
+            role = {"usbat": "at", "usbmodem": "modem"}.get(self.urcport)
+            if role is None:
+                self.urc_ports = ()
+            else:
+                self.urc_ports = (roles.index(role),) if role in roles else default
+        elif "+CATR" in self.p.commands:
+            if self.catr == 0:
+                self.urc_ports = tuple(i for i, r in enumerate(roles) if r in ("at", "modem"))
+                self.urc_ports = self.urc_ports or default
+            elif self.catr in (2, 3):
+                role = "modem" if self.catr == 2 else "at"
+                self.urc_ports = (roles.index(role),) if role in roles else default
+            else:
+                self.urc_ports = ()  # the UART or a CMUX channel
+        else:
+            self.urc_ports = default
+
+    def silent(self, port: int) -> bool:
+        """A port that takes no AT commands (diagnostics, NMEA, PCM audio)."""
+        roles = self.p.port_roles
+        return bool(roles) and roles[port] in ("diag", "dm", "nmea", "voice")
 
     def power_on(self) -> None:
         """Power-on: settings back to defaults, SIM locked again, boot URCs after a delay."""
@@ -303,11 +337,11 @@ class Engine:
         return "".join(out).encode("latin-1", "replace")
 
     def urc(self, text: str) -> None:
-        """An unsolicited result code on the port that carries URCs."""
-        port = self.p.urc_port
-        verbose = self.sessions[port].verbose
-        data = f"\r\n{text}\r\n" if verbose else _NUMERIC.get(text, text) + "\r"
-        self.host.write(port, data.encode("latin-1", "replace"))
+        """An unsolicited result code on the port(s) that carry URCs."""
+        for port in self.urc_ports:
+            verbose = self.sessions[port].verbose
+            data = f"\r\n{text}\r\n" if verbose else _NUMERIC.get(text, text) + "\r"
+            self.host.write(port, data.encode("latin-1", "replace"))
 
     def cme(self, code: int) -> Fail:
         if self.cmee == 0:
@@ -323,7 +357,7 @@ class Engine:
 
     def receive(self, port: int, data: bytes) -> None:
         """Bytes from the host side of one port."""
-        if not self.powered:
+        if not self.powered or self.silent(port):
             return
         if self.voice.mode and port == self.voice.port:
             data = self.voice.receive(data)  # audio and DLE codes, not command text
@@ -511,7 +545,8 @@ class Engine:
                 "+VTS": lambda p, c: gsm_audio.vts(self, p, c),
                 "+QPCMV": self._qpcmv,
                 "+QGPSCFG": self._qgpscfg,
-                "+QURCCFG": self._accept,
+                "+QURCCFG": self._qurccfg,
+                "+CATR": self._catr,
                 "^DDSETEX": self._ddsetex,
                 "^U2DIAG": self._accept,
             }
@@ -738,7 +773,8 @@ class Engine:
         else:
             return
         block = "\r\n" + "\r\n".join(lines) + "\r\n"
-        self.host.write(self.p.urc_port, block.encode("latin-1", "replace"))
+        for port in self.urc_ports:
+            self.host.write(port, block.encode("latin-1", "replace"))
 
     def _caller_gives_up(self, gen: int) -> None:
         if gen == self.ring_generation and self.call_state == "ringing":
@@ -1079,6 +1115,33 @@ class Engine:
             return [], "ERROR"
         self.gps_outport = args[1]
         return [], "OK"
+
+    def _qurccfg(self, port: int, cmd: Command) -> Reply:
+        """Quectel AT+QURCCFG="urcport"[,<value>] (EC25&EC21 AT Commands Manual 2.25)."""
+        if cmd.form == "test":
+            return ['+QURCCFG: "urcport",("usbat","usbmodem","uart1")'], "OK"
+        args = [a.strip().strip('"').lower() for a in split_args(cmd.args)]
+        if cmd.form != "set" or not args or args[0] != "urcport":
+            return [], "ERROR"
+        if len(args) == 1:
+            return [f'+QURCCFG: "urcport","{self.urcport}"'], "OK"
+        if args[1] not in ("usbat", "usbmodem", "uart1"):
+            return [], "ERROR"
+        self.urcport = args[1]
+        self._route_urcs()
+        return [], "OK"
+
+    def _catr(self, port: int, cmd: Command) -> Reply:
+        """SIMCom AT+CATR (SIM7500/SIM7600 AT Command Manual V1.12 4.11): the URC port."""
+        if cmd.form == "test":
+            return ["+CATR: (0-7)"], "OK"
+        if cmd.form == "read":
+            return [f"+CATR: {self.catr}"], "OK"
+        if cmd.form == "set" and cmd.args.strip() in tuple("01234567"):
+            self.catr = int(cmd.args)
+            self._route_urcs()
+            return [], "OK"
+        return [], "ERROR"
 
     def _ddsetex(self, port: int, cmd: Command) -> Reply:
         if cmd.form == "set" and cmd.args == "2" and self.call_state == "active":

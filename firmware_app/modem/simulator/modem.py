@@ -14,6 +14,7 @@ the engine's `dtr_off()` (V.250 &D), and the modem takes its handle back.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import functools
 import heapq
@@ -68,9 +69,19 @@ class SimulatedModem:
         urc_interval: float = 2.0,
         clock: Callable[[], datetime] = datetime.now,
         link_name: str | None = None,
+        usb: bool = False,
     ) -> None:
         if isinstance(personality, str):
             personality = personality_by_name(personality)
+        if usb and personality.usb_roles:
+            # Every serial interface of the USB module, as its vendor's Linux guide lists
+            # them (diagnostics, NMEA, AT, modem, ...), instead of its AT port alone.
+            personality = dataclasses.replace(
+                personality,
+                ports=len(personality.usb_roles),
+                port_roles=personality.usb_roles,
+                urc_port=personality.usb_urc_port,
+            )
         self.personality = personality
         merged = dict(personality.quirks)
         for name, on in (quirks or {}).items():
@@ -122,8 +133,18 @@ class SimulatedModem:
 
     @property
     def urc_path(self) -> Path:
-        """Stable path of the port that carries unsolicited result codes."""
-        return self._ports[self.personality.urc_port].link
+        """Stable path of the port that carries unsolicited result codes (the first of
+        them when the modem sends them to several)."""
+        return self._ports[self._urc_port].link
+
+    @property
+    def _urc_port(self) -> int:
+        ports = self.engine.urc_ports
+        return ports[0] if ports else self.personality.urc_port
+
+    def _voice_port(self) -> int | None:
+        roles = self.personality.port_roles
+        return roles.index("voice") if "voice" in roles else None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -182,7 +203,10 @@ class SimulatedModem:
         self.close()
 
     def _plug(self) -> None:
-        for port in self._ports:
+        voice = self._voice_port()
+        for index, port in enumerate(self._ports):
+            if index == voice:
+                continue  # the PCM audio port: `pcm_audio()` puts its pty there
             master, slave = os.openpty()
             tty.setraw(slave)
             os.set_blocking(master, False)
@@ -197,7 +221,10 @@ class SimulatedModem:
         self.plugged = True
 
     def _unplug(self) -> None:
-        for port in self._ports:
+        voice = self._voice_port()
+        for index, port in enumerate(self._ports):
+            if index == voice:
+                continue
             for fd in (port.master, port.slave):
                 if fd >= 0:
                     with contextlib.suppress(OSError):
@@ -349,12 +376,17 @@ class SimulatedModem:
     # --- scripting API (thread-safe) -------------------------------------------------------
 
     def pcm_audio(self, speed: float = 1.0) -> GsmAudio:
-        """The serial PCM port (`tty-<name>-pcm`) and the far end's script; created on first
-        use. `speed` > 1 sends frames faster than real time (tests)."""
+        """The serial PCM port (the module's "voice" interface, e.g. the Huawei's `-if01`;
+        else `tty-<name>-pcm`) and the far end's script; created on first use. `speed` > 1
+        sends frames faster than real time (tests)."""
         with self._lock:
             audio = self.engine.extras.audio
             if audio is None:
-                link = self._ports[0].link.with_name(self._ports[0].link.name + "-pcm")
+                voice = self._voice_port()
+                if voice is not None:
+                    link = self._ports[voice].link  # the module's own audio interface
+                else:
+                    link = self._ports[0].link.with_name(self._ports[0].link.name + "-pcm")
                 audio = GsmAudio(self, link, speed=speed)
                 self.engine.extras.audio = audio
             audio.speed = speed
@@ -458,7 +490,7 @@ class SimulatedModem:
 
     def send_garbage(self, data: bytes, port: int | None = None) -> None:
         """Raw bytes to the host (line noise, a half URC, binary junk)."""
-        self.write(self.personality.urc_port if port is None else port, data)
+        self.write(self._urc_port if port is None else port, data)
 
     def send_urc(self, text: str) -> None:
         """Any unsolicited line, framed as the modem frames URCs."""

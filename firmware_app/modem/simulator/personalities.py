@@ -70,6 +70,15 @@ class Personality:
     # Number of serial ports the device exposes; index of the one that carries URCs.
     ports: int = 1
     urc_port: int = 0
+    # What each port is, in USB interface order (empty: every port answers AT commands):
+    # "at" / "pcui" (AT commands and URCs), "modem" (AT commands and PPP data), "diag" /
+    # "dm" (binary diagnostics: never answers AT), "nmea" (GPS sentences out, nothing in),
+    # "voice" (PCM call audio: `SimulatedModem.pcm_audio()` lives there).
+    port_roles: tuple[str, ...] = ()
+    # The full USB layout of a module simulated as one port by default (`usb=True`), and
+    # the index of its URC port there.
+    usb_roles: tuple[str, ...] = ()
+    usb_urc_port: int = 0
     # Analog caller-ID field separator (REFERENCE.md 1: "with or without spaces around =").
     cid_separator: str = " = "
 
@@ -289,7 +298,8 @@ SIM7600 = Personality(
     title="SIMCom SIM7600E-H LTE module",
     kind="gsm",
     sources=(
-        "SIM7500_SIM7600 Series AT Command Manual (ATI, +CEREG, +CPCMREG, URCs)",
+        "SIM7500_SIM7600 Series AT Command Manual V1.12 (ATI, +CEREG, +CPCMREG, +CATR, URCs)",
+        "SIM7500/SIM7600 Linux USB user guide (interface layout)",
         "REFERENCE.md 2: SIM7600 row",
         "3GPP TS 27.007 / 27.005",
     ),
@@ -306,11 +316,15 @@ SIM7600 = Personality(
     model="SIMCOM_SIM7600E-H",
     revision="+CGMR: LE20B04SIM7600M22",
     imei=_SIM7600_IMEI,
-    commands=_GSM_CORE | {"+CEREG", "+CPCMREG"},
+    commands=_GSM_CORE | {"+CEREG", "+CPCMREG", "+CATR"},
     fixed={"+CPCMREG=?": ("+CPCMREG: (0-1)",)},
     boot_urcs=("RDY",),
     ready_urcs=("SMS DONE", "PB DONE"),
     lte=True,
+    # SIM7500/SIM7600 Linux USB user guide: ttyUSB0 diagnostics, 1 NMEA, 2 AT, 3 modem
+    # (PPP), 4 audio. URCs go where AT+CATR says (manual 4.11: 0 all ports, the default).
+    usb_roles=("diag", "nmea", "at", "modem", "voice"),
+    usb_urc_port=2,
     clip_format='+CLIP: "{number}",{type},"",0,"{alpha}",{validity}',
     caller_hangup_urc="MISSED_CALL: {time} {number}",
     memories={"SM": 20, "ME": 20},
@@ -319,7 +333,7 @@ SIM7600 = Personality(
 # --- Quectel EC25 --------------------------------------------------------------------------
 # Sources: Quectel EC25&EC21 AT Commands Manual V1.3 (2018-09-20): ATI answers
 # "Quectel / EC25 / Revision: ...", +CLIP: <number>,<type>,[subaddr],[satype],[<alpha>],
-# <CLI validity>, +QPCMV, +QGPSCFG="outport"; power-on URCs RDY, +CFUN: 1, +CPIN: READY,
+# <CLI validity>, +QPCMV, +QGPSCFG="outport", +QURCCFG; power-on URCs RDY, +CFUN: 1, +CPIN: READY,
 # +QUSIM: 1, +QIND: SMS DONE, +QIND: PB DONE; REFERENCE.md 2 row (QPCMV=1,0 USB serial PCM,
 # =1,2 UAC; turn GPS NMEA off the port with AT+QGPSCFG="outport","none").
 EC25 = Personality(
@@ -327,7 +341,8 @@ EC25 = Personality(
     title="Quectel EC25 LTE module",
     kind="gsm",
     sources=(
-        "Quectel EC25&EC21 AT Commands Manual V1.3 (ATI, +CLIP, +QPCMV, +QGPSCFG, URCs)",
+        "Quectel EC25&EC21 AT Commands Manual V1.3 (ATI, +CLIP, +QPCMV, +QGPSCFG, +QURCCFG)",
+        "Quectel LTE Linux USB driver user guide (interface layout)",
         "REFERENCE.md 2: Quectel EC25/EG25 row",
         "3GPP TS 27.007 / 27.005",
     ),
@@ -344,14 +359,22 @@ EC25 = Personality(
     clip_format='+CLIP: "{number}",{type},,,"{alpha}",{validity}',
     caller_hangup_urc="NO CARRIER",
     memories={"SM": 20, "ME": 20},
+    # Quectel LTE Linux USB driver user guide: interface 0 DM, 1 NMEA, 2 AT, 3 modem.
+    # AT+QURCCFG="urcport" (EC25&EC21 AT Commands Manual 2.25): "usbat" (the default),
+    # "usbmodem" or "uart1"; the modem port answers AT too but gets no URCs by default.
+    usb_roles=("dm", "nmea", "at", "modem"),
+    usb_urc_port=2,
 )
 
 # --- Huawei E1752 --------------------------------------------------------------------------
 # Sources: Huawei E173/E1752 AT command interface specification (ATI block, ^CURC to stop
 # ^RSSI/^BOOT/^MODE periodic reports, ^CVOICE: <mode>,<sampling rate>,<data bits>,<frame
-# period>, ^DDSETEX=2 voice on the audio port, ^CEND call end report); REFERENCE.md 2 row
-# (find the port that carries URCs: python-gsmmodem #44; hangs after hours: gammu #4);
-# chan_dongle logs for the "^CEND:1,0,104,16" end-of-call shape.
+# period>, ^DDSETEX=2 voice on the audio port, ^CEND call end report, ^GETPORTMODE: the
+# interface number of each port; unsolicited reports go to the PCUI port); REFERENCE.md 2
+# row (find the port that carries URCs: python-gsmmodem #44; hangs after hours: gammu #4);
+# chan_dongle (audio on ttyUSB1, AT commands on ttyUSB2, the modem port ttyUSB0) and its
+# logs for the "^CEND:1,0,104,16" end-of-call shape. The three ports follow ^GETPORTMODE:
+# interface 0 modem (answers AT, no URCs), 1 diagnostics/voice (PCM audio), 2 PCUI.
 E1752 = Personality(
     name="e1752",
     title="Huawei E1752 3G USB stick",
@@ -360,6 +383,7 @@ E1752 = Personality(
         "Huawei E173/E1752 AT command interface specification (^CURC, ^CVOICE, ^DDSETEX)",
         "REFERENCE.md 2: Huawei E173/E1750/K3715 row",
         "python-gsmmodem issue #44 (URC port), gammu issue #4 (hangs)",
+        "chan_dongle README (audio and data ports of E1550/E173 sticks)",
         "3GPP TS 27.007 / 27.005",
     ),
     info={
@@ -388,8 +412,9 @@ E1752 = Personality(
     call_end_urc="^CEND:1,0,104,16",
     cpin_urc_at_boot=False,
     memories={"SM": 20, "ME": 20},
-    ports=2,
-    urc_port=1,
+    ports=3,
+    urc_port=2,
+    port_roles=("modem", "voice", "pcui"),
     quirks={
         # ^RSSI/^BOOT/^MODE periodic reports until AT^CURC=0 (REFERENCE.md 2).
         "urc_flood": True,
