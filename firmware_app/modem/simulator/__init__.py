@@ -7,6 +7,8 @@ quirks included, never the daemon's expectations.
 
 from .callerid import CallerId, CidForm
 from .fax2 import FaxMachine
+from .fax_line import VirtualLine
+from .fax_machine import LineFax
 from .modem import SimulatedModem, create, personality_by_name
 from .personalities import PERSONALITIES, PERSONALITY_NAMES, Personality
 from .voice import VoiceCaller
@@ -17,8 +19,10 @@ __all__ = [
     "CallerId",
     "CidForm",
     "FaxMachine",
+    "LineFax",
     "Personality",
     "SimulatedModem",
+    "VirtualLine",
     "VoiceCaller",
     "create",
     "personality_by_name",

@@ -16,6 +16,8 @@ from typing import Protocol
 
 from . import gsm_audio
 from .callerid import CallerId, clip_fields, formatted_lines, raw_line
+from .class1 import Class1Sim
+from .class1 import handlers as fax1_handlers
 from .commandline import Command, CommandLineError, split_args, split_commands
 from .fax2 import Class2Sim
 from .fax2 import handlers as fax2_handlers
@@ -189,6 +191,7 @@ class Engine:
         self.extras = gsm_audio.Extras()  # forwarding, dialled party, PCM port, +VTS
         self.voice = VoiceSim(self)  # analog voice data mode (AT+VTX / AT+VRX)
         self.fax2 = Class2Sim(self)  # Class 2/2.0 fax with a scripted fax machine (fax2.py)
+        self.fax1 = Class1Sim(self)  # Class 1 fax over a virtual line (class1.py)
         # Scripted SMS behaviour (see the modem's scripting API).
         self.send_errors: list[int] = []  # +CMS ERROR codes for the next AT+CMGS, in order
         self.report_status: int | None = 0x00  # TP-ST of status reports; None: send none
@@ -365,6 +368,10 @@ class Engine:
                 return
         if self.fax2.mode and port == self.fax2.port:
             data = self.fax2.receive(data)  # DC2 or page data, not command text
+            if not data:
+                return
+        if self.fax1.takes_data and port == self.fax1.port:
+            data = self.fax1.receive(data)  # frames, page data or an abort (class1.py)
             if not data:
                 return
         s = self.sessions[port]
@@ -552,6 +559,7 @@ class Engine:
             }
         )
         table.update(fax2_handlers(self.fax2))
+        table.update(fax1_handlers(self.fax1))
         return table
 
     # --- generic helpers -------------------------------------------------------------------
@@ -654,6 +662,11 @@ class Engine:
     # --- calls -----------------------------------------------------------------------------
 
     def _a(self, port: int, cmd: Command) -> Reply:
+        if self.fax1.active and self.fax1.can_answer():
+            return self.fax1.answer(port)  # a fax call on the virtual line (class1.py)
+        end = self.fax2.end
+        if self.fax2.active and end is not None and (end.ringing or end.connected):
+            return self.fax2.answer(port)  # Class 2 runs T.30 on the virtual line (fax2.py)
         if self.call_state == "active" and self.fax2.active and self.fax2.machine is not None:
             # An answered voice call where the caller is a fax machine: AT+FCLASS=2(.0)
             # then ATA starts phase B off-hook (vgetty does this on DLE c; T.32 8.3.1).
@@ -676,6 +689,7 @@ class Engine:
             self.call_state = "active"
             self.vls = 1
             self.voice.answered()
+            self.fax1.answered_by_voice()
             return [], "VCON"
         # Data or fax answer without a peer modem on the line: no carrier.
         self.call_state = "idle"
@@ -690,6 +704,7 @@ class Engine:
         self._pcm(False)
         self.voice.ended()
         self.fax2.ended()
+        self.fax1.ended()
         return [], "OK"
 
     def _d(self, port: int, cmd: Command) -> Reply:
@@ -709,6 +724,8 @@ class Engine:
             return [], "VCON"
         if self.fax2.active:
             return self.fax2.dial(port, number)
+        if self.fax1.active:
+            return self.fax1.dial(port, number)
         return [], "NO CARRIER"
 
     def _clcc(self, port: int, cmd: Command) -> Reply:
@@ -750,7 +767,8 @@ class Engine:
             lines, final = self.fax2.answer(self.p.urc_port)  # a Class 2 modem answers itself
             for text in lines:
                 self.urc(text)
-            self.urc(final)
+            if final is not None:  # on a virtual line the reports come when phase B is done
+                self.urc(final)
             return
         if auto and k + 1 >= auto:
             _, final = self._answer()
@@ -832,8 +850,14 @@ class Engine:
         if self.dtr_mode == 1:
             self.voice.mode = ""  # back to command mode, the call stays
             self.fax2.mode = ""
+            self.fax1.mode = ""
             return
-        if self.call_state == "active" or self.voice.mode or self.fax2.connected:
+        if (
+            self.call_state == "active"
+            or self.voice.mode
+            or self.fax2.connected
+            or self.fax1.in_call
+        ):
             log.debug("port %s: DTR off, hanging up (&D2)", port)
             self._h(port, Command(name="H", form="exec", args=""))
 

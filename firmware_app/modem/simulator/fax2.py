@@ -6,21 +6,41 @@ escapes, +FET values, +FHS/+FHNG codes); ITU-T T.32 8.3-8.5 (AT+FDR, AT+FDT, DLE
 2.0, page ends DLE , / DLE ; / DLE .); mgetty's doc/fhng-codes; efax(1) (Class 2 modems
 send data MSB first and send XON after CONNECT to AT+FDT). Only what a host sees is
 simulated: no T.30 frames, no modulation.
+
+On a virtual line (fax_line.py) the modem runs T.30 itself instead, as a real Class 2 modem
+does, with the simulator's own T.30 station (fax_machine.py) on a thread of the call: ATA
+answers (CED, DIS, DCS, training) and reports +FCO/+FTI/+FCS; each AT+FDR waits for a page
+(a missed page is answered RTN and waited for again; a post-page command is answered MCF
+at once, as the modem's own default copy quality decision), then CONNECT, DC2, the page,
++FPS/+FET, OK; after EOM the next AT+FDR goes through phase B again; after EOP and DCN,
+AT+FDR gives +FHS:00. ATD calls, reports +FCO/+FCI/+FIS after the other end's DIS; the
+first AT+FDT (and the one after RTN or EOM) trains (DCS, TCF, CFR, with fall-back) before
++FCS and CONNECT; each page goes out with its post-page command and the answer comes back
+as +FPS (1 MCF, 2 RTN, 3 RTP); after EOP the modem sends DCN and reports +FHS:00. A call
+that fails reports the T.32 hangup code of the phase it failed in.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from .commandline import Command
+from .fax_machine import PPM_NAMES, Caps, Fc, Gone, Station
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .fax_line import LineEnd
 
-Reply = tuple[list[str], str]
+log = logging.getLogger(__name__)
+
+Reply = tuple[list[str], str | None]
+Job = Callable[[Station], Callable[[], None] | None]
 
 DLE, ETX, SUB, DC2, XON = 0x10, 0x03, 0x1A, 0x12, 0x11
 _REVERSE = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
@@ -87,6 +107,18 @@ class Class2Sim:
         self._dle = False
         self._sent_last = False
         self.time_scale = 1.0  # 0 makes page transmission instant (fast tests)
+        self.end: LineEnd | None = None  # a virtual line (fax_line.py), set by VirtualLine
+        self.station: Station | None = None  # T.30 on the line for the call in progress
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._call_gen = 0
+        self._reported: object = None  # the session last reported with +FCS
+        self._phase_b = False  # after EOM: the next AT+FDR goes through phase B again
+        self._retrain = False  # after RTN or EOM: the next AT+FDT trains again
+        self._held = b""  # Class 2: the page written, waiting for AT+FET=n
+        self._line_page: tuple[bytes, int] | None = None  # received, waiting for DC2
+        self._line_done = False  # EOP answered and DCN heard
+        self.line_post_pages: list[int] = []  # sent on the line: 0 MPS, 1 EOM, 2 EOP
 
     @property
     def version(self) -> str:
@@ -141,6 +173,8 @@ class Class2Sim:
 
     def answer(self, port: int) -> Reply:
         """ATA in Class 2/2.0 with a fax machine calling: phase B reports, then OK."""
+        if self.end is not None and (self.end.ringing or self.end.connected):
+            return self._line_answer(port)
         machine = self.machine
         if machine is None or not machine.pages:
             self.engine.call_state = "idle"
@@ -156,6 +190,8 @@ class Class2Sim:
         ], "OK"
 
     def dial(self, port: int, number: str) -> Reply:
+        if self.end is not None:
+            return self._line_dial(port)
         machine = self.machine
         if machine is None:
             return [], "NO CARRIER"
@@ -177,10 +213,292 @@ class Class2Sim:
     def ended(self) -> None:
         self.mode = ""
         self.connected = False
+        self._end_call()
+
+    # -- on a virtual line: T.30 on the call's own thread -----------------------------------
+
+    def line_update(self) -> None:
+        """Something changed on the virtual line: wake the call's T.30 station."""
+        if self.station is not None:
+            self.station.notify()
+
+    def _start_call(self) -> None:
+        self._end_call()
+        assert self.end is not None
+        self._call_gen += 1
+        self._stop = threading.Event()
+        self._jobs = queue.SimpleQueue()
+        ident = self.settings.get("+FLI") or self.settings.get("+FLID") or ""
+        caps = self._caps()
+        station = Station(
+            self.end, local_id=ident.strip('"'), fine=caps.fine, mr=caps.mr, stop=self._stop
+        )
+        self.station = station
+        self._reported = None
+        self._phase_b = self._retrain = self._line_done = False
+        self._held = b""
+        self._line_page = None
+        self.line_post_pages.clear()
+        jobs, gen, host = self._jobs, self._call_gen, self.engine.host
+
+        def work() -> None:
+            while (job := jobs.get()) is not None:
+                try:
+                    after = job(station)
+                except Exception as exc:  # a bug here must not leave the host waiting
+                    log.exception("simulated Class 2 modem: T.30 step failed")
+                    after = self._failer(90, "ERROR", str(exc))
+                if after is not None:
+                    host.call_later(0.0, self._current(gen, after))
+
+        threading.Thread(target=work, name="sim-class2-t30", daemon=True).start()
+
+    def _current(self, gen: int, fn: Callable[[], None]) -> Callable[[], None]:
+        """`fn`, to run on the modem's thread only while the same call lasts."""
+
+        def run() -> None:
+            if gen == self._call_gen:
+                fn()
+
+        return run
+
+    def _end_call(self) -> None:
+        if self.station is None:
+            return
+        self._call_gen += 1
+        self._stop.set()
+        self._jobs.put(None)
+        self.station.notify()
+        self.station = None
+        if self.end is not None:
+            self.end.hang_up()
+
+    def _run(self, job: Job) -> Reply:
+        self._jobs.put(job)
+        return [], None
+
+    def _failer(self, code: int, final: str, why: str = "") -> Callable[[], None]:
+        def fail() -> None:
+            self.connected = False
+            self.mode = ""
+            self.engine.call_state = "idle"
+            self._write(self._lines(self._hangup(code), final))
+            self._end_call()
+
+        return fail
+
+    def _caps(self) -> Caps:
+        """What the host set with +FCC (2.0) / +FDCC (2): vr, br, wd, ln, df, ..."""
+        raw = self.settings.get("+FCC") or self.settings.get("+FDCC") or "1,5,0,2,0"
+        values = [int(v) if v.strip().isdigit() else 0 for v in raw.split(",")] + [0] * 5
+        vr, br, df = values[0], values[1], values[4]
+        families = {"V.27ter"} | ({"V.29"} if br >= 2 else set()) | ({"V.17"} if br >= 4 else set())
+        return Caps(frozenset(families), fine=vr >= 1, mr=df >= 1)
+
+    def _session_params(self, station: Station) -> str:
+        session = station.session
+        if session is None:
+            return self._params()
+        br = {2400: 0, 4800: 1, 7200: 2, 9600: 3, 12000: 4, 14400: 5}[session.rate.bps]
+        return f"{int(session.fine)},{br},0,2,{int(session.mr)},0,0,0"
+
+    def _line_answer(self, port: int) -> Reply:
+        self.port = port
+        self.connected = True
+        self.engine.call_state = "active"
+        self.engine.ring_generation += 1
+        self.engine.voice.ended()
+        self._start_call()
+        caps = self._caps()
+
+        def job(st: Station) -> Callable[[], None]:
+            try:
+                if st.end.ringing:
+                    st.answer()
+                st.phase_b(caps)
+            except Gone:
+                return self._failer(70, "NO CARRIER")
+            params = self._session_params(st)
+            remote = st.remote_id
+
+            def done() -> None:
+                self._reported = st.session
+                self._write(
+                    self._lines(
+                        self._name("+FCO", "+FCON"),
+                        f'{self._name("+FTI", "+FTSI")}:"{remote}"',
+                        f"{self._name('+FCS', '+FDCS')}:{params}",
+                        "OK",
+                    )
+                )
+
+            return done
+
+        return self._run(job)
+
+    def _line_fdr(self, port: int) -> Reply:
+        self.port = port
+        if self._line_done:
+            self.connected = False
+            self.engine.call_state = "idle"
+            self._end_call()
+            return [self._hangup(0)], "OK"
+        phase_b, caps = self._phase_b, self._caps()
+        self._phase_b = False
+
+        def job(st: Station) -> Callable[[], None]:
+            try:
+                if phase_b:
+                    st.phase_b(caps)
+                while True:
+                    data, ppm = st.receive_page()
+                    if ppm is None or ppm == Fc.DCN:
+                        return self._failer(73 if data is None else 100, "OK")
+                    if data is None:  # the page's carrier was missed: send it again
+                        st.respond(Fc.RTN)
+                        continue
+                    st.respond(Fc.MCF)
+                    if ppm == Fc.EOP:
+                        st.wait_dcn()
+                    break
+            except Gone:
+                return self._failer(100, "OK")
+            fet = PPM_NAMES[Fc(ppm)]
+            params = self._session_params(st)
+            session = st.session
+
+            def ready() -> None:
+                self._line_page = (data, fet)
+                self._phase_b = fet == 1
+                self._line_done = fet == 2
+                lines = []
+                if session is not self._reported:
+                    self._reported = session
+                    lines.append(f"{self._name('+FCS', '+FDCS')}:{params}")
+                self.mode = "fdr"  # the page goes out when the host sends DC2
+                self._write(self._lines(*lines, "CONNECT"))
+
+            return ready
+
+        return self._run(job)
+
+    def _send_line_page(self) -> None:
+        assert self._line_page is not None
+        data, fet = self._line_page
+        self._line_page = None
+        self.mode = ""
+        status = "1,0,0,0,0" if self.version == "2.0" else "1"
+        self._write(
+            self._escape_page(data)
+            + bytes((DLE, ETX))
+            + self._lines(f"{self._name('+FPS', '+FPTS')}:{status}", f"+FET:{fet}", "OK")
+        )
+
+    def _line_dial(self, port: int) -> Reply:
+        self.port = port
+        self._start_call()
+        self._sent_last = False
+
+        def job(st: Station) -> Callable[[], None]:
+            try:
+                caps = st.call()
+            except Gone as exc:
+                word = "BUSY" if str(exc) == "BUSY" else "NO CARRIER"
+
+                def failed() -> None:
+                    self.engine.call_state = "idle"
+                    self._write(self._lines(word))
+                    self._end_call()
+
+                return failed
+            remote = st.remote_id
+            br = 5 if "V.17" in caps.families else 3 if "V.29" in caps.families else 1
+
+            def dialled() -> None:
+                self.connected = True
+                self.engine.call_state = "active"
+                self._write(
+                    self._lines(
+                        self._name("+FCO", "+FCON"),
+                        f'{self._name("+FCI", "+FCSI")}:"{remote}"',
+                        f"{self._name('+FIS', '+FDIS')}:{int(caps.fine)},{br},0,2,"
+                        f"{int(caps.mr)},0,0,0",
+                        "OK",
+                    )
+                )
+
+            self.engine.call_state = "active"
+            return dialled
+
+        self.engine.call_state = "active"
+        return self._run(job)
+
+    def _line_fdt(self, port: int) -> Reply:
+        self.port = port
+        if self._sent_last:
+            self.connected = False
+            self._end_call()
+            return [self._hangup(0)], "OK"
+        retrain = self._retrain
+        self._retrain = False
+
+        def job(st: Station) -> Callable[[], None]:
+            try:
+                if st.session is None or retrain:
+                    st.train()
+            except Gone:
+                return self._failer(27, "ERROR")
+            params = self._session_params(st)
+
+            def ready() -> None:
+                self.mode = "fdt"
+                self._buf.clear()
+                self._dle = False
+                self._write(self._lines(f"{self._name('+FCS', '+FDCS')}:{params}", "CONNECT"))
+                if self.version == "2":
+                    gen = self.engine.generation
+                    self.engine.host.call_later(0.02, lambda: self._xon(gen))
+
+            return ready
+
+        return self._run(job)
+
+    def _line_send(self, data: bytes, post_page: int) -> None:
+        """The page written by the host goes out with its post-page command."""
+        self.line_post_pages.append(post_page)
+        ppm = {0: Fc.MPS, 1: Fc.EOM, 2: Fc.EOP}[post_page]
+
+        def job(st: Station) -> Callable[[], None]:
+            try:
+                answer = st.send_page(data, ppm)
+                if answer != Fc.RTN and post_page == 2:
+                    st.disconnect()
+                elif answer != Fc.RTN and post_page == 1:
+                    st.wait_dis()  # EOM: phase B again, the next AT+FDT trains
+            except Gone:
+                return self._failer({0: 52, 1: 56, 2: 54}[post_page], "ERROR")
+            status = {Fc.MCF: 1, Fc.RTN: 2, Fc.RTP: 3}.get(Fc(answer), 1)
+
+            def sent() -> None:
+                self._retrain = status in (2, 3) or post_page == 1
+                tail = ",0,0,0,0" if self.version == "2.0" else ""
+                lines = [f"{self._name('+FPS', '+FPTS')}:{status}{tail}"]
+                if post_page == 2 and status != 2:
+                    self._sent_last = True
+                    self.connected = False
+                    self.engine.call_state = "idle"
+                    lines.append(self._hangup(0))
+                self._write(self._lines(*lines, "OK"))
+
+            return sent
+
+        self._run(job)
 
     # -- receiving: AT+FDR -----------------------------------------------------------------
 
     def fdr(self, port: int, cmd: Command) -> Reply:
+        if self.station is not None:
+            return self._line_fdr(port)
         machine = self.machine
         if not self.connected or machine is None:
             return [], "ERROR"
@@ -192,19 +510,21 @@ class Class2Sim:
         self.mode = "fdr"  # the page goes out when the host sends DC2
         return [], "CONNECT"
 
-    def _send_page(self) -> None:
-        machine = self.machine
-        assert machine is not None
-        data = machine.pages[self._page]
+    def _escape_page(self, data: bytes) -> bytes:
+        """Page data as the modem hands it to the host after DC2 (before DLE ETX)."""
         if self.version == "2":
             data = data.translate(_REVERSE)  # Class 2 modems deliver MSB first (efax(1))
         if self.version == "2.0":
             # T.32 8.3.3: DLE SUB stands for two DLEs; plain doubling for a lone one.
-            body = re.sub(
+            return re.sub(
                 b"\x10\x10?", lambda m: b"\x10\x1a" if len(m[0]) == 2 else b"\x10\x10", data
             )
-        else:
-            body = data.replace(b"\x10", b"\x10\x10")
+        return data.replace(b"\x10", b"\x10\x10")
+
+    def _send_page(self) -> None:
+        machine = self.machine
+        assert machine is not None
+        body = self._escape_page(machine.pages[self._page])
         self._page += 1
         last = self._page >= len(machine.pages)
         cut = machine.hangup_after is not None and self._page >= machine.hangup_after
@@ -224,6 +544,8 @@ class Class2Sim:
     # -- sending: AT+FDT -------------------------------------------------------------------
 
     def fdt(self, port: int, cmd: Command) -> Reply:
+        if self.station is not None:
+            return self._line_fdt(port)
         if not self.connected or self.machine is None:
             return [], "ERROR"
         if self._sent_last:
@@ -245,10 +567,15 @@ class Class2Sim:
 
     def fet(self, port: int, cmd: Command) -> Reply:
         """Class 2: the post-page message after DLE ETX (0 MPS, 1 EOM, 2 EOP)."""
-        if self.version != "2" or not self.connected or self.machine is None:
+        if self.version != "2" or not self.connected:
             return [], "ERROR"
         value = cmd.args.strip()
         if value not in ("0", "1", "2"):
+            return [], "ERROR"
+        if self.station is not None:
+            self._line_send(self._held, int(value))
+            return [], None
+        if self.machine is None:
             return [], "ERROR"
         self.machine.post_page.append(int(value))
         if value == "2":
@@ -264,7 +591,10 @@ class Class2Sim:
             at = data.find(bytes((DC2,)))
             if at < 0:
                 return b""
-            self._send_page()
+            if self._line_page is not None:
+                self._send_line_page()
+            else:
+                self._send_page()
             return data[at + 1 :]
         i = 0
         n = len(data)
@@ -289,6 +619,16 @@ class Class2Sim:
         return b""
 
     def _page_written(self, post_page: int | None) -> None:
+        if self.station is not None:
+            data = bytes(self._buf)
+            self._buf.clear()
+            self.mode = ""
+            if post_page is None:  # Class 2: AT+FET=n says what follows
+                self._held = data
+                self._write(self._lines("OK"))
+            else:
+                self._line_send(data, post_page)
+            return
         machine = self.machine
         assert machine is not None
         machine.received.append(bytes(self._buf))

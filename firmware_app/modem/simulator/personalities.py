@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .class1 import COMMANDS as CLASS1_COMMANDS
 from .fax2 import COMMANDS as CLASS2_COMMANDS
 
 Kind = Literal["analog", "gsm"]
@@ -51,6 +52,8 @@ class Personality:
     fclass_options_class2: str = ""
     vsm_options: tuple[str, ...] = ()
     vls_options: tuple[str, ...] = ()
+    # Class 1: T.31 modulation codes for AT+FTM=? / AT+FRM=? (simulator/class1.py).
+    fax1_modulations: tuple[int, ...] = ()
     # Quirks this model can show, with their default state and where they come from.
     quirks: Mapping[str, bool] = field(default_factory=dict)
     # GSM: URCs sent after power-on; those held back until the SIM is unlocked.
@@ -88,6 +91,9 @@ class Personality:
 # +VTR (voice duplex) is in the U.S. Robotics 56K command reference and the Conexant CX930xx
 # AT command reference (102752B), so both analog personalities take it.
 _VOICE_COMMANDS = frozenset({"+VTX", "+VRX", "+VTR", "+VSD", "+VGT", "+VGR", "+VIT"})
+# Class 1 fax modulations of a V.17 (14400 bit/s) fax modem, T.31 Table 1: V.27ter 2400 and
+# 4800, V.29 7200 and 9600, V.17 7200-14400 with long and short training.
+_V17_MODEM = (24, 48, 72, 73, 74, 96, 97, 98, 121, 122, 145, 146)
 
 # --- U.S. Robotics USR5637 ------------------------------------------------------------------
 # Sources: REFERENCE.md section 1 table row "U.S. Robotics USR5637" (ATI0 5601, Class 1 only
@@ -121,8 +127,11 @@ USR5637 = Personality(
     commands=frozenset(
         {"+GMI", "+GMM", "+GMR", "+FCLASS", "+VSM", "+VLS", "+VCID", "+GCI", "+VTS"}
         | _VOICE_COMMANDS
+        | CLASS1_COMMANDS
     ),
     fclass_options="0,1,8",
+    # A V.17 14400 fax modem (USR5637 user guide); codes per T.31 Table 1.
+    fax1_modulations=_V17_MODEM,
     vsm_options=(
         '128,"8-BIT LINEAR",8,0,(8000),(0),(0)',
         '129,"16-BIT LINEAR",16,0,(8000),(0),(0)',
@@ -175,9 +184,12 @@ CX93010 = Personality(
     commands=frozenset(
         {"+GMI", "+GMM", "+GMR", "+FCLASS", "+VSM", "+VLS", "+VCID", "+GCI", "-SCID", "+VTS"}
         | _VOICE_COMMANDS
+        | CLASS1_COMMANDS
         | CLASS2_COMMANDS  # used only when +FCLASS=2 is offered (quirk "class2")
     ),
     fclass_options="0,1,1.0,8",
+    # Conexant "Commands for Host-Processed Modems" 100498E Table 4-2: V.17 up to 14400.
+    fax1_modulations=_V17_MODEM,
     fclass_options_class2="0,1,1.0,2,8",
     vsm_options=(
         '0,"SIGNED PCM",8,0,(8000),(0),(0)',
