@@ -110,9 +110,14 @@ def new() -> Any:
         flash(f"{c.title} saved.", "success")
         return redirect(url_for("timeline.contact", contact_id=c.id))
     number = request.args.get("number", "")
+    # a number on the call rules' lists keeps its flag once it is a contact's
+    st = svc.contacts.standing(number) if number else None
+    exact = st is not None and bool(st.entry) and not st.by_prefix
     draft = Draft(
         name=request.args.get("name", "")[:120],
         numbers=((svc.contacts.display(number), "mobile"),) if number else (),
+        vip=exact and st is not None and st.flag == "vip",
+        blocked=exact and st is not None and st.flag == "blocked",
     )
     return _form(draft, {}, None)
 

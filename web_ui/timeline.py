@@ -219,11 +219,18 @@ def contact(contact_id: int) -> str:
     if c is None:
         abort(404)
     numbers = [(p, svc.contacts.display(p.number)) for p in c.phones]
+    # a number the call rules' lists decide for (a prefix entry the contact's flag cannot undo)
+    listed = [
+        (svc.contacts.display(p.number), st)
+        for p in c.phones
+        if (st := svc.contacts.standing(p.number)).entry
+    ]
     return _page(
         svc,
         svc.timeline.for_contact(c, PAGE, cursor()),
         contact=c,
         numbers=numbers,
+        listed=listed,
         reply_to=c.numbers[0] if c.numbers else "",
         title=c.title,
     )
@@ -246,10 +253,43 @@ def number(number: str) -> Response | str:
         contact=None,
         bare=normal,
         bare_display=svc.contacts.display(normal),
+        standing=svc.contacts.standing(normal),
         caller_name=names[0] if names else "",
         reply_to=normal,
         title=svc.contacts.caller(normal),
     )
+
+
+@bp.post("/numbers/<number>/flag")
+def number_flag(number: str) -> Response:
+    """Block or unblock a number, or make it VIP or not: on its contact when it has one,
+    else on the call rules' list (the same lists live calls use)."""
+    svc = services()
+    flag = request.form.get("flag", "")
+    if flag not in ("vip", "blocked"):
+        abort(400)
+    on = request.form.get("on") == "1"
+    try:
+        st = svc.contacts.set_number_flag(number, flag, on)  # type: ignore[arg-type]
+    except ValidationError:
+        abort(404)
+    shown = svc.contacts.display(svc.contacts.normalise(number))
+    if on:
+        word = (
+            "blocked: calls from it are turned away"
+            if flag == "blocked"
+            else ("VIP: put through at any time")
+        )
+        flash(f"{shown} is now {word}.", "success")
+    elif st.flag == flag:
+        flash(
+            f"{shown} is still {'blocked' if flag == 'blocked' else 'VIP'}: the call rules' "
+            f"entry {st.entry} covers it (change it on the Call rules page).",
+            "warning",
+        )
+    else:
+        flash(f"{shown} is no longer {'blocked' if flag == 'blocked' else 'VIP'}.", "success")
+    return back(url_for("timeline.number", number=svc.contacts.normalise(number)))
 
 
 @bp.get("/history/<record_id>")

@@ -93,7 +93,11 @@ class Services:
         )
         self.history = HistoryService(self.store, self.bus, clock=lambda: self.clock())
         self.contacts = ContactsService(
-            self.store, self.bus, self.settings.get, clock=lambda: self.clock()
+            self.store,
+            self.bus,
+            self.settings.get,
+            clock=lambda: self.clock(),
+            save_section=self.settings.save_section,  # flags and the call rules' lists are one
         )
         self.stats = StatsService(self.store, self.settings.get, clock=lambda: self.clock())
         self.stats.subscribe(self.bus)

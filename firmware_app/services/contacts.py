@@ -3,6 +3,12 @@
 Numbers are stored in E.164 (read with the business's country) and shown the local way.
 An in-memory index (number -> contact, search text) is rebuilt only after a change, so
 caller lookups and searches never scan the database. Never talks to a modem.
+
+The VIP and blocked flags and the call rules' allow and block lists are one list each:
+a number is flagged on its contact when it has one, else it is an entry of the call
+rules' list (`set_number_flag`); saving a contact takes over the exact entries of its
+numbers as flags, and deleting a flagged contact gives its numbers back to the list, so a
+caller is never let through or turned away differently because of where the flag sits.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from .. import numbers
 from ..errors import FieldProblem, FrontdeskError, ValidationError
 from ..events import EventBus
+from ..routing.rules import matching_entry
 from ..settings.model import Settings
 from ..store import Store
 from .history import ALL, HistoryService, Interaction, contact_key, number_key
@@ -134,6 +141,25 @@ class RowProblem:
     message: str
 
 
+Flag = Literal["vip", "blocked"]
+LIST_OF: dict[str, str] = {"vip": "allow", "blocked": "block"}  # the call rules' list per flag
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Standing:
+    """How routing treats a number: put through (VIP), turned away (blocked) or neither, and
+    what decides it: a contact's flag, or an entry of the call rules' allow or block list
+    (the number itself, or a prefix such as `+44870*`)."""
+
+    flag: str = ""  # "vip", "blocked" or ""
+    contact: Contact | None = None  # the flagged contact
+    entry: str = ""  # the call rules' entry that matches, when no contact's flag decides it
+
+    @property
+    def by_prefix(self) -> bool:
+        return self.entry.strip().endswith("*")
+
+
 @dataclasses.dataclass(slots=True)
 class ImportResult:
     added: int = 0
@@ -193,11 +219,13 @@ class ContactsService:
         bus: EventBus,
         settings: Callable[[], Settings],
         clock: Callable[[], datetime] | None = None,
+        save_section: Callable[[str, dict[str, Any]], Any] | None = None,
     ) -> None:
         self._store = store
         self._bus = bus
         self._settings = settings
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._save_section = save_section
         self._table = store.table(DATABASE, "contacts")
         self._notes = store.table(DATABASE, "notes")
         self._lock = threading.RLock()
@@ -332,12 +360,16 @@ class ContactsService:
         )
 
     def save(self, draft: Draft, contact_id: int | None = None) -> Contact:
-        """Add a contact, or replace contact `contact_id`; raises ValidationError naming fields."""
+        """Add a contact, or replace contact `contact_id`; raises ValidationError naming fields.
+
+        An exact entry of the call rules' allow or block list for one of its numbers becomes
+        the contact's flag (and leaves the list), unless the form sets the other flag."""
         with self._lock:
             existing = self.get(contact_id) if contact_id else None
             if contact_id and existing is None:
                 raise ContactError(f"there is no contact {contact_id}")
             contact = self._contact(draft, existing)
+            contact = self._take_over_entries(contact)
             if existing is None:
                 new_id = self._table.insert(contact.to_doc())
                 contact = dataclasses.replace(contact, id=new_id)
@@ -348,14 +380,130 @@ class ContactsService:
         return contact
 
     def delete(self, contact_id: int) -> bool:
+        """Delete a contact. A VIP's or blocked contact's numbers go to the call rules' allow
+        or block list, so their calls are handled as before."""
         with self._lock:
+            contact = self.get(contact_id)
+            if contact is not None and (contact.vip or contact.blocked):
+                flag: Flag = "vip" if contact.vip else "blocked"
+                self._edit_lists(add={flag: list(contact.numbers)})
             ok = self._table.remove(contact_id)
             self._changed()
         return ok
 
+    # -- the flags and the call rules' lists, as one ---------------------------------------
+
+    def standing(self, number: str) -> Standing:
+        """What routing does with a call from `number`, in the order it checks: the allow
+        list, a VIP contact, the block list, a blocked contact."""
+        normal = self.normalise(number) if number else ""
+        if not normal:
+            return Standing()
+        rules, region = self._settings().rules, self.region()
+        contact = self.by_number(normal)
+        entry = matching_entry(normal, rules.allow, region)
+        if entry:
+            return Standing("vip", None, entry)
+        if contact is not None and contact.vip:
+            return Standing("vip", contact)
+        entry = matching_entry(normal, rules.block, region)
+        if entry:
+            return Standing("blocked", None, entry)
+        if contact is not None and contact.blocked:
+            return Standing("blocked", contact)
+        return Standing()
+
+    def set_number_flag(self, number: str, flag: Flag, on: bool) -> Standing:
+        """Make `number` VIP or blocked (or not): on its contact when it has one, else as an
+        entry of the call rules' list. Turning a flag on clears the other; turning it off
+        removes the number's exact entries. A prefix entry stays (the call rules page
+        edits those); the returned standing then still names it."""
+        normal = self.normalise(number)
+        if not normal.startswith("+"):
+            raise ValidationError(
+                [FieldProblem("number", number, _example(self.region()))], "number"
+            )
+        other: Flag = "blocked" if flag == "vip" else "vip"
+        with self._lock:
+            contact = self.by_number(normal)
+            if on and contact is not None:  # the contact's flag; no entry for the number
+                self._edit_lists(remove={other: [normal], flag: [normal]})
+                self.set_flags(contact.id, vip=flag == "vip", blocked=flag == "blocked")
+            elif on:  # an exact entry on the other list would decide first: it goes
+                self._edit_lists(remove={other: [normal]}, add={flag: [normal]})
+            else:
+                self._edit_lists(remove={flag: [normal]})
+                if contact is not None and getattr(contact, flag):
+                    self.set_flags(
+                        contact.id,
+                        vip=False if flag == "vip" else None,
+                        blocked=False if flag == "blocked" else None,
+                    )
+        log.info("%s is %s %s", normal, "now" if on else "no longer", flag)
+        return self.standing(normal)
+
+    def _take_over_entries(self, contact: Contact) -> Contact:
+        """A contact saved with numbers on the call rules' lists (as exact entries) takes
+        them over as its flags."""
+        rules, region = self._settings().rules, self.region()
+
+        def exact(patterns: list[str]) -> list[str]:
+            return [
+                n
+                for n in contact.numbers
+                if (hit := matching_entry(n, patterns, region)) and not hit.strip().endswith("*")
+            ]
+
+        on_allow, on_block = exact(rules.allow), exact(rules.block)
+        if not (on_allow or on_block):
+            return contact
+        vip, blocked = contact.vip, contact.blocked
+        if not (vip or blocked):
+            vip = bool(on_allow)
+            blocked = not vip and bool(on_block)
+        self._edit_lists(remove={"vip": on_allow, "blocked": on_block})
+        if (vip, blocked) != (contact.vip, contact.blocked):
+            log.info("contact takes over the call rules' entries of its numbers")
+        return dataclasses.replace(contact, vip=vip, blocked=blocked)
+
+    def _edit_lists(
+        self,
+        *,
+        add: Mapping[str, list[str]] | None = None,
+        remove: Mapping[str, list[str]] | None = None,
+    ) -> None:
+        """Add numbers to, or remove their exact entries from, the allow (`vip`) and block
+        (`blocked`) lists of the call rules, in one save."""
+        add, remove = add or {}, remove or {}
+        if self._save_section is None or not (any(add.values()) or any(remove.values())):
+            return
+        region = self.region()
+        rules = dataclasses.asdict(self._settings().rules)
+        changed = False
+        for flag, name in LIST_OF.items():
+            entries: list[str] = list(rules[name])
+            gone = {numbers.normalise(n, region) for n in remove.get(flag, [])}
+            kept = [
+                e
+                for e in entries
+                if e.strip().endswith("*") or numbers.normalise(e, region) not in gone
+            ]
+            have = {numbers.normalise(e, region) for e in kept if not e.strip().endswith("*")}
+            for n in add.get(flag, []):
+                if n not in have:
+                    kept.append(n)
+                    have.add(n)
+            if kept != entries:
+                rules[name] = kept
+                changed = True
+        if changed:
+            self._save_section("rules", rules)
+
     def set_flags(
         self, contact_id: int, *, vip: bool | None = None, blocked: bool | None = None
     ) -> Contact:
+        """Set a contact's flags. Exact entries of its numbers leave the call rules' lists,
+        so the flag alone decides for them (an allow-list entry would otherwise win)."""
         with self._lock:
             c = self.get(contact_id)
             if c is None:
@@ -367,6 +515,8 @@ class ContactsService:
             )
             if changed.vip and changed.blocked:
                 changed = dataclasses.replace(changed, vip=vip is True, blocked=blocked is True)
+            mine = list(c.numbers)
+            self._edit_lists(remove={"vip": mine, "blocked": mine})
             self._table.put(c.id, changed.to_doc())
             self._changed()
             return changed
@@ -378,7 +528,7 @@ class ContactsService:
         result = ImportResult(problems=list(problems))
         for draft in drafts:
             try:
-                contact = self._contact(draft)
+                contact = self._take_over_entries(self._contact(draft))
             except ValidationError as exc:
                 text = "; ".join(
                     f"{p.field} {p.value!r}: expected {p.allowed}" for p in exc.problems
@@ -628,6 +778,7 @@ __all__ = [
     "Phone",
     "RowProblem",
     "SearchResult",
+    "Standing",
     "Timeline",
     "TimelineService",
 ]

@@ -199,6 +199,57 @@ def test_vip_and_blocked_contacts_feed_routing(svc: Services) -> None:
     assert svc.contacts.vip_numbers() == frozenset()
 
 
+def rule_for(svc: Services, number: str) -> str:
+    """What a live call from `number` gets on a closed Sunday night, as the call service asks."""
+    flags = {"vip": svc.contacts.vip_numbers(), "blocked": svc.contacts.blocked_numbers()}
+    at = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
+    return decide(Call(number=number), at, svc.settings.get(), LineCapabilities.gsm(), **flags).rule
+
+
+def test_flags_and_the_call_rules_lists_are_one(svc: Services) -> None:
+    stranger = "+447700900555"
+    # Blocking an unknown caller puts the number on the call rules' block list.
+    st = svc.contacts.set_number_flag("07700 900555", "blocked", True)
+    assert st.flag == "blocked" and st.contact is None and st.entry == stranger
+    assert svc.settings.get().rules.block == [stranger]
+    assert rule_for(svc, stranger) == "block"
+    # Saved as a contact: the entry becomes the contact's flag; calls are turned away still.
+    c = svc.contacts.save(Draft(name="Spammer", numbers=(("07700 900555", "mobile"),)))
+    assert c.blocked and svc.settings.get().rules.block == []
+    assert svc.contacts.standing(stranger).contact == c
+    assert rule_for(svc, stranger) == "block"
+    # VIP from the number's page: the contact's flags change, and only those.
+    st = svc.contacts.set_number_flag(stranger, "vip", True)
+    assert st.flag == "vip" and st.contact is not None and st.contact.vip
+    assert not st.contact.blocked and rule_for(svc, stranger) == "allow"
+    assert svc.settings.get().rules.allow == []
+    # Deleting a flagged contact gives the number back to the list: nothing changes for calls.
+    svc.contacts.delete(c.id)
+    assert svc.settings.get().rules.allow == [stranger] and rule_for(svc, stranger) == "allow"
+    st = svc.contacts.set_number_flag(stranger, "vip", False)
+    assert st.flag == "" and svc.settings.get().rules.allow == []
+    assert rule_for(svc, stranger) == "schedule"
+    # A number typed into a list on the call rules page, then flagged on its contact: the
+    # exact entry goes, so the flag decides (an allow entry would otherwise win).
+    anna = svc.contacts.save(Draft(name="Anna", numbers=(("07700 900777", "mobile"),)))
+    allow = ["07700 900666", "+447700900777"]
+    svc.settings.save_section("rules", {**_rules(svc), "allow": allow})
+    svc.contacts.set_flags(anna.id, blocked=True)
+    assert svc.settings.get().rules.allow == ["07700 900666"]
+    assert rule_for(svc, "+447700900777") == "block"
+    # A prefix entry stays: unblocking the number says what still blocks it.
+    svc.settings.save_section("rules", {**_rules(svc), "block": ["+44113*"]})
+    st = svc.contacts.set_number_flag("+441134960000", "blocked", False)
+    assert st.flag == "blocked" and st.entry == "+44113*" and st.by_prefix
+    assert svc.settings.get().rules.block == ["+44113*"]
+
+
+def _rules(svc: Services) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(svc.settings.get().rules)
+
+
 def test_timeline_assembles_every_channel_in_order(svc: Services, store: Store) -> None:
     anna = svc.contacts.save(
         Draft(name="Anna", numbers=(("07700 900123", "mobile"), ("020 7946 0958", "work")))

@@ -102,6 +102,40 @@ def test_unknown_number_page_offers_save_as_contact(
     )
 
 
+def test_blocking_an_unknown_caller_from_its_page(
+    logged_in: Owner, services: Services, desk: dict[str, Any]
+) -> None:
+    page = "/numbers/+442079460999"
+    data = {"flag": "blocked", "on": "1", "next": page}
+    assert logged_in.client.post(f"{page}/flag", data=data).status_code == 400  # no CSRF token
+    r = logged_in.post(f"{page}/flag", data, token_from=page)
+    assert r.status_code == 302 and r.headers["Location"] == page
+    assert services.settings.get().rules.block == ["+442079460999"]
+    body = text(logged_in.client.get(page))
+    assert '<span class="badge badge-danger">Blocked</span>' in body and "Unblock" in body
+    assert "is now blocked" in body
+    rules = text(logged_in.client.get("/hours/rules/"))
+    assert "+442079460999" in rules  # the same entry, on the call rules page
+    # Saved as a contact from that page: the form starts ticked, the flag moves to it.
+    form = text(logged_in.client.get("/contacts/new?number=%2B442079460999"))
+    assert re.search(r'name="blocked"[^>]*checked', form)
+    r = logged_in.post(
+        "/contacts/new",
+        {"name": "Pest", "number": "020 7946 0999", "label": "work", "blocked": "1"},
+        token_from="/contacts/new",
+    )
+    pest = services.contacts.by_number("+442079460999")
+    assert pest is not None and pest.blocked and services.settings.get().rules.block == []
+    assert "Blocked contacts" in text(logged_in.client.get("/hours/rules/"))
+    body = text(logged_in.client.get(f"/contacts/{pest.id}"))
+    assert "Unblock" in body
+    data = {"flag": "blocked", "on": "0", "next": f"/contacts/{pest.id}"}
+    r = logged_in.post(f"{page}/flag", data, token_from=f"/contacts/{pest.id}")
+    assert r.headers["Location"] == f"/contacts/{pest.id}"
+    pest = services.contacts.by_number("+442079460999")
+    assert pest is not None and not pest.blocked
+
+
 def test_contact_form_reports_bad_values(logged_in: Owner, services: Services) -> None:
     r = logged_in.post(
         "/contacts/new", {"name": EVIL, "number": "12", "email": "x"}, token_from="/contacts/new"
