@@ -121,7 +121,8 @@ def _form_count(text: str) -> tuple[SmsCount, str]:
     return count, count_words(count)
 
 
-def _clean_text(raw: str) -> str:
+def clean_text(raw: str) -> str:
+    """Line ends from a browser's form (CR LF) as they are sent (LF)."""
     return raw.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -208,7 +209,7 @@ def _compose_page(to: str, text: str, errors: dict[str, str], status: int = 200)
 def send() -> Any:
     sms = _sms()
     to = request.form.get("to", "").strip()[:40]
-    text = _clean_text(request.form.get("text", ""))[: TEXT_MAX * 2]
+    text = clean_text(request.form.get("text", ""))[: TEXT_MAX * 2]
     back_to = request.form.get("back", "")
     if request.form.get("action") == "preview":
         if back_to:
@@ -321,7 +322,7 @@ def api_send() -> Response:
     if sms is None:
         return api_error(503, "texts need a GSM line and the running daemon")
     try:
-        item = sms.send(body["to"], _clean_text(body["text"]))
+        item = sms.send(body["to"], clean_text(body["text"]))
     except ValidationError as exc:
         items = [{"field": p.field, "value": p.value, "allowed": p.allowed} for p in exc.problems]
         return api_error(422, str(exc), problems=items)

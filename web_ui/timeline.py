@@ -18,16 +18,20 @@ from flask import (
     Blueprint,
     Flask,
     abort,
+    current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from firmware_app.errors import FrontdeskError, ValidationError
+from firmware_app.protocol.sms_pdu import count_text
 from firmware_app.services.contacts import Timeline
 from firmware_app.services.history import Interaction
 
@@ -60,7 +64,6 @@ LABELS = {
 }
 CHANNELS = {"call": "Calls", "voicemail": "Voicemail", "sms": "Texts", "fax": "Faxes"}
 AUDIO = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "oga": "audio/ogg"}
-SMS_MAX = 612  # four concatenated parts
 
 
 def zone(svc: Services) -> ZoneInfo:
@@ -199,6 +202,9 @@ def cursor() -> str | None:
 
 
 def _page(svc: Services, timeline: Timeline, **context: Any) -> str:
+    from .sms import TEXT_MAX, count_words
+
+    reply_text = str(g.get("reply_text", ""))
     return render_template(
         "timeline/index.html",
         entries=entries(svc, timeline.entries),
@@ -206,7 +212,11 @@ def _page(svc: Services, timeline: Timeline, **context: Any) -> str:
         more=timeline.next_before or "",
         first=cursor() is None,
         sms=sms_service(svc) is not None,
-        sms_max=SMS_MAX,
+        reply_text=reply_text,
+        reply_count=count_words(count_text(reply_text.strip())),
+        reply_errors=g.get("reply_errors", {}),
+        text_max=TEXT_MAX,
+        next=g.get("reply_next", ""),  # shown again after a reply: forms go back there
         by=staff_name(),
         **context,
     )
@@ -361,24 +371,53 @@ def note() -> Response:
 
 
 @bp.post("/history/reply")
-def reply() -> Response:
+def reply() -> Any:
+    """Send a text from a timeline. The same rules as the Messages pages: at most 1600
+    characters and `sms.max_parts` parts (the SMS service checks); a refused text, or a
+    "Count characters" press without script, shows the timeline again with the text kept
+    and the problem next to it."""
+    from .sms import TEXT_MAX, clean_text
+
     svc = services()
     sms = sms_service(svc)
     if sms is None:
         abort(404)
     to = svc.contacts.normalise(request.form.get("to", ""))
-    text = request.form.get("text", "").strip()
-    if not to or not text:
-        flash("Write the text first.", "error")
-    elif len(text) > SMS_MAX:
-        flash(f"That text is {len(text)} characters; at most {SMS_MAX} can be sent.", "error")
-    else:
-        try:
-            sms.send(to, text)
-            flash(f"Text to {svc.contacts.display(to)} is on its way.", "success")
-        except FrontdeskError as exc:
-            flash(f"The text was not sent: {exc}", "error")
-    return back(url_for("timeline.number", number=to or "0"))
+    text = clean_text(request.form.get("text", ""))[: TEXT_MAX * 2]
+    if request.form.get("action") == "preview":
+        return _again(text, {})
+    if not to:
+        flash("Choose a number to send the text to.", "error")
+        return back(url_for("contacts.index"))
+    try:
+        sms.send(to, text)
+    except ValidationError as exc:
+        problems = {
+            p.field: f"{p.value} is not allowed; expected {p.allowed}" for p in exc.problems
+        }
+        return _again(text, problems, 422)
+    except FrontdeskError as exc:
+        flash(f"The text was not sent: {exc}", "error")
+        return back(url_for("timeline.number", number=to))
+    flash(f"Text to {svc.contacts.display(to)} is on its way.", "success")
+    return back(url_for("timeline.number", number=to))
+
+
+def _again(text: str, errors: dict[str, str], status: int = 200) -> Any:
+    """The timeline the reply came from (`next`), with the text and its problems."""
+    target = urlsplit(request.form.get("next", ""))
+    try:
+        endpoint, args = current_app.url_map.bind("localhost").match(target.path, method="GET")
+    except HTTPException:
+        endpoint, args = "", {}
+    if endpoint not in ("timeline.contact", "timeline.number"):
+        for problem in errors.values():
+            flash(f"The text was not sent: {problem}", "error")
+        return back(url_for("contacts.index"))
+    g.reply_text, g.reply_errors = text, errors
+    g.reply_next = target.path + (f"?{target.query}" if target.query else "")
+    page = current_app.view_functions[endpoint](**args)
+    return (page, status) if isinstance(page, str) else page
 
 
 def init_app(app: Flask) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from firmware_app.protocol.sms_pdu import count_text
 from firmware_app.services import Services
+from firmware_app.services.contacts import Draft
 from firmware_app.services.history import Interaction
 from firmware_app.services.sms import SmsService
 from tests.web.browser import ARGS, CHROMIUM, SHOTS
@@ -208,6 +209,41 @@ def test_timeline_reply_contract(services: Services, sms: SmsService) -> None:
     assert item.outcome == "queued"
 
 
+def test_timeline_reply_has_the_counter_and_the_same_limits(
+    logged_in: Owner, services: Services, sms: SmsService
+) -> None:
+    """The reply box on a contact's timeline: the live counter, 1600 characters, and the
+    part limit of Settings (not a length of its own); a refused text stays in the box with
+    the reason next to it; without script "Count characters" shows the server's count."""
+    anna = services.contacts.save(Draft(name="Anna", numbers=(("07700 900123", "mobile"),)))
+    page = f"/contacts/{anna.id}"
+    body = logged_in.client.get(page).get_data(as_text=True)
+    assert 'data-sms-text aria-describedby="sms-count"' in body and "sms.js" in body
+    assert 'maxlength="1600"' in body and "1 part · 160 characters left · GSM-7" in body
+
+    def reply(text: str, **extra: str) -> Any:
+        form = {"to": "+447700900123", "text": text, "next": page, **extra}
+        return logged_in.post("/history/reply", form, token_from=page)
+
+    long_text = "Your order is ready. " * 33  # 693 characters: 5 parts, over the old 612
+    sent = reply(long_text)
+    assert sent.status_code == 302 and sent.headers["Location"] == page
+    (queued,) = services.history.newest(5, where=lambda i: i.direction == "out")
+    assert queued.text == long_text.strip() and queued.details["parts"] == 5
+    too_long = "x" * 1000  # 7 parts; Settings allow 6
+    refused = reply(too_long)
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert "Message: 7 parts is not allowed; expected at most 6 parts" in text
+    assert f">{too_long}</textarea>" in text and "7 parts · 71 characters left" in text
+    assert "<h1" in text and "Anna" in text  # the timeline again, not a bare error
+    assert f'name="next" value="{page}"' in text and 'value="/history/reply' not in text
+    counted = reply("Café at 9 😀", action="preview")
+    assert counted.status_code == 200
+    assert count_words(count_text("Café at 9 😀")) in counted.get_data(as_text=True)
+    assert len(services.history.newest(5, where=lambda i: i.direction == "out")) == 1
+
+
 def test_api_lists_and_sends(logged_in: Owner, services: Services, sms: SmsService) -> None:
     seed(services)
     client = logged_in.client
@@ -283,6 +319,7 @@ def test_pages_in_chromium_with_live_counter(
         )
     )
     seed(services)
+    anna = services.contacts.save(Draft(name="Anna", numbers=(("07700 900123", "mobile"),)))
     SHOTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     with sync_playwright() as p:
@@ -321,6 +358,13 @@ def test_pages_in_chromium_with_live_counter(
                 page.fill("#f-text", "Your part has arrived 👍 see you tomorrow at 9")
                 assert not page.locator("button[value=preview]").is_visible()
                 page.screenshot(path=str(SHOTS / f"{device}-sms-compose.png"), full_page=True)
+                page.goto(server + f"/contacts/{anna.id}")  # the timeline's reply box
+                for text in ("Running 10 min late", "a" * 161, "Ciao 😀 " * 12):
+                    page.fill("#f-text", text)
+                    shown = page.locator("#sms-count").inner_text()
+                    assert shown == count_words(count_text(text.strip())), text
+                assert not page.locator("button[value=preview]").is_visible()
+                page.locator("#reply").screenshot(path=str(SHOTS / f"{device}-timeline-reply.png"))
                 assert problems == [], problems
                 context.close()
         finally:
