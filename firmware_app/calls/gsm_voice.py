@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..events import EventBus
-from ..media.dsp import DtmfDetector, FaxCalling, LineMonitor
+from ..media.dsp import CngDetector, DtmfDetector, FaxCalling, LineMonitor
 from ..modem import events as ev
 from ..protocol.at import Command, Response
 from ..protocol.voice import HangupDetector
@@ -170,6 +170,8 @@ class GsmVoiceChannel:
         self._modem_dtmf = False
         self._last_audio_digit: tuple[str, float] = ("", -10.0)
         self._detector = DtmfDetector()
+        self._cng = CngDetector()  # a fax machine calling, also while a greeting plays
+        self._fax = False
         self._io: FrameIO | None = None
         self._thread: threading.Thread | None = None
         self._unsubscribe: list[Callable[[], None]] = []
@@ -276,6 +278,9 @@ class GsmVoiceChannel:
                 if end is not None:
                     reason = end
                     break
+                if self._fax:
+                    reason = "fax"
+                    break
                 while self._digits:
                     d = self._digits.popleft()
                     digits += d
@@ -323,6 +328,9 @@ class GsmVoiceChannel:
                 end = self._end_reason()
                 if end is not None:
                     reason, detail = end, self._why(end)
+                    break
+                if self._fax:
+                    reason, detail = "fax", "fax calling tone"
                     break
                 if self._digits:
                     d = self._digits.popleft()
@@ -375,6 +383,8 @@ class GsmVoiceChannel:
                 end = self._end_reason()
                 if end is not None:
                     return DigitsResult(reason=end, digits=digits)
+                if self._fax:
+                    return DigitsResult(reason="fax", digits=digits)
                 while self._digits:
                     d = self._digits.popleft()
                     if end_digit and d == end_digit:
@@ -481,7 +491,11 @@ class GsmVoiceChannel:
             for tap in self.taps:
                 tap(heard, np.frombuffer(out, dtype="<i2").astype(np.int16))
             found = self._detector.feed(heard)
+            fax = bool(self._cng.feed(heard))
             with self._cond:
+                if fax and not self._fax:
+                    log.info("%s: fax calling tone (CNG) heard", self.line.name)
+                    self._fax = True
                 while (
                     not self._realtime
                     and len(self._capture) >= CAPTURE_FRAMES

@@ -16,6 +16,8 @@ from firmware_app.media import tones
 from firmware_app.modem import events as ev
 from firmware_app.modem.line import Line
 from firmware_app.modem.simulator import SimulatedModem, create
+from firmware_app.modem.simulator.gsm_audio import AlsaFiles
+from firmware_app.modem.simulator.gsm_audio import alsa_files as sim_alsa_files
 from firmware_app.settings.lines import Lines
 from tests.modem.conftest import FAST, Recorder
 
@@ -91,27 +93,21 @@ def make_line(bus: EventBus, recorder: Recorder) -> Iterator[Callable[..., Line]
 
 
 @pytest.fixture(scope="session")
-def alsa_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    """(playback file, capture file) behind the ALSA devices `tofile`, `fromfile` and
-    `duplex` (both in one name, as `audio.device` gives it). One asound.conf for the whole
-    run: alsa-lib reads its configuration once per process."""
-    folder = tmp_path_factory.mktemp("alsa")
-    out, infile = folder / "out.raw", folder / "in.raw"
-    infile.write_bytes(b"")
-    conf = folder / "asound.conf"
-    base = Path("/usr/share/alsa/alsa.conf").read_text(encoding="utf-8")
-    conf.write_text(
-        base
-        + f'\npcm.tofile {{ type file; slave.pcm "null"; file "{out}"; format "raw" }}\n'
-        + f'pcm.fromfile {{ type file; slave.pcm "null"; file "/dev/null"; infile "{infile}";'
-        + ' format "raw" }\n'
-        + 'pcm.duplex { type asym; playback.pcm "tofile"; capture.pcm "fromfile" }\n',
-        encoding="utf-8",
-    )
+def alsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlsaFiles]:
+    """The simulator's ALSA file-plugin devices `tofile`, `fromfile` and `duplex` (both in
+    one name, as `audio.device` gives it) with their playback and capture files. One
+    asound.conf for the whole run: alsa-lib reads its configuration once per process."""
+    files = sim_alsa_files(tmp_path_factory.mktemp("alsa"))
     old = os.environ.get("ALSA_CONFIG_PATH")
-    os.environ["ALSA_CONFIG_PATH"] = str(conf)
-    yield out, infile
+    os.environ["ALSA_CONFIG_PATH"] = str(files.conf)
+    yield files
     if old is None:
         os.environ.pop("ALSA_CONFIG_PATH", None)
     else:
         os.environ["ALSA_CONFIG_PATH"] = old
+
+
+@pytest.fixture(scope="session")
+def alsa_files(alsa: AlsaFiles) -> tuple[Path, Path]:
+    """(playback file, capture file) of `alsa`."""
+    return alsa.playback, alsa.capture

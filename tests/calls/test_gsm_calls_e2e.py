@@ -22,16 +22,17 @@ from firmware_app.calls.audio import CallAudio
 from firmware_app.calls.events import CallFinished
 from firmware_app.calls.runner import CallRunner
 from firmware_app.config import AudioConfig, MachineConfig, StoreConfig
-from firmware_app.media import tones
+from firmware_app.media import codecs, tones
 from firmware_app.modem import events as ev
 from firmware_app.modem.line import Line
 from firmware_app.modem.simulator import SimulatedModem, create
-from firmware_app.modem.simulator.gsm_audio import Callee, GsmAudio
+from firmware_app.modem.simulator.gsm_audio import AlsaFiles, Callee, GsmAudio, SoundCardAudio
 from firmware_app.services import Services
 from firmware_app.services.calls import CLOCK_NOT_SET, CallService
 from firmware_app.services.forwarding import CallRecordings, ForwardingService
 from firmware_app.services.history import Interaction
 from firmware_app.settings.model import Settings
+from firmware_app.settings.routing import Menu, MenuOption
 from firmware_app.store import Store
 from tests.modem.conftest import FAST, Recorder
 from tests.services.test_notify_delivery import Server
@@ -78,6 +79,7 @@ class World:
     recorder: Recorder
     smtp: Server
     greetings: ToneGreetings
+    closers: list[Callable[[], Any]] = dataclasses.field(default_factory=list)
 
     def call(self, number: str = "+15551234567", timeout: float = 40.0) -> Interaction:
         mark = self.recorder.mark()
@@ -175,7 +177,11 @@ def world(tmp_path: Path) -> Iterator[Callable[..., World]]:
         )
         calls.subscribe()
         made.append(lambda: (calls.close(), runner.close()))
-        return World(services, modems, audios, lines, calls, forwarding, recorder, smtp, greetings)
+        made_world = World(
+            services, modems, audios, lines, calls, forwarding, recorder, smtp, greetings
+        )
+        made.append(lambda: [close() for close in made_world.closers])
+        return made_world
 
     yield make
     for close in reversed(made):
@@ -249,6 +255,75 @@ def test_after_hours_gsm_call_through_a_sound_card(
     assert alike > 0.98
     assert "AT+DDET=1" in w.modems[0].commands  # SIM800 reports keys as +DTMF URCs
     check_voicemail_email(w, item)
+
+
+def sim800_sound_card(
+    world: Callable[..., World], alsa: AlsaFiles, **options: Any
+) -> tuple[World, SoundCardAudio]:
+    """A SIM800 whose call audio is a USB sound card: the simulator's live far end over
+    ALSA's file plugin (capture from its FIFO, in the modem's time; playback to a file)."""
+    alsa.playback.write_bytes(b"")
+    w = world(("sim800",), sound_card="duplex", **options)
+    caller = SoundCardAudio.attach(w.modems[0], alsa, speed=2.0)
+    w.closers.append(caller.close)
+    return w, caller
+
+
+def test_sound_card_caller_presses_a_key_leaves_a_wav_and_hangs_up(
+    world: Callable[..., World], alsa: AlsaFiles, tmp_path: Path
+) -> None:
+    """After hours with a menu: the caller (live over ALSA) presses 2 during the prompt (the
+    SIM800's +DTMF report and the tone), speaks a WAV file (16 kHz stereo) after the beep and
+    hangs up at a chosen moment of the stream (NO CARRIER)."""
+
+    def with_menu(s: Settings) -> Settings:
+        s.rules.menus = [
+            Menu(
+                mode="closed",
+                options=[
+                    MenuOption(digit="1", action="voicemail", target="support"),
+                    MenuOption(digit="2", action="voicemail", target="sales"),
+                ],
+            )
+        ]
+        return s
+
+    w, caller = sim800_sound_card(world, alsa, settings=with_menu)
+    wav = tmp_path / "message.wav"
+    spoken = speech(1.5)
+    wide = codecs.resample(spoken, 8000, 16000)
+    sf.write(wav, np.stack([wide, wide], axis=1), 16000, subtype="PCM_16")
+    caller.pause(0.3).press("2", urc=True).pause(2.5).say(wav).pause(0.4).hang_up()
+    item = w.call()
+    assert item.outcome == "voicemail", item.text
+    assert item.details["audio"] == "GSM sound card duplex"
+    assert item.details["box"] == "sales" and item.details["digits"] == "2"  # pressed once
+    assert w.greetings.asked[:2] == ["menu:closed", "voicemail"]
+    record = next(s for s in item.details["steps"] if s.get("do", "").startswith("record"))
+    assert record["result"] == "hangup"  # NO CARRIER at the scripted moment
+    stored = wav_samples(w.services.store, item.media[0])
+    _, alike = best_match(stored, codecs.to_telephone(wav)[:8000])
+    assert alike > 0.98, alike
+    heard = caller.heard_pcm()  # what the host played into the sound card
+    _, alike = best_match(heard, w.greetings.audio("menu:closed")[:2000])
+    assert alike > 0.99, alike
+    check_voicemail_email(w, item)
+
+
+def test_fax_tone_during_a_gsm_greeting_is_a_fax_call(
+    world: Callable[..., World], alsa: AlsaFiles
+) -> None:
+    """A fax machine calls a GSM line: its calling tone (CNG) is heard while the closed
+    greeting still plays, not only once a recording runs."""
+    w, caller = sim800_sound_card(world, alsa)
+    w.greetings.seconds = 4.0  # a long greeting: the tone comes well inside it
+    caller.pause(0.2).send_fax_tone(6.0)
+    item = w.call()
+    assert item.outcome == "fax", item.text
+    first = item.details["steps"][0]
+    assert first["do"] == "play closed" and first["result"] == "fax"
+    assert not any(s.get("do", "").startswith("record") for s in item.details["steps"])
+    assert w.mails(0, timeout=0.5) == []
 
 
 def open_with_staff(**forwarding: Any) -> Callable[[Settings], Settings]:

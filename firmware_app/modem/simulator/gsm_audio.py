@@ -2,8 +2,12 @@
 
 - Serial PCM (SIM7600 `AT+CPCMREG=1`, EC25 `AT+QPCMV=1,0`, Huawei `AT^DDSETEX=2`): a second
   pty (`tty-<name>-pcm`) carrying 8 kHz 16-bit LE frames of 320 bytes every 20 ms (faster with
-  `speed`) while the call's audio is on; a scripted far end says audio, presses keys (tones,
-  and the model's DTMF URC), hangs up; what the host sends is kept in `heard`.
+  `speed`) while the call's audio is on; what the host sends is kept in `heard`.
+- A USB sound card (SIM800's analog audio, EC25 UAC `AT+QPCMV=1,2`) over ALSA's file plugin:
+  the capture file is a FIFO written live at the call's pace (`SoundCardAudio`), playback
+  lands in a file.
+- On both, a scripted far end (`FarEnd`) says audio or a sound file, presses keys (tones, and
+  the model's DTMF URC), sends a fax calling tone, hangs up at a chosen moment of the stream.
 - `AT+CCFC` per 3GPP TS 27.007 7.11; the party an `ATD` calls (answers, presses keys, or not);
   `AT+VTS={!,<n>}` hook flash on analog lines (REFERENCE.md 1, not checked on hardware).
 """
@@ -12,9 +16,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import logging
 import os
 import select
+import struct
+import termios
 import threading
 import time
 import tty
@@ -88,7 +95,7 @@ class Extras:
     flashes: list[int] = field(default_factory=list)  # hook flash lengths in ms
     tones_sent: list[str] = field(default_factory=list)  # +VTS digits, in order
     diverted: list[str] = field(default_factory=list)  # where the network forwarded calls
-    audio: GsmAudio | None = None
+    audio: GsmAudio | SoundCardAudio | None = None
 
 
 def ccfc(engine: Engine, port: int, cmd: Command) -> Reply:
@@ -244,50 +251,45 @@ def vts(engine: Engine, port: int, cmd: Command) -> Reply:
     return [], "OK"
 
 
-class GsmAudio:
-    """The serial PCM port of a simulated GSM modem and the far end's scripted audio.
+class FarEnd:
+    """The far end's script for a GSM call's audio, shared by the serial PCM port
+    (`GsmAudio`) and the sound card (`SoundCardAudio`): 20 ms frames of what the caller (or
+    the staff member an `ATD` reached) says, in order.
 
-    Frames flow only while `enabled` (the model's audio command during an active call). The
-    script: `say(pcm)`, `press(digits)`, `pause(s)`, `hang_up()`; silence when it is empty.
+    `say(pcm or a sound file)`, `pause(s)`, `press(digits, urc=)` (DTMF tones and/or the
+    model's report), `send_fax_tone(s)` (CNG, T.30), `hang_up()` (NO CARRIER or the model's
+    end-of-call report, at that moment of the stream); silence when the script is empty.
     """
 
-    def __init__(self, modem: Any, link: Path, *, speed: float = 1.0) -> None:
+    def __init__(self, modem: Any) -> None:
         self.modem = modem
-        self.link = link
-        self.speed = speed
-        self.enabled = False
-        self.heard = bytearray()  # everything the host sent on the PCM port
-        self.frames_sent = 0
         self._script: collections.deque[tuple[str, Any]] = collections.deque()
         self._pending = np.zeros(0, dtype=np.int16)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._master, slave = os.openpty()
-        tty.setraw(slave)
-        os.set_blocking(self._master, False)
-        self._slave = slave
-        tmp = link.with_name(link.name + ".new")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        tmp.symlink_to(os.ttyname(slave))
-        tmp.replace(link)
-        self._thread = threading.Thread(target=self._run, name="sim-pcm", daemon=True)
-        self._thread.start()
 
     # -- scripting (any thread) -------------------------------------------------------------
 
-    def say(self, pcm: Any) -> GsmAudio:
+    def say(self, audio: Any) -> FarEnd:
+        """Audio as int16 samples at 8 kHz, or a sound file (WAV, FLAC, OGG, MP3: any rate,
+        mono or stereo; converted as an uploaded greeting is)."""
+        if isinstance(audio, str | os.PathLike):
+            from ...media.codecs import to_telephone
+
+            pcm = to_telephone(Path(audio))
+        else:
+            pcm = np.asarray(audio, dtype=np.int16)
         with self._lock:
-            self._script.append(("audio", np.asarray(pcm, dtype=np.int16)))
+            self._script.append(("audio", pcm))
         return self
 
-    def pause(self, seconds: float) -> GsmAudio:
+    def pause(self, seconds: float) -> FarEnd:
         with self._lock:
             self._script.append(("audio", tones.silence(seconds)))
         return self
 
-    def press(self, digits: str, *, urc: bool = False, tone: bool = True) -> GsmAudio:
-        """Keys as DTMF tones (100 ms on, 100 ms off) and, with `urc`, the model's report."""
+    def press(self, digits: str, *, urc: bool = False, tone: bool = True) -> FarEnd:
+        """Keys as DTMF tones (100 ms on, 100 ms off) and, with `urc`, the model's report
+        as the tone starts."""
         with self._lock:
             for d in digits:
                 if urc:
@@ -296,7 +298,13 @@ class GsmAudio:
                     self._script.append(("audio", tones.dtmf(d, on_ms=100, off_ms=100)))
         return self
 
-    def hang_up(self) -> GsmAudio:
+    def send_fax_tone(self, seconds: float = 4.0) -> FarEnd:
+        """A fax machine calling: CNG, 1100 Hz 0.5 s on, 3 s off (T.30 5.2.1)."""
+        with self._lock:
+            self._script.append(("audio", tones.cng(seconds)))
+        return self
+
+    def hang_up(self) -> FarEnd:
         with self._lock:
             self._script.append(("hangup", None))
         return self
@@ -306,24 +314,13 @@ class GsmAudio:
             self._script.clear()
             self._pending = np.zeros(0, dtype=np.int16)
 
-    def heard_pcm(self) -> np.ndarray:
+    @property
+    def script_done(self) -> bool:
+        """Everything scripted went out (tests wait on it)."""
         with self._lock:
-            data = bytes(self.heard[: len(self.heard) & ~1])
-        return np.frombuffer(data, dtype="<i2").astype(np.int16)
+            return not self._script and self._pending.size == 0
 
-    def set_enabled(self, on: bool) -> None:
-        self.enabled = on
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2.0)
-        for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            self.link.unlink()
-
-    # -- the thread -------------------------------------------------------------------------
+    # -- one frame of the stream ------------------------------------------------------------
 
     def _next_frame(self) -> bytes:
         actions: list[tuple[str, Any]] = []
@@ -350,6 +347,53 @@ class GsmAudio:
         if frame.size < 160:
             frame = np.concatenate([frame, np.zeros(160 - frame.size, dtype=np.int16)])
         return frame.astype("<i2").tobytes()
+
+
+class GsmAudio(FarEnd):
+    """The serial PCM port of a simulated GSM modem and the far end's scripted audio.
+
+    Frames flow only while `enabled` (the model's audio command during an active call); what
+    the host sends is kept in `heard`.
+    """
+
+    def __init__(self, modem: Any, link: Path, *, speed: float = 1.0) -> None:
+        super().__init__(modem)
+        self.link = link
+        self.speed = speed
+        self.enabled = False
+        self.heard = bytearray()  # everything the host sent on the PCM port
+        self.frames_sent = 0
+        self._stop = threading.Event()
+        self._master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(self._master, False)
+        self._slave = slave
+        tmp = link.with_name(link.name + ".new")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(os.ttyname(slave))
+        tmp.replace(link)
+        self._thread = threading.Thread(target=self._run, name="sim-pcm", daemon=True)
+        self._thread.start()
+
+    def heard_pcm(self) -> np.ndarray:
+        with self._lock:
+            data = bytes(self.heard[: len(self.heard) & ~1])
+        return np.frombuffer(data, dtype="<i2").astype(np.int16)
+
+    def set_enabled(self, on: bool) -> None:
+        self.enabled = on
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            self.link.unlink()
+
+    # -- the thread -------------------------------------------------------------------------
 
     def _run(self) -> None:
         next_at = time.monotonic()
@@ -379,12 +423,154 @@ class GsmAudio:
                 return
 
 
+# A USB sound card wired to the module's analog audio (SIM800: no PCM on USB) carries the
+# call whenever one is connected; a module's own USB audio (EC25 UAC, AT+QPCMV=1,2) only once
+# its audio command is on.
+SOUND_CARD_ALWAYS = frozenset({"sim800"})
+CAPTURE_BACKLOG = 4  # frames a sound card holds before it overruns (the oldest are lost)
+
+
+@dataclass(frozen=True, slots=True)
+class AlsaFiles:
+    """An ALSA configuration whose devices are files: `playback` (what the host plays lands
+    in this file), `capture` (where the host's capture reads: a regular file, or the FIFO a
+    `SoundCardAudio` writes live), and the device names: `tofile`, `fromfile` and `duplex`
+    (playback and capture in one name, as `audio.device` gives it)."""
+
+    conf: Path
+    playback: Path
+    capture: Path
+
+
+def alsa_files(folder: Path, base: Path = Path("/usr/share/alsa/alsa.conf")) -> AlsaFiles:
+    """Write an asound.conf in `folder` for ALSA's file plugin (set ALSA_CONFIG_PATH to its
+    `conf`; alsa-lib reads its configuration once per process)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out, infile = folder / "out.raw", folder / "in.raw"
+    infile.write_bytes(b"")
+    conf = folder / "asound.conf"
+    conf.write_text(
+        base.read_text(encoding="utf-8")
+        + f'\npcm.tofile {{ type file; slave.pcm "null"; file "{out}"; format "raw" }}\n'
+        + f'pcm.fromfile {{ type file; slave.pcm "null"; file "/dev/null"; infile "{infile}";'
+        + ' format "raw" }\n'
+        + 'pcm.duplex { type asym; playback.pcm "tofile"; capture.pcm "fromfile" }\n',
+        encoding="utf-8",
+    )
+    return AlsaFiles(conf, out, infile)
+
+
+class SoundCardAudio(FarEnd):
+    """The far end of a GSM call through a USB sound card, over ALSA's file plugin (see
+    `alsa_files`): the capture file becomes a FIFO this writes 20 ms frames into at the
+    call's pace (`speed` times real time), so the host's capture is a live stream, clocked
+    like a card; what the host plays lands in the playback file (`heard_pcm`).
+
+    The stream is silence outside a call; the script runs while the call is connected (for a
+    module's own USB audio, once its audio command is on). A key pressed with `urc=True`
+    sends the model's DTMF report as its tone starts, `hang_up()` the model's call-end report
+    at that moment of the stream. Like a real card it holds at most `CAPTURE_BACKLOG` frames
+    nobody read: older ones are lost. Attach it with `SoundCardAudio.attach(modem, files)`:
+    it is the modem's `extras.audio`, so the party an `ATD` reaches talks through it too.
+    """
+
+    def __init__(self, modem: Any, files: AlsaFiles, *, speed: float = 1.0) -> None:
+        super().__init__(modem)
+        self.files = files
+        self.speed = speed
+        self.frames_sent = 0
+        self._flag = False
+        self._always = modem.personality.name in SOUND_CARD_ALWAYS
+        self._heard_from = files.playback.stat().st_size if files.playback.exists() else 0
+        self._stop = threading.Event()
+        fifo = files.capture
+        with contextlib.suppress(FileNotFoundError):
+            fifo.unlink()
+        os.mkfifo(fifo)
+        # Read and write ends both ours: opening never blocks, the host's open finds a
+        # writer, and we can drop what nobody read (a card's overrun).
+        self._fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        self._thread = threading.Thread(target=self._run, name="sim-sound-card", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def attach(cls, modem: Any, files: AlsaFiles, *, speed: float = 1.0) -> SoundCardAudio:
+        audio = cls(modem, files, speed=speed)
+        modem.extras.audio = audio
+        return audio
+
+    @property
+    def enabled(self) -> bool:
+        if self.modem.call_state != "active":
+            return False
+        return self._always or self._flag
+
+    def set_enabled(self, on: bool) -> None:
+        self._flag = on
+
+    def heard_pcm(self) -> np.ndarray:
+        """What the host played since this far end was made (the playback file)."""
+        try:
+            data = self.files.playback.read_bytes()[self._heard_from :]
+        except FileNotFoundError:
+            data = b""
+        return np.frombuffer(data[: len(data) & ~1], dtype="<i2").astype(np.int16)
+
+    def close(self) -> None:
+        """Stop, and leave an empty regular capture file (other tests write it)."""
+        self._stop.set()
+        self._thread.join(2.0)
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        with contextlib.suppress(FileNotFoundError):
+            self.files.capture.unlink()
+        self.files.capture.write_bytes(b"")
+        if self.modem.extras.audio is self:
+            self.modem.extras.audio = None
+
+    def _run(self) -> None:
+        silence = bytes(FRAME_BYTES)
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            tick = FRAME_SECONDS / max(self.speed, 0.01)
+            wait = next_at - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                return
+            next_at = max(next_at + tick, time.monotonic() - 5 * tick)
+            self._overrun()
+            frame = self._next_frame() if self.enabled else silence
+            try:
+                os.write(self._fd, frame)
+                self.frames_sent += 1
+            except BlockingIOError:
+                pass
+            except OSError:
+                return
+
+    def _overrun(self) -> None:
+        """Drop all but the newest `CAPTURE_BACKLOG` frames nobody read."""
+        waiting = struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, b"\0" * 4))[0]
+        extra = waiting - CAPTURE_BACKLOG * FRAME_BYTES
+        while extra > 0:
+            try:
+                got = os.read(self._fd, min(extra, 65536))
+            except BlockingIOError:
+                return
+            if not got:
+                return
+            extra -= len(got)
+
+
 __all__ = [
     "DTMF_URC",
+    "AlsaFiles",
     "Callee",
     "Extras",
+    "FarEnd",
     "Forward",
     "GsmAudio",
+    "SoundCardAudio",
+    "alsa_files",
     "ccfc",
     "dialled",
     "vts",
