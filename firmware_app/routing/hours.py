@@ -8,6 +8,7 @@ and on the public-holiday tables of the installed `HolidayProvider`.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import functools
@@ -94,6 +95,16 @@ class Change:
 
 
 _PAREN = re.compile(r"\s*\([^)]*\)$")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Bounds:
+    """One fortnight window's merged open spans as sorted lists (see `_bounds`)."""
+
+    starts: list[dt.datetime]
+    ends: list[dt.datetime]
+    times: list[dt.datetime]  # openings and closings within the window
+    states: list[bool]  # True: an opening
 
 
 class HolidayProvider(Protocol):
@@ -194,8 +205,10 @@ class BusinessHours:
         override: Override,
         country: str = "",
         subdivision: str = "",
+        holidays_from: HolidayProvider | None = None,
     ) -> None:
         self.tz = ZoneInfo(timezone)
+        self._provider = holidays_from  # None: the provider installed for the process
         self.timezone = timezone
         self.hours = hours
         self.holidays = holidays
@@ -221,9 +234,13 @@ class BusinessHours:
         # Memos: an instance stands for one settings version, so days and windows never change.
         self._days: dict[dt.date, Day] = {}
         self._windows: dict[dt.date, list[tuple[dt.datetime, dt.datetime]]] = {}
+        self._bounds_memo: dict[dt.date, _Bounds] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> BusinessHours:
+    def from_settings(
+        cls, settings: Settings, *, holidays: HolidayProvider | None = None
+    ) -> BusinessHours:
+        """`holidays`: where public-holiday tables come from (default: the process's)."""
         b = settings.business
         return cls(
             timezone=b.timezone,
@@ -232,6 +249,7 @@ class BusinessHours:
             override=settings.override,
             country=b.country,
             subdivision=b.subdivision,
+            holidays_from=holidays,
         )
 
     # -- calendar days ------------------------------------------------------------------------
@@ -241,7 +259,8 @@ class BusinessHours:
             return ""
         year = self._holiday_cache.get(date.year)
         if year is None:
-            year = dict(_year_holidays(self.country, self.subdivision, date.year))
+            provider = self._provider or _provider
+            year = dict(provider.year(self.country, self.subdivision, date.year))
             self._holiday_cache[date.year] = year
         name = year.get(date)
         return _closing_holiday(name, self.holidays) if name else ""
@@ -343,11 +362,35 @@ class BusinessHours:
             return True
         return any(minute < b - 1440 for _, b in self._weekly[(weekday - 1) % 7] if b > 1440)
 
+    def _bounds(self, start: dt.date) -> _Bounds:
+        """The window's spans as sorted lists for bisection: span starts, and the openings
+        and closings that fall within the fortnight (from its first local midnight to the
+        next window's, both included), memoised with the window."""
+        found = self._bounds_memo.get(start)
+        if found is None:
+            if len(self._bounds_memo) > 256:
+                self._bounds_memo.clear()
+            spans = self._window(start)
+            lo = local_midnight(start, self.tz)
+            hi = local_midnight(start + dt.timedelta(days=_WINDOW_DAYS), self.tz)
+            times: list[dt.datetime] = []
+            states: list[bool] = []
+            for a, b in spans:
+                for at, state in ((a, True), (b, False)):
+                    if lo <= at <= hi:
+                        times.append(at)
+                        states.append(state)
+            found = self._bounds_memo[start] = _Bounds(
+                starts=[a for a, _ in spans], ends=[b for _, b in spans], times=times, states=states
+            )
+        return found
+
     def scheduled_open(self, t: dt.datetime) -> bool:
         """Open by the hours, holidays and closures alone (no override)."""
         t = t.astimezone(UTC)
-        spans = self._window(self._window_start(self._wall_date(t)))
-        return any(a <= t < b for a, b in spans)
+        b = self._bounds(self._window_start(self._wall_date(t)))
+        i = bisect.bisect_right(b.starts, t) - 1  # the last span starting at or before t
+        return i >= 0 and t < b.ends[i]
 
     def scheduled_changes(self, after: dt.datetime) -> Iterator[tuple[dt.datetime, bool]]:
         """Openings (True) and closings (False) strictly after `after`, within the horizon.
@@ -355,23 +398,28 @@ class BusinessHours:
         Instants are in UTC: aware datetimes sharing one zone compare by wall clock, which is
         wrong in a repeated hour, so everything inside works in UTC.
         """
-        start = self._window_start(self._wall_date(after) - _ONE_DAY)
+        previous = after.astimezone(UTC)
+        start = self._window_start(self._wall_date(previous) - _ONE_DAY)
         end = start + dt.timedelta(days=HORIZON_DAYS)
-        previous = after
         while start <= end:
-            last = start + dt.timedelta(days=_WINDOW_DAYS - 1)
-            lo, hi = local_midnight(start, self.tz), local_midnight(last + _ONE_DAY, self.tz)
-            for a, b in self._window(start):
-                for at, state in ((a, True), (b, False)):
-                    if lo <= at <= hi and at > previous:
-                        previous = at
-                        yield at, state
-            start = last + _ONE_DAY
+            b = self._bounds(start)
+            for j in range(bisect.bisect_right(b.times, previous), len(b.times)):
+                previous = b.times[j]
+                yield previous, b.states[j]
+            start += dt.timedelta(days=_WINDOW_DAYS)
 
     def _next_scheduled(self, after: dt.datetime, state: bool | None = None) -> dt.datetime | None:
-        for at, new in self.scheduled_changes(after):
-            if state is None or new == state:
-                return at
+        previous = after.astimezone(UTC)
+        start = self._window_start(self._wall_date(previous) - _ONE_DAY)
+        end = start + dt.timedelta(days=HORIZON_DAYS)
+        while start <= end:
+            b = self._bounds(start)
+            for j in range(bisect.bisect_right(b.times, previous), len(b.times)):
+                if state is None or b.states[j] == state:
+                    return b.times[j]
+            if b.times and b.times[-1] > previous:
+                previous = b.times[-1]
+            start += dt.timedelta(days=_WINDOW_DAYS)
         return None
 
     def next_change_to(self, after: dt.datetime, is_open: bool) -> dt.datetime | None:

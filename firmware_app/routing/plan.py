@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Literal
 
 from ..settings.routing import Menu as MenuSettings
 from ..settings.routing import MenuOption, Rules, StaffMember, parse_local_datetime
 from .clock import wall_to_instant
-from .hours import BusinessHours, Mode, Status
-from .rules import NumberList, Person, e164, in_group, on_duty
+from .hours import BusinessHours, HolidayProvider, Mode, Status
+from .rules import NumberList, Person, RotaTable, e164, in_group
 
 if TYPE_CHECKING:
     from ..settings.model import Settings
@@ -379,16 +380,18 @@ class Router:
     """One settings version read once for routing: hours, number lists and staff numbers.
 
     Build one per settings object (the settings service replaces the object on every save)
-    and call `decide` for each call; `decide()` below keeps a few of them for reuse.
+    and call `decide` for each call; a `RouterCache` keeps the one in use. `holidays`: where
+    public-holiday tables come from (default: the provider installed for the process).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, holidays: HolidayProvider | None = None) -> None:
         self.settings = settings
-        self.hours = BusinessHours.from_settings(settings)
+        self.hours = BusinessHours.from_settings(settings, holidays=holidays)
         self.region = settings.business.country
         self.allow = NumberList(settings.rules.allow, self.region)
         self.block = NumberList(settings.rules.block, self.region)
         self._people = {m.name: Person.of(m, self.region) for m in settings.staff.members}
+        self.rota = RotaTable(settings.staff)
 
     def people(self, members: list[StaffMember]) -> list[Person]:
         return [self._people.get(m.name) or Person.of(m, self.region) for m in members]
@@ -429,7 +432,7 @@ class Router:
 
         steps: list[Step]
         if allowed and not is_fax:
-            members = on_duty(staff, now, hours.tz, is_open=status.is_open) or [
+            members = self.rota.on_duty(now, hours.tz, is_open=status.is_open) or [
                 m for m in staff.members if m.mobile
             ]
             steps = _put_through(
@@ -484,7 +487,7 @@ class Router:
         menu = _menu_for(rules, status)
         if status.is_open:
             default = _put_through(
-                people(on_duty(staff, now, hours.tz, is_open=True)),
+                people(self.rota.on_duty(now, hours.tz, is_open=True)),
                 line,
                 rules,
                 greeting=status.greeting,
@@ -499,7 +502,7 @@ class Router:
             # On call means on the rota outside the weekly hours (evenings, nights, weekends):
             # on a holiday or when closed by hand, the daytime rota is a day off, not a call.
             on_call = (
-                people(on_duty(staff, now, hours.tz, is_open=False))
+                people(self.rota.on_duty(now, hours.tz, is_open=False))
                 if rules.on_call_when_closed and not hours.weekly_open(now)
                 else []
             )
@@ -537,24 +540,32 @@ class Router:
         return _plan(status, "schedule", steps, status.text, notes)
 
 
-_ROUTERS: dict[int, tuple[Settings, Router]] = {}
-_ROUTERS_MAX = 8
+class RouterCache:
+    """The `Router` for the settings object in use, kept by the service that routes (one
+    cache per owner, no module-level state). The settings service builds a new object on
+    every save, so an object is recognised by identity; the last `size` are kept, which
+    also holds their ids from being reused. Thread-safe."""
+
+    def __init__(self, size: int = 4, holidays: HolidayProvider | None = None) -> None:
+        self.size = size
+        self.holidays = holidays
+        self._routers: list[tuple[Settings, Router]] = []
+        self._lock = threading.Lock()
+
+    def get(self, settings: Settings) -> Router:
+        with self._lock:
+            for kept, made in self._routers:
+                if kept is settings:
+                    return made
+        made = Router(settings, holidays=self.holidays)
+        with self._lock:
+            self._routers = [(settings, made), *self._routers[: self.size - 1]]
+        return made
 
 
 def router(settings: Settings) -> Router:
-    """The `Router` for this settings object, reused while the object is (by identity).
-
-    Settings are read as immutable: change them by building a new object, as the settings
-    service does on every save. Holding the object keeps its id from being reused.
-    """
-    hit = _ROUTERS.get(id(settings))
-    if hit is not None and hit[0] is settings:
-        return hit[1]
-    made = Router(settings)
-    if len(_ROUTERS) >= _ROUTERS_MAX:
-        _ROUTERS.clear()
-    _ROUTERS[id(settings)] = (settings, made)
-    return made
+    """A new `Router` for `settings` (one-off use; a service keeps a `RouterCache`)."""
+    return Router(settings)
 
 
 def decide(
@@ -569,9 +580,10 @@ def decide(
     """The plan for `call` arriving at `now` (timezone-aware) on `line`: see `Router.decide`.
 
     `vip`/`blocked`: E.164 numbers of contacts with those flags (ContactsService.vip_numbers()
-    and blocked_numbers()), merged with `rules.allow` and `rules.block`.
+    and blocked_numbers()), merged with `rules.allow` and `rules.block`. Builds a `Router`
+    each time (a millisecond or so): code that routes every call keeps a `RouterCache`.
     """
-    return router(settings).decide(call, now, line, vip=vip, blocked=blocked)
+    return Router(settings).decide(call, now, line, vip=vip, blocked=blocked)
 
 
 def _option_label(action: str, target: str) -> str:
@@ -597,9 +609,7 @@ def _option_steps(
     if option.action == "repeat":
         return [RepeatMenu()]
     settings = router.settings
-    members = on_duty(
-        settings.staff, now, router.hours.tz, is_open=status.is_open, group=option.target
-    )
+    members = router.rota.on_duty(now, router.hours.tz, is_open=status.is_open, group=option.target)
     if not members:
         members = in_group(settings.staff, option.target)
     steps = _put_through(
@@ -629,14 +639,17 @@ def preview(
     line: LineCapabilities | None = None,
     vip: AbstractSet[str] = frozenset(),
     blocked: AbstractSet[str] = frozenset(),
+    routes: Router | None = None,
 ) -> Plan:
     """What happens if someone calls at `at`? For the settings page.
 
     `at` is a wall-clock time in the business's timezone (naive datetime or "YYYY-MM-DD HH:MM")
     or an aware datetime. `caller` is a number, or "" / "withheld" for a withheld number.
     `line`, `vip` and `blocked` as for `decide()`: give the ones a live call would get.
+    `routes`: the `Router` of `settings` when the caller keeps one (else one is built).
     """
-    hours = router(settings).hours
+    routes = routes if routes is not None and routes.settings is settings else Router(settings)
+    hours = routes.hours
     if isinstance(at, str):
         local = parse_local_datetime(at)
         if local is None:
@@ -647,4 +660,4 @@ def preview(
         call = Call(validity="withheld")
     else:
         call = Call(number=caller)
-    return decide(call, now, settings, line or LineCapabilities.analog(), vip=vip, blocked=blocked)
+    return routes.decide(call, now, line or LineCapabilities.analog(), vip=vip, blocked=blocked)

@@ -105,20 +105,49 @@ def matching_entry(number: str, patterns: list[str], region: str) -> str:
     return NumberList(patterns, region).match(number, region)
 
 
-def _covers(hours: list[str], days: list[str], local: dt.datetime) -> bool:
-    minute = local.hour * 60 + local.minute
-    today = WEEKDAYS[local.weekday()]
-    yesterday = WEEKDAYS[(local.weekday() - 1) % 7]
-    for text in hours:
-        span = parse_interval(text)
-        if span is None:
-            continue
-        start, end = span
-        if today in days and start <= minute < end:
-            return True
-        if yesterday in days and end > 1440 and minute < end - 1440:
-            return True
-    return False
+class RotaTable:
+    """The rota read once (intervals parsed, names and groups folded): who is on duty when.
+
+    A `Router` keeps one per settings version, so a call does not parse the rota again."""
+
+    def __init__(self, staff: Staff) -> None:
+        self.members = list(staff.members)
+        self.empty = not staff.rota
+        self._entries: list[tuple[str, frozenset[str], tuple[tuple[int, int], ...]]] = []
+        for r in staff.rota:
+            spans = tuple(span for text in r.hours if (span := parse_interval(text)))
+            self._entries.append((r.name.casefold(), frozenset(r.days), spans))
+        self._groups = [frozenset(g.casefold() for g in m.groups) for m in self.members]
+
+    def _names_at(self, local: dt.datetime) -> set[str]:
+        minute = local.hour * 60 + local.minute
+        today = WEEKDAYS[local.weekday()]
+        yesterday = WEEKDAYS[(local.weekday() - 1) % 7]
+        names: set[str] = set()
+        for name, days, spans in self._entries:
+            if name in names:
+                continue
+            for start, end in spans:
+                if (today in days and start <= minute < end) or (
+                    yesterday in days and end > 1440 and minute < end - 1440
+                ):
+                    names.add(name)
+                    break
+        return names
+
+    def on_duty(
+        self, now: dt.datetime, tz: ZoneInfo, *, is_open: bool, group: str = ""
+    ) -> list[StaffMember]:
+        """See `on_duty`."""
+        if self.empty:
+            chosen = list(range(len(self.members))) if is_open else []
+        else:
+            names = self._names_at(now.astimezone(tz))
+            chosen = [i for i, m in enumerate(self.members) if m.name.casefold() in names]
+        if group:
+            wanted = group.casefold()
+            chosen = [i for i in chosen if wanted in self._groups[i]]
+        return [self.members[i] for i in chosen]
 
 
 def on_duty(
@@ -129,15 +158,7 @@ def on_duty(
     With an empty rota everyone is on duty while open and nobody while closed; otherwise the
     rota decides, also outside opening hours (someone on call).
     """
-    local = now.astimezone(tz)
-    if not staff.rota:
-        chosen = list(staff.members) if is_open else []
-    else:
-        names = {r.name.casefold() for r in staff.rota if _covers(r.hours, r.days, local)}
-        chosen = [m for m in staff.members if m.name.casefold() in names]
-    if group:
-        chosen = [m for m in chosen if group.casefold() in {g.casefold() for g in m.groups}]
-    return chosen
+    return RotaTable(staff).on_duty(now, tz, is_open=is_open, group=group)
 
 
 def in_group(staff: Staff, group: str) -> list[StaffMember]:

@@ -1,6 +1,6 @@
 """Every incoming call reaches a decision: the routing plan says reject or answer.
 
-`CallService` listens for `IncomingCall`, asks `firmware_app.routing.decide()` for a plan,
+`CallService` listens for `IncomingCall`, asks the routing (`Router.decide`) for a plan,
 then rejects (block list, withheld rule) or answers at the configured ring and hands the
 answered call to a session. With a `runner` (firmware_app.calls.runner) every call runs the
 full flow and leaves one history record (even when the daemon dies mid-call: the runner
@@ -30,7 +30,15 @@ from ..calls.session import answer_ring
 from ..events import EventBus
 from ..modem.events import CallerHungUp, IncomingCall
 from ..protocol.at import Response
-from ..routing import Call, FaxReceive, ForwardTo, LineCapabilities, Plan, Reject, decide
+from ..routing import (
+    Call,
+    FaxReceive,
+    ForwardTo,
+    LineCapabilities,
+    Plan,
+    Reject,
+    RouterCache,
+)
 from ..settings.routing import Override
 from .routing import contact_flags
 
@@ -115,6 +123,7 @@ class CallService:
         self._recent: deque[Decision] = deque(maxlen=keep)
         self._lock = threading.Lock()
         self._unsubscribe: Callable[[], None] | None = None
+        self._routers = RouterCache()  # the Router of the settings in use, read once
 
     def subscribe(self) -> None:
         """Start taking calls. First, calls a previous run left in progress (the daemon died
@@ -130,7 +139,8 @@ class CallService:
         tables and timezones (about 0.1 s once; then about 0.1 ms a call)."""
         try:
             for caps in (LineCapabilities.analog(), LineCapabilities.gsm()):
-                decide(Call(number="+15550000000"), self._clock(), self._settings(), caps)
+                routes = self._routers.get(self._settings())
+                routes.decide(Call(number="+15550000000"), self._clock(), caps)
         except Exception:
             log.exception("routing warm-up failed")
 
@@ -184,7 +194,8 @@ class CallService:
         if not trusted:
             closed = Override(state="closed", until="switched_back", note="clock not set")
             settings = settings.replace("override", closed)
-        plan = decide(call, self._clock(), settings, caps, vip=vip, blocked=blocked)
+        routes = self._routers.get(settings)
+        plan = routes.decide(call, self._clock(), caps, vip=vip, blocked=blocked)
         if not trusted:
             plan = dataclasses.replace(plan, explanation=f"{CLOCK_NOT_SET} {plan.explanation}")
         return plan

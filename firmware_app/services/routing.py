@@ -19,9 +19,8 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from ..errors import FieldProblem, SettingsError
-from ..routing import Change, LineCapabilities, Plan, Router, Status, holiday_names
+from ..routing import Change, LineCapabilities, Plan, Router, RouterCache, Status, holiday_names
 from ..routing import public_holidays as _public_holidays
-from ..routing import router as _router
 from ..routing.clock import wall_to_instant_after, when
 from ..settings.model import Settings, settings_to_dict
 from ..settings.routing import Closure, parse_date, parse_local_datetime
@@ -114,6 +113,7 @@ class RoutingService:
         self._lines = lines or (lambda: None)
         self._calls = calls or (lambda: None)
         self._lock = threading.Lock()
+        self._routers = RouterCache()
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -121,7 +121,7 @@ class RoutingService:
         return self._clock()
 
     def router(self, settings: Settings | None = None) -> Router:
-        return _router(settings or self._settings.get())
+        return self._routers.get(settings or self._settings.get())
 
     def status(self, now: dt.datetime | None = None) -> Status:
         return self.router().hours.status(now or self._clock())
@@ -199,8 +199,10 @@ class RoutingService:
         vip, blocked = contact_flags(self._contacts())
         from ..routing import preview
 
+        routes = self.router()
         plan = preview(
-            self.router().settings,
+            routes.settings,
+            routes=routes,
             at=when,
             caller=caller,
             line=choices[line].caps,

@@ -348,3 +348,41 @@ def test_on_call_is_the_rota_outside_the_weekly_hours() -> None:
     late = decide(CALLER, at("2025-03-25 03:00", LON), s, GSM)
     (fwd,) = [st for st in late.steps if isinstance(st, ForwardTo)]
     assert [p.name for p in fwd.people] == ["Ben"]
+
+
+def test_a_router_cache_belongs_to_its_owner_and_follows_the_settings_object() -> None:
+    from firmware_app.routing import RouterCache
+
+    first, second = RouterCache(size=2), RouterCache(size=2)
+    a, b, c = base(), base(), base()
+    assert first.get(a) is first.get(a)  # the same object: the same Router
+    assert first.get(a) is not second.get(a)  # no state shared between owners
+    assert first.get(b) is not first.get(a)  # a saved change is a new object
+    kept = first.get(b)
+    first.get(c)  # a third pushes the oldest (a) out
+    assert first.get(b) is kept
+
+
+def test_holiday_tables_can_be_passed_in() -> None:
+    """The routing asks the provider it is given (the daemon's comes from a child process)."""
+    from firmware_app.routing import RouterCache
+
+    class Provider:
+        def __init__(self) -> None:
+            self.asked: list[tuple[str, str, int]] = []
+
+        def year(self, country: str, subdivision: str, year: int) -> tuple[tuple[object, str], ...]:
+            import datetime as dt
+
+            self.asked.append((country, subdivision, year))
+            return ((dt.date(2025, 3, 24), "Founders' Day"),)
+
+        def countries(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+            return {"GB": ("United Kingdom", ("ENG",))}
+
+    provider = Provider()
+    s = base()
+    s.holidays.observe = "all"
+    plan = RouterCache(holidays=provider).get(s).decide(CALLER, at(OPEN, LON), GSM)  # type: ignore[arg-type]
+    assert plan.mode == "holiday" and "Founders' Day" in plan.explanation
+    assert ("GB", "ENG", 2025) in provider.asked

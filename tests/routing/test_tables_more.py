@@ -137,6 +137,7 @@ def test_menu_choice_rings_the_group_and_no_staff_on_duty_means_voicemail() -> N
     ring = menu.choices[0].steps[0]  # type: ignore[union-attr]
     assert ring.kind == "forward_to" and [p.name for p in ring.people] == ["Anna"]  # type: ignore[union-attr]
     assert [s.kind for s in menu.choices[1].steps] == ["take_voicemail"]  # type: ignore[union-attr]
+    s = staffed()  # a new settings object: routing reads one once (never change it in place)
     s.rules.menus = []  # type: ignore[attr-defined]
     s.staff.rota = [RotaEntry(name="Anna", days=["sat"], hours=["09:00-12:00"])]  # type: ignore[attr-defined]
     plan = decide(Call(number="+441632960123"), at("2026-03-23 10:01", LON), s, GSM)  # type: ignore[arg-type]
