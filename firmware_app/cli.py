@@ -30,7 +30,10 @@ def _err(msg: str) -> None:
 
 
 def _print_problems(exc: ValidationError) -> None:
-    _err(f"{exc.context or 'input'} is not valid; nothing was changed:")
+    if exc.context == "preview":  # `routing explain` only reads: there was nothing to change
+        _err("the call to explain is not valid:")
+    else:
+        _err(f"{exc.context or 'input'} is not valid; nothing was changed:")
     for p in exc.problems:
         print(f"  - {p.field}: {p.value!r} is not allowed; expected {p.allowed}", file=sys.stderr)
 

@@ -730,7 +730,9 @@ def test_routing_explain_from_the_store_and_through_the_daemon(
     )
     assert "1. Play the closed greeting" in out
     assert main(["routing", "explain", "-c", str(config), "--at", "24/12"]) == 2
-    assert "at: '24/12' is not allowed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "at: '24/12' is not allowed" in err
+    assert "the call to explain is not valid" in err and "nothing was changed" not in err
     args = ["routing", "explain", "-c", str(config), "--at", "2026-12-24 18:05", "--line", "isdn"]
     assert main(args) == 2
     assert "line: 'isdn' is not allowed" in capsys.readouterr().err
