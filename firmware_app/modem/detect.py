@@ -121,6 +121,7 @@ class Profile:
     lte: bool = False
     audio_path: str = ""
     ports: tuple[str, ...] = field(default_factory=tuple)
+    cpin_no_ok: bool = False  # answers AT+CPIN? without a final OK (REFERENCE.md 2)
 
     @property
     def voice(self) -> bool:
@@ -266,6 +267,7 @@ def probe(chat: Chat, port: str, *, timeout: float = PROBE_TIMEOUT) -> Profile |
     cpin = ask("AT+CPIN?")
     sim = ""
     gsm = False
+    cpin_no_ok = False
     if isinstance(cpin, Response):
         # Only a real SIM state counts: SpanDSP (iaxmodem) answers "+CPIN:0".
         sim = next((_strip_name(ln, "+CPIN") for ln in cpin.lines if ":" in ln), "")
@@ -275,7 +277,7 @@ def probe(chat: Chat, port: str, *, timeout: float = PROBE_TIMEOUT) -> Profile |
         gsm = True
         sim = "NOT INSERTED" if cpin.code == 10 else (cpin.message or "error")
     elif isinstance(cpin, Timeout) and any("+CPIN" in ln.upper() for ln in cpin.lines):
-        gsm = True  # some modems send no OK after +CPIN? (REFERENCE.md 2)
+        gsm = cpin_no_ok = True  # some modems send no OK after +CPIN? (REFERENCE.md 2)
         sim = _strip_name(next(ln for ln in cpin.lines if "+CPIN" in ln.upper()), "+CPIN")
     gsm = gsm or any(v in upper for v in _GSM_VENDORS)
 
@@ -302,6 +304,7 @@ def probe(chat: Chat, port: str, *, timeout: float = PROBE_TIMEOUT) -> Profile |
             lte=lte,
             audio_path=audio,
             ports=(port,),
+            cpin_no_ok=cpin_no_ok,
         )
 
     fclass = ask("AT+FCLASS=?")

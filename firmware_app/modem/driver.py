@@ -20,6 +20,8 @@ Result = Response | ErrorResult | Timeout
 
 # 3GPP TS 27.007 9.2: 14 SIM busy; 515 (SIMCom, Sierra) busy initialising: retry later.
 BUSY_CODES = frozenset({14, 515})
+# 3GPP TS 27.005 3.2.5: +CMS ERROR 314 SIM busy (SMS commands while the SIM initialises).
+CMS_BUSY_CODES = frozenset({314})
 BUSY_BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
@@ -31,6 +33,16 @@ class LineIO(Protocol):
     def chat(self, command: Command | str, timeout: float = 5.0) -> Result: ...
 
     def pause(self, seconds: float) -> None: ...
+
+    def urc_seen(self, lines: frozenset[str], within: float) -> bool:
+        """Did one of these unsolicited lines (upper case, e.g. "SMS READY") arrive in the
+        last `within` seconds?"""
+        ...
+
+    def wait_urc(self, lines: frozenset[str], timeout: float) -> bool:
+        """Wait (handling everything else meanwhile) until one of these lines arrives;
+        False after `timeout` seconds."""
+        ...
 
     def settings(self) -> Lines: ...
 
@@ -87,11 +99,19 @@ class Driver:
         """The owner changed the lines settings."""
 
 
+def busy(result: Result) -> bool:
+    """+CME ERROR 14 / 515 or +CMS ERROR 314: the SIM or modem is busy, try again later."""
+    if not isinstance(result, ErrorResult):
+        return False
+    codes = CMS_BUSY_CODES if result.kind == "cms" else BUSY_CODES
+    return result.code in codes
+
+
 def retry_busy(io: LineIO, command: Command) -> Result:
-    """Send `command`; on +CME ERROR 14 (SIM busy) or 515, wait and send it again."""
+    """Send `command`; on SIM busy (+CME ERROR 14, 515, +CMS ERROR 314), wait and again."""
     result = io.chat(command)
     for delay in BUSY_BACKOFF:
-        if not (isinstance(result, ErrorResult) and result.code in BUSY_CODES):
+        if not busy(result):
             break
         io.pause(delay)
         result = io.chat(command)

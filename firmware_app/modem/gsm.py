@@ -46,6 +46,13 @@ REGISTRATION_WORDS = {
 }
 _WRONG_PIN = 16
 _SIM_NOT_INSERTED = 10
+# SMS initialisation over (SIM800 manual URC list: "SMS Ready"; SIM7600 "SMS DONE"; Quectel
+# "+QIND: SMS DONE"): until then a freshly started modem refuses SMS commands, so start-up
+# waits for it (REFERENCE.md 2), but only after a boot or a PIN: a modem that has been on
+# for long said it long ago.
+SMS_READY = frozenset({"SMS READY", "SMS DONE", "+QIND: SMS DONE"})
+_JUST_STARTED = frozenset({"RDY", "+CFUN: 1", "+CPIN: READY", "CALL READY"})
+SMS_READY_WAIT = 30.0  # seconds
 
 
 class PinGuard:
@@ -105,6 +112,9 @@ class GsmDriver(Driver):
         self.sim_ready = False
         self.clip_on = False  # init switched +CLIP on
         self.curc_off = False  # Huawei: ^CURC=0 took (periodic ^RSSI/^BOOT stopped)
+        self.pin_entered = False  # this start-up unlocked the SIM
+        # Shorter for a modem that sends no OK after +CPIN? (found by the probe, or here).
+        self._cpin_timeout = 1.0 if profile.cpin_no_ok else 5.0
         self._signal: tuple[int | None, str, str] | None = None
 
     @property
@@ -124,7 +134,14 @@ class GsmDriver(Driver):
             self.curc_off = isinstance(io.chat("AT^CURC=0"), Response)
         if vendor == "quectel":
             io.chat('AT+QGPSCFG="outport","none"')  # keep GPS sentences off this port
-        self.unlock(io)
+        self.pin_entered = False
+        if self.unlock(io):
+            self.wait_sms_ready(io)
+        self._set_up(io)
+
+    def _set_up(self, io: LineIO) -> None:
+        """What start-up does once the SIM is as ready as it gets: registration reports,
+        caller ID, SMS (PDU mode, new-message reports), operator names, first poll."""
         io.chat("AT+CREG=2")
         if self.profile.lte:
             io.chat("AT+CEREG=2")
@@ -136,9 +153,32 @@ class GsmDriver(Driver):
         io.chat("AT+COPS=3,0")  # operator as a long name
         self.monitor(io)
 
+    def wait_sms_ready(self, io: LineIO) -> bool:
+        """After a boot or a PIN, wait for the modem's "SMS Ready" (SIMCom, Quectel) before
+        its SMS settings: until then they are refused (REFERENCE.md 2). True when ready."""
+        if self.profile.vendor not in ("simcom", "quectel"):
+            return True
+        if not (self.pin_entered or io.urc_seen(_JUST_STARTED, within=SMS_READY_WAIT)):
+            return True  # on for a while: its SMS initialisation is long over
+        if io.urc_seen(SMS_READY, within=SMS_READY_WAIT):
+            return True
+        log.info("%s: waiting for the modem's SMS ready report", io.name)
+        if io.wait_urc(SMS_READY, SMS_READY_WAIT):
+            return True
+        log.info("%s: no SMS ready report in %.0f s; going on", io.name, SMS_READY_WAIT)
+        return False
+
+    def _sim_state(self, io: LineIO) -> str:
+        result = retry_busy(io, Command("AT+CPIN?", timeout=self._cpin_timeout))
+        if isinstance(result, Timeout) and result.lines and self._cpin_timeout > 1.0:
+            # REFERENCE.md 2: some modems send no OK after +CPIN?; the answer is enough.
+            log.info("%s: the modem sends no OK after AT+CPIN?; taking its answer", io.name)
+            self._cpin_timeout = 1.0
+        return _cpin_state(result)
+
     def unlock(self, io: LineIO) -> bool:
         """Bring the SIM to READY if a PIN is needed and may be sent; say what is wrong."""
-        state = _cpin_state(retry_busy(io, Command("AT+CPIN?", timeout=5.0)))
+        state = self._sim_state(io)
         io.update(sim=state or "unknown")
         if state == "READY":
             self.sim_ready = True
@@ -182,10 +222,11 @@ class GsmDriver(Driver):
         if isinstance(result, Response):
             self.pins.accepted(pin)
             for delay in (0.2, 0.5, 1.0, 2.0, 4.0):
-                state = _cpin_state(retry_busy(io, Command("AT+CPIN?", timeout=5.0)))
+                state = self._sim_state(io)
                 if state == "READY":
                     io.update(sim="READY")
                     self.sim_ready = True
+                    self.pin_entered = True
                     log.info("%s: SIM unlocked", io.name)
                     return True
                 io.pause(delay)
@@ -196,7 +237,7 @@ class GsmDriver(Driver):
             self.pins.reject(pin)
             left = self.pin_attempts(io)
             more = f" ({left} attempts left)" if left is not None else ""
-            state = _cpin_state(io.chat("AT+CPIN?"))
+            state = self._sim_state(io)
             io.update(sim=state or "SIM PIN")
             io.error(
                 f"the SIM card rejected the PIN in the settings{more}; Frontdesk will not "
@@ -233,9 +274,13 @@ class GsmDriver(Driver):
         return None
 
     def settings_changed(self, io: LineIO) -> None:
-        if not self.sim_ready and self.unlock(io):
-            io.chat("AT+CREG=2")
-            self.monitor(io)
+        """A PIN saved in the settings: unlock, then the settings a locked SIM refused
+        (SMS format and reports) are made now."""
+        if not self.sim_ready:
+            self.pin_entered = False
+            if self.unlock(io):
+                self.wait_sms_ready(io)
+                self._set_up(io)
 
     # -- calls ----------------------------------------------------------------------------------
 

@@ -304,7 +304,7 @@ class Line(Worker):
             log.debug("%s -> %s", self.name, shown)
         self._write(data)
         result = self._wait_result(now + cmd.timeout)
-        if isinstance(result, Timeout):
+        if isinstance(result, Timeout) and not result.lines:
             self._timeouts += 1
             log.info(
                 "%s: no answer to %s within %.1f s", self.name, cmd.text.split("=")[0], cmd.timeout
@@ -312,8 +312,24 @@ class Line(Worker):
             if self._timeouts >= self.options.health_failures:
                 raise _Lost(f"the modem stopped answering ({self._timeouts} commands unanswered)")
         else:
+            # An answer without a final result (no OK after AT+CPIN? on some modems,
+            # REFERENCE.md 2) still shows the modem is alive.
             self._timeouts = 0
         return result
+
+    def urc_seen(self, lines: frozenset[str], within: float) -> bool:
+        cutoff = time.monotonic() - within
+        return any(at >= cutoff and text in lines for at, text in self._recent_urcs)
+
+    def wait_urc(self, lines: frozenset[str], timeout: float) -> bool:
+        start = time.monotonic()
+        deadline = start + timeout
+        while True:
+            if any(at >= start and text in lines for at, text in self._recent_urcs):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            self._pump(deadline)
 
     def pause(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -368,6 +384,7 @@ class Line(Worker):
         self._settings_pending = False
         self._reinit_queued = False
         self._ending = False  # hanging up or rejecting: call-end codes are our own doing
+        self._recent_urcs: deque[tuple[float, str]] = deque(maxlen=32)  # (when, LINE)
 
     def _submit(self, fn: Callable[[Line], T], name: str, at_ring: int = 0) -> Future[T]:
         fut: Future[T] = Future()
@@ -539,6 +556,7 @@ class Line(Worker):
 
     def _on_urc(self, urc: URC, now: float) -> None:
         name = urc.name
+        self._recent_urcs.append((now, urc.line.strip().upper()))
         driver = self._driver
         if driver is not None:
             driver.on_urc(self, urc)

@@ -729,6 +729,52 @@ def test_missing_pin_is_explained(
     assert pin_commands(modem) == []
 
 
+def test_no_ok_after_cpin_is_taken_as_the_answer(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    # REFERENCE.md 2: some modems send no OK after AT+CPIN?.
+    modem = make_modem("sim800", pin="1234", quirks={"cpin_no_ok": True})
+    line = make_line(modem.path, Lines(sim_pin="1234"))
+    up(recorder, line, timeout=15)
+    assert line.profile is not None and line.profile.cpin_no_ok
+    assert pin_commands(modem) == ['AT+CPIN="1234"']
+    assert line.status().sim == "READY"
+    recorder.wait(ev.SignalChanged, lambda e: e.registration == "registered (home)")
+    assert not recorder.of(ev.LineDown)  # unanswered +CPIN? never counts as a dead modem
+
+
+@pytest.mark.parametrize("name", ["sim800", "sim7600", "ec25"])
+def test_start_up_waits_for_sms_ready_after_the_pin(
+    name: str, make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    # SMS commands are refused for a while after the PIN, until "SMS Ready" (SIM800),
+    # "SMS DONE" (SIM7600) or "+QIND: SMS DONE" (EC25): REFERENCE.md 2.
+    modem = make_modem(name, pin="1234", ready_delay=1.0)
+    line = make_line(modem.path, Lines(sim_pin="1234"))
+    up(recorder, line, timeout=15)
+    assert modem.refused_before_ready == 0  # none sent before the modem said it was ready
+    cmds = modem.commands
+    assert cmds.index("AT+CMGF=0") > cmds.index('AT+CPIN="1234"')
+    assert any(c.startswith("AT+CNMI=2,1,0") for c in cmds)
+
+
+@pytest.mark.parametrize(
+    ("name", "ask"), [("sim800", "AT+SPIC"), ("ec25", 'AT+QPINC="SC"'), ("e1752", "AT^CPIN?")]
+)
+def test_the_last_pin_attempt_is_never_used(
+    name: str, ask: str, make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    modem = make_modem(name, pin="1234", urc_interval=0.2)
+    modem.sim.pin_attempts = 1  # two wrong tries before, elsewhere
+    line = make_line(modem.urc_path, Lines(sim_pin="1234"))
+    error = recorder.wait(ev.ModemError, lambda e: e.code == "sim_pin_last_attempt", timeout=10)
+    assert "only 1 PIN attempt" in error.message
+    assert ask in modem.commands
+    assert pin_commands(modem) == []
+    assert modem.sim.pin_attempts == 1
+    assert line.status().last_error_code == "sim_pin_last_attempt"
+
+
 def test_data_mode_hand_off(
     make_modem: Modems, make_line: Lines_, recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,6 +7,7 @@ here: bytes leave through the host's `write`, timers through the host's `call_la
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from .fax2 import handlers as fax2_handlers
 from .personalities import Personality
 from .sms import (
     ALL,
+    MESSAGE_SERVICE_COMMANDS,
     REC_UNREAD,
     STO_SENT,
     STO_UNSENT,
@@ -82,6 +84,9 @@ CMS_TEXT = {
     322: "memory full",
     500: "unknown error",
 }
+
+# SMS settings a SIM800 refuses, like the message commands, until "SMS Ready".
+SMS_SETTINGS_COMMANDS = frozenset({"+CMGF", "+CNMI", "+CSMS", "+CSDH"})
 
 # Power-on S-register values (V.250 6.2; S0 rings to auto-answer .. S12 guard time).
 _S_DEFAULTS = {0: 0, 1: 0, 2: 43, 3: 13, 4: 10, 5: 8, 6: 2, 7: 50, 8: 2, 10: 14, 12: 50}
@@ -168,6 +173,7 @@ class Engine:
         sim: Sim,
         boot_delay: float = 0.0,
         urc_interval: float = 2.0,
+        ready_delay: float = 0.0,
     ) -> None:
         self.p = personality
         self.host = host
@@ -176,6 +182,8 @@ class Engine:
         self.network = Network()
         self.boot_delay = boot_delay
         self.urc_interval = urc_interval
+        self.ready_delay = ready_delay
+        self.refused_before_ready = 0  # SMS commands a host sent before SMS ready
         self.memories = {name: SmsMemory(name, cap) for name, cap in personality.memories.items()}
         self.sent_sms: list[str] = []
         self.sessions = [PortSession() for _ in range(personality.ports)]
@@ -201,9 +209,6 @@ class Engine:
         self.ussd_before_ok = False
         self.ussd_then_end = False
         self.ussd_requests: list[str] = []
-        # Scripted damage on the serial line (not on the SIM): (command, how) per answer of
-        # that command, "cut" (the PDU line loses its second half) or "drop" (it is lost).
-        self.line_noise: list[tuple[str, str]] = []
         self.unacknowledged = 0  # +CMT/+CDS routed while +CSMS=1, awaiting +CNMA
         self.acknowledged = 0
         self.held: list[re.Pattern[str]] = []  # commands recorded but never answered
@@ -307,8 +312,42 @@ class Engine:
         if self.p.cpin_urc_at_boot:
             self.urc(f"+CPIN: {state}")
         if state == "READY":
-            for urc in self.p.ready_urcs:
+            self._announce_ready(gen, self._sms_starting())
+
+    def _sms_starting(self) -> SimBusy | None:
+        """With `ready_delay`, the SIM has just become ready and SMS is not yet: SMS
+        commands answer SIM busy from now until the SMS ready code (`_announce_ready`)."""
+        if self.ready_delay <= 0 or not self.p.ready_urcs:
+            return None
+        busy = SimBusy(commands=MESSAGE_SERVICE_COMMANDS | SMS_SETTINGS_COMMANDS)
+        self.sim_busy = busy
+        return busy
+
+    def _announce_ready(self, gen: int, busy: SimBusy | None) -> None:
+        """The codes that follow the SIM becoming ready (SIM800: Call Ready, SMS Ready).
+        With `ready_delay` they come spread over that many seconds, and until the SMS one
+        SMS commands answer SIM busy: the SIM800 needs seconds after power-on or the PIN
+        before it takes them, and a host must wait for SMS Ready (REFERENCE.md 2)."""
+        urcs = self.p.ready_urcs
+        if busy is None:
+            for urc in urcs:
                 self.urc(urc)
+            return
+        # SMS Ready (SIM800), SMS DONE (SIM7600), +QIND: SMS DONE (EC25); else the last
+        sms_ready = next((i for i, u in enumerate(urcs) if "SMS" in u.upper()), len(urcs) - 1)
+
+        def announce(i: int) -> None:
+            if gen != self.generation or not self.powered:
+                return
+            self.urc(urcs[i])
+            if i == sms_ready:
+                self.refused_before_ready += busy.answered
+                if self.sim_busy is busy:
+                    self.sim_busy = None
+
+        for i in range(len(urcs)):
+            delay = self.ready_delay * (i + 1) / len(urcs)
+            self.host.call_later(delay, functools.partial(announce, i))
 
     def _flood(self, gen: int) -> None:
         """Huawei periodic reports (^RSSI and ^MODE) until AT^CURC=0."""
@@ -525,6 +564,9 @@ class Engine:
                 "+CIURC": self._int_setting("ciurc", 0, 1, "+CIURC: (0,1)"),
                 "^CURC": self._int_setting("curc", 0, 1, "^CURC: (0-1)", prefix="^CURC: "),
                 "+CPIN": self._cpin,
+                "+SPIC": self._spic,
+                "+QPINC": self._qpinc,
+                "^CPIN": self._huawei_cpin,
                 "+CREG": self._creg,
                 "+CEREG": self._cereg,
                 "+CSQ": self._csq,
@@ -950,7 +992,8 @@ class Engine:
         if cmd.form == "test":
             return [], "OK"
         if cmd.form == "read":
-            return [f"+CPIN: {self.sim.state}"], "OK"
+            # REFERENCE.md 2: some modems send no OK after the answer.
+            return [f"+CPIN: {self.sim.state}"], None if self.quirks.get("cpin_no_ok") else "OK"
         if cmd.form != "set":
             return [], "ERROR"
         args = split_args(cmd.args)
@@ -972,14 +1015,47 @@ class Engine:
             self.sim.puk_attempts = 10
         self.sim.unlocked = True
         gen = self.generation
-        self.host.call_later(0.05, lambda: self._sim_ready(gen))
+        busy = self._sms_starting()
+        self.host.call_later(0.05, lambda: self._sim_ready(gen, busy))
         return [], "OK"
 
-    def _sim_ready(self, gen: int) -> None:
+    # PIN and PUK attempts left, as each vendor reports them.
+
+    def _spic(self, port: int, cmd: Command) -> Reply:
+        """SIMCom AT+SPIC (SIM800 Series AT Command Manual V1.09, SIM7500/SIM7600 manual):
+        +SPIC: <pin1>,<puk1>,<pin2>,<puk2>."""
+        if cmd.form == "test":
+            return [], "OK"
+        return [f"+SPIC: {self.sim.pin_attempts},{self.sim.puk_attempts},3,10"], "OK"
+
+    def _qpinc(self, port: int, cmd: Command) -> Reply:
+        """Quectel AT+QPINC="SC" (EC25&EC21 AT Commands Manual): +QPINC: "SC",<pin>,<puk>."""
+        if cmd.form == "test":
+            return ['+QPINC: ("SC","P2")'], "OK"
+        facility = split_args(cmd.args)[0].strip('"').upper() if cmd.args else ""
+        if cmd.form != "set" or facility not in ("SC", "P2"):
+            return [], "ERROR"
+        if facility == "P2":
+            return ['+QPINC: "P2",3,10'], "OK"
+        return [f'+QPINC: "SC",{self.sim.pin_attempts},{self.sim.puk_attempts}'], "OK"
+
+    def _huawei_cpin(self, port: int, cmd: Command) -> Reply:
+        """Huawei AT^CPIN? (E173/E1752 AT command interface specification):
+        ^CPIN: <code>,[<times>],<puk_times>,<pin_times>,<puk2_times>,<pin2_times>."""
+        if cmd.form == "test":
+            return [], "OK"
+        if cmd.form != "read":
+            return [], "ERROR"
+        state = self.sim.state
+        times = {"SIM PIN": self.sim.pin_attempts, "SIM PUK": self.sim.puk_attempts}.get(state)
+        code = "READY" if state == "READY" else state
+        left = "" if times is None else str(times)
+        return [f"^CPIN: {code},{left},{self.sim.puk_attempts},{self.sim.pin_attempts},10,3"], "OK"
+
+    def _sim_ready(self, gen: int, busy: SimBusy | None = None) -> None:
         if gen != self.generation:
             return
-        for urc in self.p.ready_urcs:
-            self.urc(urc)
+        self._announce_ready(gen, busy)
         self._report_registration()
 
     def _report_registration(self) -> None:
@@ -1271,20 +1347,10 @@ class Engine:
         if not 0 <= stat <= ALL:
             raise self.cms(302)
         lines = []
-        harm = self._line_noise("+CMGL")
         for index, sms in self.memories[self.cpms[0]].listing(stat):
             lines.append(f"+CMGL: {index},{sms.stat},,{sms.length}")
-            if harm != "drop":
-                lines.append(_cut(sms.pdu) if harm == "cut" else sms.pdu)
-            harm = ""  # the first message listed takes the damage
+            lines.append(sms.pdu)
         return lines, "OK"
-
-    def _line_noise(self, command: str) -> str:
-        for i, (name, how) in enumerate(self.line_noise):
-            if name == command:
-                del self.line_noise[i]
-                return how
-        return ""
 
     def _index(self, text: str) -> int:
         try:
@@ -1305,11 +1371,7 @@ class Engine:
         sms = self.memories[self.cpms[0]].read(self._index(cmd.args))
         if sms is None:
             return [], "OK"  # SIM800 answers a bare OK for an empty slot
-        harm = self._line_noise("+CMGR")
-        if harm == "drop":
-            return [f"+CMGR: {sms.stat},,{sms.length}"], "OK"
-        pdu = _cut(sms.pdu) if harm == "cut" else sms.pdu
-        return [f"+CMGR: {sms.stat},,{sms.length}", pdu], "OK"
+        return [f"+CMGR: {sms.stat},,{sms.length}", sms.pdu], "OK"
 
     def _cmgd(self, port: int, cmd: Command) -> Reply:
         self._require_sim(sms=True)
@@ -1486,11 +1548,6 @@ class Engine:
         if mt in (1, 3):
             self.urc(f'+CMTI: "{memory}",{index}')
         return index
-
-
-def _cut(pdu: str) -> str:
-    """A PDU line that lost its second half on the way (noise, an overrun UART buffer)."""
-    return pdu[: len(pdu) // 2]
 
 
 __all__ = ["STO_SENT", "Engine", "Fail", "Host", "Network", "PortSession", "Sim"]

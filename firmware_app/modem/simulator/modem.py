@@ -70,6 +70,7 @@ class SimulatedModem:
         clock: Callable[[], datetime] = datetime.now,
         link_name: str | None = None,
         usb: bool = False,
+        ready_delay: float = 0.0,
     ) -> None:
         if isinstance(personality, str):
             personality = personality_by_name(personality)
@@ -117,6 +118,7 @@ class SimulatedModem:
             sim=Sim(pin=pin, puk=puk),
             boot_delay=boot_delay,
             urc_interval=urc_interval,
+            ready_delay=ready_delay,
         )
 
     # --- paths -----------------------------------------------------------------------------
@@ -582,16 +584,6 @@ class SimulatedModem:
         with self._lock:
             self.engine.held.clear()
 
-    def garble(self, command: str, times: int = 1, how: str = "cut") -> None:
-        """The next `times` answers to `command` ("+CMGR" or "+CMGL") are damaged on the
-        serial line, not on the SIM: the PDU line loses its second half ("cut"), or the
-        line is lost ("drop"; in a listing, the first message's). Reading again gives the
-        message whole."""
-        if command not in ("+CMGR", "+CMGL") or how not in ("cut", "drop"):
-            raise ValueError(f"cannot garble {command!r} with {how!r}")
-        with self._lock:
-            self.engine.line_noise.extend([(command, how)] * times)
-
     def sim_busy(
         self, *commands: str, times: int | None = None, cms: int = 314, cme: int = 14
     ) -> None:
@@ -615,6 +607,13 @@ class SimulatedModem:
         with self._lock:
             busy = self.engine.sim_busy
             return busy.answered if busy is not None else 0
+
+    @property
+    def refused_before_ready(self) -> int:
+        """SMS commands answered SIM busy because they came before the modem's SMS ready
+        report (`ready_delay=`)."""
+        with self._lock:
+            return self.engine.refused_before_ready
 
     @property
     def sent_sms(self) -> list[str]:

@@ -287,7 +287,7 @@ SIM800 = Personality(
     model="SIMCOM_SIM800",
     revision="Revision:1418B04SIM800L24",
     imei=_SIM800_IMEI,
-    commands=_GSM_CORE | {"+CIURC", "+CHFA", "+CLVL", "+CMIC"},
+    commands=_GSM_CORE | {"+CIURC", "+CHFA", "+CLVL", "+CMIC", "+SPIC"},
     fixed={
         "+CHFA?": ("+CHFA: 0",),
         "+CLVL?": ("+CLVL: 100",),
@@ -298,6 +298,7 @@ SIM800 = Personality(
     clip_format='+CLIP: "{number}",{type},"",0,"{alpha}",{validity}',
     caller_hangup_urc="NO CARRIER",
     memories={"SM": 20, "ME": 20},
+    quirks={"cpin_no_ok": False},
 )
 
 # --- SIMCom SIM7600 ------------------------------------------------------------------------
@@ -328,7 +329,7 @@ SIM7600 = Personality(
     model="SIMCOM_SIM7600E-H",
     revision="+CGMR: LE20B04SIM7600M22",
     imei=_SIM7600_IMEI,
-    commands=_GSM_CORE | {"+CEREG", "+CPCMREG", "+CATR"},
+    commands=_GSM_CORE | {"+CEREG", "+CPCMREG", "+CATR", "+SPIC"},
     fixed={"+CPCMREG=?": ("+CPCMREG: (0-1)",)},
     boot_urcs=("RDY",),
     ready_urcs=("SMS DONE", "PB DONE"),
@@ -337,6 +338,7 @@ SIM7600 = Personality(
     # (PPP), 4 audio. URCs go where AT+CATR says (manual 4.11: 0 all ports, the default).
     usb_roles=("diag", "nmea", "at", "modem", "voice"),
     usb_urc_port=2,
+    quirks={"cpin_no_ok": False},
     clip_format='+CLIP: "{number}",{type},"",0,"{alpha}",{validity}',
     caller_hangup_urc="MISSED_CALL: {time} {number}",
     memories={"SM": 20, "ME": 20},
@@ -363,7 +365,7 @@ EC25 = Personality(
     model="EC25",
     revision="EC25EFAR06A06M4G",
     imei=_EC25_IMEI,
-    commands=_GSM_CORE | {"+CEREG", "+QPCMV", "+QGPSCFG", "+QURCCFG"},
+    commands=_GSM_CORE | {"+CEREG", "+QPCMV", "+QGPSCFG", "+QURCCFG", "+QPINC"},
     fixed={"+QPCMV=?": ("+QPCMV: (0,1),(0-2)",)},
     boot_urcs=("RDY", "+CFUN: 1"),
     ready_urcs=("+QUSIM: 1", "+QIND: SMS DONE", "+QIND: PB DONE"),
@@ -376,6 +378,7 @@ EC25 = Personality(
     # "usbmodem" or "uart1"; the modem port answers AT too but gets no URCs by default.
     usb_roles=("dm", "nmea", "at", "modem"),
     usb_urc_port=2,
+    quirks={"cpin_no_ok": False},
 )
 
 # --- Huawei E1752 --------------------------------------------------------------------------
@@ -411,7 +414,7 @@ E1752 = Personality(
     model="E1752",
     revision="11.126.03.00.00",
     imei=_E1752_IMEI,
-    commands=_GSM_CORE | {"^CURC", "^CVOICE", "^DDSETEX", "^U2DIAG", "^GETPORTMODE"},
+    commands=_GSM_CORE | {"^CURC", "^CVOICE", "^DDSETEX", "^U2DIAG", "^GETPORTMODE", "^CPIN"},
     fixed={
         "^CVOICE?": ("^CVOICE:0,8000,16,20",),
         "^CVOICE=?": ("^CVOICE:(0)",),
@@ -430,6 +433,9 @@ E1752 = Personality(
     quirks={
         # ^RSSI/^BOOT/^MODE periodic reports until AT^CURC=0 (REFERENCE.md 2).
         "urc_flood": True,
+        # REFERENCE.md 2: some modems send no OK after AT+CPIN? (every GSM personality
+        # can show it; which models do is not documented).
+        "cpin_no_ok": False,
     },
 )
 
