@@ -43,6 +43,7 @@ FEATURES: tuple[str, ...] = (
     "web_ui.greetings",
     "web_ui.calls",
     "web_ui.voicemail",
+    "web_ui.mqtt_page",
 )
 
 MAX_UPLOAD = 16 * 1024 * 1024

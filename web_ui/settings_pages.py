@@ -35,6 +35,7 @@ SECTION_TITLES: dict[str, tuple[str, str]] = {
     "staff": ("Staff", "Who answers, their numbers, and when they are on duty."),
     "lines": ("Phone lines", "SIM PIN, the line's country, rings before answering, caller ID."),
     "rules": ("Call rules", "Allowed and blocked numbers, screening, ringing and menus."),
+    "mqtt": ("MQTT", "Events out to an MQTT broker and Home Assistant, and whether it is up."),
 }
 
 

@@ -113,7 +113,19 @@ def message_view(item: Any) -> dict[str, Any]:
         "incomplete": d.get("complete") is False,
         "flash": bool(d.get("class0")),
         "auto": bool(d.get("auto_reply")),
+        "unreadable": bool(d.get("unreadable")),
+        "pdu": str(d.get("pdu", "")),
+        "error": str(d.get("error", "")),
+        "reads": d.get("reads", 1),
     }
+
+
+def _who(key: str, name: str, number: str) -> str:
+    from firmware_app.services.sms import UNKNOWN
+
+    if key == UNKNOWN and not (name or number):
+        return "Unknown sender"
+    return name or _display(number) or key
 
 
 def _form_count(text: str) -> tuple[SmsCount, str]:
@@ -138,7 +150,7 @@ def index() -> str:
             convs.append(
                 {
                     "key": c.key,
-                    "who": c.name or _display(c.number) or c.key,
+                    "who": _who(c.key, c.name, c.number),
                     "number": _display(c.number) if c.name and c.number else "",
                     "last": c.last.text,
                     "outgoing": c.last.direction == "out",
@@ -242,7 +254,7 @@ def _conversation_with(key: str, text: str, errors: dict[str, str], status: int 
     page = render_template(
         "sms/conversation.html",
         key=key,
-        who=name or _display(number) or key,
+        who=_who(key, name, number),
         number=number,
         shown_number=_display(number),
         messages=[message_view(i) for i in items],

@@ -40,6 +40,7 @@ __all__ = [
     "encode_submit",
     "fingerprint",
     "is_gsm7",
+    "sender_of",
     "split_smsc",
     "split_text",
 ]
@@ -706,6 +707,29 @@ def split_smsc(pdu: bytes | str) -> tuple[Address | None, bytes]:
     r = _Reader(_to_bytes(pdu))
     smsc = _read_smsc(r)
     return smsc, r.rest()
+
+
+def sender_of(pdu: bytes | str, *, has_smsc: bool = True) -> Address | None:
+    """The sender of an SMS-DELIVER that cannot be decoded as a whole. TP-OA comes right
+    after the first octet (TS 23.040 9.2.2.1), so a PDU cut short or damaged further on
+    still says who sent it. None when even that cannot be read (a trailing half octet is
+    dropped first), the address is longer than 20 digits (9.1.2.5), or the PDU is not a
+    DELIVER. Never raises."""
+    try:
+        if isinstance(pdu, str):
+            text = pdu.strip()
+            pdu = text[: len(text) - len(text) % 2]
+        r = _Reader(_to_bytes(pdu))
+        if has_smsc:
+            _read_smsc(r)
+        if r.octet("first octet (TP-MTI)") & 0x03 != 0:
+            return None
+        if r.data[r.pos] > 20:
+            return None
+        sender = _read_address(r, "TP-OA (sender)")
+    except (PduError, IndexError):
+        return None
+    return sender if sender.number else None
 
 
 def decode_pdu(

@@ -3,6 +3,12 @@ Assistant discovery; commands in (override, send a text) when the owner allows t
 
 Event handlers only queue; one worker thread owns the connection, reconnects with backoff and
 follows settings changes. Never blocks a line or the web page; never logs the password.
+`status()` says whether the broker is connected, since when, and the last error (the MQTT
+settings page shows it).
+
+Every line is published, from the lines service's statuses as well as from line events:
+`up` (idle), `down`, `ringing` or `in_call`, with `connected` ON or OFF for Home Assistant's
+connectivity sensor.
 """
 
 from __future__ import annotations
@@ -21,7 +27,17 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import FrontdeskError
 from ..events import SettingsChanged
-from ..modem.events import LineDown, LineEvent, LineUp, ModemError, SignalChanged
+from ..modem.events import (
+    CallAnswered,
+    CallEnded,
+    CallerHungUp,
+    IncomingCall,
+    LineDown,
+    LineEvent,
+    LineUp,
+    ModemError,
+    SignalChanged,
+)
 from ..settings.model import Mqtt
 from ..workers import Worker
 from .history import InboxChanged, Interaction, InteractionRecorded, InteractionUpdated
@@ -35,6 +51,39 @@ QUEUE_MAX = 1000
 REFRESH_SECONDS = 60.0
 BACKOFF_MAX = 30.0
 _SLUG = re.compile(r"[^a-z0-9_]+")
+# A line's state as published: from the lines service's status words.
+LINE_STATES = {
+    "idle": "up",
+    "ready": "up",
+    "up": "up",
+    "ringing": "ringing",
+    "in_call": "in_call",
+    "starting": "down",
+    "down": "down",
+}
+# Fields of a line status worth publishing (the rest is for the Lines page).
+LINE_FIELDS = (
+    "port",
+    "kind",
+    "model",
+    "description",
+    "dbm",
+    "registration",
+    "operator",
+    "last_error",
+    "calls",
+)
+# Today's counters: state topic -> (the day counters it adds, the name in Home Assistant).
+COUNTERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "answered_today": (("call:answered",), "Calls answered today"),
+    "missed_today": (("call:missed",), "Missed calls today"),
+    "voicemail_today": (("call:voicemail",), "Voicemail today"),
+    "texts_in_today": (("sms:in",), "Texts received today"),
+    "texts_out_today": (("sms:out",), "Texts sent today"),
+    "faxes_in_today": (("fax:in",), "Faxes received today"),
+    "faxes_out_today": (("fax:out",), "Faxes sent today"),
+}
+OVERRIDE_OPTIONS = ["off", "open", "closed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +103,34 @@ class MqttService:
     def __init__(self, services: Services) -> None:
         self.svc = services
         self.queue: queue.Queue[Message] = queue.Queue(QUEUE_MAX)
-        self.lines: dict[str, dict[str, Any]] = {}
+        self.lines: dict[str, dict[str, Any]] = {}  # what line events said, per line
         self.worker = MqttWorker(self)
         self.connected = False
+        self.connected_at: float | None = None  # time.time() of the last connect
         self.last_error = ""
+        self.last_error_at: float | None = None
         self.published = 0
+
+    def status(self) -> dict[str, Any]:
+        """The broker connection for the settings page: configured, connected, since when,
+        the last error, how many events went out."""
+        cfg = self.config()
+        return {
+            "configured": bool(cfg.host),
+            "broker": f"{cfg.host}:{cfg.port}" if cfg.host else "",
+            "connected": self.connected,
+            "connected_at": self.connected_at if self.connected else None,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at if self.last_error else None,
+            "published": self.published,
+            "waiting": self.queue.qsize(),
+            "commands": list(self.worker.commands_done[-5:]),
+            "running": self.worker.alive,
+        }
+
+    def error(self, text: str) -> None:
+        self.last_error = text
+        self.last_error_at = time.time()
 
     # -- what is published -------------------------------------------------------------------
 
@@ -114,35 +186,40 @@ class MqttService:
             log.warning("mqtt: cannot tell the opening-hours state: %s", exc)
         override = self.svc.settings.get().override.state
         out.append(Message(f"{base}/state/override", override, True))
+        # The "Closed by hand" switch: ON only while closed by hand (open by hand is OFF,
+        # and shows as "open" on the override select and sensor).
         out.append(
-            Message(f"{base}/state/override_switch", "OFF" if override == "off" else "ON", True)
+            Message(f"{base}/state/override_switch", "ON" if override == "closed" else "OFF", True)
         )
         out.append(Message(f"{base}/state/open_items", str(self.svc.history.open_count()), True))
         day = self.svc.stats.day(self.svc.stats.today())
         calls = sum(n for k, n in day.counts.items() if k.startswith("call:") and k != "call:out")
         out.append(Message(f"{base}/state/calls_today", str(calls), True))
+        for topic, (keys, _name) in COUNTERS.items():
+            out.append(Message(f"{base}/state/{topic}", str(sum(map(day.get, keys))), True))
         for name, state in sorted(self.current_lines().items()):
             out.append(Message(f"{base}/line/{name}", json.dumps(state), True))
         return out
 
     def current_lines(self) -> dict[str, dict[str, Any]]:
+        """Every line: the lines service's status (the truth) over what events said."""
         lines = self.svc.extra.get("lines") or getattr(self.svc, "lines", None)
-        known = dict(self.lines)
+        known = {name: dict(state) for name, state in self.lines.items()}
         if lines is not None and hasattr(lines, "as_dicts"):
             try:
                 for d in lines.as_dicts():
                     name = str(d.get("name", ""))
-                    if name:
-                        up = str(d.get("state", "")) in (
-                            "ready",
-                            "up",
-                            "idle",
-                            "ringing",
-                            "in_call",
-                        )
-                        known.setdefault(name, {"state": "up" if up else "down", **d})
+                    if not name:
+                        continue
+                    state = known.setdefault(name, {})
+                    status = str(d.get("state", ""))
+                    state.update({k: d.get(k) for k in LINE_FIELDS if k in d})
+                    state.update(status=status, state=LINE_STATES.get(status, "down"))
             except Exception as exc:
                 log.debug("mqtt: lines not readable: %s", exc)
+        for state in known.values():
+            state.setdefault("state", "down")
+            state["connected"] = "OFF" if state["state"] == "down" else "ON"
         return known
 
     def discovery(self) -> list[Message]:
@@ -190,28 +267,52 @@ class MqttService:
                 "state_class": "total_increasing",
             },
         )
+        for topic, (_keys, name) in COUNTERS.items():
+            add(
+                "sensor",
+                topic,
+                {
+                    "name": name,
+                    "state_topic": f"{base}/state/{topic}",
+                    "state_class": "total_increasing",
+                },
+            )
         override = {
             "name": "Closed by hand",
             "state_topic": f"{base}/state/override_switch",
             "payload_on": "ON",
             "payload_off": "OFF",
         }
+        mode: dict[str, Any] = {"name": "Override", "state_topic": f"{base}/state/override"}
         if cfg.commands:
             override |= {"command_topic": f"{base}/cmd/override", "state_on": "ON"}
             add("switch", "override", override)
+            mode |= {"command_topic": f"{base}/cmd/override", "options": OVERRIDE_OPTIONS}
+            add("select", "override_mode", mode)
         else:
             add("binary_sensor", "override", override)
+            add("sensor", "override_mode", mode)
         for name in sorted(self.current_lines()):
+            slug = _SLUG.sub("_", name.lower())
             add(
                 "binary_sensor",
-                f"line_{_SLUG.sub('_', name.lower())}",
+                f"line_{slug}",
                 {
                     "name": f"Line {name}",
                     "state_topic": f"{base}/line/{name}",
-                    "value_template": "{{ value_json.state }}",
-                    "payload_on": "up",
-                    "payload_off": "down",
+                    "value_template": "{{ value_json.connected }}",
+                    "payload_on": "ON",
+                    "payload_off": "OFF",
                     "device_class": "connectivity",
+                },
+            )
+            add(
+                "sensor",
+                f"line_{slug}_state",
+                {
+                    "name": f"Line {name} state",
+                    "state_topic": f"{base}/line/{name}",
+                    "value_template": "{{ value_json.state }}",
                 },
             )
         return out
@@ -248,14 +349,23 @@ class MqttService:
         state = dict(self.lines.get(event.line, {"state": "down"}))
         if isinstance(event, LineUp):
             state.update(state="up", port=event.port, description=event.description)
+            state.pop("reason", None)
         elif isinstance(event, LineDown):
             state.update(state="down", port=event.port, reason=event.reason)
+        elif isinstance(event, IncomingCall):
+            state.update(state="ringing")
+        elif isinstance(event, CallAnswered):
+            state.update(state="in_call")
+        elif isinstance(event, CallerHungUp | CallEnded):
+            state.update(state="up")
         elif isinstance(event, SignalChanged):
             state.update(dbm=event.dbm, registration=event.registration, operator=event.operator)
         elif isinstance(event, ModemError):
             state.update(error=event.message)
         else:
             return
+        state["status"] = {"up": "idle"}.get(state["state"], state["state"])
+        state["connected"] = "OFF" if state["state"] == "down" else "ON"
         state["at"] = event.at.isoformat()
         new_line = event.line not in self.lines
         self.lines[event.line] = state
@@ -294,8 +404,8 @@ class MqttService:
                     return "ignored: no SMS line"
                 body = json.loads(text)
                 to, message = str(body["to"]), str(body["text"])
-                sms.send(self.svc.contacts.normalise(to), message)
-                return "sms sent"
+                item = sms.send(self.svc.contacts.normalise(to), message)
+                return f"sms queued as {getattr(item, 'id', '?')}"
         except (FrontdeskError, ValueError, KeyError, TypeError) as exc:
             log.warning("mqtt command %s failed: %s", what, exc)
             return f"failed: {exc}"
@@ -312,6 +422,7 @@ class MqttWorker(Worker):
         self.reconnect = threading.Event()
         self.rediscover = threading.Event()
         self.commands_done: list[str] = []
+        self.refused = ""  # the broker's reason when it refused the last connection
 
     def _client(self, cfg: Mqtt) -> Any:
         import paho.mqtt.client as mqtt
@@ -332,12 +443,19 @@ class MqttWorker(Worker):
             del self.commands_done[:-50]
             log.info("mqtt command on %s: %s", msg.topic, done)
 
+        def on_connect(_c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+            if getattr(reason, "is_failure", False):  # a CONNACK refusal: keep its words
+                self.refused = f"the broker refused the connection: {reason}"
+                self.service.error(self.refused)
+
         client.on_message = on_message
+        client.on_connect = on_connect
         return client
 
     def _on_connect(self, client: Any, cfg: Mqtt) -> None:
         svc, base = self.service, self.service.base()
         svc.connected = True
+        svc.connected_at = time.time()
         svc.last_error = ""
         log.info("mqtt: connected to %s:%s", cfg.host, cfg.port)
         client.publish(f"{base}/status", "online", qos=1, retain=True)
@@ -356,11 +474,12 @@ class MqttWorker(Worker):
                     return
                 continue
             self.reconnect.clear()
+            self.refused = ""
             client = self._client(cfg)
             try:
                 client.connect(cfg.host, cfg.port, keepalive=30)
             except (OSError, ValueError) as exc:
-                self.service.last_error = f"cannot reach {cfg.host}:{cfg.port}: {exc}"
+                self.service.error(f"cannot reach {cfg.host}:{cfg.port}: {exc}")
                 log.warning("mqtt: %s; trying again in %.0f s", self.service.last_error, backoff)
                 if self.wait(backoff):
                     return
@@ -389,7 +508,7 @@ class MqttWorker(Worker):
             rc = client.loop(0.2)
             self.beat()
             if rc != mqtt.MQTT_ERR_SUCCESS:
-                self.service.last_error = f"connection lost ({mqtt.error_string(rc)})"
+                self.service.error(self.refused or f"connection lost ({mqtt.error_string(rc)})")
                 log.warning("mqtt: %s", self.service.last_error)
                 return was_up
             if not client.is_connected():

@@ -36,6 +36,7 @@ from ..protocol.sms_pdu import (
     count_text,
     decode_pdu,
     fingerprint,
+    sender_of,
 )
 from ..protocol.sms_reassembly import (
     DEFAULT_TIMEOUT,
@@ -57,6 +58,10 @@ log = logging.getLogger(__name__)
 
 DB = "sms"
 TEXT_LIMIT = 1600  # characters a page or the API accepts before counting parts
+UNREADABLE_TEXT = "A text message arrived that Frontdesk could not read."
+# The conversation of texts with neither a number nor a sender name (longer than any
+# alphanumeric sender, which has at most 11 characters: TS 23.040 9.1.2.5).
+UNKNOWN = "unknown-sender"
 
 # +CMS ERROR codes (TS 27.005 3.2.5, TS 24.011 E.2) worth another try later: network or SIM
 # busy, congestion, temporary failures. Everything else is a permanent refusal.
@@ -105,6 +110,11 @@ class SmsOptions:
     sweep_interval: float = 900.0
     # ... and this often while parts of a long message wait for the others.
     pending_sweep_interval: float = 300.0
+    # A slot whose PDU cannot be decoded is read again (bytes may have been lost on the
+    # serial line) this long after, up to `garbled_reads` reads in all; the same PDU twice
+    # is what the SIM holds. Only then is it kept as an unreadable text and deleted.
+    garbled_reads: int = 3
+    garbled_delay: float = 1.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -127,6 +137,8 @@ class _LineIntake:
     busy: bool = False  # the SIM answered "busy" since the last command that went through
     delete_failed: bool = False  # during the current sweep
     delete_failures: int = 0  # sweeps in a row in which a delete failed
+    # Slots read but not decodable (or listed without their PDU), and what each read gave.
+    garbled: dict[tuple[str, int], list[str]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -536,6 +548,9 @@ class SmsService:
         multi: list[dict[str, Any]] = []
         for pdoc in pending:
             record = pdoc["record"]
+            if "raw" in record:  # an unreadable text whose record may not be written yet
+                self._record_unreadable(pdoc["fp"], record, pdoc.get("line", ""))
+                continue
             try:
                 if "pdu" in record:
                     whole = decode_pdu(record["pdu"])
@@ -638,8 +653,9 @@ class SmsService:
         state.sweep_failures = 0
         state.last_sweep = self._clock().timestamp()
         state.busy = False
-        # Everything in the swept memory was listed and taken: no slot there is owed.
-        for key in [k for k in state.slots if k[0] in ("", memory)]:
+        # Everything in the swept memory was listed and taken: no slot there is owed, but
+        # those whose PDU came garbled (read again shortly).
+        for key in [k for k in state.slots if k[0] in ("", memory) and k not in state.garbled]:
             del state.slots[key]
         if state.delete_failed:  # stored, still on the SIM: swept again to delete it
             state.sweep_due = state.last_sweep + self._backoff(state.delete_failures)
@@ -667,18 +683,23 @@ class SmsService:
             self._command_failed(line, "AT+CMGL=4", listing)
             return False, 0, receive
         taken = 0
+        memory = receive or self._memory.get(line.name, "")
         lines = list(listing.lines)
         for i, text in enumerate(lines):
-            if not text.upper().startswith("+CMGL:") or i + 1 >= len(lines):
+            if not text.upper().startswith("+CMGL:"):
                 continue
             p = split_params(text.split(":", 1)[1])
             try:
                 index, stat = int(p[0]), int(p[1])
             except (ValueError, IndexError):
                 continue
-            if self._take(line, index, lines[i + 1], stat):
+            pdu = lines[i + 1] if i + 1 < len(lines) else ""
+            if not pdu or pdu.upper().startswith("+CMGL:"):  # its PDU line was lost
+                self._read_again(line, receive, index, "", "the listing had no PDU for it")
+                continue
+            if self._take(line, index, pdu, stat, receive):
                 taken += 1
-        return True, taken, receive or self._memory.get(line.name, "")
+        return True, taken, memory
 
     def _backoff(self, failures: int) -> float:
         delays = self.options.read_retry or (30.0,)
@@ -747,6 +768,7 @@ class SmsService:
         if isinstance(r, ErrorResult) and r.code == INVALID_INDEX and r.kind == "cms":
             log.warning("%s: there is no slot %s to read", line.name, index)
             state.slots.pop(key, None)
+            state.garbled.pop(key, None)
             return True
         if not isinstance(r, Response):
             self._read_failed(line, state, key, r)
@@ -761,12 +783,17 @@ class SmsService:
             state.sweep_due = self._clock().timestamp()
         lines = list(r.lines)
         for i, text in enumerate(lines):
-            if text.upper().startswith("+CMGR:") and i + 1 < len(lines):
+            if text.upper().startswith("+CMGR:"):
                 p = split_params(text.split(":", 1)[1])
                 stat = int(p[0]) if p and p[0].strip().isdigit() else 0
-                self._take(line, index, lines[i + 1], stat)
+                pdu = lines[i + 1] if i + 1 < len(lines) else ""
+                if not pdu:
+                    self._read_again(line, memory, index, "", "the answer had no PDU")
+                    return False
+                self._take(line, index, pdu, stat, memory)
                 return True
         log.info("%s: slot %s is empty (taken already)", line.name, index)
+        state.garbled.pop(key, None)
         return True
 
     def _read_failed(
@@ -824,12 +851,17 @@ class SmsService:
 
     # -- intake ---------------------------------------------------------------------------------
 
-    def _take(self, line: Line, index: int | None, pdu: str, stat: int) -> bool:
-        """One PDU read from the SIM (or a +CMT): store, then delete, then reassemble."""
+    def _take(self, line: Line, index: int | None, pdu: str, stat: int, memory: str = "") -> bool:
+        """One PDU read from the SIM (or a +CMT): store, then delete, then reassemble. A PDU
+        that cannot be decoded is read again before anything is deleted (`_read_again`)."""
         try:
             msg = decode_pdu(pdu.strip())
         except PduError as exc:
-            return self._unreadable(line, index, pdu, str(exc))
+            if index is not None and self._read_again(line, memory, index, pdu, str(exc)):
+                return False
+            return self._unreadable(line, index, pdu, str(exc), memory)
+        if index is not None:
+            self._read_well(line, memory, index)
         if isinstance(msg, SmsSubmit):
             return False  # an outgoing message kept on the SIM: not ours to take
         if isinstance(msg, SmsStatusReport):
@@ -893,25 +925,100 @@ class SmsService:
             line = next((self._part_line[f] for f in msg.fingerprints if f in self._part_line), "")
             self._complete(msg, line)
 
-    def _unreadable(self, line: Line, index: int | None, pdu: str, error: str) -> bool:
-        fp = "raw:" + hashlib.sha256(pdu.strip().upper().encode()).hexdigest()[:28]
+    def _read_again(self, line: Line, memory: str, index: int, pdu: str, error: str) -> bool:
+        """A slot's PDU could not be decoded (or did not come): True when the slot is to be
+        read again with `AT+CMGR` (nothing deleted yet); False once it has been read
+        `garbled_reads` times, or twice the same: then it is what the SIM holds."""
+        state = self._intake.setdefault(line.name, _LineIntake())
+        key = (memory, index)
+        seen = state.garbled.setdefault(key, [])
+        seen.append(pdu.strip().upper())
+        same = len(seen) >= 2 and seen[-1] == seen[-2] and seen[-1] != ""
+        if same or len(seen) >= max(1, self.options.garbled_reads):
+            return False
+        due = self._clock().timestamp() + self.options.garbled_delay
+        owed = state.slots.get(key)
+        state.slots[key] = _Owed(attempt=owed.attempt if owed else 0, due=due)
+        log.warning(
+            "%s: slot %s could not be read (%s); reading it again (read %s of at most %s)",
+            line.name,
+            index,
+            error,
+            len(seen) + 1,
+            self.options.garbled_reads,
+        )
+        return True
+
+    def _read_well(self, line: Line, memory: str, index: int) -> None:
+        state = self._intake.get(line.name)
+        seen = state.garbled.pop((memory, index), None) if state is not None else None
+        if seen:
+            log.info("%s: slot %s read correctly on read %s", line.name, index, len(seen) + 1)
+
+    def _unreadable(
+        self, line: Line, index: int | None, pdu: str, error: str, memory: str = ""
+    ) -> bool:
+        """A PDU that cannot be decoded, as the SIM holds it (or a +CMT): kept as a text of
+        its own (raw PDU, what is wrong, the sender when its address is readable) and
+        emailed, then its slot deleted. Stored like a part: a stop half-way records it at
+        the next start (`_recover`)."""
+        state = self._intake.get(line.name)
+        reads = state.garbled.pop((memory, index), []) if state and index is not None else []
+        raw = pdu.strip().upper()
+        fp = "raw:" + hashlib.sha256(raw.encode()).hexdigest()[:28]
         if fp not in self._known:
             log.warning("%s: a message could not be read (%s); kept as it is", line.name, error)
-            self._remember(fp, line.name, "stored")
-            self.history.record(
-                Interaction(
-                    channel="sms",
-                    direction="in",
-                    outcome="received",
-                    start=self._clock(),
-                    line=line.name,
-                    text="(a text message Frontdesk could not read)",
-                    details={"pdu": pdu.strip()[:800], "error": error, "fingerprint": fp},
-                )
-            )
-        if index is not None:
+            record = {
+                "raw": raw[:2000],
+                "error": error,
+                "reads": max(1, len(reads)),
+                "at": self._clock().timestamp(),
+            }
+            self._remember(fp, line.name, "pending", record)
+            if index is not None:
+                self._delete(line, index)
+            self._record_unreadable(fp, record, line.name)
+        elif index is not None:
             self._delete(line, index)
         return True
+
+    def _record_unreadable(self, fp: str, record: dict[str, Any], line: str) -> None:
+        """One record (found again after a restart by its fingerprint), then the email."""
+        stored = None
+        if self._find_recorded(fp) is None:
+            stored = self.history.record(self._unreadable_interaction(fp, record, line))
+        self._mark([fp], "stored")
+        if stored is not None:
+            self._after_received(stored)
+
+    def _unreadable_interaction(self, fp: str, record: dict[str, Any], line: str) -> Interaction:
+        raw, error = str(record.get("raw", "")), str(record.get("error", ""))
+        sender = sender_of(raw)
+        number, name, contact_id = "", "", None
+        if sender is not None and sender.alphanumeric:
+            name = sender.number
+        elif sender is not None:
+            number = normalise(sender.number, self._settings().business.country)
+            contact_id, name = self._contact(number)
+        return Interaction(
+            channel="sms",
+            direction="in",
+            outcome="received",
+            start=datetime.fromtimestamp(float(record.get("at", 0)), UTC),
+            number=number,
+            name=name,
+            line=line,
+            text=UNREADABLE_TEXT,
+            contact_id=contact_id,
+            details={
+                "fingerprint": fp,
+                "unreadable": True,
+                "pdu": raw,
+                "error": error,
+                "reads": int(record.get("reads", 1)),
+                "sender": sender.number if sender is not None else "",
+            },
+        )
 
     def _complete(self, msg: CompletedMessage, line: str) -> None:
         """A whole message (or what arrived of it): one interaction, exactly once."""
@@ -996,12 +1103,18 @@ class SmsService:
         if self._notify is not None:
             from .notify import SmsNotice
 
+            text = item.text
+            if item.details.get("unreadable"):
+                text = (
+                    f"{UNREADABLE_TEXT} What was wrong: {item.details.get('error', '')}. "
+                    "What arrived is kept with it: open it from the link below."
+                )
             try:
                 self._notify.sms(
                     SmsNotice(
                         number=item.number or item.name,
                         at=item.start,
-                        text=item.text,
+                        text=text,
                         contact_name=item.name if item.number else "",
                         record_id=item.id,
                         line=item.line,
@@ -1018,6 +1131,8 @@ class SmsService:
         s = self._settings()
         if not s.sms.auto_reply or not item.number or self._routing is None:
             return
+        if item.details.get("unreadable"):
+            return  # nobody knows what it said
         if sum(c.isdigit() for c in item.number) < 6:
             return  # short codes and services do not read answers
         now = self._clock()
@@ -1411,10 +1526,11 @@ def _is_sms(item: Interaction) -> bool:
 
 
 def conversation_key(item: Interaction) -> str:
-    """Which conversation a text belongs to: `contact:<id>`, else its number or sender name."""
+    """Which conversation a text belongs to: `contact:<id>`, else its number or sender name,
+    else (an unreadable text without a readable sender, an empty sender name) `UNKNOWN`."""
     if item.contact_id is not None:
         return f"contact:{item.contact_id}"
-    return item.number or item.name
+    return item.number or item.name or UNKNOWN
 
 
 def _message_reference(lines: Iterable[str]) -> int | None:

@@ -35,6 +35,7 @@ from firmware_app.protocol.sms_pdu import (
     gsm7_text,
     is_gsm7,
     pack_septets,
+    sender_of,
     split_smsc,
     split_text,
     unpack_septets,
@@ -805,3 +806,49 @@ def test_random_byte_flips_are_deterministic() -> None:
 
 def test_is_gsm7() -> None:
     assert is_gsm7("Hello €") and not is_gsm7("ç") and not is_gsm7("😀")
+
+
+# --- the sender of a PDU that cannot be decoded ------------------------------------------------
+
+_WHOLE = (
+    encode_deliver(
+        sender="+447700900123",
+        payload="Hello there, a text",
+        timestamp=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+    .hex()
+    .upper()
+)
+_ALPHA = (
+    encode_deliver(sender="MyBank", payload="Code 1234", timestamp=datetime(2026, 1, 2, tzinfo=UTC))
+    .hex()
+    .upper()
+)
+
+
+@pytest.mark.parametrize(
+    ("pdu", "sender"),
+    [
+        (_WHOLE, "+447700900123"),
+        (_WHOLE[:40], "+447700900123"),  # cut in the user data
+        (_WHOLE[:20], "+447700900123"),  # cut right after the address
+        (_WHOLE[:21], "+447700900123"),  # half an octet lost as well
+        (_WHOLE[:18], None),  # cut inside the address
+        (_ALPHA[:30], "MyBank"),
+        ("0011000C914477009001230000AA05E8329BFD06", None),  # an SMS-SUBMIT
+        ("0011223344", None),
+        ("00041E91" + "11" * 20, None),  # 30 digits: no address is that long
+        ("", None),
+        ("zz", None),
+    ],
+)
+def test_sender_of_a_broken_deliver(pdu: str, sender: str | None) -> None:
+    found = sender_of(pdu)
+    assert (found.number if found is not None else None) == sender
+
+
+@given(st.binary(max_size=60), st.booleans())
+@FAST
+def test_sender_of_never_raises(data: bytes, has_smsc: bool) -> None:
+    found = sender_of(data, has_smsc=has_smsc)
+    assert found is None or found.number

@@ -42,6 +42,7 @@ FAST_SMS = SmsOptions(
     command_timeout=3.0,
     tick=0.5,
     read_retry=(0.2, 0.5, 1.0),
+    garbled_delay=0.2,
 )
 T0 = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)
 
@@ -628,6 +629,133 @@ def test_ussd_ucs2_reply(rig: Rig) -> None:
 )
 def test_parse_balance(text: str, amount: float | None) -> None:
     assert parse_balance(text) == amount
+
+
+# -- texts that cannot be read -----------------------------------------------------------------
+
+
+def deletes_after_reads(commands: list[str], slot: int) -> tuple[int, int]:
+    """(AT+CMGR reads of the slot, of them before its first AT+CMGD)."""
+    reads = [i for i, c in enumerate(commands) if c == f"AT+CMGR={slot}"]
+    deletes = [i for i, c in enumerate(commands) if c == f"AT+CMGD={slot}"]
+    first_delete = deletes[0] if deletes else len(commands)
+    return len(reads), sum(1 for i in reads if i < first_delete)
+
+
+def test_a_pdu_garbled_on_the_line_is_read_again_before_anything_is_deleted(rig: Rig) -> None:
+    rig.start()
+    mark = len(rig.modem.commands)
+    rig.modem.garble("+CMGR", times=1)  # half the PDU line lost on its way
+    slot = rig.modem.deliver_sms(deliver("Read me properly"))
+    assert slot is not None
+    rig.wait(lambda: len(rig.received()) == 1)
+    rig.idle()
+    assert [i.text for i in rig.received()] == ["Read me properly"]
+    assert deletes_after_reads(rig.modem.commands[mark:], slot) == (2, 2)
+    assert rig.modem.messages() == {} and len(rig.notify.sent) == 1
+
+
+@pytest.mark.parametrize("how", ["cut", "drop"])
+def test_a_sweep_whose_listing_is_garbled_reads_the_slot(rig: Rig, how: str) -> None:
+    """A listing where a PDU line came half (or not at all, so a header follows a header):
+    that slot is read again with AT+CMGR; the other message is taken from the listing."""
+    rig.modem.store_sms(deliver("First, garbled in the listing"), stat=0)
+    rig.modem.store_sms(deliver("Second, fine"), stat=0)
+    rig.modem.garble("+CMGL", how=how)
+    rig.start(sweep_wait=False)
+    rig.wait(lambda: len(rig.received()) == 2)
+    rig.idle()
+    assert sorted(i.text for i in rig.received()) == [
+        "First, garbled in the listing",
+        "Second, fine",
+    ]
+    assert all(not i.details.get("unreadable") for i in rig.received())
+    assert deletes_after_reads(rig.modem.commands, 1)[1] == 1  # read again, then deleted
+    assert rig.modem.messages() == {}
+
+
+def test_a_text_broken_on_the_sim_is_kept_with_its_sender_and_emailed(rig: Rig) -> None:
+    """The same broken PDU on every read: what the SIM holds. Kept as a text of its own with
+    the raw PDU, the reason and the sender (whose address comes before the damage), emailed,
+    and only then deleted; once."""
+    whole = deliver("This one lost its tail on the SIM", sender="+447700900555")
+    broken = whole[: len(whole) - 10]
+    rig.start()
+    mark = len(rig.modem.commands)
+    slot = rig.modem.deliver_sms(broken)
+    assert slot is not None
+    rig.wait(lambda: len(rig.received()) == 1)
+    rig.idle()
+    (item,) = rig.received()
+    assert item.number == "+447700900555" and item.details["unreadable"] is True
+    assert item.details["pdu"] == broken and "TP-UDL says" in item.details["error"]
+    assert item.details["reads"] == 2 and item.text.startswith("A text message arrived")
+    assert deletes_after_reads(rig.modem.commands[mark:], slot) == (2, 2)
+    assert rig.modem.messages() == {}
+    (notice,) = rig.notify.sent
+    assert notice.number == "+447700900555" and notice.record_id == item.id
+    assert "could not read" in notice.text and "TP-UDL says" in notice.text
+    assert rig.outgoing() == []  # no after-hours answer to a text nobody could read
+    rig.stop()
+    rig.start()
+    rig.idle()
+    assert len(rig.received()) == 1 and len(rig.notify.sent) == 1
+
+
+def test_a_text_garbled_on_every_read_is_kept_after_three(rig: Rig) -> None:
+    rig.start()
+    mark = len(rig.modem.commands)
+    rig.modem.garble("+CMGR", how="cut")  # a different damage each time
+    rig.modem.garble("+CMGR", how="drop")
+    rig.modem.garble("+CMGR", how="cut")
+    slot = rig.modem.deliver_sms(deliver("Noisy line all along"))
+    assert slot is not None
+    rig.wait(lambda: len(rig.received()) == 1)
+    rig.idle()
+    (item,) = rig.received()
+    assert item.details["unreadable"] is True and item.details["reads"] == 3
+    assert item.number == "+447700900123"  # the first half had the sender
+    assert deletes_after_reads(rig.modem.commands[mark:], slot) == (3, 3)
+
+
+def test_an_unreadable_text_without_a_sender(rig: Rig) -> None:
+    from firmware_app.services.sms import UNKNOWN, conversation_key
+
+    rig.modem.store_sms("0011223344556677", stat=0)  # not even a sender to read
+    sms = rig.start()
+    rig.wait(lambda: len(rig.received()) == 1)
+    (item,) = rig.received()
+    assert (item.number, item.name, conversation_key(item)) == ("", "", UNKNOWN)
+    assert [i.id for i in sms.conversation(UNKNOWN)] == [item.id]
+    assert rig.modem.messages() == {}
+
+
+def test_an_unreadable_text_noted_before_a_stop_is_recorded_once_at_the_next_start(
+    rig: Rig,
+) -> None:
+    """Stopped after the PDU was kept (and deleted from the SIM) but before its record."""
+    rig.start()
+    rig.stop()
+    store = Store(rig.tmp / "data")
+    store.table("sms", "parts").insert(
+        {
+            "fp": "raw:0123456789abcdef0123456789ab",
+            "line": "line1",
+            "state": "pending",
+            "at": T0.timestamp(),
+            "record": {"raw": "0011223344", "error": "TP-MTI 3", "reads": 2, "at": T0.timestamp()},
+        }
+    )
+    store.close()
+    for _ in range(2):
+        rig.start()
+        rig.wait(lambda: len(rig.received()) == 1)
+        rig.idle()
+        rig.stop()
+    rig.start()
+    (item,) = rig.received()
+    assert item.details["error"] == "TP-MTI 3" and item.start == T0
+    assert len(rig.notify.sent) == 1
 
 
 def test_timedelta_sanity() -> None:

@@ -201,6 +201,47 @@ def test_bad_input_names_the_field_and_sends_nothing(
     assert services.history.newest(5) == []
 
 
+def test_unreadable_texts_open_with_what_arrived(
+    logged_in: Owner, services: Services, sms: SmsService
+) -> None:
+    """An unreadable text with a readable sender sits in that number's conversation; one
+    without a sender (or a text from an empty sender name) in "Unknown sender", which opens
+    like any other. What arrived and why it could not be read are on the page, escaped."""
+    unreadable = {"unreadable": True, "error": EVIL, "reads": 2}
+    record(
+        services,
+        text="A text message arrived that Frontdesk could not read.",
+        details={**unreadable, "pdu": "00040C9144770090012300"},
+    )
+    record(
+        services,
+        number="",
+        name="",
+        start=T + timedelta(minutes=5),
+        text="A text message arrived that Frontdesk could not read.",
+        details={**unreadable, "pdu": "0011223344"},
+    )
+    record(
+        services,
+        number="",
+        name="",
+        text="From an empty sender name",
+        start=T + timedelta(minutes=6),
+    )
+    inbox = logged_in.client.get("/messages/").get_data(as_text=True)
+    assert 'href="/messages/with/unknown-sender"' in inbox and "Unknown sender" in inbox
+    assert 'href="/messages/with/"' not in inbox
+    unknown = logged_in.client.get("/messages/with/unknown-sender")
+    page = unknown.get_data(as_text=True)
+    assert unknown.status_code == 200 and "<h1>Unknown sender</h1>" in page
+    assert "0011223344" in page and "From an empty sender name" in page
+    assert "What arrived" in page and EVIL not in page and "read 2 times" in page
+    assert "cannot be answered" in page and 'name="text"' not in page
+    known = logged_in.client.get("/messages/with/+447700900123").get_data(as_text=True)
+    assert "00040C9144770090012300" in known and "What arrived" in known
+    assert 'name="text"' in known  # the sender is known: it can be answered
+
+
 def test_timeline_reply_contract(services: Services, sms: SmsService) -> None:
     from web_ui.timeline import sms_service
 
