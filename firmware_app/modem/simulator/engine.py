@@ -209,6 +209,9 @@ class Engine:
         self.ussd_before_ok = False
         self.ussd_then_end = False
         self.ussd_requests: list[str] = []
+        # Scripted damage on the serial line (not on the SIM): (command, how) per answer of
+        # that command, "cut" (the PDU line loses its second half) or "drop" (it is lost).
+        self.line_noise: list[tuple[str, str]] = []
         self.unacknowledged = 0  # +CMT/+CDS routed while +CSMS=1, awaiting +CNMA
         self.acknowledged = 0
         self.held: list[re.Pattern[str]] = []  # commands recorded but never answered
@@ -1347,10 +1350,20 @@ class Engine:
         if not 0 <= stat <= ALL:
             raise self.cms(302)
         lines = []
+        harm = self._line_noise("+CMGL")
         for index, sms in self.memories[self.cpms[0]].listing(stat):
             lines.append(f"+CMGL: {index},{sms.stat},,{sms.length}")
-            lines.append(sms.pdu)
+            if harm != "drop":
+                lines.append(_cut(sms.pdu) if harm == "cut" else sms.pdu)
+            harm = ""  # the first message listed takes the damage
         return lines, "OK"
+
+    def _line_noise(self, command: str) -> str:
+        for i, (name, how) in enumerate(self.line_noise):
+            if name == command:
+                del self.line_noise[i]
+                return how
+        return ""
 
     def _index(self, text: str) -> int:
         try:
@@ -1371,7 +1384,11 @@ class Engine:
         sms = self.memories[self.cpms[0]].read(self._index(cmd.args))
         if sms is None:
             return [], "OK"  # SIM800 answers a bare OK for an empty slot
-        return [f"+CMGR: {sms.stat},,{sms.length}", sms.pdu], "OK"
+        harm = self._line_noise("+CMGR")
+        if harm == "drop":
+            return [f"+CMGR: {sms.stat},,{sms.length}"], "OK"
+        pdu = _cut(sms.pdu) if harm == "cut" else sms.pdu
+        return [f"+CMGR: {sms.stat},,{sms.length}", pdu], "OK"
 
     def _cmgd(self, port: int, cmd: Command) -> Reply:
         self._require_sim(sms=True)
@@ -1548,6 +1565,11 @@ class Engine:
         if mt in (1, 3):
             self.urc(f'+CMTI: "{memory}",{index}')
         return index
+
+
+def _cut(pdu: str) -> str:
+    """A PDU line that lost its second half on the way (noise, an overrun UART buffer)."""
+    return pdu[: len(pdu) // 2]
 
 
 __all__ = ["STO_SENT", "Engine", "Fail", "Host", "Network", "PortSession", "Sim"]

@@ -584,6 +584,16 @@ class SimulatedModem:
         with self._lock:
             self.engine.held.clear()
 
+    def garble(self, command: str, times: int = 1, how: str = "cut") -> None:
+        """The next `times` answers to `command` ("+CMGR" or "+CMGL") are damaged on the
+        serial line, not on the SIM: the PDU line loses its second half ("cut"), or the
+        line is lost ("drop"; in a listing, the first message's). Reading again gives the
+        message whole."""
+        if command not in ("+CMGR", "+CMGL") or how not in ("cut", "drop"):
+            raise ValueError(f"cannot garble {command!r} with {how!r}")
+        with self._lock:
+            self.engine.line_noise.extend([(command, how)] * times)
+
     def sim_busy(
         self, *commands: str, times: int | None = None, cms: int = 314, cme: int = 14
     ) -> None:
