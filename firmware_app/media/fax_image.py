@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -26,6 +26,7 @@ __all__ = [
     "FaxDocument",
     "FaxImageError",
     "T4Lines",
+    "acceptable",
     "build_t4",
     "decode_page",
     "encode_mh_lines",
@@ -363,6 +364,8 @@ class DecodedPage:
     fill_order: FillOrder
     damaged_lines: int
     checked_lines: int
+    damage_run: int = 0  # the longest run of consecutive damaged lines
+    lost_lines: int = 0  # of the damaged: lines noise ran together (not rows of `image`)
 
     @property
     def lines(self) -> int:
@@ -375,7 +378,8 @@ class DecodedPage:
     @property
     def quality(self) -> float:
         """Share of good lines, 0.0-1.0 (1.0 for a page with no lines)."""
-        return 1.0 - self.damaged_lines / self.lines if self.lines else 1.0
+        sent = self.lines + self.lost_lines
+        return 1.0 - self.damaged_lines / sent if sent else 1.0
 
 
 def _mh_cut(image: Image.Image) -> _Cut:
@@ -387,25 +391,350 @@ def _mh_cut(image: Image.Image) -> _Cut:
     return _cut(strip_data(buf.getvalue()), 1, mr=False)
 
 
-def _check(cut: _Cut, image: Image.Image) -> tuple[int, int]:
-    """(damaged, checked): a 1-D line is good when libtiff's decode of it codes back to the
-    same bits (MH code is canonical). 2-D lines of MR pages are not checked here.
+def _pairs_cut(image: Image.Image, first: Index, second: Index) -> _Cut:
+    """Rows coded by libtiff in pairs: pair p is rows (first[p], second[p]), coded MR with
+    K = 2 (libtiff's choice below 150 lines per inch), so line 2p is row first[p] in MH and
+    line 2p + 1 is row second[p] coded 2-D on row first[p]. Rows are moved packed (216
+    bytes each), inverted as `_mh_cut` explains."""
+    packed = np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(image.height, -1)
+    pairs = np.empty((2 * first.size, packed.shape[1]), dtype=np.uint8)
+    np.invert(packed[first], out=pairs[0::2])
+    np.invert(packed[second], out=pairs[1::2])
+    buf = io.BytesIO()
+    Image.frombytes("1", (image.width, pairs.shape[0]), pairs.tobytes()).save(
+        buf,
+        "TIFF",
+        compression="group3",
+        tiffinfo={292: 1},
+        dpi=(X_DPI, Y_DPI_NORMAL),
+        strip_size=1 << 30,
+    )
+    return _cut(strip_data(buf.getvalue()), 1, mr=True)
 
-    Compared as whole arrays: the code bits of all lines of the same length on both sides
-    are gathered into one run each, and a difference is traced back to its line."""
-    again = _mh_cut(image)
-    checked = int(np.count_nonzero(cut.one_d))
-    n = min(len(cut), len(again))
-    ours = cut.code_end[:n] - cut.start[:n]
-    theirs = again.code_end[:n] - again.start[:n]
-    alike = np.flatnonzero(cut.one_d[:n] & (ours == theirs))
+
+def _canonical_mr(cut: _Cut, image: Image.Image) -> npt.NDArray[np.bool_]:
+    """MR page: True for lines whose bits differ from libtiff's code of the row (1-D lines
+    in MH, 2-D lines on the row above). One libtiff call: a 2-D line i brings the pair
+    (row i-1, row i), which also gives row i-1's MH code when line i-1 is 1-D; other 1-D
+    lines come as (row j, row j)."""
+    n = len(cut)
+    two_d = ~cut.one_d
+    two_d[0] = False  # a first line coded 2-D has no reference: read strictly
+    twos = np.flatnonzero(two_d)
+    ones = np.flatnonzero(cut.one_d)
+    follows = np.zeros(n, dtype=np.bool_)
+    follows[twos - 1] = True  # 1-D lines just above a 2-D line
+    alone = ones[~follows[ones]]
+    keys = np.concatenate((twos, alone))
+    order = np.argsort(keys, kind="stable")
+    rank = np.empty(keys.size, dtype=np.intp)
+    rank[order] = np.arange(keys.size)
+    first = np.concatenate((twos - 1, alone))[order]
+    second = keys[order]
+    where = np.full(n, -1, dtype=np.intp)  # each line's line in the pairs' code
+    where[twos] = 2 * rank[: twos.size] + 1
+    where[alone] = 2 * rank[twos.size :]
+    above = ones[follows[ones]]
+    where[above] = 2 * rank[np.searchsorted(twos, above + 1)]
+    differs = np.ones(n, dtype=np.bool_)
+    if keys.size == 0:
+        return differs
+    pairs = _pairs_cut(image, first, second)
+    mine = np.flatnonzero(where >= 0)
+    theirs = where[mine]
+    fits = theirs < len(pairs)
+    mine, theirs = mine[fits], theirs[fits]
+    kind = pairs.one_d[theirs] == cut.one_d[mine]  # the code of the same kind (1-D, 2-D)
+    mine, theirs = mine[kind], theirs[kind]
+    differs[mine] = _differ(cut, mine, pairs, theirs)
+    return differs
+
+
+def _differ(cut: _Cut, mine: Index, again: _Cut, theirs: Index) -> npt.NDArray[np.bool_]:
+    """For lines `mine` of `cut` and lines `theirs` of `again` (pairwise): True where the
+    code bits (up to each line's last one-bit) differ. Whole-array work: the bits of all
+    lines of equal length on both sides are gathered into one run each and compared, and a
+    difference is traced back to its line."""
+    ours = cut.code_end[mine] - cut.start[mine]
+    other = again.code_end[theirs] - again.start[theirs]
+    out: npt.NDArray[np.bool_] = np.asarray(ours != other, dtype=np.bool_)
+    alike = np.flatnonzero(~out)
     if alike.size == 0:
-        return checked, checked
-    a = cut.bits[_spans(cut.start[alike], cut.code_end[alike], cut.bits.size)]
-    b = again.bits[_spans(again.start[alike], again.code_end[alike], again.bits.size)]
-    differ = np.flatnonzero(a != b)
-    bad = np.unique(np.searchsorted(np.cumsum(ours[alike]), differ, side="right")).size
-    return checked - alike.size + bad, checked
+        return out
+    a = cut.bits[_spans(cut.start[mine[alike]], cut.code_end[mine[alike]], cut.bits.size)]
+    b = again.bits[
+        _spans(again.start[theirs[alike]], again.code_end[theirs[alike]], again.bits.size)
+    ]
+    wrong = np.flatnonzero(a != b)
+    if wrong.size:
+        at = np.unique(np.searchsorted(np.cumsum(ours[alike]), wrong, side="right"))
+        out[alike[at]] = True
+    return out
+
+
+def _check(cut: _Cut, image: Image.Image) -> tuple[int, int, int, int]:
+    """(damaged, checked, longest run of damaged lines, lost lines) over every coded line.
+
+    A line is good when libtiff's decode of it codes back to the same bits: MH (1-D) lines
+    against libtiff's MH code of the row, MR 2-D lines against libtiff's 2-D code of the
+    row on the row above (T.4 coding is canonical: one code for a row, or for a row given
+    its reference). The few lines whose bits differ are read again strictly, code by code
+    (`_line_ok`): a valid code that is merely not the canonical one (efax ends a page with
+    a white line followed by a black run of 0) that gives the same row is good. On MR pages
+    a damaged line spoils the 2-D lines coded on it, up to the next 1-D line: they count as
+    damaged too (T.4 codes them on the row above)."""
+    n = len(cut)
+    if n == 0:
+        return 0, 0, 0, 0
+    if cut.one_d.all():  # MH: libtiff's MH code of every row
+        again = _mh_cut(image)
+        every = np.arange(min(n, len(again)))
+        differs = np.ones(n, dtype=np.bool_)
+        differs[every] = _differ(cut, every, again, every)
+    else:
+        differs = _canonical_mr(cut, image)
+    suspects = np.flatnonzero(differs)
+    if suspects.size == 0:
+        return 0, n, 0, 0
+    black = ~np.asarray(image, dtype=bool)
+    bad = np.zeros(n, dtype=np.bool_)
+    # Reading a line strictly costs Python time per code: past STRICT_READS lines the page
+    # is far below any acceptable quality anyway, and the rest are counted as damaged.
+    reads = max(STRICT_READS, n // 10)
+    for i in suspects[:reads].tolist():
+        bad[i] = not _line_ok(cut, i, black)
+    bad[suspects[reads:]] = True
+    if not cut.one_d.all():
+        # A 2-D line coded on a damaged line is wrong with it: spread each damage down to
+        # the next 1-D line.
+        block = np.cumsum(cut.one_d)  # lines sharing a value are one K-block
+        first_bad = np.full(int(block[-1]) + 2, n, dtype=np.intp)
+        hit = np.flatnonzero(bad)
+        np.minimum.at(first_bad, block[hit], hit)
+        bad |= np.arange(n) > first_bad[block]
+    # Noise that hits EOLs runs lines together: a damaged line longer than the good lines
+    # around it (their mean code length, 16 lines either side) counts as the lines it must
+    # hold, rows lost from the picture.
+    length = (cut.code_end - cut.start).astype(np.float64)
+    good_len = np.concatenate(([0.0], np.cumsum(np.where(bad, 0.0, length))))
+    good_n = np.concatenate(([0], np.cumsum(~bad)))
+    lo = np.clip(np.arange(n) - LOCAL, 0, n)
+    hi = np.clip(np.arange(n) + LOCAL + 1, 0, n)
+    count = good_n[hi] - good_n[lo]
+    mean = (good_len[hi] - good_len[lo]) / np.maximum(count, 1)
+    typical = np.where(count > 0, np.maximum(mean, 32.0), length)
+    weight = np.where(bad, np.maximum(1, np.rint(length / typical)), 0).astype(np.intp)
+    damaged = int(weight.sum())
+    return damaged, n, _longest_run(weight), damaged - int(np.count_nonzero(bad))
+
+
+def _longest_run(weight: npt.NDArray[np.intp]) -> int:
+    """The largest sum of weights over consecutive non-zero entries."""
+    if not weight.any():
+        return 0
+    total = np.cumsum(weight)
+    starts = np.flatnonzero(np.diff(np.concatenate(([0], (weight > 0).astype(np.int8)))) == 1)
+    ends = np.flatnonzero(np.diff(np.concatenate(((weight > 0).astype(np.int8), [0]))) == -1)
+    before = np.where(starts > 0, total[np.maximum(starts - 1, 0)], 0)
+    return int((total[ends] - before).max())
+
+
+STRICT_READS: Final = 64
+LOCAL: Final = 16
+# Copy quality a page needs to be kept without asking for it again: HylaFAX's defaults
+# (cqtest(8), hylafax-config(5): PercentGoodLines 95, MaxConsecutiveBadLines 5).
+GOOD_LINES: Final = 0.95
+MAX_BAD_RUN: Final = 5
+
+
+def acceptable(page: DecodedPage) -> bool:
+    """Good enough to confirm (MCF): at least 95 % good lines and no more than 5 damaged
+    lines in a row. Otherwise a Class 1 receiver answers RTN and the sender sends the page
+    again (T.30 5.3.6.1.8)."""
+    return page.quality >= GOOD_LINES and page.damage_run <= MAX_BAD_RUN
+
+
+# --- reading single lines strictly (T.4 4.1 and 4.2), for the few lines that need it -------
+
+_WHITE_TERM = (
+    "00110101 000111 0111 1000 1011 1100 1110 1111 10011 10100 00111 01000 001000 000011 "
+    "110100 110101 101010 101011 0100111 0001100 0001000 0010111 0000011 0000100 0101000 "
+    "0101011 0010011 0100100 0011000 00000010 00000011 00011010 00011011 00010010 00010011 "
+    "00010100 00010101 00010110 00010111 00101000 00101001 00101010 00101011 00101100 "
+    "00101101 00000100 00000101 00001010 00001011 01010010 01010011 01010100 01010101 "
+    "00100100 00100101 01011000 01011001 01011010 01011011 01001010 01001011 00110010 "
+    "00110011 00110100"
+)
+_WHITE_MAKEUP = (
+    "11011 10010 010111 0110111 00110110 00110111 01100100 01100101 01101000 01100111 "
+    "011001100 011001101 011010010 011010011 011010100 011010101 011010110 011010111 "
+    "011011000 011011001 011011010 011011011 010011000 010011001 010011010 011000 010011011"
+)
+_BLACK_TERM = (
+    "0000110111 010 11 10 011 0011 0010 00011 000101 000100 0000100 0000101 0000111 "
+    "00000100 00000111 000011000 0000010111 0000011000 0000001000 00001100111 00001101000 "
+    "00001101100 00000110111 00000101000 00000010111 00000011000 000011001010 000011001011 "
+    "000011001100 000011001101 000001101000 000001101001 000001101010 000001101011 "
+    "000011010010 000011010011 000011010100 000011010101 000011010110 000011010111 "
+    "000001101100 000001101101 000011011010 000011011011 000001010100 000001010101 "
+    "000001010110 000001010111 000001100100 000001100101 000001010010 000001010011 "
+    "000000100100 000000110111 000000111000 000000100111 000000101000 000001011000 "
+    "000001011001 000000101011 000000101100 000001011010 000001100110 000001100111"
+)
+_BLACK_MAKEUP = (
+    "0000001111 000011001000 000011001001 000001011011 000000110011 000000110100 "
+    "000000110101 0000001101100 0000001101101 0000001001010 0000001001011 0000001001100 "
+    "0000001001101 0000001110010 0000001110011 0000001110100 0000001110101 0000001110110 "
+    "0000001110111 0000001010010 0000001010011 0000001010100 0000001010101 0000001011010 "
+    "0000001011011 0000001100100 0000001100101"
+)
+_EXT_MAKEUP = (  # 1792-2560, both colours
+    "00000001000 00000001100 00000001101 000000010010 000000010011 000000010100 "
+    "000000010101 000000010110 000000010111 000000011100 000000011101 000000011110 "
+    "000000011111"
+)
+
+
+def _codes(table: str, first: int, step: int) -> dict[str, int]:
+    return {code: first + k * step for k, code in enumerate(table.split())}
+
+
+_WHITE: Final = (
+    _codes(_WHITE_TERM, 0, 1) | _codes(_WHITE_MAKEUP, 64, 64) | _codes(_EXT_MAKEUP, 1792, 64)
+)
+_BLACK: Final = (
+    _codes(_BLACK_TERM, 0, 1) | _codes(_BLACK_MAKEUP, 64, 64) | _codes(_EXT_MAKEUP, 1792, 64)
+)
+# 2-D mode codes (T.4 Table 4): pass, horizontal, vertical a1 = b1 + d.
+_MODES: Final[dict[str, int | str]] = {
+    "0001": "P",
+    "001": "H",
+    "1": 0,
+    "011": 1,
+    "000011": 2,
+    "0000011": 3,
+    "010": -1,
+    "000010": -2,
+    "0000010": -3,
+}
+_LONGEST: Final = 13
+
+
+def _take(bits: str, at: int, table: Mapping[str, int | str]) -> tuple[int, int | str | None]:
+    """The code at `at`: (position after it, its value); (-1, None) when none fits."""
+    for n in range(1, _LONGEST + 1):
+        value = table.get(bits[at : at + n])
+        if value is not None:
+            return at + n, value
+    return -1, None
+
+
+def _run(bits: str, at: int, table: dict[str, int]) -> tuple[int, int]:
+    """A run length: make-up codes, then one terminating code (T.4 4.1.1)."""
+    total = 0
+    while True:
+        at, value = _take(bits, at, table)
+        if at < 0 or not isinstance(value, int):
+            return -1, 0
+        total += value
+        if value < 64:
+            return at, total
+
+
+def _rest_is_fill(bits: str, at: int, color: int) -> bool:
+    """After a complete line only fill zeros may follow; runs of length 0 (which add no
+    pels) are tolerated, as some senders end a line with one."""
+    while "1" in bits[at:]:
+        at, length = _run(bits, at, _BLACK if color else _WHITE)
+        if at < 0 or length:
+            return False
+        color ^= 1
+    return True
+
+
+def _mh_row(bits: str, width: int) -> npt.NDArray[np.bool_] | None:
+    """A 1-D (MH) line strictly: black pels, or None when its codes are not a line."""
+    row = np.zeros(width, dtype=np.bool_)
+    at = pos = color = 0
+    while pos < width:
+        at, length = _run(bits, at, _BLACK if color else _WHITE)
+        if at < 0 or pos + length > width:
+            return None
+        if color:
+            row[pos : pos + length] = True
+        pos += length
+        color ^= 1
+    return row if _rest_is_fill(bits, at, color) else None
+
+
+def _changes(row: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
+    """Changing elements: where a pel differs from the one before (an imaginary white pel
+    before the line), with the colour it changes to (row[position])."""
+    before = np.concatenate(([False], row[:-1]))
+    return np.flatnonzero(row != before)
+
+
+def _mr_row(bits: str, ref: npt.NDArray[np.bool_], width: int) -> npt.NDArray[np.bool_] | None:
+    """A 2-D line strictly, coded on `ref` (T.4 4.2.1.3): black pels, or None."""
+    row = np.zeros(width, dtype=np.bool_)
+    edges = _changes(ref).tolist()
+    colors = [bool(ref[e]) for e in edges]
+    at = 0
+    a0 = -1
+    color = False  # a0's colour: white first
+
+    def b1_b2() -> tuple[int, int]:
+        # b1: the first changing element on the reference line to the right of a0 and of
+        # the opposite colour to a0's (its pel is black when a0 is white); b2 the next.
+        for k, e in enumerate(edges):
+            if e > a0 and colors[k] != color:
+                return e, edges[k + 1] if k + 1 < len(edges) else width
+        return width, width
+
+    while a0 < width:
+        at, mode = _take(bits, at, _MODES)
+        if at < 0:
+            return None
+        start = max(a0, 0)
+        b1, b2 = b1_b2()
+        if mode == "P":
+            if b2 > width or b2 <= a0:
+                return None
+            row[start:b2] = color
+            a0 = b2
+        elif mode == "H":
+            tables = (_BLACK, _WHITE) if color else (_WHITE, _BLACK)
+            at, one = _run(bits, at, tables[0])
+            if at < 0:
+                return None
+            at, two = _run(bits, at, tables[1])
+            if at < 0 or start + one + two > width:
+                return None
+            row[start : start + one] = color
+            row[start + one : start + one + two] = not color
+            a0 = start + one + two
+        else:
+            assert isinstance(mode, int)
+            a1 = b1 + mode
+            if a1 < start or a1 > width or (a1 == start and a0 >= 0):
+                return None
+            row[start:a1] = color
+            a0 = a1
+            color = not color
+    return row if _rest_is_fill(bits, at, int(color)) else None
+
+
+def _line_ok(cut: _Cut, i: int, black: npt.NDArray[np.bool_]) -> bool:
+    """Line i read strictly gives the row libtiff made of it."""
+    bits = "".join("1" if b else "0" for b in cut.bits[cut.start[i] : cut.end[i]].tolist())
+    width = black.shape[1]
+    if cut.one_d[i]:
+        row = _mh_row(bits, width)
+    elif i > 0:
+        row = _mr_row(bits, black[i - 1], width)
+    else:  # a first line coded 2-D: on an imaginary white line, as libtiff reads it
+        row = _mr_row(bits, np.zeros(width, dtype=np.bool_), width)
+    return row is not None and bool(np.array_equal(row, black[i]))
 
 
 def _read(
@@ -415,7 +744,7 @@ def _read(
     if not len(cut):
         return None
     image = _decode_rows(cut, width=width, fine=fine, mr=mr)
-    damaged, checked = _check(cut, image) if width == FAX_WIDTH else (0, 0)
+    damaged, checked, run, lost = _check(cut, image) if width == FAX_WIDTH else (0, 0, 0, 0)
     image.info["dpi"] = (X_DPI, Y_DPI_FINE if fine else Y_DPI_NORMAL)
     page = DecodedPage(
         image=image,
@@ -424,6 +753,8 @@ def _read(
         fill_order=fill_order,
         damaged_lines=damaged,
         checked_lines=checked,
+        damage_run=run,
+        lost_lines=lost,
     )
     return page, checked - damaged
 
@@ -493,7 +824,8 @@ class FaxDocument:
 
     @property
     def quality(self) -> float:
-        return 1.0 - self.damaged_lines / self.lines if self.lines else 1.0
+        sent = self.lines + sum(p.lost_lines for p in self.pages)
+        return 1.0 - self.damaged_lines / sent if sent else 1.0
 
     @property
     def fine(self) -> bool:

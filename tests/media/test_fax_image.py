@@ -4,6 +4,7 @@ rasterise a PDF made here, code T.4 MH/MR, decode back; cover page; upload check
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
+from firmware_app.media import fax_image
 from firmware_app.media.fax_image import (
     FaxDocument,
     FaxImageError,
@@ -127,6 +129,108 @@ def test_damaged_lines_are_kept_and_counted(pbm: Path, page: Image.Image) -> Non
     assert 0.9 < got.quality < 1.0
     doc = FaxDocument(remote_id="+1 555", pages=[got])
     assert doc.damaged_lines == got.damaged_lines and doc.to_pdf().startswith(b"%PDF-")
+
+
+def tiffcp_mr(tmp_path: Path, pbm: Path) -> bytes:
+    """The page as MR (2-D) T.4 from libtiff's tiffcp, first bit in the MSB."""
+    out = tmp_path / "mr.tif"
+    cmd = [need("tiffcp"), "-c", "g3:2d", "-f", "msb2lsb", "-r", "100000"]
+    subprocess.run([*cmd, str(fax2tiff(tmp_path, pbm)), str(out)], check=True)
+    return strip_data(out.read_bytes())
+
+
+def photo_page(height: int = 96) -> Image.Image:
+    """Dithered noise: many short runs, every 2-D mode."""
+    rng = np.random.default_rng(7)
+    grey = (rng.random((height, 1728)) * 255).astype(np.uint8)
+    return Image.fromarray(grey, "L").convert("1")
+
+
+def every_line_reads_strictly(data: bytes, fine: bool) -> int:
+    """Read every line with the strict T.4 reader; it must give libtiff's rows. Returns
+    the number of lines read."""
+    got = decode_page(data, fine=fine)
+    cut = fax_image._cut(data, got.fill_order, mr=got.mr)
+    black = ~np.asarray(got.image, dtype=bool)
+    assert len(cut) == got.lines
+    bad = [i for i in range(len(cut)) if not fax_image._line_ok(cut, i, black)]
+    assert bad == []
+    return len(cut)
+
+
+def test_the_strict_line_reader_agrees_with_libtiff(
+    tmp_path: Path, pbm: Path, page: Image.Image
+) -> None:
+    mh = subprocess.run([need("pbmtog3"), str(pbm)], capture_output=True, check=True).stdout
+    assert every_line_reads_strictly(mh, True) == page.height
+    # fax2tiff keeps RTC's EOLs as a few white rows more
+    assert every_line_reads_strictly(tiffcp_mr(tmp_path, pbm), True) >= page.height
+    noise = photo_page()
+    for fine, mr in ((True, True), (False, True), (True, False)):  # K = 4, K = 2, MH
+        assert every_line_reads_strictly(encode_page(noise, fine=fine, mr=mr), fine) >= 48
+
+
+def test_damage_on_an_mr_page_is_counted(tmp_path: Path, pbm: Path, page: Image.Image) -> None:
+    clean = tiffcp_mr(tmp_path, pbm)
+    assert decode_page(clean, fine=True).damaged_lines == 0
+    data = bytearray(clean)
+    middle = len(data) // 2
+    for i in range(middle, middle + 30):
+        data[i] ^= 0xA5
+    got = decode_page(bytes(data), fine=True, mr=True)
+    shown = np.asarray(got.image)
+    wrong = np.flatnonzero((shown[: page.height] != np.asarray(page)[: shown.shape[0]]).any(1))
+    assert wrong.size >= 1 and got.damaged_lines >= 1
+    # The damage is found where the picture went wrong (errors run on to the next 1-D line).
+    assert got.damaged_lines <= 40 and 0.9 < got.quality < 1.0
+
+
+def test_copy_quality_thresholds(pbm: Path, page: Image.Image) -> None:
+    clean = subprocess.run([need("pbmtog3"), str(pbm)], capture_output=True, check=True).stdout
+    good = decode_page(clean, fine=True)
+    assert good.damage_run == 0 and fax_image.acceptable(good)
+    data = bytearray(clean)
+    for i in range(len(data) // 3, len(data) // 3 + 400):  # a burst of line noise
+        data[i] ^= 0x5A
+    bad = decode_page(bytes(data), fine=True)
+    assert bad.damage_run > fax_image.MAX_BAD_RUN and not fax_image.acceptable(bad)
+    few = dataclasses.replace(good, damaged_lines=3, damage_run=3)
+    assert fax_image.acceptable(few)  # 3 lines of 600, none more than 5 in a row
+    many = dataclasses.replace(good, damaged_lines=40, damage_run=1)
+    assert not fax_image.acceptable(many)  # under 95 % good lines
+
+
+def _line(*codes: str) -> str:
+    return "000000000001" + "".join(codes)
+
+
+def _t4(lines: list[str]) -> bytes:
+    bits = "".join(lines) + "000000000001" * 6
+    bits += "0" * (-len(bits) % 8)
+    return int(bits, 2).to_bytes(len(bits) // 8, "big")
+
+
+# T.4 Tables 2 and 3: white 1728 (make-up), white 0, black 0, white 64 (make-up), white 36,
+# black 2, white 1600 (make-up), white 26.
+W1728, W0, B0, W64 = "010011011", "00110101", "0000110111", "11011"
+W36, B2, W1600, W26 = "00010101", "11", "010011010", "0010011"
+
+
+def test_valid_but_non_canonical_codes_are_not_damage() -> None:
+    white = _line(W1728, W0)
+    lines = [
+        white,
+        _line(W1728, W0, B0),  # efax ends its pages with this line: a trailing black run of 0
+        _line(W64, W0, B0, W36, B2, W1600, W26),  # white 64+0, black 0, white 36: one run
+        white,
+    ]
+    got = decode_page(_t4(lines), fine=True, mr=False, fill_order=1)
+    rows = ~np.asarray(got.image, dtype=bool)
+    assert got.lines == 4 and not rows[0].any() and not rows[1].any()
+    assert np.flatnonzero(rows[2]).tolist() == [100, 101]  # 100 white, 2 black, the rest white
+    assert got.damaged_lines == 0
+    broken = _t4([white, _line(W64, "00000000000011", W0), white])  # not a code: damage
+    assert decode_page(broken, fine=True, mr=False, fill_order=1).damaged_lines >= 1
 
 
 @settings(max_examples=60, deadline=None)
