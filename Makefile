@@ -64,7 +64,8 @@ install:
 uninstall:
 	@image-build/uninstall.sh $(if $(PURGE),--purge)
 
-# Slow (minutes, needs root, debootstrap and the network): not part of `make test`.
+# Slow (minutes, needs root, debootstrap, systemd-container and the network): not part of
+# `make test`; run it before every release (image-build/README.md).
 install-test:
 	@image-build/install-test.sh
 

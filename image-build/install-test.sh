@@ -7,13 +7,19 @@
 # Builds (once, cached as a tarball) a minimal bookworm with debootstrap, unpacks a fresh copy,
 # copies this tree in, runs `install.sh --no-start` in a chroot, runs it again (it must change
 # nothing), checks the unit (`systemd-analyze verify`) and the udev rules (`udevadm verify`
-# where udev has it), then starts `frontdesk run` on a simulated modem as the frontdesk user
-# and reads /api/v1/status with an API token. Slow (minutes); not part of `make test`.
-# Needs root, debootstrap and the network (Debian's mirror and PyPI).
+# where udev has it), then boots the root with systemd-nspawn and starts the installed unit on
+# a simulated modem (the unit's sandbox around the real daemon; without systemd-nspawn, as
+# the frontdesk user under setpriv, and it says so), reads /api/v1/status and /api/v1/lines
+# with an API token (the simulated line must be up and idle; under the unit the clock-sync
+# probe must answer) and stops it. Slow (minutes); not part of `make test`: run it before
+# every release and after changing image-build/, systemd/ or hw/udev/.
+# Needs root, debootstrap, systemd-container (for the unit) and the network (Debian's mirror
+# and PyPI).
 #
 # Environment: FRONTDESK_TEST_DIR (default /var/tmp/frontdesk-install-test),
 # DEBIAN_MIRROR (default http://deb.debian.org/debian), KEEP=1 keeps the root afterwards,
-# FROM=HEAD tests the last commit (git archive) instead of the working tree.
+# FROM=HEAD tests the last commit (git archive) instead of the working tree,
+# FRONTDESK_NSPAWN=0 runs the daemon under setpriv instead of booting the root.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,6 +42,11 @@ mounted=()
 cleanup() {
   local rc=$?
   if [ -n "${daemon_pid:-}" ]; then kill "$daemon_pid" 2>/dev/null || true; fi
+  if [ -n "${container_pid:-}" ]; then
+    kill -TERM "$container_pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 "$container_pid" 2>/dev/null || break; sleep 1; done
+    kill -KILL "$container_pid" 2>/dev/null || true
+  fi
   for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[$i]}" 2>/dev/null || true; done
   if [ "${KEEP:-0}" != 1 ] && [ -d "$ROOT" ]; then rm -rf --one-file-system "$ROOT"; fi
   [ $rc -eq 0 ] || echo "install-test: failed after ${SECONDS}s (KEEP=1 keeps $ROOT)" >&2
@@ -103,6 +114,8 @@ grep -q "nothing to change" "$WORK/install-2.log" || fail "the second run change
 grep -qi "pip install" "$WORK/install-2.log" && fail "the second run reinstalled the program"
 
 say "systemd-analyze verify"
+# Its exit status also counts other units' problems in this minimal root (not ours): the
+# output is checked for any line about frontdesk.service instead.
 out=$(in_root systemd-analyze verify /etc/systemd/system/frontdesk.service 2>&1) || true
 echo "${out:-(no output)}"
 if echo "$out" | grep -q "frontdesk.service"; then fail "systemd-analyze verify complained"; fi
@@ -118,7 +131,7 @@ fi
 python3 "$SRC/tests/udev_lint.py" "$ROOT/etc/udev/rules.d/70-frontdesk-modems.rules" \
   || fail "udev rules lint"
 
-say "frontdesk run on a simulated modem, as the frontdesk user"
+say "frontdesk run on a simulated modem"
 if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then fail "port $PORT is already in use"; fi
 cat >"$ROOT/etc/frontdesk/install-test.toml" <<EOF
 [modem]
@@ -137,33 +150,115 @@ print(secret)
 store.close()
 ')
 [ -n "$token" ] || fail "could not create an API token"
-# exec all the way down (chroot, env, setpriv), so $! is the daemon and SIGTERM reaches it.
-chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-  setpriv --reuid=frontdesk --regid=frontdesk --init-groups --inh-caps=-all \
-  /opt/frontdesk/venv/bin/frontdesk run --config /etc/frontdesk/install-test.toml \
-  >"$WORK/daemon.log" 2>&1 &
-daemon_pid=$!
-status=""
-for _ in $(seq 1 60); do
-  if status=$(curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$PORT/api/v1/status" 2>/dev/null); then
-    break
+api() { curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$PORT/api/v1/$1"; }
+
+# The daemon answers /api/v1/status, its simulated line comes up (idle) in /api/v1/lines,
+# and with $1 = 1 (under the unit) the clock-sync probe answers (its source is not "unknown").
+check_daemon() {
+  local status="" lines="" up=0
+  for _ in $(seq 1 90); do
+    if status=$(api status 2>/dev/null); then break; fi
+    status=""
+    sleep 1
+  done
+  [ -n "$status" ] || return 1
+  echo "status: $status"
+  echo "$status" | python3 -c 'import json, sys; sys.exit(0 if json.load(sys.stdin)["version"] else 1)' \
+    || fail "/api/v1/status has no version"
+  for _ in $(seq 1 60); do
+    lines=$(api lines 2>/dev/null) || lines='{"lines": []}'
+    if echo "$lines" | python3 -c '
+import json, sys
+lines = json.load(sys.stdin)["lines"]
+sys.exit(0 if any(x["name"] == "line1" and x["state"] == "idle" for x in lines) else 1)'; then
+      up=1
+      break
+    fi
+    sleep 1
+  done
+  echo "lines: $lines"
+  [ "$up" = 1 ] || fail "the simulated line did not come up (idle) in /api/v1/lines"
+  if [ "$1" = 1 ]; then
+    echo "$status" | python3 -c '
+import json, sys
+sys.exit(0 if json.load(sys.stdin)["clock"]["source"] != "unknown" else 1)' \
+      || fail "under the unit the clock-sync probe cannot tell whether the clock is synchronised"
   fi
-  sleep 1
-done
-[ -n "$status" ] || { tail -30 "$WORK/daemon.log"; fail "no answer from /api/v1/status"; }
-echo "$status"
-echo "$status" | grep -q '"version"' || fail "unexpected status: $status"
-curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && echo "/healthz answers"
-lines=$(in_root runuser -u frontdesk -- /opt/frontdesk/venv/bin/python -c '
-from firmware_app.control import ControlClient
-for line in ControlClient("/var/lib/frontdesk", timeout=10).call("lines.status"):
-    print(line.get("name"), line.get("state"), line.get("port"))
-' 2>&1 || true)
-echo "lines: ${lines:-(control socket not asked)}"
-kill -TERM "$daemon_pid"
-wait "$daemon_pid" || true
-daemon_pid=""
-grep -q "stopped in" "$WORK/daemon.log" || { tail -30 "$WORK/daemon.log"; fail "the daemon did not stop cleanly"; }
+  curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || fail "/healthz does not answer"
+}
+
+# Under the installed unit, in the root booted by systemd-nspawn: the unit's sandbox
+# (ProtectSystem, SystemCallFilter, DevicePolicy, ProtectClock...) around the real daemon.
+run_under_unit() {
+  local drop=$ROOT/etc/systemd/system/frontdesk.service.d init=""
+  mkdir -p "$drop" "$ROOT/var/log/journal"
+  # The only differences from the shipped unit: the test's config, and the pseudo-terminal
+  # the simulated modem uses (DevicePolicy=closed lets in only real modems' device classes).
+  printf '%s\n' "[Service]" "ExecStart=" \
+    "ExecStart=/opt/frontdesk/venv/bin/frontdesk run --config /etc/frontdesk/install-test.toml" \
+    "DeviceAllow=/dev/ptmx rw" "DeviceAllow=char-pts rw" >"$drop/install-test.conf"
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[$i]}"; done
+  mounted=()
+  systemd-nspawn --quiet --boot --register=no --keep-unit -D "$ROOT" --console=pipe \
+    >"$WORK/container.log" 2>&1 </dev/null &
+  container_pid=$!
+  for _ in $(seq 1 30); do
+    init=$(ps -o pid= --ppid "$container_pid" | head -1 | tr -d ' ')
+    [ -n "$init" ] && break
+    kill -0 "$container_pid" 2>/dev/null || break
+    sleep 1
+  done
+  if [ -z "$init" ]; then
+    container_pid=""
+    NOT_UNIT="systemd-nspawn could not boot the root here ($(tail -2 "$WORK/container.log" | tr '\n' ' '))"
+    rm -rf "$drop"
+    for m in proc sys dev dev/pts; do mount --bind "/$m" "$ROOT/$m"; mounted+=("$ROOT/$m"); done
+    return 1
+  fi
+  in_container() { nsenter -t "$init" -a /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+  echo "booted the root with systemd-nspawn: $(in_container systemctl is-system-running --wait 2>&1)"
+  in_container systemctl --no-pager --lines=0 status frontdesk.service | head -12
+  if ! check_daemon 1; then
+    in_container journalctl -u frontdesk.service --no-pager | tail -40
+    fail "no answer from /api/v1/status under the unit"
+  fi
+  in_container systemctl stop frontdesk.service || fail "systemctl stop frontdesk"
+  in_container journalctl -u frontdesk.service --no-pager -o cat >"$WORK/daemon.log"
+  kill -TERM "$container_pid" # the container's systemd powers off
+  for _ in $(seq 1 60); do kill -0 "$container_pid" 2>/dev/null || break; sleep 1; done
+  if kill -0 "$container_pid" 2>/dev/null; then fail "the booted root did not power off"; fi
+  container_pid=""
+  rm -rf "$drop"
+  for m in proc sys dev dev/pts; do mount --bind "/$m" "$ROOT/$m"; mounted+=("$ROOT/$m"); done
+}
+
+# Without systemd-nspawn: as the frontdesk user under setpriv (no sandbox), and said so.
+run_as_user() {
+  # exec all the way down (chroot, env, setpriv), so $! is the daemon and SIGTERM reaches it.
+  chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+    setpriv --reuid=frontdesk --regid=frontdesk --init-groups --inh-caps=-all \
+    /opt/frontdesk/venv/bin/frontdesk run --config /etc/frontdesk/install-test.toml \
+    >"$WORK/daemon.log" 2>&1 &
+  daemon_pid=$!
+  if ! check_daemon 0; then tail -30 "$WORK/daemon.log"; fail "no answer from /api/v1/status"; fi
+  kill -TERM "$daemon_pid"
+  wait "$daemon_pid" || fail "the daemon did not exit with 0 after SIGTERM"
+  daemon_pid=""
+}
+
+NOT_UNIT=""
+if [ "${FRONTDESK_NSPAWN:-1}" = 0 ]; then
+  NOT_UNIT="FRONTDESK_NSPAWN=0"
+elif ! command -v systemd-nspawn >/dev/null; then
+  NOT_UNIT="systemd-nspawn is missing (apt-get install systemd-container)"
+fi
+if [ -z "$NOT_UNIT" ] && run_under_unit; then
+  echo "the daemon ran under the installed unit"
+else
+  echo "NOT under the unit's sandbox: $NOT_UNIT. Running as the frontdesk user instead."
+  run_as_user
+fi
+grep "stopped in" "$WORK/daemon.log" || { tail -30 "$WORK/daemon.log"; fail "the daemon did not stop cleanly"; }
 
 say "uninstall.sh keeps the data, --purge removes it"
 in_root /usr/src/frontdesk/image-build/uninstall.sh
