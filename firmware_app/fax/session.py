@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from ..protocol.at import Command, ErrorResult, Response
 from ..protocol.t30 import PageSource, ReceivedPage, T30Receiver, T30Sender
+from ..protocol.t30_frames import Dcs
 from .class1 import Class1Driver
 from .pipe import LinePipe
 
@@ -176,7 +177,7 @@ def receive(
                 ok=False, reason=f"answering as a fax: {getattr(result, 'result', 'no answer')}"
             )
         driver = Class1Driver(pipe, online=True, clock=clock)
-        rx = T30Receiver(local_id=local_id)
+        rx = T30Receiver(local_id=local_id, page_check=copy_quality)
 
         def rx_page(page: ReceivedPage) -> RxPage:
             return RxPage(
@@ -204,6 +205,34 @@ def receive(
         )
     finally:
         _finish_call(line, pipe)
+
+
+def copy_quality(data: bytes, dcs: Dcs) -> bool:
+    """The Class 1 receiver's page check, run when the post-page command is in and before
+    the answer goes out (the sender waits T4, 3 s; an A4 fine page decodes in about 25 ms
+    on the build machine): False (RTN, the page once more) when fewer than 95 % of its
+    lines are good or more than 5 in a row are damaged (`fax_image.acceptable`)."""
+    from ..media.fax_image import FaxImageError, acceptable, decode_page  # numpy: on use
+
+    started = time.monotonic()
+    try:
+        page = decode_page(data, fine=dcs.fine, mr=dcs.mr)
+    except FaxImageError:
+        log.info("fax: a page without a single line came: asking for it again")
+        return False
+    except Exception:  # never let the check break the call: take the page
+        log.exception("fax: the page check failed; the page is taken as it is")
+        return True
+    good = acceptable(page)
+    log.info(
+        "fax: page checked in %.0f ms: %d lines, %d damaged (%d in a row)%s",
+        (time.monotonic() - started) * 1000,
+        page.lines,
+        page.damaged_lines,
+        page.damage_run,
+        "" if good else ": asking for it again (RTN)",
+    )
+    return good
 
 
 def modulations(line: Line) -> frozenset[int]:

@@ -316,8 +316,11 @@ _PPMS: Final[dict[Fcf, Fcf]] = {
 class T30Receiver(_Base):
     """Called station: DIS/CSI, DCS/TSI, training check, CFR/FTT, pages, MCF/RTN, DCN.
 
-    `page_check(data, dcs)` may judge a page (False answers RTN, and the page is dropped
-    because the sender retrains and sends it again); by default every page is taken.
+    `page_check(data, dcs)` may judge a page's copy quality: False answers RTN, the sender
+    retrains and sends the page again (T.30 5.3.6.1.8). That is asked once per page: the
+    copy that comes next is kept whatever it is (many fax machines cannot send a page
+    again, HylaFAX warns), and a rejected copy the sender never replaces is kept too
+    (unconfirmed) when the call ends. By default every page is taken.
 
     A post-page command that comes when the page it closes was not received (its carrier
     was missed: `ReceivePage` gave `TimedOut` or `NoCarrier`) is answered RTN, as SpanDSP
@@ -338,6 +341,7 @@ class T30Receiver(_Base):
     _frames_in: list[Frame] = field(default_factory=list)
     _page: bytes | None = None
     _page_good: bool = True
+    _rejected: bytes | None = None  # the copy page_check refused, until the page comes again
     _page_missing: bool = False  # a page carrier was expected and not received
     _phase_b: bool = False  # DIS sent, no DCS yet: DIS again every T4 until T1
 
@@ -358,6 +362,10 @@ class T30Receiver(_Base):
         return self.state == "wait_dcn"
 
     def _ending(self, reason: str) -> str:
+        if self._page is None and self._rejected is not None:
+            self._page = self._rejected  # the damaged copy is better than none
+            reason += "; a damaged page the sender did not send again is kept"
+        self._rejected = None
         if self._page is not None and self.dcs is not None:
             self.pages.append(ReceivedPage(data=self._page, dcs=self.dcs, confirmed=False))
             self._page = None
@@ -454,7 +462,7 @@ class T30Receiver(_Base):
         return ReceiveFrame(deadline=now + T2)
 
     def _cut_short(self, reason: str) -> str:
-        if not self.pages and self._page is None:
+        if not self.pages and self._page is None and self._rejected is None:
             return reason
         return f"the fax ended early after {len(self.pages)} confirmed page(s): {reason}"
 
@@ -517,8 +525,15 @@ class T30Receiver(_Base):
         assert self.dcs is not None
         if self._page is not None:
             good = self.page_check is None or self.page_check(self._page, self.dcs)
+            if not good and self._rejected is not None:
+                self.trace.append("= page damaged again: kept")
+                good = True  # asked once already: keep what came
             if good:
                 self.pages.append(ReceivedPage(data=self._page, dcs=self.dcs))
+                self._rejected = None
+            else:
+                self.trace.append("= page damaged: asked again")
+                self._rejected = self._page
             self._page = None
             self._page_good = good
         elif self._page_missing:

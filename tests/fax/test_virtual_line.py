@@ -163,6 +163,23 @@ def test_a_page_lost_on_the_line_is_answered_rtn_and_sent_again(
         assert same(rx.data, rx.fine, rx.mr, rx.fill_order, want)
 
 
+def test_a_page_damaged_on_the_line_is_answered_rtn_and_sent_again(
+    make_end: Callable[[str, str], End],
+) -> None:
+    sender, receiver = make_end("1", "a"), make_end("1", "b")
+    pages = [make_page(14), make_page(15)]
+    size = len(FaxPage(pages[0]).encode(fine=True, mr=True, min_scan_bits=0))
+    with VirtualLine(sender.modem, receiver.modem) as line:
+        line.damage(0, 2, size // 5, size // 5 + 400)  # a burst of noise across page 1
+        out, got = fax(sender, receiver, pages)
+    assert out.ok and out.pages_sent == 2, out
+    assert "> RTN" in got.trace and "= page damaged: asked again" in got.trace
+    assert "< RTN" in out.trace and "> TCF at V.17/12000" in out.trace  # one rate down
+    assert got.ok and len(got.pages) == 2, got
+    for rx, want in zip(got.pages, pages, strict=True):
+        assert same(rx.data, rx.fine, rx.mr, rx.fill_order, want)
+
+
 def test_a_call_cut_after_page_data_is_a_partial_fax_with_its_pages(
     make_end: Callable[[str, str], End], services: Services
 ) -> None:

@@ -469,6 +469,61 @@ def test_a_sender_gone_after_eom_is_not_a_complete_fax() -> None:
     assert sent_dis >= 5 and now <= 10 + 3 * 2 * 14  # DIS every T4 until T1 (35 s)
 
 
+def fussy(data: bytes, dcs: Dcs) -> bool:
+    return not data.startswith(b"bad")
+
+
+def test_a_damaged_page_is_asked_for_once_and_the_next_copy_kept() -> None:
+    rx = T30Receiver(local_id="2", page_check=fussy)
+    end = play(
+        rx,
+        [
+            *PHASE_B,
+            (PageReceived(data=b"bad copy 1"), ReceiveFrame),
+            (ppm(Fcf.MPS), Silence),
+            *answer("RTN"),  # page 1 once more, please
+            (Done(), ReceiveFrame),
+            *RETRAIN,
+            (PageReceived(data=b"page one"), ReceiveFrame),
+            (ppm(Fcf.MPS), Silence),
+            *answer("MCF"),
+            (Done(), ReceivePage),
+            (PageReceived(data=b"bad copy 2"), ReceiveFrame),
+            (ppm(Fcf.EOP), Silence),
+            *answer("RTN"),
+            (Done(), ReceiveFrame),
+            *RETRAIN,
+            (PageReceived(data=b"bad again 2"), ReceiveFrame),
+            (ppm(Fcf.EOP), Silence),
+            *answer("MCF"),  # asked once: this copy is kept
+            (Done(), ReceiveFrame),
+            (ppm(Fcf.DCN), Hangup),
+        ],
+    )
+    assert isinstance(end, Hangup) and end.ok
+    assert [p.data for p in rx.pages] == [b"page one", b"bad again 2"]
+    assert rx.trace.count("= page damaged: asked again") == 2
+    assert "= page damaged again: kept" in rx.trace
+
+
+def test_a_damaged_page_never_sent_again_is_kept() -> None:
+    rx = T30Receiver(local_id="2", page_check=fussy)
+    end = play(
+        rx,
+        [
+            *PHASE_B,
+            (PageReceived(data=b"bad copy"), ReceiveFrame),
+            (ppm(Fcf.EOP), Silence),
+            *answer("RTN"),
+            (Done(), ReceiveFrame),
+            (ppm(Fcf.DCN), Hangup),  # this sender cannot send a page again
+        ],
+    )
+    assert isinstance(end, Hangup) and not end.ok
+    assert "damaged page the sender did not send again is kept" in end.reason
+    assert [(p.data, p.confirmed) for p in rx.pages] == [(b"bad copy", False)]
+
+
 def test_receiver_answers_ftt_on_bad_training_and_t1_ends_a_silent_call() -> None:
     rx = T30Receiver(local_id="1")
     rx.start(0.0)
