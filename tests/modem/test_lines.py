@@ -29,7 +29,7 @@ from firmware_app.modem.detect import (
 from firmware_app.modem.line import Line, LineDownError
 from firmware_app.modem.simulator import CallerId, CidForm, SimulatedModem
 from firmware_app.modem.simulator.callerid import raw_line
-from firmware_app.protocol.at import Command, Response
+from firmware_app.protocol.at import Command, ErrorResult, Response
 from firmware_app.settings.lines import Lines
 from tests.modem.conftest import Recorder
 
@@ -213,6 +213,12 @@ def test_conexant_caller_id_command_and_reset(
             "ec25",
             ["ATZ", "ATE0", "AT+CMEE=1", 'AT+QGPSCFG="outport","none"', "AT+CPIN?",
              "AT+CREG=2", "AT+CEREG=2", "AT+CLIP=1", "AT+CRC=1", "AT+CMGF=0"],
+        ),
+        (
+            "sim7600",
+            ["ATZ", "ATE0", "AT+CMEE=1", "AT+CPIN?", "AT+CREG=2", "AT+CEREG=2", "AT+CLIP=1",
+             "AT+CRC=1", "AT+CMGF=0", "AT+CNMI=2,1,0,2,0", "AT+COPS=3,0", "AT+CSQ", "AT+CREG?",
+             "AT+COPS?"],
         ),
         ("e1752", ["ATZ", "ATE0", "AT+CMEE=1", "AT^CURC=0", "AT+CPIN?", "AT+CREG=2"]),
     ],
@@ -727,6 +733,54 @@ def test_missing_pin_is_explained(
     error = recorder.wait(ev.ModemError, lambda e: e.code == "sim_pin_needed")
     assert "Settings" in error.message
     assert pin_commands(modem) == []
+
+
+# --- driver error paths ----------------------------------------------------------------------
+
+
+def test_a_modem_refusing_voice_mode_is_explained(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    # callattendant #163: some USR5637 units answer ERROR to AT+FCLASS=8.
+    modem = make_modem("usr5637", quirks={"fclass8_error": True})
+    line = make_line(modem.path)
+    up(recorder, line)
+    modem.ring("5551234567", rings=4, interval=0.4)
+    recorder.wait(ev.IncomingCall)
+    seen = len(modem.commands)
+    result = line.answer().result(10)
+    assert isinstance(result, ErrorResult)
+    assert commands_since(modem, seen)[:2] == ["AT+FCLASS=8;+VLS=1", "AT+FCLASS=8"]
+    error = recorder.wait(ev.ModemError, lambda e: e.code == "voice_refused")
+    assert "firmware 1.2.23" in error.message
+    assert not recorder.of(ev.CallAnswered)
+    assert line.status().state == "ringing"
+
+
+def test_caller_id_that_never_sticks_is_reported(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    import dataclasses
+
+    from firmware_app.modem.simulator.personalities import USR5637
+
+    # A modem that takes AT+VCID=1 but still reads 0 (as a Conexant does after ATZ, for
+    # good): the line says so and takes calls without the number.
+    forgetful = dataclasses.replace(USR5637, fixed={"+VCID?": ("0",)})
+    modem = make_modem(forgetful)
+    line = make_line(modem.path)
+    error = recorder.wait(ev.ModemError, lambda e: e.code == "caller_id_off")
+    assert "AT+VCID? answers 0" in error.message
+    up(recorder, line)
+    cmds = modem.commands
+    init = [c for c in cmds[cmds.index("ATZ") :] if "VCID" in c]
+    assert init[:4] == ["AT+VCID=1", "AT+VCID?"] * 2  # sent and checked twice, then given up
+    status = line.status()
+    assert (status.state, status.caller_id, status.last_error_code) == (
+        "idle",
+        False,
+        "caller_id_off",
+    )
 
 
 def test_no_ok_after_cpin_is_taken_as_the_answer(

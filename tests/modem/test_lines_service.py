@@ -217,6 +217,66 @@ def test_pcm_ports_in_the_config_are_reserved(tmp_path: Path) -> None:
     assert service.finder is not None
 
 
+# --- frontdesk modem probe with no daemon running ----------------------------------------
+
+
+def _probe_config(tmp_path: Path, devices: list[str]) -> Path:
+    path = tmp_path / "probe.toml"
+    listed = ", ".join(f'"{d}"' for d in devices)
+    path.write_text(
+        f'[store]\ndata_dir = "{tmp_path / "data"}"\n[modem]\ndevices = [{listed}]\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_modem_probe_describes_the_devices_given(
+    make_modem: Callable[..., SimulatedModem],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    modem = make_modem("sim800", pin="1234")
+    missing = tmp_path / "no-such-port"
+    config = _probe_config(tmp_path, ["auto"])
+    code = cli.main(["modem", "probe", "--config", str(config), str(modem.path), str(missing)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"SIMCom SIM800 on {modem.path}: GSM line, caller ID, SMS" in out
+    assert "SIM needs its PIN" in out
+    assert f"{missing}: cannot open" in out
+
+
+def test_modem_probe_auto_finds_every_modem(
+    make_modem: Callable[..., SimulatedModem],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from firmware_app.modem import detect
+
+    real = detect.find_modems
+    looked: list[Path] = []
+
+    def find_here(**options: object) -> list[detect.Profile]:
+        # /dev/serial/by-id, /dev/ttyACM*, /dev/ttyUSB* stand for the simulator's folder
+        folder = looked[-1]
+        return real([str(folder / "tty-*")], listen=0.3, timeout=0.3)
+
+    monkeypatch.setattr(detect, "find_modems", find_here)
+    config = _probe_config(tmp_path, ["auto"])
+    looked.append(tmp_path / "empty")
+    assert cli.main(["modem", "probe", "--config", str(config)]) == 1
+    assert "No modem found" in capsys.readouterr().out
+    usr = make_modem("usr5637")
+    huawei = make_modem("e1752", quirks={"urc_flood": False})
+    looked.append(tmp_path / "dev")
+    assert cli.main(["modem", "probe", "--config", str(config)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"USR5637 on {usr.path}: analog line, voice (u-law 8 kHz), fax Class 1, caller ID" in out
+    assert any(line.startswith(f"Huawei E1752 on {huawei.urc_path}: GSM line") for line in out)
+    assert len(out) == 2  # one line per modem, not per port
+
+
 # --- the Lines page and API -----------------------------------------------------------------
 
 
