@@ -93,7 +93,7 @@ def test_restore_rejects_bad_files_naming_problems(logged_in: Owner, services: S
 
 def test_restore_never_shows_a_bad_secret_value(logged_in: Owner, services: Services) -> None:
     before = services.settings.export_toml()
-    bad = before.replace('password = ""', 'password = 123456789', 1)
+    bad = before.replace('password = ""', "password = 123456789", 1)
     bad = bad.replace('sim_pin = ""', 'sim_pin = "my-pin-99"', 1)
     assert "123456789" in bad and "my-pin-99" in bad
     response = _upload(logged_in, bad)

@@ -30,6 +30,7 @@ SAMPLE_ARGS = {
     "ref": "media/2025/01/abcdefgh1234.mp3",
     "draft_id": "abcdefghijkl",
     "page": 1,
+    "n": 1,
 }
 # Pages of one stored thing: with none stored they answer 404 (tests/web/test_contacts_*.py).
 NEEDS_DATA = {
@@ -38,6 +39,7 @@ NEEDS_DATA = {
     "media.download",
     "contacts.edit",
     "calls.detail",
+    "calls.recording",
     "voicemail.audio",
     "fax.draft",
     "fax.draft_page",
