@@ -101,6 +101,10 @@ class SmsOptions:
     ussd_timeout: float = 20.0
     sim_full_margin: int = 2  # warn when this few message slots are left
     keep_fingerprints_days: int = 400
+    # A message's two-step write record (table `messages`) once it is done: its parts are
+    # `stored` by then, so it is kept only this long, then pruned.
+    keep_messages_days: float = 2.0
+    prune_interval: float = 86400.0  # the tables above are pruned at start-up and this often
     tick: float = 30.0  # longest sleep: the worker beats at least this often
     # A slot announced by +CMTI/+CDSI that could not be read (SIM busy, an error, no answer)
     # is read again after each of these delays; after the last, the sweep takes it.
@@ -309,6 +313,8 @@ class SmsService:
         self._intake: dict[str, _LineIntake] = {}  # line -> slots and sweeps owed
         self._ussd_waits: dict[str, tuple[str, float]] = {}  # line -> code, deadline
         self._recovered = False
+        self._message_docs: dict[str, int] | None = None  # message fingerprint -> messages doc
+        self._pruned_at = 0.0
         self.worker = _SmsWorker(self)
         self._unsubscribe: list[Callable[[], None]] = []
 
@@ -499,6 +505,8 @@ class SmsService:
                 self._expire()
                 self._send_due()
                 self._ussd_expired()
+                if self._clock().timestamp() - self._pruned_at >= self.options.prune_interval:
+                    self._prune()
             except Exception:
                 log.exception("sms worker: %s failed", task[0] if task else "timer")
 
@@ -549,7 +557,7 @@ class SmsService:
         for pdoc in pending:
             record = pdoc["record"]
             if "raw" in record:  # an unreadable text whose record may not be written yet
-                self._record_unreadable(pdoc["fp"], record, pdoc.get("line", ""))
+                self._record_unreadable(pdoc["fp"], record, pdoc.get("line", ""), recovering=True)
                 continue
             try:
                 if "pdu" in record:
@@ -582,7 +590,13 @@ class SmsService:
         self._prune()
 
     def _prune(self) -> None:
-        cutoff = self._clock().timestamp() - self.options.keep_fingerprints_days * 86400
+        """Forget what is no longer needed (at start-up, then every `prune_interval`): part
+        fingerprints and delivery reports after `keep_fingerprints_days`, finished message
+        writes after `keep_messages_days`, after-hours answer times after the longest
+        `auto_reply_hours` (30 days). Nothing pending is touched."""
+        now = self._clock().timestamp()
+        self._pruned_at = now
+        cutoff = now - self.options.keep_fingerprints_days * 86400
         for doc in self._parts.search(
             lambda d: d.get("state") != "pending" and float(d.get("at", 0)) < cutoff
         ):
@@ -590,6 +604,29 @@ class SmsService:
             self._known.pop(doc.get("fp", ""), None)
         for doc in self._reports.search(lambda d: float(d.get("at", 0)) < cutoff):
             self._reports.remove(doc.doc_id)
+        done = now - self.options.keep_messages_days * 86400
+        docs = self._message_index()
+        for doc in self._messages.search(
+            lambda d: d.get("state") == "done" and float(d.get("at", 0)) < done
+        ):
+            self._messages.remove(doc.doc_id)
+            if docs.get(str(doc.get("fp", ""))) == doc.doc_id:
+                del docs[str(doc.get("fp", ""))]
+        answered = now - 720 * 3600
+        for doc in self._replies.search(lambda d: float(d.get("at", 0)) < answered):
+            self._replies.remove(doc.doc_id)
+
+    def _message_index(self) -> dict[str, int]:
+        """Message fingerprint -> its `messages` doc (the newest), read once: finding a
+        message's write record never scans the table."""
+        if self._message_docs is None:
+            index: dict[str, int] = {}
+            for doc in self._messages.all():
+                fp = doc.get("fp")
+                if fp:
+                    index[str(fp)] = max(doc.doc_id, index.get(str(fp), 0))
+            self._message_docs = index
+        return self._message_docs
 
     # -- talking to a line (worker thread only) -------------------------------------------------
 
@@ -982,10 +1019,13 @@ class SmsService:
             self._delete(line, index)
         return True
 
-    def _record_unreadable(self, fp: str, record: dict[str, Any], line: str) -> None:
-        """One record (found again after a restart by its fingerprint), then the email."""
+    def _record_unreadable(
+        self, fp: str, record: dict[str, Any], line: str, *, recovering: bool = False
+    ) -> None:
+        """One record (after a restart, looked for first by its fingerprint), then the
+        email."""
         stored = None
-        if self._find_recorded(fp) is None:
+        if not recovering or self._find_recorded(fp) is None:
             stored = self.history.record(self._unreadable_interaction(fp, record, line))
         self._mark([fp], "stored")
         if stored is not None:
@@ -1022,8 +1062,9 @@ class SmsService:
 
     def _complete(self, msg: CompletedMessage, line: str) -> None:
         """A whole message (or what arrived of it): one interaction, exactly once."""
-        found = self._messages.search(lambda d: d.get("fp") == msg.fingerprint)
-        doc = found[-1] if found else None
+        index = self._message_index()
+        known = index.get(msg.fingerprint)
+        doc = self._messages.get(known) if known is not None else None
         if doc is not None and doc.get("history_id"):
             self._mark(msg.fingerprints, "stored")
             return
@@ -1032,6 +1073,7 @@ class SmsService:
             doc_id = self._messages.insert(
                 {"fp": msg.fingerprint, "state": "recording", "at": msg.received_at}
             )
+            index[msg.fingerprint] = doc_id
         else:
             doc_id = doc.doc_id
         stored: Interaction | None = None

@@ -758,5 +758,66 @@ def test_an_unreadable_text_noted_before_a_stop_is_recorded_once_at_the_next_sta
     assert len(rig.notify.sent) == 1
 
 
+# -- what the service keeps -------------------------------------------------------------------
+
+
+class CountingTable:
+    """The service's `messages` table, counting the reads that go through all of it."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.scans = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("search", "all"):
+            self.scans += 1
+        return getattr(self.table, name)
+
+
+def test_a_new_message_finds_its_write_record_without_scanning(rig: Rig) -> None:
+    """With thousands of finished messages kept, a new one looks its own record up by its
+    fingerprint: the table is read through once, at start-up, not per message."""
+    data = Store(rig.tmp / "data")
+    messages = data.table("sms", "messages")
+    now = time.time()
+    for i in range(3000):
+        messages.insert({"fp": f"old{i}", "state": "done", "at": now - 3600, "history_id": "x"})
+    data.close()
+    sms = rig.start()
+    counting = CountingTable(sms._messages)
+    sms._messages = counting  # type: ignore[assignment]
+    for i in range(3):
+        rig.modem.deliver_sms(deliver(f"Text {i}", sender=f"+44770090012{i}"))
+    rig.wait(lambda: len(rig.received()) == 3)
+    assert counting.scans == 0
+    assert len(rig.store.table("sms", "messages").all()) == 3003  # type: ignore[union-attr]
+
+
+def test_finished_message_records_and_old_answer_times_are_pruned(rig: Rig) -> None:
+    """At start-up and then every `prune_interval`: finished message writes older than
+    `keep_messages_days`, after-hours answer times older than 30 days; a write that never
+    finished stays (the next start finishes it)."""
+    data = Store(rig.tmp / "data")
+    now = time.time()
+    messages = data.table("sms", "messages")
+    messages.insert({"fp": "old-done", "state": "done", "at": now - 3 * 86400})
+    messages.insert({"fp": "old-unfinished", "state": "recorded", "at": now - 3 * 86400})
+    messages.insert({"fp": "new-done", "state": "done", "at": now - 3600})
+    answers = data.table("sms", "autoreplies")
+    answers.insert({"number": "+447700900001", "at": now - 40 * 86400})
+    answers.insert({"number": "+447700900002", "at": now - 86400})
+    data.close()
+    sms = rig.start(options=replace(FAST_SMS, prune_interval=0.5))
+    assert rig.store is not None
+    table = rig.store.table("sms", "messages")
+    assert sorted(d["fp"] for d in table.all()) == ["new-done", "old-unfinished"]
+    assert [d["number"] for d in rig.store.table("sms", "autoreplies").all()] == ["+447700900002"]
+    table.insert({"fp": "later-done", "state": "done", "at": now - 5 * 86400})
+    rig.wait(lambda: "later-done" not in [d["fp"] for d in table.all()])  # the regular prune
+    assert "later-done" not in sms._message_index()
+    rig.modem.deliver_sms(deliver("Still recorded once"))
+    rig.wait(lambda: len(rig.received()) == 1)
+
+
 def test_timedelta_sanity() -> None:
     assert timedelta(hours=12).total_seconds() == 43200
