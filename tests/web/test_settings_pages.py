@@ -99,11 +99,12 @@ def test_save_valid_section(logged_in: Owner, services: Services) -> None:
 def test_secret_is_kept_when_left_empty_and_cleared_on_request(
     logged_in: Owner, services: Services
 ) -> None:
-    logged_in.post("/email/", {"password": "first-secret", "smtp_port": "587"})
+    server = {"smtp_host": "mail.example.com", "smtp_port": "587"}
+    logged_in.post("/email/", {"password": "first-secret", **server})
     assert services.settings.get().email.password == "first-secret"
-    logged_in.post("/email/", {"password": "", "smtp_host": "mail.example.com", "smtp_port": "587"})
+    logged_in.post("/email/", {"password": "", "from_address": "desk@example.com", **server})
     assert services.settings.get().email.password == "first-secret"
-    logged_in.post("/email/", {"password": "", "password__clear": "1", "smtp_port": "587"})
+    logged_in.post("/email/", {"password": "", "password__clear": "1", **server})
     assert services.settings.get().email.password == ""
 
 
