@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from ..protocol.at import Command, ErrorResult, Response
 from ..protocol.t30 import PageSource, ReceivedPage, T30Receiver, T30Sender
-from ..protocol.t30_frames import Dcs
+from ..protocol.t30_frames import Capabilities, Dcs
 from .class1 import Class1Driver
 from .pipe import LinePipe
 
@@ -167,6 +167,8 @@ def receive(
         # the same with +FCLASS=2 and ATA when it hears DLE c).
         if _command(line, "AT+FCLASS=1") is None:
             return ReceiveOutcome(ok=False, reason="the modem did not take AT+FCLASS=1")
+        # The DIS offers only the modulations this modem can receive (AT+FRM=?).
+        capabilities = Capabilities(families=receive_families(modulations(line, "AT+FRM=?")))
         result = pipe.connect(Command("ATA", timeout=ANSWER_TIMEOUT))
         if answered and isinstance(result, ErrorResult) and result.kind == "error":
             # A modem that refuses ATA while already off-hook: start phase B ourselves; the
@@ -177,14 +179,16 @@ def receive(
                 ok=False, reason=f"answering as a fax: {getattr(result, 'result', 'no answer')}"
             )
         driver = Class1Driver(pipe, online=True, clock=clock)
-        rx = T30Receiver(local_id=local_id, page_check=copy_quality)
+        rx = T30Receiver(local_id=local_id, capabilities=capabilities, page_check=copy_quality)
 
         def rx_page(page: ReceivedPage) -> RxPage:
+            # Class 1 modems pass the first bit in the LSB (T.31), but a page is read with
+            # its bit order detected, never assumed (REFERENCE.md 1).
             return RxPage(
                 data=page.data,
                 fine=page.dcs.fine,
                 mr=page.dcs.mr,
-                fill_order=2,
+                fill_order=None,
                 confirmed=page.confirmed,
             )
 
@@ -235,13 +239,26 @@ def copy_quality(data: bytes, dcs: Dcs) -> bool:
     return good
 
 
-def modulations(line: Line) -> frozenset[int]:
-    """T.31 codes the modem offers for AT+FTM (AT+FTM=? answers e.g. ``24,48,72,...``)."""
-    result = _command(line, "AT+FTM=?")
+def receive_families(codes: frozenset[int]) -> frozenset[str]:
+    """The modem families a DIS can offer for these AT+FRM codes. DIS bits 11-14 name
+    V.27ter, V.29, both, or all three (T.30 Table 2): V.17 only with both of the others."""
+    families = set()
+    if codes & {24, 48}:
+        families.add("V.27ter")
+    if codes & {72, 96}:
+        families.add("V.29")
+    if len(families) == 2 and codes & {73, 74, 97, 98, 121, 122, 145, 146}:
+        families.add("V.17")
+    return frozenset(families or {"V.27ter"})
+
+
+def modulations(line: Line, query: str = "AT+FTM=?") -> frozenset[int]:
+    """T.31 codes the modem offers (AT+FTM=? or AT+FRM=? answers e.g. ``24,48,72,...``)."""
+    result = _command(line, query)
     codes: set[int] = set()
     if isinstance(result, Response):
         for text in result.lines:
-            for part in text.replace("+FTM:", "").replace("(", "").replace(")", "").split(","):
+            for part in text.split(":")[-1].replace("(", "").replace(")", "").split(","):
                 part = part.strip()
                 if "-" in part:
                     lo, _, hi = part.partition("-")
@@ -296,7 +313,8 @@ def send(
                 status = "no_answer"
             return SendOutcome(ok=False, status=status, reason=f"dialling: {words}")
         driver = Class1Driver(pipe, online=True, clock=clock)
-        tx = T30Sender(local_id=local_id, pages=pages, fine=fine, modulations=mods)
+        # MR (2-D) when the receiver's DIS offers it (the engine asks the DIS): smaller pages.
+        tx = T30Sender(local_id=local_id, pages=pages, fine=fine, mr=True, modulations=mods)
         end = driver.run(tx)
         log.info("%s: fax sent: %s", line.name, end.reason)
         return SendOutcome(

@@ -133,6 +133,7 @@ def test_frontdesk_faxes_frontdesk(
     assert (out.fax_class, got.fax_class) == (tx_class, rx_class)
     assert len(got.pages) == 2
     for rx, want in zip(got.pages, pages, strict=True):
+        assert rx.mr  # both ends offer MR (2-D): the sender uses it
         assert rx.confirmed and same(rx.data, rx.fine, rx.mr, rx.fill_order, want)
 
 
@@ -232,9 +233,10 @@ def test_two_documents_from_a_fax_machine_eom(
         assert same(rx.data, rx.fine, rx.mr, rx.fill_order, want)
 
 
-def test_frontdesk_class1_to_a_fax_machine(make_end: Callable[[str, str], End]) -> None:
+@pytest.mark.parametrize("mr", [False, True], ids=["MH", "MR"])
+def test_frontdesk_class1_to_a_fax_machine(make_end: Callable[[str, str], End], mr: bool) -> None:
     sender = make_end("1", "a")
-    machine = LineFax(local_id="+1 555 3003")
+    machine = LineFax(local_id="+1 555 3003", mr=mr)
     images = [make_page(12), make_page(13)]
     with VirtualLine(sender.modem, machine):
         machine.receive()
@@ -247,7 +249,7 @@ def test_frontdesk_class1_to_a_fax_machine(make_end: Callable[[str, str], End]) 
     assert result.ok and result.remote_id == "+1 555 1001", result
     assert result.post_pages == [0, 2]
     session_params = result.session
-    assert session_params is not None
+    assert session_params is not None and session_params.mr is mr  # MR only when offered
     for data, want in zip(result.pages, images, strict=True):
         assert same(data, session_params.fine, session_params.mr, 2, want)
 
@@ -261,3 +263,48 @@ def test_a_busy_line_and_a_call_nobody_answers(make_end: Callable[[str, str], En
         line.off_hook(1)  # a phone at the other end is in use
         busy = session.send(sender.line, "5552002", [FaxPage(make_page(1))], local_id="1")
         assert (busy.ok, busy.status) == (False, "busy"), busy
+
+
+def test_a_class1_receiver_offers_only_what_its_modem_receives(
+    make_end: Callable[[str, str], End],
+) -> None:
+    sender, receiver = make_end("1", "a"), make_end("1", "b")
+    receiver.modem.engine.fax1.modulations = (24, 48, 72, 96)  # AT+FRM=?: no V.17
+    with VirtualLine(sender.modem, receiver.modem):
+        pages = [make_page(16)]
+        out, got = fax(sender, receiver, pages)
+    assert receiver.modem.wait_for_command(r"AT\+FRM=\?")
+    assert out.ok and got.ok, (out, got)
+    assert out.rate == got.rate == "V.29/9600"  # the best the DIS offered
+    assert "= TCF bad" not in " ".join(got.trace)  # no training at a speed it cannot take
+    (rx,) = got.pages
+    assert same(rx.data, rx.fine, rx.mr, rx.fill_order, pages[0])
+
+
+def test_the_bit_order_of_class1_pages_is_detected(
+    make_end: Callable[[str, str], End], services: Services
+) -> None:
+    receiver = make_end("1", "b")
+    machine = LineFax(local_id="+1 555 3003")
+    images = [make_page(17)]
+    msb_first = [encode_page(images[0], fine=True, mr=False, min_scan_bits=0, fill_order=1)]
+    with VirtualLine(machine, receiver.modem):
+        machine.send([msb_first])
+        assert receiver.rang.wait(30)
+        got = session.receive(receiver.line, local_id="+1 555 2002")
+        assert machine.wait(60).ok
+    machine.close()
+    assert got.ok, got
+    (rx,) = got.pages
+    assert rx.fill_order is None  # not assumed: detected when read
+    page = decode_page(rx.data, fine=rx.fine, mr=rx.mr)
+    assert page.fill_order == 1 and np.array_equal(np.asarray(page.image), np.asarray(images[0]))
+    service = FaxService(
+        services.store,
+        services.bus,
+        services.settings.get,
+        services.history,
+        FakeLines(FakeLine(name="b")),
+    )
+    record = service.store_received(got, line="b")
+    assert record.outcome == "received" and record.details["quality"] == 1.0
