@@ -841,16 +841,17 @@ def _decode_status_report(r: _Reader, first: int, smsc: Address | None) -> SmsSt
     problems += [p for p in (p1, p2) if p]
     text = ""
     if r.pos < len(r.data):
-        pi = r.octet("TP-PI")
-        if pi & 0x01:
-            r.octet("TP-PID")
-        dcs = r.octet("TP-DCS") if pi & 0x02 else 0
-        if pi & 0x04:
-            ud = _read_user_data(r, dcs, bool(first & 0x40), problems)
-            text = _text_and_data(ud)[0]
-            problems = list(ud.problems)
-        elif r.pos < len(r.data):
-            problems.append(f"{len(r.data) - r.pos} octet(s) after TP-PI ignored")
+        # The optional part: a report whose mandatory fields were read is kept when this is
+        # broken (the delivery is what matters); the problem is listed.
+        start = r.pos
+        try:
+            text, problems = _status_report_extras(r, first, problems)
+        except PduError as exc:
+            tail = r.data[start:].hex().upper()
+            problems.append(
+                f"the optional part after TP-ST ({tail[:40]}) is broken: {exc}; "
+                "the report is read without it"
+            )
     return SmsStatusReport(
         smsc=smsc,
         message_reference=mr,
@@ -866,6 +867,25 @@ def _decode_status_report(r: _Reader, first: int, smsc: Address | None) -> SmsSt
         text=text,
         problems=tuple(problems),
     )
+
+
+def _status_report_extras(r: _Reader, first: int, problems: list[str]) -> tuple[str, list[str]]:
+    """TP-PI and the TP-PID, TP-DCS, TP-UDL and TP-UD it announces (9.2.3.27): bit 0 PID,
+    bit 1 DCS, bit 2 UDL; bit 7 says another TP-PI octet follows, bits 3 to 6 are
+    reserved and ignored. (text, problems)."""
+    pi = r.octet("TP-PI")
+    extension = pi
+    while extension & 0x80:
+        extension = r.octet("TP-PI extension")
+    if pi & 0x01:
+        r.octet("TP-PID")
+    dcs = r.octet("TP-DCS") if pi & 0x02 else 0
+    if pi & 0x04:
+        ud = _read_user_data(r, dcs, bool(first & 0x40), problems)
+        return _text_and_data(ud)[0], list(ud.problems)
+    if r.pos < len(r.data):
+        problems.append(f"{len(r.data) - r.pos} octet(s) after TP-PI ignored")
+    return "", problems
 
 
 # --- writing -----------------------------------------------------------------------------------

@@ -391,6 +391,37 @@ def test_status_report_with_parameter_indicator_and_text() -> None:
     assert fingerprint(sr) != fingerprint(decode_pdu(SR_EXPIRED))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("trailer", "needle"),
+    [
+        ("04", "TP-UDL"),  # user data announced, the PDU ends
+        ("FF", "TP-PI extension"),  # every bit, an extension that never comes
+        ("01", "TP-PID"),
+        ("07", "TP-PID"),
+        ("0600", "TP-UDL"),
+        ("06000A41", "TP-UDL says 10 septets"),
+        ("04" + "A0" + "00" * 10, "TP-UDL says 160 septets"),
+    ],
+)
+def test_status_report_with_a_broken_optional_part_is_read_from_its_fields(
+    trailer: str, needle: str
+) -> None:
+    """TP-MR, TP-RA, the times and TP-ST come first and are whole: the delivery is known
+    even when what follows TP-ST (TP-PI and what it announces) is cut or wrong."""
+    sr = decode_pdu(SR_DELIVERED + trailer)
+    assert isinstance(sr, SmsStatusReport)
+    assert (sr.message_reference, sr.status, sr.category) == (42, 0x00, "delivered")
+    assert str(sr.recipient) == "+447700090123" and sr.text == ""
+    assert len(sr.problems) == 1 and needle in sr.problems[0], sr.problems
+    assert "the report is read without it" in sr.problems[0]
+    assert fingerprint(sr) == fingerprint(decode_pdu(SR_DELIVERED))  # type: ignore[arg-type]
+
+
+def test_status_report_reserved_parameter_bits_are_ignored() -> None:
+    sr = decode_pdu(SR_DELIVERED + "78")  # bits 3-6 only: no field announced
+    assert isinstance(sr, SmsStatusReport) and sr.problems == () and sr.status == 0
+
+
 # --- broken PDUs: a clear error naming the field -------------------------------------------------
 BROKEN = [
     ("", "empty"),
@@ -418,7 +449,6 @@ BROKEN = [
     ("0006000B91", "TP-RA (recipient) (11 digits)"),
     ("00062A0C9144770090103242301021436580", "TP-DT"),
     ("00062A0C914477009010324230102143658042301021537080", "TP-ST"),
-    ("00062A0C91447700901032423010214365804230102153708000" + "04", "TP-UDL"),
 ]
 
 

@@ -502,6 +502,17 @@ def test_send_queues_then_sends_with_report_and_delivery(rig: Rig) -> None:
     assert rig.outgoing()[0].details["delivered_at"]
 
 
+def test_a_report_with_a_broken_optional_part_still_marks_the_delivery(rig: Rig) -> None:
+    """TP-PI says user data follows, and none does: the report's mandatory fields say the
+    text was delivered; no unreadable text appears."""
+    sms = rig.start()
+    rig.modem.set_status_reports(0x00, delay=0.2, trailer="04")
+    sms.send("07700 900456", "Delivered all the same")
+    rig.wait(lambda: rig.outgoing()[0].outcome == "delivered")
+    rig.idle()
+    assert rig.received() == []
+
+
 def test_long_unicode_text_goes_in_parts(rig: Rig) -> None:
     sms = rig.start()
     rig.modem.set_status_reports(None)

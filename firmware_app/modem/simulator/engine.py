@@ -204,6 +204,7 @@ class Engine:
         self.send_errors: list[int] = []  # +CMS ERROR codes for the next AT+CMGS, in order
         self.report_status: int | None = 0x00  # TP-ST of status reports; None: send none
         self.report_delay = 0.2
+        self.report_trailer = ""  # hex after TP-ST (an optional part, broken or not)
         self.waiting_delivery: list[str] = []  # held by the network while memory is full
         self.ussd_reply: tuple[str, int] | None = ("Your balance is 12.34 EUR.", 15)
         self.ussd_before_ok = False
@@ -1488,7 +1489,7 @@ class Engine:
         now = self.host.now()
         if now.tzinfo is None:
             now = now.astimezone()
-        pdu = status_report_pdu(submit, mr, status, now)
+        pdu = status_report_pdu(submit, mr, status, now) + self.report_trailer
         ds = self.cnmi[3]
         if ds == 1:
             if self.csms == 1:

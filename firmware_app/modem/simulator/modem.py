@@ -537,12 +537,16 @@ class SimulatedModem:
         with self._lock:
             self.engine.send_errors.extend(codes)
 
-    def set_status_reports(self, status: int | None = 0x00, delay: float = 0.2) -> None:
+    def set_status_reports(
+        self, status: int | None = 0x00, delay: float = 0.2, trailer: str = ""
+    ) -> None:
         """Status reports for messages sent with TP-SRR: TP-ST `status` (0 delivered,
-        0x41 incompatible destination, ...) after `delay` s; None sends none."""
+        0x41 incompatible destination, ...) after `delay` s; None sends none. `trailer`:
+        hex appended after TP-ST, the optional part (TS 23.040 9.2.3.27), whole or broken."""
         with self._lock:
             self.engine.report_status = status
             self.engine.report_delay = delay
+            self.engine.report_trailer = trailer.upper()
 
     def set_ussd_reply(
         self, text: str | None, dcs: int = 15, *, before_ok: bool = False, then_end: bool = False
