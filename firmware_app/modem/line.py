@@ -472,6 +472,10 @@ class Line(Worker):
 
     def _wait_result(self, deadline: float) -> Result:
         self._result = None
+        # The engine may hold the answer already: leave_data() hands it the bytes that came
+        # with the data's end marker (DLE ETX, then OK in the same read), and nothing more
+        # may come from the modem to wake _pump before the next timer.
+        self._drain(time.monotonic())
         while self._result is None:
             self._pump(deadline + 0.0005)
         result, self._result = self._result, None

@@ -4,6 +4,8 @@ choice, DLE doubling, paced playback, held keys, quirks, hang-up and fax tone de
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,8 +15,9 @@ from firmware_app.calls.voice import VoiceChannel
 from firmware_app.events import EventBus
 from firmware_app.media import codecs, tones
 from firmware_app.modem import events as ev
-from firmware_app.modem.line import Line
+from firmware_app.modem.line import Line, LineOptions
 from firmware_app.modem.simulator import SimulatedModem, VoiceCaller
+from firmware_app.settings.lines import Lines
 from tests.modem.conftest import Recorder
 
 from .conftest import SPEED
@@ -172,6 +175,51 @@ def test_caller_leaving_ends_and_trims_the_recording(
     assert 2.2 <= got.seconds <= 2.7, got.seconds
     assert channel.caller_gone
     channel.close()
+
+
+def test_recording_ends_at_once_when_the_ok_comes_with_dle_etx(
+    tmp_path: Path,
+    make_modem: Callable[..., SimulatedModem],
+    recorder: Recorder,
+    bus: EventBus,
+) -> None:
+    """The modem answers DLE ! with DLE ETX and OK in one write, then says nothing more: the
+    recording still ends then, not when the line's next timer or the command's time limit
+    happens to wake it (here: caller ID 15 s after a ring, health checks every 2 minutes, a
+    60 s limit)."""
+    import threading
+
+    modem = make_modem("usr5637")
+    quiet = LineOptions(health_interval=120.0, idle_after=120.0, probe_timeout=1.5)
+    line = Line(
+        "line1",
+        str(modem.path),
+        bus=bus,
+        settings=lambda: Lines(caller_id_timeout=15.0),  # its timer: 15 s after a ring
+        options=quiet,
+        pin_file=tmp_path / "p.json",
+    )
+    line.start()
+    try:
+        recorder.wait(ev.LineUp, timeout=10)
+        modem.ring("+15551234567", rings=3, interval=0.3)
+        recorder.wait(ev.IncomingCall, timeout=5)
+        assert "OK" in str(line.answer(at_ring=2).result(5))
+        call = recorder.wait(ev.CallAnswered, timeout=5)
+        channel = AnalogVoiceChannel(
+            line, bus=bus, call_id=call.call_id, pacing=Pacing(speed=SPEED), command_timeout=60
+        )
+        modem.voice.caller = VoiceCaller().say(speech(1.0), at=0.2).hang_up(at=1.4)
+        done: list[Any] = []
+        worker = threading.Thread(target=lambda: done.append(channel.record(60.0)))
+        worker.start()
+        worker.join(10.0)  # ends within moments; waiting for a wake-up took 15 s or more
+        assert done and done[0].reason == "hangup", done
+        channel.hang_up()
+    finally:
+        line.stop()
+        line.join(3)
+        line.close()
 
 
 def test_silence_ends_the_recording_and_keys_stop_playback(
