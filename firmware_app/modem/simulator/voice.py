@@ -175,6 +175,9 @@ class VoiceSim:
         self._pos = 0  # samples of caller audio generated so far (stream)
         self._mode_started = 0.0
         self._play_started = 0.0
+        # When (self.clock) the line first carried the caller's hang-up (DLE l, the start of
+        # a dial or busy tone, or hiss): benchmarks time the host's reaction from here.
+        self.hangup_sent: float | None = None
 
     # -- call life --------------------------------------------------------------------------
 
@@ -186,6 +189,7 @@ class VoiceSim:
         self._sent_events = set()
         self._pos = 0
         self.mode = ""
+        self.hangup_sent = None
 
     def ended(self) -> None:
         """Our side hung up (ATH, AT+VLS=0)."""
@@ -482,6 +486,9 @@ class VoiceSim:
         self._pos = end
         audio = self._audio(start, end)
         codes = self._due_codes(end / RATE)
+        gone = self.hangup_time()
+        if self.hangup_sent is None and gone is not None and end / RATE >= gone[0]:
+            self.hangup_sent = self.clock()
         out = bytearray()
         cut = start
         for t, code in codes:
