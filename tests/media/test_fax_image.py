@@ -231,6 +231,12 @@ def test_valid_but_non_canonical_codes_are_not_damage() -> None:
     assert got.damaged_lines == 0
     broken = _t4([white, _line(W64, "00000000000011", W0), white])  # not a code: damage
     assert decode_page(broken, fine=True, mr=False, fill_order=1).damaged_lines >= 1
+    # A sender whose every line is valid but not canonical: more than the strict reading's
+    # budget of bits; the lines past it go the way those read went.
+    odd = _line(*(W0 + B0) * 200, W1728, W0)
+    many = decode_page(_t4([odd] * 120), fine=True, mr=False, fill_order=1)
+    assert many.lines == 120 and many.damaged_lines == 0
+    assert 120 * len(odd) > fax_image.STRICT_BITS
 
 
 @settings(max_examples=60, deadline=None)
