@@ -958,6 +958,7 @@ class Engine:
                 self.ring_generation += 1
                 self.call_state = "active"
                 self.voice.answered()
+                self.fax1.answered_by_voice()
             return [], "OK"
         return [], "ERROR"
 
