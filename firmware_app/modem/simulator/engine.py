@@ -186,6 +186,7 @@ class Engine:
         self.refused_before_ready = 0  # SMS commands a host sent before SMS ready
         self.memories = {name: SmsMemory(name, cap) for name, cap in personality.memories.items()}
         self.sent_sms: list[str] = []
+        self.sms_sent_hooks: list[Callable[[str], None]] = []  # SmsNetwork and the like
         self.sessions = [PortSession() for _ in range(personality.ports)]
         self.answering = True
         self.dtr_low: set[int] = set()  # ports whose host dropped DTR (closed the port)
@@ -253,6 +254,7 @@ class Engine:
         self.curc = 1
         self.cpcmreg = 0
         self.qpcmv = (0, 0)
+        self.ifc = (2, 2)  # V.250 +IFC: RTS/CTS both ways (Conexant CX93001 default)
         self.gps_outport = "usbnmea"
         self.ciurc = 1
         self.catr = 0  # SIMCom AT+CATR: 0 sends URCs to every port (SIM7600 manual 4.11)
@@ -546,6 +548,7 @@ class Engine:
                 "&C": self._accept,
                 "&D": self._amp_d,
                 "&K": self._accept,
+                "+IFC": self._ifc,
                 "&W": self._accept,
                 "+FCLASS": self._fclass,
                 "+VSM": self._vsm,
@@ -961,6 +964,27 @@ class Engine:
                 self.fax1.answered_by_voice()
             return [], "OK"
         return [], "ERROR"
+
+    def _ifc(self, port: int, cmd: Command) -> Reply:
+        """V.250 6.2.12 +IFC=<DCE_by_DTE>,<DTE_by_DCE>: 0 none, 1 DC1/DC3 in band, 2
+        circuits 105/106 (RTS/CTS); the CX93001 takes 0-2 for both, default 2,2 (Conexant
+        CX93001 AT command reference). In the voice transmit state DTE_by_DCE 1 makes the
+        modem send XOFF/XON as its buffer fills and drains (voice.VoiceSim)."""
+        if cmd.form == "test":
+            return ["+IFC: (0-2),(0-2)"], "OK"
+        if cmd.form == "read":
+            return [f"+IFC: {self.ifc[0]},{self.ifc[1]}"], "OK"
+        if cmd.form != "set":
+            return [], "ERROR"
+        args = split_args(cmd.args)
+        try:
+            values = [int(a) if a else d for a, d in zip(args, self.ifc, strict=False)]
+        except ValueError:
+            return [], "ERROR"
+        if not values or len(args) > 2 or any(v not in (0, 1, 2) for v in values):
+            return [], "ERROR"
+        self.ifc = (values[0], values[1] if len(values) > 1 else self.ifc[1])
+        return [], "OK"
 
     def _vtx(self, port: int, cmd: Command) -> Reply:
         """V.253 10.1.4 +VTX: CONNECT, then audio from the host until DLE ETX."""
@@ -1471,6 +1495,8 @@ class Engine:
         self.message_reference = (self.message_reference + 1) % 256
         self.sent_sms.append(pdu.upper())
         log.debug("SMS sent, reference %s", self.message_reference)
+        for hook in self.sms_sent_hooks:
+            hook(pdu.upper())
         submit = pdu_bytes_safe(pdu)
         if submit is not None and self.report_status is not None:
             sca = submit[0]

@@ -588,6 +588,12 @@ class SimulatedModem:
         with self._lock:
             self.engine.held.clear()
 
+    def on_sms_sent(self, callback: Callable[[str], None]) -> None:
+        """`callback(pdu_hex)` for every text the host sends (AT+CMGS), SMSC field first,
+        called on the modem's thread with its lock held (hand the work to another thread)."""
+        with self._lock:
+            self.engine.sms_sent_hooks.append(callback)
+
     def garble(self, command: str, times: int = 1, how: str = "cut") -> None:
         """The next `times` answers to `command` ("+CMGR" or "+CMGL") are damaged on the
         serial line, not on the SIM: the PDU line loses its second half ("cut"), or the

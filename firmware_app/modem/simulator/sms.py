@@ -179,6 +179,61 @@ def _smsc_field(number: str) -> bytes:
     return bytes((len(bcd) + 1, 0x91)) + bcd
 
 
+def _address_field(number: str) -> bytes:
+    """TS 23.040 9.1.2.5 address: digit count, TOA (0x91 with "+", else 0x81), BCD."""
+    digits = number.lstrip("+")
+    padded = digits + ("F" if len(digits) % 2 else "")
+    bcd = bytes(int(padded[i + 1], 16) << 4 | int(padded[i], 16) for i in range(0, len(padded), 2))
+    return bytes((len(digits), 0x91 if number.startswith("+") else 0x81)) + bcd
+
+
+def _submit_fields(submit: bytes) -> tuple[int, str, bytes, int]:
+    """(first octet, destination, PID/DCS, offset of TP-UDL) of an SMS-SUBMIT with its SMSC
+    field first (TS 23.040 9.2.2.2: MTI, MR, DA, PID, DCS, VP as VPF says, UDL, UD)."""
+    pos = submit[0] + 1
+    first = submit[pos]
+    if first & 0x03 != 0x01:
+        raise PduError(f"not an SMS-SUBMIT (first octet {first:02X})")
+    pos += 2  # first octet, TP-MR
+    digits, toa = submit[pos], submit[pos + 1]
+    bcd = submit[pos + 2 : pos + 2 + (digits + 1) // 2]
+    number = "".join(f"{b & 0x0F:X}{b >> 4:X}" for b in bcd)[:digits]
+    destination = ("+" if toa >> 4 & 0x07 == 1 else "") + number
+    pos += 2 + (digits + 1) // 2
+    pid_dcs = submit[pos : pos + 2]
+    pos += 2
+    vpf = first >> 3 & 0x03
+    pos += {0: 0, 2: 1, 1: 7, 3: 7}[vpf]  # TS 23.040 9.2.3.3: none, relative, enhanced, absolute
+    if pos >= len(submit) or len(pid_dcs) != 2:
+        raise PduError("SMS-SUBMIT ends before its TP-UDL")
+    return first, destination, pid_dcs, pos
+
+
+def submit_destination(submit: bytes) -> str:
+    """The TP-DA of an SMS-SUBMIT: where the network delivers it."""
+    return _submit_fields(submit)[1]
+
+
+def deliver_from_submit(
+    submit: bytes, sender: str, when: datetime, smsc: str = "+447785016005"
+) -> str:
+    """What the service centre makes of a SUBMIT for its recipient (TS 23.040 9.2.2.1): an
+    SMS-DELIVER with TP-OA the sender's number, TP-SCTS `when`, and TP-PID, TP-DCS, TP-UDHI,
+    TP-RP, TP-UDL and TP-UD exactly as the sender wrote them. SMSC field first. Written
+    from the spec here, apart from the daemon's codec."""
+    first, _destination, pid_dcs, udl_at = _submit_fields(submit)
+    # TP-MTI 00, TP-MMS 1 (no more messages waiting), UDHI and RP as the SUBMIT had them.
+    deliver_first = 0x04 | (first & 0x40) | (first & 0x80)
+    tpdu = (
+        bytes((deliver_first,))
+        + _address_field(sender)
+        + pid_dcs
+        + scts_octets(when)
+        + submit[udl_at:]
+    )
+    return (_smsc_field(smsc) + tpdu).hex().upper()
+
+
 def status_report_pdu(
     submit: bytes, reference: int, status: int, when: datetime, smsc: str = "+447785016005"
 ) -> str:
