@@ -417,6 +417,9 @@ class Daemon:
             "demo.call": lambda number, name=None, line=None: services.extra["lines"].demo_call(
                 number, name, line
             ),
+            "demo.fax": lambda number="+15551230100", line=None: services.extra["lines"].demo_fax(
+                number, line
+            ),
             "sms.send": sms_send,
             "fax.send": fax_send,
         }

@@ -48,6 +48,7 @@ class LinesService:
         self._options = options
         self._lines: dict[str, Line] = {}
         self._simulators: dict[str, Any] = {}
+        self._demo_fax: list[Any] = []  # the demo's virtual fax line and fax machine
         # Ports no probe may touch: PCM audio ports named in the machine config (a probe
         # written into a call's audio would be heard, and the audio read as AT answers).
         self.reserved: tuple[str, ...] = ()
@@ -124,6 +125,7 @@ class LinesService:
         return out
 
     def close(self) -> None:
+        self._end_demo_fax()
         for line in list(self._lines.values()):
             line.close()
         for modem in self._simulators.values():
@@ -191,6 +193,63 @@ class LinesService:
             if line is None
             else f"{line} is not a simulated line"
         )
+
+    def demo_fax(self, number: str = "+15551230100", line: str | None = None) -> str:
+        """A simulated fax machine calls a simulated analog line with Class 1 fax over a
+        virtual line (modem/simulator/fax_line.py) and sends a sample page: the call is
+        answered for voice, its calling tone hands it to the fax service, which receives
+        the page in Class 1 (Frontdesk's own T.30). Returns the line's name."""
+        from ..media.fax_send import encode_page
+        from ..modem.simulator import LineFax, VirtualLine, VoiceCaller
+
+        number = number.strip()
+        if not number or len(number) > 20 or not number.lstrip("+").isdigit():
+            raise FrontdeskError(f"{number!r} is not a phone number; use digits, e.g. +15551234567")
+        names = [line] if line else list(self._simulators)
+        for name in names:
+            modem = self._simulators.get(name)
+            if modem is None or not modem.personality.fax1_modulations:
+                continue
+            self._end_demo_fax()
+            machine = LineFax(local_id=number)
+            modem.voice.caller = VoiceCaller().send_fax_tone(at=0.5, after="play")
+            wire = VirtualLine(
+                machine,
+                modem,
+                numbers=(number, "5550100"),
+                time_scale=0.2,
+                rings=6,
+                ring_interval=DEMO_RING_INTERVAL,
+            )
+            self._demo_fax = [wire, machine]
+            page = encode_page(_demo_page(number), fine=True, mr=False, min_scan_bits=0)
+            machine.send([[page]])
+            log.info("demo: a fax machine calls %s", name)
+            return name
+        raise FrontdeskError(
+            "no simulated line takes Class 1 faxes: demo faxes work in `frontdesk demo` only"
+            if line is None
+            else f"{line} is not a simulated line with Class 1 fax"
+        )
+
+    def _end_demo_fax(self) -> None:
+        for thing in reversed(self._demo_fax):
+            thing.close()
+        self._demo_fax = []
+
+
+def _demo_page(number: str) -> Any:
+    """The demo fax's page: a letter with a heading, text and a box, A4-wide."""
+    from PIL import Image, ImageDraw
+
+    page = Image.new("L", (1728, 900), 255)
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((80, 60, 1648, 200), outline=0, width=6)
+    draw.text((120, 110), f"DEMO FAX from {number}", fill=0)
+    for row in range(8):
+        draw.text((120, 280 + row * 60), "Please confirm the order for next week. " * 3, fill=0)
+    draw.rectangle((120, 780, 700, 840), fill=0)
+    return page.convert("1", dither=Image.Dither.NONE)
 
 
 class LineFinder(Worker):

@@ -1,0 +1,54 @@
+"""`frontdesk demo fax`: a simulated fax machine calls the running demo's USR5637 line over a
+virtual line; the call is answered for voice, its calling tone hands it to the fax service,
+and the sample page is received in Class 1 (a fax record with the page, and its email)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from firmware_app import cli, demo
+from firmware_app.config import demo_config
+from firmware_app.daemon import Daemon
+from firmware_app.errors import FrontdeskError
+from firmware_app.sdnotify import Notifier
+from tests.test_daemon import free_port
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_demo_fax_from_the_cli_arrives_in_class_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(demo, "SINK_PORT", free_port())
+    daemon = Daemon(demo_config(tmp_path / "demo"), notifier=Notifier(None), web=False)
+    svc = daemon.start()
+    try:
+        lines = svc.extra["lines"]
+        deadline = time.monotonic() + 15
+        while any(s.state != "idle" for s in lines.statuses()):
+            assert time.monotonic() < deadline, lines.statuses()
+            time.sleep(0.05)
+        with pytest.raises(FrontdeskError, match="not a phone number"):
+            lines.demo_fax("fax me")
+        with pytest.raises(FrontdeskError, match="Class 1"):
+            lines.demo_fax(line="line2")  # the SIM800: no fax
+        code = cli.main(["demo", "fax", "+15551239999", "--data-dir", str(tmp_path / "demo")])
+        assert code == 0 and "calls line1" in capsys.readouterr().out
+        deadline = time.monotonic() + 60
+        while True:
+            faxes = svc.history.newest(5, where=lambda i: i.channel == "fax")
+            if faxes:
+                break
+            assert time.monotonic() < deadline, "no fax record"
+            time.sleep(0.1)
+        (fax,) = faxes
+        assert (fax.outcome, fax.name, fax.line) == ("received", "+15551239999", "line1")
+        assert fax.details["fax_class"] == "1" and fax.details["pages"] == 1
+        assert fax.details["damaged_lines"] == 0 and fax.media
+        calls = svc.history.newest(5, where=lambda i: i.channel == "call")
+        assert [c.outcome for c in calls] == ["fax"]
+    finally:
+        daemon.shutdown()
