@@ -86,6 +86,14 @@ GSM7_EXTENSION: Final[dict[int, str]] = {
 }
 _TO_BASIC: Final[dict[str, int]] = {c: i for i, c in enumerate(GSM7_BASIC) if i != ESC}
 _TO_EXT: Final[dict[str, int]] = {c: i for i, c in GSM7_EXTENSION.items()}
+_GSM7_CHARS: Final = frozenset(_TO_BASIC) | frozenset(_TO_EXT)
+_FROM_BASIC: Final[dict[int, str]] = dict(enumerate(GSM7_BASIC))
+# Text -> septet values in one str.translate: a basic character to its code, an extension
+# character to ESC and its code (as characters below 128, encoded as Latin-1 afterwards).
+_TO_SEPTETS: Final[dict[int, str]] = {
+    **{ord(c): chr(code) for c, code in _TO_BASIC.items()},
+    **{ord(c): chr(ESC) + chr(code) for c, code in _TO_EXT.items()},
+}
 
 # Limits (TS 23.040 9.2.3.16, 9.2.3.24): 140 octets of user data; a concatenation header with
 # an 8-bit reference takes 6 octets (UDHL, IEI 00, IEL 3, ref, total, seq).
@@ -102,7 +110,7 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 def is_gsm7(text: str) -> bool:
     """True when every character is in the GSM-7 default alphabet or its extension table."""
-    return all(c in _TO_BASIC or c in _TO_EXT for c in text)
+    return _GSM7_CHARS.issuperset(text)
 
 
 def choose_encoding(text: str) -> Encoding:
@@ -123,22 +131,17 @@ def _char_units(c: str, encoding: Encoding) -> int:
 
 def gsm7_septets(text: str) -> bytes:
     """Text -> septet values (one per byte), extension characters as ESC + code."""
-    out = bytearray()
-    for c in text:
-        code = _TO_BASIC.get(c)
-        if code is not None:
-            out.append(code)
-            continue
-        ext = _TO_EXT.get(c)
-        if ext is None:
-            raise SmsEncodeError(f"character {c!r} (U+{ord(c):04X}) is not in the GSM-7 alphabet")
-        out += bytes((ESC, ext))
-    return bytes(out)
+    if not _GSM7_CHARS.issuperset(text):
+        c = next(c for c in text if c not in _GSM7_CHARS)
+        raise SmsEncodeError(f"character {c!r} (U+{ord(c):04X}) is not in the GSM-7 alphabet")
+    return text.translate(_TO_SEPTETS).encode("latin-1")
 
 
 def gsm7_text(septets: bytes) -> str:
     """Septet values -> text (TS 23.038 6.2.1.1: an unknown ESC code shows the basic
     character; ESC ESC and a trailing ESC show a space)."""
+    if ESC not in septets and septets.isascii():  # no escapes: one translate
+        return septets.decode("ascii").translate(_FROM_BASIC)
     out: list[str] = []
     i, n = 0, len(septets)
     while i < n:
@@ -211,11 +214,16 @@ def split_text(text: str, encoding: Encoding | None = None) -> list[str]:
     if enc == "8bit":
         raise SmsEncodeError("split_text splits text; send 8-bit data with encode_submit")
     single, multi = (SINGLE_GSM7, MULTI_GSM7) if enc == "gsm7" else (SINGLE_UCS2, MULTI_UCS2)
-    sizes = [_char_units(c, enc) for c in text]
-    if enc == "gsm7" and not is_gsm7(text):
+    if encoding == "gsm7" and not is_gsm7(text):
         raise SmsEncodeError("text holds characters outside the GSM-7 alphabet; use ucs2")
+    if enc == "gsm7":
+        sizes = [2 if c in _TO_EXT else 1 for c in text]
+    else:
+        sizes = [2 if c > "\uffff" else 1 for c in text]
     if sum(sizes) <= single:
         return [text]
+    if len(sizes) == sum(sizes):  # every character one unit: plain slices
+        return [text[i : i + multi] for i in range(0, len(text), multi)]
     parts: list[str] = []
     start = used = 0
     for i, size in enumerate(sizes):
