@@ -1,6 +1,7 @@
-"""Messages pages and the SMS API: threads by contact or number, conversations with states, compose with
-the server's count, hostile texts escaped, validation naming the field; one headless Chromium
-pass (phone and desktop screenshots) that also checks the live counter against count_text."""
+"""Messages pages and the SMS API: threads by contact or number, conversations with states,
+compose with the server's count, hostile texts escaped, validation naming the field; one
+headless Chromium pass (phone and desktop screenshots) that also checks the live counter
+against count_text."""
 
 from __future__ import annotations
 
