@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -39,6 +40,8 @@ from ..errors import FrontdeskError
 
 if TYPE_CHECKING:
     from PIL import Image
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_PAGES",
@@ -522,12 +525,22 @@ def _emit(stdout: IO[bytes], message: dict[str, Any]) -> None:
     stdout.flush()
 
 
-def _limit_memory(limit: int) -> None:
+def _limit_memory(limit: int) -> str:
+    """Cap this process's address space; "" when done, else why not. Through prlimit64,
+    which the service's system-call filter allows (@system-service; glibc's setrlimit uses
+    it too), never the setrlimit system call (@resources, refused by the unit)."""
     import resource
 
-    if limit > 0:
-        with contextlib.suppress(ValueError, OSError):
+    if limit <= 0:
+        return ""
+    try:
+        resource.prlimit(0, resource.RLIMIT_AS, (limit, limit))
+    except (ValueError, OSError) as exc:
+        try:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        except (ValueError, OSError):
+            return str(exc)
+    return ""
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -605,7 +618,9 @@ def _render_thumbnail(request: dict[str, Any], stdout: IO[bytes]) -> None:
 
 def _child(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     request: dict[str, Any] = json.loads(stdin.read())
-    _limit_memory(int(request.get("memory", RENDER_MEMORY)))
+    unlimited = _limit_memory(int(request.get("memory", RENDER_MEMORY)))
+    if unlimited:
+        _emit(stdout, {"unlimited": unlimited})
     lower_priority()
     try:
         if request.get("job") == "thumbnail":
@@ -757,6 +772,12 @@ class UploadRenderer:
                 timer.daemon = True
                 timer.start()
                 message = json.loads(raw)
+                if "unlimited" in message:
+                    log.warning(
+                        "the page renderer runs without its memory limit: %s",
+                        message["unlimited"],
+                    )
+                    continue
                 if "pages" in message:
                     total = int(message["pages"])
                 elif "page" in message:

@@ -6,9 +6,12 @@ a stuck or stopped child ended."""
 from __future__ import annotations
 
 import io
+import json
+import platform
 import struct
 import subprocess
 import sys
+import textwrap
 import threading
 import zlib
 from pathlib import Path
@@ -216,3 +219,78 @@ def test_a_received_fax_pdf_gets_a_thumbnail(tmp_path: Path) -> None:
     (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 nothing")
     with pytest.raises(UploadError, match="cannot be read"):
         UploadRenderer().thumbnail(tmp_path / "bad.pdf", tmp_path / "t.png")
+
+
+# -- under the service's sandbox ------------------------------------------------------------------
+
+# (AUDIT_ARCH_*, (setrlimit, setpriority)) from linux/audit.h and the syscall tables: the two
+# calls of @resources a child would use, which systemd/frontdesk.service refuses (EPERM).
+SECCOMP_ARCHES = {"x86_64": (0xC000003E, (160, 141)), "aarch64": (0xC00000B7, (164, 140))}
+
+SANDBOXED = textwrap.dedent(
+    """
+    import ctypes, json, sys
+    from pathlib import Path
+    audit, (setrlimit, setpriority) = json.loads(sys.argv[1])
+
+    class Insn(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte),
+                    ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint32)]
+
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Insn))]
+
+    LD_ABS, JEQ, RET = 0x20, 0x15, 0x06
+    ALLOW, EPERM = 0x7FFF0000, 0x00050000 | 1
+    insns = [
+        Insn(LD_ABS, 0, 0, 4),            # seccomp_data.arch
+        Insn(JEQ, 0, 3, audit),           # another ABI: allow
+        Insn(LD_ABS, 0, 0, 0),            # seccomp_data.nr
+        Insn(JEQ, 2, 0, setrlimit),
+        Insn(JEQ, 1, 0, setpriority),
+        Insn(RET, 0, 0, ALLOW),
+        Insn(RET, 0, 0, EPERM),           # as SystemCallErrorNumber=EPERM
+    ]
+    table = (Insn * len(insns))(*insns)
+    prog = Prog(len(insns), table)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS, as NoNewPrivileges=yes
+        sys.exit("no_new_privs: errno %d" % ctypes.get_errno())
+    if libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:  # PR_SET_SECCOMP, FILTER
+        sys.exit("seccomp: errno %d" % ctypes.get_errno())
+
+    from firmware_app.media.fax_render import UploadError, UploadRenderer
+    folder = Path(sys.argv[2])
+    try:
+        UploadRenderer(memory=96 * 1024 * 1024).render(folder / "upload", folder)
+        print(json.dumps("drawn"))
+    except UploadError as exc:
+        print(json.dumps(str(exc)))
+    """
+)
+
+
+def test_the_memory_limit_holds_under_the_service_sandbox(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The render child, started from a process whose seccomp filter refuses setrlimit and
+    setpriority as the systemd unit's does, still gets its memory limit (prlimit64)."""
+    arch = SECCOMP_ARCHES.get(platform.machine())
+    if arch is None:
+        pytest.skip(f"no seccomp table for {platform.machine()}")
+    big = Image.new("P", (5000, 4000), 0)
+    big.putpalette([0, 0, 0, 255, 255, 255])
+    big.save(tmp_path / "upload", "PNG", transparency=1)
+    del big
+    done = subprocess.run(
+        [sys.executable, "-c", SANDBOXED, json.dumps(arch), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout)
+    assert "needs more memory than Frontdesk allows" in said, said
+    assert "without its memory limit" not in done.stderr
