@@ -80,8 +80,9 @@ MAX_TALL: Final = 3
 TURN_GAIN: Final = 1.2
 PREVIEW_WIDTH: Final = 432  # a quarter of the fax width: 432 x 595 for A4
 # The child's address space: Python with Pillow, pypdfium2 and img2pdf maps about 60 MB;
-# the rest is for one page and its decoding.
-RENDER_MEMORY: Final = 384 * 1024 * 1024
+# the rest is for one page and its decoding (a 40-megapixel photo fits). Below the service's
+# MemoryMax=300M (systemd/frontdesk.service), so the child meets its own limit first.
+RENDER_MEMORY: Final = 256 * 1024 * 1024
 STALL_TIMEOUT: Final = 120.0  # seconds the child may take to start, or to draw one page
 
 _MAGIC: Final[tuple[tuple[bytes, UploadKind], ...]] = (
