@@ -97,7 +97,8 @@ class Class1Sim:
         self._buf = bytearray()
         self._dle = False
         self._waiting_for = 0.0
-        # What went out, for tests: ("frame", octets) and ("data", code, bytes).
+        # What went out in the current call, for tests: ("frame", octets) and ("data",
+        # code, carrier); cleared when a call starts.
         self.sent: list[tuple[object, ...]] = []
 
     # -- state ------------------------------------------------------------------------------
@@ -163,6 +164,7 @@ class Class1Sim:
         self.engine.call_state = "active"
         self.engine.voice.ended()
         self.rx = None
+        self.sent = []
         self._set("answer")
         self.tx = end.start_carrier("v21", V21, lead=CED_S)
         self._at(self.tx.started, self._answered)
@@ -191,6 +193,7 @@ class Class1Sim:
         self.engine.call_state = "active"
         self._set("dial")
         self.rx = None
+        self.sent = []
         self._at(time.monotonic() + self._s7(), lambda: self._give_up("NO CARRIER"))
         return [], None
 

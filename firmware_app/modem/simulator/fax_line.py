@@ -382,8 +382,9 @@ class VirtualLine:
         with self.lock:
             self.ends[side].offhook = on
 
-    def cut(self) -> None:
-        """The line drops: both ends hear the call end."""
+    def cut(self, *, now: bool = False) -> None:
+        """The line drops: both ends hear the call end (`now`: told on this thread, which
+        must hold no modem's lock; else on the line's thread)."""
         with self.lock:
             if self.call == "idle":
                 return
@@ -394,7 +395,10 @@ class VirtualLine:
         for end in self.ends:
             owner = end.owner
             if owner is not None:
-                self.post(owner.far_end_gone)
+                if now:
+                    owner.far_end_gone()
+                else:
+                    self.post(owner.far_end_gone)
 
     # -- the line's thread -------------------------------------------------------------------
 
@@ -431,8 +435,9 @@ class VirtualLine:
                 log.exception("virtual fax line: a notification failed")
 
     def close(self) -> None:
-        """Hang up and stop the line's thread (safe twice)."""
-        self.cut()
+        """Hang up and stop the line's thread (safe twice). Call it from a thread that holds
+        no simulated modem's lock (a test, the demo)."""
+        self.cut(now=True)
         with self._cond:
             self._closed = True
             self._timers.clear()
