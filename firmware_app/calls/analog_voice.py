@@ -41,6 +41,7 @@ from ..protocol.voice import (
     DleDecoder,
     Dtmf,
     End,
+    Flow,
     HangupDetector,
     Tone,
     VoiceEvent,
@@ -53,6 +54,8 @@ from ..protocol.voice import (
     end_duplex,
     end_play,
     escape,
+    ifc_offers,
+    parse_ifc,
     quirks_for,
     record_commands,
     stop_record,
@@ -70,6 +73,7 @@ FRAME = RATE // 50  # 20 ms: what a bridge moves at a time
 DUPLEX_SILENCE = 120.0  # seconds of a silent line that end a joined call (no DLE l, no tone)
 DUPLEX_END_WAIT = 2.0  # seconds to wait for DLE ETX after DLE ^ (then DLE ! is tried)
 DUPLEX_KEEP = 0.5  # seconds of the caller's audio held when nobody takes it (then dropped)
+XOFF_LIMIT = 2.0  # seconds to hold our audio after the modem's XOFF without its XON
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +201,10 @@ class AnalogVoiceChannel:
         self._duplex_refused = False
         self._write_lock = threading.Lock()  # our audio and DLE ^ never interleave
         self._digits: deque[str] = deque()  # keys pressed during duplex
+        # V.250 +IFC around our transmit state: (what to set, what to put back), when the
+        # modem offers software flow control towards us and does not use it already.
+        self._flow: tuple[tuple[int, int], tuple[int, int]] | None = None
+        self.flow_control = "not asked"  # for logs: what the modem does to slow us down
         self._unsubscribe: Callable[[], None] | None = None
         if bus is not None:
             self._unsubscribe = bus.subscribe(CallerHungUp, self._on_caller_hung_up)
@@ -510,7 +518,38 @@ class AnalogVoiceChannel:
             raise RuntimeError(f"the modem refused {fmt.command}")
         self.format = fmt
         log.info("%s: voice audio %s (%s)", self.line.name, fmt.name, fmt.command)
+        self._flow_setup()
         return fmt
+
+    def _flow_setup(self) -> None:
+        """Which flow control the modem offers (V.250 6.2.12 `AT+IFC=?`) and uses (`AT+IFC?`).
+        Software flow control (<DTE_by_DCE> 1: it sends XOFF/XON) works over any port, so
+        while we play it is switched on (and put back after); the modem's XOFF then holds our
+        audio until its XON. Without `+IFC` (USR5637) pacing is all there is, besides a USB
+        modem's own (its endpoint takes no more than it can hold)."""
+        current = self._command("AT+IFC?")
+        now = parse_ifc(current.lines) if isinstance(current, Response) else None
+        if now is None:
+            self.flow_control = "none offered (+IFC): paced by the clock"
+            return
+        if now[1] == 1:
+            self.flow_control = "XON/XOFF (the modem's setting)"
+            return
+        offered = self._command("AT+IFC=?")
+        if isinstance(offered, Response) and ifc_offers(offered.lines, 1):
+            # Never 1 the other way: our audio holds DC1/DC3 bytes the modem must not obey.
+            self._flow = ((0 if now[0] == 1 else now[0], 1), now)
+            self.flow_control = "XON/XOFF while playing (AT+IFC)"
+        else:
+            self.flow_control = f"+IFC {now[0]},{now[1]}: paced by the clock"
+        log.info("%s: flow control: %s", self.line.name, self.flow_control)
+
+    def _set_flow(self, values: tuple[int, int]) -> bool:
+        answer = self._command(f"AT+IFC={values[0]},{values[1]}")
+        if not isinstance(answer, Response):
+            log.info("%s: AT+IFC=%d,%d refused", self.line.name, *values)
+            return False
+        return True
 
     def _enter(self, text: str, stream: _Stream) -> bool:
         self._states += 1
@@ -555,22 +594,45 @@ class AnalogVoiceChannel:
         stream = _Stream(
             DleDecoder(keep_audio=False, bytes_per_second=fmt.bytes_per_second), self.clock
         )
-        if not self._enter("AT+VTX", stream):
-            return PlayResult(reason="error")
+        flow = self._flow is not None and self._set_flow(self._flow[0])
+        try:
+            if not self._enter("AT+VTX", stream):
+                return PlayResult(reason="error")
+            return self._transmit(data, fmt, stream, stop_digits)
+        finally:
+            if flow and self._flow is not None:
+                self._set_flow(self._flow[1])
+
+    def _transmit(
+        self, data: bytes, fmt: VoiceFormat, stream: _Stream, stop_digits: str
+    ) -> PlayResult:
         speed, lead = self.pacing.speed, self.pacing.lead
         start = self.clock()
         sent = 0.0
         digits = ""
         reason: EndReason = "done"
+        paused: float | None = None  # since when the modem's XOFF holds us
+        held = 0.0  # seconds the modem held us: its clock, not ours, paces the rest
+
+        def resume() -> None:
+            nonlocal paused, held
+            if paused is not None:
+                held += self.clock() - paused
+                paused = None
 
         def drain(wait: float) -> EndReason:
-            nonlocal digits
+            nonlocal digits, paused
             deadline = self.clock() + wait
             while True:
                 ev = stream.get(deadline - self.clock())
                 if ev is None:
                     return "hangup" if self._stop.is_set() or self._gone.is_set() else "done"
-                if isinstance(ev, Dtmf):
+                if isinstance(ev, Flow):
+                    if ev.paused and paused is None:
+                        paused = self.clock()
+                    elif not ev.paused:
+                        resume()
+                elif isinstance(ev, Dtmf):
                     t = (self.clock() - start) * speed
                     if self._key(ev.digit, t, "modem"):
                         digits += ev.digit
@@ -586,8 +648,16 @@ class AnalogVoiceChannel:
                     return "error"
 
         for chunk in chunks(data, self.pacing.chunk_ms, fmt.rate, fmt.bytes_per_sample):
-            ahead = sent - (self.clock() - start) * speed
+            ahead = sent - (self.clock() - start - held) * speed
             reason = drain(max(0.0, (ahead - lead) / speed))
+            while reason == "done" and paused is not None:  # XOFF: wait for XON
+                if self.clock() - paused > XOFF_LIMIT:
+                    log.warning(
+                        "%s: no XON %.0f s after XOFF; going on", self.line.name, XOFF_LIMIT
+                    )
+                    resume()
+                    break
+                reason = drain(0.02)
             if reason != "done":
                 break
             self.line.write_data(chunk.data)
@@ -595,7 +665,7 @@ class AnalogVoiceChannel:
         stream.text_only = True
         self.line.write_data(end_play(self.quirks) if reason == "done" else abort_play(self.quirks))
         self._leave(stream, "AT+VTX")
-        played = min(sent, (self.clock() - start) * speed)
+        played = min(sent, (self.clock() - start - held) * speed)
         return PlayResult(reason=reason, digits=digits, seconds=round(played, 3))
 
     def _listen(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -28,6 +28,7 @@ __all__ = [
     "DleDecoder",
     "Dtmf",
     "End",
+    "Flow",
     "Hangup",
     "HangupDetector",
     "Tone",
@@ -43,7 +44,9 @@ __all__ = [
     "end_duplex",
     "end_play",
     "escape",
+    "ifc_offers",
     "parse_dtmf_urc",
+    "parse_ifc",
     "parse_vsm_options",
     "quirks_for",
     "record_commands",
@@ -455,6 +458,56 @@ class UnknownDle(VoiceEvent):
     code: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Flow(VoiceEvent):
+    """Software flow control from the modem in the transmit state (V.250 6.2.12 `+IFC`
+    <DTE_by_DCE> 1: DC3 = XOFF, stop sending; DC1 = XON, go on). Only where the modem
+    sends no audio (`DleDecoder(keep_audio=False)`): in audio the bytes are samples."""
+
+    paused: bool
+
+
+XON: Final = 0x11  # DC1
+XOFF: Final = 0x13  # DC3
+
+
+def parse_ifc(lines: Sequence[str]) -> tuple[int, int] | None:
+    """`+IFC: <DCE_by_DTE>,<DTE_by_DCE>` (the answer to `AT+IFC?`), or None."""
+    for line in lines:
+        if line.upper().startswith("+IFC:"):
+            parts = line.split(":", 1)[1].split(",")
+            try:
+                return int(parts[0]), int(parts[1])
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
+def ifc_offers(lines: Sequence[str], dte_by_dce: int) -> bool:
+    """Whether `AT+IFC=?` (`+IFC: (0-2),(0-2)`) lists `dte_by_dce` for the second value."""
+    for line in lines:
+        if not line.upper().startswith("+IFC:"):
+            continue
+        groups = re.findall(r"\(([^)]*)\)", line)
+        if len(groups) < 2:
+            return False
+        return dte_by_dce in _values(groups[1])
+    return False
+
+
+def _values(text: str) -> set[int]:
+    out: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        try:
+            a = int(low)
+            b = int(high) if high else a
+        except ValueError:
+            continue
+        out.update(range(a, b + 1))
+    return out
+
+
 DTMF_DIGITS: Final = "0123456789*#ABCD"
 
 # DLE codes from the modem: V.253 table 15 / IS-101, USR 56K command reference table 6-2,
@@ -587,6 +640,10 @@ class DleDecoder:
     # -- internals ---------------------------------------------------------------------------
 
     def _sample(self, byte: int) -> None:
+        if not self._keep_audio and byte in (XON, XOFF):
+            # No audio comes in the transmit state: DC1/DC3 are the modem's flow control.
+            self._emit(Flow(paused=byte == XOFF))
+            return
         self._audio_pos += 1
         if not self._keep_audio:
             return

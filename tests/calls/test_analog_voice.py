@@ -222,6 +222,33 @@ def test_recording_ends_at_once_when_the_ok_comes_with_dle_etx(
         line.close()
 
 
+def test_a_slow_modem_stops_playback_with_xoff_and_loses_nothing(
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    bus: EventBus,
+) -> None:
+    """The Conexant offers software flow control (+IFC (0-2),(0-2), set to 2,2): while we
+    play, it is switched to XON/XOFF towards us and put back after. A modem whose audio clock
+    runs 15 % slow fills its 4 KiB buffer; its XOFF holds our audio until its XON, so all of
+    an 8 s greeting arrives and nothing overruns."""
+    modem = make_modem("cx93010")
+    modem.voice.drain_rate = 0.85
+    line = make_line(modem.path)
+    channel = answered(modem, line, recorder, bus)
+    greeting = speech(8.0)
+    result = channel.play(greeting, stop_digits="")
+    assert result.reason == "done"
+    played = modem.voice.played[-1]
+    assert modem.voice.xoffs >= 1  # the buffer filled: the modem said stop
+    assert played.overruns == 0
+    assert bytes(played.data) == codecs.encode(greeting, "ulaw")
+    commands = modem.commands
+    assert commands.index("AT+IFC=2,1") < commands.index("AT+VTX") < commands.index("AT+IFC=2,2")
+    assert "XON/XOFF" in channel.flow_control
+    channel.hang_up()
+
+
 def test_silence_ends_the_recording_and_keys_stop_playback(
     make_modem: Callable[..., SimulatedModem],
     make_line: Callable[..., Line],

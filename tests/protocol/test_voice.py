@@ -15,6 +15,7 @@ from firmware_app.protocol.voice import (
     DleDecoder,
     Dtmf,
     End,
+    Flow,
     HangupDetector,
     Tone,
     UnknownDle,
@@ -26,7 +27,9 @@ from firmware_app.protocol.voice import (
     end_duplex,
     end_play,
     escape,
+    ifc_offers,
     parse_dtmf_urc,
+    parse_ifc,
     parse_vsm_options,
     quirks_for,
     record_commands,
@@ -335,7 +338,63 @@ def test_repeat_gap_uses_now_during_playback() -> None:
     assert dec.feed(D + b"3", now=10.07) == []  # held
     assert dec.feed(D + b"3", now=10.14) == []  # held
     assert dec.feed(D + b"3", now=10.6) == [Dtmf(digit="3")]  # pressed again
-    assert dec.feed(b"\x11\x13" + D + b"#", now=11.0) == [Dtmf(digit="#")]  # XON/XOFF ignored
+    assert dec.feed(b"\x13" + D + b"#" + b"\x11", now=11.0) == [
+        Flow(paused=True),
+        Dtmf(digit="#"),
+        Flow(paused=False),
+    ]  # the modem's software flow control (+IFC <DTE_by_DCE> 1)
+
+
+FLOW_TABLE = [
+    # (name, bytes from the modem, keep_audio, events: Flow as "XOFF"/"XON", audio as bytes)
+    ("transmit: XOFF then XON", b"\x13\x11", False, ["XOFF", "XON"]),
+    ("transmit: XOFF, a key, XON", b"\x13" + D + b"5\x11", False, ["XOFF", ("DTMF", "5"), "XON"]),
+    ("transmit: shielded DC3 is no XOFF", D + b"\x13", False, [("UNKNOWN", 0x13)]),
+    ("transmit: other stray bytes dropped", b"\x00\x13\xff", False, ["XOFF"]),
+    ("receive: DC1/DC3 are samples", b"\x11\x13\x80", True, [b"\x11\x13\x80"]),
+]
+
+
+@pytest.mark.parametrize("one_by_one", [False, True], ids=["whole", "bytewise"])
+@pytest.mark.parametrize(
+    ("name", "data", "keep", "expected"), FLOW_TABLE, ids=[r[0] for r in FLOW_TABLE]
+)
+def test_flow_control_in_the_transmit_state(
+    name: str, data: bytes, keep: bool, expected: list[object], one_by_one: bool
+) -> None:
+    dec = DleDecoder(keep_audio=keep)
+    events: list[VoiceEvent] = []
+    for piece in [data[i : i + 1] for i in range(len(data))] if one_by_one else [data]:
+        events += dec.feed(piece, now=1.0)
+    got: list[object] = []
+    for ev in events:
+        if isinstance(ev, Flow):
+            got.append("XOFF" if ev.paused else "XON")
+        else:
+            got += summarise([ev])
+    merged: list[object] = []
+    for item in got:
+        if isinstance(item, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] += item
+        else:
+            merged.append(item)
+    assert merged == expected
+
+
+@pytest.mark.parametrize(
+    ("lines", "current", "offers_xon"),
+    [
+        (["+IFC: (0-2),(0-2)"], None, True),  # Conexant CX93001 command reference
+        (["+IFC: (0,2),(0,2)"], None, False),
+        (["+IFC: 2,2"], (2, 2), False),
+        (["+IFC: 0,1"], (0, 1), False),
+        (["OK"], None, False),
+        (["+IFC: x"], None, False),
+    ],
+)
+def test_ifc_answers(lines: list[str], current: tuple[int, int] | None, offers_xon: bool) -> None:
+    assert parse_ifc(lines) == current
+    assert ifc_offers(lines, 1) is offers_xon
 
 
 def test_escaped_dle_at_the_end_waits_for_the_next_code_or_flush() -> None:

@@ -165,7 +165,7 @@ CX93010 = Personality(
     sources=(
         "REFERENCE.md 1: Zoom 3095 / Conexant CX93010 row, Caller ID, Voice mode",
         "home-assistant/core issue #57765 (+VCID lost after reset)",
-        "Conexant CX93001 AT command reference (ATI, +GMx, -SCID)",
+        "Conexant CX93001 AT command reference (ATI, +GMx, -SCID, +IFC)",
         "ITU-T V.253 (+VSM=?, +VLS, +VCID)",
     ),
     info={
@@ -183,6 +183,7 @@ CX93010 = Personality(
     revision="CX93001-EIS_V0.2013-V92",
     commands=frozenset(
         {"+GMI", "+GMM", "+GMR", "+FCLASS", "+VSM", "+VLS", "+VCID", "+GCI", "-SCID", "+VTS"}
+        | {"+IFC"}  # V.250 flow control, (0-2),(0-2), default 2,2 (CX93001 reference)
         | _VOICE_COMMANDS
         | CLASS1_COMMANDS
         | CLASS2_COMMANDS  # used only when +FCLASS=2 is offered (quirk "class2")

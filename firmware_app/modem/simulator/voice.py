@@ -51,6 +51,11 @@ CAN = 0x18
 TICK = 0.02  # seconds of real time between audio deliveries while recording
 KEY_REPEAT = 0.07  # a held key is reported again this often (REFERENCE.md 1)
 BUFFER_BYTES = 4096
+# With +IFC <DTE_by_DCE> 1 the modem stops the host with XOFF (DC3) when its transmit buffer
+# is this full and lets it go on with XON (DC1) once it has drained to XON_AT (V.250 6.2.12;
+# the marks are the simulator's own: no manual gives them).
+XOFF_AT = BUFFER_BYTES // 2
+XON_AT = BUFFER_BYTES // 4
 
 HangupHow = Literal["loop_break", "dial_tone", "busy", "silence"]
 
@@ -159,6 +164,11 @@ class VoiceSim:
         self.clock = clock
         self.caller: VoiceCaller | None = None
         self.speed = 1.0
+        # The modem's audio clock against the nominal rate (< 1: slower, so the transmit
+        # buffer fills when the host keeps to the nominal rate).
+        self.drain_rate = 1.0
+        self.xoffs = 0  # XOFFs sent in the transmit state
+        self._xoff = False
         self.played: list[Played] = []
         self.recorded: list[Recorded] = []
         self.mode: Literal["", "vtx", "vrx", "vtr"] = ""
@@ -258,6 +268,7 @@ class VoiceSim:
         self._level = 0.0
         self._level_at = self.clock()
         self._play_started = self.clock()
+        self._xoff = False
         self._schedule_tick()
         return True
 
@@ -353,19 +364,47 @@ class VoiceSim:
             self._held_dle = False
             self._sample(DLE)
 
+    def _drained(self, codec: str) -> float:
+        """Bring the transmit buffer's level to now; returns it."""
+        now = self.clock()
+        rate = RATE * _width(codec) * self.speed * self.drain_rate
+        self._level = max(0.0, self._level - (now - self._level_at) * rate)
+        self._level_at = now
+        return self._level
+
     def _sample(self, b: int) -> None:
         if self.mode not in ("vtx", "vtr"):
             return
         play = self.played[-1]
-        now = self.clock()
-        drained = (now - self._level_at) * RATE * _width(play.codec) * self.speed
-        self._level = max(0.0, self._level - drained)
-        self._level_at = now
+        self._drained(play.codec)
         if self._level + 1 > BUFFER_BYTES:
             play.overruns += 1
             return
         self._level += 1
         play.data.append(b)
+        xon_xoff = self.mode == "vtx" and self.engine.ifc[1] == 1
+        if xon_xoff and not self._xoff and self._level >= XOFF_AT:
+            self._xoff = True
+            self.xoffs += 1
+            self.engine.host.write(self.port, b"\x13")
+            self._xon_later(play.codec)
+
+    def _xon_later(self, codec: str) -> None:
+        """XON once the buffer has drained to XON_AT (or the transmit state ended)."""
+        gen, count = self._gen, len(self.played)
+        rate = RATE * _width(codec) * self.speed * self.drain_rate
+        wait = max(0.0, (self._level - XON_AT) / rate)
+
+        def check() -> None:
+            if gen != self._gen or count != len(self.played) or self.mode != "vtx":
+                return
+            if self._drained(codec) > XON_AT:
+                self._xon_later(codec)
+                return
+            self._xoff = False
+            self.engine.host.write(self.port, b"\x11")
+
+        self.engine.host.call_later(wait + 0.001, check)
 
     def _end_play(self, how: str) -> None:
         play = self.played[-1]
@@ -373,7 +412,8 @@ class VoiceSim:
             play.ended = how
         play.seconds_real = self.clock() - self._play_started
         self.mode = ""
-        wait = 0.0 if play.ended == "abort" else self._level / (RATE * _width(play.codec))
+        rate = RATE * _width(play.codec) * self.drain_rate
+        wait = 0.0 if play.ended == "abort" else self._drained(play.codec) / rate
         gen = self._gen
         port = self.port
 
