@@ -131,6 +131,7 @@ class CallRunner:
         self._orphans: dict[str, list[dict[str, Any]]] = {}  # line -> markers still ringing
         self._grace: threading.Timer | None = None
         self.fallback_greetings = DefaultGreetings()
+        self._text_back_lock = threading.Lock()
 
     # -- from the call service (line threads: never block) -----------------------------------
 
@@ -741,9 +742,9 @@ class CallRunner:
             return None, ""
         return getattr(contact, "id", None), getattr(contact, "name", "") or ""
 
-    def _remember_text_back(self, number: str, now: datetime) -> bool:
-        """Note a text-back to `number` unless one went out in the last 24 h. Kept in the store
-        (a restart must not text the same caller twice) and pruned to the last 24 h."""
+    def _texted_recently(self, number: str, now: datetime) -> bool:
+        """Whether a text-back went to `number` in the last 24 h. Kept in the store (a restart
+        must not text the same caller twice), pruned to the last 24 h as it is read."""
         table = self.services.store.table("calls", "text_back")
         recent = False
         for row in table.all():
@@ -756,13 +757,14 @@ class CallRunner:
                 table.remove(row.doc_id)
             elif row.get("number") == number:
                 recent = True
-        if not recent:
-            table.insert({"number": number, "at": now.isoformat()})
-        return not recent
+        return recent
 
     def text_back(self, number: str) -> bool:
         """Missed-call text-back: an SMS to `number`, at most once per number per 24 h, when
-        the owner switched it on and an SMS service exists. True when a text was queued."""
+        the owner switched it on, an SMS service exists and the number can take texts (a
+        mobile, or a number its plan does not tell from one: `can_take_texts`). The number
+        counts as texted only once the text was queued, so a refused send is tried again at
+        the next missed call. True when a text was queued."""
         if not number:
             return False
         settings = self.services.settings.get()
@@ -772,18 +774,42 @@ class CallRunner:
         send = getattr(sms, "send", None)
         if not callable(send):
             return False
-        now = self._wall()
-        with self._lock:
-            if not self._remember_text_back(number, now):
-                return False
+        if not can_take_texts(number):
+            log.info("missed-call text-back: %s is no mobile number; not texted", number)
+            return False
         name = settings.business.name or "us"
         text = f"Sorry we missed your call to {name}. Please call again or leave a message."
-        try:
-            send(number, text)
-        except Exception as exc:
-            log.info("missed-call text-back not sent: %s", exc)
-            return False
+        now = self._wall()
+        with self._text_back_lock:  # one check-send-note at a time: never twice in a day
+            if self._texted_recently(number, now):
+                return False
+            try:
+                send(number, text)
+            except Exception as exc:
+                log.info("missed-call text-back not sent (tried again next time): %s", exc)
+                return False
+            self.services.store.table("calls", "text_back").insert(
+                {"number": number, "at": now.isoformat()}
+            )
         return True
+
+
+_TEXTABLE = ("MOBILE", "FIXED_LINE_OR_MOBILE", "PAGER")
+
+
+def can_take_texts(number: str) -> bool:
+    """Whether an E.164 `number` can take a text, by its numbering plan (phonenumbers): a
+    mobile, or a number the plan cannot tell from one (NANP: every number is "fixed line or
+    mobile"). Landlines, free phone, premium and shared-cost numbers, and numbers the plan
+    does not know, cannot."""
+    import phonenumbers  # only when a text-back is due
+
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return False
+    kind = phonenumbers.number_type(parsed)
+    return any(kind == getattr(phonenumbers.PhoneNumberType, name) for name in _TEXTABLE)
 
 
 def _number(raw: str, validity: str, country: str) -> str:

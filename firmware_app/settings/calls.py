@@ -37,7 +37,7 @@ class Calls:
         False,
         label="Text back missed callers",
         help="Send an SMS to a caller who hung up without a message, at most once a day "
-        "per number (needs a GSM line).",
+        "per number, only to numbers that can take texts (mobiles; needs a GSM line).",
     )
     blocked_message: bool = setting(
         False,
