@@ -518,13 +518,29 @@ class ForwardingService:
                     "once (voice duplex, AT+VTR) without echo cancellation, so staff may hear "
                     "themselves faintly."
                 )
-            if status.kind == "analog":
-                methods.append("hook-flash transfer (PBX or Centrex lines)")
+            caps = getattr(line, "capabilities", None)
+            fax_only = bool(getattr(caps, "fax_only", False))
+            if status.kind == "analog" and bool(getattr(caps, "can_transfer", False)):
+                methods.append("hook-flash transfer (set as on a phone system)")
                 notes.append(
                     "Hook-flash transfer is not verified on hardware; the call leaves "
                     "Frontdesk once transferred."
                 )
-            if not methods:
+            elif status.kind == "analog" and not fax_only:
+                notes.append(
+                    "Hook-flash transfer only on a line set as on a phone system (PBX or "
+                    "Centrex: Settings, Lines) with a voice modem."
+                )
+            if status.kind == "analog" and not fax_only:
+                rules = self._settings.get().rules
+                if rules.office_phone:
+                    notes.append(
+                        f"While open, the office phone on this line rings first for about "
+                        f"{rules.ring_seconds} s; then Frontdesk answers."
+                    )
+            if fax_only:
+                notes.append("Set as fax-only: every call is answered as a fax.")
+            elif not methods:
                 notes.append("This line cannot put calls through: callers leave a voicemail.")
             out.append(LineAbility(status.name, status.kind, tuple(methods), tuple(notes)))
         return out

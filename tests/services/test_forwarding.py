@@ -23,6 +23,7 @@ from firmware_app.services.forwarding import CallRecordings, ForwardingService, 
 from firmware_app.services.routing import RoutingService
 from firmware_app.services.scheduler import Scheduler
 from firmware_app.services.settings import SettingsService
+from firmware_app.settings.lines import Lines
 from firmware_app.settings.routing import RotaEntry, StaffMember
 from firmware_app.store import Store
 from tests.modem.conftest import Recorder, bus, make_line, make_modem, recorder  # noqa: F401
@@ -163,6 +164,35 @@ def test_not_managed_leaves_the_network_alone(
         assert not any("CCFC" in c for c in modem.commands)
         (ability,) = service.abilities()
         assert ability.kind == "gsm" and ability.methods[0].startswith("network forwarding")
+    finally:
+        service.close()
+
+
+def test_hook_flash_is_offered_only_on_lines_set_as_on_a_phone_system(
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    world: tuple[SettingsService, RoutingService, Clock, Scheduler],
+) -> None:
+    """The page lists what the routing can really do: a hook-flash transfer only on a voice
+    line the owner marked as on a PBX/Centrex (`lines.transfer_lines`); a plain line says it
+    rings the office phone first; a fax-only line takes faxes."""
+    settings, routing, _, _ = world
+    lines_settings = Lines(transfer_lines=["line1"], fax_only=["line3"])
+    made = []
+    for name in ("line1", "line2", "line3"):
+        modem = make_modem("usr5637", link_name=f"tty-{name}")
+        made.append(make_line(modem.path, settings=lines_settings, name=name))
+        recorder.wait(ev.LineUp, lambda e, n=name: e.line == n, timeout=10)
+    service = ForwardingService(settings, routing, lambda: made)
+    try:
+        pbx, plain, fax = service.abilities()
+        assert pbx.methods == ("hook-flash transfer (set as on a phone system)",)
+        assert plain.methods == ()
+        assert any("only on a line set as on a phone system" in n for n in plain.notes)
+        assert any("office phone on this line rings first for about 35 s" in n for n in plain.notes)
+        assert fax.methods == () and "fax-only" in " ".join(fax.notes)
+        assert not any("hook-flash" in m for a in (plain, fax) for m in a.methods)
     finally:
         service.close()
 
