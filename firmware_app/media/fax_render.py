@@ -72,6 +72,11 @@ MAX_PAGES: Final = 50
 # reduced scale, close to the fax size, so they can be larger).
 MAX_PIXELS: Final = 40_000_000
 MAX_JPEG_PIXELS: Final = 120_000_000
+# Pillow holds these modes in 4 bytes a pixel (transparency, CMYK, more than 8 bits): half.
+MAX_WIDE_PIXELS: Final = 20_000_000
+_WIDE_MODES: Final = frozenset(
+    {"RGBA", "RGBa", "LA", "La", "PA", "RGBX", "CMYK", "I", "F", "I;16", "I;16B", "I;16L"}
+)
 # A page up to three A4 pages tall is shrunk onto one sheet; a taller one is refused (drawn
 # at 1728 across it would need a bitmap hundreds of megabytes large).
 A4_TALL: Final = 297 / 210
@@ -137,12 +142,16 @@ def _check_tall(n: int, width: float, height: float, unit: str) -> None:
         )
 
 
-def _check_image_size(n: int, width: int, height: int, kind: UploadKind) -> None:
-    limit = MAX_JPEG_PIXELS if kind == "jpeg" else MAX_PIXELS
+def _check_image_size(n: int, width: int, height: int, kind: UploadKind, mode: str = "RGB") -> None:
+    limit, what = MAX_PIXELS, ""
+    if kind == "jpeg":
+        limit = MAX_JPEG_PIXELS
+    elif mode in _WIDE_MODES:
+        limit, what = MAX_WIDE_PIXELS, " for an image with transparency, CMYK or 16-bit colour"
     if width * height > limit:
         raise UploadError(
             f"page {n} is {width} x {height} pixels ({width * height / 1e6:.0f} megapixels); "
-            f"at most {limit / 1e6:.0f} megapixels can be faxed: scale it down first"
+            f"at most {limit / 1e6:.0f} megapixels can be faxed{what}: scale it down first"
         )
     _check_tall(n, width, height, "px")
 
@@ -253,7 +262,7 @@ def _image_sizes(data: bytes, kind: UploadKind, max_pages: int) -> list[tuple[fl
             for frame in range(frames):
                 im.seek(frame)
                 width, height = _oriented(im)
-                _check_image_size(frame + 1, width, height, kind)
+                _check_image_size(frame + 1, width, height, kind, im.mode)
                 sizes.append((float(width), float(height)))
             return sizes
     except UploadError:
@@ -352,9 +361,38 @@ def _pdf_pages(data: bytes, upload: Upload, paper: Paper) -> Iterator[Image.Imag
 _EXIF_TURNS: Final = {2: 0, 3: 3, 4: 1, 5: 5, 6: 4, 7: 6, 8: 2}  # Image.Transpose values
 
 
+def _gray(im: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """A frame as greyscale on white, scaled to `size`. 16-bit and float frames are scaled
+    down in their own mode first, then brought to 8 bits (a 16-bit value / 257)."""
+    from PIL import Image
+
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        wide = im if im.mode in ("I", "F") else im.convert("I")
+        small = wide.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        if im.mode != "F" and small.getextrema()[1] > 255:  # type: ignore[operator]
+            small = small.point(lambda v: v / 257)
+        return small.convert("L")
+    return _on_white(im).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _on_white(im: Image.Image) -> Image.Image:
+    """A frame as greyscale on white paper, one byte a pixel, with no copy in a wider mode
+    than the decoded frame: transparency as a one-byte mask pasted white."""
+    gray = im.convert("L")
+    if im.mode == "P" and isinstance(im.info.get("transparency"), int):
+        clear = im.info["transparency"]  # one palette entry is transparent
+        gray.paste(255, None, im.point(lambda i: 255 if i == clear else 0, "1"))
+    elif im.mode == "P" and "transparency" in im.info:  # an alpha for each palette entry
+        gray.paste(255, None, im.convert("LA").getchannel("A").point(lambda a: 255 - a))
+    elif "A" in im.getbands() or "a" in im.getbands():
+        gray.paste(255, None, im.getchannel("A").point(lambda a: 255 - a))
+    del im  # the caller's frame only
+    return gray if gray.mode == "L" else gray.convert("L")
+
+
 def _image_pages(data: bytes, upload: Upload, paper: Paper) -> Iterator[Image.Image]:
-    """Each frame scaled down (in its own mode, alpha included) before anything else is done
-    to it, so only the decoded frame is ever large."""
+    """Each frame made greyscale on white at its decoded size (one byte a pixel), then scaled
+    down: beyond the decoded frame, nothing wider than a byte a pixel is held."""
     from PIL import Image
 
     with _open_image(data) as im:
@@ -371,18 +409,7 @@ def _image_pages(data: bytes, upload: Upload, paper: Paper) -> Iterator[Image.Im
             stored = (upright[1], upright[0]) if sideways else upright
             if upload.kind == "jpeg":  # decode at 1/2, 1/4 or 1/8 when that is still enough
                 im.draft("RGB", stored)
-            one: Image.Image = im
-            if one.mode in ("P", "PA"):
-                one = one.convert("RGBA")
-            elif one.mode not in ("L", "LA", "RGB", "RGBA"):
-                one = one.convert("L")
-            one = one.resize(stored, Image.Resampling.LANCZOS, reducing_gap=3.0)
-            if "A" in one.getbands():
-                white = Image.new("RGBA", one.size, (255, 255, 255, 255))
-                white.alpha_composite(one.convert("RGBA"))
-                one = white
-            gray = one.convert("L")
-            del one
+            gray = _gray(im, stored)
             if orientation in _EXIF_TURNS:
                 gray = gray.transpose(Image.Transpose(_EXIF_TURNS[orientation]))
             if turn:

@@ -56,14 +56,14 @@ def drawn_pdf(size: tuple[int, int], box: tuple[int, int, int, int], pages: int 
     return buf.getvalue()
 
 
-def png_header(width: int, height: int) -> bytes:
+def png_header(width: int, height: int, colour_type: int = 2) -> bytes:
     """A PNG that declares a size (and holds no picture): enough for a check by content."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         crc = zlib.crc32(kind + body) & 0xFFFFFFFF
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
@@ -155,6 +155,9 @@ def test_page_count_and_pixel_caps(tmp_path: Path) -> None:
         render(tmp_path, blank_pdf(*[(595, 842)] * (MAX_PAGES + 1)))
     with pytest.raises(UploadError, match=r"8000 x 6000 pixels \(48 megapixels\); at most 40"):
         check_upload(png_header(8000, 6000))
+    with pytest.raises(UploadError, match=r"\(30 megapixels\); at most 20 .* with transparency"):
+        check_upload(png_header(6000, 5000, colour_type=6))  # RGBA: 4 bytes a pixel
+    assert check_upload(png_header(6000, 5000)) == ("png", 1)
 
 
 def test_a_page_beyond_the_memory_limit_is_refused_in_words(tmp_path: Path) -> None:
@@ -169,6 +172,32 @@ def test_a_page_beyond_the_memory_limit_is_refused_in_words(tmp_path: Path) -> N
         render(tmp_path, buf.getvalue(), UploadRenderer(memory=96 * 1024 * 1024))
     out, pages, _ = render(tmp_path, buf.getvalue())  # the default limit draws it
     assert pages == 1 and (out / "pages.tif").is_file()
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P", "I;16"])
+def test_transparency_and_16_bit_images_come_out_right(mode: str) -> None:
+    """Black on transparent (RGBA, a palette with a transparent entry) is black on white;
+    a 16-bit greyscale scan is read by its value, not clipped to white."""
+    if mode == "I;16":
+        im = Image.new("I;16", (300, 400), 60000)
+        ImageDraw.Draw(im).rectangle((0, 0, 299, 99), fill=2000)
+        buf = io.BytesIO()
+        im.save(buf, "PNG")
+    else:
+        im = Image.new("RGBA", (300, 400), (255, 0, 0, 0))  # transparent red
+        ImageDraw.Draw(im).rectangle((0, 0, 299, 99), fill=(0, 0, 0, 255))
+        buf = io.BytesIO()
+        if mode == "P":
+            pal = Image.new("P", im.size, 1)
+            pal.putpalette([0, 0, 0, 255, 0, 0])
+            pal.paste(0, (0, 0, 300, 100))
+            pal.save(buf, "PNG", transparency=1)
+        else:
+            im.save(buf, "PNG")
+    (page,) = rasterise(buf.getvalue(), dither=False)
+    white = np.asarray(page)
+    assert not white[20:500].any()  # the black band (its top quarter, scaled)
+    assert white[900:2200].all()  # transparent (or light grey) below: white paper
 
 
 def test_landscape_pages_are_turned_and_exif_orientation_honoured(tmp_path: Path) -> None:
