@@ -136,6 +136,7 @@ def test_every_line_is_checked_on_schedule_and_kept_per_line(sims: TwoSims) -> N
     )
     assert [m.ussd_requests for m in sims.modems] == [["*100#"], ["*100#"]]
     assert sims.sms.low_balance(one) and not sims.sms.low_balance(two)
+    wait(lambda: "balance:line2" in sims.alerts.resolved and sims.alerts.raised != [])
     assert [key for key, *_ in sims.alerts.raised] == ["balance:line1"]
     assert "less than 5" in sims.alerts.raised[0][2]
     assert "balance:line2" in sims.alerts.resolved
@@ -211,6 +212,7 @@ def test_the_lines_page_shows_and_runs_the_balance_check(
     assert "Your balance is 12.34 EUR." in fragment  # the simulator's network
     assert '<span class="badge badge-warning">Low</span>' in fragment
     assert "the warning is for less than 20" in fragment
+    wait(lambda: services.alerts.open_incidents() != [])  # raised just after it is kept
     (incident,) = services.alerts.open_incidents()
     assert incident.key == "balance:line2" and "low on credit" in incident.title
     messages = logged_in.client.get("/messages/").get_data(as_text=True)

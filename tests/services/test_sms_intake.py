@@ -616,6 +616,7 @@ def test_ussd_balance_and_low_balance_alert(rig: Rig, before_ok: bool) -> None:
     bal = sms.balance()
     assert bal is not None and bal.amount == 4.2 and bal.error == ""
     assert rig.modem.ussd_requests == ["*100#"]
+    rig.wait(lambda: rig.alerts.raised != [])  # raised just after the balance is kept
     assert rig.alerts.raised[-1][0] == "balance:line1"
 
 
