@@ -212,7 +212,6 @@ def test_the_lines_page_shows_and_runs_the_balance_check(
     assert "Your balance is 12.34 EUR." in fragment  # the simulator's network
     assert '<span class="badge badge-warning">Low</span>' in fragment
     assert "the warning is for less than 20" in fragment
-    wait(lambda: services.alerts.open_incidents() != [])  # raised just after it is kept
     (incident,) = services.alerts.open_incidents()
     assert incident.key == "balance:line2" and "low on credit" in incident.title
     messages = logged_in.client.get("/messages/").get_data(as_text=True)
