@@ -102,8 +102,9 @@ class Services:
         self.stats = StatsService(self.store, self.settings.get, clock=lambda: self.clock())
         self.stats.subscribe(self.bus)
         self.timeline = TimelineService(
-            self.store, self.history, self.contacts, self.notify.messages
+            self.store, self.history, self.contacts, self.notify.messages, self.notify.message
         )
+        self.notify.record_emails = self.history.note_email  # emails stay on their timelines
         self.greetings = GreetingsService(self.store, self.settings, self.bus)
 
     @classmethod

@@ -623,6 +623,26 @@ class Entry:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class EmailSent:
+    """An email Frontdesk sent (or is sending) about a record, for its timeline."""
+
+    to: tuple[str, ...]
+    subject: str
+    state: str  # queued, sending, sent, failed
+    at: datetime  # when it was queued
+    sent_at: datetime | None = None
+    error: str = ""
+    gone: bool = False  # no longer in the outbox (sent mail is kept there for some days)
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Timeline:
     """One page of a timeline, newest first."""
 
@@ -662,11 +682,13 @@ class TimelineService:
         history: HistoryService,
         contacts: ContactsService,
         outbox: Callable[[int], Sequence[Any]] | None = None,
+        message: Callable[[int], Any] | None = None,
     ) -> None:
         self._store = store
         self._history = history
         self._contacts = contacts
-        self._outbox = outbox
+        self._outbox = outbox  # the newest outbox messages (for records older than notes)
+        self._message = message  # one outbox message by id
 
     def _timeline(self, keys: list[str], n: int, notes: list[Note], before: str | None) -> Timeline:
         page = self._history.query([keys], n, before=before)
@@ -682,13 +704,44 @@ class TimelineService:
             for note in notes
             if (upper is None or note.at < upper) and (lower is None or note.at >= lower)
         ]
-        wanted = {i.id for i in items}
-        if self._outbox is not None and wanted:
+        unnoted = set()
+        for i in items:
+            notes_ = [e for e in i.details.get("emails", ()) if isinstance(e, Mapping)]
+            if not notes_:
+                unnoted.add(i.id)
+            for note in notes_:
+                sent = self._email(note)
+                if sent is not None:
+                    out.append(Entry(sent.at, "email", sent, i.id))
+        if self._outbox is not None and unnoted:  # emails from before records kept notes
             for msg in self._outbox(500):
-                if getattr(msg, "record_id", "") in wanted:
+                if getattr(msg, "record_id", "") in unnoted:
                     out.append(Entry(msg.created, "email", msg, msg.record_id))
         out.sort(key=lambda e: e.at, reverse=True)
         return Timeline(out, page.total, page.next_before, page.complete, page.searched)
+
+    def _email(self, note: Mapping[str, Any]) -> EmailSent | None:
+        """A record's email note, with the state of its outbox message while it has one."""
+        at = _when(note.get("at"))
+        if at is None:
+            return None
+        state, sent_at, error = str(note.get("state", "")), _when(note.get("sent_at")), ""
+        live = None
+        if not note.get("removed") and self._message is not None and note.get("outbox"):
+            live = self._message(int(note["outbox"]))
+            if live is not None and live.message_id != note.get("message_id"):
+                live = None  # the id went to another message since
+        if live is not None:
+            state, sent_at, error = live.state, live.sent_at, live.last_error
+        return EmailSent(
+            to=tuple(str(t) for t in note.get("to", ())),
+            subject=str(note.get("subject", "")),
+            state=state,
+            at=at,
+            sent_at=sent_at,
+            error=error if state != "sent" else "",
+            gone=live is None,
+        )
 
     def for_contact(self, contact: Contact, n: int = 30, before: str | None = None) -> Timeline:
         """Everything with any of the contact's numbers (or its id), newest first."""
@@ -772,6 +825,7 @@ __all__ = [
     "ContactError",
     "ContactsService",
     "Draft",
+    "EmailSent",
     "Entry",
     "ImportResult",
     "Note",

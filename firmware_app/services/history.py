@@ -216,6 +216,7 @@ def day_keys(day: date, tz: tzinfo) -> tuple[list[str], datetime, datetime]:
 
 ALL = [channel_key(c) for c in OUTCOMES]
 FALLBACK_SCAN = 5000  # records a query searches while the index is being built
+EMAILS_KEPT = 20  # emails noted on one record (details.emails)
 VERIFY_MAX = 1000  # candidates checked one by one for an exact total when `where` is given
 
 
@@ -349,6 +350,31 @@ class HistoryService:
         if was_open != now_open:
             self._bus.publish(InboxChanged(open_count=self.open_count()))
         return changed
+
+    def note_email(self, record_id: str, note: Mapping[str, Any]) -> None:
+        """Keep what an email about a record was (`details.emails`, one entry per Message-ID,
+        the newest EMAILS_KEPT), so its timeline shows it after the outbox lets it go. No
+        event: the record itself did not change."""
+        self._ensure_index()
+        with self._lock:
+            try:
+                raw = self._store.history.get(record_id)
+            except StoreError:
+                raw = None
+            if raw is None:
+                log.info("email note for %s: no such record", record_id)
+                return
+            details = dict(raw.get("details") or {})
+            key = note.get("message_id")
+            emails = [dict(e) for e in details.get("emails", ()) if isinstance(e, Mapping)]
+            old = next((e for e in emails if e.get("message_id") == key), {})
+            emails = [e for e in emails if e is not old]
+            emails.append({**old, **note})
+            details["emails"] = emails[-EMAILS_KEPT:]
+            self._store.history.update(record_id, {"details": details})
+            body = {k: v for k, v in raw.items() if k != "id"}
+            body["details"] = details
+            self._indexed(record_id, body)
 
     def _set_open(self, item: Interaction, is_open: bool) -> None:
         rows = self._inbox.search(lambda d: d.get("record") == item.id)

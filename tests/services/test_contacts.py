@@ -307,6 +307,84 @@ def test_timeline_assembles_every_channel_in_order(svc: Services, store: Store) 
     assert svc.contacts.caller("+442079460999") == "Unknown 020 7946 0999"
 
 
+def test_emails_about_a_record_stay_on_its_timeline(svc: Services) -> None:
+    """An email about a voicemail shows on the caller's timeline while it waits, once a real
+    SMTP server took it, after 600 newer emails, and after the outbox pruned it."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    from firmware_app.services.notify.messages import Draft as EmailDraft
+
+    class Sink:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            return "250 OK"
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    smtp = Controller(Sink(), hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        svc.settings.save_section(
+            "business",
+            {
+                "name": "Rossi",
+                "timezone": "Europe/London",
+                "country": "GB",
+                "owner_email": "anna@rossi.example",
+            },
+        )
+        svc.settings.save_section(
+            "email",
+            {
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "security": "none",
+                "from_address": "frontdesk@rossi.example",
+            },
+        )
+        vm = svc.history.record(item(outcome="voicemail", number="+447700900321"))
+
+        def emails() -> list[Any]:
+            return [
+                e.item
+                for e in svc.timeline.for_number("+447700900321").entries
+                if e.kind == "email"
+            ]
+
+        def draft(record_id: str) -> EmailDraft:
+            return EmailDraft(
+                kind="voicemail",
+                subject="Voicemail from 07700 900321",
+                text="A message",
+                html="",
+                record_id=record_id,
+            )
+
+        assert svc.notify.queue(draft(vm.id)) is not None
+        [mail] = emails()
+        assert mail.state == "queued" and mail.to == ("anna@rossi.example",)
+        assert mail.subject == "Voicemail from 07700 900321" and not mail.gone
+        assert svc.notify.deliver_due() == 1  # a real SMTP server takes it
+        [mail] = emails()
+        assert mail.state == "sent" and mail.sent_at is not None
+        other = svc.history.record(item(number="+447700900999"))
+        for _ in range(600):  # newer emails about something else
+            svc.notify.queue(draft(other.id))
+        [mail] = emails()
+        assert mail.state == "sent"
+        svc.notify.prune(T0 + timedelta(days=400))  # sent mail leaves the outbox
+        assert svc.notify.message(1) is None
+        [mail] = emails()
+        assert mail.state == "sent" and mail.gone and mail.subject.startswith("Voicemail")
+        got = svc.history.get(vm.id)
+        assert got is not None and len(got.details["emails"]) == 1
+        assert len(svc.history.get(other.id).details["emails"]) == 20  # type: ignore[union-attr]
+    finally:
+        smtp.stop()
+
+
 def test_handled_state_and_inbox(svc: Services) -> None:
     a = svc.history.record(item(number="+447700900123"))
     b = svc.history.record(item(channel="sms", outcome="received", number="+447700900124"))

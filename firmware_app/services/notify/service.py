@@ -12,7 +12,7 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -128,6 +128,10 @@ class Notifier:
         self._last_error_at: datetime | None = None
         self._last_sent_at: datetime | None = None
         self._status_lock = threading.Lock()
+        # Told of each email about a history record when it is queued and when it leaves the
+        # outbox (pruned once sent, deleted, dropped waiting for a mail server), so the
+        # record's timeline keeps it.
+        self.record_emails: Callable[[str, dict[str, Any]], None] | None = None
 
     # -- settings-derived values ---------------------------------------------------------------
 
@@ -255,8 +259,27 @@ class Notifier:
         }
         msg_id = self.outbox.add(doc)
         log.info("queued %s email %s for %d recipient(s)", draft.kind, msg_id, len(recipients))
+        self._tell_record(
+            doc,
+            outbox=msg_id,
+            at=doc["created"],
+            to=list(recipients),
+            subject=draft.subject,
+            kind=draft.kind,
+            state="queued",
+        )
         self.wake()
         return msg_id
+
+    def _tell_record(self, doc: Mapping[str, Any], **note: Any) -> None:
+        """Pass a note about an email to its history record (never fails the email)."""
+        record_id = str(doc.get("record_id") or "")
+        if not record_id or self.record_emails is None:
+            return
+        try:
+            self.record_emails(record_id, {"message_id": doc.get("message_id", ""), **note})
+        except Exception as exc:
+            log.warning("email not noted on record %s: %s", record_id, exc)
 
     def voicemail(self, vm: VoicemailNotice) -> int | None:
         """Email a voicemail; the recording goes as MP3 (made here if it is not one)."""
@@ -594,7 +617,8 @@ class Notifier:
 
     def _drop_media(self, doc: dict[str, Any]) -> None:
         """Delete the media made for a removed message, unless another message (a copy for
-        refused recipients) still attaches it."""
+        refused recipients) still attaches it; and note on its record how it left."""
+        self._tell_record(doc, state=doc.get("state", ""), sent_at=doc.get("sent_at"), removed=True)
         owned = doc.get("owned_media", [])
         if not owned:
             return
