@@ -5,6 +5,8 @@ NO CARRIER, a new SMS, signal, registration, a status report), then three comman
 responses have URCs arriving in the middle of them (+CMTI, ^RSSI, RING). Before timing,
 one cycle is checked event by event: a `Response` per command with exactly its own lines,
 every URC named, no `PeerError`. Lines are counted from the byte stream, not assumed.
+Rates are per second of this process's CPU time (the wall-clock rate is printed beside it:
+on a shared machine it also counts the time other processes held the cores).
 Run: .venv/bin/python bench/at_parse.py   (target: at least 50,000 lines/s)
 """
 
@@ -102,13 +104,17 @@ def check(chunk: int) -> None:
             raise SystemExit(f"{command.text}: unexpected events {got}")
 
 
-def run(seconds: float, chunk: int) -> tuple[int, float, int]:
+def run(seconds: float, chunk: int) -> tuple[int, float, float, int]:
+    """Parse cycles for `seconds` of this process's CPU time; returns lines, CPU seconds,
+    wall seconds and events. CPU time is the parser's cost: on a shared machine the wall
+    clock also counts the time other processes had the cores."""
     engine = ATEngine()
     lines = events = 0
     now = 0.0
-    start = time.perf_counter()
-    elapsed = 0.0
-    while elapsed < seconds:
+    start_cpu = time.process_time()
+    start_wall = time.perf_counter()
+    cpu = 0.0
+    while cpu < seconds:
         _feed(engine, IDLE_URCS, chunk)
         events += len(_drain(engine))
         for command, reply, _, _ in EXCHANGES:
@@ -117,8 +123,8 @@ def run(seconds: float, chunk: int) -> tuple[int, float, int]:
             events += len(_drain(engine))
             now += 0.01
         lines += LINES_PER_CYCLE
-        elapsed = time.perf_counter() - start
-    return lines, elapsed, events
+        cpu = time.process_time() - start_cpu
+    return lines, cpu, time.perf_counter() - start_wall, events
 
 
 def main() -> None:
@@ -128,13 +134,14 @@ def main() -> None:
     )
     for label, chunk in (("whole reads (4 KiB)", 4096), ("64-byte reads", 64), ("1-byte reads", 1)):
         check(chunk)
-        lines, elapsed, events = run(1.0, chunk)
+        lines, cpu, wall, events = run(1.0, chunk)
         print(
-            f"  {label:22s} {lines / elapsed:>10,.0f} lines/s  "
-            f"{events / elapsed:>10,.0f} events/s  ({lines:,} lines in {elapsed:.2f} s)"
+            f"  {label:22s} {lines / cpu:>10,.0f} lines/s  {events / cpu:>10,.0f} events/s  "
+            f"({lines:,} lines in {cpu:.2f} CPU s; {lines / wall:,.0f} lines/s by the wall "
+            f"clock, {wall:.2f} s)"
         )
-        print(f"FIGURE\tAT parse, {label}\t{lines / elapsed:.0f}\tlines/s\t50000\t>=")
-    print("  target: >= 50,000 lines/s")
+        print(f"FIGURE\tAT parse, {label}\t{lines / cpu:.0f}\tlines/s\t50000\t>=")
+    print("  target: >= 50,000 lines/s of CPU time")
 
 
 if __name__ == "__main__":

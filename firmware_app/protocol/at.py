@@ -151,6 +151,8 @@ _URC_WORDS: Final[dict[str, str]] = {
         "UNDER-VOLTAGE WARNNING", "OVER-VOLTAGE WARNNING",
     )
 }  # fmt: skip
+# One-byte reads that are not plain line text: line ends and the start of the "> " prompt.
+_LINE_BYTES: Final = frozenset((b"\r", b"\n", b">"))
 # Commands that answer with the "> " prompt (TS 27.005 3.5.1, 3.5.3, 3.5.5).
 _PROMPT_COMMANDS: Final = frozenset({"+CMGS", "+CMGW", "+CMGC"})
 
@@ -361,6 +363,9 @@ class ATEngine:
         self._discarding = False
         self._skip_lf = False
         self._lone_cr = False
+        # Command mode, no over-long line being dropped, no ">" waiting for its next byte:
+        # a one-byte read inside a line is only appended (see `receive_data`).
+        self._plain = True
 
     # -- state --
 
@@ -415,6 +420,7 @@ class ATEngine:
         """Hand every following byte out as `Data` (the modem went online without CONNECT)."""
         self._flush_pending_urc()
         self._mode = Mode.DATA
+        self._plain = False
         self._inflight = None
 
     def enter_command_mode(
@@ -432,6 +438,7 @@ class ATEngine:
         self._skip_lf = False
         self._discarding = False
         self._buf = b""
+        self._plain = True
         if await_result is not None:
             self._inflight = _InFlight(
                 await_result, now + await_result.timeout, await_result.text.upper()
@@ -442,8 +449,23 @@ class ATEngine:
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes read from the modem. Never raises on their content."""
+        if self._plain and len(data) == 1:
+            # A port read byte by byte: inside a line a byte is only appended, and a line
+            # end with no line before it (the LF after a CR, the CR LF before a reply) is
+            # nothing; a few operations instead of a pass through the parser.
+            if data not in _LINE_BYTES:
+                buf = self._buf
+                if len(buf) < self.max_line:
+                    self._buf = buf + data
+                    return
+            elif not self._buf and data != b">":
+                return
         if not data:
             return
+        self._receive(data)
+        self._plain = self._mode is Mode.COMMAND and not self._discarding and self._buf[:1] != b">"
+
+    def _receive(self, data: bytes) -> None:
         if self._mode is Mode.DATA:
             self._data(data)
             return

@@ -610,16 +610,44 @@ def test_any_input_gives_events_never_exceptions(script: list[tuple[str, object]
 
 
 @settings(max_examples=300, deadline=None)
-@given(chunks, st.integers(min_value=1, max_value=7))
-def test_chunking_does_not_change_events(data: bytes, size: int) -> None:
+@given(chunks, st.integers(min_value=1, max_value=7), st.sampled_from([None, *COMMANDS]))
+def test_chunking_does_not_change_events(data: bytes, size: int, command: str | None) -> None:
     whole = ATEngine(max_line=64)
-    whole.send(Command("AT+CSQ"), now=0.0)
-    whole.receive_data(data)
     split = ATEngine(max_line=64)
-    split.send(Command("AT+CSQ"), now=0.0)
+    if command is not None:
+        whole.send(Command(command), now=0.0)
+        split.send(Command(command), now=0.0)
+    whole.receive_data(data)
     for i in range(0, len(data), size):
         split.receive_data(data[i : i + size])
     a, b = summarise(drain(whole)), summarise(drain(split))
     # a lone ">" waits for its next byte, so only compare when the input does not end in one
     if not data.endswith(b">"):
         assert a == b
+    assert split.buffered <= split.max_line
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(chunks, st.booleans()), max_size=6))
+def test_one_byte_reads_across_data_mode_match_whole_reads(
+    script: list[tuple[bytes, bool]],
+) -> None:
+    """The one-byte read path gives the same events as whole reads across commands sent,
+    data mode entered after CONNECT and left again with the leftover bytes."""
+
+    def run(bytewise: bool) -> list[Summary]:
+        engine = ATEngine(max_line=64)
+        out: list[Summary] = []
+        for i, (data, send) in enumerate(script):
+            if engine.mode is Mode.DATA:
+                engine.enter_command_mode(b"", now=float(i))
+            if send and engine.in_flight is None:
+                engine.send(Command(COMMANDS[i % len(COMMANDS)]), now=float(i))
+            for j in range(0, len(data), 1 if bytewise else max(1, len(data))):
+                engine.receive_data(data[j : j + 1] if bytewise else data)
+            out += summarise(drain(engine))
+            out.append(("CUT",))
+        return out
+
+    if not any(data.endswith(b">") for data, _ in script):
+        assert run(True) == run(False)
