@@ -63,6 +63,10 @@ _ALIASES = {
 }
 _TRUE = {"1", "yes", "y", "true", "x", "vip", "blocked"}
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
+# `="+442079460958"`: a formula whose value is the text, so Excel and Google Sheets keep the
+# + and every digit instead of reading 442079460958 (shown as 4.42079E+11).
+_AS_TEXT = re.compile(r'="((?:[^"]|"")*)"')
+_NUMBER_CELL = re.compile(r"^[+0-9; ]*$")  # what a numbers cell holds: E.164 numbers and "; "
 
 
 def decode(data: bytes) -> str:
@@ -78,9 +82,13 @@ def _split_list(value: str) -> list[str]:
 
 
 def _unquote_cell(value: str) -> str:
-    """Undo the leading quote written to keep a spreadsheet from running a cell as formula."""
+    """Undo what the export writes to keep a spreadsheet's hands off a cell: the leading
+    quote of a text that looks like a formula, and `="..."` around phone numbers."""
     if value[:1] == "'" and value[1:2] in _FORMULA:
         return value[1:]
+    m = _AS_TEXT.fullmatch(value)
+    if m is not None:
+        return m.group(1).replace('""', '"')
     return value
 
 
@@ -162,13 +170,26 @@ def _safe_cell(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA) else value
 
 
-def write_csv(contacts: Iterable[Contact]) -> str:
+def _number_cell(numbers: str, spreadsheet: bool) -> str:
+    if not numbers or not spreadsheet or not _NUMBER_CELL.match(numbers):
+        return numbers
+    return f'="{numbers}"'
+
+
+def write_csv(contacts: Iterable[Contact], *, spreadsheet: bool = True) -> str:
+    """Every contact as CSV (our columns). `spreadsheet`: phone numbers as `="+44..."`, so
+    Excel and Google Sheets keep them as text; else plain E.164 with every cell quoted
+    (for programs, and LibreOffice's "Format quoted field as text"). Both read back."""
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
+    w = csv.writer(
+        out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL if spreadsheet else csv.QUOTE_ALL
+    )
     w.writerow(CSV_FIELDS)
     for c in contacts:
         by_label = {
-            label: "; ".join(p.number for p in c.phones if p.label == label)
+            label: _number_cell(
+                "; ".join(p.number for p in c.phones if p.label == label), spreadsheet
+            )
             for label in ("mobile", "work", "home", "fax", "other")
         }
         w.writerow(

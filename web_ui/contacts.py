@@ -190,11 +190,14 @@ def import_() -> Any:
 
 @bp.get("/export.csv")
 def export_csv() -> Response:
-    body = contacts_io.write_csv(services().contacts.all())
+    """For spreadsheets (numbers kept as text), or `?plain=1` for other programs."""
+    plain = request.args.get("plain") == "1"
+    body = contacts_io.write_csv(services().contacts.all(), spreadsheet=not plain)
+    name = "contacts-plain.csv" if plain else "contacts.csv"
     return Response(
         body.encode("utf-8-sig"),
         mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="contacts.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 

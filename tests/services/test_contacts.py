@@ -96,13 +96,18 @@ def shape(svc: Services) -> list[tuple[Any, ...]]:
     )
 
 
-@pytest.mark.parametrize("fmt", ["csv", "vcard"])
+@pytest.mark.parametrize("fmt", ["csv", "csv-plain", "vcard"])
 def test_export_import_round_trip(svc: Services, store: Store, tmp_path: Any, fmt: str) -> None:
     sample(svc)
     before = shape(svc)
-    if fmt == "csv":
-        text = contacts_io.write_csv(svc.contacts.all())
+    if fmt.startswith("csv"):
+        plain = fmt == "csv-plain"
+        text = contacts_io.write_csv(svc.contacts.all(), spreadsheet=not plain)
         assert "'=cmd" in text  # no formula runs when a spreadsheet opens it
+        if plain:  # E.164, every cell quoted (LibreOffice: "Format quoted field as text")
+            assert '"+447700900123"' in text and '"=' not in text
+        else:  # ="+44...": Excel and Google Sheets keep the + and the digits as text
+            assert '"=""+447700900123"""' in text
         drafts, problems = contacts_io.read_csv(contacts_io.decode(text.encode("utf-8-sig")))
     else:
         text = contacts_io.write_vcard(svc.contacts.all())

@@ -280,7 +280,12 @@ def test_import_and_export(logged_in: Owner, services: Services) -> None:
     assert r.mimetype == "text/vcard" and "attachment" in r.headers["Content-Disposition"]
     assert "FN:Anna" in r.get_data(as_text=True)
     r = logged_in.client.get("/contacts/export.csv")
-    assert r.mimetype == "text/csv" and "+442079460958" in r.get_data(as_text=True)
+    assert r.mimetype == "text/csv" and '"=""+442079460958"""' in r.get_data(as_text=True)
+    r = logged_in.client.get("/contacts/export.csv?plain=1")
+    assert (
+        '"+442079460958"' in r.get_data(as_text=True)
+        and "plain" in r.headers["Content-Disposition"]
+    )
 
 
 def test_dashboard_cards_and_svg_charts(
