@@ -140,7 +140,7 @@ def view(item: Interaction, svc: Services, tz: ZoneInfo, now: datetime) -> dict[
         "duration": duration_text(item.duration) if item.duration else "",
         "media": media,
         "open": item.open,
-        "handled": item.needs_attention and not item.open,
+        "handled": item.handled_at is not None,
         "handled_when": when_text(item.handled_at, tz, now) if item.handled_at else "",
         "pages": item.details.get("pages"),
         "url": url_for("timeline.number", number=item.number)
@@ -161,7 +161,15 @@ def entries(svc: Services, raw: list[Any]) -> list[dict[str, Any]]:
         if e.kind == "interaction":
             out.append({"kind": "interaction", "v": view(e.item, svc, tz, now)})
         else:
-            out.append({"kind": e.kind, "item": e.item, "when": when_text(e.at, tz, now)})
+            handled = getattr(e.item, "handled_at", None) if e.kind == "note" else None
+            out.append(
+                {
+                    "kind": e.kind,
+                    "item": e.item,
+                    "when": when_text(e.at, tz, now),
+                    "handled_when": when_text(handled, tz, now) if handled else "",
+                }
+            )
     return out
 
 
@@ -300,6 +308,20 @@ def number_flag(number: str) -> Response:
     else:
         flash(f"{shown} is no longer {'blocked' if flag == 'blocked' else 'VIP'}.", "success")
     return back(url_for("timeline.number", number=svc.contacts.normalise(number)))
+
+
+@bp.post("/history/notes/<int:note_id>/handled")
+def note_handled(note_id: int) -> Response:
+    """Mark a staff note handled (done), or not handled again with `undo=1`."""
+    svc = services()
+    remember_name()
+    try:
+        svc.contacts.mark_note_handled(
+            note_id, staff_name(), handled=request.form.get("undo") != "1"
+        )
+    except FrontdeskError:
+        abort(404)
+    return back(url_for("contacts.index"))
 
 
 @bp.get("/history/<record_id>")

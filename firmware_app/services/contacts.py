@@ -133,6 +133,8 @@ class Note:
     at: datetime
     contact_id: int | None
     number: str
+    handled_at: datetime | None = None  # a note can be marked handled (done), like a record
+    handled_by: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -594,19 +596,41 @@ class ContactsService:
                 or (bool(d.get("number")) and d.get("number") in wanted)
             )
         )
-        out = [
-            Note(
-                d.doc_id,
-                str(d.get("text", "")),
-                str(d.get("by", "")),
-                datetime.fromisoformat(d["at"]),
-                d.get("contact_id"),
-                str(d.get("number", "")),
-            )
-            for d in docs
-            if d.get("at")
-        ]
+        out = [_note(d.doc_id, d) for d in docs if d.get("at")]
         return sorted(out, key=lambda n: n.at, reverse=True)
+
+    def note(self, note_id: int) -> Note | None:
+        doc = self._notes.get(note_id)
+        return None if doc is None or not doc.get("at") else _note(doc.doc_id, doc)
+
+    def mark_note_handled(self, note_id: int, by: str, handled: bool = True) -> Note:
+        """Mark a note handled (done), with who and when; or not handled again."""
+        with self._lock:
+            note = self.note(note_id)
+            if note is None:
+                raise ContactError(f"there is no note {note_id}")
+            if handled and note.handled_at is None:
+                at = self._clock().astimezone(UTC).isoformat()
+                self._notes.update(note_id, {"handled_at": at, "handled_by": by[:NAME_MAX]})
+            elif not handled:
+                self._notes.update(note_id, {"handled_at": None, "handled_by": ""})
+            changed = self.note(note_id)
+            assert changed is not None
+            return changed
+
+
+def _note(doc_id: int, d: Mapping[str, Any]) -> Note:
+    handled = d.get("handled_at")
+    return Note(
+        doc_id,
+        str(d.get("text", "")),
+        str(d.get("by", "")),
+        datetime.fromisoformat(d["at"]),
+        d.get("contact_id"),
+        str(d.get("number", "")),
+        datetime.fromisoformat(handled) if handled else None,
+        str(d.get("handled_by", "")),
+    )
 
 
 # -- timelines, search -----------------------------------------------------------------------

@@ -384,11 +384,13 @@ class HistoryService:
             self._inbox.remove(row.doc_id)
 
     def mark_handled(self, record_ids: Iterable[str], by: str) -> int:
-        """Close inbox items; returns how many were open."""
+        """Mark records handled, with who and when: open inbox items close; any other record
+        (an answered call, a text sent, a fax out) can be marked handled too. Returns how
+        many were not handled before."""
         count = 0
         for record_id in record_ids:
             item = self.get(record_id)
-            if item is not None and item.open:
+            if item is not None and item.handled_at is None:
                 self.update(record_id, handled_at=self._clock(), handled_by=by)
                 count += 1
         return count

@@ -85,8 +85,14 @@ def test_inbox_holds_what_needs_a_person(history: HistoryService) -> None:
     assert history.open_count() == 3
     assert [i.id for i in history.open_items()] == [sms.id, missed.id, vm.id]
     assert [i.id for i in history.open_items(channel="call")] == [missed.id, vm.id]
-    assert history.mark_handled([vm.id, answered.id, sent.id], by="Anna") == 1
+    # Any record can be marked handled (an answered call, a text sent); only open ones
+    # leave the inbox.
+    assert history.mark_handled([vm.id, answered.id, sent.id], by="Anna") == 3
+    assert history.mark_handled([vm.id, answered.id], by="Bob") == 0  # already handled
     assert history.open_count() == 2
+    done = history.get(sent.id)
+    assert done is not None and done.handled_by == "Anna" and done.handled_at is not None
+    assert not done.open
     handled = history.get(vm.id)
     assert handled is not None and handled.handled_by == "Anna" and not handled.open
     history.reopen(vm.id)

@@ -148,6 +148,39 @@ def test_blocking_an_unknown_caller_from_its_page(
     assert pest is not None and not pest.blocked
 
 
+def test_notes_and_outgoing_items_can_be_marked_handled(
+    logged_in: Owner, services: Services, desk: dict[str, Any]
+) -> None:
+    anna = desk["anna"]
+    page = f"/contacts/{anna.id}"
+    note = services.contacts.add_note("Ring back about the quote", "Maria", contact_id=anna.id)
+    body = text(logged_in.client.get(page))
+    assert f"/history/notes/{note.id}/handled" in body
+    assert body.count("Mark handled") >= 3  # the note, the answered call, the open ones
+    r = logged_in.post(
+        f"/history/notes/{note.id}/handled", {"next": page, "by": "Luca"}, token_from=page
+    )
+    assert r.headers["Location"] == page
+    done = services.contacts.note(note.id)
+    assert done is not None and done.handled_by == "Luca" and done.handled_at is not None
+    assert "Handled by Luca" in text(logged_in.client.get(page))
+    logged_in.post(
+        f"/history/notes/{note.id}/handled", {"undo": "1", "next": page}, token_from=page
+    )
+    undone = services.contacts.note(note.id)
+    assert undone is not None and undone.handled_at is None
+    # An answered call (nothing open about it) marked handled, then not.
+    answered = desk["answered"].id
+    logged_in.post("/history/handled", {"id": answered, "next": page}, token_from=page)
+    got = services.history.get(answered)
+    assert got is not None and got.handled_by == "Luca" and services.history.open_count() == 4
+    assert "Not handled" in text(logged_in.client.get(page))
+    logged_in.post("/history/handled", {"reopen": answered, "next": page}, token_from=page)
+    got = services.history.get(answered)
+    assert got is not None and got.handled_at is None
+    assert logged_in.client.post(f"/history/notes/{note.id}/handled").status_code == 400
+
+
 def test_contact_form_reports_bad_values(logged_in: Owner, services: Services) -> None:
     r = logged_in.post(
         "/contacts/new", {"name": EVIL, "number": "12", "email": "x"}, token_from="/contacts/new"
