@@ -32,7 +32,7 @@ from werkzeug.wrappers import Response
 
 from firmware_app.errors import FrontdeskError, ValidationError
 from firmware_app.protocol.sms_pdu import count_text
-from firmware_app.services.contacts import Timeline
+from firmware_app.services.contacts import Draft, Timeline
 from firmware_app.services.history import Interaction
 
 from .security import services
@@ -308,6 +308,29 @@ def number_flag(number: str) -> Response:
     else:
         flash(f"{shown} is no longer {'blocked' if flag == 'blocked' else 'VIP'}.", "success")
     return back(url_for("timeline.number", number=svc.contacts.normalise(number)))
+
+
+@bp.post("/numbers/<number>/save")
+def save_number(number: str) -> Response:
+    """Save an unknown caller as a contact in one click: the number (and the caller-ID name
+    it last came with); the contact's page then offers Edit for the rest."""
+    svc = services()
+    normal = svc.contacts.normalise(number)
+    existing = svc.contacts.by_number(normal)
+    if existing is not None:
+        flash(f"{existing.title} is already in your contacts.", "info")
+        return redirect(url_for("timeline.contact", contact_id=existing.id))
+    names = [i.name for i in svc.history.for_number(normal, 20) if i.name and i.name != normal]
+    try:
+        c = svc.contacts.save(Draft(name=names[0] if names else "", numbers=((normal, "mobile"),)))
+    except ValidationError:
+        abort(404)
+    flash(
+        f"{svc.contacts.display(normal)} is saved as a contact"
+        f"{' (' + c.name + ')' if c.name else ''}: Edit adds a name, a company or more numbers.",
+        "success",
+    )
+    return back(url_for("timeline.contact", contact_id=c.id))
 
 
 @bp.post("/history/notes/<int:note_id>/handled")

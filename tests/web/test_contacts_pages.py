@@ -148,6 +148,29 @@ def test_blocking_an_unknown_caller_from_its_page(
     assert pest is not None and not pest.blocked
 
 
+def test_one_click_save_as_contact(
+    logged_in: Owner, services: Services, desk: dict[str, Any]
+) -> None:
+    record(services, 5, number="+447700900777", name="PLUMB SUPPLIES")
+    inbox = text(logged_in.client.get("/inbox/"))
+    assert inbox.count("Save as contact") == 3  # the fax's, the missed call's, this one's
+    assert "/numbers/+447700900777/save" in inbox
+    r = logged_in.post("/numbers/+447700900777/save", {"next": "/inbox/"}, token_from="/inbox/")
+    assert r.status_code == 302 and r.headers["Location"] == "/inbox/"
+    c = services.contacts.by_number("+447700900777")
+    assert c is not None and c.name == "PLUMB SUPPLIES" and c.phones[0].label == "mobile"
+    assert "is saved as a contact (PLUMB SUPPLIES)" in text(logged_in.client.get("/inbox/"))
+    assert "/numbers/+447700900777/save" not in text(logged_in.client.get("/inbox/"))
+    page = "/numbers/+442079460999"
+    assert "Save with details" in text(logged_in.client.get(page))
+    r = logged_in.post(f"{page}/save", {}, token_from=page)
+    c = services.contacts.by_number("+442079460999")
+    assert c is not None and r.headers["Location"] == f"/contacts/{c.id}"
+    r = logged_in.post(f"{page}/save", {}, token_from="/inbox/")  # already saved
+    assert r.headers["Location"] == f"/contacts/{c.id}"
+    assert len(services.contacts.all()) == 3
+
+
 def test_notes_and_outgoing_items_can_be_marked_handled(
     logged_in: Owner, services: Services, desk: dict[str, Any]
 ) -> None:
