@@ -6,6 +6,7 @@ Screenshots land in test-artifacts/screenshots/desk-*.png. The reply box shows o
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -165,11 +166,15 @@ def test_dashboard_inbox_timeline(browser: Any, server: Any, device: str) -> Non
     page.goto(base + "/numbers/+441632960555")
     assert "Unknown" in page.locator("h1").inner_text()
     shot(page, f"{device}-unknown")
-    page.click("text=Save as contact")
-    page.wait_for_url("**/contacts/new**")
+    page.click("button:has-text('Save as contact')")  # one click: saved, on its page
+    page.wait_for_selector(".flash-success")
+    assert re.search(r"/contacts/\d+$", page.url), page.url
+    page.click("a:has-text('Edit')")
+    page.wait_for_url("**/edit")
     page.fill("#f-name", "Carlo")
     page.click("button:has-text('Save')")
     page.wait_for_selector(".flash-success")
+    assert "Carlo" in page.locator("h1").inner_text()
     page.goto(base + "/contacts/")
     shot(page, f"{device}-contacts")
     assert not problems, problems
