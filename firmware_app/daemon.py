@@ -203,7 +203,7 @@ class Daemon:
             sink = DemoMailSink(self.config.data_dir)
             services.extra["demo_mail"] = sink
             self.supervisor.add(sink)
-            seed_settings(services)
+            seed_settings(services, sink.port)
         self._start_lines(services)
         from .services.mqtt import MqttService
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import mailbox
+import socket
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,36 @@ class _SinkHandler:
         return "250 Message accepted for delivery"
 
 
+def sink_port() -> int:
+    """SINK_PORT, or a free port when another program listens there (a second demo, a test
+    run beside a running demo): each demo's mail stays in its own mailbox, and its sink
+    starts at once instead of failing to bind again and again."""
+    if _can_listen(SINK_HOST, SINK_PORT):
+        return SINK_PORT
+    with socket.socket() as s:
+        s.bind((SINK_HOST, 0))
+        port = int(s.getsockname()[1])
+    log.info("demo mail sink: port %d is taken (another demo?); using %d", SINK_PORT, port)
+    return port
+
+
+def _can_listen(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's server does
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 class DemoMailSink(Worker):
     """An SMTP server on 127.0.0.1 that stores what it receives in `<data_dir>/demo-mail`."""
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         super().__init__("demo-mail", liveness=60.0)
         self.folder = Path(data_dir) / "demo-mail"
-        self.port = port or SINK_PORT
+        self.port = port or sink_port()
 
     def run(self) -> None:
         from aiosmtpd.controller import Controller
@@ -87,16 +111,26 @@ class DemoMailSink(Worker):
         return message_from_bytes(raw, policy=policy.default)
 
 
+DEMO_FROM = "frontdesk@demo.invalid"
+
+
 def seed_settings(services: Services, sink_port: int | None = None) -> None:
-    """Point email at the sink, once: the owner may change it afterwards."""
+    """Point email at the sink, once: the owner may change it afterwards. Email still set
+    to a demo sink follows this run's sink to its port (`sink_port()`)."""
     current = services.settings.get()
-    if current.email.smtp_host:
+    port = sink_port or SINK_PORT
+    mail = current.email
+    if mail.smtp_host:
+        if (mail.smtp_host, mail.from_address) == (SINK_HOST, DEMO_FROM) and (
+            mail.smtp_port != port
+        ):
+            services.settings.save_section("email", {**_plain(mail), "smtp_port": port})
         return
     email = {
         "smtp_host": SINK_HOST,
-        "smtp_port": sink_port or SINK_PORT,
+        "smtp_port": port,
         "security": "none",
-        "from_address": "frontdesk@demo.invalid",
+        "from_address": DEMO_FROM,
     }
     services.settings.save_section("email", {**_plain(current.email), **email})
     if not current.business.owner_email:

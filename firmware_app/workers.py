@@ -123,12 +123,15 @@ class Supervisor:
         return [w.name for w in self.workers if not w.stopping.is_set() and not w.healthy(now)]
 
     def stop_all(self, timeout: float = 1.5) -> list[str]:
-        """Ask every worker to stop, wait at most `timeout` in all; returns those still running."""
+        """Ask every worker to stop, wait at most `timeout` in all; returns those still running.
+
+        Joined newest first (the web server, added last, drains its requests in its join), so
+        a slow worker added early cannot use up the others' time."""
         for w in self.workers:
             w.stop()
         deadline = time.monotonic() + timeout
         late = []
-        for w in self.workers:
+        for w in reversed(self.workers):
             if not w.join(max(0.0, deadline - time.monotonic())):
                 late.append(w.name)
         if late:

@@ -39,6 +39,43 @@ def test_demo_mail_reaches_the_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         daemon.shutdown()
 
 
+def test_a_demo_beside_another_gets_its_own_mail_sink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program (a second demo, a test run beside `make demo`) listens on the sink's
+    port: this demo's sink takes a free port and its email follows it, so its mail stays in
+    its own mailbox; the next run with the port free goes back to it."""
+    import socket
+
+    taken = free_port()
+    monkeypatch.setattr(demo, "SINK_PORT", taken)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", taken))
+        other.listen()
+        daemon = Daemon(demo_config(tmp_path / "demo"), notifier=Notifier(None), web=False)
+        services = daemon.start()
+        try:
+            sink = services.extra["demo_mail"]
+            assert sink.port != taken
+            assert services.settings.get().email.smtp_port == sink.port
+            deadline = time.monotonic() + 10
+            result = services.notify.send_test(demo.DEMO_OWNER)
+            while not result.ok and time.monotonic() < deadline:  # the sink may be starting
+                time.sleep(0.1)
+                result = services.notify.send_test(demo.DEMO_OWNER)
+            assert result.ok, result
+            assert [m["To"] for m in sink.messages()] == [demo.DEMO_OWNER]
+        finally:
+            daemon.shutdown()
+    daemon = Daemon(demo_config(tmp_path / "demo"), notifier=Notifier(None), web=False)
+    services = daemon.start()
+    try:
+        assert services.extra["demo_mail"].port == taken
+        assert services.settings.get().email.smtp_port == taken
+    finally:
+        daemon.shutdown()
+
+
 def test_demo_command_serves_the_web_page(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
