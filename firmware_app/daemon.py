@@ -37,11 +37,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# A stop (SIGTERM) ends within 2 s, with margin: workers get WORKERS_BUDGET to finish their
-# loops, then the closers run until STOP_DEADLINE (from the start of the stop); whatever is
-# still closing then is left (every acknowledged write is already on disk) and the process
+# A stop (SIGTERM) ends within 2 s, with margin: calls in progress are hung up first, while
+# the lines still run, and their records written (CALLS_BUDGET); then the workers get
+# WORKERS_BUDGET to finish their loops, then the closers run until STOP_DEADLINE (from the
+# start of the stop); whatever is still closing then is left (every acknowledged write is
+# already on disk, and a call not recorded yet keeps its in-progress marker) and the process
 # exits. WEB_DRAIN: how long requests being served may take to finish.
 STOP_DEADLINE = 1.5
+CALLS_BUDGET = 0.6
 WORKERS_BUDGET = 0.9
 WEB_DRAIN = 0.5
 
@@ -159,6 +162,7 @@ class Daemon:
         self.web: WebServer | None = None
         self.panel: Panel | None = None
         self._closers: list[Callable[[], None]] = []
+        self._hang_ups: list[Callable[[], None]] = []  # run first: calls hung up, recorded
         self.stopped_cleanly = True  # False: a closer was still running at STOP_DEADLINE
 
     # -- building ----------------------------------------------------------------------------
@@ -257,7 +261,9 @@ class Daemon:
         )
         calls.subscribe()
         self._closers.append(calls.close)
-        self._closers.append(runner.close)
+        # Hung up before the lines stop: a line must still carry the hang-up and the call's
+        # record is written then, not left to the next start as "interrupted".
+        self._hang_ups.append(runner.close)
         services.extra["call_runner"] = runner
         services.extra["lines"] = lines
         services.extra["calls"] = calls
@@ -468,29 +474,30 @@ class Daemon:
         return 0
 
     def shutdown(self) -> None:
-        """Stop within STOP_DEADLINE: workers first (their loops end), then the closers in
-        reverse order of creation, in a thread of their own that is left behind at the
-        deadline. `stopped_cleanly` says whether everything finished."""
+        """Stop within STOP_DEADLINE: calls in progress hung up and recorded first (up to
+        CALLS_BUDGET, while the lines still run), then the workers (their loops end), then
+        the closers in reverse order of creation, in a thread of their own that is left
+        behind at the deadline. `stopped_cleanly` says whether everything finished."""
         started = time.monotonic()
         deadline = started + STOP_DEADLINE
         self.notifier.stopping()
         if self.services is not None:
             self.services.bus.publish(DaemonStopping(reason=self.stop_reason or "shutdown"))
+        current = [""]
+        hang_ups, self._hang_ups = list(self._hang_ups), []
+        hanging = threading.Thread(
+            target=_close_all, args=(hang_ups, current), name="hanging-up", daemon=True
+        )
+        hanging.start()
+        hanging.join(CALLS_BUDGET)
+        if hanging.is_alive():
+            log.warning("calls not hung up within %.1f s; stopping the lines", CALLS_BUDGET)
         self.supervisor.stop_all(min(WORKERS_BUDGET, max(0.0, deadline - time.monotonic())))
         closers, self._closers = list(reversed(self._closers)), []
-        current = [""]
 
         def close_all() -> None:
-            for close in closers:
-                current[0] = _name(close)
-                t0 = time.monotonic()
-                try:
-                    close()
-                except Exception:
-                    log.exception("error while closing %s", current[0])
-                if time.monotonic() - t0 > 0.25:
-                    log.info("closing %s took %.2f s", current[0], time.monotonic() - t0)
-            current[0] = ""
+            hanging.join()  # the calls' records before the store closes
+            _close_all(closers, current)
 
         closing = threading.Thread(target=close_all, name="closing", daemon=True)
         closing.start()
@@ -506,6 +513,21 @@ class Daemon:
         log.info("stopped in %.2f s", time.monotonic() - started)
 
 
+def _close_all(closers: list[Callable[[], None]], current: list[str]) -> None:
+    """Run each closer in turn (an error is logged, the rest still run); `current[0]` names
+    the one running, for the deadline's log line."""
+    for close in closers:
+        current[0] = _name(close)
+        t0 = time.monotonic()
+        try:
+            close()
+        except Exception:
+            log.exception("error while closing %s", current[0])
+        if time.monotonic() - t0 > 0.25:
+            log.info("closing %s took %.2f s", current[0], time.monotonic() - t0)
+    current[0] = ""
+
+
 def _name(close: Callable[[], None]) -> str:
     owner = getattr(close, "__self__", None)
     name = getattr(close, "__name__", repr(close))
@@ -513,9 +535,11 @@ def _name(close: Callable[[], None]) -> str:
 
 
 def exit_code(daemon: Daemon, code: int) -> int:
-    """The process's exit code after `daemon.run()`. When a closer was left running, leave
-    at once (os._exit): waiting for its threads would break the 2-second promise."""
-    if not daemon.stopped_cleanly:
+    """The process's exit code after `daemon.run()`. A daemon that ran leaves at once
+    (os._exit) once its logs are flushed: everything is closed and on disk by then, and the
+    interpreter's own teardown (collecting every object, joining leftover threads, a closer
+    left running) can take a second or more on a Pi, which would break the 2-second promise."""
+    if daemon.services is not None:
         logging.shutdown()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):

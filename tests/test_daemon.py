@@ -159,12 +159,17 @@ def test_a_stuck_worker_makes_the_daemon_unhealthy() -> None:
 def test_stop_with_lines_a_call_and_a_kept_alive_connection(tmp_path: Path) -> None:
     """`frontdesk demo` (two simulated lines, mail sink, web page) in a call, with a browser's
     keep-alive connection open: SIGTERM ends it within its own stop deadline, which leaves
-    the 2 s promise a margin. The figure is the daemon's own ("stopped in X s")."""
+    the 2 s promise a margin. The figure is the daemon's own ("stopped in X s"). The call is
+    hung up while the lines still run and recorded at the stop (not left to the next start),
+    with its missed-call email queued."""
     import http.client
     import re
 
+    from firmware_app.calls.runner import STOPPED_WHY
     from firmware_app.control import ControlClient
     from firmware_app.daemon import STOP_DEADLINE
+    from firmware_app.services.history import IN_PROGRESS
+    from firmware_app.store import Store
 
     data, port = tmp_path / "demo", free_port()
     notify = NotifySocket(tmp_path / "notify.sock")
@@ -195,7 +200,7 @@ def test_stop_with_lines_a_call_and_a_kept_alive_connection(tmp_path: Path) -> N
         conn.request("GET", "/login")
         conn.getresponse().read()  # the connection stays open (HTTP/1.1 keep-alive)
         assert main(["demo", "--data-dir", str(data), "call", "+15551234567"]) == 0
-        while "call 1: answer" not in log.read_text():
+        while "line1: voice audio" not in log.read_text():  # the greeting is playing
             assert time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.1)
         sent = time.monotonic()
@@ -213,4 +218,11 @@ def test_stop_with_lines_a_call_and_a_kept_alive_connection(tmp_path: Path) -> N
     assert m, text[-3000:]
     assert float(m.group(1)) <= STOP_DEADLINE + 0.2, text[-3000:]
     assert "workers still running at shutdown: web" not in text  # the kept-alive connection
+    assert "still closing" not in text and "calls not hung up" not in text, text[-3000:]
+    with Store(data) as store:
+        (call,) = store.history.newest(10, where=lambda r: r.get("channel") == "call")
+        assert call["outcome"] == "interrupted" and call["text"] == STOPPED_WHY, call
+        assert store.table(*IN_PROGRESS).all() == []  # nothing left for the next start
+        (mail,) = store.table("outbox", "messages").all()
+        assert mail["kind"] == "missed_call", mail
     print(f"stopped in {m.group(1)} s by its own clock, {took:.2f} s seen from outside")

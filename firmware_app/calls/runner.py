@@ -64,6 +64,10 @@ INTERRUPTED_WHY = (
     "(power cut, crash or restart); how it ended and how long it lasted are not known"
 )
 
+# A call Frontdesk hung up itself because it was stopping (SIGTERM: a restart, an update, a
+# shutdown): recorded at the stop, with what is known, instead of "the caller hung up".
+STOPPED_WHY = "Frontdesk stopped (a restart or shutdown) and hung up"
+
 FAX_TAKEN_WHY = (
     "A fax machine (calling tone): handed to the fax service, which keeps the fax's own "
     "record; Frontdesk stopped before the end of the call was recorded"
@@ -99,6 +103,7 @@ class _Call:
     fax: bool = False  # handed to the fax service: the line is not ours to hang up
     key: str = ""  # names the call's record (details.call_key) for its in-progress marker
     marker: int | None = None  # the in-progress marker's id while the record is not written
+    stopped: bool = False  # hung up by close(): Frontdesk is stopping, not the caller gone
 
 
 class CallRunner:
@@ -214,6 +219,7 @@ class CallRunner:
         if grace is not None:
             grace.cancel()
         for call in calls:
+            call.stopped = True
             if call.channel is not None:
                 call.channel.hang_up()
         deadline = self.monotonic() + timeout
@@ -291,6 +297,8 @@ class CallRunner:
             with self._lock:
                 self._active.pop(line.name, None)
         assert fin is not None
+        if call.stopped:
+            fin = _stopped(fin)
         self._later(call, fin, description)
 
     def _do(self, action: Any, channel: VoiceChannel, line: Line, call: _Call) -> Result:
@@ -817,6 +825,17 @@ def _number(raw: str, validity: str, country: str) -> str:
     if raw and validity == "ok":
         return e164(raw, country) or raw
     return ""
+
+
+def _stopped(fin: Finished) -> Finished:
+    """How a call ended that Frontdesk hung up because it was stopping: the session took the
+    hang-up for the caller's. A message left stays a voicemail; a call that ended without
+    one is "interrupted" (no text-back: the caller did not give up)."""
+    if fin.outcome == "voicemail":
+        return dataclasses.replace(fin, reason=f"message left; then {STOPPED_WHY}")
+    if fin.outcome == "missed":
+        return dataclasses.replace(fin, outcome="interrupted", reason=STOPPED_WHY, notice="")
+    return fin
 
 
 def _plan_details(plan: Plan) -> dict[str, Any]:

@@ -79,6 +79,9 @@ class _Lost(Exception):
 class _Stopping(Exception):
     """The worker was asked to stop."""
 
+    def __str__(self) -> str:  # the words a request still waiting fails with
+        return "Frontdesk is stopping"
+
 
 @dataclass(frozen=True, slots=True)
 class LineOptions:

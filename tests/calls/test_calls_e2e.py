@@ -16,7 +16,7 @@ import soundfile as sf
 
 from firmware_app.calls.analog_voice import Pacing
 from firmware_app.calls.events import CallFinished, FaxToneDetected
-from firmware_app.calls.runner import CallRunner
+from firmware_app.calls.runner import STOPPED_WHY, CallRunner
 from firmware_app.config import MachineConfig, StoreConfig
 from firmware_app.media import codecs, tones
 from firmware_app.modem import events as ev
@@ -181,6 +181,69 @@ def test_caller_hangs_up_during_the_greeting_gets_a_missed_call_email(
     (mail,) = w.mails(1)
     assert "missed" in mail["Subject"].lower()
     assert not list(w.services.store.media.root.rglob("*.wav"))
+
+
+class LongGreeting(ToneGreetings):
+    """One greeting lasts `seconds` (the others are short): a call waits in it."""
+
+    def __init__(self, key: str, seconds: float = 60.0) -> None:
+        super().__init__()
+        self.key, self.long = key, seconds
+
+    def audio(self, key: str) -> np.ndarray:
+        if key == self.key:
+            self.asked.append(key)
+            return tones.tone((self.PITCH.get(key, 450.0),), self.long, level_dbfs=-14.0)
+        return super().audio(key)
+
+
+def stop_during(w: World, greeting: str, plays: int, caller: VoiceCaller) -> Interaction:
+    """Ring; once the call is in its `plays`-th greeting (the long `greeting`), close the
+    runner as the daemon does when it stops; the call's record."""
+    w.services.greetings = LongGreeting(greeting)  # type: ignore[assignment]
+    w.runner.services.greetings = w.services.greetings
+    w.modem.voice.caller = caller
+    mark = w.recorder.mark()
+    w.modem.ring("+15551234567", rings=4, interval=0.3)
+    index = 0
+    for _ in range(plays):  # the greeting is being played
+        w.modem.wait_for_command(r"^AT\+VTX$", timeout=20, since=index)
+        index = len(w.modem.commands)
+    w.runner.close()
+    done = w.recorder.wait(CallFinished, timeout=20, since=mark)
+    assert "ATH" in w.modem.commands[index:]  # hung up while the line still ran
+    item = w.services.history.get(done.record_id)
+    assert item is not None
+    assert w.services.history.calls_in_progress() == []  # recorded now, not at the next start
+    return item
+
+
+def test_a_call_frontdesk_stops_during_is_hung_up_and_recorded_as_interrupted(
+    world: Callable[..., World],
+) -> None:
+    w = world()
+    texted: list[str] = []
+    w.runner.text_back = texted.append  # type: ignore[method-assign,assignment]
+    item = stop_during(w, "closed", 1, VoiceCaller())
+    assert item.outcome == "interrupted" and item.media == ()
+    assert item.text == STOPPED_WHY and "caller hung up" not in item.text
+    assert item.open  # the owner calls back
+    (mail,) = w.mails(1)
+    assert "missed" in mail["Subject"].lower()
+    assert "cut off when Frontdesk restarted" in mail.get_body(("plain",)).get_content()
+    assert texted == []  # no "sorry we missed your call": the caller did not give up
+
+
+def test_a_message_left_before_frontdesk_stops_is_a_voicemail(
+    world: Callable[..., World],
+) -> None:
+    w = world()
+    caller = VoiceCaller().say(speech(1.5), at=0.2).press("#", at=2.0, after="record")
+    item = stop_during(w, "goodbye", 4, caller)  # closed, voicemail, beep, goodbye
+    assert item.outcome == "voicemail" and len(item.media) == 1
+    assert item.text == f"message left; then {STOPPED_WHY}"
+    (mail,) = w.mails(1)
+    assert "audio/mpeg" in [p.get_content_type() for p in mail.walk()]
 
 
 def test_blocked_caller_is_rejected_and_recorded(world: Callable[..., World]) -> None:
