@@ -91,6 +91,11 @@ def test_import_then_export(
             "[email]\nsmtp_port = 'x'\n",
             "email.smtp_port: 'x' is not allowed; expected a whole number",
         ),
+        (
+            "schema_version = 99\n",
+            "bad.toml is not valid; nothing was changed:\n  - schema_version: 99 is not "
+            "allowed; expected 1 to 2 (a file from a newer Frontdesk: update this one first)",
+        ),
     ],
 )
 def test_import_bad_file_changes_nothing(

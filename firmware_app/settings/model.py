@@ -305,7 +305,10 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v
 def migrate(doc: dict[str, Any]) -> dict[str, Any]:
     version = doc.get("schema_version", 1)
     if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
-        raise SettingsError([FieldProblem("schema_version", version, f"1 to {SCHEMA_VERSION}")])
+        allowed = f"1 to {SCHEMA_VERSION}"
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            allowed += " (a file from a newer Frontdesk: update this one first)"
+        raise SettingsError([FieldProblem("schema_version", version, allowed)])
     doc = copy.deepcopy(doc)
     while version < SCHEMA_VERSION:
         doc = MIGRATIONS[version](doc)
@@ -316,7 +319,10 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
 
 def settings_from_dict(doc: dict[str, Any], context: str = "settings") -> Settings:
     """Validate a whole settings document (any schema version); raise naming every problem."""
-    doc = migrate(doc)
+    try:
+        doc = migrate(doc)
+    except SettingsError as exc:
+        raise SettingsError(exc.problems, context) from None
     body = {k: v for k, v in doc.items() if k != "schema_version"}
     problems: list[FieldProblem] = []
     result: Settings = from_dict(Settings, body, "", problems)
