@@ -69,7 +69,7 @@ def reason(item: Any) -> str:
         if d.get("status") == "sending":
             return "sending now"
         if d.get("last_status"):
-            return f"trying again ({d.get('reason', d['last_status'])})"
+            return f"trying again: {d.get('reason', d['last_status'])}"
         return ""
     if item.outcome == "failed":
         return str(d.get("reason", ""))

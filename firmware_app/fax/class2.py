@@ -261,14 +261,25 @@ def send_class2(
     finally:
         call.close()
     status = "sent" if end.ok else "failed"
+    reason = end.reason
     if not tx.connected and not end.ok:
+        from .session import dial_words
+
         words = end.reason.upper()
-        status = "busy" if "BUSY" in words else "no_answer" if "NO ANSWER" in words else status
+        for word, kind in (
+            ("BUSY", "busy"),
+            ("NO ANSWER", "no_answer"),
+            ("NO CARRIER", "no_carrier"),
+            ("NO DIALTONE", "no_dialtone"),
+        ):
+            if word in words:
+                status, reason = kind, dial_words(kind, word)
+                break
     bps = tx.params.bit_rate if tx.params else 0
     return SendOutcome(
         ok=end.ok,
         status=status,  # type: ignore[arg-type]
-        reason=end.reason,
+        reason=reason,
         pages_sent=tx.sent,
         remote_id=tx.remote_id,
         fax_class=version,

@@ -277,6 +277,21 @@ _DIAL_ERRORS: dict[str, SendStatus] = {
 }
 
 
+# What a failed dial means, for the owner (the modem's own word follows in brackets).
+_DIAL_WORDS: dict[str, str] = {
+    "busy": "the number was busy",
+    "no_answer": "nobody answered",
+    "no_carrier": "no fax machine answered",
+    "no_dialtone": "no dial tone: check the phone line",
+}
+
+
+def dial_words(status: str, result: str) -> str:
+    """`no fax machine answered (NO CARRIER)`, or `dialling: <result>` for anything else."""
+    words = _DIAL_WORDS.get(status)
+    return f"{words} ({result})" if words else f"dialling: {result}"
+
+
 def send(
     line: Line,
     number: str,
@@ -311,7 +326,7 @@ def send(
                 status = _DIAL_ERRORS.get(result.kind, "failed")
             elif result is not None and not isinstance(result, Response):
                 status = "no_answer"
-            return SendOutcome(ok=False, status=status, reason=f"dialling: {words}")
+            return SendOutcome(ok=False, status=status, reason=dial_words(status, str(words)))
         driver = Class1Driver(pipe, online=True, clock=clock)
         # MR (2-D) when the receiver's DIS offers it (the engine asks the DIS): smaller pages.
         tx = T30Sender(local_id=local_id, pages=pages, fine=fine, mr=True, modulations=mods)

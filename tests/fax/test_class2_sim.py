@@ -123,7 +123,7 @@ def test_busy(line: tuple[Any, Line, str]) -> None:
     modem, fax_line, version = line
     modem.fax.machine = FaxMachine(busy=True)
     got = session.send(fax_line, "5552002", [FaxPage(_page(1))], local_id="", use_class=version)
-    assert (got.ok, got.status) == (False, "busy"), got
+    assert (got.ok, got.status, got.reason) == (False, "busy", "the number was busy (BUSY)")
 
 
 class _Host:

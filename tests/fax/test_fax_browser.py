@@ -66,6 +66,15 @@ LOADED = """img => img.complete && img.naturalWidth ? img.naturalWidth : new Pro
 })"""
 
 
+# Width and height of each "From ..." / "To ..." on the Fax page.
+WHO_BOXES = """() => {
+    const who = e => /^(From|To) \\+/.test(e.textContent.trim());
+    return [...document.body.querySelectorAll('*')]
+        .filter(e => who(e) && ![...e.children].some(who))
+        .map(e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; });
+}"""
+
+
 def dark_pixels(png: bytes) -> int:
     """Pure black pixels in a screenshot (the viewer's own toolbar and margins are grey)."""
     with Image.open(io.BytesIO(png)) as shot:
@@ -124,6 +133,19 @@ def test_send_with_preview_list_with_pictures_and_view_the_pdf(
                 thumbs.nth(i).scroll_into_view_if_needed()
                 assert thumbs.nth(i).evaluate(LOADED) == 432, f"page-1 picture {i} did not load"
             page.screenshot(path=str(SHOTS / "desktop-fax-list.png"), full_page=True)
+
+            # On a phone each fax is a card as wide as the screen: nothing sideways, the
+            # words laid out in lines (a table squeezed them to a letter a line).
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.reload()
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            boxes = page.evaluate(WHO_BOXES)
+            assert len(boxes) == 2, boxes  # the received fax and the queued one
+            for width, height in boxes:
+                assert width > 150 and height < 60, boxes
+            page.screenshot(path=str(SHOTS / "phone-fax-list.png"), full_page=True)
+            page.set_viewport_size({"width": 1280, "height": 800})
+            page.reload()
 
             link = page.locator(f"a[href='/media/{received.media[0]}']:has-text('View PDF')")
             assert link.count() == 1

@@ -259,10 +259,12 @@ def test_a_busy_line_and_a_call_nobody_answers(make_end: Callable[[str, str], En
     with VirtualLine(sender.modem, receiver.modem, rings=2, ring_interval=0.3) as line:
         out = session.send(sender.line, "5552002", [FaxPage(make_page(1))], local_id="1")
         assert (out.ok, out.status) == (False, "no_carrier"), out
+        assert out.reason == "no fax machine answered (NO CARRIER)"
         assert receiver.rang.is_set()
         line.off_hook(1)  # a phone at the other end is in use
         busy = session.send(sender.line, "5552002", [FaxPage(make_page(1))], local_id="1")
         assert (busy.ok, busy.status) == (False, "busy"), busy
+        assert busy.reason == "the number was busy (BUSY)"
 
 
 def test_a_class1_receiver_offers_only_what_its_modem_receives(
