@@ -18,7 +18,13 @@ from typing import Any
 
 from . import __version__
 from .config import DEFAULT_PATH, MachineConfig, demo_config, load_config
-from .errors import DaemonNotRunning, FrontdeskError, StoreLockedError, ValidationError
+from .errors import (
+    ConfigError,
+    DaemonNotRunning,
+    FrontdeskError,
+    StoreLockedError,
+    ValidationError,
+)
 
 log = logging.getLogger("frontdesk")
 
@@ -32,6 +38,8 @@ def _err(msg: str) -> None:
 def _print_problems(exc: ValidationError) -> None:
     if exc.context == "preview":  # `routing explain` only reads: there was nothing to change
         _err("the call to explain is not valid:")
+    elif isinstance(exc, ConfigError):  # read before anything else: nothing ran
+        _err(f"the machine config {exc.context} is not valid:")
     else:
         _err(f"{exc.context or 'input'} is not valid; nothing was changed:")
     for p in exc.problems:
@@ -405,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
             "-c",
             metavar="PATH",
             default=None,
-            help=f"machine config file (default {DEFAULT_PATH}; missing means all defaults)",
+            help=f"machine config file (default {DEFAULT_PATH}, which may be absent: then every "
+            "key has its default)",
         )
 
     p = sub.add_parser(
@@ -419,8 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="run the product on simulated lines, locally",
+        usage="%(prog)s [-h] [--data-dir DATA_DIR] [--listen LISTEN] [ACTION ...]",
         description="Run Frontdesk with its data in a local folder, simulated modem "
-        "lines and the web page on 127.0.0.1:8080. Nothing leaves this machine.",
+        "lines and the web page on 127.0.0.1:8080 (Ctrl-C stops it). Nothing leaves this "
+        "machine. With an ACTION, act on the demo already running in DATA_DIR instead.",
     )
     p.add_argument(
         "--data-dir",

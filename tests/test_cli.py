@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import stat
 import subprocess
 import sys
@@ -37,23 +38,45 @@ def test_console_script_help() -> None:
         assert command in out
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        [],
-        ["run"],
-        ["demo"],
-        ["settings"],
-        ["settings", "export"],
-        ["settings", "import"],
-        ["version"],
-    ],
-)
-def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def _commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every command and sub-command of the parser, with its own parser."""
+    found = [(path, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _commands(sub, (*path, name))
+    return found
+
+
+COMMANDS = [path for path, _ in _commands(build_parser())]
+
+
+def test_the_command_walk_finds_every_command() -> None:
+    for expected in [("run",), ("demo", "call"), ("settings", "import"), ("passwd",)]:
+        assert expected in COMMANDS
+    assert len(COMMANDS) >= 17
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda p: " ".join(p) or "frontdesk")
+def test_every_command_has_help(argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    """`--help` works on every command and says what it does and what each option is."""
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args([*argv, "--help"])
     assert exc.value.code == 0
     assert "usage: frontdesk" in capsys.readouterr().out
+    parser = dict(_commands(build_parser()))[argv]
+    assert parser.description, argv
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            assert action.help, (argv, action.dest)
+
+
+def test_demo_usage_shows_the_action_is_optional(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo", "--help"])
+    assert "[ACTION ...]" in capsys.readouterr().out
 
 
 def test_export_to_stdout_and_file(
@@ -118,7 +141,9 @@ def test_bad_machine_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     bad = tmp_path / "c.toml"
     bad.write_text("[web]\nport = 80\n")
     assert run("run", "--config", str(bad)) == 2
-    assert "web.port: 80 is not allowed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"frontdesk: the machine config {bad} is not valid:\n" in err
+    assert "web.port: 80 is not allowed" in err and "nothing was changed" not in err
     assert run("settings", "export", "-c", str(tmp_path / "missing.toml")) == 2
     assert "an existing file" in capsys.readouterr().err
 
