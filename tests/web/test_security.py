@@ -25,6 +25,7 @@ SAMPLE_ARGS = {
     "filename": "app.css",
     "msg_id": 1,
     "contact_id": 1,
+    "note_id": 1,
     "number": "+441632960123",
     "record_id": "2025-01:1",
     "ref": "media/2025/01/abcdefgh1234.mp3",
