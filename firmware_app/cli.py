@@ -307,7 +307,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
         lambda client: client.call("passwd", password=password),
         lambda services: services.auth.set_password(password),
     )
-    print("owner password set; every web page login must log in again")
+    print("owner password set; every browser logged in to the web page must log in again")
     return EXIT_OK
 
 
