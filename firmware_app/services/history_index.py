@@ -375,9 +375,9 @@ class HistoryIndex:
         except ValueError:
             return None
         month, num = month_of(code), code & 0xFFFFFFFF
-        with self._lock:
+        with self._lock:  # held while reading: a rewrite of the copy moves every offset
             off = self._offset(month, num)
-        return self._read_at(month, off) if off >= 0 else None
+            return self._read_at(month, off) if off >= 0 else None
 
     def count(self, key: str) -> int:
         with self._lock:
