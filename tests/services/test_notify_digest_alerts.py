@@ -183,6 +183,9 @@ def test_digest_content_counts_list_and_tolerance(
     text = doc["text"]
     assert "Tue 24 Nov, 18:00 to Wed 25 Nov, 18:00 (GMT)" in text
     assert "Calls: 2 (1 answered, 1 missed)" in text
+    assert "Voicemails: 1 (1 voicemail)" in text
+    assert "Texts: 1 (1 sent)" in text
+    assert "Faxes: 1 (1 other)" in text and "Faxs" not in text
     lines = [line for line in text.splitlines() if line[:2].isdigit() or line.startswith("--:")]
     assert lines[0].startswith("18:00  Call in  Ann <b>Hostile</b> Bcc: x@example.com")
     assert lines[1] == "09:15  Voicemail in  withheld number  voicemail"

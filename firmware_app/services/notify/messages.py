@@ -584,7 +584,8 @@ def digest_message(
         plural = _PLURALS.get(channel, "other")
         single = _SINGULARS.get(channel, "other")
         detail = ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in sorted(per.items()))
-        summary.append((f"{label}s" if channel in _CHANNELS else label, f"{total} ({detail})"))
+        title = _PLURALS[channel].capitalize() if channel in _PLURALS else label
+        summary.append((title, f"{total} ({detail})"))
         parts.append(f"{total} {single if total == 1 else plural}")
     table: list[tuple[str, str, str, str]] = []
     for at, rec in rows[:DIGEST_ROWS_MAX]:
