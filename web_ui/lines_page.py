@@ -111,7 +111,7 @@ def check_balance(name: str) -> Response:
     if sms is None or not known:
         flash(f"{name} is not a mobile (GSM) line: it has no SIM card balance.", "error")
     elif not services().settings.get().sms.ussd_code:
-        flash("No balance check code is set: Settings, Sms, Balance check code.", "error")
+        flash("No balance check code is set: Settings, Text messages, Balance check code.", "error")
     else:
         sms.check_balance(name)
         flash(f"Asking the network for the balance of {name}; it shows here when it comes.", "info")

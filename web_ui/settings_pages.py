@@ -36,6 +36,17 @@ SECTION_TITLES: dict[str, tuple[str, str]] = {
     "lines": ("Phone lines", "SIM PIN, the line's country, rings before answering, caller ID."),
     "rules": ("Call rules", "Allowed and blocked numbers, screening, ringing and menus."),
     "mqtt": ("MQTT", "Events out to an MQTT broker and Home Assistant, and whether it is up."),
+    "notifications": (
+        "Notifications",
+        "The daily summary, and warnings when something goes wrong or is fixed.",
+    ),
+    "calls": ("Calls", "Longest voicemail, silence at its end, screening, texting missed callers."),
+    "greetings": ("Greetings", "What callers hear, and the voice that speaks it."),
+    "forwarding": (
+        "Forwarding",
+        "Forwarding by the mobile network, putting calls through, call recordings.",
+    ),
+    "sms": ("Text messages", "Answers to texts after hours, the line that sends, SIM balance."),
 }
 
 

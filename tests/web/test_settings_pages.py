@@ -202,3 +202,13 @@ def test_a_section_can_have_its_own_page(services: Services) -> None:
     client.post("/login", data={"password": "long enough pw", "csrf_token": csrf_token(client)})
     assert client.get("/settings/business").headers["Location"] == "/hours"
     assert 'href="/hours"' in client.get("/settings/").get_data(as_text=True)
+
+
+def test_every_section_has_a_written_title_and_summary() -> None:
+    """The settings index never shows a title made from a code name ("Sms", "Mqtt")."""
+    from web_ui.settings_pages import SECTION_TITLES
+
+    missing = sorted(set(SECTIONS) - set(SECTION_TITLES))
+    assert not missing, f"add a title and summary to SECTION_TITLES for {missing}"
+    for name, (title, summary) in SECTION_TITLES.items():
+        assert title and summary.endswith("."), name
