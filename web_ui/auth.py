@@ -152,8 +152,8 @@ def login() -> Any:
                 429,
                 "Too many wrong passwords",
                 f"For safety, logging in from this device is paused. Try again in {wait} "
-                f"seconds. Forgot the password? Reset it on the Frontdesk box with "
-                f"`frontdesk passwd`.",
+                "seconds. Forgot the password? Reset it on the Frontdesk box with the "
+                "command “sudo frontdesk passwd”.",
             )
             body, code = response if isinstance(response, tuple) else (response, 429)
             return body, code, {"Retry-After": str(wait)}

@@ -136,6 +136,7 @@ def test_rate_limit_after_five_wrong_passwords(logged_in: Owner) -> None:
     assert int(response.headers["Retry-After"]) > 0
     page = response.get_data(as_text=True)
     assert "Too many wrong passwords" in page and "Try again in" in page
+    assert "command “sudo frontdesk passwd”." in page and "`" not in page
     # Another address is not affected.
     other = logged_in.client.application.test_client()
     token = csrf_token(other, "/login")
