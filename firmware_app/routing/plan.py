@@ -396,6 +396,19 @@ class Router:
     def people(self, members: list[StaffMember]) -> list[Person]:
         return [self._people.get(m.name) or Person.of(m, self.region) for m in members]
 
+    def on_call(self, now: dt.datetime, status: Status | None = None) -> list[Person]:
+        """The staff ordinary callers are put through to while closed: with
+        `rules.on_call_when_closed`, those the rota lists at `now` outside the *weekly* hours
+        (evenings, nights, weekends; on a holiday, a closure or while closed by hand the
+        working-day rota is a day off). Empty while open, or with the rule off. The network
+        forwarding of GSM lines follows the same list (services/forwarding.py)."""
+        hours = self.hours
+        if not self.settings.rules.on_call_when_closed or hours.weekly_open(now):
+            return []
+        if (status or hours.status(now)).is_open:
+            return []
+        return self.people(self.rota.on_duty(now, hours.tz, is_open=False))
+
     def decide(
         self,
         call: Call,
@@ -501,11 +514,7 @@ class Router:
             # call now, when the owner wants callers put through to them; else voicemail.
             # On call means on the rota outside the weekly hours (evenings, nights, weekends):
             # on a holiday or when closed by hand, the daytime rota is a day off, not a call.
-            on_call = (
-                people(self.rota.on_duty(now, hours.tz, is_open=False))
-                if rules.on_call_when_closed and not hours.weekly_open(now)
-                else []
-            )
+            on_call = self.on_call(now, status)
             if on_call:
                 notes.append(f"{_names(tuple(on_call))} on call by the rota")
                 default = _put_through(

@@ -145,7 +145,10 @@ class ForwardingService:
     # -- what should be ---------------------------------------------------------------------
 
     def target(self, now: dt.datetime | None = None) -> tuple[str, int]:
-        """(number to forward to on no reply, seconds); "" while closed or not managed."""
+        """(number to forward to on no reply, seconds): while open the first staff member on
+        duty with a mobile; while closed the first one on call (`Router.on_call`: the rota
+        outside the weekly hours, with "Put callers through to staff on call when closed");
+        "" when nobody is, or when not managed."""
         s = self._settings.get()
         seconds = s.forwarding.no_reply_seconds
         if not s.forwarding.network or not s.rules.forward_calls:
@@ -153,9 +156,10 @@ class ForwardingService:
         now = now or self._routing.now()
         router = self._routing.router()
         status = router.hours.status(now)
-        if not status.is_open:
-            return "", seconds
-        people = router.people(on_duty(s.staff, now, router.hours.tz, is_open=True))
+        if status.is_open:
+            people = router.people(on_duty(s.staff, now, router.hours.tz, is_open=True))
+        else:
+            people = router.on_call(now, status)
         first = next((p.mobile for p in people if p.mobile), "")
         return first, seconds
 
@@ -234,7 +238,8 @@ class ForwardingService:
     # -- when to do it again ----------------------------------------------------------------
 
     def next_change(self, now: dt.datetime | None = None) -> dt.datetime | None:
-        """The next opening, closing or rota boundary: the target may change then."""
+        """The next opening, closing or rota boundary, or (for staff on call) the start or
+        end of the weekly hours on a day closed for a holiday: the target may change then."""
         now = now or self._routing.now()
         router = self._routing.router()
         times = []
@@ -243,13 +248,17 @@ class ForwardingService:
             times.append(status.next_change)
         tz = router.hours.tz
         local = now.astimezone(tz)
-        for entry in self._settings.get().staff.rota:
-            for ahead in range(8):
+        s = self._settings.get()
+        rows: list[tuple[list[str], list[str]]] = [(e.days, e.hours) for e in s.staff.rota]
+        if s.rules.on_call_when_closed:
+            rows += [([day], list(getattr(s.hours, day))) for day in WEEKDAYS]
+        for days, hours in rows:
+            for ahead in range(-1, 8):
                 day = local.date() + dt.timedelta(days=ahead)
-                if WEEKDAYS[day.weekday()] not in entry.days:
+                if WEEKDAYS[day.weekday()] not in days:
                     continue
                 midnight = dt.datetime.combine(day, dt.time(), tzinfo=tz)
-                for text in entry.hours:
+                for text in hours:
                     span = parse_interval(text)
                     if span is None:
                         continue

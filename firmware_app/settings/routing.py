@@ -510,7 +510,8 @@ class Rules:
         help="When closed, callers hear the closed greeting and are put through to the staff "
         "the rota has on call: on the rota outside the weekly hours (evenings, nights, "
         "weekends; a holiday's working-day rota is a day off). Nobody on call: voicemail. "
-        "Off: only VIPs and menu keys reach staff when closed.",
+        "A mobile line using the network's forwarding forwards unanswered calls to the first "
+        "of them, as while open. Off: only VIPs and menu keys reach staff when closed.",
     )
     menus: list[Menu] = setting(
         default_factory=list, label="Menus", help="Key menus per mode; at most one per mode."

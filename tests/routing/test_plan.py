@@ -350,6 +350,22 @@ def test_on_call_is_the_rota_outside_the_weekly_hours() -> None:
     assert [p.name for p in fwd.people] == ["Ben"]
 
 
+def test_router_on_call_is_who_the_network_forwarding_follows_while_closed() -> None:
+    """`Router.on_call`: the people ordinary callers reach while closed (and the GSM
+    network forwarding's target then): nobody while open, nobody with the rule off."""
+    from firmware_app.routing import Router
+
+    s = base()
+    on_call(s)
+    router = Router(s)
+    assert [p.name for p in router.on_call(at("2025-03-24 18:00", LON))] == ["Ben"]
+    assert router.on_call(at("2025-03-24 10:00", LON)) == []  # open: on duty, not on call
+    assert router.on_call(at("2025-12-25 10:00", LON)) == []  # a holiday's day rota: day off
+    assert [p.name for p in router.on_call(at("2025-12-25 19:00", LON))] == ["Ben"]
+    s.rules = dataclasses.replace(s.rules, on_call_when_closed=False)
+    assert Router(s).on_call(at("2025-03-24 18:00", LON)) == []
+
+
 def test_a_router_cache_belongs_to_its_owner_and_follows_the_settings_object() -> None:
     from firmware_app.routing import RouterCache
 

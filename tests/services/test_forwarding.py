@@ -18,7 +18,7 @@ from firmware_app.events import EventBus
 from firmware_app.modem import events as ev
 from firmware_app.modem.line import Line
 from firmware_app.modem.simulator import SimulatedModem
-from firmware_app.routing import LineCapabilities
+from firmware_app.routing import Call, ForwardTo, LineCapabilities
 from firmware_app.services.forwarding import CallRecordings, ForwardingService, parse_ccfc
 from firmware_app.services.routing import RoutingService
 from firmware_app.services.scheduler import Scheduler
@@ -118,6 +118,78 @@ def test_set_verify_and_reapply_on_mode_change(
         assert not service.capabilities_for(line, gsm).can_forward_network
         (state,) = service.apply_all()
         assert state.number == "+447700900002" and state.verified  # Ben after 13:00
+    finally:
+        service.close()
+
+
+def test_while_closed_the_network_forwards_to_the_staff_on_call(
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    world: tuple[SettingsService, RoutingService, Clock, Scheduler],
+) -> None:
+    """With "Put callers through to staff on call when closed", a box with one GSM line
+    reaches the evening cover through the network's forwarding, as it reaches the day staff
+    while open: the plan leaves the call to the network. Off, or nobody on call, the
+    forwarding is switched off and Frontdesk takes the call."""
+    settings, routing, clock, scheduler = world
+    s = settings.get()
+    weekdays = ["mon", "tue", "wed", "thu", "fri"]
+    s.staff.rota = [
+        RotaEntry(name="Anna", days=weekdays, hours=["09:00-17:00"]),
+        RotaEntry(name="Ben", days=weekdays, hours=["17:00-22:00"]),
+    ]
+    settings.save(s)
+    modem = make_modem("sim800")
+    line = make_line(modem.path)
+    recorder.wait(ev.LineUp, timeout=10)
+    service = ForwardingService(settings, routing, lambda: [line], scheduler=scheduler)
+    gsm = LineCapabilities.gsm()
+    call = Call(number="+441632960123")
+    try:
+        clock.now = dt.datetime(2026, 3, 4, 18, 0, tzinfo=LONDON)  # Wednesday evening
+        assert service.target() == ("", 15)  # the rule is off: Frontdesk takes the call
+        (state,) = service.apply_all()
+        assert state.verified and not modem.extras.forwards[2].active
+        plan = routing.router().decide(call, clock.now, service.capabilities_for(line, gsm))
+        assert plan.kinds() == ["greet", "take_voicemail"]
+
+        settings.save_section("rules", {"on_call_when_closed": True})
+        assert service.target() == ("+447700900002", 15)  # Ben is on call
+        (state,) = service.apply_all()
+        assert state.verified and state.number == "+447700900002"
+        fwd = modem.extras.forwards[2]
+        assert (fwd.active, fwd.number, fwd.time) == (True, "+447700900002", 15)
+        caps = service.capabilities_for(line, gsm)
+        assert caps.can_forward_network
+        plan = routing.router().decide(call, clock.now, caps)
+        assert plan.kinds() == ["forward_to", "greet", "take_voicemail"]
+        (step, *_) = plan.steps
+        assert isinstance(step, ForwardTo) and step.method == "network"
+        assert [p.name for p in step.people] == ["Ben"]
+        assert service.next_apply == dt.datetime(2026, 3, 4, 22, 0, tzinfo=LONDON)
+
+        clock.now = dt.datetime(2026, 3, 4, 22, 30, tzinfo=LONDON)  # nobody on call
+        assert service.target() == ("", 15)
+        (state,) = service.apply_all()
+        assert state.verified and not modem.extras.forwards[2].active
+        assert not service.capabilities_for(line, gsm).can_forward_network
+
+        # A closure on Thursday: Anna's daytime rota is a day off, not a call; Ben's evening
+        # starts when the weekly hours end, which is when the forwarding is set again.
+        settings.save_section(
+            "holidays",
+            {"closures": [{"id": "stock", "start": "2026-03-05", "end": "2026-03-05"}]},
+        )
+        s = settings.get()
+        s.staff.rota = [RotaEntry(name="Ben", days=weekdays, hours=["12:00-22:00"])]
+        settings.save(s)
+        clock.now = dt.datetime(2026, 3, 5, 14, 0, tzinfo=LONDON)
+        assert service.target() == ("", 15)
+        service.apply_all()
+        assert service.next_apply == dt.datetime(2026, 3, 5, 17, 0, tzinfo=LONDON)
+        clock.now = dt.datetime(2026, 3, 5, 17, 0, tzinfo=LONDON)
+        assert service.target() == ("+447700900002", 15)
     finally:
         service.close()
 
