@@ -12,6 +12,7 @@ import logging
 import os
 import pickle
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -352,6 +353,8 @@ def cmd_sms_send(args: argparse.Namespace) -> int:
 
 # The control socket takes requests up to 4 MiB; base64 makes a file a third larger.
 FAX_CLI_MAX = 3 * 1024 * 1024 - 4096
+# How long `frontdesk fax send` waits for the pages to be drawn before it returns anyway.
+FAX_CLI_WAIT = 120.0
 
 
 def cmd_fax_send(args: argparse.Namespace) -> int:
@@ -379,7 +382,8 @@ def cmd_fax_send(args: argparse.Namespace) -> int:
         return EXIT_FAIL
     from .control import ControlClient
 
-    result = ControlClient(config.data_dir, timeout=120.0).call(
+    client = ControlClient(config.data_dir, timeout=60.0)
+    result = client.call(
         "fax.send",
         to=args.to,
         content=base64.b64encode(data).decode("ascii"),
@@ -387,10 +391,24 @@ def cmd_fax_send(args: argparse.Namespace) -> int:
         fine=not args.normal,
         name=Path(args.file).name,
     )
+    # Queued (stored) already; wait a while for its pages to be drawn, to say how it went.
+    waited = time.monotonic() + FAX_CLI_WAIT
+    while result.get("status") == "drawing" and time.monotonic() < waited:
+        result = client.call("fax.status", id=result.get("id"), wait=20)
+    who, fax_id = result.get("to"), result.get("id")
+    if result.get("state") == "failed":
+        _err(f"fax to {who} not sent (id {fax_id}): {result.get('reason') or 'it failed'}")
+        return EXIT_FAIL
+    if result.get("status") == "drawing":
+        print(
+            f"fax to {who} queued, id {fax_id}; its pages are still being drawn and it goes "
+            "out once they are ready (the Fax page shows how it goes)"
+        )
+        return EXIT_OK
     pages = result.get("pages") or 0
     print(
-        f"fax to {result.get('to')} queued ({pages} page{'s' if pages != 1 else ''}), "
-        f"id {result.get('id')}; it goes out when a fax line is free"
+        f"fax to {who} queued ({pages} page{'s' if pages != 1 else ''}), "
+        f"id {fax_id}; it goes out when a fax line is free"
     )
     return EXIT_OK
 

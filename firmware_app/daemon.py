@@ -407,7 +407,27 @@ class Daemon:
             except (binascii.Error, ValueError) as exc:
                 raise FrontdeskError(f"the file did not arrive intact: {exc}") from exc
             item = services.fax.send(to, data, cover_note=cover, fine=fine, filename=name)
-            return {"id": item.id, "to": item.number, "pages": item.details.get("pages")}
+            return _fax_state(item)
+
+        def fax_status(id: str, wait: float = 0.0) -> dict[str, Any]:
+            """`frontdesk fax send` waiting for the pages: the fax once they are drawn (or
+            could not be), or as it is after `wait` seconds (at most 25)."""
+            if services.fax is None:
+                raise FrontdeskError("this daemon has no fax service (no lines)")
+            item = services.fax.wait_drawn(str(id), max(0.0, min(float(wait), 25.0)))
+            if item is None:
+                raise FrontdeskError(f"no outgoing fax {id}")
+            return _fax_state(item)
+
+        def _fax_state(item: Any) -> dict[str, Any]:
+            return {
+                "id": item.id,
+                "to": item.number,
+                "state": item.outcome,
+                "status": item.details.get("status"),
+                "pages": item.details.get("pages"),
+                "reason": item.details.get("reason", ""),
+            }
 
         def settings_import(text: str, context: str = "settings file") -> list[list[Any]]:
             return [list(c) for c in services.settings.import_toml(text, context)]
@@ -428,6 +448,7 @@ class Daemon:
             ),
             "sms.send": sms_send,
             "fax.send": fax_send,
+            "fax.status": fax_status,
         }
 
     # -- running -----------------------------------------------------------------------------

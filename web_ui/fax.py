@@ -68,6 +68,8 @@ def reason(item: Any) -> str:
     if item.outcome == "queued":
         if d.get("status") == "sending":
             return "sending now"
+        if d.get("status") == "drawing":
+            return "drawing its pages"
         if d.get("last_status"):
             return f"trying again: {d.get('reason', d['last_status'])}"
         return ""
@@ -98,7 +100,10 @@ def fax_view(item: Any) -> dict[str, Any]:
         "pdf": pdf,
         "queued": item.outcome == "queued",
         "sending": d.get("status") == "sending",
-        "can_retry": item.direction == "out" and item.outcome == "failed",
+        "drawing": d.get("status") == "drawing",
+        "can_retry": item.direction == "out"
+        and item.outcome == "failed"
+        and d.get("status") != "not drawn",
     }
 
 
@@ -308,6 +313,7 @@ def _json(item: Any) -> dict[str, Any]:
         "resolution": d.get("resolution", ""),
         "rate": d.get("rate", ""),
         "attempts": d.get("attempts"),
+        "drawing": d.get("status") == "drawing",
         "reason": reason(item),
         "pdf": url_for("media.download", ref=pdf) if pdf else None,
     }
@@ -328,7 +334,8 @@ def api_list() -> Response:
 @api.post("/fax")
 def api_send() -> Response:
     """Queue a fax: multipart form with `to`, `file` and optional `cover` (a note),
-    `resolution` (fine/normal), `dither` (yes/no/auto). 202 with the queued fax."""
+    `resolution` (fine/normal), `dither` (yes/no/auto). 202 with the queued fax at once
+    (`drawing` true: its pages are drawn next, then it is dialled)."""
     fax = _fax()
     to = request.form.get("to", "").strip()
     upload = request.files.get("file")

@@ -58,6 +58,7 @@ DRAFT_DIR = "fax-drafts"
 DRAFT_LIFETIME = timedelta(hours=1)
 MAX_DRAFTS = 4
 _DRAFT_ID = re.compile(r"^[A-Za-z0-9_-]{12}$")
+UPLOAD_EXT = "upload"  # a queued fax's document until its pages are drawn
 PAGE_EXT = "g3"  # a received page's T.4 data on disk until the fax's record is written
 INTERRUPTED_FAX = (
     "Interrupted (Frontdesk restarted): the fax was being received when Frontdesk stopped "
@@ -173,6 +174,10 @@ class FaxService:
         self._drafts: dict[str, FaxDraft] = {}
         self._drafts_dir = store.data_dir / DRAFT_DIR
         self._thumb_lock = threading.Lock()
+        self._to_draw: deque[str] = deque()  # queued faxes whose pages are still to draw
+        self._drawer: threading.Thread | None = None
+        self._drawn: dict[str, threading.Event] = {}  # set once a record's pages are drawn
+        self._closed = threading.Event()
 
     # -- wiring --------------------------------------------------------------------------------
 
@@ -184,6 +189,9 @@ class FaxService:
 
         shutil.rmtree(self._drafts_dir, ignore_errors=True)  # a previous run's, forgotten
         self.recover()
+        for item in self.queued():  # queued with their pages still to draw when it stopped
+            if item.details.get("status") == "drawing":
+                self._draw_later(item.id)
 
         def on_tone(event: FaxToneDetected) -> None:
             with self._lock:
@@ -196,6 +204,7 @@ class FaxService:
         self._unsubscribe.append(self.bus.subscribe(FaxToneDetected, on_tone))
 
     def close(self, timeout: float = 5.0) -> None:
+        self._closed.set()  # a fax being drawn stays "drawing": the next start draws it
         for undo in self._unsubscribe:
             undo()
         self._unsubscribe = []
@@ -637,23 +646,159 @@ class FaxService:
         paper: str = "a4",
         filename: str = "",
     ) -> Interaction:
-        """Check and queue a fax in one step (the API and `frontdesk fax send`): the upload is
-        drawn now, in the render child (so a bad file is refused at once, and never with the
-        daemon's memory), and its pages stored with the record before any dialling."""
-        draft = self.prepare(
-            number,
-            data,
-            cover_note=cover_note,
-            fine=fine,
-            dither=dither,
-            paper=paper,
-            filename=filename,
-            wait=True,
+        """Queue a fax in one step (the API and `frontdesk fax send`) and return at once: the
+        number and the file are checked, the upload and the record (outcome "queued",
+        `details.status` "drawing") are stored before this returns, then the render child
+        draws the pages on the fax drawing thread. Drawn, the fax is queued for the worker
+        (`status` "queued"); a document that cannot be drawn turns the record "failed" with
+        the reason in words (`status` "not drawn") and the owner gets the result email. A
+        restart in between draws it again from the stored upload (`recover`)."""
+        dial = self._checked(number, data)
+        now = self.clock()
+        upload = self.store.media.write(data, UPLOAD_EXT, now)
+        try:
+            record = self.history.record(
+                Interaction(
+                    channel="fax",
+                    direction="out",
+                    outcome="queued",
+                    start=now,
+                    number=_number(number, self.settings()),
+                    text=(cover_note or "").strip()[:COVER_NOTE_MAX],
+                    media=(upload,),
+                    details={
+                        "status": "drawing",
+                        "dial": dial,
+                        "pages": 0,
+                        "resolution": "fine" if fine else "normal",
+                        "cover": cover_note is not None,
+                        "dither": dither,
+                        "paper": "letter" if paper == "letter" else "a4",
+                        "filename": filename[:120],
+                        "attempts": 0,
+                        "next_try": now.isoformat(),
+                        "log": [],
+                    },
+                )
+            )
+        except Exception:
+            self.store.media.delete(upload)
+            raise
+        self._draw_later(record.id)
+        return record
+
+    def wait_drawn(self, record_id: str, timeout: float) -> Interaction | None:
+        """The record once its pages are drawn (or could not be), or as it is after
+        `timeout` seconds; None when there is no such outgoing fax."""
+        with self._lock:
+            done = self._drawn.setdefault(record_id, threading.Event())
+        item = self.history.get(record_id)
+        if item is not None and item.details.get("status") == "drawing":
+            done.wait(timeout)
+            item = self.history.get(record_id)
+        with self._lock:
+            self._drawn.pop(record_id, None)
+        if item is None or item.channel != "fax" or item.direction != "out":
+            return None
+        return item
+
+    def _draw_later(self, record_id: str) -> None:
+        """Have the drawing thread draw a queued fax's pages (one fax at a time, in order)."""
+        with self._lock:
+            if record_id not in self._to_draw:
+                self._to_draw.append(record_id)
+            if self._drawer is not None and self._drawer.is_alive():
+                return
+            self._drawer = threading.Thread(
+                target=self._draw_pending, name="fax-drawing", daemon=True
+            )
+            self._threads = [t for t in self._threads if t.is_alive()] + [self._drawer]
+            self._drawer.start()
+
+    def _draw_pending(self) -> None:
+        while True:
+            with self._lock:
+                if not self._to_draw or self._closed.is_set():
+                    self._drawer = None
+                    return
+                record_id = self._to_draw.popleft()
+            try:
+                self._draw_record(record_id)
+            except Exception:  # the record still says "drawing": the next start tries again
+                log.exception("fax %s: its pages could not be drawn", record_id)
+            finally:
+                with self._lock:
+                    done = self._drawn.get(record_id)
+                if done is not None:
+                    done.set()
+
+    def _draw_record(self, record_id: str) -> None:
+        item = self.history.get(record_id)
+        if item is None or item.outcome != "queued" or item.details.get("status") != "drawing":
+            return
+        d = item.details
+        upload = next((m for m in item.media if m.endswith("." + UPLOAD_EXT)), "")
+        path = self.history.media_file(upload) if upload else None
+        if path is None:
+            self._not_drawn(item, "the uploaded document is missing; send it again")
+            return
+        draft = FaxDraft(
+            id=secrets.token_urlsafe(9),
+            number=item.number or str(d.get("dial", "")),
+            dial=str(d.get("dial", "")),
+            created=item.start,
+            folder=self._drafts_dir / f"queued-{secrets.token_hex(6)}",
+            cover_note=item.text if d.get("cover") else None,
+            fine=d.get("resolution") != "normal",
+            dither=d.get("dither") if isinstance(d.get("dither"), bool) else None,
+            paper=str(d.get("paper", "a4")),
+            filename=str(d.get("filename", "")),
         )
-        if draft.state != "ready":
-            self.discard(draft.id)
-            raise FaxError(draft.error)
-        return self.queue_draft(draft.id)
+        draft.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copyfile(path, draft.folder / "upload")
+            self._draw(draft, owned=True)
+            if draft.state != "ready" and self._closed.is_set():
+                return  # stopped under it (the render child killed): drawn at the next start
+            current = self.history.get(record_id)
+            if current is None or current.outcome != "queued":
+                log.info("fax %s: cancelled while its pages were drawn", record_id)
+                self.store.media.delete(upload)
+                return
+            if draft.state != "ready":
+                self._not_drawn(current, draft.error)
+                return
+            media = self._store_pages(draft, current.start)
+            self.history.update(
+                record_id,
+                media=media,
+                details=dict(
+                    current.details,
+                    status="queued",
+                    pages=draft.pages,
+                    next_try=self.clock().isoformat(),
+                ),
+            )
+            self.store.media.delete(upload)
+            log.info("fax %s: %d page(s) drawn, queued", record_id, draft.pages)
+        finally:
+            shutil.rmtree(draft.folder, ignore_errors=True)
+        self._wake.set()
+
+    def _not_drawn(self, item: Interaction, reason: str) -> None:
+        """A queued fax whose document cannot be drawn: failed, in words, with the email."""
+        changed = self.history.update(
+            item.id,
+            outcome="failed",
+            end=self.clock(),
+            media=tuple(m for m in item.media if not m.endswith("." + UPLOAD_EXT)),
+            details=dict(item.details, status="not drawn", reason=reason),
+        )
+        for ref in item.media:
+            if ref.endswith("." + UPLOAD_EXT):
+                self.store.media.delete(ref)
+        log.info("fax %s: not sent, its document could not be drawn: %s", item.id, reason)
+        self._email(changed, ok=False)
 
     # -- drafts: an upload drawn before it is queued -------------------------------------------
 
@@ -672,21 +817,7 @@ class FaxService:
         """Start drawing an upload into fax pages (a cover page first when `cover_note` is not
         None) in the render child, on a thread of its own unless `wait`. Returns the draft at
         once: its `state` says when the pages are ready to be seen and queued."""
-        dial = "".join(c for c in number if c.isdigit() or c in "+*#")
-        if not dial.strip("+"):
-            raise FaxError(f"{number!r} is not a phone number")
-        if not self.fax_lines():
-            raise FaxError("no line can send faxes: the modems have no fax class")
-        if not data:
-            raise FaxError("the uploaded file is empty")
-        if len(data) > MAX_UPLOAD:
-            raise FaxError(
-                f"the file is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD / 1e6:.0f} MB"
-            )
-        try:
-            sniff(data)
-        except UploadError as exc:
-            raise FaxError(str(exc)) from exc
+        dial = self._checked(number, data)
         self._prune_drafts()
         draft_id = secrets.token_urlsafe(9)
         draft = FaxDraft(
@@ -715,7 +846,29 @@ class FaxService:
             thread.start()
         return draft
 
-    def _draw(self, draft: FaxDraft) -> None:
+    def _checked(self, number: str, data: bytes) -> str:
+        """What can be said before any drawing: the number (returned as dialled), a fax
+        line, the file's size and kind (by its content)."""
+        dial = "".join(c for c in number if c.isdigit() or c in "+*#")
+        if not dial.strip("+"):
+            raise FaxError(f"{number!r} is not a phone number")
+        if not self.fax_lines():
+            raise FaxError("no line can send faxes: the modems have no fax class")
+        if not data:
+            raise FaxError("the uploaded file is empty")
+        if len(data) > MAX_UPLOAD:
+            raise FaxError(
+                f"the file is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD / 1e6:.0f} MB"
+            )
+        try:
+            sniff(data)
+        except UploadError as exc:
+            raise FaxError(str(exc)) from exc
+        return dial
+
+    def _draw(self, draft: FaxDraft, *, owned: bool = False) -> None:
+        """Draw the draft's upload in the render child. `owned`: the caller keeps and removes
+        the draft's folder (a queued fax's), else a draft discarded meanwhile loses it."""
         settings = self.settings()
         cover = None
         if draft.cover_note is not None:
@@ -753,7 +906,7 @@ class FaxService:
         finally:
             (draft.folder / "upload").unlink(missing_ok=True)
             with self._lock:
-                kept = self._drafts.get(draft.id) is draft
+                kept = owned or self._drafts.get(draft.id) is draft
             if not kept:  # discarded while it was being drawn
                 shutil.rmtree(draft.folder, ignore_errors=True)
             draft.finished.set()
@@ -817,13 +970,7 @@ class FaxService:
         if not self.fax_lines():
             raise FaxError("no line can send faxes: the modems have no fax class")
         now = self.clock()
-        folder = draft.folder
-        tiff_ref = self.store.media.write((folder / "pages.tif").read_bytes(), "tif", now)
-        pdf_ref = self.store.media.write((folder / "document.pdf").read_bytes(), "pdf", now)
-        first = draft.preview(1)
-        media: tuple[str, ...] = (pdf_ref, tiff_ref)
-        if first is not None:  # page 1 as the inbox shows it
-            media += (self.store.media.write(first.read_bytes(), "png", now),)
+        media = self._store_pages(draft, now)
         record = self.history.record(
             Interaction(
                 channel="fax",
@@ -848,6 +995,18 @@ class FaxService:
         )
         self._wake.set()
         return record
+
+    def _store_pages(self, draft: FaxDraft, when: datetime) -> tuple[str, ...]:
+        """A drawn draft's files into the media store: (PDF shown, G4 TIFF sent, page 1's
+        picture when there is one), the order the record's `media` keeps."""
+        folder = draft.folder
+        tiff_ref = self.store.media.write((folder / "pages.tif").read_bytes(), "tif", when)
+        pdf_ref = self.store.media.write((folder / "document.pdf").read_bytes(), "pdf", when)
+        first = draft.preview(1)
+        media: tuple[str, ...] = (pdf_ref, tiff_ref)
+        if first is not None:  # page 1 as the inbox shows it
+            media += (self.store.media.write(first.read_bytes(), "png", when),)
+        return media
 
     # -- page 1 pictures -------------------------------------------------------------------------
 
@@ -900,6 +1059,13 @@ class FaxService:
         item = self._outgoing(record_id)
         if item.outcome not in ("queued", "failed"):
             raise FaxError(f"fax {record_id} was {item.outcome}; only queued or failed faxes retry")
+        if item.details.get("status") == "drawing":
+            raise FaxError("its pages are still being drawn; it goes out once they are ready")
+        if item.details.get("status") == "not drawn":
+            raise FaxError(
+                "its document could not be drawn, so there is nothing to send: "
+                "send the document again (as a simpler PDF or an image)"
+            )
         details = dict(item.details, status="queued", next_try=self.clock().isoformat())
         if item.outcome == "failed":
             details["attempts"] = 0
@@ -914,9 +1080,18 @@ class FaxService:
         if item.details.get("status") == "sending":
             raise FaxError(f"fax {record_id} is being sent right now")
         details = dict(item.details, status="cancelled", reason="cancelled")
-        return self.history.update(
-            record_id, outcome="failed", details=details, text=item.text, end=self.clock()
+        uploads = [m for m in item.media if m.endswith("." + UPLOAD_EXT)]
+        changed = self.history.update(
+            record_id,
+            outcome="failed",
+            details=details,
+            text=item.text,
+            end=self.clock(),
+            media=tuple(m for m in item.media if m not in uploads),
         )
+        for ref in uploads:  # cancelled before its pages were drawn: the upload goes
+            self.store.media.delete(ref)
+        return changed
 
     def _outgoing(self, record_id: str) -> Interaction:
         item = self.history.get(record_id)
@@ -940,6 +1115,8 @@ class FaxService:
         for item in sorted(self.queued(), key=lambda i: i.start):
             if self.worker.stopping.is_set():
                 break
+            if item.details.get("status") == "drawing":
+                continue  # the drawing thread queues it when its pages are ready
             due = _when(item.details.get("next_try")) or now
             if due > now:
                 soonest = min(soonest, (due - now).total_seconds())

@@ -74,3 +74,11 @@ def page_png() -> bytes:
     buf = io.BytesIO()
     im.save(buf, "PNG")
     return buf.getvalue()
+
+
+def drawn(fax: Any, item: Any, timeout: float = 120.0) -> Any:
+    """A fax `FaxService.send` queued, once the drawing thread has drawn its pages (or
+    found it could not)."""
+    got = fax.wait_drawn(item.id, timeout)
+    assert got is not None and got.details.get("status") != "drawing", got
+    return got

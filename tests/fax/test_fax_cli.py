@@ -41,7 +41,13 @@ def test_fax_send_through_the_control_socket(
     reply = handlers["fax.send"](
         to="5550100", content=base64.b64encode(page_png()).decode(), cover="Hello"
     )
-    assert reply["pages"] == 2
+    assert (reply["state"], reply["status"]) == ("queued", "drawing")  # stored, drawn next
+    done = handlers["fax.status"](id=reply["id"], wait=25)
+    assert (done["state"], done["status"], done["pages"]) == ("queued", "queued", 2)
+    with pytest.raises(FrontdeskError, match="no outgoing fax"):
+        handlers["fax.status"](id="2026-11:999")
+    tall = tmp_path / "tall.pdf"
+    tall.write_bytes(tall_pdf())
     server = ControlServer(data_dir, handlers)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -63,6 +69,7 @@ def test_fax_send_through_the_control_socket(
                 str(cfg),
             ]
         )
+        refused = main(["fax", "send", "--to", "+15550100", str(tall), "-c", str(cfg)])
     finally:
         server.stop()
         thread.join(5)
@@ -71,3 +78,21 @@ def test_fax_send_through_the_control_socket(
     assert code == 0, out.err
     assert "fax to +15550100 queued (2 pages)" in out.out
     assert len(fax.queued()) == 2
+    # A document that cannot be drawn: said in words, exit status 1.
+    assert refused == 1
+    assert "not sent" in out.err and "as tall as 1018 A4 pages" in out.err
+
+
+def tall_pdf() -> bytes:
+    """An A4 page and one 10 x 14400 pt (too tall to fax)."""
+    import io
+
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument.new()
+    pdf.new_page(595, 842)
+    pdf.new_page(10, 14400)
+    buf = io.BytesIO()
+    pdf.save(buf)
+    pdf.close()
+    return buf.getvalue()

@@ -13,7 +13,7 @@ import pytest
 
 from firmware_app.fax.service import FaxService
 from firmware_app.services import Services
-from tests.fax.fakes import FakeLine, FakeLines, FakeSend, page_png
+from tests.fax.fakes import FakeLine, FakeLines, FakeSend, drawn, page_png
 from tests.fax.test_service import _received
 from tests.web.conftest import Owner, csrf_token
 
@@ -69,7 +69,7 @@ def fetch(owner: Owner, path: str) -> tuple[int, str, bytes]:
 
 def test_fax_page_lists_received_and_sent(logged_in: Owner, fax: FaxService) -> None:
     received = fax.store_received(_received(), line="line1", number="5551001")
-    sent = fax.send("5550100", page_png())
+    sent = drawn(fax, fax.send("5550100", page_png()))
     page = logged_in.client.get("/fax/").get_data(as_text=True)
     assert ">Fax</a>" in logged_in.client.get("/").get_data(as_text=True)
     assert "Received" in page and "Waiting to go" in page and "+1 555 1001" in page
@@ -193,7 +193,7 @@ def test_a_page_too_tall_is_refused_in_words_not_a_server_error(
 
 
 def test_retry_and_cancel(logged_in: Owner, fax: FaxService) -> None:
-    item = fax.send("5550100", page_png())
+    item = drawn(fax, fax.send("5550100", page_png()))
     response = logged_in.post(f"/fax/{item.id}/cancel", token_from="/fax/")
     assert response.status_code == 302
     assert fax.history.get(item.id).outcome == "failed"  # type: ignore[union-attr]
@@ -214,10 +214,14 @@ def test_api(logged_in: Owner, fax: FaxService, services: Services) -> None:
         content_type="multipart/form-data",
     )
     assert response.status_code == 202, response.get_json()
-    sent = response.get_json()["fax"]
-    assert (sent["state"], sent["pages"], sent["direction"]) == ("queued", 2, "out")
+    sent = response.get_json()["fax"]  # answered at once: stored, its pages drawn next
+    assert (sent["state"], sent["drawing"], sent["direction"]) == ("queued", True, "out")
+    assert sent["reason"] == "drawing its pages" and sent["pdf"] is None
+    drawn(fax, fax.history.get(sent["id"]))
     listed = client.get("/api/v1/faxes?limit=10", headers=auth).get_json()["faxes"]
     assert [f["direction"] for f in listed] == ["out", "in"]
+    assert (listed[0]["pages"], listed[0]["drawing"], listed[0]["reason"]) == (2, False, "")
+    assert listed[0]["pdf"].startswith("/media/media/")
     assert listed[1]["pdf"].startswith("/media/media/") and listed[1]["remote_id"] == "+1 555 1001"
     bad = client.post("/api/v1/fax", headers=auth, data={"to": "x"})
     assert bad.status_code == 422 and bad.get_json()["problems"][0]["field"] == "to"

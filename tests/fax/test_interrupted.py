@@ -285,13 +285,22 @@ class Died(Exception):
     """The process ends here (what follows is never written)."""
 
 
+def queued_and_drawn(services: Services, fax: FaxService) -> Interaction:
+    """A fax queued through `send` and drawn here (`boot` closed the service's threads)."""
+    item = fax.send("+1 555 010 0100", page_png())
+    fax._draw_record(item.id)
+    got = services.history.get(item.id)
+    assert got is not None and got.details["status"] == "queued", got
+    return got
+
+
 def dead(*_: Any, **__: Any) -> Any:
     raise Died
 
 
 def test_a_send_cut_off_goes_back_to_the_queue(tmp_path: Path) -> None:
     services, fax = boot(tmp_path)
-    item = fax.send("+1 555 010 0100", page_png())
+    item = queued_and_drawn(services, fax)
     fax._tried = dead  # type: ignore[method-assign]  # dies before the try's result is written
     with pytest.raises(Died):
         fax.send_now(item)
@@ -315,7 +324,7 @@ def test_a_send_cut_off_goes_back_to_the_queue(tmp_path: Path) -> None:
 
 def test_a_send_cut_off_on_its_last_try_fails_and_says_so(tmp_path: Path) -> None:
     services, fax = boot(tmp_path)
-    item = fax.send("+1 555 010 0100", page_png())
+    item = queued_and_drawn(services, fax)
     item = services.history.update(item.id, details=dict(item.details, attempts=4))
     fax._tried = dead  # type: ignore[method-assign]
     with pytest.raises(Died):

@@ -17,7 +17,7 @@ from firmware_app.fax.service import FaxError, FaxService
 from firmware_app.media.fax_image import decode_page
 from firmware_app.media.fax_send import encode_page
 from firmware_app.services import Services
-from tests.fax.fakes import FakeLine, FakeLines, FakeSend, page_png
+from tests.fax.fakes import FakeLine, FakeLines, FakeSend, drawn, page_png
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -157,8 +157,15 @@ def test_sending_queues_first_then_retries_busy_with_backoff(services: Services)
     fake = FakeSend("busy", "no_answer", "sent")
     notes = Notes(services)
     svc, clock = _service(services, send=fake, notify=notes, backoff=(60.0, 120.0))
-    item = svc.send("+1 555 010 0100", page_png(), cover_note="Invoice attached", fine=True)
-    assert item.outcome == "queued" and item.details["pages"] == 2  # cover + page
+    accepted = svc.send("+1 555 010 0100", page_png(), cover_note="Invoice attached", fine=True)
+    # Stored at once (the upload and the record), drawn next on the drawing thread.
+    assert accepted.outcome == "queued" and accepted.details["status"] == "drawing"
+    (upload,) = accepted.media
+    assert upload.endswith(".upload") and services.store.media.read(upload) == page_png()
+    item = drawn(svc, accepted)
+    assert item.outcome == "queued" and item.details["status"] == "queued"
+    assert item.details["pages"] == 2  # cover + page
+    assert not services.store.media.path(upload).exists()  # drawn: the upload is gone
     pdf_ref, tiff_ref, png_ref = item.media
     assert services.store.media.read(pdf_ref).startswith(b"%PDF-")
     assert services.store.media.path(tiff_ref).is_file()
@@ -191,7 +198,7 @@ def test_a_fax_that_never_gets_through_fails_and_says_so(services: Services) -> 
     fake = FakeSend("busy", "busy")
     notes = Notes(services)
     svc, clock = _service(services, send=fake, notify=notes, backoff=(1.0,))
-    item = svc.send("5550100", page_png())
+    item = drawn(svc, svc.send("5550100", page_png()))
     svc.run_due()
     clock.now += timedelta(seconds=2)
     svc.run_due()
@@ -205,10 +212,16 @@ def test_a_fax_that_never_gets_through_fails_and_says_so(services: Services) -> 
 
 def test_cancel_and_bad_input(services: Services) -> None:
     svc, _ = _service(services, send=FakeSend())
-    item = svc.send("5550100", page_png())
+    item = drawn(svc, svc.send("5550100", page_png()))
     assert svc.cancel(item.id).outcome == "failed"
     with pytest.raises(FaxError, match="not queued"):
         svc.cancel(item.id)
+    early = svc.send("5550100", page_png())  # cancelled before or while it is drawn
+    cancelled = svc.cancel(early.id)
+    assert cancelled.outcome == "failed" and cancelled.media == ()
+    got = drawn(svc, early)
+    assert got.outcome == "failed" and got.details["status"] == "cancelled" and got.media == ()
+    assert list(services.store.data_dir.rglob("*.upload")) == []
     with pytest.raises(FaxError, match=r"not a document|PDF"):
         svc.send("5550100", b"hello, not a document")
     with pytest.raises(FaxError, match="phone number"):
@@ -219,11 +232,12 @@ def test_cancel_and_bad_input(services: Services) -> None:
         svc2.send("5550100", page_png())
 
 
-def test_a_document_that_cannot_be_faxed_is_refused_and_leaves_nothing(
+def test_a_document_that_cannot_be_faxed_fails_in_words_and_leaves_nothing(
     services: Services,
 ) -> None:
-    """Drawn in the render child: a page too tall (it would need gigabytes at fax width) is
-    refused in words; nothing is recorded and no draft files stay behind."""
+    """Drawn in the render child after the fax was queued: a page too tall (it would need
+    gigabytes at fax width) fails the fax in words, with the result email; the upload and
+    the draft files go, and Try again says why it cannot help."""
     import pypdfium2 as pdfium
 
     pdf = pdfium.PdfDocument.new()
@@ -232,18 +246,48 @@ def test_a_document_that_cannot_be_faxed_is_refused_and_leaves_nothing(
     buf = io.BytesIO()
     pdf.save(buf)
     pdf.close()
-    svc, _ = _service(services, send=FakeSend())
-    with pytest.raises(FaxError, match="page 2 is 4 x 5080 mm, as tall as 1018 A4 pages"):
-        svc.send("5550100", buf.getvalue())
-    assert svc.queued() == []
+    fake, notes = FakeSend(), Notes(services)
+    svc, _ = _service(services, send=fake, notify=notes)
+    got = drawn(svc, svc.send("5550100", buf.getvalue()))
+    assert got.outcome == "failed" and got.details["status"] == "not drawn" and got.media == ()
+    assert "page 2 is 4 x 5080 mm, as tall as 1018 A4 pages" in got.details["reason"]
+    ((mail, _),) = notes.queued
+    assert "failed" in mail.subject and "1018 A4 pages" in mail.text
+    with pytest.raises(FaxError, match="could not be drawn"):
+        svc.retry(got.id)
+    svc.run_due()
+    assert svc.queued() == [] and fake.calls == []
+    assert list(services.store.data_dir.rglob("*.upload")) == []
     drafts = services.store.data_dir / "fax-drafts"
     assert not drafts.exists() or list(drafts.iterdir()) == []
+
+
+def test_a_fax_queued_but_not_yet_drawn_is_drawn_after_a_restart(services: Services) -> None:
+    """Stop before the pages are drawn: the record and the upload are on disk, so the next
+    start draws it and it goes out."""
+    fake = FakeSend()
+    first, _ = _service(services, send=fake)
+    first._draw_later = lambda record_id: None  # type: ignore[method-assign]  # stopped first
+    item = first.send("5550100", page_png())
+    assert item.details["status"] == "drawing"
+    first.run_due()
+    assert fake.calls == []  # nothing to send before its pages exist
+    again, _ = _service(services, send=fake)
+    again.subscribe()
+    try:
+        got = drawn(again, item)
+        assert got.outcome == "queued" and got.details["pages"] == 1
+        again.run_due()
+        sent = services.history.get(item.id)
+        assert sent is not None and sent.outcome == "sent" and len(fake.calls) == 1
+    finally:
+        again.close()
 
 
 def test_a_busy_line_waits(services: Services) -> None:
     fake = FakeSend()
     svc, _ = _service(services, send=fake, lines=FakeLines(FakeLine(state="in_call")))
-    item = svc.send("5550100", page_png())
+    item = drawn(svc, svc.send("5550100", page_png()))
     svc.run_due()
     assert fake.calls == []
     got = services.history.get(item.id)
