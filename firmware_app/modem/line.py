@@ -138,6 +138,12 @@ class _Call:
     announced: bool = False
     caller: CallerId | None = None
     parked: list[_Request] = field(default_factory=list)
+    outgoing: bool = False  # placed by us (ATD): a fax we send, a staff member we call
+
+
+def is_dial(text: str) -> bool:
+    """Does this command line dial out? ``ATD<number>;``, ``ATDT<number>`` (V.250 6.3.1)."""
+    return text[:3].upper() == "ATD"
 
 
 def _utc() -> datetime:
@@ -305,8 +311,11 @@ class Line(Worker):
         if log.isEnabledFor(logging.DEBUG):
             shown = "AT+CPIN=****" if cmd.text.upper().startswith("AT+CPIN=") else cmd.text
             log.debug("%s -> %s", self.name, shown)
+        placed = self._place_call() if is_dial(cmd.text) and self._call is None else None
         self._write(data)
         result = self._wait_result(now + cmd.timeout)
+        if placed is not None and placed is self._call and not isinstance(result, Response):
+            self._call_not_placed(placed, result)
         if isinstance(result, Timeout) and not result.lines:
             self._timeouts += 1
             log.info(
@@ -588,7 +597,14 @@ class Line(Worker):
             # Whether or not a command is in flight (the engine keeps NO CARRIER for the
             # commands that can end with it): the call is over. Not while we hang up
             # ourselves: then ^CEND or NO CARRIER is our own doing.
-            self._call_ended("the caller hung up" if name != "BUSY" else "busy")
+            call = self._call
+            if name == "BUSY":
+                why = "busy"
+            elif call is not None and call.outgoing:
+                why = "the other side hung up"
+            else:
+                why = "the caller hung up"
+            self._call_ended(why)
             return
         result = self._collector.urc(name, urc.line, now)
         if self._collector.collecting:
@@ -666,6 +682,27 @@ class Line(Worker):
             return
         if now - call.last_ring >= self.options.idle_after:
             self._call_ended("the caller stopped ringing")
+
+    def _place_call(self) -> _Call:
+        """We dial out: the line is in a call of its own from the dial on, so a RING or
+        caller ID arriving meanwhile (glare on an analog line, a second caller on GSM) is
+        call waiting, never a new incoming call, and the line is not free for another."""
+        call = _Call(id=next(self._call_ids), answered=True, announced=True, outgoing=True)
+        self._call = call
+        self._collector.reset()
+        self._collector.set_in_call(True)
+        self._set_state("in_call")
+        return call
+
+    def _call_not_placed(self, call: _Call, result: Result) -> None:
+        """The dial ended without a call (BUSY, NO ANSWER, NO DIALTONE, an error, no
+        answer at all): the line is free again; nothing to tell anyone."""
+        log.debug("%s: outgoing call %s not placed: %s", self.name, call.id, result)
+        self._call = None
+        self._collector.set_in_call(False)
+        self._collector.reset()
+        if self._up:
+            self._set_state("idle")
 
     def _call_ended(self, reason: str) -> None:
         call = self._call

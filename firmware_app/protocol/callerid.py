@@ -402,6 +402,10 @@ class CallerIdCollector:
 
     @property
     def collecting(self) -> bool:
+        """A block is being gathered (a call's caller ID, or a call waiting's during a
+        call): `tick()` is due `timeout` after the last line."""
+        if self._in_call:
+            return bool(self._waiting.fields)
         return self._state is _State.COLLECTING
 
     def set_in_call(self, active: bool, now: float = 0.0) -> CollectorResult | None:

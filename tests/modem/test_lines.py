@@ -510,6 +510,69 @@ def test_call_waiting_is_not_a_new_call(
     assert "AT+CHUP" in modem.commands
 
 
+def test_a_ring_while_the_line_dials_out_is_not_a_new_call(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    """Glare on an analog line: the line rings while our ATD (a fax we send) waits for
+    its result. The caller ID is call waiting, no incoming call opens; the failed dial
+    leaves the line idle again."""
+    modem = make_modem("usr5637")
+    line = make_line(modem.path, settings=Lines(caller_id_timeout=0.5))
+    up(recorder, line)
+    mark = recorder.mark()
+    modem.hold(r"^ATDT")  # the dial goes on and on: no result yet
+    dial = line.command(Command("ATDT5550100", timeout=30))
+    modem.wait_for_command(r"^ATDT5550100$")
+    assert line.status().state == "in_call"
+    modem.ring("5551234567", name="GLARE", rings=3, interval=0.3)
+    waiting = recorder.wait(ev.CallWaiting, since=mark, timeout=10)
+    assert (waiting.number, waiting.name) == ("5551234567", "GLARE")
+    modem.send_urc("NO CARRIER")  # the dial's own result: no call was made
+    result = dial.result(10)
+    assert isinstance(result, ErrorResult) and result.kind == "no_carrier"
+    assert line.status().state == "idle"
+    assert recorder.of(ev.IncomingCall) == []
+    assert recorder.of(ev.CallerHungUp) == recorder.of(ev.CallEnded) == []
+
+
+def test_an_outgoing_gsm_call_is_a_call_of_the_line(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    """A call the line places (the staff member the bridge calls) makes the line busy
+    ("in_call", not free for another), a second caller is call waiting, and the other side
+    hanging up is a CallerHungUp in words that fit; a dial that fails leaves it idle."""
+    modem = make_modem("sim800")
+    line = make_line(modem.path)
+    up(recorder, line)
+    assert isinstance(line.command("ATD+15550001111;", timeout=10).result(12), Response)
+    assert line.status().state == "in_call"
+    modem.send_urc("RING")
+    modem.send_urc('+CLIP: "+15559998888",145,"",0,"",0')
+    waiting = recorder.wait(ev.CallWaiting)
+    assert waiting.number == "+15559998888"
+    modem.caller_hangs_up()  # the staff member hangs up
+    hung = recorder.wait(ev.CallerHungUp)
+    assert (hung.answered, hung.reason) == (True, "the other side hung up")
+    assert line.status().state == "idle"
+    assert recorder.of(ev.IncomingCall) == []
+
+    # Placed and hung up by us: CallEnded, idle again.
+    assert isinstance(line.command("ATD+15550002222;", timeout=10).result(12), Response)
+    assert line.status().state == "in_call"
+    line.hangup().result(5)
+    ended = recorder.wait(ev.CallEnded)
+    assert ended.call_id != hung.call_id
+    assert line.status().state == "idle"
+
+    # No network: the dial fails at once and the line stays free.
+    modem.set_network(stat=0)
+    result = line.command("ATD+15550003333;", timeout=10).result(12)
+    assert isinstance(result, ErrorResult) and result.kind == "no_carrier"
+    assert line.status().state == "idle"
+    assert len(recorder.of(ev.CallerHungUp)) == len(recorder.of(ev.CallEnded)) == 1
+    assert recorder.of(ev.IncomingCall) == []
+
+
 # --- reconnects and bad input ---------------------------------------------------------------
 
 

@@ -455,11 +455,14 @@ def test_answering_while_collecting_completes() -> None:
 def test_call_waiting_is_not_a_new_call() -> None:
     c = CallerIdCollector()
     assert c.set_in_call(True, now=0.0) is None
+    assert not c.collecting
     assert c.ring(1.0) is None
     assert c.line("NMBR = 5559999", 2.0) is None
+    assert c.collecting  # the line owes it a tick: the block completes by its timeout only
     assert c.line("NAME = SECOND CALLER", 2.1) is None
     assert c.ring(3.0) is None
     result = c.tick(8.0)
+    assert not c.collecting
     assert isinstance(result, CallWaiting)
     assert (result.caller.number, result.caller.name) == ("5559999", "SECOND CALLER")
     assert c.tick(20.0) is None
