@@ -43,6 +43,7 @@ OPTION_LABELS = {
     "action": "Does",
     "target": "Group, box or message",
     "label": "Said as",
+    "email_to": "Email to",
 }
 _MENU_PROBLEM = re.compile(r"^(?:rules\.)?menus\[(\d+)\]\.options\[(\d+)\]\.(\w+)$")
 
@@ -50,8 +51,15 @@ _MENU_PROBLEM = re.compile(r"^(?:rules\.)?menus\[(\d+)\]\.options\[(\d+)\]\.(\w+
 def _menus_from_settings(rules: Rules) -> dict[str, list[dict[str, str]]]:
     menus: dict[str, list[dict[str, str]]] = {m: [] for m in MODES}
     for menu in rules.menus:
-        menus[menu.mode] = [dataclasses.asdict(o) for o in menu.options]
+        menus[menu.mode] = [
+            {**dataclasses.asdict(o), "email_to": ", ".join(o.email_to)} for o in menu.options
+        ]
     return menus
+
+
+def _addresses(text: str) -> list[str]:
+    """The "Email to" cell: addresses separated by commas, semicolons or spaces."""
+    return [a for a in re.split(r"[\s,;]+", text) if a]
 
 
 def _menus_from_form() -> dict[str, list[dict[str, str]]]:
@@ -113,7 +121,7 @@ def save() -> Any:
     verb, table, index = action(request.form)
     mode = table.removeprefix("menu_")
     if verb != "save" and mode in MODES:
-        blank = {"digit": "", "action": "ring_staff", "target": "", "label": ""}
+        blank = {"digit": "", "action": "ring_staff", "target": "", "label": "", "email_to": ""}
         if verb == "add":
             used = {o["digit"] for o in menus[mode]}
             blank["digit"] = next((k for k in KEYS if k not in used), "")
@@ -122,7 +130,10 @@ def save() -> Any:
     current = services().settings.get().rules
     data = parse_section_form(Rules, current, request.form)
     order = [m for m in MODES if menus[m]]
-    data["menus"] = [{"mode": m, "options": menus[m]} for m in order]
+    data["menus"] = [
+        {"mode": m, "options": [{**o, "email_to": _addresses(o["email_to"])} for o in menus[m]]}
+        for m in order
+    ]
     errors = Errors()
     try:
         changes = services().settings.save_section("rules", data)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from ..errors import FieldProblem
 from ..numbers import normalise
-from .schema import Check, email_address, length, number_range, setting
+from .schema import Check, email_address, email_list, length, number_range, setting
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_NAMES: dict[str, str] = {
@@ -436,6 +436,37 @@ class MenuOption:
         help="Staff group (empty: everyone), voicemail box (empty: main) or message name.",
     )
     label: str = setting("", label="Said as", check=length(0, 80), help="e.g. 'for sales'.")
+    email_to: list[str] = setting(
+        default_factory=list,
+        label="Email to",
+        check=email_list,
+        help="A voicemail key with a box name: who gets an email for each voicemail left in "
+        "that box (besides the staff whose groups name the box, and Voicemail goes to on the "
+        "Email page).",
+    )
+
+    def validate(self) -> list[FieldProblem]:
+        if not self.email_to:
+            return []
+        if self.action != "voicemail":
+            return [
+                FieldProblem(
+                    "email_to",
+                    ", ".join(self.email_to),
+                    "empty: only a key that takes a voicemail sends email",
+                )
+            ]
+        if not self.target.strip():
+            return [
+                FieldProblem(
+                    "target",
+                    self.target,
+                    "a box name (e.g. accounts) for the voicemail to go to the Email to "
+                    "addresses; the main box's voicemail goes to Voicemail goes to on the Email "
+                    "page",
+                )
+            ]
+        return []
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)

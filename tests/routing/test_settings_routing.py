@@ -110,6 +110,12 @@ label = "for sales"
 digit = "2"
 action = "voicemail"
 target = "main"
+
+[[rules.menus.options]]
+digit = "3"
+action = "voicemail"
+target = "accounts"
+email_to = ["accounts@example.com"]
 """
 
 
@@ -125,6 +131,7 @@ def test_the_documented_example_imports_and_round_trips() -> None:
     assert s.hours.fri == ["09:00-17:00", "18:00-02:00"]
     assert s.staff.members[1].name == "Ben"
     assert s.rules.menus[0].options[0].target == "sales"
+    assert s.rules.menus[0].options[2].email_to == ["accounts@example.com"]
     assert import_toml(export_toml(s)) == s
     assert cross_problems(s.staff, s.rules) == []
 
@@ -191,6 +198,13 @@ def _problems(section: str, data: dict[str, Any]) -> dict[str, str]:
          "menus[0].options[1].digit", "a key used once"),
         ("rules", {"menus": [{"options": [{"digit": "12"}]}]}, "menus[0].options[0].digit",
          "one key"),
+        ("rules", {"menus": [{"options": [{"action": "voicemail", "target": "accounts",
+                                           "email_to": ["accounts"]}]}]},
+         "menus[0].options[0].email_to", "email addresses like staff@example.com (bad: accounts)"),
+        ("rules", {"menus": [{"options": [{"action": "ring_staff", "email_to": ["a@b.io"]}]}]},
+         "menus[0].options[0].email_to", "only a key that takes a voicemail sends email"),
+        ("rules", {"menus": [{"options": [{"action": "voicemail", "email_to": ["a@b.io"]}]}]},
+         "menus[0].options[0].target", "a box name (e.g. accounts)"),
     ],
 )  # fmt: skip
 def test_validation_names_what_is_allowed(

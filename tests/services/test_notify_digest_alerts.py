@@ -19,7 +19,7 @@ from firmware_app.services.scheduler import Scheduler
 from firmware_app.services.settings import SettingsService
 from firmware_app.services.system import DiskUsage
 from firmware_app.settings.model import Business, Email, Settings, section_from_dict
-from firmware_app.settings.routing import Staff, StaffMember
+from firmware_app.settings.routing import Menu, MenuOption, Staff, StaffMember
 from firmware_app.store import Store
 
 pytestmark = pytest.mark.timeout(20)
@@ -109,6 +109,37 @@ def test_recipients_per_box_and_staff(store: Store, clock: Clock) -> None:
     assert "Box: sales" in doc["text"]
     miss = plain.missed_call(MissedCallNotice(number="", at=clock.now, staff=("Bo",)))
     assert (plain.outbox.get(miss or 0) or {})["to"] == ["bo@example.com"]
+
+    # A voicemail key's own addresses for its box, beside the staff of that group.
+    s = settings(voicemail_to=["desk@example.com"])
+    s.rules.menus = [
+        Menu(
+            mode="open",
+            options=[
+                MenuOption(digit="2", action="voicemail", target="Accounts", email_to=["a@x.io"]),
+                MenuOption(digit="3", action="voicemail", target="sales", email_to=["s@x.io"]),
+            ],
+        ),
+        Menu(
+            mode="closed",
+            options=[
+                MenuOption(
+                    digit="2", action="voicemail", target="accounts", email_to=["night@x.io"]
+                ),
+                MenuOption(digit="4", action="message", target="accounts"),
+            ],
+        ),
+    ]
+    boxed = Notifier(store, Box(s), clock=clock)
+    assert boxed.voicemail_recipients("accounts") == ["a@x.io", "night@x.io", "desk@example.com"]
+    assert boxed.voicemail_recipients("sales") == [
+        "anna@example.com",
+        "bo@example.com",
+        "s@x.io",
+        "desk@example.com",
+    ]
+    assert boxed.voicemail_recipients("") == ["desk@example.com"]
+    assert boxed.recipients("missed_call") == ["owner@example.com"]
 
 
 # -- the daily summary ---------------------------------------------------------------------------

@@ -630,6 +630,42 @@ def test_call_rules_and_menus(owner: Owner, services: Services) -> None:
     assert 'name="menu_open-0-digit"' in text and 'name="menu_open-1-digit"' not in text
 
 
+def test_a_voicemail_key_emails_its_box_to_its_own_addresses(
+    owner: Owner, services: Services
+) -> None:
+    """Recipients per voicemail box without inventing staff: the key's "Email to"."""
+    form = {
+        "withheld": "answer", "ring_seconds": "35",
+        "menu_open-0-digit": "2", "menu_open-0-action": "voicemail", "menu_open-0-target": "accounts",
+        "menu_open-0-label": "for accounts", "menu_open-0-email_to": "accounts@rossi.example; Books@Rossi.example",
+    }  # fmt: skip
+    response = owner.post("/hours/rules/", form)
+    assert response.status_code == 302, page(response)
+    (option,) = services.settings.get().rules.menus[0].options
+    assert option.email_to == ["accounts@rossi.example", "Books@Rossi.example"]
+    text = page(owner.client.get("/hours/rules/"))
+    assert 'value="accounts@rossi.example, Books@Rossi.example"' in text
+    assert services.notify.voicemail_recipients("Accounts") == [
+        "accounts@rossi.example",
+        "Books@Rossi.example",
+    ]
+
+    bad = owner.post("/hours/rules/", {**form, "menu_open-0-email_to": "accounts at rossi"})
+    assert bad.status_code == 422
+    assert "While open, option 1, Email to:" in page(bad)
+    assert "email addresses like staff@example.com (bad: accounts, at, rossi)" in page(bad)
+    wrong = owner.post("/hours/rules/", {**form, "menu_open-0-action": "ring_staff"})
+    assert wrong.status_code == 422
+    assert "only a key that takes a voicemail sends email" in page(wrong)
+    main_box = owner.post("/hours/rules/", {**form, "menu_open-0-target": ""})
+    assert main_box.status_code == 422
+    assert "a box name (e.g. accounts)" in page(main_box)
+    assert services.settings.get().rules.menus[0].options[0].email_to == [
+        "accounts@rossi.example",
+        "Books@Rossi.example",
+    ]
+
+
 def test_a_block_entry_without_digits_is_refused(owner: Owner, services: Services) -> None:
     form = {"block": "0870*\n--*", "withheld": "answer", "ring_seconds": "35"}
     response = owner.post("/hours/rules/", form)

@@ -154,9 +154,10 @@ class Notifier:
     ) -> list[str]:
         """Who gets emails of this kind, without repeats.
 
-        The staff members named in `staff`, the staff whose groups include voicemail `box`
-        (the box name of a menu option), and the kind's list; when that makes nobody, the
-        owner email. Staff without an email address are skipped.
+        The staff members named in `staff`, for voicemail `box` (the box name of a menu
+        option) the staff whose groups include it and the addresses of the voicemail keys
+        with that box (`MenuOption.email_to`), and the kind's list; when that makes nobody,
+        the owner email. Staff without an email address are skipped.
         """
         s = settings or self._settings()
         prefs = self.prefs.get()
@@ -180,6 +181,10 @@ class Notifier:
                 for m in s.staff.members
                 if m.email and any(g.casefold() == wanted for g in m.groups)
             ]
+            for menu in s.rules.menus:
+                for option in menu.options:
+                    if option.action == "voicemail" and option.target.casefold() == wanted:
+                        chosen += option.email_to
         chosen += list(lists.get(kind) or [])
         if not chosen and s.business.owner_email:
             chosen = [s.business.owner_email]
