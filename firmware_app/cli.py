@@ -161,6 +161,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return cmd_demo_call(args)
     if getattr(args, "demo_command", None) == "fax":
         return cmd_demo_fax(args)
+    if getattr(args, "demo_command", None) == "sms":
+        return cmd_demo_sms(args)
     from .daemon import Daemon, exit_code
     from .logs import setup_logging
 
@@ -183,6 +185,19 @@ def cmd_demo_fax(args: argparse.Namespace) -> int:
     client = ControlClient(Path(args.data_dir).resolve(), timeout=10.0)
     line = client.call("demo.fax", number=args.number, line=args.line)
     print(f"a fax machine ({args.number}) calls {line}: watch the Fax page")
+    return EXIT_OK
+
+
+def cmd_demo_sms(args: argparse.Namespace) -> int:
+    from .control import ControlClient
+
+    client = ControlClient(Path(args.data_dir).resolve(), timeout=10.0)
+    got = client.call("demo.sms", number=args.number, text=" ".join(args.text), line=args.line)
+    parts = got.get("parts") or 1
+    print(
+        f"a text from {args.number} ({parts} part{'s' if parts != 1 else ''}) reaches "
+        f"{got.get('line')}: watch the Messages page"
+    )
     return EXIT_OK
 
 
@@ -493,6 +508,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="the demo's data folder (default ./demo-data; also accepted before `fax`)",
     )
     f.set_defaults(func=cmd_demo_fax)
+    t = dsub.add_parser(
+        "sms",
+        help="a text reaches the running demo's GSM line",
+        description="A text from NUMBER reaches the SIM of the running demo's simulated GSM "
+        "line, as the network delivers it (a long one in parts, out of order): Frontdesk "
+        "takes it from the SIM and it shows on the Messages page (and by email).",
+    )
+    t.add_argument("number", metavar="NUMBER", help="the sender, e.g. +15551234567")
+    t.add_argument("text", metavar="TEXT", nargs="+", help="the message")
+    t.add_argument("--line", default=None, help="which simulated line (default: the GSM one)")
+    t.add_argument(
+        "--data-dir",
+        default=argparse.SUPPRESS,
+        help="the demo's data folder (default ./demo-data; also accepted before `sms`)",
+    )
+    t.set_defaults(func=cmd_demo_sms)
 
     p = sub.add_parser(
         "modem",

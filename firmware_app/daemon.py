@@ -446,6 +446,9 @@ class Daemon:
             "demo.fax": lambda number="+15551230100", line=None: services.extra["lines"].demo_fax(
                 number, line
             ),
+            "demo.sms": lambda number, text, line=None: services.extra["lines"].demo_sms(
+                number, text, line
+            ),
             "sms.send": sms_send,
             "fax.send": fax_send,
             "fax.status": fax_status,

@@ -49,6 +49,7 @@ class LinesService:
         self._lines: dict[str, Line] = {}
         self._simulators: dict[str, Any] = {}
         self._demo_fax: list[Any] = []  # the demo's virtual fax line and fax machine
+        self._demo_reference = 0  # concatenation reference of the demo's long texts
         # Ports no probe may touch: PCM audio ports named in the machine config (a probe
         # written into a call's audio would be heard, and the audio read as AT answers).
         self.reserved: tuple[str, ...] = ()
@@ -230,6 +231,49 @@ class LinesService:
             "no simulated line takes Class 1 faxes: demo faxes work in `frontdesk demo` only"
             if line is None
             else f"{line} is not a simulated line with Class 1 fax"
+        )
+
+    def demo_sms(self, number: str, text: str, line: str | None = None) -> dict[str, Any]:
+        """A text from `number` reaches a simulated GSM line's SIM, as the network delivers
+        it: the SUBMIT a phone would send (Frontdesk's codec; the demo tests nothing here),
+        made into SMS-DELIVERs by the simulated service centre (`deliver_from_submit`);
+        a long text's parts arrive in reverse order, as networks may. Returns the line's
+        name and the SIM slots used."""
+        from datetime import UTC
+
+        from ..modem.simulator.sms import deliver_from_submit
+        from ..protocol.sms_pdu import SmsEncodeError, build_submit_pdus
+
+        number = number.strip()
+        if not number or len(number) > 20 or not number.lstrip("+").isdigit():
+            raise FrontdeskError(f"{number!r} is not a phone number; use digits, e.g. +15551234567")
+        text = text.strip()
+        if not text:
+            raise FrontdeskError("the text is empty")
+        names = [line] if line else list(self._simulators)
+        for name in names:
+            modem = self._simulators.get(name)
+            if modem is None or modem.personality.kind != "gsm":
+                continue
+            self._demo_reference = (self._demo_reference + 1) % 256
+            try:
+                submits = build_submit_pdus(
+                    "+15550100",  # the demo office's number; the network delivers it here
+                    text,
+                    reference=self._demo_reference,
+                    max_parts=10,
+                )
+            except SmsEncodeError as exc:
+                raise FrontdeskError(str(exc)) from exc
+            now = datetime.now(UTC)
+            delivers = [deliver_from_submit(pdu.pdu, number, now) for pdu in submits]
+            slots = modem.deliver_parts(delivers, order=list(range(len(delivers)))[::-1])
+            log.info("demo: a text from %s reaches %s (%d part(s))", number, name, len(slots))
+            return {"line": name, "parts": len(slots), "slots": slots}
+        raise FrontdeskError(
+            "no simulated GSM line: demo texts work in `frontdesk demo` only"
+            if line is None
+            else f"{line} is not a simulated GSM line"
         )
 
     def _end_demo_fax(self) -> None:
