@@ -1,6 +1,6 @@
 """`frontdesk demo sms`: a text reaches the running demo's simulated SIM800 as the network
-delivers it (a long one in parts, the last first: 4 UCS-2 parts here); the daemon takes it from the SIM, stores
-it once and empties the SIM, as for any text."""
+delivers it (a long one in parts, the last first: 4 UCS-2 parts here); the daemon takes it
+from the SIM, stores it once and empties the SIM, as for any text."""
 
 from __future__ import annotations
 
