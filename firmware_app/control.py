@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import DaemonNotRunning, FrontdeskError, ValidationError
+from .errors import DaemonNotRunning, FieldProblem, FrontdeskError, ValidationError
 from .workers import Worker
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,8 @@ class _RequestHandler(socketserver.StreamRequestHandler):
                 {
                     "ok": False,
                     "error": str(exc),
-                    "problems": [[p.field, repr(p.value), p.allowed] for p in exc.problems],
+                    "context": exc.context,
+                    "problems": [[p.field, p.value, p.allowed] for p in exc.problems],
                 }
             )
         except (FrontdeskError, TypeError) as exc:
@@ -252,5 +253,17 @@ class ControlClient:
         except (OSError, ValueError) as exc:
             raise FrontdeskError(f"the daemon did not answer properly: {exc}") from None
         if not reply.get("ok"):
+            problems = reply.get("problems")
+            if isinstance(problems, list) and problems:
+                # Bad input named field by field, as the command would say without a daemon
+                # (the CLI exits with 2 for it).
+                raise ValidationError(
+                    [
+                        FieldProblem(str(p[0]), p[1], str(p[2]))
+                        for p in problems
+                        if isinstance(p, list) and len(p) == 3
+                    ],
+                    str(reply.get("context") or ""),
+                )
             raise FrontdeskError(reply.get("error", "the daemon refused the request"))
         return reply.get("result")

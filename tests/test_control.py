@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from firmware_app.control import ControlClient, ControlServer
-from firmware_app.errors import FrontdeskError
+from firmware_app.errors import FieldProblem, FrontdeskError, ValidationError
 
 
 class Held:
@@ -37,6 +37,30 @@ def test_requests_and_errors(server: ControlServer, tmp_path: Path) -> None:
         client.call("nope")
     with pytest.raises(FrontdeskError):
         client.call("echo")  # a missing argument is the caller's mistake, not a crash
+
+
+def test_bad_input_comes_back_field_by_field(tmp_path: Path) -> None:
+    """A handler's ValidationError reaches the client as one (the CLI exits with 2 and
+    names each field), not as a bare failure."""
+
+    def explain(at: str) -> None:
+        raise ValidationError(
+            [FieldProblem("at", at, "a date and time as YYYY-MM-DD HH:MM")], "preview"
+        )
+
+    srv = ControlServer(tmp_path, {"routing.explain": explain})
+    srv.start()
+    try:
+        with pytest.raises(ValidationError) as err:
+            ControlClient(tmp_path, timeout=10).call("routing.explain", at="24/12")
+    finally:
+        srv.stop()
+        assert srv.join(10)
+        srv.close()
+    (problem,) = err.value.problems
+    assert (problem.field, problem.value) == ("at", "24/12")
+    assert problem.allowed == "a date and time as YYYY-MM-DD HH:MM"
+    assert err.value.context == "preview"
 
 
 def test_debug_threads_names_each_thread_with_its_cpu(

@@ -256,7 +256,7 @@ def test_cli_send_through_the_daemon_and_without_it(daemon: Daemon, modem: Simul
     assert "queued (1 part, GSM-7)" in done.stdout
     wait(lambda: len(modem.sent_sms) == 1, 15, "the text is sent")
     bad = daemon.cli("sms", "send", "--to", "nobody", "Hi")
-    assert bad.returncode == 1 and "to: 'nobody'" in bad.stderr
+    assert bad.returncode == 2 and "to: 'nobody' is not allowed" in bad.stderr  # bad input
     daemon.stop()
     sent = decode_pdu(modem.sent_sms[0])
     assert sent.text == "Grüße from the CLI"  # type: ignore[union-attr]

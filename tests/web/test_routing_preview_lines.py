@@ -153,3 +153,30 @@ def test_pages_list_the_real_lines_and_the_flagged_contacts(box: Services) -> No
     assert "Blocked contacts" in words and "Spam Co +44 1632 960555" in words
     vera = services.contacts.by_number(VIP)
     assert vera is not None and f'href="/contacts/{vera.id}"' in rules
+
+
+def test_routing_explain_through_the_running_daemon(
+    box: Services, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`frontdesk routing explain` asks the running daemon over its control socket: the real
+    lines by name, and bad input named field by field with exit code 2, as without one."""
+    from firmware_app.cli import main
+
+    services = box
+    config = tmp_path / "fd.toml"
+    config.write_text(f'[store]\ndata_dir = "{services.config.data_dir}"\n')
+    analog = next(
+        line for line in services.extra["lines"].lines() if line.capabilities.kind == "analog"
+    )
+    at = in_a_minute(services)
+    assert main(["routing", "explain", "-c", str(config), "--number", OTHER, "--at", at]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"If {OTHER} calls at {at} on {analog.name}: phone line")
+
+    assert main(["routing", "explain", "-c", str(config), "--at", "24/12"]) == 2
+    err = capsys.readouterr().err
+    assert "the call to explain is not valid" in err
+    assert "at: '24/12' is not allowed; expected a date and time as YYYY-MM-DD HH:MM" in err
+    args = ["routing", "explain", "-c", str(config), "--at", at, "--line", "isdn"]
+    assert main(args) == 2
+    assert "line: 'isdn' is not allowed; expected one of" in capsys.readouterr().err
