@@ -255,10 +255,11 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 def cmd_settings_export(args: argparse.Namespace) -> int:
     config = _config(args)
+    secrets = not args.without_passwords
     text: str = with_store_or_daemon(
         config,
-        lambda client: client.call("settings.export"),
-        lambda services: services.settings.export_toml(),
+        lambda client: client.call("settings.export", secrets=secrets),
+        lambda services: services.settings.export_toml(secrets=secrets),
     )
     if args.out:
         from .store.durable import atomic_write
@@ -552,10 +553,16 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="print or save the settings as TOML",
         description="Write the settings as TOML to stdout or --out FILE (mode 0600: "
-        "it holds the mail password).",
+        "it holds the mail password, unless --without-passwords).",
     )
     config_arg(e)
     e.add_argument("--out", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    e.add_argument(
+        "--without-passwords",
+        action="store_true",
+        help="leave out the mail and MQTT passwords and the SIM PIN (a copy to share or "
+        "keep elsewhere); importing it keeps the ones saved on the box",
+    )
     e.set_defaults(func=cmd_settings_export)
     i = ssub.add_parser(
         "import",

@@ -90,6 +90,36 @@ def test_export_to_stdout_and_file(
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
+def test_export_without_passwords_and_import_keeps_the_saved_ones(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text(
+        '[email]\nsmtp_host = "smtp.example.com"\nusername = "fd@example.com"\n'
+        'password = "pässwörd-1"\n[mqtt]\nhost = "broker"\npassword = "mq-secret"\n'
+        '[lines]\nsim_pin = "4321"\n'
+    )
+    assert run("settings", "import", str(f), "-c", str(config)) == 0
+    capsys.readouterr()
+    assert run("settings", "export", "-c", str(config)) == 0
+    full = capsys.readouterr().out
+    assert 'password = "pässwörd-1"' in full and 'sim_pin = "4321"' in full
+    out = tmp_path / "shared.toml"
+    args = ["settings", "export", "-c", str(config), "--without-passwords", "--out", str(out)]
+    assert run(*args) == 0
+    shared = out.read_text()
+    assert "pässwörd-1" not in shared and "mq-secret" not in shared and "4321" not in shared
+    assert 'smtp_host = "smtp.example.com"' in shared and 'username = "fd@example.com"' in shared
+    assert "This copy leaves out the passwords and the SIM PIN" in shared
+    # Restoring the copy keeps what the box has.
+    assert run("settings", "import", str(out), "-c", str(config)) == 0
+    capsys.readouterr()
+    assert run("settings", "export", "-c", str(config)) == 0
+    again = capsys.readouterr().out
+    assert 'password = "pässwörd-1"' in again and 'password = "mq-secret"' in again
+    assert 'sim_pin = "4321"' in again
+
+
 def test_import_then_export(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
