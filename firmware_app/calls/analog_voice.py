@@ -31,7 +31,7 @@ import numpy as np
 
 from ..events import EventBus
 from ..media import codecs
-from ..media.dsp import DtmfDigit, FaxCalling, LineMonitor, dbfs
+from ..media.dsp import DialToneDetector, DtmfDigit, FaxCalling, LineMonitor, dbfs
 from ..modem.events import CallerHungUp
 from ..modem.line import Line
 from ..protocol.at import Command, Response
@@ -74,6 +74,9 @@ DUPLEX_SILENCE = 120.0  # seconds of a silent line that end a joined call (no DL
 DUPLEX_END_WAIT = 2.0  # seconds to wait for DLE ETX after DLE ^ (then DLE ! is tried)
 DUPLEX_KEEP = 0.5  # seconds of the caller's audio held when nobody takes it (then dropped)
 XOFF_LIMIT = 2.0  # seconds to hold our audio after the modem's XOFF without its XON
+# After a hook flash: this much steady dial tone in the audio confirms the exchange's (a
+# recall tone's stutter comes before it; a burst of ringback or busy tone is shorter).
+FLASH_DIAL_TONE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +288,22 @@ class AnalogVoiceChannel:
         return DigitsResult(
             reason=reason, digits=got.digits.rstrip(end_digit) if end_digit else got.digits
         )
+
+    def wait_for_dial_tone(self, timeout: float) -> bool:
+        """After a hook flash: listen to the line (`AT+VRX`) until the exchange's dial tone
+        is heard, from the modem (`DLE d`) or in the audio (`FLASH_DIAL_TONE` s of a dial
+        tone set, `DialToneDetector`). False when `timeout` s of audio passed without it,
+        the line ended the state or failed. Back in command mode either way (`DLE !`)."""
+        self.stop_duplex()
+        if not self._begin():
+            return False
+        try:
+            return self._dial_tone(timeout)
+        except Exception as exc:
+            log.warning("%s: listening for dial tone failed: %s", self.line.name, exc)
+            return False
+        finally:
+            self._end()
 
     def hang_up(self) -> None:
         with self._lock:
@@ -667,6 +686,44 @@ class AnalogVoiceChannel:
         self._leave(stream, "AT+VTX")
         played = min(sent, (self.clock() - start - held) * speed)
         return PlayResult(reason=reason, digits=digits, seconds=round(played, 3))
+
+    def _dial_tone(self, timeout: float) -> bool:
+        fmt = self._setup()
+        for text in record_commands(self.quirks)[:-1]:
+            if not isinstance(self._command(text), Response):  # USR5637: AT+VLS=5
+                log.info("%s: %s refused", self.line.name, text)
+        stream = _Stream(DleDecoder(bytes_per_second=fmt.bytes_per_second), self.clock)
+        if not self._enter("AT+VRX", stream):
+            return False
+        detector = DialToneDetector(seconds=FLASH_DIAL_TONE)
+        heard = ""
+        samples = 0
+        wall_end = self.clock() + timeout / self.pacing.speed + 2.0
+        while not heard and samples < timeout * RATE and not self._stop.is_set():
+            if self.clock() > wall_end:
+                break  # the modem stopped sending audio
+            ev = stream.get(0.1)
+            if isinstance(ev, Audio):
+                pcm = codecs.decode(ev.data, fmt.codec)
+                if fmt.rate != RATE:
+                    pcm = codecs.resample(pcm, fmt.rate, RATE)
+                samples += pcm.size
+                found = detector.feed(pcm)
+                if found:
+                    heard = f"{found[0].tone} Hz after {found[0].start:.1f} s"
+            elif isinstance(ev, Tone) and ev.kind == "dial_tone":
+                heard = f"modem: DLE d after {samples / RATE:.1f} s"
+            elif isinstance(ev, End):
+                break
+        if not stream.ended.is_set():
+            self.line.write_data(stop_record(self.quirks))
+            stream.ended.wait(2.0)
+        self._leave(stream, "AT+VRX")
+        if heard:
+            log.info("%s: dial tone after the hook flash (%s)", self.line.name, heard)
+        else:
+            log.info("%s: no dial tone %.1f s after the hook flash", self.line.name, samples / RATE)
+        return bool(heard)
 
     def _listen(
         self,

@@ -455,11 +455,16 @@ def dial_digits(number: str, country: str, prefix: str = "") -> str:
     return prefix + digits if digits else ""
 
 
+DIAL_TONE_TIMEOUT = 4.0  # seconds of the line's audio after a hook flash to hear dial tone
+
+
 def hook_flash_transfer(
     line: Any,
     number: str,
     flash_ms: int = 500,
     *,
+    listen: Callable[[float], bool] | None = None,
+    dial_tone_timeout: float = DIAL_TONE_TIMEOUT,
     dial_tone_wait: float = 1.5,
     pause: float = PAUSE_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
@@ -467,24 +472,45 @@ def hook_flash_transfer(
     """Blind transfer on a PBX/Centrex line: hook flash (`AT+VTS={!,<ms/10>}`), wait for the
     exchange's dial tone, dial `number` with `AT+VTS=`, hang up (REFERENCE.md 1).
 
+    `listen(timeout)` hears the line after the flash (`AnalogVoiceChannel.wait_for_dial_tone`:
+    AT+VRX, the modem's `DLE d` or the tone found in the audio) and says whether dial tone
+    came within `dial_tone_timeout` s. When it did not, the exchange did not take the flash
+    (a plain line, or a flash length it does not accept): a second flash takes the caller
+    back from hold, nothing is dialled, and the result says so (the call goes on to its next
+    step, the voicemail). Without `listen` a fixed `dial_tone_wait` stands in for the tone.
+
     `number` is dialled as given (`dial_digits` makes it): digits, `*`, `#`, and commas,
     each a `pause` (a PBX's second dial tone after its outside-line prefix "9,"): every
-    group between pauses is one `AT+VTS`.
-
-    Not verified on hardware. The modem's `DLE d` (dial tone) is not visible in command mode
-    through the line, so a fixed `dial_tone_wait` stands in for it.
+    group between pauses is one `AT+VTS`. Not verified on hardware.
     """
     groups = re.findall(r"[0-9*#ABCD]+|,", number)
     if not any(g != "," for g in groups):
         return TransferResult(ok=False, commands=(), detail=f"{number!r} has no digits to dial")
-    sent: list[str] = []
-    steps: list[str | float] = [f"AT+VTS={{!,{max(1, round(flash_ms / 10))}}}", dial_tone_wait]
+    flash = f"AT+VTS={{!,{max(1, round(flash_ms / 10))}}}"
+    sent: list[str] = [flash]
+    result = _chat(line, flash, 30.0)
+    if not isinstance(result, Response):
+        return TransferResult(ok=False, commands=tuple(sent), detail=_words(result))
+    if listen is None:
+        sleep(dial_tone_wait)
+    else:
+        heard = listen(dial_tone_timeout)
+        sent.append("dial tone" if heard else "no dial tone")
+        if not heard:
+            sent.append(flash)
+            back = _chat(line, flash, 30.0)  # take the held caller back
+            words = f"no dial tone within {dial_tone_timeout:g} s of the hook flash"
+            if isinstance(back, Response):
+                words += " (the line is not on a phone system that transfers, or the flash "
+                words += "length is wrong); flashed again to take the caller back"
+            else:
+                words += f"; the second flash failed: {_words(back)}"
+            return TransferResult(ok=False, commands=tuple(sent), detail=words)
     for group in groups:
-        steps.append(pause if group == "," else "AT+VTS=" + ",".join(group))
-    for step in steps:
-        if isinstance(step, float):
-            sleep(step)
+        if group == ",":
+            sleep(pause)
             continue
+        step = "AT+VTS=" + ",".join(group)
         sent.append(step)
         result = _chat(line, step, 30.0)
         if not isinstance(result, Response):
@@ -496,6 +522,7 @@ def hook_flash_transfer(
 
 
 __all__ = [
+    "DIAL_TONE_TIMEOUT",
     "AudioPort",
     "BridgeResult",
     "TransferResult",

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "DIAL_FREQUENCIES",
     "DTMF_FREQUENCIES",
     "RATE",
     "beep",
@@ -48,6 +49,7 @@ _DIAL: Final[dict[str, tuple[float, ...]]] = {
     "eu": (425.0,),
     "uk": (350.0, 450.0),
 }
+DIAL_FREQUENCIES: Final = _DIAL  # by tone plan
 _BUSY: Final[dict[str, tuple[tuple[float, ...], float, float]]] = {
     "na": ((480.0, 620.0), 0.5, 0.5),
     "eu": ((425.0,), 0.5, 0.5),

@@ -396,7 +396,7 @@ class ForwardingService:
         if ended:
             return ForwardResult(taken=False, reason=ended)
         if step.method == "hook_flash":
-            return self._transfer(line, people[0])
+            return self._transfer(line, people[0], channel)
         assert other is not None
         from ..calls.bridge import bridge_call
 
@@ -464,15 +464,20 @@ class ForwardingService:
             raise RuntimeError(f"{line.name} has no call audio for the staff call")
         return channel
 
-    def _transfer(self, line: Any, person: Any) -> ForwardResult:
+    def _transfer(self, line: Any, person: Any, channel: Any = None) -> ForwardResult:
         """Hook-flash transfer to `person`'s mobile as the office's exchange dials it: the
         national form in the office's country (international prefix otherwise), after the
-        PBX's outside-line prefix (`forwarding.transfer_prefix`)."""
+        PBX's outside-line prefix (`forwarding.transfer_prefix`). The number is dialled once
+        the exchange's dial tone is heard on the call's `channel` (`wait_for_dial_tone`);
+        without it the caller is taken back and the call goes on (voicemail)."""
         from ..calls.bridge import dial_digits, hook_flash_transfer
 
         s = self._settings.get()
         dial = dial_digits(person.mobile, s.business.country, s.forwarding.transfer_prefix)
-        result = hook_flash_transfer(line, dial, s.forwarding.flash_ms)
+        listen = getattr(channel, "wait_for_dial_tone", None)
+        result = hook_flash_transfer(
+            line, dial, s.forwarding.flash_ms, listen=listen if callable(listen) else None
+        )
         if result.ok:
             return ForwardResult(
                 taken=True,

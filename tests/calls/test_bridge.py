@@ -292,6 +292,94 @@ def test_hook_flash_sequence(tmp_path: Any, bus: EventBus, recorder: Recorder) -
 
 
 @pytest.mark.parametrize(
+    ("personality", "plan", "dle_d"),
+    [
+        ("usr5637", "na", False),  # recall dial tone: stutter, then 350+440 Hz
+        ("cx93010", "uk", False),  # 350+450 Hz; the Conexant's tripled DLE !
+        ("usr5637", "eu", True),  # 425 Hz, and the modem reports DLE d as well
+    ],
+)
+def test_dial_tone_after_a_hook_flash_is_heard_before_dialling(
+    tmp_path: Any, bus: EventBus, recorder: Recorder, personality: str, plan: str, dle_d: bool
+) -> None:
+    from firmware_app.calls.analog_voice import AnalogVoiceChannel, Pacing
+
+    modem = create(personality, tmp_path / "dev")
+    modem.voice.speed = 10.0
+    modem.extras.flash_dial_tone = plan
+    modem.extras.flash_reports_dle_d = dle_d
+    line = Line("line1", str(modem.path), bus=bus, options=FAST, pin_file=tmp_path / "p.json")
+    line.start()
+    try:
+        recorder.wait(ev.LineUp, timeout=10)
+        modem.ring(CallerId(number="5551234"), rings=6, interval=0.3)
+        recorder.wait(ev.IncomingCall, timeout=10)
+        assert isinstance(line.answer().result(5), Response)
+        call = recorder.wait(ev.CallAnswered, timeout=5)
+        channel = AnalogVoiceChannel(line, bus=bus, call_id=call.call_id, pacing=Pacing(10.0))
+        waits: list[float] = []
+        result = hook_flash_transfer(
+            line, "9,204", flash_ms=300, listen=channel.wait_for_dial_tone, sleep=waits.append
+        )
+        assert result.ok, result
+        assert result.commands == (
+            "AT+VTS={!,30}",
+            "dial tone",
+            "AT+VTS=9",
+            "AT+VTS=2,0,4",
+            "hang up",
+        )
+        assert waits == [2.0, 1.5]  # the comma and the last digit: no fixed wait for the tone
+        # It listened (AT+VRX, after AT+VLS=5 on the USR) and left with DLE ! before dialling.
+        assert modem.voice.recorded[0].ended == "stopped"
+        heard = codecs.decode(bytes(modem.voice.recorded[0].data), modem.voice.recorded[0].codec)
+        assert heard.size / 8000 < 2.0  # dial tone confirmed in about half a second
+        assert modem.extras.flashes == [300]
+        assert "".join(modem.extras.tones_sent) == "9204"
+        channel.close()
+    finally:
+        line.stop()
+        line.join(2.0)
+        line.close()
+        modem.close()
+
+
+def test_no_dial_tone_after_a_hook_flash_takes_the_caller_back(
+    tmp_path: Any, bus: EventBus, recorder: Recorder
+) -> None:
+    """A plain line ignores the flash: no dial tone, so nothing is dialled, a second flash
+    takes the caller back from hold and the call is still ours."""
+    from firmware_app.calls.analog_voice import AnalogVoiceChannel, Pacing
+
+    modem = create("usr5637", tmp_path / "dev")
+    modem.voice.speed = 10.0
+    modem.extras.flash_transfers = False
+    line = Line("line1", str(modem.path), bus=bus, options=FAST, pin_file=tmp_path / "p.json")
+    line.start()
+    try:
+        recorder.wait(ev.LineUp, timeout=10)
+        modem.ring(CallerId(number="5551234"), rings=6, interval=0.3)
+        recorder.wait(ev.IncomingCall, timeout=10)
+        assert isinstance(line.answer().result(5), Response)
+        call = recorder.wait(ev.CallAnswered, timeout=5)
+        channel = AnalogVoiceChannel(line, bus=bus, call_id=call.call_id, pacing=Pacing(10.0))
+        result = hook_flash_transfer(line, "204", flash_ms=500, listen=channel.wait_for_dial_tone)
+        assert not result.ok
+        assert result.commands == ("AT+VTS={!,50}", "no dial tone", "AT+VTS={!,50}")
+        assert "no dial tone within 4 s" in result.detail and "caller back" in result.detail
+        assert modem.extras.flashes == [500, 500] and modem.extras.tones_sent == []
+        heard = codecs.decode(bytes(modem.voice.recorded[0].data), modem.voice.recorded[0].codec)
+        assert 3.9 <= heard.size / 8000 <= 5.0  # listened for the whole 4 s, then gave up
+        assert modem.call_state == "active" and not channel.caller_gone
+        channel.close()
+    finally:
+        line.stop()
+        line.join(2.0)
+        line.close()
+        modem.close()
+
+
+@pytest.mark.parametrize(
     ("country", "mobile", "prefix", "dialled"),
     [("GB", "+447700900001", "9,", "9,07700900001"), ("US", "+15550001111", "", "15550001111")],
     ids=["uk_office_pbx", "us_office_centrex"],
@@ -329,9 +417,44 @@ def test_e2e_hook_flash_transfer_dials_as_the_office_exchange_wants(
     )
     assert f"dialled {dialled} " in item.text
     assert analog.extras.flashes == [200]
+    # The number went out once the exchange's dial tone was heard (AT+VRX after the flash).
+    assert len(analog.voice.recorded) == 1 and analog.voice.recorded[0].ended == "stopped"
     assert "".join(analog.extras.tones_sent) == dialled.replace(",", "")
     assert analog.call_state == "idle"
     assert w.mails(0, timeout=0.5) == []  # passed on: no email
+
+
+def test_e2e_hook_flash_without_dial_tone_takes_a_voicemail(world: Callable[..., World]) -> None:
+    """A line marked as on a phone system whose exchange does not take the flash: no dial
+    tone, so nothing is dialled, the caller is taken back and leaves a voicemail."""
+    from firmware_app.calls.analog_voice import Pacing
+    from firmware_app.modem.simulator import VoiceCaller
+
+    def settings(s: Any) -> Any:
+        s = open_with_staff(flash_ms=200)(s)
+        s.lines.transfer_lines = ["line1"]
+        return s
+
+    w = world(("usr5637",), now=WEDNESDAY_MORNING, settings=settings)
+    analog = w.modems[0]
+    analog.voice.speed = 10.0
+    analog.extras.flash_transfers = False
+    assert w.calls.runner is not None
+    w.calls.runner.pacing = Pacing(speed=10.0)
+    message = speech(2.0)
+    # The first AT+VRX listens for dial tone after the flash; the second is the message.
+    analog.voice.caller = (
+        VoiceCaller().say(message, at=0.3, after="record:2").hang_up(at=2.6, after="record:2")
+    )
+    item = w.call()
+    assert item.outcome == "voicemail", item.text
+    forward = next(s for s in item.details["steps"] if s["step"] == "forward_to")
+    assert "no dial tone" in forward["result"], forward
+    assert analog.extras.flashes == [200, 200] and analog.extras.tones_sent == []
+    stored = wav_samples(w.services.store, item.media[0])
+    _, alike = best_match(stored, message[:8000])
+    assert alike > 0.95
+    check_voicemail_email(w, item)
 
 
 def tone_blocks(pcm: np.ndarray, freqs: tuple[float, ...], block: int = 400) -> np.ndarray:

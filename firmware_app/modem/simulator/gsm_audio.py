@@ -93,6 +93,12 @@ class Extras:
     callee: Callee = field(default_factory=Callee)
     dialled: list[str] = field(default_factory=list)
     flashes: list[int] = field(default_factory=list)  # hook flash lengths in ms
+    # An analog line on a PBX or Centrex: a hook flash puts the caller on hold and the
+    # exchange gives recall dial tone (simulator/voice.py); a second flash takes the caller
+    # back. False: a plain line, where the exchange ignores a flash.
+    flash_transfers: bool = True
+    flash_dial_tone: str = "na"  # the exchange's dial tone plan (media.tones: na, eu, uk)
+    flash_reports_dle_d: bool = False  # the modem reports that dial tone as DLE d too
     tones_sent: list[str] = field(default_factory=list)  # +VTS digits, in order
     diverted: list[str] = field(default_factory=list)  # where the network forwarded calls
     audio: GsmAudio | SoundCardAudio | None = None
@@ -241,6 +247,7 @@ def vts(engine: Engine, port: int, cmd: Command) -> Reply:
         except ValueError:
             return [], "ERROR"
         x.flashes.append(ms)
+        engine.voice.flash()
         return [], "OK"
     for part in split_args(text.strip('"')):
         part = part.strip().strip("[]{}")

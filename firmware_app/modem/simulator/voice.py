@@ -27,6 +27,12 @@ through the engine's host, time via `call_later`.
 #   duplex state: here only DLE ^ ends it (CAN still clears the transmit buffer), and no
 #   AT+VLS=5 is needed first (the USR's VLS quirk is documented for AT+VRX only).
 # - Buffer sizes are not published for either modem; 4 KiB is illustrative.
+# - Hook flash (AT+VTS={!,<n>}, REFERENCE.md 1) on a PBX or Centrex line: the caller is put on
+#   hold and the exchange gives recall dial tone ("stutter" then steady, as Centrex lines in
+#   North America do; E.180 supplement 2 lists the tone plans), so AT+VRX then carries that
+#   tone; a second flash takes the caller back. A plain line ignores the flash
+#   (`extras.flash_transfers = False`). Whether a modem also reports the tone as DLE d in
+#   AT+VRX is not documented per model: off unless `extras.flash_reports_dle_d`.
 
 from __future__ import annotations
 
@@ -51,6 +57,8 @@ CAN = 0x18
 TICK = 0.02  # seconds of real time between audio deliveries while recording
 KEY_REPEAT = 0.07  # a held key is reported again this often (REFERENCE.md 1)
 BUFFER_BYTES = 4096
+FLASH_TONE_DELAY = 0.3  # seconds from a hook flash to the exchange's recall dial tone
+STUTTER = 0.3  # seconds of 0.1 s on / 0.1 s off before the recall dial tone goes steady
 # With +IFC <DTE_by_DCE> 1 the modem stops the host with XOFF (DC3) when its transmit buffer
 # is this full and lets it go on with XON (DC1) once it has drained to XON_AT (V.250 6.2.12;
 # the marks are the simulator's own: no manual gives them).
@@ -183,6 +191,7 @@ class VoiceSim:
         self._level = 0.0
         self._level_at = 0.0
         self._pos = 0  # samples of caller audio generated so far (stream)
+        self._flashes: list[float] = []  # stream times of this call's hook flashes
         self._mode_started = 0.0
         self._play_started = 0.0
         # When (self.clock) the line first carried the caller's hang-up (DLE l, the start of
@@ -198,8 +207,20 @@ class VoiceSim:
         self._counts = {"play": 0, "record": 0, "duplex": 0}
         self._sent_events = set()
         self._pos = 0
+        self._flashes = []
         self.mode = ""
         self.hangup_sent = None
+
+    def flash(self) -> None:
+        """A hook flash (AT+VTS={!,n}) during the call: on a PBX line the caller is held
+        and recall dial tone follows (see `_audio`); the next flash takes the caller back."""
+        if self._answered_at is not None and self.engine.extras.flash_transfers:
+            self._flashes.append(self.now())
+
+    def _holds(self) -> list[tuple[float, float]]:
+        """(start, end) stream times while the caller is held after a flash."""
+        f = self._flashes
+        return [(f[i], f[i + 1] if i + 1 < len(f) else float("inf")) for i in range(0, len(f), 2)]
 
     def ended(self) -> None:
         """Our side hung up (ATH, AT+VLS=0)."""
@@ -474,7 +495,11 @@ class VoiceSim:
     def _events(self) -> list[tuple[float, bytes, tuple[int, int]]]:
         """Every DLE code the script makes, with its stream time and an identity."""
         out: list[tuple[float, bytes, tuple[int, int]]] = []
+        if self.engine.extras.flash_reports_dle_d:
+            for k, (held, _) in enumerate(self._holds()):
+                out.append((held + FLASH_TONE_DELAY + STUTTER + 0.5, b"\x10d", (-1 - k, 0)))
         if self.caller is None:
+            out.sort(key=lambda e: e[0])
             return out
         framed = self.engine.quirks.get("dtmf_framing", False)
         for i, item in enumerate(self.caller.items):
@@ -570,6 +595,15 @@ class VoiceSim:
                     seg = tones.cng(7.0)
                 if seg is not None:
                     _add(mix, seg, int(t0 * RATE) - start)
+        for held, back in self._holds():
+            a = max(0, int(held * RATE) - start)
+            b = n if back == float("inf") else min(n, int(back * RATE) - start)
+            if a >= b:
+                continue
+            mix[a:b] = 0.0  # the caller is on hold
+            tone_start = int((held + FLASH_TONE_DELAY) * RATE)
+            t = np.arange(start + a, start + b) - tone_start
+            mix[a:b] += _recall_dial_tone(t, self.engine.extras.flash_dial_tone)
         if gone is not None:
             t_gone, item = gone
             first = max(0, int(t_gone * RATE) - start)
@@ -584,6 +618,19 @@ class VoiceSim:
                     tone = tones.busy_tone((offset + after) / RATE)
                     mix[first:] += tone[offset : offset + after]
         return np.clip(np.round(mix), -32768, 32767).astype(np.int16)
+
+
+def _recall_dial_tone(t: npt.NDArray[np.int64], plan: str) -> npt.NDArray[np.float64]:
+    """The exchange's tone after a hook flash at sample indices `t` (0 = the tone's start;
+    nothing before it): 0.1 s on / 0.1 s off for `STUTTER` s, then steady dial tone of
+    `plan` at -13 dBFS per tone (`tones.dial_tone`)."""
+    freqs = tones.DIAL_FREQUENCIES.get(plan, tones.DIAL_FREQUENCIES["na"])
+    seconds = t / RATE
+    x = np.zeros(t.size, dtype=np.float64)
+    for f in freqs:
+        x += 32767 * 10 ** (-13.0 / 20) * np.sin(2 * np.pi * f * seconds)
+    x[(t < 0) | ((seconds < STUTTER) & ((seconds % 0.2) >= 0.1))] = 0.0
+    return x
 
 
 def _add(mix: npt.NDArray[np.float64], seg: Samples, offset: int) -> None:
