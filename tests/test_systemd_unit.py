@@ -82,5 +82,8 @@ def test_security_exposure_stays_low(tmp_path: Path) -> None:
 def test_unit_is_ordered_after_time_sync() -> None:
     text = UNIT.read_text()
     assert "time-sync.target" in text
+    # Calls are answered from boot: nothing waits for the network to be online.
+    directives = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
+    assert not [ln for ln in directives if "network-online" in ln]
     for line in ("UMask=0077", "SystemCallErrorNumber=EPERM", "DeviceAllow=char-gpiochip rw"):
         assert line in text
