@@ -19,7 +19,8 @@
 # Environment: FRONTDESK_TEST_DIR (default /var/tmp/frontdesk-install-test),
 # DEBIAN_MIRROR (default http://deb.debian.org/debian), KEEP=1 keeps the root afterwards,
 # FROM=HEAD tests the last commit (git archive) instead of the working tree,
-# FRONTDESK_NSPAWN=0 runs the daemon under setpriv instead of booting the root.
+# FRONTDESK_NSPAWN=0 runs the daemon under setpriv instead of booting the root,
+# FRONTDESK_TEST_PORT (default 18080) the loopback port the installed daemon's page uses.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +29,7 @@ MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 ARCH=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 BASE=$WORK/bookworm-$ARCH.tar
 ROOT=$WORK/root
-PORT=18080
+PORT=${FRONTDESK_TEST_PORT:-18080}
 BOOTSTRAP_ONLY=0
 [ "${1:-}" = "--bootstrap-only" ] && BOOTSTRAP_ONLY=1
 
@@ -132,7 +133,9 @@ python3 "$SRC/tests/udev_lint.py" "$ROOT/etc/udev/rules.d/70-frontdesk-modems.ru
   || fail "udev rules lint"
 
 say "frontdesk run on a simulated modem"
-if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then fail "port $PORT is already in use"; fi
+if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then
+  fail "port $PORT is already in use (FRONTDESK_TEST_PORT=... picks another)"
+fi
 cat >"$ROOT/etc/frontdesk/install-test.toml" <<EOF
 [modem]
 devices = ["sim:usr5637"]
