@@ -373,6 +373,7 @@ def test_voicemail_plain_smtp_full_mime(
     assert "Jürgen Müller, 044 668 18 00" in text
     assert "Wed 25 Nov 2026, 14:05 (CET)" in text  # business timezone
     assert "http://frontdesk.local:8080/history/2026-11%3A7" in text
+    assert text.count("The recording is attached.") == 1
     html = m.get_body(("html",)).get_content()
     assert 'href="http://frontdesk.local:8080/history/2026-11%3A7"' in html
 
@@ -695,11 +696,17 @@ def test_attachment_over_the_limit_becomes_a_link(
     text = big_msg.get_body(("plain",)).get_content()
     assert "fax-2026-11-25-1405.pdf (1.5 MB) is too large to attach." in text
     assert "http://frontdesk.local:8080/history/2026-11%3A9" in text
-    assert "too large to attach" in big_msg.get_body(("html",)).get_content()
+    assert "attached as a PDF" not in text  # the bodies never claim what is not there
+    html = big_msg.get_body(("html",)).get_content()
+    assert "too large to attach" in html and "attached as a PDF" not in html
+    url = "http://frontdesk.local:8080/history/2026-11%3A9"
+    assert f'<a href="{url}">{url}</a>' in html
     assert len(srv.inbox.received[0].raw) < 100_000
     (att,) = list(small_msg.iter_attachments())
     assert att.get_content_type() == "application/pdf"
     assert att.get_content() == store.media.read(small)
+    small_text = small_msg.get_body(("plain",)).get_content()
+    assert small_text.count("The fax is attached as a PDF.") == 1
 
 
 # -- the worker thread and the test button -----------------------------------------------------

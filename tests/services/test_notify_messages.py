@@ -279,10 +279,42 @@ def test_mime_missing_attachment_is_noted_not_fatal(store: Store) -> None:
     d = fax_message(
         FaxNotice(number="+4930901821", at=AT, pages=1, pdf_ref="media/2026/03/abcdefgh99.pdf"), CTX
     )
-    atts = [{**a.to_doc(), "size": 10} for a in d.attachments]
-    msg = parse(build_message(doc_for(d, attachments=atts), SENDER, store.media))
+    # As queued: the attachment limit kept the file, so the bodies say it is attached.
+    atts, notes = limit_attachments(
+        [a.to_doc() for a in d.attachments], {d.attachments[0].ref: 10}, 100
+    )
+    assert notes == ["The fax is attached as a PDF."]
+    text, html = add_notes(d.text, d.html, notes)
+    # It is gone by the time of sending: the claim is replaced, never left beside the notice.
+    msg = parse(
+        build_message(doc_for(d, text=text, html=html, attachments=atts), SENDER, store.media)
+    )
     assert list(msg.iter_attachments()) == []
-    assert "could not be attached: the file is missing" in msg.get_body(("plain",)).get_content()
+    for body in (msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content()):
+        assert "fax-2026-03-29-0130.pdf could not be attached: the file is missing." in body
+        assert "attached as a PDF" not in body
+
+
+def test_the_bodies_say_attached_only_for_what_is_attached() -> None:
+    d = voicemail_message(
+        VoicemailNotice(
+            number="+4930901820", at=AT, duration_s=600, audio_ref="a.mp3", record_id="2026-03:12"
+        ),
+        CTX,
+    )
+    assert "attached" not in d.text  # said by the Notifier once the limit kept the file
+    doc = d.attachments[0].to_doc()
+    kept, notes = limit_attachments([doc], {"a.mp3": 500}, 1000)
+    assert notes == ["The recording is attached."] and kept[0]["size"] == 500
+    kept, notes = limit_attachments([doc], {"a.mp3": 5000}, 1000)
+    assert kept == []
+    url = "http://frontdesk.local:8080/history/2026-03%3A12"
+    assert notes == [
+        f"voicemail-2026-03-29-0130.mp3 (5 kB) is too large to attach. Open it here: {url}"
+    ]
+    text, html = add_notes(d.text, d.html, notes)
+    assert "The recording is attached." not in text
+    assert f'Open it here: <a href="{url}">{url}</a></p>' in html
 
 
 def test_message_ids_are_unique_and_well_formed() -> None:

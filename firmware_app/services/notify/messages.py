@@ -167,12 +167,18 @@ class FaxSentNotice:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Attachment:
-    """A media file to attach, by reference; `url` is shown instead when it is too large."""
+    """A media file to attach, by reference; `url` is shown instead when it is too large.
+
+    `note` is what the bodies say when it is attached ("The recording is attached."). The
+    Notifier adds it once the attachment limit has kept the file, and says instead that it
+    was too large (with the link) or missing: the bodies never claim a file that is not
+    there."""
 
     ref: str
     filename: str
     content_type: str
     url: str = ""
+    note: str = ""
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -180,6 +186,7 @@ class Attachment:
             "filename": self.filename,
             "content_type": self.content_type,
             "url": self.url,
+            "note": self.note,
         }
 
 
@@ -371,7 +378,11 @@ def voicemail_message(vm: VoicemailNotice, ctx: Context) -> Draft:
         name = file_name(f"voicemail-{_stamp(vm.at, ctx)}.{ext}")
         attachments = (
             Attachment(
-                ref=vm.audio_ref, filename=name, content_type=ctype, url=link or ctx.home_url()
+                ref=vm.audio_ref,
+                filename=name,
+                content_type=ctype,
+                url=link or ctx.home_url(),
+                note="The recording is attached.",
             ),
         )
     return _render(
@@ -386,7 +397,6 @@ def voicemail_message(vm: VoicemailNotice, ctx: Context) -> Draft:
             ("Box", vm.box),
             ("Line", vm.line),
         ],
-        notes=("The recording is attached.",) if vm.audio_ref else (),
         link=link,
         link_text="Listen in Frontdesk",
         attachments=attachments,
@@ -450,13 +460,12 @@ def fax_message(fax: FaxNotice, ctx: Context) -> Draft:
                 content_type="application/pdf",
                 filename=file_name(f"fax-{_stamp(fax.at, ctx)}.pdf"),
                 url=link or ctx.home_url(),
+                note="The fax is attached as a PDF.",
             ),
         )
     notes = []
     if fax.problem:  # no page at all: the problem says what happened instead
         notes.append(f"The fax may be incomplete: {fax.problem}." if fax.pages else fax.problem)
-    if fax.pdf_ref:
-        notes.append("The fax is attached as a PDF.")
     return _render(
         "fax",
         ctx,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -61,6 +62,18 @@ def format_size(size: int) -> str:
     return f"{max(1, round(size / 1024))} kB"
 
 
+_URL_AT_END = re.compile(r"(https?://\S+)$")
+
+
+def note_html(note: str) -> str:
+    """One note as an HTML paragraph: escaped, a web address at its end made a link."""
+    m = _URL_AT_END.search(note)
+    if m is None:
+        return f"<p>{escape(note)}</p>"
+    url = m.group(1)
+    return f'<p>{escape(note[: m.start()])}<a href="{escape(url)}">{escape(url)}</a></p>'
+
+
 def add_notes(text: str, html: str, notes: Sequence[str]) -> tuple[str, str]:
     """Append paragraphs to both bodies (escaped for HTML) before the footer."""
     if not notes:
@@ -69,12 +82,27 @@ def add_notes(text: str, html: str, notes: Sequence[str]) -> tuple[str, str]:
     block = "".join(f"{n}\n\n" for n in notes)
     head, sep, tail = text.rpartition(marker)
     text = f"{head}\n{block.rstrip()}\n{sep}{tail}" if sep else f"{text}\n{block}"
-    paras = "".join(f"<p>{escape(n)}</p>\n" for n in notes)
+    paras = "".join(f"{note_html(n)}\n" for n in notes)
     end = html.rfind('<p style="color: #777;')
     if end < 0:
         end = html.rfind("</body>")
     html = html[:end] + paras + html[end:] if end >= 0 else html + paras
     return text, html
+
+
+def missing_note(filename: str) -> str:
+    return f"{filename} could not be attached: the file is missing."
+
+
+def replace_note(text: str, html: str, old: str, new: str) -> tuple[str, str]:
+    """`old` (a note `add_notes` put in) becomes `new` in both bodies; when it is not there,
+    `new` is added."""
+    paragraph = note_html(old)
+    if old and f"\n{old}\n" in text and paragraph in html:
+        return text.replace(f"\n{old}\n", f"\n{new}\n", 1), html.replace(
+            paragraph, note_html(new), 1
+        )
+    return add_notes(text, html, [new])
 
 
 def limit_attachments(
@@ -93,12 +121,14 @@ def limit_attachments(
         name = att["filename"]
         where = f" Open it here: {att['url']}" if att.get("url") else " Open it in Frontdesk."
         if size is None:
-            notes.append(f"{name} could not be attached: the file is missing.")
+            notes.append(missing_note(name))
         elif total + size > limit:
             notes.append(f"{name} ({format_size(size)}) is too large to attach.{where}")
         else:
             total += size
             kept.append({**att, "size": size})
+            if att.get("note"):
+                notes.append(str(att["note"]))
     return kept, notes
 
 
@@ -117,7 +147,6 @@ def build_message(doc: Mapping[str, Any], sender: Sender, media: MediaStore) -> 
 
     text, html = doc["text"], doc["html"]
     parts: list[tuple[bytes, dict[str, Any]]] = []
-    missing: list[str] = []
     for att in doc.get("attachments", []):
         try:
             parts.append((media.read(att["ref"]), att))
@@ -128,8 +157,10 @@ def build_message(doc: Mapping[str, Any], sender: Sender, media: MediaStore) -> 
                 att.get("ref"),
                 exc,
             )
-            missing.append(f"{att['filename']} could not be attached: the file is missing.")
-    text, html = add_notes(text, html, missing)
+            # "The recording is attached." would now be wrong: say what happened instead.
+            text, html = replace_note(
+                text, html, str(att.get("note") or ""), missing_note(att["filename"])
+            )
 
     # quoted-printable keeps every line 7-bit: no reliance on the server's 8BITMIME
     msg.set_content(text, cte="quoted-printable")
