@@ -792,7 +792,7 @@ class CallRunner:
             if self._texted_recently(number, now):
                 return False
             try:
-                send(number, text)
+                send(number, text, auto_reply=True)  # the Texts page: "automatic answer"
             except Exception as exc:
                 log.info("missed-call text-back not sent (tried again next time): %s", exc)
                 return False
