@@ -242,9 +242,15 @@ class AlertService:
         def modem_error(event: Any) -> None:
             code = getattr(event, "code", "") or ""
             if code.startswith(("sim_pin", "sim_puk", "sim_missing")):
+                if code == "sim_missing":
+                    title = f"There is no SIM card in line {event.line}"
+                elif code == "sim_puk":
+                    title = f"The SIM card of line {event.line} is blocked (it needs its PUK)"
+                else:
+                    title = f"The SIM card of line {event.line} needs its PIN"
                 self.raise_incident(
                     f"sim:{event.line}",
-                    f"The SIM card of line {event.line} needs attention",
+                    title,
                     event.message,
                     advice="Texts and calls on this line do not work until this is fixed.",
                 )

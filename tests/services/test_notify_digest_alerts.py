@@ -368,7 +368,7 @@ def test_line_down_warns_only_after_five_minutes(
     )
     bus.publish(events.ModemError(line="gsm", message="no dial tone", code="other"))
     assert [d["subject"] for d in alert_docs(notifier)][-1].endswith(
-        "SIM card of line gsm needs attention"
+        "needs attention: The SIM card of line gsm needs its PIN"
     )
     assert len(alert_docs(notifier)) == 3
     bus.publish(
@@ -377,6 +377,15 @@ def test_line_down_warns_only_after_five_minutes(
         )
     )
     assert alert_docs(notifier)[-1]["subject"].startswith("Fixed: The SIM card")
+    bus.publish(events.ModemError(line="gsm", message="no SIM", code="sim_missing"))
+    assert alert_docs(notifier)[-1]["subject"] == (
+        "Frontdesk needs attention: There is no SIM card in line gsm"
+    )
+    bus.publish(events.ModemError(line="gsm2", message="PUK needed", code="sim_puk"))
+    assert alert_docs(notifier)[-1]["subject"].endswith(
+        "The SIM card of line gsm2 is blocked (it needs its PUK)"
+    )
+    assert len(alert_docs(notifier)) == 6
 
 
 def test_disk_nearly_full_with_hysteresis(store: Store, notifier: Notifier, clock: Clock) -> None:
