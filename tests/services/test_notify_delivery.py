@@ -730,6 +730,23 @@ def test_worker_wakes_on_queue_and_stops_promptly(
     assert not n.status().running
 
 
+def test_starttls_on_a_tls_only_port_is_explained(
+    servers: Any, store: Store, clock: Clock, client_tls: ssl.SSLContext
+) -> None:
+    """The classic mistake: STARTTLS on port 465. The server waits for a TLS greeting, we
+    wait for its banner; the read times out (smtplib calls that a disconnection), and the
+    owner is told to check the encryption setting, not that the server hung up."""
+    srv = servers("tls")
+    box = Box(make_settings(srv.port, "starttls"))
+    n = Notifier(store, box, clock=clock, ssl_context=client_tls, timeout=1)
+    result = n.send_test("someone@example.com")
+    assert not result.ok
+    assert "did not answer in time" in result.explanation
+    assert "465 uses TLS, 587 STARTTLS" in result.explanation
+    assert "hung up" not in result.explanation
+    assert n.stop(timeout=5)
+
+
 def test_send_test_reports_the_servers_answer(servers: Any, make_notifier: Any) -> None:
     srv = servers("starttls")
     n, _ = make_notifier(srv.port, "starttls")

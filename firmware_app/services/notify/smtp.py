@@ -73,6 +73,13 @@ def _unreachable(host: str, port: int, exc: BaseException) -> str:
         why = "connection refused"
     elif isinstance(exc, (TimeoutError, socket.timeout)):
         why = "no answer in time"
+    elif isinstance(exc, smtplib.SMTPServerDisconnected) and str(exc).endswith("timed out"):
+        # smtplib reports a read that timed out as a disconnection. The server took the
+        # connection but never greeted us: typically STARTTLS (or none) on a TLS-only port.
+        return (
+            f"{host} took the connection on port {port} but did not answer in time. If the "
+            "port is right, check the encryption setting: 465 uses TLS, 587 STARTTLS."
+        )
     elif isinstance(exc, smtplib.SMTPServerDisconnected):
         why = "the server hung up"
     elif isinstance(exc, OSError) and exc.strerror:
