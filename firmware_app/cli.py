@@ -179,20 +179,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return exit_code(daemon, daemon.run())
 
 
-def cmd_demo_fax(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, method: str, **params: Any) -> Any:
+    """Ask the demo running in `--data-dir` to do `method`; when none runs there, say how to
+    start one."""
     from .control import ControlClient
 
-    client = ControlClient(Path(args.data_dir).resolve(), timeout=10.0)
-    line = client.call("demo.fax", number=args.number, line=args.line)
+    folder = Path(args.data_dir).resolve()
+    try:
+        return ControlClient(folder, timeout=10.0).call(method, **params)
+    except DaemonNotRunning:
+        again = "" if args.data_dir == "demo-data" else f" --data-dir {args.data_dir}"
+        raise DaemonNotRunning(
+            f"no demo is running in {folder}: start it first, in another terminal "
+            f"(`frontdesk demo{again}`, or `make demo`)"
+        ) from None
+
+
+def cmd_demo_fax(args: argparse.Namespace) -> int:
+    line = _demo(args, "demo.fax", number=args.number, line=args.line)
     print(f"a fax machine ({args.number}) calls {line}: watch the Fax page")
     return EXIT_OK
 
 
 def cmd_demo_sms(args: argparse.Namespace) -> int:
-    from .control import ControlClient
-
-    client = ControlClient(Path(args.data_dir).resolve(), timeout=10.0)
-    got = client.call("demo.sms", number=args.number, text=" ".join(args.text), line=args.line)
+    got = _demo(args, "demo.sms", number=args.number, text=" ".join(args.text), line=args.line)
     parts = got.get("parts") or 1
     print(
         f"a text from {args.number} ({parts} part{'s' if parts != 1 else ''}) reaches "
@@ -202,10 +212,7 @@ def cmd_demo_sms(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_call(args: argparse.Namespace) -> int:
-    from .control import ControlClient
-
-    client = ControlClient(Path(args.data_dir).resolve(), timeout=10.0)
-    line = client.call("demo.call", number=args.number, name=args.name, line=args.line)
+    line = _demo(args, "demo.call", number=args.number, name=args.name, line=args.line)
     print(f"ringing {line} with caller ID {args.number}")
     return EXIT_OK
 

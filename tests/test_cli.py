@@ -191,3 +191,13 @@ def test_demo_call_rings_the_demo_in_the_given_data_dir(argv: list[str], data_di
     from firmware_app.cli import build_parser
 
     assert build_parser().parse_args(argv).data_dir == data_dir
+
+
+@pytest.mark.parametrize("action", [["call", "+15551234567"], ["fax"], ["sms", "+1555", "hi"]])
+def test_demo_actions_without_a_running_demo_say_how_to_start_one(
+    tmp_path: Path, action: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("demo", "--data-dir", str(tmp_path / "d"), *action) == 1
+    err = capsys.readouterr().err
+    assert f"no demo is running in {tmp_path / 'd'}: start it first" in err
+    assert f"`frontdesk demo --data-dir {tmp_path / 'd'}`" in err
