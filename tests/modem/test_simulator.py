@@ -558,8 +558,11 @@ def run_gammu(modem: SimulatedModem, tmp_path: Path, *args: str) -> str:
     return result.stdout
 
 
+GSM_NAMES = ["sim800", "sim7600", "ec25", "e1752"]
+
+
 @needs_gammu
-@pytest.mark.parametrize("name", ["sim800", "e1752"])
+@pytest.mark.parametrize("name", GSM_NAMES)
 def test_gammu_identify(name: str, make_modem: Factory, tmp_path: Path) -> None:
     modem = make_modem(name)
     out = run_gammu(modem, tmp_path, "identify")
@@ -570,8 +573,9 @@ def test_gammu_identify(name: str, make_modem: Factory, tmp_path: Path) -> None:
 
 
 @needs_gammu
-def test_gammu_getallsms(make_modem: Factory, tmp_path: Path) -> None:
-    modem = make_modem("sim800")
+@pytest.mark.parametrize("name", GSM_NAMES)
+def test_gammu_getallsms(name: str, make_modem: Factory, tmp_path: Path) -> None:
+    modem = make_modem(name)
     modem.deliver_sms(PDU_HELLOHELLO)
     modem.deliver_sms(PDU_HELLO_WORLD)
     out = run_gammu(modem, tmp_path, "getallsms")
@@ -580,3 +584,17 @@ def test_gammu_getallsms(make_modem: Factory, tmp_path: Path) -> None:
     assert '"27838890001"' in out and '"+79642161111"' in out
     assert "2 SMS parts in 2 SMS sequences" in out
     assert "AT+CMGL=4" in modem.commands
+
+
+@needs_gammu
+@pytest.mark.parametrize("name", GSM_NAMES)
+def test_gammu_networkinfo(name: str, make_modem: Factory, tmp_path: Path) -> None:
+    """gammu asks +CREG, +CGREG, +CGATT and +COPS in the long and numeric formats."""
+    modem = make_modem(name)
+    out = run_gammu(modem, tmp_path, "networkinfo")
+    assert re.search(r"Network state\s*: home network", out), out
+    assert re.search(r"Packet network state\s*: home network", out), out
+    assert re.search(r"Network\s*: 001 01", out), out  # AT+COPS=3,2: the numeric form
+    assert '"Frontdesk Mobile"' in out  # AT+COPS=3,0: the long name
+    assert re.search(r"GPRS\s*: attached", out), out
+    assert {"AT+CGREG?", "AT+CGATT?", "AT+COPS=3,2"} <= set(modem.commands)

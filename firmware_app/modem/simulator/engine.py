@@ -240,6 +240,9 @@ class Engine:
         self.cmee = 0
         self.creg = 0
         self.cereg = 0
+        self.cgreg = 0
+        self.cgatt = 1  # packet service attached while registered (the power-on default)
+        self.cops_format = 0  # AT+COPS=3,<format>: 0 long name, 1 short name, 2 numeric
         self.clip = 0
         self.crc = 0
         self.cvhu = 0
@@ -576,6 +579,8 @@ class Engine:
                 "^CPIN": self._huawei_cpin,
                 "+CREG": self._creg,
                 "+CEREG": self._cereg,
+                "+CGREG": self._cgreg,
+                "+CGATT": self._cgatt,
                 "+CSQ": self._csq,
                 "+COPS": self._cops,
                 "+CNMI": self._cnmi,
@@ -1092,11 +1097,22 @@ class Engine:
             self.urc("+CREG: " + self._creg_fields(unsolicited=True))
         if self.cereg and self.p.lte:
             self.urc("+CEREG: " + self._cereg_fields(unsolicited=True))
+        if self.cgreg:
+            self.urc("+CGREG: " + self._cgreg_fields(unsolicited=True))
 
     def _creg_fields(self, unsolicited: bool = False) -> str:
         stat = self.registration
         head = f"{stat}" if unsolicited else f"{self.creg},{stat}"
         if self.creg == 2 and stat in (1, 5):
+            return f'{head},"{self.network.lac}","{self.network.ci[-4:]}"'
+        return head
+
+    def _cgreg_fields(self, unsolicited: bool = False) -> str:
+        """GPRS registration (3GPP TS 27.007 10.1.19; SIM800 manual: <n>,<stat>[,<lac>,<ci>]):
+        the simulated network attaches packet service wherever it registers the phone."""
+        stat = self.registration if self.cgatt else 0
+        head = f"{stat}" if unsolicited else f"{self.cgreg},{stat}"
+        if self.cgreg == 2 and stat in (1, 5):
             return f'{head},"{self.network.lac}","{self.network.ci[-4:]}"'
         return head
 
@@ -1125,6 +1141,28 @@ class Engine:
             return [], "OK"
         return [], "ERROR"
 
+    def _cgreg(self, port: int, cmd: Command) -> Reply:
+        if cmd.form == "test":
+            return ["+CGREG: (0-2)"], "OK"
+        if cmd.form == "read":
+            return ["+CGREG: " + self._cgreg_fields()], "OK"
+        if cmd.form == "set" and cmd.args in ("0", "1", "2"):
+            self.cgreg = int(cmd.args)
+            return [], "OK"
+        return [], "ERROR"
+
+    def _cgatt(self, port: int, cmd: Command) -> Reply:
+        """3GPP TS 27.007 10.1.9 packet service attach: 1 attached while registered."""
+        if cmd.form == "test":
+            return ["+CGATT: (0,1)"], "OK"
+        if cmd.form == "read":
+            attached = self.cgatt and self.registration in (1, 5)
+            return [f"+CGATT: {1 if attached else 0}"], "OK"
+        if cmd.form == "set" and cmd.args in ("0", "1"):
+            self.cgatt = int(cmd.args)
+            return [], "OK"
+        return [], "ERROR"
+
     def _cereg(self, port: int, cmd: Command) -> Reply:
         if cmd.form == "test":
             return ["+CEREG: (0-2)"], "OK"
@@ -1143,14 +1181,22 @@ class Engine:
         return [], "ERROR"
 
     def _cops(self, port: int, cmd: Command) -> Reply:
+        """3GPP TS 27.007 7.3: the read form gives the operator in the format last set with
+        AT+COPS=3,<format> (0 long alphanumeric, 1 short, 2 numeric MCC+MNC)."""
         act = ",7" if self.p.lte else ""
         if cmd.form == "read":
             if self.registration not in (1, 5):
                 return ["+COPS: 0"], "OK"
-            return [f'+COPS: 0,0,"{self.network.operator}"{act}'], "OK"
+            name = (self.network.operator, "FD", "00101")[self.cops_format]
+            return [f'+COPS: 0,{self.cops_format},"{name}"{act}'], "OK"
         if cmd.form == "test":
             return [f'+COPS: (2,"{self.network.operator}","FD","00101"{act}),,(0-4),(0-2)'], "OK"
         if cmd.form == "set":
+            args = split_args(cmd.args)
+            if len(args) >= 2 and args[0] == "3":
+                if args[1] not in ("0", "1", "2"):
+                    return [], "ERROR"
+                self.cops_format = int(args[1])
             return [], "OK"
         return [], "ERROR"
 

@@ -236,6 +236,10 @@ _GSM_CORE = frozenset(
         "+CMEE",
         "+CPIN",
         "+CREG",
+        # 3GPP TS 27.007 10.1.19 GPRS registration and 10.1.9 attach (gammu networkinfo
+        # asks both; every modem here has them)
+        "+CGREG",
+        "+CGATT",
         "+CSQ",
         "+COPS",
         "+CLIP",
