@@ -19,6 +19,7 @@ from ..protocol.fax_class2 import (
     Class2Page,
     Class2Receiver,
     Class2Sender,
+    FaxParams,
     Finished,
     ReadPage,
     SendCommand,
@@ -195,7 +196,15 @@ def receive_class2(
     problem = _setup(line, v, local_id)
     if problem:
         return ReceiveOutcome(ok=False, reason=problem, fax_class=version)
-    rx = Class2Receiver(version=v)
+    from .session import page_quality
+
+    def page_check(data: bytes, params: FaxParams | None) -> bool:
+        # As in Class 1, before the answer goes out (at the next AT+FDR): bad -> AT+FPS=2.
+        return page_quality(
+            data, fine=params.fine if params else True, mr=params.mr if params else None
+        )
+
+    rx = Class2Receiver(version=v, page_check=page_check)
 
     def rx_page(page: Class2Page) -> RxPage:
         params = page.params or rx.params

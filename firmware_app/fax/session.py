@@ -216,11 +216,16 @@ def copy_quality(data: bytes, dcs: Dcs) -> bool:
     the answer goes out (the sender waits T4, 3 s; an A4 fine page decodes in about 25 ms
     on the build machine): False (RTN, the page once more) when fewer than 95 % of its
     lines are good or more than 5 in a row are damaged (`fax_image.acceptable`)."""
+    return page_quality(data, fine=dcs.fine, mr=dcs.mr)
+
+
+def page_quality(data: bytes, *, fine: bool, mr: bool | None) -> bool:
+    """A received page's copy quality (Class 1 and Class 2/2.0): `copy_quality`."""
     from ..media.fax_image import FaxImageError, acceptable, decode_page  # numpy: on use
 
     started = time.monotonic()
     try:
-        page = decode_page(data, fine=dcs.fine, mr=dcs.mr)
+        page = decode_page(data, fine=fine, mr=mr)
     except FaxImageError:
         log.info("fax: a page without a single line came: asking for it again")
         return False

@@ -7,8 +7,9 @@ Pure: no I/O, no clock; the line driver sends the commands and feeds lines, resu
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -329,10 +330,24 @@ class _Session:
 
 @dataclass(slots=True)
 class Class2Receiver(_Session):
-    """Answer and receive: ATA, AT+FDR per page, DC2, page data, +FPS/+FET, AT+FDR again."""
+    """Answer and receive: ATA, AT+FDR per page, DC2, page data, +FPS/+FET, AT+FDR again.
 
+    The modem answers each post-page command when the next AT+FDR comes, as its page status
+    says (T.32 +FPS, Class 2 +FPTS: 1 MCF, 2 RTN; it sets the value after each page, its
+    own copy quality verdict, and the host may change it first). `page_check(data, params)`
+    judges a page's copy quality as the Class 1 receiver does: False sets the status to 2
+    (`AT+FPS=2` / `AT+FPTS=2`) before the next AT+FDR, so the modem answers RTN and the
+    sender sends the page again. That is asked once per page; the copy that comes next is
+    kept whatever it is. A page the modem itself answers RTN (+FPS:2) is not kept either
+    while its next copy may come. A refused copy the sender never replaces is kept,
+    unconfirmed, when the call ends.
+    """
+
+    page_check: Callable[[bytes, FaxParams | None], bool] | None = None
     _decoder: PageDataDecoder | None = None
     _data: bytearray = field(default_factory=bytearray)
+    _rejected: Class2Page | None = None  # a copy answered RTN, until the page comes again
+    _asked: bool = False  # RTN already asked for the page now coming
 
     def answer(self) -> Step:
         self._check_state("idle")
@@ -355,24 +370,55 @@ class Class2Receiver(_Session):
                 self.page_status = self.post_page = None
                 return ReadPage()
             ok = upper == "OK" and self.hangup_code == 0 and bool(self.pages)
-            return self._finish(ok, hangup_reason(self.hangup_code))
+            reason = hangup_reason(self.hangup_code)
+            if self._keep_rejected():
+                ok = False
+                reason += "; a damaged page the sender did not send again is kept"
+            return self._finish(ok, reason)
         if self.state == "post_page":
             if upper != "OK":
                 reason = f"page {len(self.pages) + 1} ended with {result}"
                 if self.keep_unfinished():
                     reason += f" ({hangup_reason(self.hangup_code)}); the page is kept"
                 return self._finish(False, reason)
-            self.pages.append(
-                Class2Page(
-                    data=bytes(self._data),
-                    params=self.params,
-                    status=self.page_status,
-                    post_page=self.post_page,
-                )
+            page = Class2Page(
+                data=bytes(self._data),
+                params=self.params,
+                status=self.page_status,
+                post_page=self.post_page,
             )
             self._data = bytearray()
+            if self.page_status in (2, 4):  # the modem's own verdict: RTN (PIN), once more
+                self._rejected, self._asked = page, True
+                return self._fdr()
+            if (
+                self.page_check is not None
+                and not self._asked
+                and not self.page_check(page.data, page.params)
+            ):
+                self._rejected, self._asked = page, True
+                self.state = "set_status"
+                name = "FPS" if self.version == "2.0" else "FPTS"
+                return SendCommand(text=f"AT+{name}=2", timeout=5.0)
+            self._take(page)
+            return self._fdr()
+        if self.state == "set_status":
+            if upper != "OK" and self._rejected is not None:  # not taken: the modem says MCF
+                self._take(self._rejected)
             return self._fdr()
         raise LocalProtocolError(f"no command in flight in state {self.state}")
+
+    def _take(self, page: Class2Page) -> None:
+        self.pages.append(page)
+        self._rejected, self._asked = None, False
+
+    def _keep_rejected(self) -> bool:
+        """The call is over with a refused copy that never came again: keep it."""
+        if self._rejected is None:
+            return False
+        self.pages.append(dataclasses.replace(self._rejected, confirmed=False))
+        self._rejected = None
+        return True
 
     def _fdr(self) -> Step:
         self.state = "fdr"
@@ -381,8 +427,9 @@ class Class2Receiver(_Session):
     def keep_unfinished(self) -> bool:
         """The call ended in the middle of a page or before the modem confirmed it: keep
         the page data that came (status None: unconfirmed). True when there was some."""
+        kept = self._keep_rejected()
         if self.state not in ("page", "post_page") or not self._data:
-            return False
+            return kept
         self.pages.append(
             Class2Page(
                 data=bytes(self._data),

@@ -181,6 +181,29 @@ def test_a_page_damaged_on_the_line_is_answered_rtn_and_sent_again(
         assert same(rx.data, rx.fine, rx.mr, rx.fill_order, want)
 
 
+def test_a_class2_receiver_checks_each_page_and_asks_rtn_through_the_modem(
+    make_end: Callable[[str, str], End],
+) -> None:
+    """Class 2.0: the modem runs T.30 and answers each page when the next AT+FDR comes; a
+    page Frontdesk finds damaged gets AT+FPS=2 first, so the modem answers RTN and the
+    sender sends it again (T.32 +FPS; what efax and Windows' fax driver do too)."""
+    sender, receiver = make_end("1", "a"), make_end("2.0", "b")
+    pages = [make_page(14), make_page(15)]
+    size = len(FaxPage(pages[0]).encode(fine=True, mr=True, min_scan_bits=0))
+    with VirtualLine(sender.modem, receiver.modem) as line:
+        line.damage(0, 2, size // 5, size // 5 + 400)  # a burst of noise across page 1
+        out, got = fax(sender, receiver, pages)
+    assert out.ok and out.pages_sent == 2, out
+    assert "< RTN" in out.trace, out.trace  # the modem answered RTN as Frontdesk asked
+    commands = [c.upper() for c in receiver.modem.commands]
+    assert commands.count("AT+FPS=2") == 1, commands
+    at = commands.index("AT+FPS=2")
+    assert commands[at - 1 : at + 2] == ["AT+FDR", "AT+FPS=2", "AT+FDR"]  # between pages
+    assert got.ok and len(got.pages) == 2, got  # the damaged copy is not kept
+    for rx, want in zip(got.pages, pages, strict=True):
+        assert same(rx.data, rx.fine, rx.mr, rx.fill_order, want)
+
+
 def test_a_call_cut_after_page_data_is_a_partial_fax_with_its_pages(
     make_end: Callable[[str, str], End], services: Services
 ) -> None:

@@ -3,6 +3,8 @@ un-escaping fed whole and one byte at a time, hangup codes, fuzzing of page data
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -192,6 +194,75 @@ def test_a_call_gone_in_the_middle_of_a_page_keeps_what_came() -> None:
     assert not rx.keep_unfinished()  # once
     nothing = _receiving()
     assert not nothing.keep_unfinished() and nothing.pages == []
+
+
+def _page_in(rx: Class2Receiver, data: bytes, status: str, fet: int, one_by_one: bool) -> Any:
+    """One page's data through DLE ETX, then its +FPS/+FET and OK; the engine's next step."""
+    wire = data + b"\x10\x03"
+    step = None
+    for chunk in [wire[i : i + 1] for i in range(len(wire))] if one_by_one else [wire]:
+        step = rx.data(chunk)
+    assert isinstance(step, AwaitResult), step
+    rx.line(status)
+    rx.line(f"+FET:{fet}")
+    return rx.result("OK")
+
+
+@pytest.mark.parametrize("one_by_one", [False, True], ids=["whole", "bytewise"])
+@pytest.mark.parametrize(("version", "fps"), [("2.0", "+FPS"), ("2", "+FPTS")])
+def test_a_damaged_page_is_answered_rtn_through_the_modem_once(
+    version: str, fps: str, one_by_one: bool
+) -> None:
+    """The page check says no: AT+FPS=2 (2.0) / AT+FPTS=2 (2) before the next AT+FDR, so
+    the modem answers RTN; the copy that comes next is kept whatever it is."""
+    judged: list[bytes] = []
+
+    def check(data: bytes, params: Any) -> bool:
+        judged.append(data)
+        return False  # every page looks damaged
+
+    rx = _receiving(version)
+    rx.page_check = check
+    fdr = SendCommand(text="AT+FDR", timeout=90.0)
+    assert _page_in(rx, b"bad", f"{fps}:1", 0, one_by_one) == SendCommand(
+        text=f"AT{fps}=2", timeout=5.0
+    )
+    assert rx.pages == []  # not kept while its next copy may come
+    assert rx.result("OK") == fdr
+    assert rx.result("CONNECT") == ReadPage()
+    assert _page_in(rx, b"again", f"{fps}:1", 0, one_by_one) == fdr  # asked once: kept
+    assert rx.result("CONNECT") == ReadPage()
+    assert _page_in(rx, b"two", f"{fps}:1", 2, one_by_one) == SendCommand(
+        text=f"AT{fps}=2", timeout=5.0
+    )
+    assert rx.result("OK") == fdr
+    rx.line("+FHS:00" if version == "2.0" else "+FHNG:0")  # the sender gave up: no copy
+    end = rx.result("OK")
+    assert isinstance(end, Finished) and not end.ok
+    assert "a damaged page the sender did not send again is kept" in end.reason
+    assert [(p.data, p.confirmed) for p in rx.pages] == [(b"again", True), (b"two", False)]
+    assert judged == [b"bad", b"two"]
+
+
+def test_a_page_the_modem_answers_rtn_itself_is_replaced_by_its_next_copy() -> None:
+    rx = _receiving()
+    rx.page_check = lambda data, params: True
+    fdr = SendCommand(text="AT+FDR", timeout=90.0)
+    assert _page_in(rx, b"bad", "+FPS:2,0,0,0,0", 2, False) == fdr  # the modem's own RTN
+    assert rx.result("CONNECT") == ReadPage()
+    assert _page_in(rx, b"good", "+FPS:1,0,0,0,0", 2, False) == fdr
+    rx.line("+FHS:00")
+    end = rx.result("OK")
+    assert isinstance(end, Finished) and end.ok, end
+    assert [(p.data, p.confirmed) for p in rx.pages] == [(b"good", True)]
+
+
+def test_a_modem_that_refuses_the_page_status_keeps_the_page() -> None:
+    rx = _receiving()
+    rx.page_check = lambda data, params: False
+    assert _page_in(rx, b"bad", "+FPS:1", 2, False) == SendCommand(text="AT+FPS=2", timeout=5.0)
+    assert rx.result("ERROR") == SendCommand(text="AT+FDR", timeout=90.0)  # it answers MCF
+    assert [(p.data, p.confirmed) for p in rx.pages] == [(b"bad", True)]
 
 
 @pytest.mark.parametrize("version", ["2.0", "2"])

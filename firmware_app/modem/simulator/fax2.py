@@ -9,10 +9,12 @@ simulated: no T.30 frames, no modulation.
 
 On a virtual line (fax_line.py) the modem runs T.30 itself instead, as a real Class 2 modem
 does, with the simulator's own T.30 station (fax_machine.py) on a thread of the call: ATA
-answers (CED, DIS, DCS, training) and reports +FCO/+FTI/+FCS; each AT+FDR waits for a page
-(a missed page is answered RTN and waited for again; a post-page command is answered MCF
-at once, as the modem's own default copy quality decision), then CONNECT, DC2, the page,
-+FPS/+FET, OK; after EOM the next AT+FDR goes through phase B again; after EOP and DCN,
+answers (CED, DIS, DCS, training) and reports +FCO/+FTI/+FCS; each AT+FDR first answers
+the post-page command of the page the host read last, as the host's +FPS (2.0) / +FPTS (2)
+says (T.32 8.5.2.2 and EIA-592: the modem sets it to 1 after each page, its own copy quality
+verdict, and the host may set 2 to have the page sent again: RTN; 3 RTP), then waits for a
+page (a missed page is answered RTN and waited for again), then CONNECT, DC2, the page,
++FPS/+FET, OK; after MCF to EOM it goes through phase B again; after MCF to EOP and DCN,
 AT+FDR gives +FHS:00. ATD calls, reports +FCO/+FCI/+FIS after the other end's DIS; the
 first AT+FDT (and the one after RTN or EOM) trains (DCS, TCF, CFR, with fall-back) before
 +FCS and CONNECT; each page goes out with its post-page command and the answer comes back
@@ -92,6 +94,11 @@ class FaxMachine:
     post_page: list[int] = field(default_factory=list)  # 2.0 page ends: 0 MPS, 1 EOM, 2 EOP
     busy: bool = False  # ATD to it answers BUSY
     hangup_after: int | None = None  # drop the call after this many pages (status 90-ish)
+    # The host may answer a page RTN (AT+FPS=2 / AT+FPTS=2 before AT+FDR). T.30 leaves it to the
+    # sender whether it sends that page again: this machine does only for the pages here
+    # (page index -> the copy it sends the second time), once; for others it goes on.
+    again: dict[int, bytes] = field(default_factory=dict)
+    asked_again: list[int] = field(default_factory=list)  # pages the host answered RTN
 
 
 class Class2Sim:
@@ -113,11 +120,12 @@ class Class2Sim:
         self._stop = threading.Event()
         self._call_gen = 0
         self._reported: object = None  # the session last reported with +FCS
-        self._phase_b = False  # after EOM: the next AT+FDR goes through phase B again
         self._retrain = False  # after RTN or EOM: the next AT+FDT trains again
         self._held = b""  # Class 2: the page written, waiting for AT+FET=n
         self._line_page: tuple[bytes, int] | None = None  # received, waiting for DC2
-        self._line_done = False  # EOP answered and DCN heard
+        self._line_due: int | None = None  # the post-page command the host's page awaits
+        self._resend = False  # the scripted machine sends its page again (RTN)
+        self._again = b""  # ... this copy
         self.line_post_pages: list[int] = []  # sent on the line: 0 MPS, 1 EOM, 2 EOP
 
     @property
@@ -235,7 +243,8 @@ class Class2Sim:
         )
         self.station = station
         self._reported = None
-        self._phase_b = self._retrain = self._line_done = False
+        self._retrain = False
+        self._line_due = None
         self._held = b""
         self._line_page = None
         self.line_post_pages.clear()
@@ -337,19 +346,25 @@ class Class2Sim:
         return self._run(job)
 
     def _line_fdr(self, port: int) -> Reply:
+        """AT+FDR on a call: first the answer to the page the host read last (T.32: the
+        modem sends its post-page response when the host asks for the next page, as the
+        host's +FPS/+FPTS says: 1 MCF, 2 RTN, 3 RTP; the modem sets 1 after each page, its
+        own copy quality verdict), then the next page."""
         self.port = port
-        if self._line_done:
-            self.connected = False
-            self.engine.call_state = "idle"
-            self._end_call()
-            return [self._hangup(0)], "OK"
-        phase_b, caps = self._phase_b, self._caps()
-        self._phase_b = False
+        due, self._line_due = self._line_due, None
+        status = self._host_status()
+        caps = self._caps()
 
         def job(st: Station) -> Callable[[], None]:
             try:
-                if phase_b:
-                    st.phase_b(caps)
+                if due is not None:
+                    again = status in (2, 4)  # RTN (or PIN): the sender sends it again
+                    st.respond(Fc.RTN if again else Fc.RTP if status == 3 else Fc.MCF)
+                    if not again and due == Fc.EOP:
+                        st.wait_dcn()
+                        return self._failer(0, "OK")  # +FHS:00, the call is over
+                    if not again and due == Fc.EOM:
+                        st.phase_b(caps)  # the next document starts with phase B
                 while True:
                     data, ppm = st.receive_page()
                     if ppm is None or ppm == Fc.DCN:
@@ -357,9 +372,6 @@ class Class2Sim:
                     if data is None:  # the page's carrier was missed: send it again
                         st.respond(Fc.RTN)
                         continue
-                    st.respond(Fc.MCF)
-                    if ppm == Fc.EOP:
-                        st.wait_dcn()
                     break
             except Gone:
                 return self._failer(100, "OK")
@@ -369,8 +381,8 @@ class Class2Sim:
 
             def ready() -> None:
                 self._line_page = (data, fet)
-                self._phase_b = fet == 1
-                self._line_done = fet == 2
+                self._line_due = ppm  # answered at the next AT+FDR
+                self.settings[self._name("+FPS", "+FPTS")] = "1"  # the modem's own verdict
                 lines = []
                 if session is not self._reported:
                     self._reported = session
@@ -381,6 +393,11 @@ class Class2Sim:
             return ready
 
         return self._run(job)
+
+    def _host_status(self) -> int:
+        """The page status the host set with AT+FPS (2.0) / AT+FPTS (2), first value."""
+        raw = self.settings.get(self._name("+FPS", "+FPTS"), "1").split(",")[0].strip()
+        return int(raw) if raw.isdigit() else 1
 
     def _send_line_page(self) -> None:
         assert self._line_page is not None
@@ -502,7 +519,13 @@ class Class2Sim:
         machine = self.machine
         if not self.connected or machine is None:
             return [], "ERROR"
-        if self._page >= len(machine.pages):
+        if self._page and self._host_status() in (2, 4):  # RTN (the modem answers so)
+            machine.asked_again.append(self._page - 1)
+            second = machine.again.pop(self._page - 1, None)
+            if second is not None:
+                self._page -= 1  # this machine sends that page again, once
+                self._resend, self._again = True, second
+        if not self._resend and self._page >= len(machine.pages):
             self.connected = False
             self.engine.call_state = "idle"
             return [self._hangup(0)], "OK"
@@ -524,7 +547,11 @@ class Class2Sim:
     def _send_page(self) -> None:
         machine = self.machine
         assert machine is not None
-        body = self._escape_page(machine.pages[self._page])
+        page = machine.pages[self._page]
+        if self._resend:
+            page, self._resend = self._again, False
+        body = self._escape_page(page)
+        self.settings[self._name("+FPS", "+FPTS")] = "1"  # the modem's own verdict
         self._page += 1
         last = self._page >= len(machine.pages)
         cut = machine.hangup_after is not None and self._page >= machine.hangup_after
