@@ -76,6 +76,9 @@ _TITLES: tuple[tuple[str, str], ...] = (
     ("U.S. ROBOTICS", "U.S. Robotics modem"),
     ("CX9300", "Conexant CX93001"),
     ("CONEXANT", "Conexant modem"),
+    ("MT9234MU", "MultiTech MT9234MU"),
+    ("MT9234", "MultiTech MT9234"),
+    ("MULTI-TECH", "MultiTech modem"),
     ("SIM800", "SIMCom SIM800"),
     ("SIM900", "SIMCom SIM900"),
     ("SIM7600", "SIMCom SIM7600"),
@@ -194,7 +197,9 @@ def fax_classes(classes: Iterable[str]) -> tuple[str, ...]:
 
 
 def parse_vsm(lines: Sequence[str]) -> tuple[VoiceFormat, ...]:
-    """+VSM=? lines (``131,"8-BIT ULAW",8,0,(8000),(0),(0)``), preferred format first."""
+    """+VSM=? lines, preferred format first: the V.253 form
+    (``131,"8-BIT ULAW",8,0,(8000),(0),(0)``) or the short form of MultiTech's MT9234 series
+    (``131,"8-BIT ULAW",(8000)``)."""
     found: list[tuple[int, VoiceFormat]] = []
     for line in lines:
         text = line.split(":", 1)[1] if line.upper().startswith("+VSM:") else line
@@ -204,8 +209,9 @@ def parse_vsm(lines: Sequence[str]) -> tuple[VoiceFormat, ...]:
         code = int(unquote(params[0]))
         name = unquote(params[1]).strip()
         rates: tuple[int, ...] = (8000,)
-        if len(params) > 4:
-            nums = tuple(int(n) for n in re.findall(r"\d+", unquote(params[4])))
+        rate_field = params[4] if len(params) > 4 else params[2] if len(params) == 3 else ""
+        if rate_field:
+            nums = tuple(int(n) for n in re.findall(r"\d+", unquote(rate_field)))
             rates = nums or rates
         upper = name.upper()
         for rank, (key, words) in enumerate(_VOICE_WORDS):
@@ -238,6 +244,8 @@ def _title(texts: Iterable[str]) -> tuple[str, str]:
                 vendor = "usr"
             elif "CONEXANT" in upper:
                 vendor = "conexant"
+            elif "MULTITECH" in upper:
+                vendor = "multitech"
             elif "SPANDSP" in upper:
                 vendor = "spandsp"
             return title, vendor

@@ -60,6 +60,7 @@ def similarity(heard: np.ndarray, sent: np.ndarray, at: int) -> float:
     [
         ("usr5637", "ulaw", "AT+VSM=131,8000", "etx"),
         ("cx93010", "ulaw", "AT+VSM=131,8000", "triple_etx"),
+        ("mt9234mu", "ulaw", "AT+VSM=131,8000", "etx"),  # +VSM=? in the short form
     ],
 )
 def test_play_chooses_format_doubles_dle_and_ends_per_quirk(
@@ -152,10 +153,17 @@ def test_conexant_framed_keys_and_triple_dle_record_ending(
 
 
 @pytest.mark.parametrize(
-    ("how", "detail"),
-    [(("dial_tone",), "dial tone"), (("loop_break",), "modem: DLE l"), (("busy",), "busy tone")],
+    ("personality", "how", "detail"),
+    [
+        ("usr5637", ("dial_tone",), "dial tone"),
+        ("usr5637", ("loop_break",), "modem: DLE l"),
+        ("usr5637", ("busy",), "busy tone"),
+        # The MT9234MU sends no DLE l: the dial tone after the loop break tells.
+        ("mt9234mu", ("loop_break", "dial_tone"), "dial tone"),
+    ],
 )
 def test_caller_leaving_ends_and_trims_the_recording(
+    personality: str,
     how: tuple[str, ...],
     detail: str,
     make_modem: Callable[..., SimulatedModem],
@@ -163,7 +171,7 @@ def test_caller_leaving_ends_and_trims_the_recording(
     recorder: Recorder,
     bus: EventBus,
 ) -> None:
-    modem = make_modem("usr5637")
+    modem = make_modem(personality)
     modem.voice.caller = (
         VoiceCaller().say(speech(2.0), at=0.3).hang_up(at=2.5, after="record", how=how)  # type: ignore[arg-type]
     )

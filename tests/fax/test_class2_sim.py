@@ -38,11 +38,14 @@ def _data(im: Image.Image) -> bytes:
     return encode_page(im, fine=True, mr=False, min_scan_bits=0, fill_order=2)
 
 
-@pytest.fixture(params=["2", "2.0"])
+@pytest.fixture(
+    params=[("cx93010", "2"), ("cx93010", "2.0"), ("mt9234mu", "2.0")],
+    ids=["cx93010-2", "cx93010-2.0", "mt9234mu-2.0"],
+)
 def line(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Line, str]]:
-    version = request.param
-    modem = create("cx93010", tmp_path / "dev")
-    if version == "2.0":  # MultiTech-style firmware: Class 2.0 as well
+    personality, version = request.param
+    modem = create(personality, tmp_path / "dev")
+    if personality == "cx93010" and version == "2.0":  # a Conexant with Class 2.0 as well
         modem.engine.p = dataclasses.replace(
             modem.engine.p, fclass_options_class2="0,1,1.0,2,2.0,8"
         )

@@ -53,6 +53,8 @@ DESCRIPTIONS = {
     "usr5637": "USR5637 on {p}: analog line, voice (u-law 8 kHz), fax Class 1, caller ID",
     "cx93010": "Conexant CX93001 on {p}: analog line, voice (u-law 8 kHz), fax Class 1/1.0/2, "
     "caller ID",
+    "mt9234mu": "MultiTech MT9234MU on {p}: analog line, voice (u-law 8 kHz), fax Class 1/2.0, "
+    "caller ID",
     "sim800": "SIMCom SIM800 on {p}: GSM line, caller ID, SMS, call audio: analog audio "
     "through a USB sound card, SIM ready",
     "sim7600": "SIMCom SIM7600 on {p}: GSM line (LTE), caller ID, SMS, call audio: PCM over "
@@ -159,15 +161,30 @@ def test_answer_parsers() -> None:
         (132, "A-law", (7200, 8000)),
         (0, "8-bit signed linear", (8000,)),
     ]
+    # The short form of MultiTech's MT9234 series: <cml>,"<name>",(<rates>).
+    short = parse_vsm(['128,"8-BIT LINEAR",(7200,8000,11025)', '131,"8-BIT ULAW",(8000)'])
+    assert [(f.code, f.words, f.rates) for f in short] == [
+        (131, "u-law", (8000,)),
+        (128, "8-bit linear", (7200, 8000, 11025)),
+    ]
 
 
 # --- init sequences ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("name", "model", "firmware"),
+    [("usr5637", "USR5637", "1.2.23"), ("mt9234mu", "MultiTech MT9234MU", "1.06")],
+)
 def test_analog_init_enables_and_verifies_caller_id(
-    make_modem: Modems, make_line: Lines_, recorder: Recorder
+    name: str,
+    model: str,
+    firmware: str,
+    make_modem: Modems,
+    make_line: Lines_,
+    recorder: Recorder,
 ) -> None:
-    modem = make_modem("usr5637")
+    modem = make_modem(name)
     line = make_line(modem.path, Lines(country="B4"))
     up(recorder, line)
     cmds = modem.commands
@@ -177,8 +194,8 @@ def test_analog_init_enables_and_verifies_caller_id(
     assert (status.state, status.kind, status.model, status.firmware) == (
         "idle",
         "analog",
-        "USR5637",
-        "1.2.23",
+        model,
+        firmware,
     )
     assert status.caller_id
 
@@ -382,7 +399,7 @@ RAW_FORMS = [
 ]
 
 
-@pytest.mark.parametrize("name", ["usr5637", "cx93010"])
+@pytest.mark.parametrize("name", ["usr5637", "cx93010", "mt9234mu"])
 def test_every_analog_caller_id_form_through_the_pty(
     name: str, make_modem: Modems, make_line: Lines_, recorder: Recorder
 ) -> None:

@@ -96,6 +96,7 @@ def quiet(port: serial.Serial, wait: float = 0.3) -> bytes:
 IDENTITY = {
     "usr5637": ("ATI0", b"\r\n5601\r\n"),
     "cx93010": ("ATI0", b"\r\n56000\r\n"),
+    "mt9234mu": ("ATI0", b"MT9234MU"),
     "sim800": ("ATI", b"\r\nSIM800 R14.18\r\n"),
     "sim7600": ("ATI", b"Model: SIMCOM_SIM7600E-H"),
     "ec25": ("ATI", b"\r\nQuectel\r\nEC25\r\nRevision: EC25EFAR06A06M4G\r\n"),

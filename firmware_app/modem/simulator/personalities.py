@@ -216,6 +216,74 @@ CX93010 = Personality(
     },
 )
 
+# --- MultiTech MT9234MU ---------------------------------------------------------------------
+# Sources: REFERENCE.md section 1 row "MultiTech MT9234MU" (voice, fax Class 1 and 2.0,
+# cleaner audio at 115200 baud per callattendant #171); the MultiTech "AT Commands Reference
+# Guide for the MultiModem and SocketModem MT9234 Series" (S000434H: the MT9234MU is among
+# the models it covers; In: I0/I3 default speed and controller firmware version, I1 ROM
+# checksum "e.g. 12AB", I2 ROM check OK/ERROR, I4 data pump firmware "e.g. 94", I5 board
+# ID, I9 country; +FCLASS with Class 2.0 from revision H; +VLS 0-7 only; +VSM=? answers
+# in the short form <cml>,"<name>",(<rates>): 128 8-bit linear, 129 16-bit linear at
+# 7200/8000/11025, 130 A-law and 131 u-law at 8000, 132 IMA ADPCM; default 129; +VCID 0-2);
+# CallAttendantNext lib/modem/modem.ts (the MT9234MU support of callattendant PR #170):
+# ATI0 names the MT9234MU, AT+VSM=128,8000 works, voice ends with a single DLE ETX / DLE !
+# (unlike the Conexant's triple DLE) and DTMF comes as plain DLE digits. Linux
+# drivers/usb/serial/ti_usb_3410_5052.c: USB 06e0:f114 (TI 3410 bridge, /dev/ttyUSB*,
+# firmware mts_mt9234mu.fw). Strings marked illustrative follow the documented shape.
+MT9234MU = Personality(
+    name="mt9234mu",
+    title="MultiTech MT9234MU MultiMobile USB modem",
+    kind="analog",
+    sources=(
+        "REFERENCE.md 1: MultiTech MT9234MU row",
+        "MultiTech AT Commands Reference Guide, MultiModem & SocketModem MT9234 Series "
+        "(S000434H): In, +FCLASS (Class 2.0), +VLS, +VSM=?, +VCID",
+        "CallAttendantNext lib/modem/modem.ts (callattendant PR #170, issue #171): ATI0, "
+        "AT+VSM=128,8000, single DLE ETX / DLE !",
+        "Linux drivers/usb/serial/ti_usb_3410_5052.c (USB id 06e0:f114)",
+        "ITU-T V.253 (+VSM, +VLS, +VCID)",
+    ),
+    info={
+        # I0 and I3: "default speed and controller firmware version" (S000434H); the
+        # model name in it per CallAttendantNext. Value illustrative.
+        0: ("MT9234MU V.92 Data/Fax/Voice Modem Version 1.06",),
+        1: ("12AB",),  # ROM checksum, the guide's own example
+        2: ("OK",),  # ROM check
+        3: ("MT9234MU V.92 Data/Fax/Voice Modem Version 1.06",),
+        4: ("94",),  # data pump firmware, the guide's own example
+        5: ("1.06 MT9234MU B5",),  # board ID: software, hardware, country (illustrative)
+        9: ("B5",),  # country code (illustrative)
+    },
+    manufacturer="Multi-Tech Systems",
+    model="MT9234MU",
+    revision="1.06",
+    commands=frozenset(
+        {"+GMI", "+GMM", "+GMR", "+FCLASS", "+VSM", "+VLS", "+VCID", "+GCI", "+VTS"}
+        | _VOICE_COMMANDS
+        | CLASS1_COMMANDS
+        | CLASS2_COMMANDS  # Class 2.0 (S000434H revision H "Added Fax Class 2.0 to +FCLASS")
+    ),
+    fclass_options="0,1,2.0,8",
+    fax1_modulations=_V17_MODEM,
+    vsm_options=(
+        '128,"8-BIT LINEAR",(7200,8000,11025)',
+        '129,"16-BIT LINEAR",(7200,8000,11025)',
+        '130,"8-BIT ALAW",(8000)',
+        '131,"8-BIT ULAW",(8000)',
+        '132,"IMA ADPCM",(7200,8000,11025)',
+    ),
+    vls_options=(
+        '0,"",00000000,00000000,00000000',
+        '1,"T",00000000,00000000,00000000',
+    ),
+    quirks={
+        # CallAttendantNext modem.ts: the MT9234MU sends no DLE l (loop current break) when
+        # the caller hangs up; the hang-up is heard as dial tone, busy tone or silence
+        # (DLE d, b, s, q with +VSD).
+        "no_loop_break": True,
+    },
+)
+
 _SIM800_IMEI = luhn_complete("86626203712345")
 _SIM7600_IMEI = luhn_complete("86214704123456")
 _EC25_IMEI = luhn_complete("86744503123456")
@@ -445,6 +513,6 @@ E1752 = Personality(
 )
 
 PERSONALITIES: Mapping[str, Personality] = {
-    p.name: p for p in (USR5637, CX93010, SIM800, SIM7600, EC25, E1752)
+    p.name: p for p in (USR5637, CX93010, MT9234MU, SIM800, SIM7600, EC25, E1752)
 }
 PERSONALITY_NAMES: tuple[str, ...] = tuple(PERSONALITIES)

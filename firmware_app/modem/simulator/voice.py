@@ -72,6 +72,7 @@ HangupHow = Literal["loop_break", "dial_tone", "busy", "silence"]
 CODECS: dict[str, dict[str, codecs.Codec]] = {
     "usr5637": {"128": "u8", "129": "s16le", "130": "alaw", "131": "ulaw"},
     "cx93010": {"0": "s8", "1": "u8", "131": "ulaw", "132": "alaw"},
+    "mt9234mu": {"128": "u8", "129": "s16le", "130": "alaw", "131": "ulaw"},
 }
 
 
@@ -521,7 +522,8 @@ class VoiceSim:
                         out.append((start + item.hold, b"\x10~", (i, k)))
                         k += 1
             elif item.kind == "hangup" and "loop_break" in item.how:
-                out.append((t0, b"\x10l", (i, 0)))
+                if not self.engine.quirks.get("no_loop_break"):
+                    out.append((t0, b"\x10l", (i, 0)))
             elif item.kind == "fax" and item.dle:
                 out.append((t0 + 0.5, b"\x10c", (i, 0)))
         out.sort(key=lambda e: e[0])
