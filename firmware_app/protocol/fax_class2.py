@@ -460,12 +460,15 @@ class Class2Sender(_Session):
 
     Pages are `documents` (T.4 already coded, in the bit order set with +FBO) or `sources`,
     coded when the modem answers AT+FDT with CONNECT, in the resolution and coding its
-    `+FCS` reports (T.32: the DTE sends what was negotiated; MR when df is 1)."""
+    `+FCS` reports (T.32: the DTE sends what was negotiated; MR when df is 1). A page the
+    receiver answers RTN (+FPS:2) is sent again after the next AT+FDT (the modem trains
+    again first), up to three copies."""
 
     number: str = ""
     documents: tuple[bytes, ...] = ()
     sources: Sequence[PageSource] = ()
     sent: int = 0
+    _tries: int = 0  # copies of the current page the receiver answered RTN
 
     @property
     def page_count(self) -> int:
@@ -521,8 +524,18 @@ class Class2Sender(_Session):
         raise LocalProtocolError(f"no command in flight in state {self.state}")
 
     def _page_done(self, last: bool) -> Step:
+        if self.page_status in (2, 4):
+            # RTN (PIN): the receiver wants the page again; the modem trains again at the
+            # next AT+FDT (T.32). Three copies in all, as the Class 1 sender.
+            self._tries += 1
+            if self._tries >= 3:
+                return self._finish(False, f"page {self.sent + 1} refused 3 times (RTN)")
+            self.state = "fdt"
+            self.page_status = None
+            return SendCommand(text="AT+FDT", timeout=60.0)
         if self.page_status not in (None, 1, 3, 5):
             return self._finish(False, f"page {self.sent + 1} was not confirmed (+FPS)")
+        self._tries = 0
         self.sent += 1
         if not last:
             self.state = "fdt"

@@ -204,6 +204,26 @@ def test_a_class2_receiver_checks_each_page_and_asks_rtn_through_the_modem(
         assert same(rx.data, rx.fine, rx.mr, rx.fill_order, want)
 
 
+def test_a_class2_sender_sends_a_page_again_after_rtn(
+    make_end: Callable[[str, str], End],
+) -> None:
+    """Class 2.0 sending: the Class 1 receiver answers a damaged page RTN, the modem reports
+    +FPS:2, Frontdesk sends the page again with another AT+FDT (the modem trains again)."""
+    sender, receiver = make_end("2.0", "a"), make_end("1", "b")
+    pages = [make_page(16), make_page(17)]
+    size = len(FaxPage(pages[0]).encode(fine=True, mr=False, min_scan_bits=0))
+    with VirtualLine(sender.modem, receiver.modem) as line:
+        line.damage(0, 2, size // 5, size // 5 + 400)  # a burst of noise across page 1
+        out, got = fax(sender, receiver, pages)
+    assert out.ok and out.pages_sent == 2, out
+    assert "> RTN" in got.trace and "= page damaged: asked again" in got.trace
+    commands = [c.upper() for c in sender.modem.commands]
+    assert commands.count("AT+FDT") == 3, commands  # page 1 twice, then page 2
+    assert got.ok and len(got.pages) == 2, got
+    for rx, want in zip(got.pages, pages, strict=True):
+        assert same(rx.data, rx.fine, rx.mr, rx.fill_order, want)
+
+
 def test_a_call_cut_after_page_data_is_a_partial_fax_with_its_pages(
     make_end: Callable[[str, str], End], services: Services
 ) -> None:

@@ -291,6 +291,27 @@ def test_send_session(version: str) -> None:
     assert step == Finished(ok=True, reason="sent 2 page(s)", hangup_code=0)
 
 
+@pytest.mark.parametrize(("version", "fps"), [("2.0", "+FPS:2,0,0,0,0"), ("2", "+FPTS:2")])
+def test_a_page_answered_rtn_is_sent_again_three_times_at_most(version: str, fps: str) -> None:
+    tx = Class2Sender(version=version, number="5550100", documents=(b"\x01",))  # type: ignore[arg-type]
+    tx.dial()
+    tx.line("+FCO")
+    fdt = SendCommand(text="AT+FDT", timeout=60.0)
+    assert tx.result("OK") == fdt
+    for copy in range(3):
+        step = tx.result("CONNECT")
+        assert isinstance(step, WritePage) and step.data.startswith(b"\x01")
+        if version == "2":
+            assert tx.result("OK") == SendCommand(text="AT+FET=2", timeout=60.0)
+        tx.line(fps)  # the receiver answered RTN
+        step = tx.result("OK")
+        if copy < 2:
+            assert step == fdt, step  # the same page again, after the modem retrains
+            assert tx.sent == 0
+    assert isinstance(step, Finished) and not step.ok
+    assert step.reason == "page 1 refused 3 times (RTN)"
+
+
 class Source:
     """A page that records how it was asked to be coded."""
 
