@@ -236,15 +236,22 @@ def cmd_modem_probe(args: argparse.Namespace) -> int:
         return EXIT_OK
     devices = args.devices or [d for d in config.modem.devices if not d.startswith("sim:")]
     found = []
+    modems = 0
+    in_use = False
     if "auto" in devices:
-        found += [p.describe() for p in find_modems(baudrate=config.modem.baudrate)]
+        profiles = find_modems(baudrate=config.modem.baudrate)
+        modems += len(profiles)
+        found += [p.describe() for p in profiles]
     for device in (d for d in devices if d != "auto"):
         try:
             with BlockingChat(device, config.modem.baudrate) as chat:
                 profile = probe(chat, device)
         except PortError as exc:
             found.append(f"{device}: {exc}")
+            in_use = in_use or "another program has it open" in str(exc)
             continue
+        if profile is not None and profile.kind != "unknown":
+            modems += 1
         found.append(profile.describe() if profile else f"{device}: no modem answers there")
     if not found:
         print("No modem found (looked in /dev/serial/by-id, /dev/ttyACM*, /dev/ttyUSB*).")
@@ -252,7 +259,12 @@ def cmd_modem_probe(args: argparse.Namespace) -> int:
         return EXIT_FAIL
     for text in found:
         print(text)
-    return EXIT_OK
+    if in_use and Store.is_locked(config.data_dir):
+        print(
+            "Frontdesk is running and owns its modems' ports: `frontdesk modem probe` "
+            "without a DEVICE shows its lines."
+        )
+    return EXIT_OK if modems else EXIT_FAIL
 
 
 def cmd_version(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ unplug, pty gone) is reported once through `on_lost`; reconnecting is the line's
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import threading
 from collections.abc import Callable
@@ -45,8 +46,30 @@ def open_port(url: str, baudrate: int, opener: Opener = serial.serial_for_url) -
             port.exclusive = True
         port.open()
     except (serial.SerialException, OSError, ValueError) as exc:
-        raise PortError(f"cannot open {url}: {exc}") from exc
+        words = open_error_words(exc)
+        raise PortError(
+            f"cannot open {url}: {words}" if words else f"cannot open {url}: {exc}"
+        ) from exc
     return port
+
+
+def open_error_words(exc: BaseException) -> str:
+    """Why a port did not open, in words an owner can act on ("" when there are none);
+    pyserial's own text follows in brackets."""
+    code = getattr(exc, "errno", None)
+    text = str(exc)
+    if "exclusively lock" in text or code in (errno.EAGAIN, errno.EBUSY):
+        why = (
+            "another program has it open (the Frontdesk service, ModemManager or a terminal "
+            "program); stop that program first"
+        )
+    elif code == errno.ENOENT or "No such file" in text:
+        why = "there is no such port (is the modem plugged in?)"
+    elif code == errno.EACCES or "Permission denied" in text:
+        why = "permission denied (the user must be in the dialout group)"
+    else:
+        return ""
+    return f"{why} [{text}]"
 
 
 class Transport:

@@ -243,7 +243,38 @@ def test_modem_probe_describes_the_devices_given(
     assert code == 0
     assert f"SIMCom SIM800 on {modem.path}: GSM line, caller ID, SMS" in out
     assert "SIM needs its PIN" in out
-    assert f"{missing}: cannot open" in out
+    assert f"{missing}: cannot open {missing}: there is no such port" in out
+
+
+def test_modem_probe_says_why_a_port_does_not_open(
+    make_modem: Callable[..., SimulatedModem],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A port another program holds (here: the running daemon, which locks its data dir
+    and its ports) is said to be in use, with the way to see the daemon's lines; nothing
+    probed is a failure."""
+    import fcntl
+
+    import serial
+
+    modem = make_modem("usr5637")
+    config = _probe_config(tmp_path, ["auto"])
+    holder = serial.Serial(str(modem.path), 115200, exclusive=True)
+    (tmp_path / "data").mkdir()
+    with open(tmp_path / "data" / "frontdesk.lock", "w") as lock:  # the daemon's data lock
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            code = cli.main(["modem", "probe", "--config", str(config), str(modem.path)])
+        finally:
+            holder.close()
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"{modem.path}: cannot open {modem.path}: another program has it open" in out
+    assert "without a DEVICE shows its lines" in out
+    # Free again: probed, and a success.
+    assert cli.main(["modem", "probe", "--config", str(config), str(modem.path)]) == 0
+    assert f"USR5637 on {modem.path}: analog line" in capsys.readouterr().out
 
 
 def test_modem_probe_auto_finds_every_modem(
