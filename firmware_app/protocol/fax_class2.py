@@ -250,7 +250,9 @@ class Class2Page:
 
 def setup_commands(version: Version, local_id: str, *, fine: bool = True) -> list[str]:
     """Commands to put a modem in fax mode (REFERENCE.md 1): class, receive on, reporting,
-    our id, capabilities (fine or not, up to 14400, 1728 wide, any length, MH/MR, no ECM)."""
+    our id, capabilities (fine or not, up to 14400, 1728 wide, any length, MH/MR, no ECM),
+    and in 2.0 the bit order of page data (+FBO=0: direct, as we code pages; a modem left
+    in another order would send them garbled; received pages are read in either order)."""
     ident = local_id.replace('"', "")[:20]
     vr = 1 if fine else 0
     if version == "2.0":
@@ -260,6 +262,7 @@ def setup_commands(version: Version, local_id: str, *, fine: bool = True) -> lis
             "AT+FNR=1,1,1,0",
             f'AT+FLI="{ident}"',
             f"AT+FCC={vr},5,0,2,1,0,0,0",
+            "AT+FBO=0",  # direct bit order (the first bit in the LSB), as pages are coded
         ]
     return ["AT+FCLASS=2", "AT+FCR=1", f'AT+FLID="{ident}"', f"AT+FDCC={vr},5,0,2,1,0,0,0"]
 

@@ -93,6 +93,7 @@ def test_setup_commands() -> None:
         "AT+FNR=1,1,1,0",
         'AT+FLI="Acme 1"',
     ]
+    assert setup_commands("2.0", "1")[-1] == "AT+FBO=0"  # direct bit order, as we code
     assert setup_commands("2", "1")[0] == "AT+FCLASS=2"
 
 
