@@ -74,6 +74,36 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+# What sticks out: the page wider than the window, or a control (button, field, link drawn
+# as a button) reaching past the right edge of its card or panel. The navigation row is
+# left out: it scrolls on its own.
+STICKING_OUT = """(width) => {
+  const out = [];
+  if (document.documentElement.scrollWidth > width)
+    out.push('page ' + document.documentElement.scrollWidth + ' px wide');
+  for (const el of document.querySelectorAll('.btn, input, select, textarea')) {
+    if (el.closest('.mainnav ul') || el.closest('.visually-hidden')) continue;
+    const r = el.getBoundingClientRect();
+    if (!r.width) continue;
+    const box = el.closest('.card, .panel');
+    const edge = box ? box.getBoundingClientRect().right : width;
+    if (r.right > edge + 0.5)
+      out.push(el.tagName + '.' + el.className + ' "' + (el.textContent || el.name).trim()
+        + '" ends at ' + Math.round(r.right) + ' past ' + Math.round(edge));
+  }
+  return out;
+}"""
+
+
+def sticking_out(page: Any) -> list[str]:
+    """What on the page sticks out sideways (see STICKING_OUT); [] when everything fits."""
+    found: list[str] = page.evaluate(STICKING_OUT, page.viewport_size["width"])
+    return found
+
+
 def shot(page: Any, name: str) -> None:
+    """A full-page screenshot, after checking that nothing on the page sticks out."""
+    wide = sticking_out(page)
+    assert not wide, (name, wide)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
