@@ -166,6 +166,7 @@ CX93010 = Personality(
         "REFERENCE.md 1: Zoom 3095 / Conexant CX93010 row, Caller ID, Voice mode",
         "home-assistant/core issue #57765 (+VCID lost after reset)",
         "Conexant CX93001 AT command reference (ATI, +GMx, -SCID, +IFC)",
+        "Conexant AT command references 100722A / 102184B (+VSM=? answer format)",
         "ITU-T V.253 (+VSM=?, +VLS, +VCID)",
     ),
     info={
@@ -192,12 +193,14 @@ CX93010 = Personality(
     # Conexant "Commands for Host-Processed Modems" 100498E Table 4-2: V.17 up to 14400.
     fax1_modulations=_V17_MODEM,
     fclass_options_class2="0,1,1.0,2,8",
+    # Conexant's AT command references (100722A 6.2.2.12, 102184B) print +VSM=? with bare
+    # values, no parentheses: 1,"UNSIGNED PCM",8,0,8000,0,0. Codes per REFERENCE.md 1.
     vsm_options=(
-        '0,"SIGNED PCM",8,0,(8000),(0),(0)',
-        '1,"UNSIGNED PCM",8,0,(8000),(0),(0)',
-        '129,"IMA ADPCM",4,0,(8000),(0),(0)',
-        '131,"ULAW",8,0,(8000),(0),(0)',
-        '132,"ALAW",8,0,(8000),(0),(0)',
+        '0,"SIGNED PCM",8,0,8000,0,0',
+        '1,"UNSIGNED PCM",8,0,8000,0,0',
+        '129,"IMA ADPCM",4,0,8000,0,0',
+        '131,"ULAW",8,0,8000,0,0',
+        '132,"ALAW",8,0,8000,0,0',
     ),
     vls_options=(
         '0,"",00000000,00000000,00000000',
@@ -345,13 +348,15 @@ _GSM_CORE = frozenset(
 # +CLIP: <number>,<type>,<subaddr>,<satype>,<alphaId>,<CLI validity>), URC list of chapter
 # "Summary of Unsolicited Result Codes": RDY, +CFUN: 1, +CPIN: READY, Call Ready (AT+CIURC=1),
 # SMS Ready, UNDER-VOLTAGE WARNNING (sic, spelled so in the manual), UNDER-VOLTAGE POWER DOWN;
-# CPMS memories "SM","ME","SM_P","ME_P","MT" (only SM and ME simulated); REFERENCE.md 2 row.
+# CPMS memories "SM","ME","SM_P","ME_P","MT" (only SM and ME simulated); AT+DDET=<mode>[,
+# <interval>,<reportMode>,<ssdet>]: far-end keys reported as +DTMF: <key> once mode is 1;
+# REFERENCE.md 2 row.
 SIM800 = Personality(
     name="sim800",
     title="SIMCom SIM800 GSM module",
     kind="gsm",
     sources=(
-        "SIM800 Series AT Command Manual V1.09 (ATI, +CGMx, +CLIP, URC summary)",
+        "SIM800 Series AT Command Manual V1.09 (ATI, +CGMx, +CLIP, +DDET, URC summary)",
         "REFERENCE.md 2: SIM800 row, start-up sequence, SMS",
         "3GPP TS 27.007 / 27.005 (+CREG, +CPIN, +CMGL, +CMGS prompt)",
     ),
@@ -360,7 +365,7 @@ SIM800 = Personality(
     model="SIMCOM_SIM800",
     revision="Revision:1418B04SIM800L24",
     imei=_SIM800_IMEI,
-    commands=_GSM_CORE | {"+CIURC", "+CHFA", "+CLVL", "+CMIC", "+SPIC"},
+    commands=_GSM_CORE | {"+CIURC", "+CHFA", "+CLVL", "+CMIC", "+SPIC", "+DDET"},
     fixed={
         "+CHFA?": ("+CHFA: 0",),
         "+CLVL?": ("+CLVL: 100",),
@@ -428,7 +433,8 @@ EC25 = Personality(
     title="Quectel EC25 LTE module",
     kind="gsm",
     sources=(
-        "Quectel EC25&EC21 AT Commands Manual V1.3 (ATI, +CLIP, +QPCMV, +QGPSCFG, +QURCCFG)",
+        "Quectel EC25&EC21 AT Commands Manual V1.3 (ATI, +CLIP, +QPCMV, +QGPSCFG, +QURCCFG, "
+        "+QTONEDET: far-end keys reported as +QTONEDET: <ASCII code> once enabled)",
         "Quectel LTE Linux USB driver user guide (interface layout)",
         "REFERENCE.md 2: Quectel EC25/EG25 row",
         "3GPP TS 27.007 / 27.005",
@@ -438,7 +444,7 @@ EC25 = Personality(
     model="EC25",
     revision="EC25EFAR06A06M4G",
     imei=_EC25_IMEI,
-    commands=_GSM_CORE | {"+CEREG", "+QPCMV", "+QGPSCFG", "+QURCCFG", "+QPINC"},
+    commands=_GSM_CORE | {"+CEREG", "+QPCMV", "+QGPSCFG", "+QURCCFG", "+QPINC", "+QTONEDET"},
     fixed={"+QPCMV=?": ("+QPCMV: (0,1),(0-2)",)},
     boot_urcs=("RDY", "+CFUN: 1"),
     ready_urcs=("+QUSIM: 1", "+QIND: SMS DONE", "+QIND: PB DONE"),
