@@ -195,6 +195,14 @@ def test_digest_content_counts_list_and_tolerance(
     add(
         store,
         channel="call",
+        direction="in",
+        start="2026-11-25T11:00:00+00:00",
+        outcome="fax",
+        details={"fax": "taken over"},
+    )  # the call the fax came on: the fax record above is its line, not a second one
+    add(
+        store,
+        channel="call",
         number=12345,
         name=None,
         start="2026-11-25T12:00:00+00:00",

@@ -574,6 +574,14 @@ def digest_message(
     zone = ctx.zone()
     rows: list[tuple[datetime, Mapping[str, Any]]] = []
     for rec in records:
+        details = rec.get("details")
+        if (
+            _text(rec, "channel") == "call"
+            and _text(rec, "outcome") == "fax"
+            and isinstance(details, Mapping)
+            and details.get("fax") == "taken over"
+        ):
+            continue  # a call the fax service took: its fax record stands for it (one line)
         rows.append((record_start(rec) or datetime.min.replace(tzinfo=UTC), rec))
     rows.sort(key=lambda r: r[0])
     counts: dict[str, dict[str, int]] = {}
