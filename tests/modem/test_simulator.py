@@ -324,6 +324,36 @@ def test_sim7600_pcm_only_during_a_call(make_modem: Factory, open_port: Callable
     assert chat(port, "AT+CPCMREG?") == b"\r\n+CPCMREG: 0\r\n\r\nOK\r\n"
 
 
+@pytest.mark.parametrize(
+    ("name", "enable", "report"),
+    [("sim800", "AT+DDET=1", b"+DTMF: 5"), ("ec25", "AT+QTONEDET=1", b"+QTONEDET: 53")],
+)
+def test_far_end_keys_are_reported_only_once_asked(
+    make_modem: Factory, open_port: Callable, name: str, enable: str, report: bytes
+) -> None:
+    """SIM800 (AT+DDET) and EC25 (AT+QTONEDET) report a far-end key only after its DTMF
+    detection was switched on; off again, they stop."""
+    from firmware_app.modem.simulator.gsm_audio import Callee
+
+    modem = make_modem(name)
+    port = open_port(modem.path)
+    chat(port, "ATE0")
+    modem.extras.callee = Callee(answer_after=0.0, press="5", press_after=0.1)
+    assert chat(port, "ATD+420123456789;") == b"\r\nOK\r\n"
+    assert quiet(port, 0.5) == b""  # a key, but nobody asked for reports
+    assert chat(port, "AT+CHUP") == b"\r\nOK\r\n"
+    command = enable.removesuffix("=1")
+    assert chat(port, enable) == b"\r\nOK\r\n"
+    assert chat(port, command + "?").startswith(b"\r\n" + command[2:].encode() + b": 1")
+    assert chat(port, "ATD+420123456789;") == b"\r\nOK\r\n"
+    assert read_until(port, re.escape(report) + rb"\r\n").endswith(report + b"\r\n")
+    assert chat(port, "AT+CHUP") == b"\r\nOK\r\n"
+    assert chat(port, command + "=0") == b"\r\nOK\r\n"
+    assert chat(port, "ATD+420123456789;") == b"\r\nOK\r\n"
+    assert quiet(port, 0.5) == b""
+    assert chat(port, command + "=7") == b"\r\nERROR\r\n"
+
+
 def test_ec25_gps_port_off(make_modem: Factory, open_port: Callable) -> None:
     modem = make_modem("ec25")
     port = open_port(modem.path)

@@ -607,6 +607,8 @@ class Engine:
                 "+CPCMREG": self._cpcmreg,
                 "+CCFC": lambda p, c: gsm_audio.ccfc(self, p, c),
                 "+VTS": lambda p, c: gsm_audio.vts(self, p, c),
+                "+DDET": lambda p, c: gsm_audio.dtmf_detection(self, p, c),
+                "+QTONEDET": lambda p, c: gsm_audio.dtmf_detection(self, p, c),
                 "+QPCMV": self._qpcmv,
                 "+QGPSCFG": self._qgpscfg,
                 "+QURCCFG": self._qurccfg,

@@ -48,6 +48,11 @@ DTMF_URC = {
     "sim7600": "+RXDTMF: {digit}",
     "ec25": "+QTONEDET: {code}",
 }
+# Models that report keys only once asked to, and the command that asks (SIM800 Series AT
+# Command Manual V1.09 AT+DDET=<mode>[,<interval>,<reportMode>,<ssdet>], mode 1 enables
+# DTMF detection; Quectel EC25&EC21 AT Commands Manual AT+QTONEDET=<enable>). The SIM7600
+# sends +RXDTMF without a command here (no enabling command is named for it).
+DTMF_ENABLE = {"sim800": "+DDET", "ec25": "+QTONEDET"}
 
 # 3GPP TS 27.007 7.11: <reason> 0 unconditional, 1 busy, 2 no reply, 3 not reachable, 4 all
 # call forwarding, 5 all conditional; <mode> 0 disable, 1 enable, 2 query, 3 registration,
@@ -100,6 +105,7 @@ class Extras:
     flash_dial_tone: str = "na"  # the exchange's dial tone plan (media.tones: na, eu, uk)
     flash_reports_dle_d: bool = False  # the modem reports that dial tone as DLE d too
     tones_sent: list[str] = field(default_factory=list)  # +VTS digits, in order
+    dtmf_reports: bool = False  # AT+DDET=1 / AT+QTONEDET=1: far-end keys are reported
     diverted: list[str] = field(default_factory=list)  # where the network forwarded calls
     audio: GsmAudio | SoundCardAudio | None = None
 
@@ -217,10 +223,9 @@ def _callee_answers(engine: Engine, gen: int) -> None:
             audio.pause(c.hang_up_after)
             audio.hang_up()
     elif c.press and c.urc:
-        fmt = DTMF_URC.get(engine.p.name)
-        if fmt:
-            for d in c.press:
-                text = fmt.format(digit=d, code=ord(d))
+        for d in c.press:
+            text = key_report(engine, d)
+            if text:
                 engine.host.call_later(c.press_after, lambda t=text: engine.urc(t))
     if audio is None and c.hang_up_after is not None:
         engine.host.call_later(c.hang_up_after, lambda: _far_end_hangs_up(engine, gen))
@@ -229,6 +234,32 @@ def _callee_answers(engine: Engine, gen: int) -> None:
 def _far_end_hangs_up(engine: Engine, gen: int) -> None:
     if gen == engine.ring_generation and engine.call_state == "active":
         engine.caller_hangs_up()
+
+
+def key_report(engine: Engine, digit: str) -> str | None:
+    """The model's DTMF report of a far-end key, or None when it reports none now (no
+    report at all, or detection not switched on with AT+DDET=1 / AT+QTONEDET=1)."""
+    fmt = DTMF_URC.get(engine.p.name)
+    if fmt is None or (engine.p.name in DTMF_ENABLE and not engine.extras.dtmf_reports):
+        return None
+    return fmt.format(digit=digit, code=ord(digit))
+
+
+def dtmf_detection(engine: Engine, port: int, cmd: Command) -> Reply:
+    """AT+DDET (SIM800) and AT+QTONEDET (EC25): switch far-end DTMF reports on or off."""
+    name = DTMF_ENABLE.get(engine.p.name, "")
+    x = engine.extras
+    if cmd.form == "test":
+        ranges = "(0,1),(0-10000),(0,1),(0,1)" if name == "+DDET" else "(0,1)"
+        return [f"{name}: {ranges}"], "OK"
+    if cmd.form == "read":
+        value = f"{int(x.dtmf_reports)},0,0,0" if name == "+DDET" else str(int(x.dtmf_reports))
+        return [f"{name}: {value}"], "OK"
+    args = split_args(cmd.args) if cmd.form == "set" else []
+    if not args or args[0].strip() not in ("0", "1"):
+        return [], "ERROR"
+    x.dtmf_reports = args[0].strip() == "1"
+    return [], "OK"
 
 
 def vts(engine: Engine, port: int, cmd: Command) -> Reply:
@@ -346,9 +377,9 @@ class FarEnd:
             self._pending = self._pending[160:]
         for kind, value in actions:
             if kind == "urc":
-                fmt = DTMF_URC.get(self.modem.personality.name)
-                if fmt:
-                    self.modem.send_urc(fmt.format(digit=value, code=ord(value)))
+                text = key_report(self.modem.engine, value)
+                if text:
+                    self.modem.send_urc(text)
             elif kind == "hangup":
                 self.modem.caller_hangs_up()
         if frame.size < 160:
