@@ -566,7 +566,10 @@ class Line(Worker):
         log.info("%s: ignored bytes from the modem (%s): %r", self.name, event.reason, raw[:80])
 
     def _schedule(self, delay: float, fn: Callable[[], None]) -> None:
-        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_seq), fn))
+        self._schedule_at(time.monotonic() + delay, fn)
+
+    def _schedule_at(self, when: float, fn: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (when, next(self._timer_seq), fn))
 
     # -- calls ----------------------------------------------------------------------------------
 
@@ -608,7 +611,9 @@ class Line(Worker):
             return
         result = self._collector.urc(name, urc.line, now)
         if self._collector.collecting:
-            self._schedule(self._collector.timeout + 0.001, self._collector_tick)
+            # The block is complete `timeout` after this line (the collector's deadline is
+            # `now + timeout` from the same `now`): tick then, not a moment later.
+            self._schedule_at(now + self._collector.timeout, self._collector_tick)
         if result is not None:
             self._caller_id(result)
 
