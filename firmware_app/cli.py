@@ -51,6 +51,13 @@ def _config(args: argparse.Namespace) -> MachineConfig:
     return load_config(args.config)
 
 
+def _daemon_dir(args: argparse.Namespace) -> Path:
+    """The running daemon's data folder: --data-dir (a demo's), else the machine config's."""
+    if getattr(args, "data_dir", None):
+        return Path(args.data_dir).resolve()
+    return _config(args).data_dir
+
+
 def as_data_owner(data_dir: Path, work: Callable[[], Any]) -> Any:
     """`work()`, as the owner of `data_dir` when we are root and it belongs to someone else.
 
@@ -366,8 +373,8 @@ def cmd_routing_explain(args: argparse.Namespace) -> int:
 def cmd_sms_send(args: argparse.Namespace) -> int:
     from .store import Store
 
-    config = _config(args)
-    if not Store.is_locked(config.data_dir):
+    data_dir = _daemon_dir(args)
+    if not Store.is_locked(data_dir):
         _err(
             "sending a text needs the running daemon (it owns the GSM line); start it with "
             "`systemctl start frontdesk`, then try again"
@@ -376,7 +383,7 @@ def cmd_sms_send(args: argparse.Namespace) -> int:
     from .control import ControlClient
 
     text = " ".join(args.text)
-    result = ControlClient(config.data_dir).call("sms.send", to=args.to, text=text, line=args.line)
+    result = ControlClient(data_dir).call("sms.send", to=args.to, text=text, line=args.line)
     parts = result.get("parts") or 1
     encoding = "UCS-2" if result.get("encoding") == "ucs2" else "GSM-7"
     print(
@@ -397,8 +404,8 @@ def cmd_fax_send(args: argparse.Namespace) -> int:
 
     from .store import Store
 
-    config = _config(args)
-    if not Store.is_locked(config.data_dir):
+    data_dir = _daemon_dir(args)
+    if not Store.is_locked(data_dir):
         _err(
             "sending a fax needs the running daemon (it owns the lines); start it with "
             "`systemctl start frontdesk`, then try again"
@@ -417,7 +424,7 @@ def cmd_fax_send(args: argparse.Namespace) -> int:
         return EXIT_FAIL
     from .control import ControlClient
 
-    client = ControlClient(config.data_dir, timeout=60.0)
+    client = ControlClient(data_dir, timeout=60.0)
     result = client.call(
         "fax.send",
         to=args.to,
@@ -642,6 +649,11 @@ def build_parser() -> argparse.ArgumentParser:
         "parts when long), retries when the network is busy and records the delivery report.",
     )
     config_arg(t)
+    t.add_argument(
+        "--data-dir",
+        default=None,
+        help="the running daemon's data folder instead of the config's (a demo's: ./demo-data)",
+    )
     t.add_argument("--to", required=True, metavar="NUMBER", help="e.g. +447700900123")
     t.add_argument("--line", default=None, help="which GSM line (default: the first)")
     t.add_argument("text", nargs="+", metavar="TEXT", help="the message")
@@ -660,6 +672,11 @@ def build_parser() -> argparse.ArgumentParser:
         "tries again when the line is busy or nobody answers, and emails the result.",
     )
     config_arg(f)
+    f.add_argument(
+        "--data-dir",
+        default=None,
+        help="the running daemon's data folder instead of the config's (a demo's: ./demo-data)",
+    )
     f.add_argument("--to", required=True, metavar="NUMBER", help="e.g. +15550100")
     f.add_argument("--cover", default=None, metavar="NOTE", help="add a cover page with NOTE")
     f.add_argument("--normal", action="store_true", help="normal resolution (default fine)")

@@ -1,6 +1,7 @@
 """`frontdesk demo sms`: a text reaches the running demo's simulated SIM800 as the network
 delivers it (a long one in parts, the last first: 4 UCS-2 parts here); the daemon takes it
-from the SIM, stores it once and empties the SIM, as for any text."""
+from the SIM, stores it once and empties the SIM, as for any text. `frontdesk sms send` and
+`fax send` reach the demo's daemon with --data-dir."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from firmware_app.config import demo_config
 from firmware_app.daemon import Daemon
 from firmware_app.errors import FrontdeskError
 from firmware_app.sdnotify import Notifier
+from tests.fax.fakes import page_png
 from tests.test_daemon import free_port
 
 pytestmark = pytest.mark.timeout(120)
@@ -53,5 +55,13 @@ def test_demo_sms_from_the_cli_reaches_the_messages(
         while modem.messages():  # each part deleted once it is stored
             assert time.monotonic() < deadline, modem.messages()
             time.sleep(0.1)
+        # The demo's daemon answers `sms send` and `fax send` given its --data-dir.
+        demo_dir = str(tmp_path / "demo")
+        code = cli.main(["sms", "send", "--data-dir", demo_dir, "--to", "+447700900123", "OK!"])
+        assert code == 0 and "queued (1 part, GSM-7)" in capsys.readouterr().out
+        doc = tmp_path / "letter.png"
+        doc.write_bytes(page_png())
+        code = cli.main(["fax", "send", "--data-dir", demo_dir, "--to", "+15550100", str(doc)])
+        assert code == 0 and "queued (1 page)" in capsys.readouterr().out
     finally:
         daemon.shutdown()
