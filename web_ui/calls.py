@@ -33,7 +33,7 @@ from firmware_app.services.history import (
 from .api import api_blueprint, register_api
 from .registry import add_nav
 from .security import services
-from .timeline import zone
+from .timeline import views, zone
 
 bp = Blueprint("calls", __name__, url_prefix="/calls")
 api = api_blueprint("calls_api", __name__)
@@ -169,6 +169,7 @@ def index() -> str:
     return render_template(
         "calls/index.html",
         items=page.items,
+        rows=views(page.items, services()),
         page=page,
         q=q,
         more=page.next_before or "",
@@ -188,6 +189,7 @@ def detail(record_id: str) -> str:
     return render_template(
         "calls/detail.html",
         item=item,
+        v=views([item], services())[0],
         outcomes=OUTCOME_WORDS,
         tz=zone(services()),
         recordings=kept,

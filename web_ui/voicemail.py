@@ -40,7 +40,7 @@ from .api import api_blueprint, register_api
 from .calls import _ID, MAX_LIMIT, PAGE, _cursor, as_dict
 from .registry import add_nav
 from .security import services
-from .timeline import zone
+from .timeline import views, zone
 
 bp = Blueprint("voicemail", __name__, url_prefix="/voicemail")
 api = api_blueprint("voicemail_api", __name__)
@@ -89,6 +89,7 @@ def index() -> str:
     return render_template(
         "voicemail/index.html",
         items=page.items,
+        rows=views(page.items, services()),
         page=page,
         show=show,
         more=page.next_before or "",

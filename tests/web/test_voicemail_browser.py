@@ -74,3 +74,55 @@ def test_opening_the_page_is_not_hearing_pressing_play_is(
     shot(page, "desktop-voicemail-heard")
     assert problems == []
     context.close()
+
+
+def test_calls_and_voicemail_fit_a_phone(
+    browser: Any,  # noqa: F811
+    server: str,  # noqa: F811
+    services: Services,
+) -> None:
+    """At a phone's width the Calls list is one card a call (caller and outcome on the first
+    line, when and length under them), nothing wider than the screen, and a message's
+    buttons sit side by side; Delete asks first."""
+    services.auth.set_password(PASSWORD)
+    services.settings.save_section("business", {"country": "GB"})
+    vm = add(services, "voicemail", 1, number="+447400123456")
+    add(services, "missed", 2, number="+447400123457")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context.set_default_timeout(10000)
+    page = context.new_page()
+    page.goto(server + "/login")
+    page.fill("#f-password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(server + "/")
+
+    page.goto(server + "/calls/", wait_until="networkidle")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    row = page.locator(".calls-table tbody tr").first
+    assert row.evaluate("r => getComputedStyle(r).display") == "grid"
+    who = row.locator(".c-who").bounding_box()
+    outcome = row.locator(".c-outcome").bounding_box()
+    when = row.locator(".c-when").bounding_box()
+    assert who and outcome and when
+    assert abs(who["y"] - outcome["y"]) < 4 and outcome["x"] > who["x"]  # side by side
+    assert when["y"] >= who["y"] + who["height"] - 1  # the time under the caller
+    assert who["width"] > 150  # the caller's name is not squeezed to a letter a line
+    assert "07400 123457" in row.inner_text()  # as people in the office write it
+    shot(page, "phone-calls")
+
+    page.goto(server + "/voicemail/", wait_until="networkidle")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    card = page.locator(f"li:has(a[href='/calls/{vm.id}'])")
+    handled = card.get_by_role("button", name="Mark handled").bounding_box()
+    heard_button = card.get_by_role("button", name="Mark as heard").bounding_box()
+    assert handled and heard_button and abs(handled["y"] - heard_button["y"]) < 4
+    player = card.locator("audio").bounding_box()
+    panel = card.bounding_box()
+    assert player and panel and player["x"] + player["width"] <= panel["x"] + panel["width"]
+    asked: list[str] = []
+    page.on("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    card.get_by_role("button", name="Delete recording").click()
+    assert asked and "Delete this recording" in asked[0]
+    assert services.history.get(vm.id).media  # type: ignore[union-attr]  # still there
+    shot(page, "phone-voicemail")
+    context.close()
