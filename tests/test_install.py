@@ -220,7 +220,7 @@ MODEMS = {  # name: (vendor, product, {interface: expected stable name})
     "usr5637": ("0baf", "0303", {"00": "frontdesk-usr5637"}),
     "zoom3095": ("0803", "3095", {"00": "frontdesk-cx93010"}),
     "cx93010": ("0572", "1329", {"00": "frontdesk-cx93010"}),
-    "mt9234mu": ("06e0", "f104", {"00": "frontdesk-mt9234mu"}),
+    "mt9234mu": ("06e0", "f114", {"00": "frontdesk-mt9234mu"}),
     "sim7600": (
         "1e0e",
         "9001",
@@ -292,7 +292,7 @@ def test_the_model_shows_why_the_old_rule_never_matched() -> None:
 def test_udev_rules_cover_the_supported_modems() -> None:
     text = "\n".join(r.read_text() for r in RULES)
     table = (ROOT / "hw" / "README.md").read_text()
-    for usb_id in ("0baf:0303", "0572:1329", "06e0:f104", "1e0e:9001", "2c7c:0125", "12d1:1001"):
+    for usb_id in ("0baf:0303", "0572:1329", "06e0:f114", "1e0e:9001", "2c7c:0125", "12d1:1001"):
         vendor, product = usb_id.split(":")
         assert f'ATTR{{idVendor}}=="{vendor}"' in text and product in text, usb_id
         assert f'ENV{{ID_VENDOR_ID}}=="{vendor}"' in text, usb_id
