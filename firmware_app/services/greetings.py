@@ -255,7 +255,9 @@ def default_text(key: str, settings: Settings) -> str:
     if kind == "menu":
         for menu in settings.rules.menus:
             if menu.mode == ident and menu.options:
-                said = []
+                # The menu is the first thing a caller hears (routing plays it instead of the
+                # mode's greeting), so it starts with that greeting's welcome.
+                said = [_menu_welcome(ident, settings)]
                 for o in menu.options:
                     what = o.label.strip() or _ACTION_WORDS.get(o.action, "")
                     said.append(
@@ -266,6 +268,38 @@ def default_text(key: str, settings: Settings) -> str:
     if kind == "message":
         return "This message has not been recorded yet."
     return ""
+
+
+def _menu_welcome(mode: str, settings: Settings) -> str:
+    """What a key menu of `mode` says before its choices: the mode's welcome (the open
+    greeting's thanks, the closed or holiday greeting with the hours)."""
+    if mode == "open":
+        name = settings.business.name.strip() or "us"
+        return f"Thanks for calling {name}."
+    if mode in ("closed", "holiday"):
+        return default_text(mode, settings)
+    name = settings.business.name.strip() or "us"
+    return f"Thanks for calling {name}. We are closed."
+
+
+def menu_replaces(key: str, settings: Settings) -> bool:
+    """Whether the greeting `key` is never played because a key menu is said instead
+    (routing: a menu's prompt replaces the mode's greeting; a holiday or closure without a
+    menu of its own uses the closed menu)."""
+    kind = key.partition(":")[0]
+    wanted = {
+        "open": ("open",),
+        "closed": ("closed",),
+        "holiday": ("holiday", "closed"),
+        "closure": ("closure", "closed"),
+    }.get(kind, ())
+    return any(m.mode in wanted and m.options for m in settings.rules.menus)
+
+
+MENU_NOTE = (
+    " Not played while a key menu is set for this time: callers hear the key menu instead, "
+    "which starts with the same welcome."
+)
 
 
 def known_keys(settings: Settings) -> list[str]:
@@ -286,14 +320,19 @@ def known_keys(settings: Settings) -> list[str]:
 
 
 def label_for(key: str, settings: Settings) -> tuple[str, str]:
+    note = MENU_NOTE if menu_replaces(key, settings) else ""
     if key in LABELS:
-        return LABELS[key]
+        label, words = LABELS[key]
+        return label, words + note
     kind, _, ident = key.partition(":")
     if kind == "closure":
         reason = next((c.reason for c in settings.holidays.closures if c.id == ident), "")
-        return f"Closure: {reason or ident}", "During this closure, before voicemail."
+        return f"Closure: {reason or ident}", "During this closure, before voicemail." + note
     if kind == "menu":
-        return f"Key menu ({ident})", "The choices of the key menu, read out."
+        return f"Key menu ({ident})", (
+            "What callers hear at this time instead of the greeting: the welcome, then the "
+            "choices."
+        )
     if kind == "message":
         return f"Message: {ident}", "Played when a caller picks it in a key menu."
     return key, ""

@@ -149,7 +149,24 @@ def test_keys_follow_closures_and_menus(service: GreetingsService) -> None:
         "Thanks for calling Acme. We are closed for our summer break. "
         "We are back on Saturday, the sixteenth of August."
     )
-    assert service.info("menu:open").text == "For sales, press 1. To leave a message, press 2."
+    # A menu is said instead of the mode's greeting: it starts with that greeting's welcome.
+    assert service.info("menu:open").text == (
+        "Thanks for calling Acme. For sales, press 1. To leave a message, press 2."
+    )
+    note = "Not played while a key menu is set for this time"
+    assert note in service.info("open").purpose
+    assert note not in service.info("closed").purpose
+    s = service._settings.get()
+    s.rules.menus.append(
+        Menu(mode="closed", options=[MenuOption(digit="2", action="voicemail", target="urgent")])
+    )
+    service._settings.save(s)
+    closed_menu = service.info("menu:closed").text
+    assert closed_menu.startswith(default_text("closed", s))  # closed, and the hours
+    assert "We are closed" in closed_menu and closed_menu.endswith(", press 2.")
+    # Holidays and closures without a menu of their own use the closed menu.
+    for key in ("closed", "holiday", "closure:summer"):
+        assert note in service.info(key).purpose, key
 
 
 @needs_espeak
