@@ -31,6 +31,7 @@ from firmware_app.protocol.sms_pdu import SmsCount, count_text
 from .api import api_blueprint, api_error, register_api
 from .registry import add_nav
 from .security import services
+from .timeline import staff_name
 
 bp = Blueprint("sms", __name__, url_prefix="/messages")
 api = api_blueprint("api_sms", __name__)
@@ -240,8 +241,17 @@ def send() -> Any:
     except FrontdeskError as exc:
         flash(f"The text was not sent: {exc}", "error")
         return redirect(url_for("sms.index"))
-    flash(f"Text to {_display(item.number)} is on its way.", "success")
+    done = sms.answered(item, staff_name()) if back_to else 0  # a reply answers the texts
+    flash(f"Text to {_display(item.number)} is on its way.{answered_words(done)}", "success")
     return redirect(url_for("sms.conversation", number=_key_of(item)))
+
+
+def answered_words(count: int) -> str:
+    """The sentence after "is on its way." when a reply marked received texts handled."""
+    if not count:
+        return ""
+    texts = "text" if count == 1 else f"{count} texts"
+    return f" The {texts} it answers {'is' if count == 1 else 'are'} marked as handled."
 
 
 def _conversation_with(key: str, text: str, errors: dict[str, str], status: int = 200) -> Any:

@@ -435,7 +435,7 @@ def reply() -> Any:
         flash("Choose a number to send the text to.", "error")
         return back(url_for("contacts.index"))
     try:
-        sms.send(to, text)
+        sent = sms.send(to, text)
     except ValidationError as exc:
         problems = {
             p.field: f"{p.value} is not allowed; expected {p.allowed}" for p in exc.problems
@@ -444,7 +444,11 @@ def reply() -> Any:
     except FrontdeskError as exc:
         flash(f"The text was not sent: {exc}", "error")
         return back(url_for("timeline.number", number=to))
-    flash(f"Text to {svc.contacts.display(to)} is on its way.", "success")
+    from .sms import answered_words
+
+    answered = getattr(sms, "answered", None)  # a reply answers the texts received
+    done = answered(sent, staff_name()) if sent is not None and callable(answered) else 0
+    flash(f"Text to {svc.contacts.display(to)} is on its way.{answered_words(done)}", "success")
     return back(url_for("timeline.number", number=to))
 
 

@@ -409,6 +409,32 @@ class SmsService:
         self._q.put(("wake", None))
         return stored
 
+    def answered(self, reply: Interaction, by: str) -> int:
+        """A person's reply answers its conversation: the texts received from the reply's
+        contact (any of its numbers) or number up to the reply are marked handled by `by`
+        (they can be reopened one by one). Returns how many were open."""
+        from .history import OPEN, channel_key, contact_key, number_key
+
+        keys = [number_key(reply.number)] if reply.number else []
+        if reply.contact_id is not None:
+            keys.append(contact_key(reply.contact_id))
+        if not keys:
+            return 0
+        ids: list[str] = []
+        before = None
+        while True:
+            page = self.history.query(
+                [[OPEN], [channel_key("sms")], keys],
+                200,
+                before=before,
+                where=lambda i: i.direction == "in" and i.start <= reply.start,
+            )
+            ids += [i.id for i in page.items]
+            before = page.next_before
+            if before is None:
+                break
+        return self.history.mark_handled(ids, by=by) if ids else 0
+
     def check_balance(self, line: str | None = None) -> None:
         """Ask the network for a SIM's balance (USSD): `line`'s, or every GSM line's. The
         answer shows in `balance(line)` (and `balance_pending(line)` until it comes)."""

@@ -286,6 +286,71 @@ def test_timeline_reply_has_the_counter_and_the_same_limits(
     assert len(services.history.newest(5, where=lambda i: i.direction == "out")) == 1
 
 
+def test_a_reply_marks_the_texts_it_answers_handled(
+    logged_in: Owner, services: Services, sms: SmsService
+) -> None:
+    """A reply sent from a conversation or a timeline marks the texts received in that
+    conversation up to then handled, by whoever replied: the "new" count and the inbox item
+    go; a text that comes after the reply, and other conversations, stay open; a text
+    marked so can be reopened."""
+    first = record(services, text="Is the shop open on Sunday?")
+    second = record(services, text="Or Monday?", start=T + timedelta(minutes=1))
+    other = record(services, number="+447700900999", text="Someone else")
+    later = record(services, text="Thanks!", start=datetime.now(UTC) + timedelta(hours=1))
+    assert services.history.open_count() == 4
+    listing = logged_in.client.get("/messages/").get_data(as_text=True)
+    assert "3 new" in listing
+    page = "/messages/with/+447700900123"
+    preview = {"to": "+447700900123", "text": "Hi", "back": "+447700900123"}
+    logged_in.post("/messages/send", {**preview, "action": "preview"}, token_from=page)
+    assert services.history.open_count() == 4  # counting characters answers nothing
+    sent = logged_in.post(
+        "/messages/send", {**preview, "text": "Open 9 to 5", "action": "send"}, token_from=page
+    )
+    assert sent.status_code == 302
+    shown = logged_in.client.get(sent.headers["Location"]).get_data(as_text=True)
+    assert "The 2 texts it answers are marked as handled." in shown
+    for item in (first, second):
+        done = services.history.get(item.id)
+        assert done is not None and done.handled_by == "Owner" and done.handled_at is not None
+    for item in (other, later):
+        still = services.history.get(item.id)
+        assert still is not None and still.open
+    listing = logged_in.client.get("/messages/").get_data(as_text=True)
+    assert "1 new" in listing and "2 new" not in listing  # the other conversation's
+    assert services.history.open_count() == 2
+
+    # Reopened by hand, it stays open until the next reply.
+    timeline = "/numbers/+447700900123"
+    reopened = logged_in.post(
+        "/history/handled", {"reopen": first.id, "next": timeline}, token_from=timeline
+    )
+    assert reopened.status_code == 302
+    again = services.history.get(first.id)
+    assert again is not None and again.open and again.handled_by == ""
+    assert services.history.open_count() == 3
+
+    # The timeline's reply box: a contact's texts from any of its numbers, by the name
+    # given on this browser.
+    anna = services.contacts.save(
+        Draft(name="Anna", numbers=(("07700 900555", "mobile"), ("07700 900556", "work")))
+    )
+    work = record(services, number="+447700900556", contact_id=anna.id, text="From work")
+    with logged_in.client.session_transaction() as session:
+        session["desk_name"] = "Maria"
+    page = f"/contacts/{anna.id}"
+    replied = logged_in.post(
+        "/history/reply", {"to": "+447700900555", "text": "Done", "next": page}, token_from=page
+    )
+    assert replied.status_code == 302 and replied.headers["Location"] == page
+    shown = logged_in.client.get(page).get_data(as_text=True)
+    assert "The text it answers is marked as handled." in shown
+    done = services.history.get(work.id)
+    assert done is not None and done.handled_by == "Maria"
+    still = services.history.get(first.id)
+    assert still is not None and still.open  # another conversation
+
+
 def test_api_lists_and_sends(logged_in: Owner, services: Services, sms: SmsService) -> None:
     seed(services)
     client = logged_in.client
