@@ -219,8 +219,27 @@ def cmd_demo_sms(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_call(args: argparse.Namespace) -> int:
-    line = _demo(args, "demo.call", number=args.number, name=args.name, line=args.line)
-    print(f"ringing {line} with caller ID {args.number}")
+    line = _demo(
+        args,
+        "demo.call",
+        number=args.number,
+        name=args.name,
+        line=args.line,
+        press=args.press or "",
+        say=args.say or "",
+        hang_up_after=args.hang_up_after,
+    )
+    does = []
+    if args.press:
+        does.append(f"presses {args.press}")
+    if args.say:
+        does.append("leaves a message after the beep")
+    if args.hang_up_after is not None:
+        does.append(f"hangs up after {args.hang_up_after:g} s")
+    print(
+        f"ringing {line} with caller ID {args.number}"
+        + (f"; the caller {', '.join(does)}" if does else "; the caller stays silent")
+    )
     return EXIT_OK
 
 
@@ -510,6 +529,28 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("number", metavar="NUMBER", help="the caller's number, e.g. +15551234567")
     c.add_argument("--name", default=None, help="the caller's name for caller ID")
     c.add_argument("--line", default=None, help="which simulated line (default: the analog one)")
+    c.add_argument(
+        "--press",
+        metavar="KEYS",
+        default="",
+        help="keys the caller presses during the first greeting: a key menu's choice, or 1 "
+        "when screening asks",
+    )
+    c.add_argument(
+        "--say",
+        metavar="TEXT",
+        default="",
+        help="words the caller speaks once recording starts (the message after the beep; "
+        "with a key menu, choose with --press first), then hangs up",
+    )
+    c.add_argument(
+        "--hang-up-after",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help="the caller hangs up this many seconds after the answer (during the greeting: "
+        "a missed call)",
+    )
     c.add_argument(
         "--data-dir",
         # SUPPRESS: given before `call` (`demo --data-dir X call N`), the demo's own option

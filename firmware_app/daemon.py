@@ -440,9 +440,9 @@ class Daemon:
             "passwd": lambda password: services.auth.set_password(password),
             "routing.explain": routing_explain,
             "lines.status": lambda: services.extra["lines"].as_dicts(),
-            "demo.call": lambda number, name=None, line=None: services.extra["lines"].demo_call(
-                number, name, line
-            ),
+            "demo.call": lambda number, name=None, line=None, **script: services.extra[
+                "lines"
+            ].demo_call(number, name, line, **script),
             "demo.fax": lambda number="+15551230100", line=None: services.extra["lines"].demo_fax(
                 number, line
             ),

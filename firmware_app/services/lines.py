@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SIM_PREFIX = "sim:"
 DEMO_RING_INTERVAL = 2.0  # seconds between demo rings (a real line: about 6)
+DEMO_SAY_LIMIT = 300  # characters a demo caller may say (about 20 s of speech)
 _STATUS_FIELDS = tuple(f.name for f in fields(LineStatus))
 
 
@@ -166,24 +167,48 @@ class LinesService:
 
     # -- demo -----------------------------------------------------------------------------------
 
-    def demo_call(self, number: str, name: str | None = None, line: str | None = None) -> str:
-        """Ring a simulated line with caller ID `number`; returns the line's name."""
+    def demo_call(
+        self,
+        number: str,
+        name: str | None = None,
+        line: str | None = None,
+        *,
+        press: str = "",
+        say: str = "",
+        hang_up_after: float | None = None,
+    ) -> str:
+        """Ring a simulated line with caller ID `number`; returns the line's name.
+
+        The caller on an analog line can be scripted: `press` keys 1.5 s into the first
+        greeting (a key menu's choice, or 1 when screening asks), `say` words (spoken with
+        espeak-ng) once the first recording starts (the message after the beep; with a key
+        menu, choose with `press` first) and hang up a second after them, or `hang_up_after`
+        seconds after the answer. Without any, the caller says nothing and waits."""
         from ..modem.simulator import CallerId
 
         number = number.strip()
         if not number or len(number) > 20 or not number.lstrip("+").isdigit():
             raise FrontdeskError(f"{number!r} is not a phone number; use digits, e.g. +15551234567")
+        scripted = bool(press or say or hang_up_after is not None)
         candidates = [line] if line else list(self._simulators)
         for line_name in candidates:
             modem = self._simulators.get(line_name)
             if modem is None:
                 continue
-            if line is None and modem.personality.kind != "analog":
+            analog = modem.personality.kind == "analog"
+            if line is None and not analog:
                 continue
+            if scripted and not analog:
+                raise FrontdeskError(
+                    f"{line_name} is a GSM line: --press, --say and --hang-up-after script "
+                    "callers on the demo's analog line"
+                )
+            if analog:  # a fresh caller each call (a demo fax's calling tone is not kept)
+                modem.voice.caller = _demo_caller(press, say, hang_up_after)
             modem.ring(CallerId(number=number, name=name), rings=6, interval=DEMO_RING_INTERVAL)
             log.info("demo: ringing %s", line_name)
             return line_name
-        if line is None and self._simulators:
+        if line is None and self._simulators and not scripted:
             line_name = next(iter(self._simulators))
             self._simulators[line_name].ring(
                 CallerId(number=number, name=name), rings=6, interval=DEMO_RING_INTERVAL
@@ -343,3 +368,33 @@ def _ports_of(line: Line) -> list[str]:
     for port in list(dict.fromkeys(ports)):
         ports += sibling_ports(port).values()
     return list(dict.fromkeys(ports))
+
+
+def _demo_caller(press: str, say: str, hang_up_after: float | None) -> Any:
+    """The simulated analog caller of a demo call (`LinesService.demo_call`)."""
+    from ..modem.simulator import VoiceCaller
+
+    caller = VoiceCaller()
+    keys = press.strip()
+    if keys:
+        if len(keys) > 10 or any(k not in "0123456789*#" for k in keys):
+            raise FrontdeskError(f"{press!r} are not keys to press; use 0-9, * and #")
+        caller.press(keys, at=1.5, after="play", hold=0.15)
+    words = " ".join(say.split())
+    if words:
+        if len(words) > DEMO_SAY_LIMIT:
+            raise FrontdeskError(f"a demo caller says at most {DEMO_SAY_LIMIT} characters")
+        from ..media.speech import SpeechError, Tts
+
+        try:
+            speech = Tts().speak(words, "en-us", 150)
+        except SpeechError as exc:
+            raise FrontdeskError(f"the caller's words could not be spoken: {exc}") from exc
+        seconds = speech.size / 8000
+        caller.say(speech, at=0.5, after="record")
+        caller.hang_up(at=0.5 + seconds + 1.0, after="record")
+    if hang_up_after is not None:
+        if not 0 <= hang_up_after <= 600:
+            raise FrontdeskError("--hang-up-after takes 0 to 600 seconds")
+        caller.hang_up(at=float(hang_up_after), after="answer")
+    return caller
