@@ -114,6 +114,14 @@ class SignalChanged(LineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SimChanged(LineEvent):
+    """GSM: the SIM card's state changed; `sim` as AT+CPIN? says it (READY, SIM PIN, SIM
+    PUK, NOT INSERTED, ...) or "unknown" when the modem did not say."""
+
+    sim: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Unsolicited(LineEvent):
     """A message-related unsolicited code for the SMS service: ``+CMTI``, ``+CMT``,
     ``+CDSI``, ``+CDS`` or ``+CUSD`` (TS 27.005 3.4.1, TS 27.007 7.15). `extra` holds the

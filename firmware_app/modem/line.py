@@ -376,6 +376,8 @@ class Line(Worker):
                     operator=new.operator,
                 )
             )
+        if new.sim != old.sim and new.sim:
+            self.bus.publish(ev.SimChanged(line=self.name, sim=new.sim))
 
     # -- the worker's loop ----------------------------------------------------------------------
 

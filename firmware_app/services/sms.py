@@ -141,6 +141,7 @@ class _LineIntake:
     busy: bool = False  # the SIM answered "busy" since the last command that went through
     delete_failed: bool = False  # during the current sweep
     delete_failures: int = 0  # sweeps in a row in which a delete failed
+    sim_waits: str = ""  # the SIM state (SIM PIN, ...) nothing is asked of the SIM in
     # Slots read but not decodable (or listed without their PDU), and what each read gave.
     garbled: dict[tuple[str, int], list[str]] = dataclasses.field(default_factory=dict)
 
@@ -215,6 +216,13 @@ def sim_busy(result: object) -> bool:
     if result.kind == "cms":
         return result.code in SIM_BUSY_CMS
     return result.kind == "cme" and result.code in SIM_BUSY_CME
+
+
+def sim_not_ready(sim: str) -> str:
+    """The state a line reports for a SIM whose messages are out of reach (SIM PIN, SIM PUK,
+    NOT INSERTED, NOT READY, PH-SIM PIN, ...), else "" (READY, or the modem did not say)."""
+    state = sim.strip()
+    return "" if state.upper() in ("", "READY", "UNKNOWN") else state
 
 
 def _failure_words(result: object) -> str:
@@ -327,6 +335,7 @@ class SmsService:
         self._unsubscribe += [
             self._bus.subscribe(ev.LineUp, lambda e: self._q.put(("sweep", e.line))),
             self._bus.subscribe(ev.Unsolicited, lambda e: self._q.put(("urc", e))),
+            self._bus.subscribe(ev.SimChanged, lambda e: self._q.put(("sim", e.line))),
         ]
 
     def close(self) -> None:
@@ -561,6 +570,8 @@ class SmsService:
             self.sweep(value, "at start-up")
         elif kind == "urc":
             self._urc(value)
+        elif kind == "sim":
+            self._sim_changed(value)
         elif kind == "ussd":
             self._ussd(value)
 
@@ -698,6 +709,8 @@ class SmsService:
             self._intake.pop(line_name, None)
             return 0
         state = self._intake.setdefault(line.name, _LineIntake())
+        if self._sim_waits(line, state):
+            return 0
         now = self._clock().timestamp()
         state.sweep_due = None
         state.delete_failed = False
@@ -729,6 +742,45 @@ class SmsService:
         if taken or why == "at start-up":
             log.info("%s: %s message(s) taken from the SIM %s", line.name, taken, why)
         return taken
+
+    def _sim_waits(self, line: Line, state: _LineIntake) -> bool:
+        """True while the line reports its SIM not ready (it needs its PIN, ...): nothing is
+        asked of the SIM, whose every answer would be "SIM PIN required"; said once. The
+        sweep runs as soon as the line reports it ready (`_sim_changed`)."""
+        waits = sim_not_ready(line.status().sim)
+        if not waits:
+            if state.sim_waits:
+                log.info("%s: the SIM card is ready: reading its messages", line.name)
+                state.sim_waits = ""
+                state.sweep_due = self._clock().timestamp()  # swept now
+            return False
+        now = self._clock().timestamp()
+        state.sweep_due = None
+        state.last_sweep = now  # the regular sweep only checks again
+        for owed in state.slots.values():
+            owed.due = max(owed.due, now + self._backoff(owed.attempt))
+        if state.sim_waits != waits:
+            log.warning(
+                "%s: the SIM card is not ready (%s): its messages are read once it is",
+                line.name,
+                waits,
+            )
+            state.sim_waits = waits
+        return True
+
+    def _sim_changed(self, line_name: str) -> None:
+        """The line's SIM state changed (SimChanged): say so once when it can no longer be
+        read; sweep when it is ready after a wait. A line coming up is swept by LineUp."""
+        line = self._line(line_name)
+        if line is None or line.status().kind != "gsm":
+            return
+        if line.status().state in ("down", "starting"):
+            return
+        state = self._intake.setdefault(line.name, _LineIntake())
+        if state.sim_waits and not sim_not_ready(line.status().sim):
+            self.sweep(line.name, "once the SIM was ready")
+        else:
+            self._sim_waits(line, state)
 
     def _sweep(self, line: Line) -> tuple[bool, int, str]:
         """(listed, messages stored, memory swept)."""
@@ -808,6 +860,8 @@ class SmsService:
                 state.last_sweep = now
                 for owed in state.slots.values():
                     owed.due = max(owed.due, now + self._backoff(owed.attempt))
+                continue
+            if self._sim_waits(line, state):
                 continue
             periodic = self._periodic_sweep(state)
             if state.sweep_due is not None and state.sweep_due <= now:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from firmware_app.errors import ValidationError
-from firmware_app.events import EventBus
+from firmware_app.events import EventBus, SettingsChanged
 from firmware_app.modem import events as ev
 from firmware_app.modem.line import Line, LineOptions
 from firmware_app.modem.simulator import SimulatedModem, create
@@ -27,6 +27,7 @@ from firmware_app.protocol.at import ErrorResult, Response
 from firmware_app.protocol.sms_pdu import Concat, decode_pdu, encode_deliver
 from firmware_app.services.history import HistoryService, Interaction
 from firmware_app.services.sms import SmsOptions, SmsService, parse_balance
+from firmware_app.settings.lines import Lines as LineSettings
 from firmware_app.settings.model import Settings
 from firmware_app.store import Store
 
@@ -135,15 +136,23 @@ class Rig:
         self.line: Line | None = None
         self.sms: SmsService | None = None
         self.up = threading.Event()
+        self.line_settings = LineSettings()
+        self.bus = EventBus()
 
     def start(self, sweep_wait: bool = True, options: SmsOptions | None = None) -> SmsService:
-        bus = EventBus()
+        bus = self.bus = EventBus()
         bus.subscribe(ev.LineUp, lambda e: self.up.set())
         self.up.clear()
         self.store = Store(self.tmp / "data")
         self.history = HistoryService(self.store, bus)
         lines = Lines()
-        self.line = Line("line1", str(self.modem.path), bus=bus, options=FAST_LINE)
+        self.line = Line(
+            "line1",
+            str(self.modem.path),
+            bus=bus,
+            options=FAST_LINE,
+            settings=lambda: self.line_settings,
+        )
         lines.items.append(self.line)
         self.sms = SmsService(
             self.store,
@@ -459,6 +468,31 @@ def test_sim_busy_at_line_up_sweeps_again(rig: Rig, caplog: pytest.LogCaptureFix
     rig.wait(lambda: rig.modem.messages() == {})
     assert rig.modem.commands.count("AT+CMGL=4") >= 3
     assert "could not be listed; trying again" in caplog.text
+
+
+def test_a_locked_sim_is_not_swept_until_its_pin_unlocks_it(
+    rig: Rig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the SIM needs its PIN nothing is asked of it (each sweep would only be told
+    "SIM PIN required", again and again): one log line says so. Once the PIN saved in the
+    settings unlocks it, one more, and the sweep takes what waited on the SIM."""
+    caplog.set_level(logging.INFO, logger="firmware_app.services.sms")
+    rig.modem.close()
+    rig.modem = create("sim800", tmp_path / "locked", pin="1234")
+    rig.modem.store_sms(deliver("Sent while the SIM was locked"), stat=0)
+    rig.start(sweep_wait=False)
+    waits = "the SIM card is not ready (SIM PIN)"
+    rig.wait(lambda: waits in caplog.text)
+    rig.idle(quiet=2.5)  # longer than the sweep's retry delays (0.2, 0.5, 1 s)
+    assert not [c for c in rig.modem.commands if c.startswith(("AT+CMGL", "AT+CPMS"))]
+    assert "SIM PIN required" not in caplog.text and "could not be listed" not in caplog.text
+    rig.line_settings = LineSettings(sim_pin="1234")
+    rig.bus.publish(SettingsChanged(sections=("lines",)))
+    rig.wait(lambda: len(rig.received()) == 1)
+    rig.wait(lambda: rig.modem.messages() == {})
+    assert rig.received()[0].text == "Sent while the SIM was locked"
+    assert caplog.text.count("the SIM card is ready: reading its messages") == 1
+    assert caplog.text.count(waits) == 1
 
 
 def test_sms_ready_sweeps(rig: Rig) -> None:
