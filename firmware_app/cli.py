@@ -219,16 +219,14 @@ def cmd_demo_sms(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_call(args: argparse.Namespace) -> int:
-    line = _demo(
-        args,
-        "demo.call",
-        number=args.number,
-        name=args.name,
-        line=args.line,
-        press=args.press or "",
-        say=args.say or "",
-        hang_up_after=args.hang_up_after,
-    )
+    script: dict[str, Any] = {}  # only what was asked: a plain call suits any demo version
+    if args.press:
+        script["press"] = args.press
+    if args.say:
+        script["say"] = args.say
+    if args.hang_up_after is not None:
+        script["hang_up_after"] = args.hang_up_after
+    line = _demo(args, "demo.call", number=args.number, name=args.name, line=args.line, **script)
     does = []
     if args.press:
         does.append(f"presses {args.press}")
