@@ -78,6 +78,14 @@ class Browser:
         with self.opener.open(self.base + path, timeout=30) as r:
             return str(r.read().decode())
 
+    def post(self, path: str, fields: dict[str, str | list[str]], token_from: str) -> str:
+        """A form POST with the CSRF token of the page at `token_from`."""
+        page = self.get(token_from)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        body = urllib.parse.urlencode({"csrf_token": token, **fields}, doseq=True).encode()
+        with self.opener.open(self.base + path, body, timeout=30) as r:
+            return str(r.read().decode())
+
     def login(self, password: str) -> None:
         page = self.get("/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
@@ -88,9 +96,12 @@ class Browser:
             raise RuntimeError("could not log in to the daemon")
 
 
-def daemon_memory(data: Path, pages: dict[str, Callable[[], str]]) -> None:
-    """RSS of `frontdesk run` on `data`: settled, after the pages over HTTP, and after a
-    start that rebuilt the history index; with the peak (VmHWM) of each run."""
+def daemon_memory(data: Path, pages: dict[str, Callable[[], str]], now: datetime) -> None:
+    """RSS of `frontdesk run` on `data`: settled, after the pages over HTTP, after two
+    records are changed (two handled items reopened: one of this month, whose records the
+    store then keeps in memory, and one a year back, whose month it reads and lets go
+    later), and after a start that rebuilt the history index; with the peak (VmHWM) of each
+    run."""
     from footprint import settle
     from soak_rig import DaemonProcess, free_port
 
@@ -116,11 +127,16 @@ def daemon_memory(data: Path, pages: dict[str, Callable[[], str]]) -> None:
                 if path.startswith("/api/"):
                     continue  # the API needs a token of its own; the pages cover the same reads
                 browser.get(path)
-        loaded, peak = vm_kb(life.pid, "VmRSS"), vm_kb(life.pid, "VmHWM")
+        loaded = vm_kb(life.pid, "VmRSS")
+        old = now - timedelta(days=360)
+        for record_id in (f"{now:%Y-%m}:1", f"{old:%Y-%m}:5"):  # handled: reopen each
+            browser.post("/history/handled", {"reopen": record_id}, token_from="/inbox/")
+        wrote, peak = vm_kb(life.pid, "VmRSS"), vm_kb(life.pid, "VmHWM")
         print(f"daemon started in {life.ready_s:.2f} s (history index from its snapshot)")
         print(
             f"daemon RSS: {settled / 1024:.0f} MB settled, {loaded / 1024:.0f} MB after the "
-            f"pages over HTTP, peak {peak / 1024:.0f} MB"
+            f"pages over HTTP, {wrote / 1024:.0f} MB after two records changed, peak "
+            f"{peak / 1024:.0f} MB"
         )
         daemon.stop()
         shutil.rmtree(data / "index")  # the first start after an upgrade: no index yet
@@ -147,6 +163,7 @@ def daemon_memory(data: Path, pages: dict[str, Callable[[], str]]) -> None:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"FIGURE\tdaemon RSS settled (100k history)\t{settled / 1024:.1f}\tMB\t-\t")
     print(f"FIGURE\tdaemon RSS after pages (100k history)\t{loaded / 1024:.1f}\tMB\t-\t")
+    print(f"FIGURE\tdaemon RSS after writes (100k history)\t{wrote / 1024:.1f}\tMB\t-\t")
     print(f"FIGURE\tdaemon RSS peak (100k history)\t{peak / 1024:.1f}\tMB\t-\t")
     print(f"FIGURE\tdaemon RSS peak, index rebuilt\t{rebuilt_peak / 1024:.1f}\tMB\t-\t")
 
@@ -340,7 +357,7 @@ def main() -> int:
         )
         services.history.close()
         store.close()
-        daemon_memory(data, pages)
+        daemon_memory(data, pages, now)
     return 0
 
 

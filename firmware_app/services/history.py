@@ -577,24 +577,20 @@ class HistoryService:
         low = self._code(after)
         found: list[Interaction] = []
         scanned = 0
-        cursor = before
-        while scanned < FALLBACK_SCAN:
-            page = self._store.history.newest(min(500, FALLBACK_SCAN - scanned), before=cursor)
-            if not page:
+        for rec in self._store.history.scan(before):  # older months are not kept in memory
+            if scanned >= FALLBACK_SCAN:
                 break
-            scanned += len(page)
-            cursor = str(page[-1]["id"])
-            for rec in page:
-                if low is not None and encode(str(rec["id"])) <= low:
-                    continue
-                if not all(record_keys(rec, needs_attention) & w for w in wanted):
-                    continue
-                try:
-                    item = Interaction.from_record(rec)
-                except (HistoryError, ValueError, TypeError):
-                    continue
-                if where is None or where(item):
-                    found.append(item)
+            scanned += 1
+            if low is not None and encode(str(rec["id"])) <= low:
+                continue
+            if not all(record_keys(rec, needs_attention) & w for w in wanted):
+                continue
+            try:
+                item = Interaction.from_record(rec)
+            except (HistoryError, ValueError, TypeError):
+                continue
+            if where is None or where(item):
+                found.append(item)
         whole = scanned < FALLBACK_SCAN
         if oldest_first:
             found.reverse()
@@ -618,26 +614,19 @@ class HistoryService:
         where: Filter | None = None,
         max_scan: int = 5000,
     ) -> list[Interaction]:
-        """Newest first; `where` filters; stops after `max_scan` records to stay bounded."""
+        """Newest first; `where` filters; stops after `max_scan` records to stay bounded
+        (a scan of the store; `query` reaches the whole history through the index)."""
         out: list[Interaction] = []
-        scanned = 0
-        cursor = before
-        while len(out) < n and scanned < max_scan:
-            page = self._store.history.newest(min(500, max_scan - scanned), before=cursor)
-            if not page:
+        for scanned, record in enumerate(self._store.history.scan(before)):
+            if scanned >= max_scan or len(out) >= n:
                 break
-            scanned += len(page)
-            cursor = page[-1]["id"]
-            for record in page:
-                try:
-                    item = Interaction.from_record(record)
-                except (HistoryError, ValueError, TypeError) as exc:
-                    log.warning("skipping unreadable history record %s: %s", record.get("id"), exc)
-                    continue
-                if where is None or where(item):
-                    out.append(item)
-                    if len(out) >= n:
-                        break
+            try:
+                item = Interaction.from_record(record)
+            except (HistoryError, ValueError, TypeError) as exc:
+                log.warning("skipping unreadable history record %s: %s", record.get("id"), exc)
+                continue
+            if where is None or where(item):
+                out.append(item)
         return out
 
     def open_items(

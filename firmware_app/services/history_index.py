@@ -104,6 +104,12 @@ def _digits(text: str) -> str:
     return re.sub(r"\D", "", text)
 
 
+def _plain_number(number: str) -> bool:
+    """Only digits, after an optional leading + (E.164, a short code)."""
+    digits = number[1:] if number.startswith("+") else number
+    return digits.isascii() and digits.isdigit()
+
+
 def fold(text: str) -> str:
     """Lower case without accents: "Zoë" and "ZOE" are both "zoe"."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
@@ -181,13 +187,14 @@ class HistoryIndex:
 
     def _reset(self) -> None:
         self._keys: dict[str, array[int]] = {}
-        self._numbers: dict[str, str] = {}  # number -> its digits
+        self._odd: set[str] = set()  # number keys with more than "+" and digits (rare)
         self._words: list[str] = []  # sorted
         self._offsets: dict[str, array[int]] = {}  # month -> line offset by record number
         self._sizes: dict[str, int] = {}  # month -> bytes of its copy
         self._dead: dict[str, int] = {}  # month -> old versions in its copy
         self._recorded: dict[str, Any] = {}  # month -> its store files' signature at the snapshot
         self._pending: set[str] = set()  # store months to compare with their copies
+        self._touched: tuple[str, set[int]] = ("", set())  # records put during a catch-up
         self._changes = 0
 
     @property
@@ -201,10 +208,10 @@ class HistoryIndex:
         a = self._keys.get(key)
         if a is None:
             a = self._keys[key] = array("q")
-            if key.startswith("n:"):
-                self._numbers[key[2:]] = _digits(key[2:])
-            elif key.startswith("w:"):
+            if key.startswith("w:"):
                 insort(self._words, key[2:])
+            elif key.startswith("n:") and not _plain_number(key[2:]):
+                self._odd.add(key)
         if not a or a[-1] < code:
             a.append(code)
             return
@@ -221,9 +228,8 @@ class HistoryIndex:
             del a[i]
         if not a:
             del self._keys[key]
-            if key.startswith("n:"):
-                self._numbers.pop(key[2:], None)
-            elif key.startswith("w:"):
+            self._odd.discard(key)
+            if key.startswith("w:"):
                 j = bisect_left(self._words, key[2:])
                 if j < len(self._words) and self._words[j] == key[2:]:
                     del self._words[j]
@@ -358,6 +364,8 @@ class HistoryIndex:
         with self._lock:
             if self.state == "closed":
                 return
+            if self._touched[0] == month:
+                self._touched[1].add(num)  # catch_up leaves it alone: this is newer
             if self._line_at(month, self._offset(month, num)) == line:
                 return
             self._append(month, num, line)
@@ -386,12 +394,22 @@ class HistoryIndex:
 
     def numbers(self) -> list[str]:
         with self._lock:
-            return sorted(self._numbers)
+            return sorted(k[2:] for k in self._keys if k.startswith("n:"))
 
     def numbers_containing(self, digits: str) -> list[str]:
-        """Numbers seen in the history whose digits contain `digits`."""
+        """Numbers seen in the history whose digits contain `digits`: found in the keys
+        themselves (`n:+<digits>`: a match can only be among the digits), the few numbers
+        with other characters checked digit by digit."""
+        if not digits.isdigit():
+            return []
         with self._lock:
-            return sorted(n for n, d in self._numbers.items() if digits in d)
+            found = {
+                k[2:]
+                for k in self._keys
+                if digits in k and k.startswith("n:") and k not in self._odd
+            }
+            found.update(k[2:] for k in self._odd if digits in _digits(k[2:]))
+            return sorted(found)
 
     def expand(self, word: str) -> tuple[list[str], bool]:
         """The word keys a search word matches (whole word, or as a prefix from PREFIX_MIN
@@ -569,8 +587,8 @@ class HistoryIndex:
             log.warning("history index: %s is unusable (%s); building it again", path, exc)
             return {}
         self._keys = keys
-        self._numbers = {k[2:]: _digits(k[2:]) for k in keys if k.startswith("n:")}
         self._words = sorted(k[2:] for k in keys if k.startswith("w:"))
+        self._odd = {k for k in keys if k.startswith("n:") and not _plain_number(k[2:])}
         self._offsets = offsets
         covered: dict[str, int] = {}
         for month, info in header["months"].items():
@@ -625,56 +643,51 @@ class HistoryIndex:
 
     # -- catching up with the store ----------------------------------------------------------
 
-    def _month_records(self, month: str) -> list[tuple[int, dict[str, Any]]]:
-        """A store month's records, oldest first (through the store's public reads)."""
-        newest = self._store.history.newest(1, before=f"{month}:{0xFFFFFFFF}")
-        if not newest or not str(newest[0]["id"]).startswith(f"{month}:"):
-            return []
-        top = int(str(newest[0]["id"]).partition(":")[2])
-        docs = self._store.history.newest(top, before=f"{month}:{top + 1}")
-        out = []
-        for doc in docs:
-            m, _, num = str(doc.get("id", "")).partition(":")
-            if m == month and num.isdigit():
-                out.append((int(num), {k: v for k, v in doc.items() if k != "id"}))
-        out.sort(key=lambda p: p[0])
-        return out
-
     def catch_up(self, months: Iterable[str], stop: threading.Event | None = None) -> None:
-        """Read store months and index what their copies lack or have wrong."""
+        """Read store months and index what their copies lack or have wrong.
+
+        A month is read once from its files and let go (`History.read_month`: a rebuild never
+        holds more than one month). A record written while its month is being compared was
+        indexed by its writer (`put`), so its copy is newer than what was read: such records
+        are noted as they are put and left alone here."""
         done = 0
         for month in months:
             if stop is not None and stop.is_set():
                 return
-            records = self._month_records(month)
-            seen: set[int] = set()
-            for i in range(0, len(records), CATCH_UP_CHUNK):
-                with self._lock:
-                    if self.state == "closed":
-                        return
-                    for num, rec in records[i : i + CATCH_UP_CHUNK]:
-                        seen.add(num)
-                        off = self._offset(month, num)
-                        if self._line_at(month, off) == _line(num, rec):
-                            continue
-                        # read again under the lock: a write may have come since
-                        now = self._store.history.get(f"{month}:{num}")
-                        if now is None:
-                            continue
-                        line = _line(num, {k: v for k, v in now.items() if k != "id"})
-                        if self._line_at(month, off) != line:
-                            self._append(month, num, line)
             with self._lock:
-                for num, off in enumerate(self._offsets.get(month, ())):
-                    gone = off >= 0 and num not in seen
-                    if gone and self._store.history.get(f"{month}:{num}") is None:
-                        self._set(month, num, None, -1)  # not in the store (any more)
-                self._offsets.setdefault(month, array("q"))
-                self._pending.discard(month)
-                self._missing.discard(month)
-                self._maybe_compact(month)
-                done += 1
-                self.progress = (done, self.progress[1])
+                self._touched = (month, set())
+            try:
+                records = self._store.history.read_month(month)
+                seen: set[int] = set()
+                for i in range(0, len(records), CATCH_UP_CHUNK):
+                    if stop is not None and stop.is_set():
+                        return  # the month stays to compare at the next start
+                    with self._lock:
+                        if self.state == "closed":
+                            return
+                        touched = self._touched[1]
+                        for num, rec in records[i : i + CATCH_UP_CHUNK]:
+                            seen.add(num)
+                            if num in touched:
+                                continue
+                            line = _line(num, rec)
+                            if self._line_at(month, self._offset(month, num)) != line:
+                                self._append(month, num, line)
+                del records
+                with self._lock:
+                    touched = self._touched[1]
+                    for num, off in enumerate(self._offsets.get(month, ())):
+                        if off >= 0 and num not in seen and num not in touched:
+                            self._set(month, num, None, -1)  # not in the store (any more)
+                    self._offsets.setdefault(month, array("q"))
+                    self._pending.discard(month)
+                    self._missing.discard(month)
+                    self._maybe_compact(month)
+                    done += 1
+                    self.progress = (done, self.progress[1])
+            finally:
+                with self._lock:
+                    self._touched = ("", set())
         log.info("history index: up to date (%d month(s) read)", done)
         self.snapshot()
         legacy = self._store.data_dir / "timeline.json"

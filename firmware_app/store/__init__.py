@@ -13,8 +13,9 @@ import logging
 import os
 import re
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,18 +35,39 @@ log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
+SCAN_PAGE = 500  # records a scan takes from a month in memory at a time
 RecordFilter = Callable[[Mapping[str, Any]], bool]
 
 
 class History:
-    """Interaction records by month. Ids look like `2026-11:42` and never change."""
+    """Interaction records by month. Ids look like `2026-11:42` and never change.
 
-    def __init__(self, folder: Path, open_months: int = 3) -> None:
+    Memory stays bounded however long the history: the current month (UTC), the one being
+    written, stays in memory once opened; at most `old_months` older months are kept besides
+    (least recently used first out), and an older month nobody used for `idle_seconds` is
+    let go at the next access. Pages read old records through the history index, which has a
+    copy of every month on disk (firmware_app/services/history_index.py), so an older month
+    is opened here only to change one of its records or when the index is not there.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        old_months: int = 1,
+        idle_seconds: float = 300.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self._open: OrderedDict[str, Database] = OrderedDict()
-        self._max_open = open_months  # bounded memory: old months are re-read when asked for
+        self._used: dict[str, float] = {}  # month -> monotonic time of its last use
+        self._max_old = max(0, old_months)
+        self._idle = idle_seconds
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()
+
+    def current_month(self) -> str:
+        return f"{self._clock().astimezone(UTC):%Y-%m}"
 
     def _db(self, month: str) -> Database:
         with self._lock:
@@ -53,11 +75,54 @@ class History:
             if db is None:
                 db = self._open_month(month)
                 self._open[month] = db
-                while len(self._open) > self._max_open:
-                    _, old = self._open.popitem(last=False)
-                    old.close()
             self._open.move_to_end(month)
+            self._used[month] = time.monotonic()
+            self._trim(keep=month)
             return db
+
+    def _trim(self, keep: str = "") -> None:
+        """Close older months beyond `old_months` (least recently used first) and those idle
+        for `idle_seconds`; the current month and `keep` (in use now) stay."""
+        current = self.current_month()
+        now = time.monotonic()
+        others = [m for m in self._open if m not in (current, keep)]  # least recent first
+        room = self._max_old - (1 if keep and keep != current else 0)
+        excess = len(others) - max(0, room)
+        for month in others:
+            if excess > 0 or now - self._used.get(month, now) > self._idle:
+                excess -= 1
+                self._open.pop(month).close()
+                self._used.pop(month, None)
+
+    def trim(self) -> None:
+        """Let go of older months idle for `idle_seconds` (also done at every access)."""
+        with self._lock:
+            self._trim()
+
+    def open_months(self) -> list[str]:
+        """Months in memory now, least recently used first (diagnostics, tests)."""
+        with self._lock:
+            return list(self._open)
+
+    def read_month(self, month: str) -> list[tuple[int, dict[str, Any]]]:
+        """Every record of a month, oldest first, as (number, record) pairs, without keeping
+        the month in memory: an open month is copied, any other is read from its files and
+        let go (rebuilding the history index reads each month once this way)."""
+        with self._lock:
+            db = self._open.get(month)
+            if db is not None:
+                return sorted((d.doc_id, dict(d)) for d in db.table("records").all())
+            if not self._exists(month):
+                return []
+            db = self._open_month(month)
+            try:
+                raw = db.storage.read().get("records", {})
+                return sorted((int(k), v) for k, v in raw.items() if k.isdigit())
+            finally:
+                db.close()
+
+    def _exists(self, month: str) -> bool:
+        return any((self.folder / f"{month}{ext}").exists() for ext in (".json", ".json.journal"))
 
     def _open_month(self, month: str) -> Database:
         """A month's database. One that cannot be read (an I/O error on a failing SD card) is
@@ -89,14 +154,14 @@ class History:
 
     def add(self, record: Mapping[str, Any], when: datetime | None = None) -> str:
         """Store a record durably; returns its id. `when` (default now) picks the month."""
-        month = f"{(when or datetime.now(UTC)).astimezone(UTC):%Y-%m}"
+        month = f"{(when or self._clock()).astimezone(UTC):%Y-%m}"
         with self._lock:
             num = self._table(month).insert({k: v for k, v in record.items() if k != "id"})
         return f"{month}:{num}"
 
     def get(self, record_id: str) -> dict[str, Any] | None:
         month, num = self._split(record_id)
-        if month not in self._open and not (self.folder / f"{month}.json.journal").exists():
+        if month not in self._open and not self._exists(month):
             return None
         with self._lock:
             doc = self._table(month).get(num)
@@ -123,6 +188,33 @@ class History:
             if len(out) >= n:
                 break
         return out
+
+    def scan(self, before: str | None = None) -> Iterator[dict[str, Any]]:
+        """Records newest first, across months, from `before` (a record id) on: for a scan
+        that stops after some records. The current month and any month already in memory
+        are read from memory a page at a time; any other month is read from its files as a
+        whole and let go, so a scan never brings an older month into memory."""
+        start_month, start_num = self._split(before) if before else (None, None)
+        current = self.current_month()
+        for month in self.months():
+            if start_month and month > start_month:
+                continue
+            below = start_num if month == start_month else None
+            with self._lock:
+                cached = month == current or month in self._open
+            if not cached:
+                for num, doc in reversed(self.read_month(month)):
+                    if below is None or num < below:
+                        yield {**doc, "id": f"{month}:{num}"}
+                continue
+            while True:
+                with self._lock:
+                    docs = self._table(month).newest(SCAN_PAGE, before=below)
+                for d in docs:
+                    yield {**d, "id": f"{month}:{d.doc_id}"}
+                if len(docs) < SCAN_PAGE:
+                    break
+                below = docs[-1].doc_id
 
     def close(self) -> None:
         with self._lock:

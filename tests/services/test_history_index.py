@@ -400,6 +400,77 @@ def test_queries_scan_the_newest_records_while_the_index_is_built(
         store.close()
 
 
+def test_a_rebuild_reads_each_month_once_and_keeps_writes_made_meanwhile(
+    data_dir: Path, long_history: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first start after an upgrade: each month is read from its files and let go (the
+    store keeps none of them), and a record changed or added while its month is compared
+    shows as it is now, not as it was read."""
+    store = Store(data_dir)
+    try:
+        history = HistoryService(store, EventBus())
+        months = history.index.open()
+        history._index_opened = True
+        read = store.history.read_month
+        held: list[tuple[str, list[str]]] = []
+        added: list[str] = []
+
+        def read_then_write(month: str) -> list[tuple[int, dict[str, Any]]]:
+            records = read(month)
+            held.append((month, store.history.open_months()))
+            if month == "2026-09":  # what was read is now out of date
+                history.update(long_history["sms"], text="The boiler is fixed now")
+                item = history.record(
+                    Interaction(
+                        channel="call",
+                        direction="in",
+                        outcome="voicemail",
+                        start=datetime(2026, 9, 30, 9, 0, tzinfo=UTC),
+                        number="+447700900777",
+                    )
+                )
+                added.append(item.id)
+            return records
+
+        monkeypatch.setattr(store.history, "read_month", read_then_write)
+        history.index.catch_up(months)
+        assert history.index.ready
+        # no month kept by the store once read (2026-09 opens for the writes, not the read)
+        assert held == [("2026-09", []), ("2026-10", ["2026-09"]), ("2026-11", ["2026-09"])]
+        words = history.index.expand("fixed")[0]
+        assert [i.id for i in history.query([words], 10).items] == [long_history["sms"]]
+        assert history.query([history.index.expand("leaking")[0] or ["w:leaking"]], 10).total == 0
+        page = history.query([[number_key("+447700900777")]], 10)
+        assert [i.id for i in page.items] == added
+        check_against_store(history, store)
+    finally:
+        store.close()
+
+
+def test_numbers_are_found_by_any_digits_they_contain(data_dir: Path) -> None:
+    store, history = service(data_dir)
+    try:
+        for number in ("+447700900123", "+15551230000", "0800 123 4567", "12345", "+4411349"):
+            history.record(
+                Interaction(
+                    channel="call", direction="in", outcome="missed", start=NOW, number=number
+                )
+            )
+        want = ["+15551230000", "+447700900123", "0800 123 4567", "12345"]
+        assert history.index.numbers_containing("123") == want
+        assert history.index.numbers_containing("08001234") == ["0800 123 4567"]
+        assert history.index.numbers_containing("4411") == ["+4411349"]
+        assert history.index.numbers_containing("9999") == []
+        history.close()
+        store.close()
+        store, history = service(data_dir)  # from the snapshot
+        assert history.index.numbers_containing("123") == want
+        assert history.index.numbers_containing("08001234") == ["0800 123 4567"]
+        assert len(history.index.numbers()) == 5
+    finally:
+        store.close()
+
+
 def test_ids_encode_in_the_stores_order() -> None:
     ids = ["2025-12:9", "2026-01:1", "2026-01:2", "2026-01:10", "2026-02:1"]
     assert sorted(ids, key=encode) == ids

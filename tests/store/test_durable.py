@@ -12,7 +12,7 @@ import pytest
 from tinydb import where
 
 from firmware_app.errors import StoreError, StoreLockedError
-from firmware_app.store import Store, durable
+from firmware_app.store import History, Store, durable
 from firmware_app.store.durable import Database
 
 
@@ -276,8 +276,76 @@ def test_history_partitions_by_month_and_pages_across(store: Store) -> None:
 def test_history_keeps_few_months_open(store: Store) -> None:
     for month in range(1, 13):
         store.history.add({"m": month}, datetime(2025, month, 1, tzinfo=UTC))
-    assert len(store.history._open) <= 3
+    assert len(store.history.open_months()) <= 1  # all older than the current month
     assert [r["m"] for r in store.history.newest(12)] == list(range(12, 0, -1))
+    assert len(store.history.open_months()) <= 1
+
+
+def test_history_holds_the_current_month_and_one_older(tmp_path: Path) -> None:
+    now = [datetime(2026, 11, 20, tzinfo=UTC)]
+    history = History(tmp_path / "history", old_months=1, idle_seconds=3600, clock=lambda: now[0])
+    try:
+        ids = {m: history.add({"m": m}, datetime(2026, m, 2, tzinfo=UTC)) for m in (8, 9, 10, 11)}
+        assert history.open_months() == ["2026-10", "2026-11"]
+        assert history.get(ids[8]) == {"m": 8, "id": ids[8]}  # read on demand
+        assert history.open_months() == ["2026-11", "2026-08"]  # the current month stays
+        assert history.update(ids[9], {"seen": True})
+        assert history.open_months() == ["2026-11", "2026-09"]
+        # An older month nobody used for `idle_seconds` goes at the next access.
+        history._used["2026-09"] -= 3601
+        history.get(ids[11])
+        assert history.open_months() == ["2026-11"]
+        history.get(ids[10])
+        history._used["2026-10"] -= 3601
+        history.trim()
+        assert history.open_months() == ["2026-11"]
+        # A new month: the one before is an older month like the rest.
+        now[0] = datetime(2026, 12, 1, tzinfo=UTC)
+        history.add({"m": 12})
+        history.get(ids[9])
+        assert set(history.open_months()) == {"2026-12", "2026-09"}
+        assert history.get(ids[9]) == {"m": 9, "seen": True, "id": ids[9]}
+    finally:
+        history.close()
+
+
+def test_history_reads_a_month_without_keeping_it(tmp_path: Path) -> None:
+    folder = tmp_path / "history"
+    history = History(folder, clock=lambda: datetime(2026, 11, 20, tzinfo=UTC))
+    old = [history.add({"k": k}, datetime(2026, 5, 1, tzinfo=UTC)) for k in range(3)]
+    history.update(old[1], {"k": 10})
+    history.add({"k": 99})
+    history.close()
+    history = History(folder, clock=lambda: datetime(2026, 11, 20, tzinfo=UTC))
+    try:
+        assert history.read_month("2026-05") == [(1, {"k": 0}), (2, {"k": 10}), (3, {"k": 2})]
+        assert history.open_months() == []  # read from its files (journal too), let go
+        assert history.read_month("2026-11") == [(1, {"k": 99})]
+        assert history.read_month("2026-04") == [] and history.months() == ["2026-11", "2026-05"]
+        history.get("2026-11:1")
+        assert history.read_month("2026-11") == [(1, {"k": 99})]  # an open one is copied
+        assert history.open_months() == ["2026-11"]
+    finally:
+        history.close()
+
+
+def test_history_scans_newest_first_without_keeping_older_months(tmp_path: Path) -> None:
+    folder = tmp_path / "history"
+    history = History(folder, clock=lambda: datetime(2026, 11, 20, tzinfo=UTC))
+    ids = [history.add({"k": k}, datetime(2026, 9 + k // 600, 1, tzinfo=UTC)) for k in range(1800)]
+    history.close()
+    history = History(folder, clock=lambda: datetime(2026, 11, 20, tzinfo=UTC))
+    try:
+        assert [r["id"] for r in history.scan()] == ids[::-1]
+        assert history.open_months() == ["2026-11"]  # the current month only
+        rest = [r["k"] for r in history.scan(before=ids[1200])]
+        assert rest == list(range(1199, -1, -1))
+        assert [r["k"] for r in history.scan(before=ids[1500])][:2] == [1499, 1498]
+        assert history.open_months() == ["2026-11"]
+        history.get(ids[0])
+        assert [r["id"] for r in history.scan(before=ids[2])] == [ids[1], ids[0]]
+    finally:
+        history.close()
 
 
 def test_media_written_atomically_and_confined(store: Store) -> None:
