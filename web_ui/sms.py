@@ -320,10 +320,7 @@ def api_list() -> Response:
         return jsonify(messages=[])
     limit = int(raw_limit)
     key = request.args.get("number", "").strip()
-    if key:
-        items = list(reversed(sms.conversation(key, n=limit)))
-    else:
-        items = sms.history.newest(limit, where=lambda i: i.channel == "sms")
+    items = list(reversed(sms.conversation(key, n=limit))) if key else sms.texts(limit)
     return jsonify(messages=[_json(i) for i in items])
 
 

@@ -581,7 +581,8 @@ class CallRunner:
                 continue
             key = str(marker.get("key", "") or "")
             ringing_then = not marker.get("answered") and bool(marker.get("line"))
-            if self.ring_grace > 0 and ringing_then and history.find_call(key) is None:
+            began = markers.when(marker.get("start"))
+            if self.ring_grace > 0 and ringing_then and history.find_call(key, began) is None:
                 ringing.append(marker)  # it may ring on into this run
                 continue
             written += self._settle(marker)
@@ -645,7 +646,7 @@ class CallRunner:
     def _recover(self, marker: dict[str, Any]) -> int:
         history = self.services.history
         key = str(marker.get("key", "") or "")
-        item = history.find_call(key)
+        item = history.find_call(key, markers.when(marker.get("start")))
         fresh = item is None
         if item is None:
             item = history.record(self._interrupted(marker))

@@ -32,7 +32,7 @@ from ..errors import FrontdeskError
 from ..events import EventBus
 from ..media.fax_render import Cover, UploadError, UploadRenderer, sniff
 from ..numbers import normalise
-from ..services.history import FIND_CALL_SCAN, HistoryService, Interaction
+from ..services.history import HistoryService, Interaction, channel_key, outcome_key
 from ..services.notify.messages import FaxNotice, FaxSentNotice, fax_sent_message
 from ..store import Store
 from ..store.durable import atomic_write
@@ -189,9 +189,13 @@ class FaxService:
 
         shutil.rmtree(self._drafts_dir, ignore_errors=True)  # a previous run's, forgotten
         self.recover()
-        for item in self.queued():  # queued with their pages still to draw when it stopped
-            if item.details.get("status") == "drawing":
-                self._draw_later(item.id)
+        # Faxes queued with their pages still to draw when it stopped: looked for on a
+        # thread, off the start-up path (while the history index is being built after an
+        # upgrade, the whole history is read for them).
+        thread = threading.Thread(target=self._resume_drawing, name="fax-resume", daemon=True)
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
 
         def on_tone(event: FaxToneDetected) -> None:
             with self._lock:
@@ -202,6 +206,14 @@ class FaxService:
                 self.take_over(line, call_id=event.call_id, number=event.number)
 
         self._unsubscribe.append(self.bus.subscribe(FaxToneDetected, on_tone))
+
+    def _resume_drawing(self) -> None:
+        try:
+            for item in self.queued():
+                if item.details.get("status") == "drawing" and not self._closed.is_set():
+                    self._draw_later(item.id)
+        except Exception:  # the next start looks again
+            log.exception("faxes still to draw could not be looked for")
 
     def close(self, timeout: float = 5.0) -> None:
         self._closed.set()  # a fax being drawn stays "drawing": the next start draws it
@@ -508,19 +520,13 @@ class FaxService:
                 log.exception("fax in progress %s: not settled yet", marker.get("key"))
         return written
 
-    def _find(self, key: str) -> Interaction | None:
-        if not key:
-            return None
-        found = self.history.newest(
-            1,
-            where=lambda i: i.channel == "fax" and i.details.get("fax_key") == key,
-            max_scan=FIND_CALL_SCAN,
-        )
-        return found[0] if found else None
+    def _find(self, key: str, start: datetime | None = None) -> Interaction | None:
+        """The fax record written for a marker's `key` (details.fax_key), if any."""
+        return self.history.find_detail("fax", "fax_key", key, start)
 
     def _recover_receive(self, marker: dict[str, Any]) -> int:
         key = str(marker.get("key", "") or "")
-        item = self._find(key)
+        item = self._find(key, markers.when(marker.get("start")))
         fresh = item is None
         if item is None:
             item = self.history.record(self._interrupted(marker))
@@ -1046,13 +1052,14 @@ class FaxService:
         return self.history.media_file(ref) if ref else None
 
     def queued(self) -> list[Interaction]:
-        return self.history.newest(
-            200,
-            where=lambda i: i.channel == "fax" and i.direction == "out" and i.outcome == "queued",
-        )
+        """Every fax waiting to be sent, newest first, however old (from the history index)."""
+        return [
+            i for i in self.history.all_of([[outcome_key("fax", "queued")]]) if i.direction == "out"
+        ]
 
     def faxes(self, n: int = 50, before: str | None = None) -> list[Interaction]:
-        return self.history.newest(n, before=before, where=lambda i: i.channel == "fax")
+        """Faxes in and out, newest first, `n` a page after `before` (a record id)."""
+        return self.history.query([[channel_key("fax")]], n, before=before).items
 
     def retry(self, record_id: str) -> Interaction:
         """Try a queued or failed outgoing fax again now."""

@@ -105,6 +105,9 @@ class Services:
             self.store, self.history, self.contacts, self.notify.messages, self.notify.message
         )
         self.notify.record_emails = self.history.note_email  # emails stay on their timelines
+        self.notify.records_between = lambda start, end: [  # the daily summary's day
+            {**i.to_record(), "id": i.id} for i in self.history.between(start, end)
+        ]
         self.greetings = GreetingsService(self.store, self.settings, self.bus)
 
     @classmethod

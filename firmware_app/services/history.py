@@ -237,9 +237,57 @@ class Page:
 # record is written, so a call the daemon did not live to finish is recorded at the next
 # start (firmware_app/calls/runner.py `recover`).
 IN_PROGRESS = ("calls", "in_progress")
-# How many of the newest records are searched for a marker's call: its record, when written,
-# was written just before the marker was to be removed, so it is among the last ones.
-FIND_CALL_SCAN = 1000
+FIND_PAGE = 200  # records read a page at a time when looking for one by its details
+ALL_OF = 1 << 40  # "no limit" for index selections that must be whole
+
+
+class _Tally:
+    """A group being counted (HistoryService.groups)."""
+
+    __slots__ = ("count", "last", "name", "open")
+
+    def __init__(self, last: Interaction) -> None:
+        self.last = last
+        self.name = last.name
+        self.count = 1
+        self.open = int(last.open)
+
+    def add(self, item: Interaction) -> None:
+        self.count += 1
+        self.open += int(item.open)
+        self.name = self.name or item.name
+
+    def group(self, key: str) -> Group:
+        return Group(key, self.last, self.name, self.count, self.open)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Group:
+    """Records sharing a key (a text conversation): the newest, the newest name, counts."""
+
+    key: str
+    last: Interaction
+    name: str
+    count: int
+    open: int
+
+
+# What selects the group of a record: extra clauses, and a check for what they cannot tell.
+Members = Callable[[Interaction], "tuple[list[Clause], Filter | None] | None"]
+
+
+def _group(
+    items: Iterable[Interaction], n: int, key_of: Callable[[Interaction], str]
+) -> list[Group]:
+    """Group records already read, newest first (the fallback while the index is built)."""
+    found: dict[str, _Tally] = {}
+    for item in items:
+        key = key_of(item)
+        if key in found:
+            found[key].add(item)
+        else:
+            found[key] = _Tally(item)
+    return [t.group(k) for k, t in list(found.items())[:n]]
 
 
 class HistoryService:
@@ -445,16 +493,150 @@ class HistoryService:
         rows = self._store.table(*IN_PROGRESS).all()
         return [{**row, "marker_id": row.doc_id} for row in rows]
 
-    def find_call(self, key: str) -> Interaction | None:
-        """The call record written for a marker's `key` (details.call_key), if any."""
-        if not key:
+    def find_call(self, key: str, start: datetime | None = None) -> Interaction | None:
+        """The call record written for a marker's `key` (details.call_key), if any; `start`
+        is the marker's start, which the record keeps."""
+        return self.find_detail("call", "call_key", key, start)
+
+    def find_detail(
+        self, channel: str, field: str, value: str, start: datetime | None = None
+    ) -> Interaction | None:
+        """The record of `channel` whose `details[field]` is `value` (a call's or a fax's
+        marker key, a text's fingerprint), looked for in the whole history: among records
+        started at or after `start` when it is known (a record keeps its marker's start),
+        else among every record of the channel, newest first."""
+        if not value:
             return None
-        found = self.newest(
-            1,
-            where=lambda i: i.channel == "call" and i.details.get("call_key") == key,
-            max_scan=FIND_CALL_SCAN,
-        )
-        return found[0] if found else None
+
+        def match(item: Interaction) -> bool:
+            return item.channel == channel and item.details.get(field) == value
+
+        if start is not None:
+            after: str | None = None
+            while True:
+                page = self.since(start, FIND_PAGE, after=after)
+                found = next((i for i in page.items if match(i)), None)
+                if found is not None or page.next_after is None:
+                    return found
+                after = page.next_after
+        page = self.query([[channel_key(channel)]], 1, where=match, count=False)
+        return page.items[0] if page.items else None
+
+    def between(self, start: datetime, end: datetime) -> list[Interaction]:
+        """Every record started in [start, end), newest first (the daily summary's day),
+        from the index however many there are. While the index is built: read from the
+        store, newest first, until a whole page of records started before `start` (records
+        are written about in the order they happen)."""
+        self._ensure_index()
+        out: list[Interaction] = []
+        if not self.index.ready:
+            older = 0
+            for rec in self._store.history.scan():
+                item = self._readable(rec)
+                if item is None:
+                    continue
+                older = older + 1 if item.start < start else 0
+                if older >= FIND_PAGE:
+                    break
+                if start <= item.start < end:
+                    out.append(item)
+            return sorted(out, key=lambda i: (i.start, encode(i.id)), reverse=True)
+        after: str | None = None
+        while True:
+            page = self.since(start, FIND_PAGE, after=after)
+            out.extend(i for i in page.items if i.start < end)
+            if page.next_after is None:
+                break
+            after = page.next_after
+        out.sort(key=lambda i: (i.start, encode(i.id)), reverse=True)
+        return out
+
+    def all_of(self, clauses: Sequence[Clause]) -> list[Interaction]:
+        """Every record with a key of every clause, newest first (queued texts and faxes:
+        lists that are short by nature but must never be cut). While the index is built,
+        the whole store is read for them, a month at a time: never a partial list."""
+        self._ensure_index()
+        if self.index.ready:
+            return self.query(clauses, ALL_OF, count=False).items
+        wanted = [set(c) for c in clauses]
+        out = []
+        for rec in self._store.history.scan():
+            if all(record_keys(rec, needs_attention) & w for w in wanted):
+                item = self._readable(rec)
+                if item is not None:
+                    out.append(item)
+        return out
+
+    @staticmethod
+    def _readable(rec: Mapping[str, Any]) -> Interaction | None:
+        try:
+            return Interaction.from_record(rec)
+        except (HistoryError, ValueError, TypeError):
+            return None
+
+    def groups(
+        self,
+        clauses: Sequence[Clause],
+        n: int,
+        key_of: Callable[[Interaction], str],
+        members: Members,
+    ) -> list[Group]:
+        """The `n` groups (records sharing `key_of`) whose newest record is newest, among the
+        records with a key of every clause; newest first, each with its newest record, the
+        newest name in it, how many records it has and how many are open, over the whole
+        history. `members(item)` gives the clauses that select the group of `item` and a
+        check for what the keys cannot tell (or None: the keys are exact); a group it gives
+        None for is counted record by record, reading every record the clauses match."""
+        self._ensure_index()
+        if not self.index.ready:
+            return _group(
+                self._scan(clauses, FALLBACK_SCAN, None, None, False, None).items, n, key_of
+            )
+        codes, _ = self.index.select(clauses, ALL_OF, count=False)
+        seen: set[int] = set()
+        found: dict[str, _Tally] = {}
+        by_record: set[str] = set()
+        for code in codes:
+            if code in seen:
+                continue
+            item = self._load(code)
+            if item is None:
+                continue
+            key = key_of(item)
+            tally = found.get(key)
+            if tally is not None:  # a group counted record by record
+                tally.add(item)
+                continue
+            if len(found) >= n:
+                if not by_record:
+                    break
+                continue
+            tally = found[key] = _Tally(item)
+            selection = members(item)
+            if selection is None:
+                by_record.add(key)
+                continue
+            extra, check = selection
+            member_codes, _ = self.index.select([*clauses, *extra], ALL_OF, count=False)
+            if check is None:
+                seen.update(member_codes)
+                tally.count = len(member_codes)
+                tally.open = self.index.select([*clauses, *extra, [OPEN]], 0)[1]
+                for mc in member_codes:  # the newest name (most often the newest record's)
+                    if tally.name:
+                        break
+                    if mc != code and (other := self._load(mc)) is not None:
+                        tally.name = other.name
+                continue
+            for mc in member_codes:
+                if mc == code:
+                    seen.add(mc)
+                    continue
+                other = self._load(mc)
+                if other is not None and check(other):
+                    seen.add(mc)
+                    tally.add(other)
+        return [t.group(k) for k, t in found.items()]
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -495,10 +677,12 @@ class HistoryService:
         after: str | None = None,
         oldest_first: bool = False,
         where: Filter | None = None,
+        count: bool = True,
     ) -> Page:
         """Records with a key of every clause, newest first (or oldest first), strictly
         between the cursors `after` and `before`; `where` checks what the keys cannot say
-        exactly (a local day in a zone with half hours). `total` counts every match."""
+        exactly (a local day in a zone with half hours). `total` counts every match (with
+        `where`, by checking up to VERIFY_MAX of them; not at all when `count` is False)."""
         self._ensure_index()
         if not self.index.ready:
             return self._scan(clauses, n, before, after, oldest_first, where)
@@ -507,11 +691,11 @@ class HistoryService:
         total: int | None = None
         while True:
             want = n + 1 - len(items)
-            codes, count = self.index.select(
+            codes, matched = self.index.select(
                 clauses, want, before=b, after=a, oldest_first=oldest_first, count=total is None
             )
             if total is None:
-                total = count
+                total = matched
             for code in codes:
                 item = self._load(code)
                 if item is not None and (where is None or where(item)):
@@ -523,7 +707,9 @@ class HistoryService:
             else:
                 b = codes[-1]
         exact = True
-        if where is not None and total:
+        if where is not None and total and not count:
+            exact = False
+        elif where is not None and total:
             if total <= VERIFY_MAX:
                 codes, _ = self.index.select(clauses, total, count=False)
                 total = sum(1 for c in codes if (i := self._load(c)) is not None and where(i))

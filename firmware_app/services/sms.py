@@ -48,7 +48,17 @@ from ..protocol.sms_reassembly import (
 )
 from ..store import Store
 from ..workers import Worker
-from .history import HistoryService, Interaction
+from .history import (
+    Clause,
+    Filter,
+    HistoryService,
+    Interaction,
+    channel_key,
+    contact_key,
+    number_key,
+    outcome_key,
+)
+from .history_index import words_of
 
 if TYPE_CHECKING:
     from ..modem.line import Line
@@ -477,38 +487,36 @@ class SmsService:
     def gsm_lines(self) -> list[Line]:
         return [ln for ln in self._lines.lines() if ln.status().kind == "gsm"]
 
-    def conversations(self, n: int = 50, max_scan: int = 5000) -> list[Conversation]:
+    def conversations(self, n: int = 50) -> list[Conversation]:
         """Texts grouped by contact (all of a contact's numbers together), else by number or
-        sender name; newest conversation first."""
-        groups: dict[str, list[Interaction]] = {}
-        for item in self.history.newest(max_scan, where=_is_sms, max_scan=max_scan):
-            groups.setdefault(conversation_key(item), []).append(item)
-        out = []
-        for key, items in groups.items():
-            last = items[0]
-            name = next((i.name for i in items if i.name), "")
-            out.append(
-                Conversation(
-                    key=key,
-                    number=last.number,
-                    name=name,
-                    last=last,
-                    count=len(items),
-                    unread=sum(1 for i in items if i.open),
-                )
+        sender name; newest conversation first, over the whole history (the history index:
+        each conversation's texts are counted through its contact or number)."""
+        groups = self.history.groups([[channel_key("sms")]], n, conversation_key, _members)
+        out = [
+            Conversation(
+                key=g.key,
+                number=g.last.number,
+                name=g.name,
+                last=g.last,
+                count=g.count,
+                unread=g.open,
             )
+            for g in groups
+        ]
         out.sort(key=lambda c: c.last.start, reverse=True)
-        return out[:n]
+        return out
 
-    def conversation(self, key: str, n: int = 200, max_scan: int = 5000) -> list[Interaction]:
-        """Both directions with one contact, number or sender (a `conversation_key`), oldest
-        first. A bare number also finds texts filed under the contact who has it."""
-        items = self.history.newest(
-            n,
-            where=lambda i: _is_sms(i) and key in (conversation_key(i), i.number or i.name),
-            max_scan=max_scan,
-        )
-        return list(reversed(items))
+    def texts(self, n: int = 50) -> list[Interaction]:
+        """The newest `n` texts both ways, newest first."""
+        return self.history.query([[channel_key("sms")]], n, count=False).items
+
+    def conversation(self, key: str, n: int = 200) -> list[Interaction]:
+        """The newest `n` texts both ways with one contact, number or sender (a
+        `conversation_key`), oldest first, however old. A bare number also finds texts filed
+        under the contact who has it."""
+        clauses, where = _conversation_query(key)
+        page = self.history.query(clauses, n, where=where, count=False)
+        return list(reversed(page.items))
 
     def status(self) -> dict[str, Any]:
         with self._lock:
@@ -614,10 +622,8 @@ class SmsService:
             if msg is not None:
                 self._complete(msg, self._part_line.get(fp, ""))
         self._expire()
-        for item in self.history.newest(
-            500,
-            where=lambda i: i.channel == "sms" and i.direction == "out" and i.outcome == "queued",
-        ):
+        queued = self.history.all_of([[outcome_key("sms", "queued")]])
+        for item in reversed(queued):  # oldest first: sent in the order they were queued
             if item.details.get("sending"):
                 log.warning(
                     "text %s was being sent when Frontdesk stopped; sending it again", item.id
@@ -1105,7 +1111,7 @@ class SmsService:
         """One record (after a restart, looked for first by its fingerprint), then the
         email."""
         stored = None
-        if not recovering or self._find_recorded(fp) is None:
+        if not recovering or self._find_recorded(fp, _float(record.get("at"))) is None:
             stored = self.history.record(self._unreadable_interaction(fp, record, line))
         self._mark([fp], "stored")
         if stored is not None:
@@ -1148,7 +1154,9 @@ class SmsService:
         if doc is not None and doc.get("history_id"):
             self._mark(msg.fingerprints, "stored")
             return
-        record_id = self._find_recorded(msg.fingerprint) if doc is not None else None
+        record_id = (
+            self._find_recorded(msg.fingerprint, msg.received_at) if doc is not None else None
+        )
         if doc is None:
             doc_id = self._messages.insert(
                 {"fp": msg.fingerprint, "state": "recording", "at": msg.received_at}
@@ -1166,12 +1174,12 @@ class SmsService:
             self._after_received(stored)
         self._messages.update(doc_id, {"state": "done"})
 
-    def _find_recorded(self, fp: str) -> str | None:
-        """A stop between recording a message and noting it: look for it in the history."""
-        found = self.history.newest(
-            1, where=lambda i: i.channel == "sms" and i.details.get("fingerprint") == fp
-        )
-        return found[0].id if found else None
+    def _find_recorded(self, fp: str, at: float | None = None) -> str | None:
+        """A stop between recording a message and noting it: look for it in the history
+        (by its fingerprint, among texts since an hour before it came when that is known)."""
+        since = datetime.fromtimestamp(at, UTC) - timedelta(hours=1) if at else None
+        found = self.history.find_detail("sms", "fingerprint", fp, since)
+        return found.id if found else None
 
     def _interaction(self, msg: CompletedMessage, line: str) -> Interaction:
         sender = msg.sender
@@ -1645,6 +1653,53 @@ def _balance(doc: dict[str, Any] | None) -> Balance | None:
 
 def _is_sms(item: Interaction) -> bool:
     return item.channel == "sms"
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _members(item: Interaction) -> tuple[list[Clause], Filter | None] | None:
+    """What selects the texts of `item`'s conversation in the history index (see
+    `HistoryService.groups`): a contact's by its key; a number's by the number, checked
+    for texts filed under a contact; a sender name's by its words, checked whole."""
+    key = conversation_key(item)
+    if item.contact_id is not None:
+        return [[contact_key(item.contact_id)]], None
+    if item.number:
+        return [[number_key(item.number)]], lambda i: conversation_key(i) == key
+    return _by_words(key)
+
+
+def _by_words(name: str) -> tuple[list[Clause], Filter | None] | None:
+    words = words_of(name)
+    if not words or name == UNKNOWN:
+        return None
+    return [[f"w:{w}"] for w in sorted(words)], lambda i: conversation_key(i) == name
+
+
+def _conversation_query(key: str) -> tuple[list[Clause], Filter | None]:
+    """The index query of a conversation page: a contact's texts, a number's (with those
+    filed under the contact who has it), a sender name's; texts with no readable sender
+    are looked for among every text."""
+    clauses: list[Clause] = [[channel_key("sms")]]
+    if key.startswith("contact:") and key[8:].isdigit():
+        return [*clauses, [contact_key(int(key[8:]))]], None
+    if key.startswith("+") and key[1:].isdigit():
+        return [*clauses, [number_key(key)]], None
+
+    def match(i: Interaction) -> bool:
+        return key in (conversation_key(i), i.number or i.name)
+
+    if key.lstrip("+").isdigit():  # a short code, or a number kept as it came
+        return [*clauses, [number_key(key), *(f"w:{w}" for w in words_of(key))]], match
+    by_words = _by_words(key)
+    if by_words is None:
+        return clauses, match
+    return [*clauses, *by_words[0]], match
 
 
 def conversation_key(item: Interaction) -> str:

@@ -132,6 +132,9 @@ class Notifier:
         # outbox (pruned once sent, deleted, dropped waiting for a mail server), so the
         # record's timeline keeps it.
         self.record_emails: Callable[[str, dict[str, Any]], None] | None = None
+        # The history records started in [start, end), newest first, from the history index
+        # (services.history.between); without it the summary pages back through the store.
+        self.records_between: Callable[[datetime, datetime], list[dict[str, Any]]] | None = None
 
     # -- settings-derived values ---------------------------------------------------------------
 
@@ -313,10 +316,13 @@ class Notifier:
     def history_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """History records whose `start` falls in [start, end), newest first.
 
-        Pages back through the history and stops at the first page whose records all
-        started before `start` (records are stored in about the order they happen).
-        Records without a readable `start` are left out.
+        Through the history index when there is one (`records_between`: every record of the
+        day, however many). Otherwise pages back through the store and stops at the first
+        page whose records all started before `start` (records are stored in about the
+        order they happen). Records without a readable `start` are left out.
         """
+        if self.records_between is not None:
+            return self.records_between(start, end)
         found: list[dict[str, Any]] = []
         before: str | None = None
         for _ in range(HISTORY_PAGES_MAX):
