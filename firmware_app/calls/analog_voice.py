@@ -132,6 +132,25 @@ class _Stream:
             return None
 
 
+class _AudioDecoder:
+    """The modem's audio bytes as 16-bit 8 kHz samples, whatever sizes they come in: a
+    16-bit sample can be split between two reads (or by an escaped 0x10 the DLE decoder
+    holds back), so its first byte waits for the second."""
+
+    def __init__(self, fmt: VoiceFormat) -> None:
+        self.fmt = fmt
+        self.carry = b""
+
+    def __call__(self, data: bytes) -> Pcm:
+        raw = self.carry + data
+        cut = len(raw) - len(raw) % self.fmt.bytes_per_sample
+        self.carry = raw[cut:]
+        pcm = codecs.decode(raw[:cut], self.fmt.codec)
+        if self.fmt.rate != RATE:
+            pcm = codecs.resample(pcm, self.fmt.rate, RATE)
+        return pcm
+
+
 class _Duplex:
     """One AT+VTR data state: the stream, what was sent and heard, the line monitor."""
 
@@ -143,7 +162,7 @@ class _Duplex:
         self.closing = False
         self.heard: deque[Pcm] = deque()
         self.held = 0  # samples in `heard`
-        self.carry = b""  # half a 16-bit sample
+        self.decode = _AudioDecoder(fmt)
         self.samples = 0  # samples heard in all
         self.monitor = LineMonitor(
             hangup=HangupDetector(start=0.0, silence_seconds=DUPLEX_SILENCE, modem_silence=False),
@@ -452,13 +471,7 @@ class AnalogVoiceChannel:
     def _duplex_event(self, d: _Duplex, ev: VoiceEvent) -> None:
         t = d.samples / RATE
         if isinstance(ev, Audio):
-            raw = d.carry + ev.data
-            width = d.fmt.bytes_per_sample
-            cut = len(raw) - len(raw) % width
-            d.carry = raw[cut:]
-            pcm = codecs.decode(raw[:cut], d.fmt.codec)
-            if d.fmt.rate != RATE:
-                pcm = codecs.resample(pcm, d.fmt.rate, RATE)
+            pcm = d.decode(ev.data)
             d.samples += pcm.size
             d.heard.append(pcm)
             d.held += pcm.size
@@ -696,6 +709,7 @@ class AnalogVoiceChannel:
         if not self._enter("AT+VRX", stream):
             return False
         detector = DialToneDetector(seconds=FLASH_DIAL_TONE)
+        decode = _AudioDecoder(fmt)
         heard = ""
         samples = 0
         wall_end = self.clock() + timeout / self.pacing.speed + 2.0
@@ -704,9 +718,7 @@ class AnalogVoiceChannel:
                 break  # the modem stopped sending audio
             ev = stream.get(0.1)
             if isinstance(ev, Audio):
-                pcm = codecs.decode(ev.data, fmt.codec)
-                if fmt.rate != RATE:
-                    pcm = codecs.resample(pcm, fmt.rate, RATE)
+                pcm = decode(ev.data)
                 samples += pcm.size
                 found = detector.feed(pcm)
                 if found:
@@ -750,6 +762,7 @@ class AnalogVoiceChannel:
             modem_silence=self.quirks.modem_silence_works and listening,
         )
         monitor = LineMonitor(hangup=hangup, silence_seconds=silence_seconds)
+        decode = _AudioDecoder(fmt)
         pieces: list[Pcm] = []
         samples = 0
         digits = ""
@@ -778,9 +791,7 @@ class AnalogVoiceChannel:
                     reason, detail = "error", "the modem stopped sending audio"
                 continue
             if isinstance(ev, Audio):
-                pcm = codecs.decode(ev.data, fmt.codec)
-                if fmt.rate != RATE:
-                    pcm = codecs.resample(pcm, fmt.rate, RATE)
+                pcm = decode(ev.data)
                 if keep:
                     pieces.append(pcm)
                 samples += pcm.size

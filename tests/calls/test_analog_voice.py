@@ -185,6 +185,46 @@ def test_caller_leaving_ends_and_trims_the_recording(
     channel.close()
 
 
+def test_16_bit_audio_split_between_reads_stays_in_step(
+    monkeypatch: pytest.MonkeyPatch,
+    make_modem: Callable[..., SimulatedModem],
+    make_line: Callable[..., Line],
+    recorder: Recorder,
+    bus: EventBus,
+) -> None:
+    """16-bit linear (a modem offering no 8-bit format): a sample whose first byte ends one
+    read, or is an escaped 0x10 the DLE decoder holds back to see what follows, is joined
+    with its second byte, never decoded a byte out of step."""
+    import firmware_app.calls.analog_voice as analog_voice
+    from firmware_app.protocol.voice import VoiceFormat
+
+    sixteen = VoiceFormat(
+        cmid=129, name="16-BIT LINEAR", codec="s16le", rate=8000, command="AT+VSM=129,8000"
+    )
+    monkeypatch.setattr(analog_voice, "choose_format", lambda lines, **kw: sixteen)
+    # Every sample's high byte is 0x10 (4096-4351), so every 20 ms the simulator sends ends
+    # in an escaped DLE that the decoder holds back: the reads carry odd byte counts.
+    said = (4224 + np.round(100 * np.sin(2 * np.pi * 440 * np.arange(16000) / 8000))).astype(
+        np.int16
+    )
+    modem = make_modem("usr5637")
+    modem.voice.caller = VoiceCaller().say(said, at=0.2).hang_up(at=2.2, after="record")
+    line = make_line(modem.path)
+    channel = answered(modem, line, recorder, bus)
+    got = channel.record(30.0, silence_seconds=6.0)
+    assert "AT+VSM=129,8000" in modem.commands
+    assert got.reason == "hangup" and 1.8 <= got.seconds <= 2.5, (got.reason, got.seconds)
+    heard = got.audio[int(0.3 * 8000) : int(1.9 * 8000)]
+    assert heard.min() > 3900 and heard.max() < 4550  # in step: no byte-swapped samples
+    channel.close()
+
+    # The decoder alone, fed a byte at a time.
+    decode = analog_voice._AudioDecoder(sixteen)
+    data = said[:400].astype("<i2").tobytes()
+    out = np.concatenate([decode(data[i : i + 1]) for i in range(len(data))])
+    assert np.array_equal(out, said[:400])
+
+
 def test_recording_ends_at_once_when_the_ok_comes_with_dle_etx(
     tmp_path: Path,
     make_modem: Callable[..., SimulatedModem],
