@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 SIM_PREFIX = "sim:"
 DEMO_RING_INTERVAL = 2.0  # seconds between demo rings (a real line: about 6)
+# The simulated fax machine on each simulated analog line with fax: its own id (CSI) when it
+# answers a fax Frontdesk sends, and the office's number it calls in a demo fax.
+DEMO_FAX_ID = "+1 555 0199"
+DEMO_OFFICE = "5550100"
 DEMO_SAY_LIMIT = 300  # characters a demo caller may say (about 20 s of speech)
 _STATUS_FIELDS = tuple(f.name for f in fields(LineStatus))
 
@@ -49,7 +53,9 @@ class LinesService:
         self._options = options
         self._lines: dict[str, Line] = {}
         self._simulators: dict[str, Any] = {}
-        self._demo_fax: list[Any] = []  # the demo's virtual fax line and fax machine
+        # line -> (virtual line, fax machine): the fax machine at the other end of each
+        # simulated analog line with Class 1 fax (`_fax_peer`)
+        self._fax_peers: dict[str, tuple[Any, Any]] = {}
         self._demo_reference = 0  # concatenation reference of the demo's long texts
         # Ports no probe may touch: PCM audio ports named in the machine config (a probe
         # written into a call's audio would be heard, and the audio read as AT answers).
@@ -118,6 +124,8 @@ class LinesService:
         modem = create(personality, folder, link_name=f"tty-{personality}-{len(self._lines) + 1}")
         line = self.add_port(str(modem.urc_path), simulated=True)
         self._simulators[line.name] = modem
+        if modem.personality.fax1_modulations:
+            self._fax_peers[line.name] = _fax_peer(modem)
         return line
 
     def workers(self) -> list[Worker]:
@@ -127,7 +135,9 @@ class LinesService:
         return out
 
     def close(self) -> None:
-        self._end_demo_fax()
+        for wire, machine in self._fax_peers.values():
+            machine.close()
+            wire.close()
         for line in list(self._lines.values()):
             line.close()
         for modem in self._simulators.values():
@@ -221,12 +231,12 @@ class LinesService:
         )
 
     def demo_fax(self, number: str = "+15551230100", line: str | None = None) -> str:
-        """A simulated fax machine calls a simulated analog line with Class 1 fax over a
-        virtual line (modem/simulator/fax_line.py) and sends a sample page: the call is
-        answered for voice, its calling tone hands it to the fax service, which receives
-        the page in Class 1 (Frontdesk's own T.30). Returns the line's name."""
+        """The simulated fax machine on a simulated analog line with Class 1 fax (over a
+        virtual line, modem/simulator/fax_line.py) calls it as `number` and sends a sample
+        page: the call is answered for voice, its calling tone hands it to the fax service,
+        which receives the page in Class 1 (Frontdesk's own T.30). Returns the line's name."""
         from ..media.fax_send import encode_page
-        from ..modem.simulator import LineFax, VirtualLine, VoiceCaller
+        from ..modem.simulator import VoiceCaller
 
         number = number.strip()
         if not number or len(number) > 20 or not number.lstrip("+").isdigit():
@@ -234,21 +244,16 @@ class LinesService:
         names = [line] if line else list(self._simulators)
         for name in names:
             modem = self._simulators.get(name)
-            if modem is None or not modem.personality.fax1_modulations:
+            peer = self._fax_peers.get(name)
+            if modem is None or peer is None:
                 continue
-            self._end_demo_fax()
-            machine = LineFax(local_id=number)
-            modem.voice.caller = VoiceCaller().send_fax_tone(at=0.5, after="play")
-            wire = VirtualLine(
-                machine,
-                modem,
-                numbers=(number, "5550100"),
-                time_scale=0.2,
-                rings=6,
-                ring_interval=DEMO_RING_INTERVAL,
-            )
-            self._demo_fax = [wire, machine]
+            busy = self._busy(name, modem)
+            if busy:
+                raise FrontdeskError(busy)
+            wire, machine = peer
             page = encode_page(_demo_page(number), fine=True, mr=False, min_scan_bits=0)
+            modem.voice.caller = VoiceCaller().send_fax_tone(at=0.5, after="play")
+            machine.local_id = wire.ends[0].number = number  # its id, and its caller ID
             machine.send([[page]])
             log.info("demo: a fax machine calls %s", name)
             return name
@@ -257,6 +262,18 @@ class LinesService:
             if line is None
             else f"{line} is not a simulated line with Class 1 fax"
         )
+
+    def _busy(self, name: str, modem: Any) -> str:
+        """Why the demo cannot call simulated line `name` now, or "": a line ringing or in
+        a call (the simulated fax machine's too) is not rung over."""
+        peer = self._fax_peers.get(name)
+        if peer is not None and (peer[1].busy or peer[0].ends[1].in_call):
+            return (
+                f"{name} is busy: its simulated fax machine is in a call; try again once it is over"
+            )
+        if modem.call_state != "idle":
+            return f"{name} is busy: a call is on it; try again once it is over"
+        return ""
 
     def demo_sms(self, number: str, text: str, line: str | None = None) -> dict[str, Any]:
         """A text from `number` reaches a simulated GSM line's SIM, as the network delivers
@@ -301,10 +318,24 @@ class LinesService:
             else f"{line} is not a simulated GSM line"
         )
 
-    def _end_demo_fax(self) -> None:
-        for thing in reversed(self._demo_fax):
-            thing.close()
-        self._demo_fax = []
+
+def _fax_peer(modem: Any) -> tuple[Any, Any]:
+    """A simulated fax machine on a virtual line with a simulated analog modem (fax_line.py),
+    switched on: it answers every fax call out of the line (a fax Frontdesk sends in the
+    demo, to any number, is received there and sent) and is the machine `demo_fax` calls
+    in from. Line time runs at 0.2 of real time, so a page takes a few seconds."""
+    from ..modem.simulator import LineFax, VirtualLine
+
+    machine = LineFax(local_id=DEMO_FAX_ID).answer_calls()
+    wire = VirtualLine(
+        machine,
+        modem,
+        numbers=(DEMO_FAX_ID, DEMO_OFFICE),
+        time_scale=0.2,
+        rings=6,
+        ring_interval=DEMO_RING_INTERVAL,
+    )
+    return wire, machine
 
 
 def _demo_page(number: str) -> Any:

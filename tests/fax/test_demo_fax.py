@@ -4,6 +4,7 @@ and the sample page is received in Class 1 (a fax record with the page, and its 
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from firmware_app.config import demo_config
 from firmware_app.daemon import Daemon
 from firmware_app.errors import FrontdeskError
 from firmware_app.sdnotify import Notifier
+from tests.calls.test_daemon_call import lines_idle
+from tests.fax.fakes import page_png
 from tests.test_daemon import free_port
 
 pytestmark = pytest.mark.timeout(120)
@@ -50,5 +53,37 @@ def test_demo_fax_from_the_cli_arrives_in_class_1(
         assert fax.details["damaged_lines"] == 0 and fax.media
         calls = svc.history.newest(5, where=lambda i: i.channel == "call")
         assert [c.outcome for c in calls] == ["fax"]
+    finally:
+        daemon.shutdown()
+
+
+def test_a_fax_sent_in_the_demo_is_answered_by_the_simulated_fax_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The demo's analog line has a fax machine at its other end that answers every fax
+    call out of it (to any number): `frontdesk fax send` against the demo's daemon dials,
+    the machine answers and takes the page, and the fax is sent at the first try."""
+    caplog.set_level(logging.INFO, logger="firmware_app.modem.simulator.fax_machine")
+    monkeypatch.setattr(demo, "SINK_PORT", free_port())
+    folder = tmp_path / "demo"
+    daemon = Daemon(demo_config(folder), notifier=Notifier(None), web=False)
+    svc = daemon.start()
+    try:
+        lines_idle(svc)
+        doc = tmp_path / "letter.png"
+        doc.write_bytes(page_png())
+        argv = ["fax", "send", "--to", "+15557654321", str(doc), "--data-dir", str(folder)]
+        assert cli.main(argv) == 0
+        deadline = time.monotonic() + 90
+        while True:
+            faxes = svc.history.newest(5, where=lambda i: i.channel == "fax")
+            if faxes and faxes[0].outcome in ("sent", "failed"):
+                break
+            assert time.monotonic() < deadline, faxes
+            time.sleep(0.1)
+        (fax,) = faxes
+        assert (fax.direction, fax.outcome, fax.line) == ("out", "sent", "line1"), fax.details
+        assert fax.details["attempts"] == 1 and fax.details["pages"] == 1, fax.details
+        assert "simulated fax machine +1 555 0199: received 1 page(s)" in caplog.text
     finally:
         daemon.shutdown()

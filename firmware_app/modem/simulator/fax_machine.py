@@ -533,7 +533,9 @@ class FaxResult:
 class LineFax:
     """A Group 3 fax machine standing directly on a virtual line: `send()` calls the other
     end and sends documents (lists of T.4 pages, first bit in the LSB); `receive()` waits
-    for a call and takes what comes. `wait()` gives the `FaxResult`."""
+    for a call and takes what comes; after `answer_calls()` it answers every call that
+    rings it while it is idle, as a fax machine left switched on does. `wait()` gives the
+    `FaxResult` (the last call's)."""
 
     def __init__(
         self,
@@ -554,6 +556,20 @@ class LineFax:
         self._done = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._jobs = threading.Lock()  # one call at a time
+        self._answer_as: str | None = None  # answer_calls(): the id it answers with
+        self.answered = 0  # calls answered by answer_calls()
+
+    @property
+    def busy(self) -> bool:
+        """In a call (sending, receiving or waiting for one)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def answer_calls(self, local_id: str | None = None) -> LineFax:
+        """From now on answer each call that rings this machine while it is idle and
+        receive what comes, as `receive()` (with `local_id` as its own id when given)."""
+        self._answer_as = local_id or self.local_id
+        return self
 
     # EndOwner
     def attach(self, end: LineEnd) -> None:
@@ -566,6 +582,12 @@ class LineFax:
 
     def ringing(self, caller: str) -> None:
         self._ringing.set()
+        with self._jobs:
+            answer = self._answer_as is not None and not self.busy and not self._stop.is_set()
+            if answer:
+                self.local_id = self._answer_as or self.local_id
+                self.answered += 1
+                self.receive()
         self.notify()
 
     def far_end_gone(self) -> None:
@@ -603,6 +625,7 @@ class LineFax:
                 self.result.session = station.session
                 self.result.trace = list(station.trace)
                 self._done.set()
+                log.info("simulated fax machine %s: %s", self.local_id, self.result.reason)
 
         self._thread = threading.Thread(target=run, name="line-fax", daemon=True)
         self._thread.start()
@@ -654,6 +677,7 @@ class LineFax:
         def run(st: Station) -> None:
             if not self._ringing.wait(120):
                 raise Gone("nobody called")
+            self._ringing.clear()  # the next receive() waits for a call of its own
             time.sleep(answer_after)
             st.answer()
             while True:
