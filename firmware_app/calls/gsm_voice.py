@@ -165,6 +165,7 @@ class GsmVoiceChannel:
         self._gone = threading.Event()
         self._stopping = threading.Event()
         self._failed = False
+        self.failure = ""  # why the audio path failed, in words (for the call's record)
         self._writing = False
         self._playing = False
         self._modem_dtmf = False
@@ -303,7 +304,8 @@ class GsmVoiceChannel:
             if reason != "done":
                 self._playback.clear()
             played = min(self._frames_out - start_out, len(frames)) * FRAME_SECONDS
-        return PlayResult(reason=reason, digits=digits, seconds=played)
+        detail = self._why(reason) if reason == "error" else ""
+        return PlayResult(reason=reason, digits=digits, seconds=played, detail=detail)
 
     def record(
         self, max_seconds: float, *, stop_digits: str = "#", silence_seconds: float = 6.0
@@ -342,7 +344,7 @@ class GsmVoiceChannel:
                     continue
                 if not self._capture:
                     if not self._wait():
-                        reason, detail = "error", "no audio from the call"
+                        reason, detail = "error", self._why("error")
                         break
                     continue
                 frame = self._capture.popleft()
@@ -382,7 +384,8 @@ class GsmVoiceChannel:
             while True:
                 end = self._end_reason()
                 if end is not None:
-                    return DigitsResult(reason=end, digits=digits)
+                    detail = self._why(end) if end == "error" else ""
+                    return DigitsResult(reason=end, digits=digits, detail=detail)
                 if self._fax:
                     return DigitsResult(reason="fax", digits=digits)
                 while self._digits:
@@ -399,7 +402,7 @@ class GsmVoiceChannel:
                     waited += 1
                     continue
                 if not self._wait():
-                    return DigitsResult(reason="error", digits=digits)
+                    return DigitsResult(reason="error", digits=digits, detail=self._why("error"))
 
     # -- bridging (calls.bridge) ------------------------------------------------------------
 
@@ -470,6 +473,7 @@ class GsmVoiceChannel:
             data = io.read_frame()
             if data is None:
                 with self._cond:
+                    self.failure = self.failure or f"the call audio stopped ({self._description})"
                     self._failed = True
                     self._cond.notify_all()
                 return
@@ -523,6 +527,10 @@ class GsmVoiceChannel:
             left = deadline - time.monotonic()
             if left <= 0:
                 log.warning("%s: no call audio for %.0f s", self.line.name, self._stall)
+                self.failure = self.failure or (
+                    f"no call audio for {self._stall:.0f} s from {self._description} (check "
+                    "audio.pcm_port or audio.device in the machine config)"
+                )
                 return False
             self._cond.wait(min(left, 0.25))
         return True
@@ -537,7 +545,7 @@ class GsmVoiceChannel:
     def _why(self, reason: EndReason) -> str:
         if reason == "hangup":
             return f"line: {self.gone_reason}" if self.gone_reason else "hung up"
-        return "the audio path stopped"
+        return self.failure or "the audio path stopped"
 
 
 class GsmSoundCardChannel(GsmVoiceChannel):

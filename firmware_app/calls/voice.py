@@ -36,6 +36,7 @@ class PlayResult:
     reason: EndReason
     digits: str = ""  # keys pressed while playing, in order, each press once
     seconds: float = 0.0  # how much was played
+    detail: str = ""  # words for the record when it ended in "error"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +52,7 @@ class RecordResult:
 class DigitsResult:
     reason: EndReason  # "done" when enough digits came, "silence" on timeout
     digits: str = ""
+    detail: str = ""  # words for the record when it ended in "error"
 
 
 @runtime_checkable

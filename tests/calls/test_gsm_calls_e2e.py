@@ -241,6 +241,24 @@ def test_after_hours_gsm_call_over_serial_pcm(
     assert not stop or stop in w.modems[0].commands
 
 
+def test_a_pcm_port_that_carries_no_audio_is_named_in_the_record(
+    world: Callable[..., World], tmp_path: Path
+) -> None:
+    """audio.pcm_port names a port no audio comes from (another modem's, say): the call
+    cannot go on, and its record and missed-call email say what to check."""
+    w = world(("sim7600",))
+    other = create("sim7600", tmp_path / "dev", link_name="tty-other")
+    w.closers.append(other.close)
+    silent = other.pcm_audio(speed=5.0)  # that modem has no call: its port stays quiet
+    w.services.call_audio = CallAudio(w.services.bus, AudioConfig(pcm_port=[str(silent.link)]))
+    item = w.call()
+    assert item.outcome == "missed", item.text
+    assert item.text.startswith(f"no call audio for 3 s from GSM PCM over USB serial {silent.link}")
+    assert "check audio.pcm_port or audio.device in the machine config" in item.text
+    (mail,) = w.mails(1)
+    assert "audio.pcm_port" in mail.get_body(("plain",)).get_content()
+
+
 def test_after_hours_gsm_call_through_a_sound_card(
     world: Callable[..., World], alsa_files: tuple[Path, Path]
 ) -> None:
