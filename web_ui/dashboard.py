@@ -42,6 +42,7 @@ class Chart:
 
 
 PLOT_TOP, PLOT_BOTTOM, PLOT_LEFT = 8, 22, 28
+LABEL_CHAR = 6.6  # about how wide a character of an 11-unit label is
 
 
 def _ticks(peak: int) -> list[int]:
@@ -52,10 +53,18 @@ def _ticks(peak: int) -> list[int]:
 
 
 def stacked(
-    title: str, series: list[tuple[int, int]], labels: list[str], every: int, width: int = 640
+    title: str,
+    series: list[tuple[int, int]],
+    labels: list[str],
+    every: int,
+    width: int = 360,
+    from_end: bool = False,
 ) -> Chart:
-    """Answered (bottom) and not answered (top) per slot."""
-    height = 180
+    """Answered (bottom) and not answered (top) per slot; every `every`th slot labelled,
+    counted from the last one when `from_end` (today's bar always has its date). The
+    drawing is 360 units wide, about the width it is shown at on a phone, so its 11-unit
+    words stay readable there and grow with the chart on a wider screen."""
+    height = 150
     plot_h = height - PLOT_TOP - PLOT_BOTTOM
     n = max(1, len(series))
     slot = (width - PLOT_LEFT - 4) / n
@@ -83,7 +92,12 @@ def stacked(
                     f"{labels[i]}: {missed} not answered",
                 )
             )
-    marks = [(PLOT_LEFT + (i + 0.5) * slot, labels[i]) for i in range(0, n, every)]
+    slots = range(n - 1, -1, -every) if from_end else range(0, n, every)
+    marks = []
+    for i in sorted(slots):  # centred under its bar, kept inside the drawing
+        half = len(labels[i]) * LABEL_CHAR / 2
+        x = min(max(PLOT_LEFT + (i + 0.5) * slot, half + 1), width - half - 1)
+        marks.append((x, labels[i]))
     tick_marks = [(PLOT_TOP + plot_h - plot_h * t / top, t) for t in ticks]
     total_a = sum(a for a, _ in series)
     total_m = sum(m for _, m in series)
@@ -129,6 +143,7 @@ def _charts(svc: Services) -> dict[str, Any]:
         [(_answered(d), _missed(d)) for d in days],
         [f"{d.day:%d %b}" for d in days],
         every=7,
+        from_end=True,
     )
     hours = svc.stats.by_hour(days)
     per_hour = stacked(

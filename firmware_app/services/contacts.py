@@ -208,6 +208,15 @@ def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
 
 
+def _row_problem(problem: FieldProblem) -> str:
+    """An import row's problem in words: the value as written when there is one
+    ("numbers '12': expected ..."), else only the field ("blocked: expected either ...")."""
+    value = problem.value
+    if value is None or value == "" or isinstance(value, bool):
+        return f"{problem.field}: expected {problem.allowed}"
+    return f"{problem.field} {value!r}: expected {problem.allowed}"
+
+
 def _clean(text: str, limit: int) -> str:
     return " ".join(str(text).split())[:limit] if limit <= NAME_MAX else str(text).strip()[:limit]
 
@@ -532,9 +541,7 @@ class ContactsService:
             try:
                 contact = self._take_over_entries(self._contact(draft))
             except ValidationError as exc:
-                text = "; ".join(
-                    f"{p.field} {p.value!r}: expected {p.allowed}" for p in exc.problems
-                )
+                text = "; ".join(_row_problem(p) for p in exc.problems)
                 result.problems.append(RowProblem(draft.line, text))
                 continue
             with self._lock:

@@ -148,6 +148,10 @@ def test_csv_bad_rows_are_reported_by_line_and_the_rest_kept(svc: Services) -> N
     assert result.added == 2
     assert [c.name for c in svc.contacts.all()] == ["Anna", "Eve"]
     assert svc.contacts.all()[0].tags == ("a", "b")
+    # A problem without a value as written names the field only.
+    drafts, problems = contacts_io.read_csv("name,mobile,vip,blocked\nBoth,+12015550100,yes,yes\n")
+    both = svc.contacts.import_drafts(drafts, problems).problems
+    assert [p.message for p in both] == ["blocked: expected either VIP or blocked, not both"]
 
 
 def test_csv_without_known_columns(svc: Services) -> None:

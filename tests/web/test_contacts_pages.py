@@ -352,8 +352,32 @@ def test_dashboard_cards_and_svg_charts(
     figures = dict(re.findall(r"<dt>([^<]+)</dt><dd>([^<]+)</dd>", body))
     assert figures["Answered"] == "1" and figures["Voicemail"] == "1"
     assert figures["Texts in / out"] == "1 / 0" and figures["Faxes in / out"] == "1 / 0"
-    assert body.count('<svg viewBox="0 0 640 180" role="img"') == 2
+    assert body.count('<svg viewBox="0 0 360 150" role="img"') == 2
     assert 'class="bar-answered"' in body and 'class="bar-missed"' in body
+    # Days are labelled a week apart counting back from today, so today's bar has its date.
+    today = services.stats.today()
+    labels = re.findall(r'<text class="chart-label"[^>]*>([^<]+)</text>', body)
+    assert labels[:5] == [f"{today - timedelta(days=7 * k):%d %b}" for k in (4, 3, 2, 1, 0)]
+    assert labels[5:] == [f"{h:02d}:00" for h in range(0, 24, 3)]
+
+
+def test_list_items_read_well(logged_in: Owner, services: Services, desk: dict[str, Any]) -> None:
+    """An unknown caller's item: Open beside its title, Save as contact beside Mark handled
+    (not between the name and the badge); counts in the singular for one; a contact without
+    a number has no dangling separator."""
+    body = text(logged_in.client.get("/inbox/?line=line2"))  # the fax from an unknown number
+    item = body[body.index(f'id="r-{desk["fax"].id}"') :]
+    item = item[: item.index("</li>")]
+    head = item[item.index('class="desk-head"') : item.index("</p>")]
+    assert "Open" in head and "Save as contact" not in head
+    actions = item[item.index('class="desk-actions"') :]
+    assert actions.index("Mark handled") < actions.index("Save as contact")
+    assert "1 open item." in body and "1 open items" not in body  # filtered: the count says
+    everything = text(logged_in.client.get("/inbox/"))
+    assert "4 items still to deal with" in everything and "4 open items." not in everything
+    services.contacts.save(Draft(name="No Number", company="Acme"))
+    page = text(logged_in.client.get("/contacts/"))
+    assert "Acme</span>" in page and "Acme · </span>" not in page
 
 
 def test_api_contacts_interactions_inbox(
