@@ -402,14 +402,26 @@ class MqttService:
                 sms = getattr(self.svc, "sms", None)
                 if sms is None:
                     return "ignored: no SMS line"
-                body = json.loads(text)
-                to, message = str(body["to"]), str(body["text"])
+                try:
+                    body = json.loads(text)
+                except ValueError:
+                    body = None
+                if not (
+                    isinstance(body, dict)
+                    and isinstance(body.get("to"), str)
+                    and isinstance(body.get("text"), str)
+                ):
+                    return f"ignored: cmd/sms takes JSON like {SMS_EXAMPLE}, not {text[:60]!r}"
+                to, message = body["to"], body["text"]
                 item = sms.send(self.svc.contacts.normalise(to), message)
                 return f"sms queued as {getattr(item, 'id', '?')}"
         except (FrontdeskError, ValueError, KeyError, TypeError) as exc:
             log.warning("mqtt command %s failed: %s", what, exc)
             return f"failed: {exc}"
         return f"ignored: unknown command {what!r}"
+
+
+SMS_EXAMPLE = '{"to": "+447700900123", "text": "On our way"}'
 
 
 class MqttWorker(Worker):

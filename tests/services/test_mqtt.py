@@ -327,6 +327,11 @@ def test_every_line_state_and_a_text_sent_through_the_broker(
             timeout=30,
         )
         w.wait(lambda: w.last("fd/state/texts_out_today") == "1")
+        w.publish("fd/cmd/sms", "call me")  # not JSON: said in words, nothing sent
+        w.wait(lambda: any("cmd/sms takes JSON like" in d for d in mqtt.worker.commands_done))
+        w.publish("fd/cmd/sms", '{"to": "07700 900123"}')
+        w.wait(lambda: any('\'{"to": "07700 900123"}\'' in d for d in mqtt.worker.commands_done))
+        assert len(modem.sent_sms) == 1
         modem.unplug()  # the USB stick pulled out
         w.wait(lambda: line1().get("state") == "down", timeout=15)
         assert line1()["connected"] == "OFF"
