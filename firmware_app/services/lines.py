@@ -213,6 +213,9 @@ class LinesService:
                     f"{line_name} is a GSM line: --press, --say and --hang-up-after script "
                     "callers on the demo's analog line"
                 )
+            busy = self._busy(line_name, modem)  # never rung over a call (the demo fax's)
+            if busy:
+                raise FrontdeskError(busy)
             if analog:  # a fresh caller each call (a demo fax's calling tone is not kept)
                 modem.voice.caller = _demo_caller(press, say, hang_up_after)
             modem.ring(CallerId(number=number, name=name), rings=6, interval=DEMO_RING_INTERVAL)
@@ -220,6 +223,9 @@ class LinesService:
             return line_name
         if line is None and self._simulators and not scripted:
             line_name = next(iter(self._simulators))
+            busy = self._busy(line_name, self._simulators[line_name])
+            if busy:
+                raise FrontdeskError(busy)
             self._simulators[line_name].ring(
                 CallerId(number=number, name=name), rings=6, interval=DEMO_RING_INTERVAL
             )

@@ -87,3 +87,46 @@ def test_a_fax_sent_in_the_demo_is_answered_by_the_simulated_fax_machine(
         assert "simulated fax machine +1 555 0199: received 1 page(s)" in caplog.text
     finally:
         daemon.shutdown()
+
+
+def test_a_demo_call_after_a_demo_fax_is_a_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fax machine's calling tone belongs to its call: a demo call while the demo fax
+    is still on the line is refused (it would ring over it, and take the fax's place), and
+    a demo call once it is over is a call like any other (a silent caller: a missed call),
+    not a fax. The daemon keeps nothing of the fax for the next call."""
+    monkeypatch.setattr(demo, "SINK_PORT", free_port())
+    daemon = Daemon(demo_config(tmp_path / "demo"), notifier=Notifier(None), web=False)
+    svc = daemon.start()
+    try:
+        lines_idle(svc)
+        lines = svc.extra["lines"]
+        assert lines.demo_fax("+15551239999") == "line1"
+        with pytest.raises(FrontdeskError, match="line1 is busy"):
+            lines.demo_call("+15551234567")
+        deadline = time.monotonic() + 90
+        while not (faxes := svc.history.newest(5, where=lambda i: i.channel == "fax")):
+            assert time.monotonic() < deadline, "no fax record"
+            time.sleep(0.1)
+        assert [(f.outcome, f.name) for f in faxes] == [("received", "+15551239999")]
+        while True:  # the line is free again once the fax machine has hung up
+            try:
+                lines.demo_call("+15551234567")
+                break
+            except FrontdeskError as exc:
+                assert "busy" in str(exc) and time.monotonic() < deadline, exc
+                time.sleep(0.2)
+        while True:
+            calls = svc.history.newest(5, where=lambda i: i.channel == "call")
+            if len(calls) == 2:
+                break
+            assert time.monotonic() < deadline, calls
+            time.sleep(0.2)
+        assert [(c.outcome, c.number) for c in calls] == [
+            ("missed", "+15551234567"),
+            ("fax", "+15551239999"),
+        ]
+        assert len(svc.history.newest(5, where=lambda i: i.channel == "fax")) == 1
+    finally:
+        daemon.shutdown()
