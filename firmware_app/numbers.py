@@ -58,6 +58,12 @@ def display(number: str, region: str = "US") -> str:
     return str(phonenumbers.format_number(parsed, fmt))
 
 
+def with_name(name: str, shown: str) -> str:
+    """A name and a number written side by side: "JANE DOE, (201) 555-0123". A comma, not
+    brackets: numbers written nationally may have brackets of their own."""
+    return f"{name}, {shown}" if name and shown and name != shown else (name or shown)
+
+
 def is_valid(number: str, region: str = "US") -> bool:
     """True when the number is a real, dialable number in its country's plan."""
     import phonenumbers

@@ -261,7 +261,9 @@ class ContactsService:
         if not number:
             return "Withheld number"
         shown = self.display(number)
-        return f"{name} ({shown})" if name and name != number else f"Unknown {shown}"
+        if name and name != number:
+            return numbers.with_name(name, shown)
+        return f"Unknown {shown}"
 
     # -- reading -----------------------------------------------------------------------------
 

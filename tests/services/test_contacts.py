@@ -64,6 +64,18 @@ def test_numbers_are_stored_e164_and_shown_locally(
     assert svc.contacts.by_number(typed) == c
 
 
+def test_a_caller_id_name_and_its_number_read_cleanly(svc: Services) -> None:
+    """A name from caller ID next to a number written nationally: "JANE DOE, (201)
+    555-0123", never "JANE DOE ((201) 555-0123)"; no name: "Unknown <number>"."""
+    country(svc, "US")
+    assert svc.contacts.caller("+12015550123", "JANE DOE") == "JANE DOE, (201) 555-0123"
+    assert svc.contacts.caller("+12015550123") == "Unknown (201) 555-0123"
+    assert svc.contacts.caller("+12015550123", "+12015550123") == "Unknown (201) 555-0123"
+    assert svc.contacts.caller("", "JANE DOE") == "Withheld number"
+    country(svc, "GB")
+    assert svc.contacts.caller("+442079460958", "Ann") == "Ann, 020 7946 0958"
+
+
 def test_bad_contact_names_each_field(svc: Services) -> None:
     with pytest.raises(ValidationError) as err:
         svc.contacts.save(Draft(numbers=(("12", "mobile"),), email="nope", vip=True, blocked=True))

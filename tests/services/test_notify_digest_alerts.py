@@ -226,7 +226,9 @@ def test_digest_content_counts_list_and_tolerance(
     assert "Texts: 1 (1 sent)" in text
     assert "Faxes: 1 (1 other)" in text and "Faxs" not in text
     lines = [line for line in text.splitlines() if line[:2].isdigit() or line.startswith("--:")]
-    assert lines[0].startswith("18:00  Call in  Ann <b>Hostile</b> Bcc: x@example.com")
+    assert lines[0] == (
+        "18:00  Call in  Ann <b>Hostile</b> Bcc: x@example.com, 020 7946 0001  answered"
+    )
     assert lines[1] == "09:15  Voicemail in  withheld number  voicemail"
     assert lines[2] == "10:00  Text out  +44 7700 900123  sent"
     assert lines[3].startswith("11:00  Fax  withheld number")

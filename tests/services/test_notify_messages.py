@@ -160,6 +160,20 @@ def test_missed_call_withheld_number() -> None:
     assert "/history/" not in d.text  # no record, no link
 
 
+def test_a_named_us_caller_reads_name_comma_number() -> None:
+    """US numbers are written with brackets, "(201) 555-0123": beside a name they follow a
+    comma, not another pair of brackets."""
+    us = Context(business_name="Acme", timezone="America/New_York", country="US")
+    call = MissedCallNotice(number="+12015550123", contact_name="JANE DOE", at=AT, reason="x")
+    d = missed_call_message(call, us)
+    assert "From: JANE DOE, (201) 555-0123" in d.text
+    assert "((" not in d.text and "((" not in d.html
+    vm = VoicemailNotice(number="+12015550123", contact_name="JANE DOE", at=AT, duration_s=5)
+    assert "From: JANE DOE, (201) 555-0123" in voicemail_message(vm, us).text
+    bare = missed_call_message(MissedCallNotice(number="+12015550123", at=AT, reason="x"), us)
+    assert "From: (201) 555-0123" in bare.text
+
+
 def test_sms_message_quotes_the_text() -> None:
     text = "Hi <script>alert(1)</script>\r\nsecond line"
     d = sms_message(SmsNotice(number="+491701234567", at=AT, text=text), CTX)

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 
+from ...numbers import with_name
+
 Kind = Literal["voicemail", "missed_call", "sms", "fax", "test", "digest", "alert"]
 
 SUBJECT_MAX = 120
@@ -391,7 +393,7 @@ def voicemail_message(vm: VoicemailNotice, ctx: Context) -> Draft:
         subject=f"Voicemail from {who} ({duration})",
         heading=f"New voicemail from {who}",
         rows=[
-            ("From", number if who == number else f"{who}, {number}"),
+            ("From", with_name(who, number)),
             ("Received", format_time(vm.at, ctx)),
             ("Length", duration),
             ("Box", vm.box),
@@ -412,7 +414,7 @@ def missed_call_message(call: MissedCallNotice, ctx: Context) -> Draft:
         subject=f"Missed call from {who}",
         heading=f"Missed call from {who}",
         rows=[
-            ("From", number if who == number else f"{who}, {number}"),
+            ("From", with_name(who, number)),
             ("Called", format_time(call.at, ctx)),
             ("Why", call.reason),
             ("Line", call.line),
@@ -436,7 +438,7 @@ def sms_message(sms: SmsNotice, ctx: Context) -> Draft:
         subject=f"Text from {who}: {header_text(text, 60)}",
         heading=f"Text message from {who}",
         rows=[
-            ("From", number if who == number else f"{who}, {number}"),
+            ("From", with_name(who, number)),
             ("Received", format_time(sms.at, ctx)),
             ("Line", sms.line),
         ],
@@ -614,7 +616,7 @@ def digest_message(
         elif direction in ("out", "outgoing"):
             what += " out"
         who, number = caller(_text(rec, "number"), _text(rec, "name"), ctx)
-        shown = who if who == number else f"{who} ({number})"
+        shown = with_name(who, number)
         when = f"{at.astimezone(zone):%H:%M}" if at.year > 1 else "--:--"
         outcome = header_text(_text(rec, "outcome"), 40).replace("_", " ")
         table.append((when, what, shown, outcome))
