@@ -17,7 +17,8 @@ import pytest
 
 from firmware_app.services import Services
 from firmware_app.services.contacts import Draft
-from firmware_app.services.history import Interaction
+from firmware_app.services.history import Interaction, channel_key, outcome_key
+from firmware_app.services.sms import SmsService
 from tests.web.browser import chromium, serve
 from tests.web.browser import shot as save_shot
 from web_ui import create_app
@@ -36,12 +37,23 @@ VIEWPORTS = {"phone": (390, 844), "desktop": (1280, 800)}
 EVIL = "<img src=x onerror=alert(1)>"
 
 
-class FakeSms:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
+class FakeStatus:
+    kind = "gsm"
+    state = "idle"
 
-    def send(self, number: str, text: str) -> None:
-        self.sent.append((number, text))
+
+class FakeLine:
+    """A GSM line as the SMS service sees it; no worker runs, so a text stays queued."""
+
+    name = "line1"
+
+    def status(self) -> FakeStatus:
+        return FakeStatus()
+
+
+class FakeLines:
+    def lines(self) -> list[Any]:
+        return [FakeLine()]
 
 
 def fill(svc: Services) -> dict[str, Any]:
@@ -151,17 +163,24 @@ def test_dashboard_inbox_timeline(browser: Any, server: Any, device: str) -> Non
     assert page.locator("audio.desk-audio").count() == 1
     shot(page, f"{device}-timeline")
 
-    sms = FakeSms()
-    svc.sms = sms  # type: ignore[attr-defined]
+    # The reply goes through the real SMS service: validated, recorded as queued (its
+    # worker, which would hand it to the modem, is not running here) and shown.
+    svc.sms = SmsService(
+        svc.store, svc.bus, svc.settings.get, svc.history, FakeLines(), contacts=svc.contacts
+    )
     try:
         page.reload()
         page.fill("#f-text", "See you Tuesday")
         page.click("text=Send text")
         page.wait_for_selector(".flash-success")
-        assert sms.sent == [("+442079460958", "See you Tuesday")]
+        sent = svc.history.query([[channel_key("sms")], [outcome_key("sms", "queued")]], 5)
+        assert [(i.number, i.text) for i in sent.items] == [("+442079460958", "See you Tuesday")]
+        assert page.locator(".desk-item", has_text="See you Tuesday").count() == 1
+        answered = svc.history.query([[channel_key("sms")], [outcome_key("sms", "received")]], 1)
+        assert answered.items[0].handled_at is not None  # the text it answers
         shot(page, f"{device}-timeline-reply")
     finally:
-        del svc.sms  # type: ignore[attr-defined]
+        svc.sms = None
 
     page.goto(base + "/numbers/+441632960555")
     assert "Unknown" in page.locator("h1").inner_text()
