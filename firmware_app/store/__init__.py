@@ -82,7 +82,8 @@ class History:
 
     def _trim(self, keep: str = "") -> None:
         """Close older months beyond `old_months` (least recently used first) and those idle
-        for `idle_seconds`; the current month and `keep` (in use now) stay."""
+        for `idle_seconds`; the current month and `keep` (in use now) stay, and so does a
+        month whose snapshot is being written until it is (closing would wait for it)."""
         current = self.current_month()
         now = time.monotonic()
         others = [m for m in self._open if m not in (current, keep)]  # least recent first
@@ -91,6 +92,8 @@ class History:
         for month in others:
             if excess > 0 or now - self._used.get(month, now) > self._idle:
                 excess -= 1
+                if self._open[month].writing_snapshot():
+                    continue
                 self._open.pop(month).close()
                 self._used.pop(month, None)
 
@@ -122,7 +125,8 @@ class History:
                 db.close()
 
     def _exists(self, month: str) -> bool:
-        return any((self.folder / f"{month}{ext}").exists() for ext in (".json", ".json.journal"))
+        names = (".json", ".json.journal", ".json.journal.old")
+        return any((self.folder / f"{month}{ext}").exists() for ext in names)
 
     def _open_month(self, month: str) -> Database:
         """A month's database. One that cannot be read (an I/O error on a failing SD card) is
@@ -272,7 +276,7 @@ class Store:
         files = [*self.data_dir.glob("*.json*"), *self.data_dir.glob("history/*.json*")]
         for path in files:
             journal = path.name.endswith(".journal")
-            if not (journal or path.name.endswith(".json")):
+            if not (journal or path.name.endswith((".json", ".journal.old"))):
                 continue  # moved-aside copies are not opened
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND if journal else os.O_RDONLY)

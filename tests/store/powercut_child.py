@@ -3,8 +3,9 @@
 Run by test_powercut.py, which kills it with SIGKILL at random moments. It prints `started`
 before opening the store (so a kill can land in the start-up recovery: temp files removed,
 torn journal lines truncated, journals replayed), `ready N` once open, `ack N` after each
-stored record and `done` at the end. A small compaction threshold makes snapshots happen
-often, so kills land during them too.
+stored record and `done` at the end. Snapshots are rewritten every 2 kB of journal per month
+(in small chunks, a few records at a time), so many kills land while the snapshot thread is
+at work: renaming the journal, writing, renaming the snapshot, deleting the old segment.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ def media_bytes(seq: int) -> bytes:
 
 def main() -> None:
     data_dir, total = sys.argv[1], int(sys.argv[2])
-    durable.COMPACT_MIN_BYTES = 8192
+    durable.COMPACT_MIN_BYTES = 2048
+    durable.COMPACT_RATIO = 0.0  # however large the snapshot
+    durable.SNAPSHOT_BATCH = 2
+    durable.WRITE_CHUNK = 512
     print("started", flush=True)
     store = Store(data_dir)
     start = sum(1 for _ in store.history.newest(total + 10))

@@ -199,6 +199,7 @@ def test_compaction_keeps_everything(tmp_path: Path, monkeypatch: pytest.MonkeyP
     for i in range(300):
         t.insert({"n": i})
     t.remove(5)
+    assert db.storage.wait_snapshot(60)  # written on a thread of its own
     assert (tmp_path / "x.json").exists()
     assert (tmp_path / "x.json.journal").stat().st_size < 4000
     db.close()

@@ -2,8 +2,11 @@
 
 A kill counts as a write kill only when it landed while the child was writing (after `ready`,
 before `done`), and as a recovery kill when it landed while the store was opening (after
-`started`, before `ready`). The test goes on, with a fresh data dir whenever all records are
-written, until there were at least MIN_WRITE_KILLS and MIN_RECOVERY_KILLS of them.
+`started`, before `ready`). A write kill also counts as a snapshot kill when it left a
+snapshot rewrite unfinished: an old journal segment that was not there before the run, or a
+temp file (the snapshot being written, or the new journal before its rename). The test goes
+on, with a fresh data dir whenever all records are written, until there were at least
+MIN_WRITE_KILLS, MIN_RECOVERY_KILLS and MIN_SNAPSHOT_KILLS of them.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware_app.store import Store
+from firmware_app.store import Store, durable
 from tests.store.powercut_child import media_bytes, payload
 
 TOTAL = 500
 MIN_WRITE_KILLS = 20
 MIN_RECOVERY_KILLS = 5
+MIN_SNAPSHOT_KILLS = 10
 MAX_RUNS = 1000
 ROOT = Path(__file__).parents[2]
 CHILD = Path(__file__).with_name("powercut_child.py")
@@ -65,6 +69,19 @@ def run_child(data: Path, delay: float, during_recovery: bool) -> Run:
     return Run(acked, "started" in names, "ready" in names, "done" in names, killed, open_seconds)
 
 
+def rewrite_marks(data: Path) -> set[tuple[str, int]]:
+    """What an unfinished snapshot rewrite leaves in the history folder: old journal
+    segments (with their inodes: one renamed again is a new one) and temp files."""
+    folder = data / "history"
+    if not folder.is_dir():
+        return set()
+    return {
+        (p.name, p.stat().st_ino)
+        for p in folder.iterdir()
+        if p.name.endswith(".journal.old") or durable.TEMP_MARK in p.name
+    }
+
+
 def check_store(data: Path, acked: set[int]) -> int:
     """The store opens and holds every acknowledged record, intact and once; returns how many."""
     with Store(data) as store:
@@ -83,18 +100,28 @@ def check_store(data: Path, acked: set[int]) -> int:
 
 def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     rng = random.Random(20261125)
-    write_kills = recovery_kills = runs = rounds = 0
+    write_kills = recovery_kills = snapshot_kills = runs = rounds = 0
     open_seconds = 0.01  # how long opening the store takes: the recovery window, measured
-    while write_kills < MIN_WRITE_KILLS or recovery_kills < MIN_RECOVERY_KILLS:
+
+    def enough() -> bool:
+        return (
+            write_kills >= MIN_WRITE_KILLS
+            and recovery_kills >= MIN_RECOVERY_KILLS
+            and snapshot_kills >= MIN_SNAPSHOT_KILLS
+        )
+
+    while not enough():
         rounds += 1
         data = tmp_path / f"data-{rounds}"
         acked: set[int] = set()
         done = False
-        while not done and (write_kills < MIN_WRITE_KILLS or recovery_kills < MIN_RECOVERY_KILLS):
+        while not done and not enough():
             runs += 1
             assert runs < MAX_RUNS, (
-                f"only {write_kills} write kills and {recovery_kills} recovery kills in {runs} runs"
+                f"only {write_kills} write kills ({snapshot_kills} in a snapshot rewrite) and "
+                f"{recovery_kills} recovery kills in {runs} runs"
             )
+            before = rewrite_marks(data)
             # Every third run aims at the store opening, once there is something to recover.
             aim_recovery = bool(acked) and runs % 3 == 0
             if aim_recovery:
@@ -108,8 +135,10 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
                 recovery_kills += 1
             elif run.killed and run.ready and not run.done:
                 write_kills += 1
+                if rewrite_marks(data) - before:
+                    snapshot_kills += 1
             # After each run, killed or not, the store opens with every acknowledged write.
             stored = check_store(data, acked)
         if done:
             assert stored == TOTAL  # every record stored exactly once
-    assert write_kills >= MIN_WRITE_KILLS and recovery_kills >= MIN_RECOVERY_KILLS
+    assert enough()
