@@ -203,11 +203,12 @@ def text_pdus(text: Text, when: datetime) -> list[str]:
 
 class StoreWatcher:
     """Which SMS fingerprints are on disk in the daemon's `sms` database (snapshot and
-    journal), read as plain text and only as far as needed."""
+    journal segments), read as plain text and only as far as needed."""
 
     def __init__(self, data_dir: Path) -> None:
         self.snapshot = data_dir / "sms.json"
         self.journal = data_dir / "sms.json.journal"
+        self.old = data_dir / "sms.json.journal.old"  # while a snapshot is being written
         self.known: set[str] = set()
         self._offset = 0
         self._inode = 0
@@ -226,10 +227,13 @@ class StoreWatcher:
         except FileNotFoundError:
             st = None
         if st is None or st.st_ino != self._inode or st.st_size < self._offset:
-            self._offset = 0  # a new journal: the old one went into the snapshot
+            # A new journal: the old one is the old segment until the new snapshot holds it
+            # (renamed into place before the segment is deleted: read in this order).
+            self._offset = 0
             self._inode = st.st_ino if st else 0
-            with contextlib.suppress(FileNotFoundError):
-                self.known.update(re.findall(r"[0-9a-f]{32}", self.snapshot.read_text()))
+            for earlier in (self.old, self.snapshot):
+                with contextlib.suppress(FileNotFoundError):
+                    self.known.update(re.findall(r"[0-9a-f]{32}", earlier.read_text()))
         if st is None:
             return
         with self.journal.open("rb") as fh:
