@@ -108,6 +108,12 @@ def kind(item: Interaction) -> str:
     return item.channel
 
 
+def has_message(i: Interaction) -> bool:
+    """A voicemail, or an interrupted call whose recording was kept (docs/calls.md)."""
+    kept = i.outcome == "interrupted" and bool(i.media)
+    return i.channel == "call" and (i.outcome == "voicemail" or kept)
+
+
 def view(item: Interaction, svc: Services, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
     """What a page shows of one interaction."""
     contact = svc.contacts.by_number(item.number) if item.number else None
@@ -139,6 +145,9 @@ def view(item: Interaction, svc: Services, tz: ZoneInfo, now: datetime) -> dict[
         "iso": item.start.isoformat(),
         "duration": duration_text(item.duration) if item.duration else "",
         "media": media,
+        # A message's player marks it heard when played, as on the Voicemail page.
+        "heard_url": url_for("voicemail.heard", record_id=item.id) if has_message(item) else "",
+        "heard": bool(item.details.get("heard")),
         "open": item.open,
         "handled": item.handled_at is not None,
         "handled_when": when_text(item.handled_at, tz, now) if item.handled_at else "",

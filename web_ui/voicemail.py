@@ -40,18 +40,12 @@ from .api import api_blueprint, register_api
 from .calls import _ID, MAX_LIMIT, PAGE, _cursor, as_dict
 from .registry import add_nav
 from .security import services
-from .timeline import views, zone
+from .timeline import has_message, views, zone
 
 bp = Blueprint("voicemail", __name__, url_prefix="/voicemail")
 api = api_blueprint("voicemail_api", __name__)
 
 TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
-
-
-def _has_message(i: Interaction) -> bool:
-    """A voicemail, or an interrupted call whose recording was kept (docs/calls.md)."""
-    kept = i.outcome == "interrupted" and bool(i.media)
-    return i.channel == "call" and (i.outcome == "voicemail" or kept)
 
 
 VOICEMAIL = outcome_key("call", "voicemail")
@@ -70,7 +64,7 @@ def messages(n: int, before: str | None, only_open: bool) -> Page:
 
 def _item(record_id: str) -> Interaction:
     item = services().history.get(record_id) if _ID.match(record_id) else None
-    if item is None or not _has_message(item):
+    if item is None or not has_message(item):
         abort(404)
     return item
 

@@ -76,6 +76,53 @@ def test_opening_the_page_is_not_hearing_pressing_play_is(
     context.close()
 
 
+def test_playing_a_message_in_the_inbox_marks_it_heard(
+    browser: Any,  # noqa: F811
+    server: str,  # noqa: F811
+    services: Services,
+) -> None:
+    """The Inbox's player (and a caller's timeline's) marks a message heard as the Voicemail
+    page's does: not on opening the page, on pressing play; its "new" badge goes at once.
+    A missed call in the same list has no such badge."""
+    services.auth.set_password(PASSWORD)
+    vm = add(services, "voicemail", 1)
+    add(services, "missed", 2)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(10000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if "Security Policy" in m.text else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(server + "/login")
+    page.fill("#f-password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(server + "/")
+
+    page.goto(server + "/inbox/", wait_until="networkidle")
+    item = page.locator(f'[id="r-{vm.id}"]')
+    assert item.locator(".js-new").count() == 1
+    assert page.locator(".js-new").count() == 1  # the missed call has none
+    assert not heard(services, vm.id)
+    audio = item.locator("audio")
+    box = audio.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 20, box["y"] + box["height"] / 2)  # the play button
+    until(page, "[...document.querySelectorAll('audio')].some(a => !a.paused)")
+    item.locator(".js-new").wait_for(state="detached")
+    deadline = time.monotonic() + 10
+    while not heard(services, vm.id):
+        assert time.monotonic() < deadline, "play in the inbox did not mark the message heard"
+        time.sleep(0.05)
+    page.reload(wait_until="networkidle")
+    assert page.locator(".js-new").count() == 0
+    page.goto(server + f"/numbers/{vm.number}", wait_until="networkidle")
+    assert page.locator("audio[data-heard-url]").count() == 1  # the caller's timeline too
+    assert page.locator(".js-new").count() == 0
+    shot(page, "desktop-inbox-heard")
+    assert problems == []
+    context.close()
+
+
 def test_calls_and_voicemail_fit_a_phone(
     browser: Any,  # noqa: F811
     server: str,  # noqa: F811
