@@ -19,6 +19,7 @@ Prints figures and FIGURE lines (bench/run_all.py); exits 1 when the ledger does
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import shutil
@@ -55,9 +56,23 @@ from soak_traffic import (
 )
 
 ANALOG, FAX_MODEM, GSM = "usr5637", "cx93010", "sim800"
-# (personality, role): calls go to the voice lines, faxes to the Conexant ones.
-LAYOUT = [(ANALOG, "voice")] * 5 + [(FAX_MODEM, "voice")] * 2 + [(FAX_MODEM, "fax")]
-LAYOUT += [(GSM, "voice")] * 4
+# Seconds a line is busy with one call (rings, greeting, message, goodbye, the pause before
+# the next), measured in earlier runs (docs/performance.md "How many calls fit").
+ANALOG_CALL_SECONDS = 8.3
+GSM_CALL_SECONDS = 2.8
+
+
+def layout(calls: int, seconds: float) -> list[tuple[str, str]]:
+    """(personality, role) of each line: enough voice lines for the planned call rate (three
+    in five calls on analog lines, each line at most two-thirds busy), never fewer than
+    seven analog and four GSM; one Conexant fax-only line. Calls go to the voice lines,
+    faxes to the Conexant ones."""
+    rate = calls / max(1.0, seconds)
+    analog = max(7, math.ceil(rate * 0.6 * ANALOG_CALL_SECONDS * 1.5))
+    gsm = max(4, math.ceil(rate * 0.4 * GSM_CALL_SECONDS * 1.5))
+    conexant = max(2, analog // 3)
+    lines = [(ANALOG, "voice")] * (analog - conexant) + [(FAX_MODEM, "voice")] * conexant
+    return [*lines, (FAX_MODEM, "fax"), *[(GSM, "voice")] * gsm]
 
 
 def figure(name: str, value: float, unit: str, target: str, op: str) -> None:
@@ -163,7 +178,7 @@ class Soak:
 
     def build(self) -> None:
         dev = self.folder / "dev"
-        for i, (personality, role) in enumerate(LAYOUT, 1):
+        for i, (personality, role) in enumerate(layout(self.p.calls, self.p.seconds), 1):
             line = Line(f"line{i}", personality, dev, role)
             self.lines.append(line)
             if line.kind == "gsm":
