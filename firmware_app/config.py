@@ -48,6 +48,9 @@ class WebConfig:
     # (e.g. "127.0.0.1"); only its X-Forwarded-Proto/-For/-Host headers are believed.
     # Frontdesk itself serves plain HTTP (docs/web.md, "HTTPS").
     trusted_proxy: str = ""
+    # Where people's browsers reach the page, for the links in emails (e.g.
+    # "https://desk.example.com"); "" = worked out from the listen address (`page_url`).
+    public_url: str = ""
 
 
 # Keys that once existed, with what to do instead: named in the error, not just "unknown".
@@ -125,6 +128,34 @@ class MachineConfig:
     @property
     def listen_host_port(self) -> tuple[str, int]:
         return parse_listen(self.web.listen)
+
+
+def page_url(config: MachineConfig, hostname: str | None = None) -> str:
+    """The web page's address as people's browsers reach it, for links in emails:
+    `web.public_url`, else from `web.listen`: one address (127.0.0.1 in the demo) as it is;
+    every address (0.0.0.0) by this machine's name, `<hostname>.local` as avahi announces
+    it on the LAN (a name with a dot as it is); behind an HTTPS proxy (`web.trusted_proxy`)
+    https on the proxy's usual port. `hostname`: the machine's name (default: the system's)."""
+    if config.web.public_url:
+        return config.web.public_url.rstrip("/")
+    try:
+        host, port = config.listen_host_port
+    except ValueError:
+        host, port = "0.0.0.0", 8080  # noqa: S104 - only a name for links
+    if config.web.trusted_proxy:
+        scheme, port = "https", 443
+    else:
+        scheme = "http"
+    if host in ("0.0.0.0", "::") or config.web.trusted_proxy:  # noqa: S104
+        import socket
+
+        name = (socket.gethostname() if hostname is None else hostname).strip().lower()
+        name = name or "frontdesk"
+        host = name if "." in name else f"{name}.local"
+    elif ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" + ("" if port == default else f":{port}")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -206,6 +237,21 @@ def _check(cfg: MachineConfig) -> list[FieldProblem]:
                     'the IP address the proxy connects from, e.g. "127.0.0.1", or ""',
                 )
             )
+    url = cfg.web.public_url
+    if url and (
+        not url.startswith(("http://", "https://"))
+        or len(url) > 200
+        or any(c.isspace() or ord(c) < 32 for c in url)
+        or len(url.split("://", 1)[1].strip("/")) == 0
+    ):
+        out.append(
+            FieldProblem(
+                "web.public_url",
+                url,
+                'the address people open, e.g. "http://frontdesk.local:8080", or "" to work '
+                "it out from web.listen",
+            )
+        )
     if not cfg.modem.devices:
         out.append(FieldProblem("modem.devices", [], 'at least one device, or ["auto"]'))
     if not 300 <= cfg.modem.baudrate <= 921600:

@@ -147,7 +147,7 @@ def test_import_then_export(
         (
             "schema_version = 99\n",
             "bad.toml is not valid; nothing was changed:\n  - schema_version: 99 is not "
-            "allowed; expected 1 to 2 (a file from a newer Frontdesk: update this one first)",
+            "allowed; expected 1 to 3 (a file from a newer Frontdesk: update this one first)",
         ),
     ],
 )

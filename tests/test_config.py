@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware_app.config import MachineConfig, config_from_dict, load_config
+from firmware_app.config import MachineConfig, config_from_dict, demo_config, load_config, page_url
 from firmware_app.errors import ConfigError
 
 EXAMPLE = Path(__file__).parents[1] / "firmware_app" / "frontdesk.example.toml"
@@ -44,6 +44,9 @@ def test_missing_named_file_is_an_error(tmp_path: Path) -> None:
         ({"log": {"level": "loud"}}, "log.level", "debug, info"),
         ({"log": "info"}, "log", "a [log] table"),
         ({"demo": True}, "demo", "one of: audio, clock, log, modem, panel, store, web"),
+        ({"web": {"public_url": "frontdesk.local"}}, "web.public_url", "the address people"),
+        ({"web": {"public_url": "http://"}}, "web.public_url", "the address people"),
+        ({"web": {"public_url": "http://a b"}}, "web.public_url", "the address people"),
     ],
 )
 def test_bad_values_name_the_key(data: dict, field: str, allowed: str) -> None:
@@ -70,3 +73,31 @@ def test_values_are_read(tmp_path: Path) -> None:
     assert cfg.modem.devices == ["/dev/ttyACM0", "sim:sim800"]
     assert cfg.listen_host_port == ("::1", 9000)
     assert cfg.data_dir == Path("/srv/fd")
+
+
+@pytest.mark.parametrize(
+    ("web", "url"),
+    [
+        ({}, "http://frontdesk.local:8080"),  # the image's name, announced by avahi
+        ({"listen": "0.0.0.0:80"}, "http://frontdesk.local"),
+        ({"listen": "[::]:8080"}, "http://frontdesk.local:8080"),
+        ({"listen": "127.0.0.1:8123"}, "http://127.0.0.1:8123"),  # the demo
+        ({"listen": "192.0.2.7:8080"}, "http://192.0.2.7:8080"),
+        ({"listen": "[::1]:9000"}, "http://[::1]:9000"),
+        ({"listen": "127.0.0.1:8080", "trusted_proxy": "127.0.0.1"}, "https://frontdesk.local"),
+        ({"public_url": "https://desk.example.com/"}, "https://desk.example.com"),
+    ],
+)
+def test_the_page_url_is_where_browsers_reach_the_box(web: dict, url: str) -> None:
+    cfg = config_from_dict({"web": web})
+    assert page_url(cfg, hostname="frontdesk") == url
+
+
+def test_the_page_url_uses_the_machines_name() -> None:
+    assert page_url(MachineConfig(), hostname="Office-Pi") == "http://office-pi.local:8080"
+    assert page_url(MachineConfig(), hostname="desk.example.com") == (
+        "http://desk.example.com:8080"
+    )
+    demo = demo_config(Path("/tmp/x"))
+    demo.web.listen = "127.0.0.1:8099"
+    assert page_url(demo, hostname="frontdesk") == "http://127.0.0.1:8099"

@@ -21,8 +21,13 @@ ROOT = Path(__file__).parents[1]
 
 
 def test_demo_mail_reaches_the_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's email reaches its sink, and its links lead to the demo's own page
+    (http://127.0.0.1:<port>, as --listen gives it), not to an appliance's address."""
     monkeypatch.setattr(demo, "SINK_PORT", free_port())
-    daemon = Daemon(demo_config(tmp_path / "demo"), notifier=Notifier(None), web=False)
+    config = demo_config(tmp_path / "demo")
+    web_port = free_port()
+    config.web.listen = f"127.0.0.1:{web_port}"
+    daemon = Daemon(config, notifier=Notifier(None), web=False)
     services = daemon.start()
     try:
         assert services.settings.get().email.smtp_port == demo.SINK_PORT
@@ -35,6 +40,8 @@ def test_demo_mail_reaches_the_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert result.ok, result
         messages = sink.messages()
         assert len(messages) == 1 and messages[0]["To"] == demo.DEMO_OWNER
+        text = messages[0].get_body(("plain",)).get_content()
+        assert f"http://127.0.0.1:{web_port}" in text and "frontdesk.local" not in text
     finally:
         daemon.shutdown()
 

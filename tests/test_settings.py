@@ -90,6 +90,22 @@ def test_migration_from_version_1() -> None:
         settings_from_dict({"schema_version": 99})
 
 
+def test_migration_from_version_2_web_url() -> None:
+    """Version 2's default link address (the image's) becomes version 3's empty value, this
+    box's own address; version 2's empty value (no links) becomes "none"; others stay."""
+
+    def web_url(value: str) -> str:
+        doc = {"schema_version": 2, "email": {"web_url": value}}
+        return settings_from_dict(doc).email.web_url
+
+    assert web_url("http://frontdesk.local:8080") == ""
+    assert web_url("http://frontdesk.local:8080/") == ""
+    assert web_url("") == "none"
+    assert web_url("https://desk.example.com") == "https://desk.example.com"
+    assert settings_from_dict({"schema_version": 2}).email.web_url == ""
+    assert model.Settings().email.web_url == ""
+
+
 def test_export_import_round_trips_exactly() -> None:
     s = settings_from_dict(
         {

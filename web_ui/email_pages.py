@@ -220,6 +220,9 @@ def _render_settings(
     svc = services()
     current = svc.settings.get()
     views = section_fields(Email, current.email, posted, errors or {})
+    for v in views:
+        if v.name == "web_url" and svc.notify.page_url:
+            v.attrs.setdefault("placeholder", f"Empty: {svc.notify.page_url}")
     prefs = svc.notify.prefs.get()
     prefs_views = section_fields(NotifyPrefs, prefs, prefs_posted, prefs_errors or {})
     body = render_template(

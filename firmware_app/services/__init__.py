@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..config import MachineConfig
+from ..config import MachineConfig, page_url
 from ..events import EventBus
 from ..logs import RingBufferHandler
 from ..store import Store
@@ -79,6 +79,7 @@ class Services:
             self.settings.get,
             clock=lambda: self.clock(),
             save_section=self.settings.save_section,
+            page_url=page_url(self.config),
         )
         self.scheduler = Scheduler(lambda: self.clock())
         self.alerts = AlertService(

@@ -26,7 +26,7 @@ from .routing import Holidays, Hours, Override, Rules, Staff, cross_problems
 from .schema import email_address, email_list, from_dict, length, number_range, setting, to_dict
 from .sms import Sms
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @functools.cache
@@ -188,11 +188,12 @@ class Email:
         help="Larger recordings and faxes are sent as a link to this web page instead.",
     )
     web_url: str = setting(
-        "http://frontdesk.local:8080",
+        "",
         label="Web page address",
         check=length(0, 200),
-        help="How people in the office reach this web page; used for links in emails. "
-        "Empty: no links.",
+        help="How people in the office reach this web page, for the links in emails. "
+        "Empty: the address this box serves it on (web.public_url in the machine config, "
+        'else worked out from its name and port). "none": no links.',
     )
     keep_sent_days: int = setting(
         30,
@@ -299,7 +300,24 @@ def _v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+OLD_WEB_URL = "http://frontdesk.local:8080"
+
+
+def _v2_to_v3(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 2's `email.web_url` defaulted to the image's address and was empty for no
+    links; version 3's empty value is this box's own address (the machine config's
+    `web.public_url`, else its name and port), and "none" is no links."""
+    email = doc.get("email")
+    if isinstance(email, dict) and "web_url" in email:
+        url = email["web_url"]
+        if url == "":
+            email["web_url"] = "none"
+        elif isinstance(url, str) and url.rstrip("/") == OLD_WEB_URL:
+            email["web_url"] = ""
+    return doc
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(doc: dict[str, Any]) -> dict[str, Any]:

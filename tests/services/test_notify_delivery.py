@@ -292,6 +292,7 @@ def make_notifier(
             ssl_context=client_tls,
             timeout=5,
             local_hostname="frontdesk.test",
+            page_url="http://frontdesk.local:8080",  # the box's own address (config.page_url)
         )
         made.append(n)
         return n, box
@@ -673,6 +674,26 @@ def test_outbox_survives_reopening_the_store(
         assert n2.status().counts == {"queued": 1, "sending": 0, "sent": 0, "failed": 0}
     finally:
         st2.close()
+
+
+def test_links_go_to_the_owners_address_else_the_boxs_own(
+    servers: Any, make_notifier: Any, clock: Clock
+) -> None:
+    """`email.web_url` empty: links to this box's own address (the machine config's
+    `web.public_url`, else its name and port); the owner's address wins; "none": no links."""
+    srv = servers("none")
+    n, box = make_notifier(srv.port)
+    notice = SmsNotice(number="+41791234567", at=clock.now, text="hi", record_id="2026-11:3")
+    n.sms(notice)
+    box.email(web_url="https://desk.example.com/")
+    n.sms(notice)
+    box.email(web_url="none")
+    n.sms(notice)
+    assert n.deliver_due() == 3
+    texts = [r.msg.get_body(("plain",)).get_content() for r in srv.inbox.received]
+    assert "http://frontdesk.local:8080/history/2026-11%3A3" in texts[0]
+    assert "https://desk.example.com/history/2026-11%3A3" in texts[1]
+    assert "/history/" not in texts[2] and "http" not in texts[2]
 
 
 # -- attachment limit --------------------------------------------------------------------------

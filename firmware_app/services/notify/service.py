@@ -114,8 +114,12 @@ class Notifier:
         timeout: float = DEFAULT_TIMEOUT,
         local_hostname: str | None = None,
         save_section: Callable[[str, dict[str, Any]], Any] | None = None,
+        page_url: str = "",
     ) -> None:
         self.store = store
+        # This box's web page as browsers reach it (config.page_url): the links in emails
+        # while the owner's `email.web_url` is empty.
+        self.page_url = page_url
         self._settings = settings
         self._clock = clock
         self.ssl_context = ssl_context
@@ -144,8 +148,16 @@ class Notifier:
             business_name=s.business.name,
             timezone=s.business.timezone,
             country=s.business.country,
-            web_url=s.email.web_url,
+            web_url=self.web_url(s),
         )
+
+    def web_url(self, settings: Settings | None = None) -> str:
+        """The base of the links in emails: the owner's `email.web_url`, else this box's
+        own address; "" (no links) when the owner set "none"."""
+        own = (settings or self._settings()).email.web_url.strip()
+        if own.lower() == "none":
+            return ""
+        return own or self.page_url
 
     def recipients(
         self,
