@@ -196,18 +196,22 @@ class Daemon:
             self.panel.subscribe(bus)
             self._closers.append(self.panel.close)
             services.extra["panel"] = self.panel
+        if self.config.demo:
+            # The sink listens before the outbox's first try: mail queued when the demo
+            # last stopped goes out at once, not after a backoff.
+            from .demo import DemoMailSink, seed_settings
+
+            sink = DemoMailSink(self.config.data_dir)
+            services.extra["demo_mail"] = sink
+            seed_settings(services, sink.port)
+            sink.listen()
+            self._closers.append(sink.close)
+            self.supervisor.add(sink)
         notify = services.notify
         notify.subscribe(bus)
         services.extra["notify"] = notify  # older callers; new code uses services.notify
         self.supervisor.add(notify.worker)
         self._schedule(services)
-        if self.config.demo:
-            from .demo import DemoMailSink, seed_settings
-
-            sink = DemoMailSink(self.config.data_dir)
-            services.extra["demo_mail"] = sink
-            self.supervisor.add(sink)
-            seed_settings(services, sink.port)
         self._start_lines(services)
         from .services.mqtt import MqttService
 

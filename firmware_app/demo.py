@@ -66,17 +66,34 @@ class DemoMailSink(Worker):
         super().__init__("demo-mail", liveness=60.0)
         self.folder = Path(data_dir) / "demo-mail"
         self.port = port or sink_port()
+        self._controller: Any = None
 
-    def run(self) -> None:
+    def listen(self) -> None:
+        """Start the SMTP server now; it takes connections when this returns. The daemon
+        calls it before the email outbox starts, so mail queued before a restart goes out
+        at the outbox's first try instead of waiting out a backoff."""
         from aiosmtpd.controller import Controller
 
+        if self._controller is not None:
+            return
         controller = Controller(_SinkHandler(self.folder), hostname=SINK_HOST, port=self.port)
-        controller.start()
+        controller.start()  # returns once the server answers
+        self._controller = controller
         log.info("demo mail sink on %s:%d, messages in %s", SINK_HOST, self.port, self.folder)
+
+    def run(self) -> None:
+        self.listen()
         try:
             while not self.wait(5.0):
                 pass
         finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the SMTP server (the worker's end, or the daemon's closers when it never
+        ran). Safe to call twice."""
+        controller, self._controller = self._controller, None
+        if controller is not None:
             controller.stop()
 
     def messages(self) -> list[Any]:

@@ -46,6 +46,50 @@ def test_demo_mail_reaches_the_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         daemon.shutdown()
 
 
+def test_mail_queued_at_a_demo_stop_goes_out_at_the_first_try_after_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An email still in the outbox when the demo stopped (queued with no sink listening)
+    goes out at the outbox's first try when the demo starts again: the sink listens before
+    the outbox starts, so the first try never meets a refused connection."""
+    from datetime import UTC, datetime
+
+    from firmware_app.events import EventBus
+    from firmware_app.services.notify import Notifier as Mail
+    from firmware_app.services.notify import SmsNotice
+    from firmware_app.services.settings import SettingsService
+    from firmware_app.store import Store
+
+    monkeypatch.setattr(demo, "SINK_PORT", free_port())
+    folder = tmp_path / "demo"
+    daemon = Daemon(demo_config(folder), notifier=Notifier(None), web=False)
+    daemon.start()
+    daemon.shutdown()
+    store = Store(folder)  # the demo is stopped: an email queued now waits in the outbox
+    try:
+        settings = SettingsService(store, EventBus())
+        mail = Mail(store, settings.get)
+        msg_id = mail.sms(SmsNotice(number="+15551234567", at=datetime.now(UTC), text="hi"))
+        assert msg_id is not None
+    finally:
+        store.close()
+
+    caplog.set_level("INFO")
+    daemon = Daemon(demo_config(folder), notifier=Notifier(None), web=False)
+    services = daemon.start()
+    try:
+        sink = services.extra["demo_mail"]
+        deadline = time.monotonic() + 60
+        while not sink.messages():
+            assert time.monotonic() < deadline, "the queued email never reached the sink"
+            time.sleep(0.1)
+        entry = services.notify.outbox.entry(msg_id)
+        assert entry is not None and entry.state == "sent" and entry.attempts == 1
+        assert "not sent" not in caplog.text and "refused" not in caplog.text
+    finally:
+        daemon.shutdown()
+
+
 def test_a_demo_beside_another_gets_its_own_mail_sink(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

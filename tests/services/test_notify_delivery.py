@@ -34,6 +34,7 @@ from firmware_app.services.notify import (
     Notifier,
     SmsNotice,
     VoicemailNotice,
+    backoff,
 )
 from firmware_app.settings.model import Business, Email, Settings
 from firmware_app.store import Store
@@ -694,6 +695,51 @@ def test_links_go_to_the_owners_address_else_the_boxs_own(
     assert "http://frontdesk.local:8080/history/2026-11%3A3" in texts[0]
     assert "https://desk.example.com/history/2026-11%3A3" in texts[1]
     assert "/history/" not in texts[2] and "http" not in texts[2]
+
+
+def test_a_mail_server_not_up_yet_at_start_up_is_tried_again_in_seconds(
+    servers: Any, store: Store, clock: Clock
+) -> None:
+    """Just after the start, a server that refuses the connection (a relay on this machine
+    or the demo's sink not listening yet) is tried again after STARTUP_RETRY, the try not
+    counted, instead of after the backoff; once it listens the email goes at that next try.
+    After the start-up grace a refused connection waits the backoff as any failure does."""
+    from firmware_app.services.notify import service as notify_service
+
+    srv = servers("none", start=False)
+    n = Notifier(store, Box(make_settings(srv.port)), timeout=5)  # the real clock
+    msg_id = n.sms(SmsNotice(number="+41791234567", at=datetime.now(UTC), text="waiting"))
+    assert msg_id is not None
+    n.worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while (entry := n.outbox.entry(msg_id)) is not None and not entry.last_error:
+            assert time.monotonic() < deadline, "no first try"
+            time.sleep(0.05)
+        assert entry is not None and entry.state == "queued", entry
+        assert "connection refused" in entry.last_error.lower(), entry.last_error
+        assert entry.attempts == 0  # the server was not there yet: no failure counted
+        assert entry.next_attempt is not None
+        assert entry.next_attempt - entry.last_attempt == notify_service.STARTUP_RETRY
+        srv.start()
+        while (entry := n.outbox.entry(msg_id)) is not None and entry.state != "sent":
+            assert time.monotonic() < deadline, "not sent once the server listened"
+            time.sleep(0.05)
+        assert entry is not None and entry.attempts == 1
+        assert [r.msg["Subject"] for r in srv.inbox.received] == [
+            "Text from 079 123 45 67: waiting"
+        ]
+    finally:
+        n.stop(timeout=5)
+
+    srv.stop()
+    late = Notifier(store, Box(make_settings(srv.port)), clock=clock, timeout=5)
+    late.worker.started_at = time.monotonic() - notify_service.STARTUP_GRACE - 1
+    later = late.sms(SmsNotice(number="+41791234567", at=clock.now, text="later"))
+    assert later is not None and late.deliver_due() == 0
+    entry = late.outbox.entry(later)
+    assert entry is not None and entry.attempts == 1
+    assert entry.next_attempt == clock.now + backoff(1)
 
 
 # -- attachment limit --------------------------------------------------------------------------

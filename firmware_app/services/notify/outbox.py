@@ -230,8 +230,17 @@ class Outbox:
             refs.update(doc.get("owned_media", []))
         return refs
 
-    def defer(self, msg_id: int, error: str, *, count_attempt: bool = False) -> datetime | None:
-        """sending (or queued, for messages never tried this round) -> queued, later.
+    def defer(
+        self,
+        msg_id: int,
+        error: str,
+        *,
+        count_attempt: bool = False,
+        wait: timedelta | None = None,
+    ) -> datetime | None:
+        """sending (or queued, for messages never tried this round) -> queued, later: after
+        the backoff, or after `wait` without counting the try (the server was not there yet,
+        at start-up: the backoff is for a server that is there and fails).
 
         Returns when the next attempt is due, or None when the message was not deferred.
         """
@@ -240,8 +249,13 @@ class Outbox:
             doc = self._table.get(msg_id)
             if doc is None or doc.get("state") not in ("sending", "queued"):
                 return None
-            attempts = doc.get("attempts", 0) + (1 if count_attempt else 0)
-            due = now + backoff(attempts)
+            attempts = doc.get("attempts", 0)
+            if wait is not None:
+                attempts = max(0, attempts - (1 if doc.get("state") == "sending" else 0))
+                due = now + wait
+            else:
+                attempts += 1 if count_attempt else 0
+                due = now + backoff(attempts)
             self._table.update(
                 msg_id,
                 {

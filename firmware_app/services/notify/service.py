@@ -12,6 +12,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +54,11 @@ HOLD_MAX = 500  # and at most this many (the newest), so the outbox cannot grow 
 STUCK_AFTER = timedelta(minutes=15)  # `sending` longer than this counts as failing
 PRUNE_EVERY = timedelta(hours=1)
 IDLE_WAIT = 300.0  # seconds the worker sleeps with nothing due (it wakes on queue anyway)
+# For this long after the delivery worker starts, a mail server that refuses the connection
+# (nothing listens yet: a relay on this machine, the demo's sink or the network still coming
+# up with the box) is tried again after STARTUP_RETRY, not after the backoff.
+STARTUP_GRACE = 120.0
+STARTUP_RETRY = timedelta(seconds=5)
 DIGEST_LATE = timedelta(hours=12)  # a summary missed by more than this (box off) is skipped
 HISTORY_PAGE = 100
 STATE_DATABASE = "notify"  # run state (when the last summary went out), not settings
@@ -623,7 +629,12 @@ class Notifier:
             self._last_error, self._last_error_at = error, self._clock()
 
     def _later(
-        self, msg_id: int, error: str, doc: dict[str, Any] | None, count_attempt: bool = False
+        self,
+        msg_id: int,
+        error: str,
+        doc: dict[str, Any] | None,
+        count_attempt: bool = False,
+        wait: timedelta | None = None,
     ) -> None:
         created = datetime.fromisoformat(doc["created"]) if doc else None
         if created is not None and self._clock() - created > GIVE_UP_AFTER:
@@ -635,7 +646,7 @@ class Notifier:
                 error,
             )
             return
-        due = self.outbox.defer(msg_id, error, count_attempt=count_attempt)
+        due = self.outbox.defer(msg_id, error, count_attempt=count_attempt, wait=wait)
         log.info("outbox message %s not sent (%s); next attempt %s", msg_id, error, due)
 
     def _drop_media(self, doc: dict[str, Any]) -> None:
@@ -720,9 +731,13 @@ class Notifier:
                     accepted = conn.send(msg, sender.address, doc.get("rcpt") or doc["to"])
                 except MailServerError as exc:
                     self._note_error(str(exc))
-                    self._later(msg_id, str(exc), doc)
+                    # Refused just after the start: the server is not up yet, not failing.
+                    soon = STARTUP_RETRY if exc.refused and self.worker.starting() else None
+                    self._later(msg_id, str(exc), doc, wait=soon)
                     for rest in due[i + 1 :]:
-                        self._later(rest, str(exc), self.outbox.get(rest), count_attempt=True)
+                        self._later(
+                            rest, str(exc), self.outbox.get(rest), count_attempt=True, wait=soon
+                        )
                     break
                 except MessageRejected as exc:
                     self._note_error(str(exc))
@@ -778,6 +793,12 @@ class DeliveryWorker(Worker):
         self._notifier = notifier
         self._wake = threading.Event()
         self._last_prune: datetime | None = None
+        self.started_at: float | None = None  # monotonic time the thread started
+
+    def starting(self) -> bool:
+        """True for STARTUP_GRACE seconds after the thread started (the box is starting)."""
+        started = self.started_at
+        return started is not None and time.monotonic() - started < STARTUP_GRACE
 
     def wake(self) -> None:
         self._wake.set()
@@ -798,6 +819,8 @@ class DeliveryWorker(Worker):
 
     def run(self) -> None:
         n = self._notifier
+        if self.started_at is None:  # the first start, not a restart after a crash
+            self.started_at = time.monotonic()
         n.outbox.recover()  # nothing else sends: anything `sending` was cut short
         while not self.stopping.is_set():
             self._wake.clear()

@@ -35,9 +35,10 @@ class MailServerError(NotifyError):
     `str()` is the log line; `plain` says the same to the owner in plain words.
     """
 
-    def __init__(self, message: str, plain: str = "") -> None:
+    def __init__(self, message: str, plain: str = "", *, refused: bool = False) -> None:
         super().__init__(message)
         self.plain = plain or message
+        self.refused = refused  # nothing listens on the port (yet): "connection refused"
 
 
 class MessageRejected(NotifyError):
@@ -184,7 +185,9 @@ class SmtpConnection:
             self.close()
             why = str(exc) or type(exc).__name__
             raise MailServerError(
-                f"cannot reach {self.where}: {why}", _unreachable(host, port, exc)
+                f"cannot reach {self.where}: {why}",
+                _unreachable(host, port, exc),
+                refused=isinstance(exc, ConnectionRefusedError),
             ) from None
         except UnicodeError as exc:
             self.close()
