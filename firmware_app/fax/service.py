@@ -208,6 +208,9 @@ class FaxService:
         self._unsubscribe.append(self.bus.subscribe(FaxToneDetected, on_tone))
 
     def _resume_drawing(self) -> None:
+        while not self.history.wait_indexed(1.0):  # after an upgrade: once it is indexed
+            if self._closed.is_set():
+                return
         try:
             for item in self.queued():
                 if item.details.get("status") == "drawing" and not self._closed.is_set():
@@ -1116,7 +1119,11 @@ class FaxService:
             self._wake.clear()
 
     def run_due(self) -> float:
-        """Send what is due (one at a time); returns seconds until the next is due."""
+        """Send what is due (one at a time); returns seconds until the next is due. While
+        the history index is being built (after an upgrade) the queue waits for it: the
+        queue is the history's queued faxes, found whole through the index."""
+        if self.history.indexing():
+            return INDEXING_WAIT
         now = self.clock()
         soonest = 3600.0
         for item in sorted(self.queued(), key=lambda i: i.start):
@@ -1282,6 +1289,9 @@ class FaxService:
             self.notify.queue(draft, to=[owner] if owner else None)
         except Exception:
             log.exception("fax %s: the result email could not be queued", item.id)
+
+
+INDEXING_WAIT = 5.0  # seconds between looks at the queue while the history is indexed
 
 
 class _QueueWorker(Worker):

@@ -337,6 +337,20 @@ class HistoryService:
         except Exception:
             log.exception("history index: catching up with the store failed; searching by scan")
 
+    def indexing(self) -> bool:
+        """The index is being caught up with the store on its thread (the first start after
+        an upgrade, a start after a power cut): queries search the newest records only and
+        `all_of` reads the whole store. Work that can wait for it checks this first."""
+        thread = self._index_thread
+        return thread is not None and thread.is_alive() and not self.index.ready
+
+    def wait_indexed(self, timeout: float | None = None) -> bool:
+        """Wait until the index's thread is done (True) or `timeout` passes (False)."""
+        thread = self._index_thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.indexing()
+
     def _ensure_index(self) -> None:
         if not self._index_opened:
             self.start_index()
@@ -553,8 +567,9 @@ class HistoryService:
 
     def all_of(self, clauses: Sequence[Clause]) -> list[Interaction]:
         """Every record with a key of every clause, newest first (queued texts and faxes:
-        lists that are short by nature but must never be cut). While the index is built,
-        the whole store is read for them, a month at a time: never a partial list."""
+        lists that are short by nature but must never be cut). Without a ready index the
+        whole store is read for them, a month at a time: never a partial list (the services
+        that ask regularly wait for the index instead while it is built: `indexing`)."""
         self._ensure_index()
         if self.index.ready:
             return self.query(clauses, ALL_OF, count=False).items

@@ -316,6 +316,7 @@ class SmsService:
         self._routing = routing
         self._contacts = contacts
         self.options = options or SmsOptions()
+        self._queued_later = False  # queued texts to look for once the history is indexed
         self._parts = store.table(DB, "parts")
         self._messages = store.table(DB, "messages")
         self._reports = store.table(DB, "reports")
@@ -544,6 +545,7 @@ class SmsService:
             try:
                 if task is not None:
                     self._task(*task)
+                self._requeue_when_indexed()
                 self._intake_due()
                 self._expire()
                 self._send_due()
@@ -622,6 +624,19 @@ class SmsService:
             if msg is not None:
                 self._complete(msg, self._part_line.get(fp, ""))
         self._expire()
+        if self.history.indexing():  # after an upgrade: found once the index is built
+            self._queued_later = True
+        else:
+            self._requeue()
+        self._prune()
+
+    def _requeue_when_indexed(self) -> None:
+        if self._queued_later and not self.history.indexing():
+            self._queued_later = False
+            self._requeue()
+
+    def _requeue(self) -> None:
+        """Texts still queued when Frontdesk stopped (however old) go out again."""
         queued = self.history.all_of([[outcome_key("sms", "queued")]])
         for item in reversed(queued):  # oldest first: sent in the order they were queued
             if item.details.get("sending"):
@@ -630,7 +645,6 @@ class SmsService:
                 )
             with self._lock:
                 self._due[item.id] = self._clock().timestamp()
-        self._prune()
 
     def _prune(self) -> None:
         """Forget what is no longer needed (at start-up, then every `prune_interval`): part

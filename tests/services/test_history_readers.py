@@ -7,6 +7,7 @@ at a stop, and the daily summary's day. Old records sit behind thousands of newe
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from firmware_app.config import MachineConfig, StoreConfig
-from firmware_app.fax.service import FaxService
+from firmware_app.fax.service import INDEXING_WAIT, FaxService
 from firmware_app.services import Services
 from firmware_app.services.history import Interaction
 from firmware_app.services.sms import UNKNOWN, SmsService
@@ -318,4 +319,48 @@ def test_lists_that_must_be_whole_are_whole_while_the_index_is_built(data_dir: P
         assert len(records) == BUSY and records[0]["start"] > records[-1]["start"]
         assert services.store.history.open_months() == []
     finally:
+        store.close()
+
+
+def test_queues_wait_for_the_index_while_it_is_built(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's start after an upgrade: the index is built on its thread. The fax queue
+    and the texts left queued wait for it (no whole-store reads every few seconds), then
+    find every queued one."""
+    write_history(data_dir)
+    store = Store(data_dir)
+    try:
+        services = Services.build(MachineConfig(store=StoreConfig(data_dir=str(data_dir))), store)
+        services.clock = lambda: NOW
+        held = threading.Event()
+        read = store.history.read_month
+
+        def slow_read(month: str) -> list[tuple[int, dict[str, Any]]]:
+            assert held.wait(60)
+            return read(month)
+
+        monkeypatch.setattr(store.history, "read_month", slow_read)
+        scans: list[str | None] = []
+        scan = store.history.scan
+        monkeypatch.setattr(
+            store.history, "scan", lambda before=None: scans.append(before) or scan(before)
+        )
+        services.history.start_index(background=True)
+        assert services.history.indexing()
+        fax = fax_service(services)
+        assert fax.run_due() == INDEXING_WAIT
+        sms = sms_service(services)
+        sms._recover()
+        assert sms._queued_later and not sms._due
+        sms._requeue_when_indexed()
+        assert not sms._due and scans == []  # nothing read the whole store meanwhile
+        held.set()
+        assert services.history.wait_indexed(60)
+        sms._requeue_when_indexed()
+        assert list(sms._due) == ["2026-09:7"] and not sms._queued_later
+        assert [i.id for i in fax.queued()] == ["2026-09:8"]
+        assert scans == []
+    finally:
+        services.history.close()
         store.close()
