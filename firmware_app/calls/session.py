@@ -416,7 +416,7 @@ class CallSession:
             key = self._pending[:1]
             self._pending = ""
             if not key:
-                r = yield Play(greeting=step.prompt, stop_digits=ALL_KEYS)
+                r = yield Play(greeting=step.sound, stop_digits=ALL_KEYS)
                 self._check(r, during="the menu")
                 key = getattr(r, "digits", "")[:1]
             if not key:

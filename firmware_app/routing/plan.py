@@ -236,14 +236,29 @@ class MenuChoice:
     steps: tuple[Step, ...]
 
 
+CHOICES_ONLY = ":choices"
+"""Suffix of a menu prompt's greeting key (`menu:closed:choices`) whose default words are
+the choices alone: the owner's own greeting for the time was just played before it."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Menu:
-    """Play the menu prompt and wait for a key; with no key, go on with the next steps."""
+    """Play the menu prompt and wait for a key; with no key, go on with the next steps.
+
+    `welcome`: the prompt's default words begin with the time's welcome (the time's
+    greeting has its default words and is not played); False after the owner's own greeting
+    for the time, so a default prompt says the choices only (`sound`)."""
 
     prompt: str
     choices: tuple[MenuChoice, ...]
     seconds: int = 8
+    welcome: bool = True
     kind: Literal["menu"] = dataclasses.field(default="menu", init=False)
+
+    @property
+    def sound(self) -> str:
+        """The greeting key the call plays for the prompt."""
+        return self.prompt if self.welcome else self.prompt + CHOICES_ONLY
 
     def describe(self) -> str:
         keys = ", ".join(f"{c.digit}: {c.label}" for c in self.choices)
@@ -532,6 +547,17 @@ class Router:
 
         if menu is not None:
             mode, menu_settings = menu
+            # The owner's own greeting for this time (words or a recording) is played before
+            # the menu; a default one is not: the menu's default words begin with its welcome.
+            own = _own_greeting(settings, status.greeting)
+            if own:
+                steps.append(Greet(greeting=status.greeting))
+            else:
+                what = _greeting_words(status.greeting)
+                notes.append(
+                    f"the menu is said in place of the default {what}; give that greeting "
+                    "your own words or recording to have it played before the menu"
+                )
             choices: list[MenuChoice] = []
             for option in menu_settings.options:
                 choices.append(
@@ -541,7 +567,7 @@ class Router:
                         steps=tuple(_option_steps(option, self, now, status, line)),
                     )
                 )
-            steps.append(Menu(prompt=f"menu:{mode}", choices=tuple(choices)))
+            steps.append(Menu(prompt=f"menu:{mode}", choices=tuple(choices), welcome=not own))
             # With no key pressed: what would have happened without the menu, minus its greeting.
             steps += [s for s in default if not isinstance(s, Greet)]
         else:
@@ -593,6 +619,18 @@ def decide(
     each time (a millisecond or so): code that routes every call keeps a `RouterCache`.
     """
     return Router(settings).decide(call, now, line, vip=vip, blocked=blocked)
+
+
+def _own_greeting(settings: Settings, key: str) -> bool:
+    """Whether the owner gave greeting `key` words or a recording of their own."""
+    own = settings.greetings.get(key)
+    return own is not None and own.mode in ("text", "recording")
+
+
+def _greeting_words(key: str) -> str:
+    if key.startswith("closure:"):
+        return f"closure greeting ({key.removeprefix('closure:')})"
+    return f"{key} greeting"
 
 
 def _option_label(action: str, target: str) -> str:

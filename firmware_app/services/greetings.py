@@ -40,6 +40,7 @@ from ..media.speech import (
     normalise,
 )
 from ..modem.events import IncomingCall
+from ..routing.plan import CHOICES_ONLY
 from ..settings.greetings import FIXED_KEYS, MAX_TEXT, Greeting, greeting_key, voice_name
 from ..settings.model import Settings, settings_to_dict
 from ..settings.routing import DAY_NAMES, WEEKDAYS, Hours, parse_date, parse_interval
@@ -253,11 +254,14 @@ def default_text(key: str, settings: Settings) -> str:
                 return f"{thanks} We are closed{why}.{back}"
         return f"{thanks} We are closed."
     if kind == "menu":
+        # `menu:<mode>:choices`: the choices alone, said after the owner's own greeting.
+        ident, _, part = ident.partition(":")
         for menu in settings.rules.menus:
             if menu.mode == ident and menu.options:
-                # The menu is the first thing a caller hears (routing plays it instead of the
-                # mode's greeting), so it starts with that greeting's welcome.
-                said = [_menu_welcome(ident, settings)]
+                # While the time's greeting has its default words, the menu is the first
+                # thing a caller hears (routing plays it instead of that greeting), so it
+                # starts with that greeting's welcome.
+                said = [] if part == "choices" else [_menu_welcome(ident, settings)]
                 for o in menu.options:
                     what = o.label.strip() or _ACTION_WORDS.get(o.action, "")
                     said.append(
@@ -283,9 +287,10 @@ def _menu_welcome(mode: str, settings: Settings) -> str:
 
 
 def menu_replaces(key: str, settings: Settings) -> bool:
-    """Whether the greeting `key` is never played because a key menu is said instead
-    (routing: a menu's prompt replaces the mode's greeting; a holiday or closure without a
-    menu of its own uses the closed menu)."""
+    """Whether a key menu is said at the times greeting `key` is for (routing: with its
+    default words the menu is said in its place, the menu's default words beginning with
+    its welcome; with the owner's words or recording it is played first, then the menu; a
+    holiday or closure without a menu of its own uses the closed menu)."""
     kind = key.partition(":")[0]
     wanted = {
         "open": ("open",),
@@ -297,9 +302,18 @@ def menu_replaces(key: str, settings: Settings) -> bool:
 
 
 MENU_NOTE = (
-    " Not played while a key menu is set for this time: callers hear the key menu instead, "
-    "which starts with the same welcome."
+    " A key menu is set for this time: with your own words or recording this greeting is "
+    "played first, then the menu; with the default words the menu is said in its place, "
+    "starting with the same welcome."
 )
+
+
+def spoken_keys(settings: Settings) -> list[str]:
+    """Every greeting key a call can play: `known_keys`, and each menu's choices alone
+    (`menu:<mode>:choices`, said after the owner's own greeting for its time)."""
+    keys = known_keys(settings)
+    keys += [f"menu:{m.mode}:choices" for m in settings.rules.menus if m.options]
+    return list(dict.fromkeys(keys))
 
 
 def known_keys(settings: Settings) -> list[str]:
@@ -330,8 +344,9 @@ def label_for(key: str, settings: Settings) -> tuple[str, str]:
         return f"Closure: {reason or ident}", "During this closure, before voicemail." + note
     if kind == "menu":
         return f"Key menu ({ident})", (
-            "What callers hear at this time instead of the greeting: the welcome, then the "
-            "choices."
+            "What callers hear at this time: the welcome, then the choices. When the "
+            "greeting for this time has your own words or recording, callers hear it first "
+            "and then these words; the default words then leave out the welcome."
         )
     if kind == "message":
         return f"Message: {ident}", "Played when a caller picks it in a key menu."
@@ -605,7 +620,7 @@ class GreetingsService:
         settings = self._settings.get()
         cache = self._cache()
         jobs: dict[str, SpeechJob] = {}
-        for key in known_keys(settings):
+        for key in spoken_keys(settings):
             spec = self._spec(key, settings)
             if spec.mode != "text" or not spec.text.strip():
                 continue  # recordings are files already; nothing to say is silence
@@ -650,7 +665,7 @@ class GreetingsService:
         settings = self._settings.get()
         cache = self._cache()
         ready = 0
-        for key in known_keys(settings):
+        for key in spoken_keys(settings):
             if self._closed:
                 break
             spec = self._spec(key, settings)
@@ -680,7 +695,10 @@ class GreetingsService:
 
     def _spec(self, key: str, settings: Settings) -> _Spec:
         g = settings.greetings
-        own = g.get(key)
+        # A menu's choices alone are the menu's own words or recording when the owner set
+        # them (said as they are), else its default words without the welcome.
+        base = key.removesuffix(CHOICES_ONLY) if key.startswith("menu:") else key
+        own = g.get(base)
         if own is not None and own.mode == "recording" and own.recording:
             return _Spec("recording", "", "", 0, own.recording)
         text = own.text if own is not None and own.mode == "text" else default_text(key, settings)
@@ -773,7 +791,7 @@ class GreetingsService:
     def _prune(self) -> None:
         """Delete spoken audio no current greeting uses."""
         settings = self._settings.get()
-        wanted = {self._spec(k, settings).tts_hash() for k in known_keys(settings)}
+        wanted = {self._spec(k, settings).tts_hash() for k in spoken_keys(settings)}
         with self._cache_lock:
             cache = self._cache()
             stale = {h: r for h, r in cache.items() if h not in wanted}
@@ -836,4 +854,5 @@ __all__ = [
     "say_interval",
     "say_time",
     "sniff",
+    "spoken_keys",
 ]

@@ -315,6 +315,36 @@ def test_ivr_digit_routes_to_the_right_box(world: Callable[..., World]) -> None:
     assert w.greetings.asked[:2] == ["menu:closed", "voicemail"]
 
 
+def test_the_owners_closed_greeting_is_heard_before_the_menu(
+    world: Callable[..., World],
+) -> None:
+    """An owner who recorded (or wrote) a closed greeting has callers hear it, then the
+    menu's choices (its default words without the welcome said twice), then the key."""
+    from firmware_app.settings.greetings import Greeting
+
+    menu = Menu(
+        mode="closed",
+        options=[
+            MenuOption(digit="1", action="voicemail", target="support"),
+            MenuOption(digit="2", action="voicemail", target="sales"),
+        ],
+    )
+    w = world(menus=[menu])
+    s = w.services.settings.get()
+    s.greetings.items = [Greeting(key="closed", mode="text", text="Closed for stocktaking.")]
+    w.services.settings.save(s)
+    caller = (
+        VoiceCaller()
+        .press("2", at=0.3, after="play:2", hold=0.2)  # during the menu's choices
+        .say(speech(1.2), at=0.2, after="record")
+        .hang_up(at=1.8, after="record")
+    )
+    item = w.call("+15551234567", caller)
+    assert item.outcome == "voicemail" and item.details["box"] == "sales"
+    assert w.greetings.asked[:3] == ["closed", "menu:closed:choices", "voicemail"]
+    assert item.details["plan"]["steps"][:2] == ["greet", "menu"]
+
+
 def test_screening_hangs_up_on_a_withheld_caller_who_presses_nothing(
     world: Callable[..., World],
 ) -> None:

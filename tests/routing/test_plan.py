@@ -303,6 +303,51 @@ def test_menu_choices_are_sub_plans() -> None:
     assert isinstance(notify, NotifyStaff) and [p.name for p in notify.people] == ["Ben"]
 
 
+def test_the_owners_own_greeting_is_played_before_the_menu() -> None:
+    """With a key menu for the time, a greeting the owner gave words or a recording of is
+    played first, then the menu's choices alone (its default words would repeat the
+    welcome); a greeting with its default words is not played: the menu's default words
+    begin with its welcome, and the explanation says how to have it played."""
+    from firmware_app.settings.greetings import Greeting
+
+    s = base()
+    menus(s)
+    plain = decide(CALLER, at(CLOSED, LON), s, GSM)
+    assert plain.kinds()[:1] == ["menu"]
+    menu = plain.steps[0]
+    assert isinstance(menu, Menu) and menu.welcome and menu.sound == "menu:closed"
+    assert "the menu is said in place of the default closed greeting" in plain.explanation
+
+    s.greetings.items = [
+        Greeting(key="closed", mode="recording", recording="media/2025/03/abcdefgh12.wav"),
+        Greeting(key="closure:refit", mode="text", text="We are away for a refit."),
+        Greeting(key="open", mode="default"),  # listed but unchanged: the default words
+    ]
+    closed = decide(CALLER, at(CLOSED, LON), s, GSM)
+    assert closed.kinds()[:2] == ["greet", "menu"]
+    greet, menu = closed.steps[:2]
+    assert isinstance(greet, Greet) and greet.greeting == "closed"
+    assert isinstance(menu, Menu) and not menu.welcome and menu.sound == "menu:closed:choices"
+    assert "in place of" not in closed.explanation
+    assert closed.lines()[:2] == [
+        "1. Play the closed greeting",
+        "2. Offer the menu closed (1: emergencies)",
+    ]
+    # A closure has no menu of its own: its own greeting, then the closed menu's choices.
+    refit = decide(CALLER, at(CLOSURE, LON), s, ANALOG)
+    assert [getattr(st, "greeting", "") for st in refit.steps[:1]] == ["closure:refit"]
+    assert isinstance(refit.steps[1], Menu) and refit.steps[1].sound == "menu:closed:choices"
+    # The holiday greeting is not the owner's: the closed menu in its place, welcome included.
+    holiday = decide(CALLER, at(HOLIDAY, LON), s, GSM)
+    assert isinstance(holiday.steps[0], Menu) and holiday.steps[0].welcome
+    assert "in place of the default holiday greeting" in holiday.explanation
+    opened = decide(CALLER, at(OPEN, LON), s, GSM)  # "default" mode counts as not changed
+    assert isinstance(opened.steps[0], Menu) and opened.steps[0].welcome
+    # The preview page shows the same plan as a call.
+    shown = preview(s, at=CLOSED, caller="+442079460123", line=GSM)
+    assert shown.kinds()[:2] == ["greet", "menu"]
+
+
 def test_reject_depends_on_the_line() -> None:
     blocked = Call(number="+447700900666")
     for line, how in ((GSM, "decline"), (ANALOG, "answer_and_hang_up")):

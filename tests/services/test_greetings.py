@@ -153,7 +153,7 @@ def test_keys_follow_closures_and_menus(service: GreetingsService) -> None:
     assert service.info("menu:open").text == (
         "Thanks for calling Acme. For sales, press 1. To leave a message, press 2."
     )
-    note = "Not played while a key menu is set for this time"
+    note = "A key menu is set for this time: with your own words or recording this greeting"
     assert note in service.info("open").purpose
     assert note not in service.info("closed").purpose
     s = service._settings.get()
@@ -167,6 +167,16 @@ def test_keys_follow_closures_and_menus(service: GreetingsService) -> None:
     # Holidays and closures without a menu of their own use the closed menu.
     for key in ("closed", "holiday", "closure:summer"):
         assert note in service.info(key).purpose, key
+    # After the owner's own greeting for the time the menu says its choices only; a menu
+    # with the owner's own words says them as they are.
+    choices = service._spec("menu:closed:choices", service._settings.get()).text
+    assert choices == "To leave a message, press 2."
+    shown = list(service.keys())
+    assert "menu:closed:choices" not in shown  # not a greeting of its own
+    service.set_text("menu:open", "Sales: one. Messages: two.")
+    assert service._spec("menu:open:choices", service._settings.get()).text == (
+        "Sales: one. Messages: two."
+    )
 
 
 @needs_espeak
