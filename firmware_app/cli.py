@@ -520,13 +520,19 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = p.add_subparsers(dest="demo_command", metavar="ACTION")
     c = dsub.add_parser(
         "call",
-        help="ring the running demo's analog line",
+        help="ring the running demo's analog (or GSM) line",
         description="Place a simulated call with caller ID NUMBER on the running demo's "
-        "analog line (the demo must be running with the same --data-dir).",
+        "analog line, or with --line gsm on its GSM line (the demo must be running with the "
+        "same --data-dir).",
     )
     c.add_argument("number", metavar="NUMBER", help="the caller's number, e.g. +15551234567")
     c.add_argument("--name", default=None, help="the caller's name for caller ID")
-    c.add_argument("--line", default=None, help="which simulated line (default: the analog one)")
+    c.add_argument(
+        "--line",
+        default=None,
+        help="which simulated line: a name (line2) or a kind (analog, gsm); default: the "
+        "analog one",
+    )
     c.add_argument(
         "--press",
         metavar="KEYS",

@@ -323,7 +323,9 @@ def load_config(path: Path | str | None = None) -> MachineConfig:
 def demo_config(data_dir: Path) -> MachineConfig:
     """The embedded default `frontdesk demo` runs on: simulated lines, local folder, loopback."""
     return MachineConfig(
-        modem=ModemConfig(devices=["sim:usr5637", "sim:sim800"]),
+        # The GSM line is a SIM7600: its call audio is PCM over its USB audio port, which
+        # the simulator serves (a SIM800 needs a sound card), so demo calls on it are heard.
+        modem=ModemConfig(devices=["sim:usr5637", "sim:sim7600"]),
         store=StoreConfig(data_dir=str(data_dir)),
         web=WebConfig(listen="127.0.0.1:8080"),
         demo=True,

@@ -252,7 +252,8 @@ class Daemon:
         from .calls.audio import CallAudio
         from .calls.runner import CallRunner
 
-        services.call_audio = CallAudio(services.bus, self.config.audio)  # GSM call audio
+        # GSM call audio; a simulated modem's PCM port is known without detection.
+        services.call_audio = CallAudio(services.bus, self.config.audio, known=lines.pcm_ports)
         runner = CallRunner(services)  # sessions, voicemail, the call's record and emails
         calls = CallService(
             services.bus,

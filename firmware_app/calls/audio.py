@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -57,10 +58,14 @@ class CallAudio:
         config: AudioConfig,
         *,
         sys_root: str = "/sys",
+        known: Mapping[str, str] | None = None,
         **options: Any,
     ) -> None:
         self._bus = bus
         self._config = config
+        # PCM ports by line name known without detection: a simulated modem's (the demo).
+        # `audio.pcm_port` still wins for a line it names.
+        self._known = dict(known or {})
         self._sys_root = sys_root
         self._options = options
         self._lock = threading.Lock()
@@ -71,15 +76,16 @@ class CallAudio:
 
     def configured_port(self, line_name: str) -> str:
         """`audio.pcm_port` for this line ("" = not set: detection decides)."""
+        known = self._known.get(line_name, "")
         m = _LINE_NUMBER.match(line_name)
         if m is None:
-            return ""
+            return known
         index = int(m.group(1)) - 1
         ports = self._config.pcm_port
         if 0 <= index < len(ports):
             value = ports[index].strip()
-            return "" if value.lower() == "auto" else value
-        return ""
+            return (known if value.lower() == "auto" else value) or known
+        return known
 
     def path(self, line: Any) -> AudioPath | None:
         """The audio path of `line`'s calls, or None (not a GSM line, or no audio found)."""

@@ -33,6 +33,7 @@ DEMO_RING_INTERVAL = 2.0  # seconds between demo rings (a real line: about 6)
 DEMO_FAX_ID = "+1 555 0199"
 DEMO_OFFICE = "5550100"
 DEMO_SAY_LIMIT = 300  # characters a demo caller may say (about 20 s of speech)
+DEMO_HEARD_BYTES = 30 * 16000  # what a simulated PCM port keeps of the host's audio: 30 s
 _STATUS_FIELDS = tuple(f.name for f in fields(LineStatus))
 
 
@@ -60,6 +61,9 @@ class LinesService:
         # Ports no probe may touch: PCM audio ports named in the machine config (a probe
         # written into a call's audio would be heard, and the audio read as AT answers).
         self.reserved: tuple[str, ...] = ()
+        # line -> the PCM port of its simulated modem's call audio (`pcm_audio()`), for the
+        # GSM personalities that carry it over a serial port: CallAudio's `known` ports.
+        self.pcm_ports: dict[str, str] = {}
         self._lock = threading.Lock()
         self.finder: LineFinder | None = None
         # Called with each line found after start-up (the daemon supervises and starts it).
@@ -119,6 +123,7 @@ class LinesService:
 
     def add_simulated(self, personality: str) -> Line:
         from ..modem.simulator import create
+        from ..modem.simulator.gsm_audio import serial_pcm
 
         folder = self._data_dir / "sim"
         modem = create(personality, folder, link_name=f"tty-{personality}-{len(self._lines) + 1}")
@@ -126,6 +131,13 @@ class LinesService:
         self._simulators[line.name] = modem
         if modem.personality.fax1_modulations:
             self._fax_peers[line.name] = _fax_peer(modem)
+        if serial_pcm(modem.personality):
+            # The call audio: PCM over the module's audio port, in real time, with a
+            # scripted caller at the far end (`demo_call`).
+            audio = modem.pcm_audio()
+            audio.heard_limit = DEMO_HEARD_BYTES
+            self.pcm_ports[line.name] = str(audio.link)
+            self.reserved = (*self.reserved, str(audio.link))
         return line
 
     def workers(self) -> list[Worker]:
@@ -187,40 +199,52 @@ class LinesService:
         say: str = "",
         hang_up_after: float | None = None,
     ) -> str:
-        """Ring a simulated line with caller ID `number`; returns the line's name.
+        """Ring a simulated line with caller ID `number`; returns the line's name. `line`
+        is a line's name, or `analog` / `gsm` for the first simulated line of that kind
+        (default: the analog one).
 
-        The caller on an analog line can be scripted: `press` keys 1.5 s into the first
-        greeting (a key menu's choice, or 1 when screening asks), `say` words (spoken with
-        espeak-ng) once the first recording starts (the message after the beep; with a key
-        menu, choose with `press` first) and hang up a second after them, or `hang_up_after`
-        seconds after the answer. Without any, the caller says nothing and waits."""
+        The caller can be scripted: `press` keys 1.5 s into the first greeting (a key
+        menu's choice, or 1 when screening asks), `say` words (spoken with espeak-ng) once
+        the first recording starts (the message after the beep; with a key menu, choose
+        with `press` first) and hang up a second after them, or `hang_up_after` seconds
+        after the answer. Without any, the caller says nothing and waits. On a GSM line the
+        caller is at the far end of the call audio (`pcm_audio()`) and speaks once it
+        hears the beep."""
         from ..modem.simulator import CallerId
 
         number = number.strip()
         if not number or len(number) > 20 or not number.lstrip("+").isdigit():
             raise FrontdeskError(f"{number!r} is not a phone number; use digits, e.g. +15551234567")
         scripted = bool(press or say or hang_up_after is not None)
-        candidates = [line] if line else list(self._simulators)
+        kind = line if line in ("analog", "gsm") else None
+        candidates = [line] if line and kind is None else list(self._simulators)
         for line_name in candidates:
             modem = self._simulators.get(line_name)
             if modem is None:
                 continue
             analog = modem.personality.kind == "analog"
-            if line is None and not analog:
+            wanted = kind or ("analog" if line is None else modem.personality.kind)
+            if modem.personality.kind != wanted:
                 continue
-            if scripted and not analog:
+            audio = None if analog else modem.extras.audio
+            if scripted and not analog and audio is None:
                 raise FrontdeskError(
-                    f"{line_name} is a GSM line: --press, --say and --hang-up-after script "
-                    "callers on the demo's analog line"
+                    f"{line_name} has no simulated call audio: --press, --say and "
+                    "--hang-up-after script callers on lines with it"
                 )
             busy = self._busy(line_name, modem)  # never rung over a call (the demo fax's)
             if busy:
                 raise FrontdeskError(busy)
             if analog:  # a fresh caller each call (a demo fax's calling tone is not kept)
                 modem.voice.caller = _demo_caller(press, say, hang_up_after)
+            elif audio is not None:  # a fresh far end each call
+                audio.reset_script()
+                _demo_far_end(audio, press, say, hang_up_after)
             modem.ring(CallerId(number=number, name=name), rings=6, interval=DEMO_RING_INTERVAL)
             log.info("demo: ringing %s", line_name)
             return line_name
+        if kind is not None:
+            raise FrontdeskError(f"no simulated {'GSM' if kind == 'gsm' else kind} line to call")
         if line is None and self._simulators and not scripted:
             line_name = next(iter(self._simulators))
             busy = self._busy(line_name, self._simulators[line_name])
@@ -407,31 +431,71 @@ def _ports_of(line: Line) -> list[str]:
     return list(dict.fromkeys(ports))
 
 
+def _demo_keys(press: str) -> str:
+    keys = press.strip()
+    if keys and (len(keys) > 10 or any(k not in "0123456789*#" for k in keys)):
+        raise FrontdeskError(f"{press!r} are not keys to press; use 0-9, * and #")
+    return keys
+
+
+def _demo_words(say: str) -> Any:
+    """The demo caller's words spoken (8 kHz samples), or None."""
+    words = " ".join(say.split())
+    if not words:
+        return None
+    if len(words) > DEMO_SAY_LIMIT:
+        raise FrontdeskError(f"a demo caller says at most {DEMO_SAY_LIMIT} characters")
+    from ..media.speech import SpeechError, Tts
+
+    try:
+        return Tts().speak(words, "en-us", 150)
+    except SpeechError as exc:
+        raise FrontdeskError(f"the caller's words could not be spoken: {exc}") from exc
+
+
+def _demo_hang_up(hang_up_after: float | None) -> float | None:
+    if hang_up_after is not None and not 0 <= hang_up_after <= 600:
+        raise FrontdeskError("--hang-up-after takes 0 to 600 seconds")
+    return None if hang_up_after is None else float(hang_up_after)
+
+
 def _demo_caller(press: str, say: str, hang_up_after: float | None) -> Any:
     """The simulated analog caller of a demo call (`LinesService.demo_call`)."""
     from ..modem.simulator import VoiceCaller
 
     caller = VoiceCaller()
-    keys = press.strip()
+    keys = _demo_keys(press)
     if keys:
-        if len(keys) > 10 or any(k not in "0123456789*#" for k in keys):
-            raise FrontdeskError(f"{press!r} are not keys to press; use 0-9, * and #")
         caller.press(keys, at=1.5, after="play", hold=0.15)
-    words = " ".join(say.split())
-    if words:
-        if len(words) > DEMO_SAY_LIMIT:
-            raise FrontdeskError(f"a demo caller says at most {DEMO_SAY_LIMIT} characters")
-        from ..media.speech import SpeechError, Tts
-
-        try:
-            speech = Tts().speak(words, "en-us", 150)
-        except SpeechError as exc:
-            raise FrontdeskError(f"the caller's words could not be spoken: {exc}") from exc
+    speech = _demo_words(say)
+    if speech is not None:
         seconds = speech.size / 8000
         caller.say(speech, at=0.5, after="record")
         caller.hang_up(at=0.5 + seconds + 1.0, after="record")
-    if hang_up_after is not None:
-        if not 0 <= hang_up_after <= 600:
-            raise FrontdeskError("--hang-up-after takes 0 to 600 seconds")
-        caller.hang_up(at=float(hang_up_after), after="answer")
+    after = _demo_hang_up(hang_up_after)
+    if after is not None:
+        caller.hang_up(at=after, after="answer")
     return caller
+
+
+def _demo_far_end(audio: Any, press: str, say: str, hang_up_after: float | None) -> None:
+    """The far end of a demo call on a simulated GSM line with call audio: its script runs
+    from the moment the call's audio is on (just after the answer). Keys 1.5 s in (tones
+    and the model's key report); words half a second after it hears the voicemail beep,
+    then a hang-up a second later; or a hang-up `hang_up_after` seconds in."""
+    keys = _demo_keys(press)
+    speech = _demo_words(say)
+    after = _demo_hang_up(hang_up_after)
+    if speech is not None and after is not None:
+        raise FrontdeskError(
+            "on a GSM line the caller either leaves a message (--say) or hangs up "
+            "(--hang-up-after), not both"
+        )
+    spent = 0.0
+    if keys:
+        audio.pause(1.5).press(keys, urc=True)
+        spent = 1.5 + 0.2 * len(keys)
+    if speech is not None:
+        audio.wait_for_tone(1000.0, 0.2).pause(0.5).say(speech).pause(1.0).hang_up()
+    elif after is not None:
+        audio.pause(max(0.0, after - spent)).hang_up()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +61,8 @@ def test_demo_call_presses_a_menu_key_and_leaves_a_message(
         lines = svc.extra["lines"]
         with pytest.raises(FrontdeskError, match="not keys"):
             lines.demo_call("+15551234567", press="9x")
-        with pytest.raises(FrontdeskError, match="GSM line"):
-            lines.demo_call("+15551234567", line="line2", say="hi")
+        with pytest.raises(FrontdeskError, match="not both"):
+            lines.demo_call("+15551234567", line="gsm", say="hi", hang_up_after=3)
 
         mark = recorder.mark()
         argv = ["demo", "call", "+12015550123", "--name", "JANE DOE", "--press", "2"]
@@ -88,6 +89,77 @@ def test_demo_call_presses_a_menu_key_and_leaves_a_message(
         item = svc.history.get(done.record_id)
         assert item is not None and item.outcome == "missed", item
         assert item.text == "the caller hung up during the menu" and not item.media
+    finally:
+        daemon.shutdown()
+
+
+def test_a_demo_call_on_the_gsm_line_is_heard_like_a_real_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo's GSM line (a simulated SIM7600) carries its calls' audio as PCM over its
+    USB audio port: the caller hears the greeting and the menu, presses a key (tone and
+    +RXDTMF), speaks after the beep and the message is kept and emailed, with a link to
+    the demo's page; a silent caller is a missed call "left no message", never "no call
+    audio"."""
+    monkeypatch.setattr(demo, "SINK_PORT", free_port())
+    folder = tmp_path / "demo"
+    daemon = Daemon(demo_config(folder), notifier=Notifier(None), web=False)
+    svc = daemon.start()
+    try:
+        recorder = Recorder(svc.bus)
+        s = svc.settings.get()
+        for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):
+            setattr(s.hours, day, [])  # closed whenever the test runs
+        s.rules.office_phone = False
+        s.rules.menus = [
+            Menu(
+                mode="closed",
+                options=[
+                    MenuOption(digit="1", action="voicemail", target="support"),
+                    MenuOption(digit="2", action="voicemail", target="sales"),
+                ],
+            )
+        ]
+        svc.settings.save(s)
+        lines_idle(svc)
+        line2 = svc.extra["lines"].line("line2")
+        assert "PCM over USB serial" in svc.call_audio.describe(line2)
+
+        mark = recorder.mark()
+        argv = ["demo", "call", "+12015550123", "--line", "gsm", "--press", "2"]
+        code = cli.main([*argv, "--say", WORDS, "--data-dir", str(folder)])
+        out = capsys.readouterr().out
+        assert code == 0 and "ringing line2" in out and "leaves a message" in out, out
+        done = recorder.wait(CallFinished, timeout=90, since=mark)
+        item = svc.history.get(done.record_id)
+        assert item is not None and item.outcome == "voicemail", item
+        assert item.line == "line2" and item.details["box"] == "sales"
+        assert "PCM over USB serial" in item.details["audio"]
+        data, rate = sf.read(io.BytesIO(svc.store.media.read(item.media[0])), dtype="int16")
+        spoken = Tts().speak(WORDS, "en-us", 150).size / 8000
+        # The words, from half a second after the beep, and the second before the hang-up.
+        assert rate == 8000 and spoken <= np.asarray(data).size / 8000 <= spoken + 2.5
+        sink = svc.extra["demo_mail"]
+        deadline = time.monotonic() + 30
+        while not sink.messages():
+            assert time.monotonic() < deadline, "no voicemail email"
+            time.sleep(0.1)
+        (mail,) = sink.messages()
+        assert mail["Subject"].startswith("Voicemail from (201) 555-0123")
+        assert f"http://127.0.0.1:8080/history/{item.id.replace(':', '%3A')}" in (
+            mail.get_body(("plain",)).get_content()
+        )
+        lines_idle(svc)
+
+        mark = recorder.mark()
+        assert (
+            cli.main(["demo", "call", "+12015550124", "--line", "line2", "--data-dir", str(folder)])
+            == 0
+        )
+        done = recorder.wait(CallFinished, timeout=90, since=mark)
+        item = svc.history.get(done.record_id)
+        assert item is not None and item.outcome == "missed", item
+        assert item.text == "the caller left no message" and "audio" not in item.text
     finally:
         daemon.shutdown()
 

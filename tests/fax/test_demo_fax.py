@@ -37,7 +37,7 @@ def test_demo_fax_from_the_cli_arrives_in_class_1(
         with pytest.raises(FrontdeskError, match="not a phone number"):
             lines.demo_fax("fax me")
         with pytest.raises(FrontdeskError, match="Class 1"):
-            lines.demo_fax(line="line2")  # the SIM800: no fax
+            lines.demo_fax(line="line2")  # the GSM line: no fax
         code = cli.main(["demo", "fax", "+15551239999", "--data-dir", str(tmp_path / "demo")])
         assert code == 0 and "calls line1" in capsys.readouterr().out
         deadline = time.monotonic() + 60

@@ -331,7 +331,7 @@ def with_lines(services: Services, tmp_path: Path) -> Iterator[LinesService]:  #
 
 def test_lines_page_shows_each_line(logged_in: Owner, with_lines: LinesService) -> None:  # noqa: F811
     page = logged_in.client.get("/lines/").get_data(as_text=True)
-    assert "USR5637" in page and "SIMCom SIM800" in page
+    assert "USR5637" in page and "SIMCom SIM7600" in page
     assert "voice (u-law 8 kHz)" in page and "Frontdesk Mobile" in page
     assert "-73 dBm" in page and "Ready" in page
     assert "lines.js" in page and "<script>" not in page

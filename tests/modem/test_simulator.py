@@ -324,6 +324,58 @@ def test_sim7600_pcm_only_during_a_call(make_modem: Factory, open_port: Callable
     assert chat(port, "AT+CPCMREG?") == b"\r\n+CPCMREG: 0\r\n\r\nOK\r\n"
 
 
+def test_a_far_end_that_waits_for_the_beep_speaks_after_it(
+    make_modem: Factory, open_port: Callable
+) -> None:
+    """`wait_for_tone`: the far end of a serial PCM call stays silent while the host sends
+    other sound (two tones at once, noise, a 1000 Hz blip too short for a beep), and says
+    its words once the host's audio carries the 1000 Hz voicemail beep."""
+    import numpy as np
+
+    from firmware_app.media import tones
+
+    modem = make_modem("sim7600")
+    audio = modem.pcm_audio(speed=4.0)
+    marker = tones.tone((1500.0,), 0.4, level_dbfs=-12.0)
+    port = open_port(modem.urc_path)
+    pcm = open_port(audio.link)  # the host reads the call's audio all along, as a call does
+    chat(port, "ATE0")
+    assert chat(port, "ATD+420123456789;") == b"\r\nOK\r\n"  # answered: a fresh script
+    audio.wait_for_tone(1000.0, 0.2).say(marker)
+    assert chat(port, "AT+CPCMREG=1") == b"\r\nOK\r\n"
+    rng = np.random.default_rng(7)
+    others = np.concatenate(
+        [
+            tones.tone((697.0, 1209.0), 0.5, level_dbfs=-12.0),
+            rng.normal(0, 3000, 4000).astype(np.int16),
+            tones.tone((1000.0,), 0.06, level_dbfs=-12.0),
+        ]
+    )
+    got = bytearray()
+
+    def send(sound: np.ndarray) -> None:
+        data = sound.astype("<i2").tobytes()
+        for i in range(0, len(data), 320):
+            pcm.write(data[i : i + 320])
+            got.extend(pcm.read(pcm.in_waiting))
+
+    def loud() -> np.ndarray:
+        heard = np.frombuffer(bytes(got[: len(got) & ~1]), dtype="<i2")
+        return np.flatnonzero(np.abs(heard) > 2000)
+
+    send(others)
+    assert loud().size == 0 and not audio.script_done  # still waiting for a beep
+    before = len(got)
+    send(tones.beep())
+    deadline = time.monotonic() + 20
+    while loud().size < marker.size // 2:
+        assert time.monotonic() < deadline, "the far end never spoke"
+        got.extend(pcm.read(3200))
+    assert loud()[0] * 2 >= before  # its words came after the beep, never before
+    assert audio.heard_total == (others.size + tones.beep().size) * 2
+    assert chat(port, "AT+CHUP") == b"\r\nOK\r\n"
+
+
 @pytest.mark.parametrize(
     ("name", "enable", "report"),
     [("sim800", "AT+DDET=1", b"+DTMF: 5"), ("ec25", "AT+QTONEDET=1", b"+QTONEDET: 53")],

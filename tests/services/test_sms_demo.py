@@ -1,4 +1,4 @@
-"""`frontdesk demo sms`: a text reaches the running demo's simulated SIM800 as the network
+"""`frontdesk demo sms`: a text reaches the running demo's simulated SIM7600 as the network
 delivers it (a long one in parts, the last first: 4 UCS-2 parts here); the daemon takes it
 from the SIM, stores it once and empties the SIM, as for any text. `frontdesk sms send` and
 `fax send` reach the demo's daemon with --data-dir."""

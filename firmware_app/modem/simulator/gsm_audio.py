@@ -54,6 +54,16 @@ DTMF_URC = {
 # sends +RXDTMF without a command here (no enabling command is named for it).
 DTMF_ENABLE = {"sim800": "+DDET", "ec25": "+QTONEDET"}
 
+# The commands that switch a call's audio onto a serial PCM port (SIM7600 AT+CPCMREG, EC25
+# AT+QPCMV, Huawei AT^DDSETEX): the models `pcm_audio()` is for.
+SERIAL_PCM_COMMANDS = frozenset({"+CPCMREG", "+QPCMV", "^DDSETEX"})
+
+
+def serial_pcm(personality: Any) -> bool:
+    """Whether a simulated model carries call audio over a serial PCM port."""
+    return personality.kind == "gsm" and bool(SERIAL_PCM_COMMANDS & set(personality.commands))
+
+
 # 3GPP TS 27.007 7.11: <reason> 0 unconditional, 1 busy, 2 no reply, 3 not reachable, 4 all
 # call forwarding, 5 all conditional; <mode> 0 disable, 1 enable, 2 query, 3 registration,
 # 4 erasure; <class> 1 voice (7 = voice, data and fax: the default); <time> 1-30 s, default 20.
@@ -347,6 +357,23 @@ class FarEnd:
             self._script.append(("hangup", None))
         return self
 
+    def wait_for_tone(self, freq: float = 1000.0, seconds: float = 0.2) -> FarEnd:
+        """Say nothing until the host's audio carries a steady `freq` tone for `seconds`
+        (a caller who speaks after the voicemail beep), then go on with the script. Only
+        where what the host sends is heard (`GsmAudio`, the serial PCM port)."""
+        if not self.hears_host:
+            raise NotImplementedError(f"{type(self).__name__} does not listen for tones")
+        wait = _ToneWait(freq=freq, blocks=max(1, round(seconds / FRAME_SECONDS)))
+        with self._lock:
+            self._script.append(("tone", wait))
+        return self
+
+    hears_host = False  # True where `_tone_heard` listens to what the host sent
+
+    def _tone_heard(self, wait: _ToneWait) -> bool:
+        """Whether the tone `wait` waits for was heard (called with the lock held)."""
+        return False
+
     def reset_script(self) -> None:
         with self._lock:
             self._script.clear()
@@ -368,6 +395,10 @@ class FarEnd:
                 if kind == "audio":
                     self._script.popleft()
                     self._pending = np.concatenate([self._pending, value])
+                elif kind == "tone":
+                    if self._pending.size or not self._tone_heard(value):
+                        break  # silence until the tone is heard
+                    self._script.popleft()
                 elif self._pending.size == 0:
                     self._script.popleft()
                     actions.append((kind, value))
@@ -387,6 +418,29 @@ class FarEnd:
         return frame.astype("<i2").tobytes()
 
 
+@dataclass(slots=True)
+class _ToneWait:
+    """A `wait_for_tone` step: the tone, how many 20 ms blocks in a row it must fill, and
+    how far the host's stream was looked at."""
+
+    freq: float
+    blocks: int
+    position: int | None = None
+    run: int = 0
+
+
+def _tone_block(block: np.ndarray, freq: float) -> bool:
+    """One 20 ms block of 8 kHz audio is the tone `freq`: loud enough (above -40 dBFS)
+    and most of its energy at that frequency (the voicemail beep, not speech)."""
+    x = block.astype(np.float64) / 32768.0
+    if float(np.sqrt(np.mean(x**2))) < 0.01:
+        return False
+    spectrum = np.abs(np.fft.rfft(x)) ** 2
+    at = round(freq * x.size / 8000)
+    band = spectrum[max(0, at - 1) : at + 2].sum()
+    return bool(band > 0.8 * spectrum.sum())
+
+
 class GsmAudio(FarEnd):
     """The serial PCM port of a simulated GSM modem and the far end's scripted audio.
 
@@ -399,7 +453,11 @@ class GsmAudio(FarEnd):
         self.link = link
         self.speed = speed
         self.enabled = False
-        self.heard = bytearray()  # everything the host sent on the PCM port
+        self.heard = bytearray()  # what the host sent on the PCM port (see heard_limit)
+        self.heard_total = 0  # bytes the host sent since the port was made
+        # Keep only the newest this many bytes of `heard` (None: all; tests read it whole):
+        # a long-running demo's port does not grow with every call.
+        self.heard_limit: int | None = None
         self.frames_sent = 0
         self._stop = threading.Event()
         self._master, slave = os.openpty()
@@ -421,6 +479,23 @@ class GsmAudio(FarEnd):
 
     def set_enabled(self, on: bool) -> None:
         self.enabled = on
+
+    hears_host = True
+
+    def _tone_heard(self, wait: _ToneWait) -> bool:
+        total = self.heard_total
+        if wait.position is None:  # listen from the moment the step is reached
+            wait.position = total - total % 2  # on a sample's first byte
+        start = max(0, len(self.heard) - (total - wait.position))
+        data = bytes(self.heard[start:])
+        whole = len(data) - len(data) % FRAME_BYTES
+        for i in range(0, whole, FRAME_BYTES):
+            block = np.frombuffer(data[i : i + FRAME_BYTES], dtype="<i2")
+            wait.run = wait.run + 1 if _tone_block(block, wait.freq) else 0
+            if wait.run >= wait.blocks:
+                return True
+        wait.position = total - (len(data) - whole)
+        return False
 
     def close(self) -> None:
         self._stop.set()
@@ -445,6 +520,10 @@ class GsmAudio(FarEnd):
                     data = os.read(self._master, 65536)
                     with self._lock:
                         self.heard += data
+                        self.heard_total += len(data)
+                        limit = self.heard_limit
+                        if limit is not None and len(self.heard) > limit:
+                            del self.heard[: len(self.heard) - limit]
             now = time.monotonic()
             if now < next_at:
                 continue
