@@ -170,7 +170,9 @@ class Daemon:
     def _clock(self) -> datetime:
         return self.services.clock() if self.services is not None else datetime.now(UTC)
 
-    def start(self) -> Services:
+    def start(self, on_ready: Callable[[], None] | None = None) -> Services:
+        """Build and start everything; `on_ready` is called once calls can be handled (the
+        daemon's READY=1), before work that can wait starts: the history index's rebuild."""
         self.store = Store(self.config.data_dir)
         self._closers.append(self.store.close)
         # Holiday tables come from a short-lived child, never the 10 MB package in here.
@@ -181,8 +183,8 @@ class Daemon:
         services = Services.build(self.config, self.store, bus, self.log_ring)
         self.services = services
         # The history index: its snapshot is read now; months it lacks (the first start
-        # after an upgrade) are read from the store on a thread, never holding up the start.
-        services.history.start_index(background=True)
+        # after an upgrade) are read from the store on a thread, started once ready.
+        services.history.start_index(background=True, hold=True)
         self._closers.append(services.history.close)
         services.extra["holidays"] = tables
         self._closers.append(tables.follow(services.settings.get, bus, services.scheduler))
@@ -230,6 +232,9 @@ class Daemon:
         if self.panel is not None and hasattr(history, "open_count"):
             self.panel.set_unhandled(history.open_count())
         bus.publish(DaemonStarted(version=__version__))
+        if on_ready is not None:
+            on_ready()
+        services.history.release_index()
         return services
 
     def _start_lines(self, services: Services) -> None:
@@ -466,6 +471,11 @@ class Daemon:
             self.stop_reason = reason
             self.stop_requested.set()
 
+    def _ready(self) -> None:
+        where = f", web page on http://{self.web.address}/" if self.web else ""
+        log.info("Frontdesk %s running, data in %s%s", __version__, self.config.data_dir, where)
+        self.notifier.ready(f"running{where}")
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.request_stop(signal.Signals(signum).name)
 
@@ -474,7 +484,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         try:
-            self.start()
+            self.start(on_ready=self._ready)
         except StoreFileError as exc:  # a restart cannot fix it: say so once and stay down
             log.critical("cannot start: %s", exc)
             self.shutdown()
@@ -483,9 +493,6 @@ class Daemon:
             log.error("cannot start: %s", exc)
             self.shutdown()
             return 1
-        where = f", web page on http://{self.web.address}/" if self.web else ""
-        log.info("Frontdesk %s running, data in %s%s", __version__, self.config.data_dir, where)
-        self.notifier.ready(f"running{where}")
         interval = min(5.0, self.notifier.watchdog_interval or 5.0)
         while not self.stop_requested.wait(interval):
             self.supervisor.check()
@@ -511,6 +518,8 @@ class Daemon:
         deadline = started + STOP_DEADLINE
         self.notifier.stopping()
         if self.services is not None:
+            # A rebuild of the history index stops now, so its snapshot is written in time.
+            self.services.history.stop_indexing()
             self.services.bus.publish(DaemonStopping(reason=self.stop_reason or "shutdown"))
         current = [""]
         hang_ups, self._hang_ups = list(self._hang_ups), []

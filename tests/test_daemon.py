@@ -226,3 +226,54 @@ def test_stop_with_lines_a_call_and_a_kept_alive_connection(tmp_path: Path) -> N
         (mail,) = store.table("outbox", "messages").all()
         assert mail["kind"] == "missed_call", mail
     print(f"stopped in {m.group(1)} s by its own clock, {took:.2f} s seen from outside")
+
+
+def test_ready_comes_before_the_history_index_is_rebuilt(tmp_path: Path) -> None:
+    """The first start after an upgrade: the history index is rebuilt on its thread, which
+    starts only once the daemon is ready (READY=1), so the rebuild does not delay it; a stop
+    meanwhile ends the rebuild and writes its snapshot within the stop's deadline."""
+    import json
+    import threading
+    from datetime import UTC, datetime
+
+    from firmware_app.config import MachineConfig, StoreConfig, WebConfig
+    from firmware_app.daemon import Daemon
+    from firmware_app.sdnotify import Notifier
+    from firmware_app.services.history_index import SNAPSHOT
+
+    data = tmp_path / "data"
+    (data / "history").mkdir(parents=True)
+    month = f"{datetime.now(UTC):%Y-%m}"
+    record = {
+        "channel": "call",
+        "direction": "in",
+        "outcome": "missed",
+        "start": f"{month}-01T09:00:00+00:00",
+        "number": "+15550001111",
+    }
+    body = {"records": {str(i + 1): record for i in range(3000)}}
+    (data / "history" / f"{month}.json").write_text(json.dumps(body))
+    config = MachineConfig(
+        store=StoreConfig(data_dir=str(data)), web=WebConfig(listen=f"127.0.0.1:{free_port()}")
+    )
+    daemon = Daemon(config, notifier=Notifier(None), web=False)
+    seen: dict[str, object] = {}
+
+    def on_ready() -> None:
+        history = daemon.services.history if daemon.services else None
+        assert history is not None
+        thread = history._index_thread
+        seen["started"] = thread is not None and thread.ident is not None
+        seen["indexing"] = history.indexing()
+        seen["threads"] = [t.name for t in threading.enumerate()]
+
+    try:
+        services = daemon.start(on_ready=on_ready)
+        assert seen["started"] is False and seen["indexing"] is True, seen
+        assert "history-index" not in seen["threads"]  # type: ignore[operator]
+        assert services.history.wait_indexed(60)
+        assert services.history.query([["ch:call"]], 1).total == 3000
+    finally:
+        daemon.shutdown()
+    assert daemon.stopped_cleanly  # every closer done within STOP_DEADLINE
+    assert (data / "index" / SNAPSHOT).exists()

@@ -209,8 +209,10 @@ class FaxService:
 
     def _resume_drawing(self) -> None:
         while not self.history.wait_indexed(1.0):  # after an upgrade: once it is indexed
-            if self._closed.is_set():
+            if self._closed.is_set() or self.history.stopping:  # the next start looks
                 return
+        if self._closed.is_set() or self.history.stopping:
+            return
         try:
             for item in self.queued():
                 if item.details.get("status") == "drawing" and not self._closed.is_set():

@@ -306,12 +306,18 @@ class HistoryService:
         self._index_open_lock = threading.Lock()
         self._index_stop = threading.Event()
         self._index_thread: threading.Thread | None = None
+        self._index_done = threading.Event()  # clear while the index's thread has work
+        self._index_done.set()
+        self._index_wake = threading.Event()  # set when it is done, or stopping
+        self._index_wake.set()
 
     # -- the index ---------------------------------------------------------------------------
 
-    def start_index(self, background: bool = False) -> None:
+    def start_index(self, background: bool = False, *, hold: bool = False) -> None:
         """Open the index (fast); months it lacks are read from the store at once, or on a
-        thread when `background` (the daemon: start-up never waits for a rebuild)."""
+        thread when `background` (the daemon: start-up never waits for a rebuild). With
+        `hold` that thread starts only at `release_index` (the daemon's, once it has told
+        systemd it is ready: the rebuild does not compete with the start for the CPU)."""
         with self._index_open_lock:
             if self._index_opened:
                 return
@@ -321,35 +327,62 @@ class HistoryService:
             except OSError as exc:
                 log.error("history index cannot be opened: %s; searching by scan", exc)
                 return
-        if not months:
-            return
-        if background:
-            self._index_thread = threading.Thread(
-                target=self._catch_up, args=(months,), name="history-index", daemon=True
-            )
-            self._index_thread.start()
-        else:
-            self._catch_up(months)
+            if not months:
+                return
+            if background:
+                self._index_done.clear()
+                self._index_wake.clear()
+                self._index_thread = threading.Thread(
+                    target=self._catch_up, args=(months,), name="history-index", daemon=True
+                )
+                if not hold:
+                    self._index_thread.start()
+                return
+        self._catch_up(months)
+
+    def release_index(self) -> None:
+        """Start the index's thread held back by `start_index(hold=True)`."""
+        with self._index_open_lock:
+            thread = self._index_thread
+            if thread is not None and thread.ident is None and not self._index_stop.is_set():
+                thread.start()
 
     def _catch_up(self, months: list[str]) -> None:
         try:
             self.index.catch_up(months, self._index_stop)
         except Exception:
             log.exception("history index: catching up with the store failed; searching by scan")
+        finally:
+            self._index_done.set()
+            self._index_wake.set()
 
     def indexing(self) -> bool:
         """The index is being caught up with the store on its thread (the first start after
         an upgrade, a start after a power cut): queries search the newest records only and
         `all_of` reads the whole store. Work that can wait for it checks this first."""
-        thread = self._index_thread
-        return thread is not None and thread.is_alive() and not self.index.ready
+        return not self._index_done.is_set() and not self.index.ready
 
     def wait_indexed(self, timeout: float | None = None) -> bool:
-        """Wait until the index's thread is done (True) or `timeout` passes (False)."""
-        thread = self._index_thread
-        if thread is not None:
-            thread.join(timeout)
+        """Wait until the index's thread is done (True), or `timeout` passes or the daemon
+        starts stopping (False while it is still indexing: see `stopping`)."""
+        self._index_wake.wait(timeout)
         return not self.indexing()
+
+    @property
+    def stopping(self) -> bool:
+        """`stop_indexing` was called: the daemon is stopping."""
+        return self._index_stop.is_set()
+
+    def stop_indexing(self) -> None:
+        """The daemon is stopping: the index's thread ends after its current batch of
+        records (what it did is kept; the rest is read at the next start), so the snapshot
+        at `close` is written within the stop's deadline. Never blocks."""
+        with self._index_open_lock:
+            self._index_stop.set()
+            self._index_wake.set()
+            thread = self._index_thread
+            if thread is None or thread.ident is None:  # never started
+                self._index_done.set()
 
     def _ensure_index(self) -> None:
         if not self._index_opened:
@@ -363,9 +396,10 @@ class HistoryService:
 
     def close(self) -> None:
         """Stop a rebuild in progress and write the index's snapshot (daemon shutdown)."""
-        self._index_stop.set()
-        if self._index_thread is not None:
-            self._index_thread.join(30)
+        self.stop_indexing()
+        thread = self._index_thread
+        if thread is not None and thread.ident is not None:
+            thread.join(30)
         self.index.close()
 
     # -- writing -----------------------------------------------------------------------------

@@ -24,11 +24,16 @@ damaged or out of step:
                     atomically every SNAPSHOT_EVERY changes and at shutdown, together with
                     the size and time of each month's store files at that moment
 
-At start the snapshot is read and the lines appended after it replayed, which is fast. A
+At start the snapshot is read and the lines appended after it replayed, which is fast (at
+most REPLAY_MAX bytes a month: a snapshot is written every SNAPSHOT_EVERY changes). A copy
+with a longer tail (a rebuild stopped before its first snapshot, a copy rewritten or cut
+since the snapshot) is deleted and its month indexed again from the store: replaying it
+would hold up the start for seconds at 100,000 records. A
 month of the store whose files changed since the snapshot (the daemon did not stop cleanly,
 or the folder was restored) is compared record by record with its copy; a month the index
-has never seen (the first start after an upgrade) is read whole. Both happen on a thread:
-while months are missing, `ready` is False and callers fall back to a bounded scan.
+has never seen (the first start after an upgrade), or whose reading was stopped, is read
+whole. Both happen on a thread: while months are missing, `ready` is False and callers fall
+back to a bounded scan.
 
 Record ids `YYYY-MM:N` are kept as one integer, `(year * 12 + month - 1) << 32 | N`, so the
 lists sort in the store's own order: by month, then by order of writing.
@@ -62,6 +67,7 @@ FOLDER = "index"
 SNAPSHOT = "history.idx"
 MAGIC = b"FDHX1\n"
 SNAPSHOT_EVERY = 2000  # changes between snapshots
+REPLAY_MAX = 2 << 20  # bytes of a copy replayed at start; a longer tail: indexed again
 COMPACT_MIN = 1000  # old versions of a month's records before its copy may be rewritten
 WORD_MIN, WORD_MAX = 2, 32
 PREFIX_MIN = 3  # shorter search words match whole words only
@@ -521,19 +527,22 @@ class HistoryIndex:
         with self._writer_lock, self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._reset()
-            months = self._load_snapshot()
+            months, unfinished = self._load_snapshot()
             for path in sorted(self.folder.glob("????-??.jsonl")):
                 month = path.stem
                 if _MONTH.match(month) and month not in months:
-                    months[month] = 0  # a copy the snapshot does not know: read it whole
+                    months[month] = 0  # a copy the snapshot does not know
             for month, covered in sorted(months.items()):
-                self._replay(month, covered)
+                if self._tail(month, covered) <= REPLAY_MAX:
+                    self._replay(month, covered)
+                else:  # read again from the store, on the thread, not replayed here
+                    self._forget(month)
             store_months = self._store.history.months()
             folder = self._store.history.folder
             stale = []
             self._missing = set()
             for month in sorted(store_months):
-                if month not in self._offsets:
+                if month not in self._offsets or month in unfinished:
                     self._missing.add(month)
                     stale.append(month)
                 elif self._recorded.get(month) != _signature(folder, month):
@@ -550,13 +559,28 @@ class HistoryIndex:
             log.info("history index: %d month(s) to index", len(self._missing))
         return stale
 
-    def _load_snapshot(self) -> dict[str, int]:
-        """Read history.idx; returns the bytes of each month's copy it covers."""
+    def _tail(self, month: str, covered: int) -> int:
+        """Bytes of a month's copy written after the snapshot."""
+        try:
+            return self._path(month).stat().st_size - covered
+        except FileNotFoundError:
+            return 0
+
+    def _forget(self, month: str) -> None:
+        """Drop a month and delete its copy: it is indexed again from the store."""
+        log.info("history index: %s to be indexed again from the store", month)
+        self._drop_month(month)
+        self._recorded.pop(month, None)
+        self._path(month).unlink(missing_ok=True)
+
+    def _load_snapshot(self) -> tuple[dict[str, int], set[str]]:
+        """Read history.idx; returns the bytes of each month's copy it covers, and the
+        months whose reading from the store had not finished when it was written."""
         path = self.folder / SNAPSHOT
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            return {}
+            return {}, set()
         try:
             if not raw.startswith(MAGIC):
                 raise ValueError("not an index snapshot")
@@ -585,14 +609,17 @@ class HistoryIndex:
                 raise ValueError("lengths do not add up")
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             log.warning("history index: %s is unusable (%s); building it again", path, exc)
-            return {}
+            return {}, set()
         self._keys = keys
         self._words = sorted(k[2:] for k in keys if k.startswith("w:"))
         self._odd = {k for k in keys if k.startswith("n:") and not _plain_number(k[2:])}
         self._offsets = offsets
         covered: dict[str, int] = {}
+        unfinished: set[str] = set()
         for month, info in header["months"].items():
             self._recorded[month] = info.get("store")
+            if info.get("unfinished"):
+                unfinished.add(month)
             self._dead[month] = int(info.get("dead", 0))
             try:
                 st = self._path(month).stat()
@@ -607,7 +634,7 @@ class HistoryIndex:
                 continue
             self._sizes[month] = info["size"]
             covered[month] = info["size"]
-        return covered
+        return covered, unfinished
 
     def _replay(self, month: str, start: int) -> None:
         """Apply the lines of a month's copy from byte `start` (written after the snapshot)."""
@@ -722,6 +749,8 @@ class HistoryIndex:
                 "ino": ino,
                 "dead": self._dead.get(month, 0),
                 "store": store,
+                # still being read from the store (a stop cut the rebuild): read it whole
+                "unfinished": month in self._missing,
             }
         crc = 0
         for c in chunks:

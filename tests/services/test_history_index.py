@@ -447,6 +447,86 @@ def test_a_rebuild_reads_each_month_once_and_keeps_writes_made_meanwhile(
         store.close()
 
 
+def test_a_rebuild_stopped_midway_is_not_replayed_at_start_but_read_again(
+    data_dir: Path, long_history: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop during the first rebuild: the snapshot written at the stop marks the month
+    being read as unfinished, so the next start reads it whole again (not `ready` before);
+    a copy whose tail is longer than REPLAY_MAX is not replayed at start (seconds on a Pi at
+    100,000 records) but deleted and its month read again from the store on the thread."""
+    import threading
+
+    import firmware_app.services.history_index as hx
+
+    store = Store(data_dir)
+    history = HistoryService(store, EventBus())
+    append = history.index._append
+    stop_after = threading.Event()
+
+    def append_then_stop(month: str, num: int, line: bytes) -> None:
+        append(month, num, line)
+        if month == "2026-11" and num == 1000:
+            stop_after.set()
+            history.stop_indexing()  # the daemon's stop, while this month is read
+
+    monkeypatch.setattr(history.index, "_append", append_then_stop)
+    monkeypatch.setattr(hx, "CATCH_UP_CHUNK", 100)
+    history.start_index(background=True, hold=True)
+    assert history.indexing()  # held: not started, but not ready either
+    history.release_index()
+    assert history.wait_indexed(60) is False or stop_after.is_set()
+    history.close()  # the snapshot: 2026-09 and 2026-10 done, 2026-11 unfinished
+    store.close()
+    assert stop_after.is_set()
+    partial = data_dir / "index" / "2026-11.jsonl"
+    assert partial.stat().st_size > 0
+
+    store = Store(data_dir)
+    try:
+        again = HistoryService(store, EventBus())
+        months = again.index.open()
+        assert months == ["2026-11"] and not again.index.ready  # read whole again
+        again.index.close()
+    finally:
+        store.close()
+
+    (data_dir / "index" / SNAPSHOT).unlink()  # a stop that could not write it in time
+    monkeypatch.setattr(hx, "REPLAY_MAX", partial.stat().st_size // 2)
+    store = Store(data_dir)
+    try:
+        again = HistoryService(store, EventBus())
+        replayed: list[str] = []
+        replay = again.index._replay
+        monkeypatch.setattr(again.index, "_replay", lambda m, s: replayed.append(m) or replay(m, s))
+        months = again.index.open()
+        assert months == list(MONTHS) and not again.index.ready
+        assert replayed == [] and not partial.exists()  # too long: read again instead
+        again._index_opened = True
+        again.index.catch_up(months)
+        assert again.index.ready
+        page = again.query([[outcome_key("call", "blocked")]], 10)
+        assert [i.id for i in page.items] == [long_history["blocked"]]
+        check_against_store(again, store)
+    finally:
+        store.close()
+
+
+def test_a_held_rebuild_that_is_stopped_before_it_starts_never_runs(data_dir: Path) -> None:
+    write_history(data_dir, 10, {})
+    store = Store(data_dir)
+    try:
+        history = HistoryService(store, EventBus())
+        history.start_index(background=True, hold=True)
+        assert history.indexing() and not history.wait_indexed(0.01)
+        history.stop_indexing()
+        history.release_index()  # too late: the daemon is stopping
+        assert history._index_thread is not None and history._index_thread.ident is None
+        assert history.wait_indexed(0) and not history.index.ready and history.stopping
+        history.close()
+    finally:
+        store.close()
+
+
 def test_numbers_are_found_by_any_digits_they_contain(data_dir: Path) -> None:
     store, history = service(data_dir)
     try:
