@@ -5,7 +5,9 @@ Pi and about 12 MB each time; they load with the first call, fax or upload that 
 Greetings are spoken at start-up in a child process, so the daemon stays free of them even
 once every greeting is ready. The `holidays` package (about 10 MB) is left to a child too:
 the daemon keeps only the tables, even after the country changes and a holiday is looked
-up. The daemon runs in a subprocess so that what other tests imported does not count.
+up. Mail code (smtplib, email.policy with its header registry, the SMTP session) loads when
+an email is built or sent: the outbox is on disk, so nothing waits on it. The daemon runs in
+a subprocess so that what other tests imported does not count.
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ import pytest
 pytestmark = pytest.mark.timeout(60)
 
 HEAVY = ("numpy", "soundfile", "soxr", "PIL", "img2pdf", "pypdfium2", "holidays")
+# Modules (full names) an idle daemon has no use for until there is mail to build or send.
+LAZY = (
+    "smtplib",
+    "email.policy",
+    "email.headerregistry",
+    "firmware_app.services.notify.smtp",
+)
 
 SCRIPT = """
 import socket, sys, time
@@ -47,12 +56,19 @@ print("IN-PROCESS:", services.extra["holidays"].in_process, flush=True)
 time.sleep(1.0)
 heavy = sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[2].split(",")))
 print("HEAVY:" + ",".join(heavy), flush=True)
+print("LAZY:" + ",".join(sorted(set(sys.modules) & set(sys.argv[3].split(",")))), flush=True)
+# The first email built loads what it needs.
+from firmware_app.services.notify.mime import Sender, build_message
+doc = {"message_id": "<1@x>", "created": "2026-11-20T12:00:00+00:00", "to": ["a@example.com"],
+       "subject": "s", "text": "t", "html": "<p>t</p>", "attachments": []}
+build_message(doc, Sender(name="Shop", address="shop@example.com"), services.store.media)
+print("BUILT:" + ",".join(sorted(set(sys.modules) & set(sys.argv[3].split(",")))), flush=True)
 """
 
 
 def test_the_daemon_starts_without_audio_fax_image_or_holiday_libraries(tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "data"), ",".join(HEAVY)],
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "data"), ",".join(HEAVY), ",".join(LAZY)],
         capture_output=True,
         text=True,
         timeout=45,
@@ -61,6 +77,8 @@ def test_the_daemon_starts_without_audio_fax_image_or_holiday_libraries(tmp_path
     lines = [x for x in run.stdout.splitlines() if x.startswith("HEAVY:")]
     assert lines, f"the daemon did not start:\n{run.stdout}\n{run.stderr[-3000:]}"
     assert lines[-1] == "HEAVY:", f"imported at start-up: {lines[-1][6:]}"
+    assert "LAZY:\n" in run.stdout, f"mail code imported at start-up:\n{run.stdout}"
+    assert "BUILT:email.headerregistry,email.policy" in run.stdout, run.stderr[-3000:]
     if shutil.which("espeak-ng"):  # the greetings were spoken all the same (in a child)
         spoken = [x for x in run.stdout.splitlines() if x.startswith("SPOKEN:")]
         assert spoken and int(spoken[0].split()[1]) > 0, run.stderr[-3000:]

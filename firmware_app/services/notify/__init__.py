@@ -7,6 +7,7 @@ and `stop`. See docs/email.md.
 
 from __future__ import annotations
 
+from .errors import MailServerError, MessageRejected, NotifyError
 from .messages import (
     Attachment,
     Context,
@@ -23,7 +24,6 @@ from .messages import (
 )
 from .outbox import Outbox, OutboxEntry, backoff
 from .service import DeliveryWorker, Notifier, OutboxStatus, TestResult
-from .smtp import MailServerError, MessageRejected, NotifyError
 
 __all__ = [
     "Attachment",

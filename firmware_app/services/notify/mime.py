@@ -7,6 +7,7 @@ so no caller-supplied text can add a header. Never sends anything; never reads s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -14,11 +15,9 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import escape
 
@@ -26,9 +25,20 @@ from ...errors import StoreError
 from ...store.media import MediaStore
 from .messages import header_text
 
+if TYPE_CHECKING:
+    from email.headerregistry import Address
+    from email.policy import EmailPolicy
+
 log = logging.getLogger(__name__)
 
-MIME_POLICY = policy.SMTP
+
+@functools.cache
+def mime_policy() -> EmailPolicy:
+    """The stdlib's SMTP policy. email.policy (with its header registry, about 1 MB) is
+    loaded with the first message built, not by an idle daemon."""
+    from email import policy
+
+    return policy.SMTP
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +63,8 @@ def address(addr_spec: str, display_name: str = "") -> Address:
     local, at, domain = addr_spec.rpartition("@")
     if not at or not local or not domain:
         raise ValueError(f"{addr_spec!r} is not an email address")
+    from email.headerregistry import Address
+
     return Address(display_name=header_text(display_name, 78), username=local, domain=domain)
 
 
@@ -134,7 +146,7 @@ def limit_attachments(
 
 def build_message(doc: Mapping[str, Any], sender: Sender, media: MediaStore) -> EmailMessage:
     """The email for one outbox document. Same document, same headers and bodies."""
-    msg = EmailMessage(policy=MIME_POLICY)
+    msg = EmailMessage(policy=mime_policy())
     msg["From"] = address(sender.address, sender.name)
     msg["To"] = [address(a) for a in doc["to"]]
     if sender.reply_to:

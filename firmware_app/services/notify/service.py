@@ -10,13 +10,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import StoreError
 from ...events import EventBus, SettingsChanged
@@ -24,6 +23,7 @@ from ...settings.model import Email, Settings
 from ...settings.schema import email_address
 from ...store import Store
 from ...workers import Worker
+from .errors import DEFAULT_TIMEOUT, MailServerError, MessageRejected, NotifyError
 from .messages import (
     Context,
     Draft,
@@ -44,7 +44,11 @@ from .messages import (
 from .mime import Sender, add_notes, build_message, limit_attachments, make_message_id
 from .outbox import Outbox, OutboxEntry
 from .prefs import PrefsStore
-from .smtp import DEFAULT_TIMEOUT, MailServerError, MessageRejected, NotifyError, SmtpConnection
+
+if TYPE_CHECKING:
+    import ssl
+
+    from .smtp import SmtpConnection
 
 log = logging.getLogger(__name__)
 
@@ -607,6 +611,8 @@ class Notifier:
         self.worker.wake()
 
     def _connect(self, cfg: Email) -> SmtpConnection:
+        from .smtp import SmtpConnection  # smtplib and ssl: loaded when there is mail to send
+
         return SmtpConnection(
             cfg,
             timeout=self.timeout,
@@ -619,6 +625,8 @@ class Notifier:
         on the first encrypted connection and shared by every later one (an SSLContext is
         safe to share between threads; a new certificate store is read at the next start).
         One per connection cost every email tens of milliseconds of CPU."""
+        import ssl
+
         with self._status_lock:
             if self.ssl_context is None:
                 self.ssl_context = ssl.create_default_context()

@@ -16,42 +16,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from ...errors import FrontdeskError
 from ...settings.model import Email
-from .mime import MIME_POLICY
+from .errors import DEFAULT_TIMEOUT, MailServerError, MessageRejected, NotifyError
+from .mime import mime_policy
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 30.0
-
-
-class NotifyError(FrontdeskError):
-    """Email could not be queued or sent."""
-
-
-class MailServerError(NotifyError):
-    """The mail server could not be reached, or refused the connection or the login.
-
-    `str()` is the log line; `plain` says the same to the owner in plain words.
-    """
-
-    def __init__(self, message: str, plain: str = "", *, refused: bool = False) -> None:
-        super().__init__(message)
-        self.plain = plain or message
-        self.refused = refused  # nothing listens on the port (yet): "connection refused"
-
-
-class MessageRejected(NotifyError):
-    """The mail server answered a message with an error reply."""
-
-    def __init__(self, code: int, text: str) -> None:
-        self.code = code
-        self.text = text
-        super().__init__(f"{code} {text}".strip())
-
-    @property
-    def permanent(self) -> bool:
-        return 500 <= self.code < 600
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Accepted",
+    "MailServerError",
+    "MessageRejected",
+    "NotifyError",
+    "SmtpConnection",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +224,7 @@ class SmtpConnection:
             if not smtp.has_extn("smtputf8"):
                 raise MessageRejected(553, "the mail server cannot take non-ASCII addresses")
             options.append("SMTPUTF8")
-        data = msg.as_bytes(policy=MIME_POLICY.clone(utf8=utf8))
+        data = msg.as_bytes(policy=mime_policy().clone(utf8=utf8))
         try:
             code, resp = smtp.mail(sender, options)
             if code != 250:
