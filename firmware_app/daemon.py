@@ -9,6 +9,7 @@ STOPPING). SIGTERM or SIGINT stops everything within 2 seconds.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -234,6 +235,10 @@ class Daemon:
         bus.publish(DaemonStarted(version=__version__))
         if on_ready is not None:
             on_ready()
+        # What start-up loaded (modules, settings, the web app) stays for the daemon's life:
+        # moved out of the collector's reach, a full collection does not walk it again.
+        gc.collect()
+        gc.freeze()
         services.history.release_index()
         return services
 
