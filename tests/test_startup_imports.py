@@ -6,8 +6,9 @@ Greetings are spoken at start-up in a child process, so the daemon stays free of
 once every greeting is ready. The `holidays` package (about 10 MB) is left to a child too:
 the daemon keeps only the tables, even after the country changes and a holiday is looked
 up. Mail code (smtplib, email.policy with its header registry, the SMTP session) loads when
-an email is built or sent: the outbox is on disk, so nothing waits on it. The daemon runs in
-a subprocess so that what other tests imported does not count.
+an email is built or sent: the outbox is on disk, so nothing waits on it. The fax engine,
+contacts import/export, calendar files and ctypes load with their first use (LAZY). The
+daemon runs in a subprocess so that what other tests imported does not count.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ LAZY = (
     "email.policy",
     "email.headerregistry",
     "firmware_app.services.notify.smtp",
+    # the T.30 engine and the Class 1 driver: with the first fax
+    "firmware_app.protocol.t30",
+    "firmware_app.fax.class1",
+    "firmware_app.fax.pipe",
+    # contacts import/export and calendar files: with the first page that needs them
+    "firmware_app.contacts_io",
+    "web_ui.ical",
+    # the kernel clock check (adjtimex): with the first check
+    "ctypes",
 )
 
 SCRIPT = """

@@ -21,7 +21,6 @@ from flask import (
     url_for,
 )
 
-from firmware_app import contacts_io
 from firmware_app.errors import FrontdeskError, ValidationError
 from firmware_app.services.contacts import LABELS, Contact, Draft
 
@@ -178,6 +177,8 @@ def import_() -> Any:
     if upload is None or not upload.filename:
         flash("Choose a .csv or .vcf file first.", "error")
         return render_template("contacts/import.html", result=None), 400
+    from firmware_app import contacts_io  # loaded by the first import or export
+
     text = contacts_io.decode(upload.read())
     name = upload.filename.lower()
     if name.endswith((".vcf", ".vcard")) or text.lstrip().upper().startswith("BEGIN:VCARD"):
@@ -192,6 +193,8 @@ def import_() -> Any:
 def export_csv() -> Response:
     """For spreadsheets (numbers kept as text), or `?plain=1` for other programs."""
     plain = request.args.get("plain") == "1"
+    from firmware_app import contacts_io  # loaded by the first import or export
+
     body = contacts_io.write_csv(services().contacts.all(), spreadsheet=not plain)
     name = "contacts-plain.csv" if plain else "contacts.csv"
     return Response(
@@ -203,6 +206,8 @@ def export_csv() -> Response:
 
 @bp.get("/export.vcf")
 def export_vcf() -> Response:
+    from firmware_app import contacts_io  # loaded by the first import or export
+
     body = contacts_io.write_vcard(services().contacts.all())
     return Response(
         body.encode(),

@@ -18,7 +18,6 @@ from firmware_app.routing import Menu, Plan, when
 from firmware_app.settings.model import settings_to_dict
 from firmware_app.settings.routing import DAY_NAMES, WEEKDAYS
 
-from . import ical
 from .api import api_blueprint, api_error, register_api
 from .registry import Card, add_card, add_nav, add_section_page
 from .security import services
@@ -247,6 +246,8 @@ def override() -> Any:
 def _holidays_page(
     errors: Errors | None = None, closure: dict[str, str] | None = None, status: int = 200
 ) -> Any:
+    from . import ical  # calendar files: loaded with the Holidays page, not at start
+
     svc = services()
     s = svc.settings.get()
     return render_template(
@@ -336,6 +337,8 @@ def import_calendar() -> Any:
     if upload is None or not upload.filename:
         errors.add("f-ics", "Calendar file: choose an .ics file exported from your calendar.")
         return _holidays_page(errors, status=422)
+    from . import ical  # loaded by the first calendar import
+
     try:
         svc = services()
         found = ical.read_events(

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from ..protocol.at import Command, ErrorResult, Response
-from ..protocol.t30 import PageSource, ReceivedPage, T30Receiver, T30Sender
-from ..protocol.t30_frames import Capabilities, Dcs
-from .class1 import Class1Driver
-from .pipe import LinePipe
 
 if TYPE_CHECKING:
     from ..modem.line import Line
+    from ..protocol.t30 import PageSource, ReceivedPage
+    from ..protocol.t30_frames import Dcs
+    from .pipe import LinePipe
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +158,12 @@ def receive(
         from .class2 import receive_class2
 
         return receive_class2(line, klass, local_id=local_id, clock=clock, on_progress=on_progress)
+    # The T.30 engine and the Class 1 driver: loaded with the first fax, not at start.
+    from ..protocol.t30 import T30Receiver
+    from ..protocol.t30_frames import Capabilities
+    from .class1 import Class1Driver
+    from .pipe import LinePipe
+
     started = clock()
     pipe = LinePipe(line)
     try:
@@ -317,6 +322,10 @@ def send(
         from .class2 import send_class2
 
         return send_class2(line, klass, dial, pages, local_id=local_id, fine=fine, clock=clock)
+    from ..protocol.t30 import T30Sender
+    from .class1 import Class1Driver
+    from .pipe import LinePipe
+
     started = clock()
     pipe = LinePipe(line)
     try:

@@ -9,7 +9,7 @@ changes nothing.
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import logging
 import shutil
 import subprocess
@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..logs import LogLine, RingBufferHandler
@@ -58,26 +59,35 @@ class DiskUsage:
         return self.free_fraction < LOW_DISK_FRACTION
 
 
-class _Timex(ctypes.Structure):
-    # The leading fields of struct timex (<sys/timex.h>); the rest is room for the kernel to write.
-    _fields_ = [
-        ("modes", ctypes.c_uint),
-        ("offset", ctypes.c_long),
-        ("freq", ctypes.c_long),
-        ("maxerror", ctypes.c_long),
-        ("esterror", ctypes.c_long),
-        ("status", ctypes.c_int),
-        ("_rest", ctypes.c_byte * 512),
-    ]
+@functools.cache
+def _timex() -> Any:
+    """struct timex's leading fields (<sys/timex.h>); the rest is room for the kernel to
+    write. ctypes (and libffi) load with the first clock check, not at start."""
+    import ctypes
+
+    class Timex(ctypes.Structure):
+        _fields_ = [
+            ("modes", ctypes.c_uint),
+            ("offset", ctypes.c_long),
+            ("freq", ctypes.c_long),
+            ("maxerror", ctypes.c_long),
+            ("esterror", ctypes.c_long),
+            ("status", ctypes.c_int),
+            ("_rest", ctypes.c_byte * 512),
+        ]
+
+    return Timex
 
 
 def kernel_clock_sync() -> ClockSync:
     """Ask the Linux kernel (adjtimex with modes=0 reads, never changes) whether NTP sync holds."""
     if not sys.platform.startswith("linux"):
         return ClockSync(None, "unknown", "not Linux")
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        tx = _Timex()
+        tx = _timex()()
         state = libc.adjtimex(ctypes.byref(tx))
     except (OSError, AttributeError) as exc:
         return ClockSync(None, "unknown", f"adjtimex unavailable: {exc}")
