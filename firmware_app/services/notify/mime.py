@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 @functools.cache
-def mime_policy() -> EmailPolicy:
+def mime_policy() -> EmailPolicy[EmailMessage]:
     """The stdlib's SMTP policy. email.policy (with its header registry, about 1 MB) is
     loaded with the first message built, not by an idle daemon."""
     from email import policy
