@@ -76,6 +76,10 @@ UNKNOWN = "unknown-sender"
 # +CMS ERROR codes (TS 27.005 3.2.5, TS 24.011 E.2) worth another try later: network or SIM
 # busy, congestion, temporary failures. Everything else is a permanent refusal.
 TRANSIENT_CMS = frozenset({17, 22, 27, 38, 41, 42, 47, 98, 111, 300, 314, 331, 332, 500})
+# The SIM is missing, locked or failing (TS 27.005 3.2.5: 310 not inserted, 311 PIN required,
+# 312 PH-SIM PIN, 313 failure, 316 PUK required, 317 PIN2, 318 PUK2): the owner can put it
+# right (Settings, Lines), so a text to send waits for it as for any temporary failure.
+SIM_NOT_READY_CMS = frozenset({310, 311, 312, 313, 316, 317, 318})
 MEMORY_FULL = 322
 INVALID_INDEX = 321  # TS 27.005 3.2.5: no such slot; nothing to read there
 # SIM busy: +CMS ERROR: 314 (TS 27.005 3.2.5), +CME ERROR: 14 (TS 27.007 9.2.1) and the
@@ -254,7 +258,7 @@ def transient(result: ErrorResult | Timeout) -> bool:
     if isinstance(result, Timeout):
         return True
     if result.kind == "cms" and result.code is not None:
-        return result.code in TRANSIENT_CMS
+        return result.code in TRANSIENT_CMS or result.code in SIM_NOT_READY_CMS
     return result.kind in ("error", "cme")
 
 
@@ -1382,8 +1386,20 @@ class SmsService:
         choice = wanted or self._settings().sms.send_line
         if choice:
             lines = [ln for ln in lines if ln.name == choice] or lines
-        ready = [ln for ln in lines if ln.status().state not in ("down", "starting")]
+        up = [ln for ln in lines if ln.status().state not in ("down", "starting")]
+        # A line whose SIM needs its PIN (or is missing) only answers +CMS ERROR: 311.
+        ready = [ln for ln in up if not sim_not_ready(ln.status().sim)]
         return ready[0] if ready else None
+
+    def _no_line_words(self, wanted: str) -> str:
+        """Why no line can send now, for the Messages page: a SIM that is not ready is named."""
+        for ln in self.gsm_lines():
+            if wanted and ln.name != wanted:
+                continue
+            sim = sim_not_ready(ln.status().sim)
+            if sim and ln.status().state not in ("down", "starting"):
+                return f"the SIM card on {ln.name} is not ready ({sim}); the text waits for it"
+        return "no GSM line is ready"
 
     def _next_reference(self) -> int:
         doc = self._store.get_document(DB, "counter") or {}
@@ -1401,7 +1417,7 @@ class SmsService:
         now = self._clock()
         line = self._pick_line(str(details.get("line_wanted", "")))
         if line is None:
-            details["last_error"] = "no GSM line is ready"
+            details["last_error"] = self._no_line_words(str(details.get("line_wanted", "")))
             self.history.update(record_id, details=details)
             self._retry_later(record_id, self.options.no_line_retry)
             return

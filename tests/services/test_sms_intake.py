@@ -23,10 +23,10 @@ from firmware_app.events import EventBus, SettingsChanged
 from firmware_app.modem import events as ev
 from firmware_app.modem.line import Line, LineOptions
 from firmware_app.modem.simulator import SimulatedModem, create
-from firmware_app.protocol.at import ErrorResult, Response
+from firmware_app.protocol.at import Command, ErrorResult, Response
 from firmware_app.protocol.sms_pdu import Concat, decode_pdu, encode_deliver
 from firmware_app.services.history import HistoryService, Interaction
-from firmware_app.services.sms import SmsOptions, SmsService, parse_balance
+from firmware_app.services.sms import SmsOptions, SmsService, parse_balance, transient
 from firmware_app.settings.lines import Lines as LineSettings
 from firmware_app.settings.model import Settings
 from firmware_app.store import Store
@@ -575,6 +575,40 @@ def test_permanent_error_fails_in_words(rig: Rig) -> None:
     assert rig.outgoing()[0].details["error"] == (
         "short message transfer rejected (+CMS ERROR: 21)"
     )
+
+
+def test_a_text_sent_while_the_sim_is_locked_waits_for_its_pin(rig: Rig, tmp_path: Path) -> None:
+    """A SIM that needs its PIN would only answer AT+CMGS with +CMS ERROR: 311: the text is
+    not sent to it and not failed; it waits, saying why, and goes once the PIN unlocks it."""
+    rig.modem.close()
+    rig.modem = create("sim800", tmp_path / "locked", pin="1234")
+    rig.modem.set_status_reports(None)
+    sms = rig.start(sweep_wait=False, options=replace(FAST_SMS, no_line_retry=0.3))
+    sms.send("+447700900456", "Sent once the SIM is unlocked")
+    waits = "the SIM card on"
+    rig.wait(lambda: waits in str(rig.outgoing()[0].details.get("last_error", "")))
+    rig.idle(quiet=1.0)
+    item = rig.outgoing()[0]
+    assert item.outcome == "queued"
+    assert "(SIM PIN); the text waits for it" in item.details["last_error"]
+    assert not [c for c in rig.modem.commands if c.startswith("AT+CMGS")]
+    rig.line_settings = LineSettings(sim_pin="1234")
+    rig.bus.publish(SettingsChanged(sections=("lines",)))
+    rig.wait(lambda: rig.outgoing()[0].outcome == "sent")
+    assert len(rig.modem.sent_sms) == 1
+
+
+def test_sim_errors_at_send_time_are_waited_out() -> None:
+    """+CMS ERROR 310-318 (SIM missing, locked, failing: TS 27.005 3.2.5) are put right by the
+    owner, so they are retried like congestion; 21 (rejected) is final."""
+    for code in (310, 311, 312, 313, 316, 317, 318, 314, 38):
+        assert transient(_cms_error(code))
+    assert not transient(_cms_error(21))
+
+
+def _cms_error(code: int) -> ErrorResult:
+    line = f"+CMS ERROR: {code}"
+    return ErrorResult(command=Command("AT+CMGS=20"), lines=(), result=line, kind="cms", code=code)
 
 
 def test_failed_delivery_report_in_words(rig: Rig) -> None:
