@@ -102,11 +102,24 @@ def _error(message: str, status: int) -> Response:
     return response
 
 
+def _limit(default: int) -> int | Response:
+    """`limit` 1 to API_MAX, or the 400 that says what is allowed (as /api/v1/sms and
+    /api/v1/faxes): a client asking for more learns to page instead of silently getting less."""
+    raw = request.args.get("limit", "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= API_MAX:
+        return _error(f"limit: {raw!r} is not allowed; expected 1 to {API_MAX}", 400)
+    return int(raw)
+
+
 @api.get("/inbox")
 def api_inbox() -> Response:
     svc = services()
     channel, line, _ = _filters()
-    limit = min(max(request.args.get("limit", API_MAX, type=int) or API_MAX, 1), API_MAX)
+    limit = _limit(API_MAX)
+    if isinstance(limit, Response):
+        return limit
     page = _open(svc, channel, line, limit)
     return jsonify(
         open_count=svc.history.open_count(),
@@ -125,7 +138,9 @@ def api_interactions() -> Response:
     since = _since()
     if request.args.get("since") and since is None:
         return _error("since must be an ISO 8601 time such as 2025-03-28T09:00:00Z", 400)
-    limit = min(max(request.args.get("limit", 100, type=int) or 100, 1), API_MAX)
+    limit = _limit(100)
+    if isinstance(limit, Response):
+        return limit
     after = request.args.get("after", "")
     before = request.args.get("before", "")
     if (after and not _RECORD.match(after)) or (before and not _RECORD.match(before)):

@@ -411,4 +411,9 @@ def test_api_contacts_interactions_inbox(
     r = client.get("/api/v1/interactions?after=../etc", headers=auth)
     assert r.status_code == 400
     assert client.get("/api/v1/interactions?since=yesterday", headers=auth).status_code == 400
+    for bad in ("0", "501", "ten", "-1"):
+        r = client.get(f"/api/v1/interactions?limit={bad}", headers=auth)
+        assert r.status_code == 400 and "expected 1 to 500" in r.get_json()["error"]
+        assert client.get(f"/api/v1/inbox?limit={bad}", headers=auth).status_code == 400
+    assert client.get("/api/v1/interactions?limit=500", headers=auth).status_code == 200
     assert client.get("/api/v1/inbox").status_code == 401
