@@ -106,10 +106,21 @@ class Services:
             self.store, self.history, self.contacts, self.notify.messages, self.notify.message
         )
         self.notify.record_emails = self.history.note_email  # emails stay on their timelines
-        self.notify.records_between = lambda start, end: [  # the daily summary's day
-            {**i.to_record(), "id": i.id} for i in self.history.between(start, end)
-        ]
+        self.notify.records_between = self._summary_records  # the daily summary's day
         self.greetings = GreetingsService(self.store, self.settings, self.bus)
+
+    def _summary_records(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """The day's records for the daily summary, each named as the owner knows the caller:
+        the contact's name (by the record's contact, else its number), else caller ID's."""
+        out = []
+        for i in self.history.between(start, end):
+            rec = {**i.to_record(), "id": i.id}
+            contact = self.contacts.get(i.contact_id) if i.contact_id is not None else None
+            contact = contact or self.contacts.by_number(i.number)
+            if contact is not None and contact.name:
+                rec["name"] = contact.name
+            out.append(rec)
+        return out
 
     @classmethod
     def build(

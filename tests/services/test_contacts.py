@@ -15,6 +15,7 @@ from firmware_app.routing import Call, LineCapabilities, decide
 from firmware_app.services import Services
 from firmware_app.services.contacts import Draft
 from firmware_app.services.history import Interaction
+from firmware_app.services.notify.messages import digest_message
 from firmware_app.store import Store
 
 T0 = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
@@ -452,3 +453,26 @@ def test_counters_are_incremental_and_follow_updates(svc: Services) -> None:
     records = svc.history.newest(100)
     svc.stats.rebuild(records)
     assert svc.stats.day(svc.stats.today()).get("call:voicemail") == 1
+
+
+def test_the_daily_summary_names_callers_as_the_contacts_book_does(svc: Services) -> None:
+    """A record of a known number reads by the contact's name in the summary (as in the
+    voicemail email), even one recorded before the contact was saved; an unknown caller
+    keeps caller ID's name, a withheld one says so."""
+    svc.history.record(item(number="+447400123456", name="MOBILE CALLER"))
+    svc.history.record(item(channel="sms", outcome="received", number="+447400123456"))
+    svc.history.record(item(number="+447700900999", name="J SMITH"))
+    svc.history.record(item(number=""))
+    svc.contacts.save(Draft(name="Anna Bianchi", numbers=(("07400 123456", "mobile"),)))
+    day = T0.replace(hour=0, minute=0)
+    records = svc.notify.history_between(day, day + timedelta(days=1))
+    names = sorted((r["number"], r["name"]) for r in records)
+    assert names == [
+        ("", ""),
+        ("+447400123456", "Anna Bianchi"),
+        ("+447400123456", "Anna Bianchi"),
+        ("+447700900999", "J SMITH"),
+    ]
+    text = digest_message(day, day + timedelta(days=1), records, svc.notify.context()).text
+    assert text.count("Anna Bianchi, 07400 123456") == 2
+    assert "J SMITH, +44 7700 900999" in text and "withheld number" in text
