@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import DEFAULT_PATH, MachineConfig, demo_config, load_config
+from .config import DEFAULT_PATH, MachineConfig, StoreConfig, demo_config, load_config
 from .errors import (
     ConfigError,
     DaemonNotRunning,
@@ -299,11 +299,27 @@ def cmd_version(args: argparse.Namespace) -> int:
 def cmd_settings_export(args: argparse.Namespace) -> int:
     config = _config(args)
     secrets = not args.without_passwords
-    text: str = with_store_or_daemon(
-        config,
-        lambda client: client.call("settings.export", secrets=secrets),
-        lambda services: services.settings.export_toml(secrets=secrets),
-    )
+    if not config.data_dir.exists():
+        # Nothing saved yet: the defaults, without making an empty data dir as a side effect
+        # (it would belong to whoever ran this, not to the daemon's user).
+        import dataclasses
+        import tempfile
+
+        _err(
+            f"{config.data_dir} does not exist yet (Frontdesk has not run with this config): "
+            "these are the default settings"
+        )
+        with tempfile.TemporaryDirectory(prefix="frontdesk-defaults-") as tmp:
+            scratch = dataclasses.replace(config, store=StoreConfig(data_dir=tmp))
+            text: str = with_store_or_daemon(
+                scratch, lambda client: "", lambda services: services.settings.export_toml()
+            )
+    else:
+        text = with_store_or_daemon(
+            config,
+            lambda client: client.call("settings.export", secrets=secrets),
+            lambda services: services.settings.export_toml(secrets=secrets),
+        )
     if args.out:
         from .store.durable import atomic_write
 

@@ -90,6 +90,19 @@ def test_export_to_stdout_and_file(
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
+def test_export_before_the_first_start_prints_the_defaults_and_makes_no_data_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "not-yet"
+    config = tmp_path / "machine.toml"
+    config.write_text(f'[store]\ndata_dir = "{data}"\n')
+    assert run("settings", "export", "--config", str(config)) == 0
+    out = capsys.readouterr()
+    assert "[business]" in out.out and "schema_version" in out.out
+    assert "does not exist yet" in out.err and "default settings" in out.err
+    assert not data.exists()
+
+
 def test_export_without_passwords_and_import_keeps_the_saved_ones(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
