@@ -376,6 +376,39 @@ def test_a_far_end_that_waits_for_the_beep_speaks_after_it(
     assert chat(port, "AT+CHUP") == b"\r\nOK\r\n"
 
 
+def test_a_far_end_hears_a_beep_sent_before_its_thread_looked(
+    make_modem: Factory, open_port: Callable[[Path], serial.Serial]
+) -> None:
+    """The host sends the beep the moment the far end starts to wait for it, while the far
+    end's thread is held up (a loaded machine): the wait listens from when it was reached,
+    not from when the thread first looked, so the words still come."""
+    import numpy as np
+
+    from firmware_app.media import tones
+
+    modem = make_modem("sim7600")
+    audio = modem.pcm_audio(speed=4.0)
+    marker = tones.tone((1500.0,), 0.2, level_dbfs=-12.0)
+    port = open_port(modem.urc_path)
+    pcm = open_port(audio.link)
+    chat(port, "ATE0")
+    assert chat(port, "ATD+420123456789;") == b"\r\nOK\r\n"
+    assert chat(port, "AT+CPCMREG=1") == b"\r\nOK\r\n"
+    audio.wait_for_tone(1000.0, 0.2).say(marker)  # reached at once: nothing before it
+    with audio._lock:  # the far end's thread cannot look at the stream meanwhile
+        pcm.write(tones.beep().astype("<i2").tobytes())
+        time.sleep(0.3)  # all of it reaches the port while the thread waits for the lock
+    got = bytearray()
+    deadline = time.monotonic() + 10
+    while True:
+        heard = np.frombuffer(bytes(got[: len(got) & ~1]), dtype="<i2")
+        if np.flatnonzero(np.abs(heard) > 2000).size >= marker.size // 2:
+            break
+        assert time.monotonic() < deadline, "the far end never spoke"
+        got.extend(pcm.read(3200))
+    assert chat(port, "AT+CHUP") == b"\r\nOK\r\n"
+
+
 @pytest.mark.parametrize(
     ("name", "enable", "report"),
     [("sim800", "AT+DDET=1", b"+DTMF: 5"), ("ec25", "AT+QTONEDET=1", b"+QTONEDET: 53")],

@@ -365,6 +365,8 @@ class FarEnd:
             raise NotImplementedError(f"{type(self).__name__} does not listen for tones")
         wait = _ToneWait(freq=freq, blocks=max(1, round(seconds / FRAME_SECONDS)))
         with self._lock:
+            if not self._script and self._pending.size == 0:
+                self._reached()  # nothing before it: listening starts now
             self._script.append(("tone", wait))
         return self
 
@@ -374,10 +376,15 @@ class FarEnd:
         """Whether the tone `wait` waits for was heard (called with the lock held)."""
         return False
 
+    def _reached(self) -> None:
+        """The script's next step is reached now, in the host's stream: what came before has
+        been said (called with the lock held)."""
+
     def reset_script(self) -> None:
         with self._lock:
             self._script.clear()
             self._pending = np.zeros(0, dtype=np.int16)
+            self._reached()
 
     @property
     def script_done(self) -> bool:
@@ -406,6 +413,8 @@ class FarEnd:
                     break
             frame = self._pending[:160]
             self._pending = self._pending[160:]
+            if frame.size and self._pending.size == 0:
+                self._reached()  # its words are said: a tone step after them listens from here
         for kind, value in actions:
             if kind == "urc":
                 text = key_report(self.modem.engine, value)
@@ -455,6 +464,7 @@ class GsmAudio(FarEnd):
         self.enabled = False
         self.heard = bytearray()  # what the host sent on the PCM port (see heard_limit)
         self.heard_total = 0  # bytes the host sent since the port was made
+        self._listen_from = 0  # heard_total when the script's next step was reached
         # Keep only the newest this many bytes of `heard` (None: all; tests read it whole):
         # a long-running demo's port does not grow with every call.
         self.heard_limit: int | None = None
@@ -478,14 +488,25 @@ class GsmAudio(FarEnd):
         return np.frombuffer(data, dtype="<i2").astype(np.int16)
 
     def set_enabled(self, on: bool) -> None:
-        self.enabled = on
+        with self._lock:
+            if on and not self.enabled:
+                self._reached()  # the call's audio starts: a first tone step listens from here
+            self.enabled = on
 
     hears_host = True
 
+    def _reached(self) -> None:
+        self._listen_from = self.heard_total
+
     def _tone_heard(self, wait: _ToneWait) -> bool:
         total = self.heard_total
-        if wait.position is None:  # listen from the moment the step is reached
-            wait.position = total - total % 2  # on a sample's first byte
+        if wait.position is None:
+            # Listen from the moment the step was reached in the host's stream (the call's
+            # audio starting, the words before it said), not from when this thread first
+            # looks: a host that sends the beep at once is heard even when this thread was
+            # not scheduled meanwhile.
+            start = min(self._listen_from, total)
+            wait.position = start - start % 2  # on a sample's first byte
         start = max(0, len(self.heard) - (total - wait.position))
         data = bytes(self.heard[start:])
         whole = len(data) - len(data) % FRAME_BYTES
