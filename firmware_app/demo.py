@@ -83,11 +83,10 @@ class DemoMailSink(Worker):
 
     def run(self) -> None:
         self.listen()
-        try:
-            while not self.wait(5.0):
-                pass
-        finally:
-            self.close()
+        while not self.wait(5.0):
+            pass
+        # Left listening: the daemon's closers stop it once every worker has stopped, so an
+        # email the outbox is handing over as the demo stops is taken, not cut off.
 
     def close(self) -> None:
         """Stop the SMTP server (the worker's end, or the daemon's closers when it never

@@ -611,3 +611,4 @@ def test_email_pages_in_a_browser(
         thread.join(timeout=5)
         sink.stop()
         sink.join(5)
+        sink.close()  # as the daemon's closers do once every worker has stopped

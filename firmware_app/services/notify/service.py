@@ -842,6 +842,9 @@ class DeliveryWorker(Worker):
                 n.deliver_due()
                 pause = self._wait_seconds()
             except Exception as exc:
+                if self.stopping.is_set():  # the store may be closing: the email stays queued
+                    log.info("email delivery round cut short by the stop (%s)", exc)
+                    break
                 log.exception("email delivery round failed; trying again shortly")
                 pause = 5.0
                 try:  # nothing else sends: whatever the round left `sending` waits again
