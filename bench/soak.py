@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,12 @@ ANALOG, FAX_MODEM, GSM = "usr5637", "cx93010", "sim800"
 # Seconds a line is busy with one call (rings, greeting, message, goodbye, the pause before
 # the next), measured in earlier runs (docs/performance.md "How many calls fit").
 ANALOG_CALL_SECONDS = 8.3
-GSM_CALL_SECONDS = 2.8
+# A forwarded GSM call rings until the network forwards it on no reply (rules.ring_seconds,
+# 5 s here), a blocked one is hung up at once: about 4.6 s a call on average.
+GSM_CALL_SECONDS = 4.6
+# RINGs of a GSM call the network is to forward: longer than its no-reply time (5 s), so the
+# network, not the caller, ends the ringing (the simulator diverts it once AT+CCFC is set).
+FORWARDED_RINGS = 12
 
 
 def layout(calls: int, seconds: float) -> list[tuple[str, str]]:
@@ -84,6 +90,17 @@ def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, "") or default)
 
 
+@dataclass(frozen=True, slots=True)
+class Warm:
+    """The warm batch: the daemon before and after it, and what it carried."""
+
+    before: Sample
+    after: Sample
+    calls: int
+    texts: int
+    same_life: bool
+
+
 class Params:
     def __init__(self) -> None:
         self.quick = os.environ.get("SOAK_QUICK", "") not in ("", "0")
@@ -94,6 +111,11 @@ class Params:
         self.minutes = float(os.environ.get("MINUTES", "") or (2 if q else 10))
         self.kills = env_int("KILLS", 4 if q else 20)
         self.idle = env_int("IDLE_SECONDS", 20 if q else 60)
+        # After the idle minute, a batch without faults in the same life (every library
+        # loaded, every pool started): its RSS and thread growth is the leak check.
+        self.warm_calls = env_int("WARM_CALLS", 24 if q else 60)
+        self.warm_texts = env_int("WARM_TEXTS", 24 if q else 60)
+        self.warm_seconds = float(env_int("WARM_SECONDS", 30 if q else 60))
         self.seed = env_int("SEED", 1)
         self.keep = os.environ.get("SOAK_KEEP", "") not in ("", "0")
 
@@ -273,7 +295,8 @@ class Soak:
             rings = 2 if call.kind == "answered" else 8
             modem.ring(call.number, rings=rings, interval=0.8)
         else:
-            modem.ring(call.number, rings=3 if call.kind == "forwarded" else 6, interval=0.8)
+            rings = FORWARDED_RINGS if call.kind == "forwarded" else 6
+            modem.ring(call.number, rings=rings, interval=0.8)
         # The call is over for the caller when the simulated line is idle again; the
         # daemon is done with it when its line is idle too.
         deadline = time.monotonic() + 60
@@ -528,14 +551,65 @@ class Soak:
         before_idle = self.daemon.look() or Sample(at=time.monotonic())
         time.sleep(self.p.idle)
         after_idle = self.daemon.look() or Sample(at=time.monotonic())
+        warm = self.warm_batch(calls, texts)
         self.stop.set()
         self.polling_done.set()
         threads[0].join(5)
         code = self.daemon.stop()
         print(f"  daemon stopped (exit {code}); log: {self.log}")
         return self.report(
-            calls, texts, faxes, traffic_s, start_sample, end_busy, before_idle, after_idle
+            calls, texts, faxes, traffic_s, start_sample, end_busy, before_idle, after_idle, warm
         )
+
+    def warm_batch(self, calls: list[Call], texts: list[Text]) -> Warm | None:
+        """Calls and texts in the last life, after the run and its idle minute, with no
+        faults: the daemon has loaded what calls, texts and faxes need and started its
+        pools, so what its RSS and threads gain over the batch is what traffic leaves behind
+        (a leak), not what the first call of a life loads. The batch's calls and texts join
+        the ledger."""
+        assert self.daemon is not None
+        if not (self.p.warm_calls or self.p.warm_texts):
+            return None
+        wcalls, wtexts = plan_traffic(
+            self.p.warm_calls,
+            self.p.warm_texts,
+            self.p.warm_seconds,
+            self.rng,
+            first_call=len(calls),
+            first_text=len(texts),
+            start=self.elapsed() + 2.0,
+        )
+        lives = len(self.daemon.lifetimes)
+        self.polling_done.clear()
+        poll = threading.Thread(target=self.poll_lines, daemon=True)
+        poll.start()
+        time.sleep(1.0)
+        before = self.daemon.look() or Sample(at=time.monotonic())
+        queues: dict[str, list[Call]] = {
+            "analog": [c for c in wcalls if c.line_kind == "analog"],
+            "gsm": [c for c in wcalls if c.line_kind == "gsm"],
+        }
+        workers = [
+            threading.Thread(
+                target=self.call_worker, args=(line, queues[line.kind], 0.0), daemon=True
+            )
+            for line in self.lines
+            if line.role == "voice"
+        ]
+        workers.append(threading.Thread(target=self.text_worker, args=(wtexts,), daemon=True))
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join(self.p.warm_seconds * 3 + 120)
+        self.settle()
+        self.polling_done.set()
+        poll.join(5)
+        time.sleep(5.0)  # pools and caches at rest, as at the end of the idle minute
+        after = self.daemon.look() or Sample(at=time.monotonic())
+        calls.extend(wcalls)
+        texts.extend(wtexts)
+        same_life = len(self.daemon.lifetimes) == lives
+        return Warm(before, after, len(wcalls), len(wtexts), same_life)
 
     def settle(self, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
@@ -577,6 +651,7 @@ class Soak:
         end_busy: Sample,
         before_idle: Sample,
         after_idle: Sample,
+        warm: Warm | None = None,
     ) -> int:
         from firmware_app.events import EventBus
         from firmware_app.services.history import HistoryService
@@ -661,13 +736,6 @@ class Soak:
                         f"call {c.id} ({c.number} on {c.line}): expected {EXPECTED[c.kind]}, "
                         f"recorded {got[0].outcome} ({got[0].text})"
                     )
-        for name, left in unnumbered.items():
-            for r in left:
-                dup += 1
-                problems.append(
-                    f"call record {r.id} on {name} ({r.outcome}) without a number matches no "
-                    "call: a second record of a call still ringing at a kill?"
-                )
         # Faxes: one fax record per fax (found by the sender's station id) with the pages
         # sent, its PDF readable with as many pages; a calling tone also left its call record.
         import pypdfium2
@@ -686,6 +754,21 @@ class Soak:
                     if len(got) > 1:
                         f_dup += 1
                         problems.append(f"fax {f.id} (in flight at a kill): {len(got)} records")
+                    if f.kind == "cng":
+                        # Its call record: by number, or without one when the call rang on
+                        # into the next life (the caller ID went to the old one).
+                        calls_of = list(by_number.get(f.number, []))
+                        for r in list(unnumbered.get(f.line, [])):
+                            at = r.start.timestamp() - self.wall0
+                            if f.rang - 2 <= at <= f.done + 2:
+                                calls_of.append(r)
+                                unnumbered[f.line].remove(r)
+                        if len(calls_of) > 1:
+                            f_dup += 1
+                            problems.append(
+                                f"fax {f.id} (in flight at a kill): {len(calls_of)} call records "
+                                f"{[r.id for r in calls_of]}"
+                            )
                     continue
                 if not got:
                     f_lost += 1
@@ -718,6 +801,13 @@ class Soak:
                 if wrong_fax:
                     f_bad += 1
                     problems.append(f"fax {f.id} ({f.pages} pages on {f.line}): {wrong_fax}")
+        for name, left in unnumbered.items():
+            for r in left:
+                dup += 1
+                problems.append(
+                    f"call record {r.id} on {name} ({r.outcome}) without a number matches no "
+                    "call or fax: a second record of a call still ringing at a kill?"
+                )
         # Texts.
         t_lost = t_dup = t_bad = 0
         for t in self.delivered.texts:
@@ -856,6 +946,13 @@ class Soak:
             f"after traffic, {rss_end:.1f} MB at the end, peak {peak:.1f} MB"
         )
         print(f"threads: {start.threads} at start, {after_idle.threads} at the end")
+        if warm is not None:
+            print(
+                f"warm batch ({warm.calls} calls, {warm.texts} texts, no faults, "
+                f"{'the same life' if warm.same_life else 'the daemon restarted meanwhile'}): "
+                f"RSS {warm.before.rss_kb / 1024:.1f} -> {warm.after.rss_kb / 1024:.1f} MB, "
+                f"threads {warm.before.threads} -> {warm.after.threads}"
+            )
         print(
             f"CPU: {cpu_total:.1f} s in all ({cpu_startup:.1f} s starting up), "
             f"{(cpu_total - cpu_startup) / max(1, interactions) * 1000:.1f} ms per interaction; "
@@ -881,6 +978,21 @@ class Soak:
         figure("soak: emails missing or doubled", m_lost + m_dup_records + m_unsent, "", "0", "<=")
         figure("soak: RSS growth", rss_end - rss_start, "MB", "10", "<=")
         figure("soak: thread growth", after_idle.threads - start.threads, "threads", "0", "<=")
+        if warm is not None and warm.same_life:
+            figure(
+                "soak: RSS growth over a warm batch (leak check)",
+                (warm.after.rss_kb - warm.before.rss_kb) / 1024,
+                "MB",
+                "10",
+                "<=",
+            )
+            figure(
+                "soak: thread growth over a warm batch (leak check)",
+                warm.after.threads - warm.before.threads,
+                "threads",
+                "0",
+                "<=",
+            )
         figure(
             "soak: CPU per interaction",
             (cpu_total - cpu_startup) / max(1, interactions) * 1000,

@@ -107,11 +107,21 @@ class Delivered:
 
 
 def plan_traffic(
-    calls: int, texts: int, seconds: float, rng: random.Random
+    calls: int,
+    texts: int,
+    seconds: float,
+    rng: random.Random,
+    *,
+    first_call: int = 0,
+    first_text: int = 0,
+    start: float = 0.0,
 ) -> tuple[list[Call], list[Text]]:
-    """Calls and texts spread evenly over `seconds`; three in five calls on analog lines."""
+    """Calls and texts spread evenly over `seconds` from `start`; three in five calls on
+    analog lines. Numbers and tags count on from `first_call` and `first_text` (a second
+    batch never reuses the first's)."""
     out_calls = []
-    for i in range(calls):
+    for n in range(calls):
+        i = first_call + n
         analog = rng.random() < 0.6
         table = ANALOG_KINDS if analog else GSM_KINDS
         kind = rng.choices(list(table), weights=list(table.values()))[0]
@@ -122,11 +132,12 @@ def plan_traffic(
                 kind=kind,
                 line_kind="analog" if analog else "gsm",
                 number=f"{prefix}{i:05d}",
-                due=seconds * i / max(1, calls),
+                due=start + seconds * n / max(1, calls),
             )
         )
     out_texts = []
-    for i in range(texts):
+    for n in range(texts):
+        i = first_text + n
         tag = f"[S{i:05d}]"
         r = rng.random()
         if r < 0.55:
@@ -143,7 +154,7 @@ def plan_traffic(
                 number=f"{TEXTER_PREFIX}{i:05d}",
                 text=body,
                 parts=len(split_text(body)),
-                due=seconds * i / max(1, texts),
+                due=start + seconds * n / max(1, texts),
             )
         )
     return out_calls, out_texts
