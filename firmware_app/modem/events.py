@@ -21,6 +21,15 @@ class LineEvent(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallRinging(LineEvent):
+    """The first ring of a new incoming call, before its caller ID: published once per call
+    (never for later rings, a call waiting or a ring during a call), before its
+    `IncomingCall` with the same `call_id`."""
+
+    call_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class IncomingCall(LineEvent):
     """A call is ringing and its caller ID is complete (or known to be missing).
 

@@ -623,6 +623,7 @@ class Line(Worker):
         call = self._call
         if call is None:
             call = self._new_call()
+            self.bus.publish(ev.CallRinging(line=self.name, call_id=call.id))
         if call.answered:
             return
         call.rings += 1

@@ -510,6 +510,31 @@ def test_a_hang_up_while_a_command_waits_for_its_answer_ends_the_call(
     assert isinstance(result, Response) and result.command.text == "AT+CLCC"
 
 
+def test_a_new_call_is_announced_at_its_first_ring_once(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    """`CallRinging` at a call's first RING, before its caller ID (which comes between the
+    1st and 2nd ring), never for its later rings; the next call has its own."""
+    modem = make_modem("usr5637")
+    line = make_line(modem.path)
+    up(recorder, line)
+    calls = []
+    for number in ("5551230001", "5551230002"):
+        mark = recorder.mark()
+        modem.ring(number, rings=3, interval=0.3)
+        hung = recorder.wait(ev.CallerHungUp, since=mark, timeout=10)
+        of_calls = (ev.CallRinging, ev.IncomingCall, ev.CallWaiting, ev.CallerHungUp)
+        events = [e for e in recorder.events[mark:] if isinstance(e, of_calls)]
+        kinds = [type(e).__name__ for e in events]
+        assert kinds == ["CallRinging", "IncomingCall", "CallerHungUp"], kinds
+        rang, incoming = events[0], events[1]
+        assert isinstance(rang, ev.CallRinging) and isinstance(incoming, ev.IncomingCall)
+        assert rang.call_id == incoming.call_id == hung.call_id
+        assert incoming.number == number and incoming.rings >= 2
+        calls.append(rang.call_id)
+    assert calls[0] != calls[1]
+
+
 def test_call_waiting_is_not_a_new_call(
     make_modem: Modems, make_line: Lines_, recorder: Recorder
 ) -> None:
@@ -517,12 +542,14 @@ def test_call_waiting_is_not_a_new_call(
     line = make_line(modem.path)
     up(recorder, line)
     modem.ring("+420111222333", rings=3, interval=0.3)
-    recorder.wait(ev.IncomingCall)
+    call = recorder.wait(ev.IncomingCall)
     line.answer().result(5)
+    modem.send_urc("RING")  # a ring during the call: not a new call either
     modem.send_urc('+CCWA: "+420999888777",145,1')
     waiting = recorder.wait(ev.CallWaiting)
     assert waiting.number == "+420999888777"
     assert len(recorder.of(ev.IncomingCall)) == 1
+    assert [e.call_id for e in recorder.of(ev.CallRinging)] == [call.call_id]
     line.hangup().result(5)
     assert "AT+CHUP" in modem.commands
 
@@ -548,7 +575,7 @@ def test_a_ring_while_the_line_dials_out_is_not_a_new_call(
     result = dial.result(10)
     assert isinstance(result, ErrorResult) and result.kind == "no_carrier"
     assert line.status().state == "idle"
-    assert recorder.of(ev.IncomingCall) == []
+    assert recorder.of(ev.IncomingCall) == [] and recorder.of(ev.CallRinging) == []
     assert recorder.of(ev.CallerHungUp) == recorder.of(ev.CallEnded) == []
 
 
