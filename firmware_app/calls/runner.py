@@ -7,7 +7,8 @@ line's thread for long: the line's handlers only start threads or queue work (an
 call's in-progress marker: one journal line).
 
 Every call leaves exactly one record, even when the daemon dies mid-call: a marker is written
-when the call starts and removed once its record is written. `recover()` (at start-up) turns
+at the call's first ring (`first_ring`: line, call id and start; the rest once the call is
+decided, in the same marker) and removed once its record is written. `recover()` (at start-up) turns
 a marker a previous run left into an "interrupted" record and a missed-call email, unless the
 record was already written (its `details.call_key` is the marker's key).
 """
@@ -63,6 +64,11 @@ INTERRUPTED_WHY = (
     "Interrupted (Frontdesk restarted): the call was in progress when Frontdesk stopped "
     "(power cut, crash or restart); how it ended and how long it lasted are not known"
 )
+# A marker written at the first ring that never got its caller ID (Frontdesk stopped first).
+RANG_WHY = (
+    "Interrupted (Frontdesk restarted): a call rang while Frontdesk restarted; its caller ID "
+    "was not received, so who called and how the call ended are not known"
+)
 
 # A call Frontdesk hung up itself because it was stopping (SIGTERM: a restart, an update, a
 # shutdown): recorded at the stop, with what is known, instead of "the caller hung up".
@@ -106,6 +112,16 @@ class _Call:
     stopped: bool = False  # hung up by close(): Frontdesk is stopping, not the caller gone
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Rang:
+    """A call's marker written at its first ring, before the call was decided."""
+
+    call_id: int
+    key: str
+    marker: int
+    start: datetime
+
+
 class CallRunner:
     """Runs sessions and records how every call ended.
 
@@ -130,6 +146,7 @@ class CallRunner:
         self._lock = threading.Lock()
         self._active: dict[str, _Call] = {}
         self._ringing: dict[tuple[str, int], _Call] = {}
+        self._rang: dict[str, _Rang] = {}  # line -> the marker of its call not decided yet
         self._records = ThreadPoolExecutor(max_workers=1, thread_name_prefix="call-records")
         self._closed = False
         self.ring_grace = RING_GRACE_SECONDS
@@ -139,6 +156,56 @@ class CallRunner:
         self._text_back_lock = threading.Lock()
 
     # -- from the call service (line threads: never block) -----------------------------------
+
+    def first_ring(self, line: str, call_id: int) -> None:
+        """The first ring of a new call, before its caller ID: its marker is written now (one
+        journal line: line, call id, start), so a stop before the call is decided still
+        leaves it a record. `ringing` fills in the same marker. Nothing is written while a
+        call ringing at the last stop may ring on into this run on this line: its marker
+        stands for this one until the call is decided (`_continue`)."""
+        with self._lock:
+            if self._closed or self._orphans.get(line):
+                return
+        start = self._wall()
+        key = markers.new_key()
+        marker = {
+            "key": key,
+            "line": line,
+            "call_id": call_id,
+            "start": start.isoformat(),
+            "number": "",
+            "name": "",
+            "validity": "unavailable",
+            "rings": 1,
+            "plan": {},
+            "staff": [],
+            "answered": False,
+            "media": [],
+            "decided": False,  # no caller ID yet
+        }
+        try:
+            marker_id = self.services.history.begin_call(marker)
+        except Exception:  # the marker written once the call is decided still covers it
+            log.exception("%s: call %s: the in-progress marker failed", line, call_id)
+            return
+        with self._lock:
+            # A line rings one new call at a time: an older entry is a call that was never
+            # decided (the line went down): its marker stays and is recorded at the next start.
+            self._rang[line] = _Rang(call_id=call_id, key=key, marker=marker_id, start=start)
+
+    def undecided(self, line: str, call_id: int, reason: str) -> None:
+        """A call that rang ended before it was decided (no plan for it): its first ring's
+        marker goes, as no record is kept of it."""
+        with self._lock:
+            rang = self._rang.get(line)
+            if rang is None or rang.call_id != call_id:
+                return
+            del self._rang[line]
+        log.info("%s: call %s ended before it was decided: %s", line, call_id, reason)
+        try:
+            self.services.history.end_call(rang.marker)
+        except Exception:
+            log.exception("%s: call %s: the in-progress marker stays", line, call_id)
 
     def ringing(self, line: str, event: IncomingCall, plan: Plan) -> CallSession:
         """A decided call: its session starts now (before any answer)."""
@@ -151,7 +218,7 @@ class CallRunner:
         )
         session = CallSession(plan, now=self.monotonic(), limits=limits)
         call = _Call(line=line, event=event, plan=plan, session=session, start=self._wall())
-        if not self._continue(call):
+        if not self._claim(call) and not self._continue(call):
             self._begin(call)
         with self._lock:
             self._ringing[(line, event.call_id)] = call
@@ -186,7 +253,8 @@ class CallRunner:
                 session=CallSession(plan, now=self.monotonic()),
                 start=self._wall(),
             )
-            self._begin(job)
+            if not self._claim(job):
+                self._begin(job)
         with self._lock:
             busy = line.name in self._active or self._closed
             if not busy:
@@ -508,28 +576,33 @@ class CallRunner:
     def _begin(self, call: _Call) -> None:
         """Note the call durably before anything else happens to it (one journal line)."""
         call.key = markers.new_key()
-        event = call.event
-        staff = [
-            p.name for step in call.plan.steps if isinstance(step, NotifyStaff) for p in step.people
-        ]
         marker = {
             "key": call.key,
             "line": call.line,
-            "call_id": event.call_id,
             "start": call.start.isoformat(),
-            "number": event.number or "",
-            "name": event.name or "",
-            "validity": event.validity,
-            "rings": event.rings,
-            "plan": _plan_details(call.plan),
-            "staff": list(dict.fromkeys(staff)),
+            **_decided(call),
             "answered": False,
             "media": [],
         }
         try:
             call.marker = self.services.history.begin_call(marker)
         except Exception:  # the call goes on; only a crash before its end would go unrecorded
-            log.exception("%s: call %s: the in-progress marker failed", call.line, event.call_id)
+            log.exception(
+                "%s: call %s: the in-progress marker failed", call.line, call.event.call_id
+            )
+
+    def _claim(self, call: _Call) -> bool:
+        """The call's marker written at its first ring (`first_ring`) gets what the decision
+        adds (one journal line): the same marker, its start the first ring's. True when
+        there was one."""
+        with self._lock:
+            rang = self._rang.get(call.line)
+            if rang is None or rang.call_id != call.event.call_id:
+                return False
+            del self._rang[call.line]
+        call.key, call.marker, call.start = rang.key, rang.marker, rang.start
+        self._note(call, **_decided(call))
+        return True
 
     def _note(self, call: _Call, **fields: Any) -> None:
         if call.marker is None:
@@ -622,7 +695,8 @@ class CallRunner:
             if not waiting:
                 return False
             same = [m for m in waiting if m.get("number") and m.get("number") == event.number]
-            unknown = [m for m in waiting if not event.number]
+            # A marker from a first ring has no number yet: any caller may be its call.
+            unknown = list(waiting) if not event.number else [m for m in waiting if _rang(m)]
             if not (same or unknown):
                 return False
             found = (same or unknown)[-1]
@@ -639,7 +713,10 @@ class CallRunner:
                 name=str(found.get("name", "") or "") or event.name,
                 validity=str(found.get("validity", "") or "ok"),
             )
-        self._note(call, call_id=event.call_id)
+        if _rang(found):  # decided only now: the marker gets all of it
+            self._note(call, **_decided(call))
+        else:
+            self._note(call, call_id=event.call_id)
         log.info("%s: call %s rings on from before the restart", call.line, event.call_id)
         return True
 
@@ -676,12 +753,13 @@ class CallRunner:
         start = markers.when(marker.get("start")) or self._wall()
         validity = str(marker.get("validity", "") or "")
         number = _number(str(marker.get("number", "") or ""), validity, settings.business.country)
+        outcome, why = "interrupted", RANG_WHY if _rang(marker) else INTERRUPTED_WHY
         contact_id, _ = self._contact(number)
         media = tuple(ref for ref in marker.get("media", ()) or () if self._stored(ref))
         seconds = self._seconds(media[0]) if media else 0.0
         details = {
             "plan": marker.get("plan", {}) or {},
-            "reason": INTERRUPTED_WHY,
+            "reason": why,
             "answered": bool(marker.get("answered", False)),
             "box": "",
             "staff": list(marker.get("staff", ()) or ()),
@@ -695,7 +773,6 @@ class CallRunner:
             "call_key": str(marker.get("key", "") or ""),
             "duration_known": False,
         }
-        outcome, why = "interrupted", INTERRUPTED_WHY
         if marker.get("fax") == "taken over":  # the fax has its own record (fax service)
             outcome, why = "fax", FAX_TAKEN_WHY
             details.update(reason=why, fax="taken over")
@@ -837,6 +914,29 @@ def _stopped(fin: Finished) -> Finished:
     if fin.outcome == "missed":
         return dataclasses.replace(fin, outcome="interrupted", reason=STOPPED_WHY, notice="")
     return fin
+
+
+def _rang(marker: dict[str, Any]) -> bool:
+    """A marker written at a call's first ring whose call was not decided (no caller ID)."""
+    return marker.get("decided") is False
+
+
+def _decided(call: _Call) -> dict[str, Any]:
+    """What a call's marker holds once the call is decided: caller ID, plan, staff."""
+    event = call.event
+    staff = [
+        p.name for step in call.plan.steps if isinstance(step, NotifyStaff) for p in step.people
+    ]
+    return {
+        "call_id": event.call_id,
+        "number": event.number or "",
+        "name": event.name or "",
+        "validity": event.validity,
+        "rings": event.rings,
+        "plan": _plan_details(call.plan),
+        "staff": list(dict.fromkeys(staff)),
+        "decided": True,
+    }
 
 
 def _plan_details(plan: Plan) -> dict[str, Any]:

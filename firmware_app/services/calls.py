@@ -1,8 +1,9 @@
 """Every incoming call reaches a decision: the routing plan says reject or answer.
 
-`CallService` listens for `IncomingCall`, asks the routing (`Router.decide`) for a plan,
-then rejects (block list, withheld rule) or answers at the configured ring and hands the
-answered call to a session. With a `runner` (firmware_app.calls.runner) every call runs the
+`CallService` has the runner note each call at its first ring (`CallRinging`), listens
+for `IncomingCall`, asks the routing (`Router.decide`) for a plan, then rejects (block
+list, withheld rule) or answers at the configured ring and hands the answered call to a
+session. With a `runner` (firmware_app.calls.runner) every call runs the
 full flow and leaves one history record (even when the daemon dies mid-call: the runner
 notes each call in progress and `subscribe()` records the ones a previous run left); without
 one, a placeholder session hangs up.
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..calls.session import answer_ring
 from ..events import EventBus
-from ..modem.events import CallerHungUp, IncomingCall
+from ..modem.events import CallerHungUp, CallRinging, IncomingCall
 from ..protocol.at import Response
 from ..routing import (
     Call,
@@ -132,6 +133,7 @@ class CallService:
             self.runner.recover()
         self._unsubscribe = self._bus.subscribe(IncomingCall, self.on_incoming)
         self._unsubscribe_end = self._bus.subscribe(CallerHungUp, self._on_hung_up)
+        self._unsubscribe_ring = self._bus.subscribe(CallRinging, self.on_first_ring)
         self.warm_up()
 
     def warm_up(self) -> None:
@@ -149,6 +151,7 @@ class CallService:
             self._unsubscribe()
             self._unsubscribe = None
             self._unsubscribe_end()
+            self._unsubscribe_ring()
         with self._lock:
             timers = list(self._late.values())
             self._late.clear()
@@ -200,14 +203,22 @@ class CallService:
             plan = dataclasses.replace(plan, explanation=f"{CLOCK_NOT_SET} {plan.explanation}")
         return plan
 
+    def on_first_ring(self, event: CallRinging) -> None:
+        """On the line's thread: a new call's first ring is noted before its caller ID, so a
+        stop before the call is decided still leaves it a record (`CallRunner.first_ring`)."""
+        if self.runner is not None:
+            self.runner.first_ring(event.line, event.call_id)
+
     def on_incoming(self, event: IncomingCall) -> None:
         """On the line's thread: decide, then queue the answer or the rejection."""
         line = self._lines(event.line)
-        if line is None:
-            log.warning("call on unknown line %s", event.line)
-            return
-        plan = self.plan_for(event, line)
-        if plan is None:
+        plan = None if line is None else self.plan_for(event, line)
+        if line is None or plan is None:
+            log.warning(
+                "%s: call %s: no plan (the line is not known or not up)", event.line, event.call_id
+            )
+            if self.runner is not None:
+                self.runner.undecided(event.line, event.call_id, "no plan for the line")
             return
         first = plan.steps[0] if plan.steps else None
         # A Reject "message" (analog, calls.blocked_message) is answered: its session plays
@@ -317,6 +328,8 @@ class CallService:
             call = self._unanswered.pop((event.line, event.call_id), None)
         if timer is not None:
             timer.cancel()
+        if self.runner is not None:
+            self.runner.undecided(event.line, event.call_id, event.reason)
         if call is not None and self.runner is not None:
             self.runner.not_answered(event.line, call, event.reason)
 

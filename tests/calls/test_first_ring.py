@@ -1,0 +1,244 @@
+"""A call is noted from its first ring, before its caller ID.
+
+Through a simulated USR5637 on a pty: the first RING writes the call's in-progress marker at
+once (line, call id, start; no number yet) and the decision fills in the same marker. A daemon
+that dies between the first ring and the caller ID leaves that marker: the next start records
+the call once, as interrupted, in words that say its caller ID was not received. A call that
+goes on ringing into the next run is the same call: one record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firmware_app.calls.events import CallFinished
+from firmware_app.calls.runner import RANG_WHY, CallRunner
+from firmware_app.config import MachineConfig, StoreConfig
+from firmware_app.modem import events as ev
+from firmware_app.modem.line import Line
+from firmware_app.modem.simulator import SimulatedModem, create
+from firmware_app.services import Services
+from firmware_app.services.calls import CallService
+from firmware_app.services.history import Interaction
+from firmware_app.store import Store
+from tests.modem.conftest import FAST, Recorder
+
+from .test_calls_e2e import SATURDAY_NIGHT, closed_settings
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@dataclasses.dataclass
+class Life:
+    """One run of the daemon's call side: store, services, a line on the simulator, the
+    runner and the call service (which records what a previous run left at its start)."""
+
+    services: Services
+    line: Line
+    runner: CallRunner
+    calls: CallService
+    recorder: Recorder
+    begun: list[dict[str, Any]]  # every marker written with begin_call in this run
+    over: bool = False
+
+    def die(self, go_on: threading.Event) -> None:
+        """The process ends here: no call is recorded and nothing is written beyond what was
+        written already. The line's thread is held at the first ring (`hold_first_ring`)
+        until the store is closed and the call service gone."""
+        self.calls.close()  # nothing more reaches the runner
+        self.services.store.close()
+        self.line.stop()
+        go_on.set()
+        self.line.join(10)
+        self.line.close()
+        self.runner.close()  # its threads only: no call is running, no marker is touched
+        self.over = True
+
+    def stop(self) -> None:
+        if self.over:
+            return
+        self.over = True
+        self.calls.close()
+        self.runner.close()
+        self.line.stop()
+        self.line.join(5)
+        self.line.close()
+        self.services.store.close()
+
+
+@pytest.fixture
+def modem(tmp_path: Path) -> Iterator[SimulatedModem]:
+    made = create("usr5637", tmp_path / "dev")
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def lives(tmp_path: Path, modem: SimulatedModem) -> Iterator[Callable[..., Life]]:
+    made: list[Life] = []
+
+    def boot(*, grace: float = 30.0, settings: bool = True) -> Life:
+        store = Store(tmp_path / "data")
+        config = MachineConfig(store=StoreConfig(data_dir=str(store.data_dir)))
+        services = Services.build(config, store)
+        services.clock = lambda: SATURDAY_NIGHT
+        if settings:
+            chosen = closed_settings(2525)  # email on; nothing is sent here
+            chosen.lines.rings_before_answer = 10  # the caller gives up first: missed
+            services.settings.save(chosen)
+        begun: list[dict[str, Any]] = []
+        real = services.history.begin_call
+
+        def begin_call(marker: Any) -> int:
+            begun.append(dict(marker))
+            return real(marker)
+
+        services.history.begin_call = begin_call  # type: ignore[method-assign]
+        recorder = Recorder(services.bus)
+        runner = CallRunner(services)
+        runner.ring_grace = grace
+        line = Line(
+            "line1",
+            str(modem.path),
+            bus=services.bus,
+            settings=lambda: services.settings.get().lines,
+            options=FAST,
+        )
+        calls = CallService(
+            services.bus, services.settings.get, {"line1": line}.get, services.clock, runner=runner
+        )
+        calls.subscribe()  # before the line is up, as the daemon does
+        line.start()
+        recorder.wait(ev.LineUp, timeout=20)
+        life = Life(services, line, runner, calls, recorder, begun)
+        made.append(life)
+        return life
+
+    yield boot
+    for life in made:
+        life.stop()
+
+
+def hold_first_ring(life: Life) -> tuple[threading.Event, threading.Event]:
+    """Hold the line's thread at the first ring, after the call service's handler (which
+    subscribed first): (rang, go on). The daemon "dies" while it is held, so the caller ID
+    that follows can reach nobody."""
+    rang, go_on = threading.Event(), threading.Event()
+
+    def held(event: ev.CallRinging) -> None:
+        rang.set()
+        go_on.wait(30)
+
+    life.services.bus.subscribe(ev.CallRinging, held)
+    return rang, go_on
+
+
+def calls(services: Services) -> list[Interaction]:
+    return services.history.newest(50, where=lambda i: i.channel == "call")
+
+
+def emails(services: Services) -> list[dict[str, Any]]:
+    return [dict(d) for d in services.store.table("outbox", "messages").all()]
+
+
+def test_a_daemon_dead_before_the_caller_id_records_the_call_once_as_interrupted(
+    lives: Callable[..., Life], modem: SimulatedModem
+) -> None:
+    first = lives()
+    rang, go_on = hold_first_ring(first)
+    modem.ring("+15551234567", rings=1, interval=30.0)  # caller ID would come 15 s later
+    assert rang.wait(20)
+    (marker,) = first.services.history.calls_in_progress()
+    assert marker["line"] == "line1" and marker["number"] == "" and marker["rings"] == 1
+    assert marker["decided"] is False and marker["start"] == SATURDAY_NIGHT.isoformat()
+    first.die(go_on)
+    modem.caller_hangs_up()  # the caller stops ringing before the next run is up
+
+    second = lives(grace=0.2, settings=False)
+    done = second.recorder.wait(CallFinished, timeout=20)
+    (item,) = calls(second.services)
+    assert done.record_id == item.id and item.outcome == "interrupted"
+    assert item.number == "" and item.line == "line1" and item.start == SATURDAY_NIGHT
+    assert item.text == RANG_WHY and "its caller ID was not received" in item.text
+    assert item.details["call_key"] == marker["key"] and item.details["answered"] is False
+    assert item.open
+    assert second.services.history.calls_in_progress() == []
+    (mail,) = emails(second.services)
+    assert mail["kind"] == "missed_call" and mail["record_id"] == item.id
+    assert "its caller ID was not received" in mail["text"]
+    assert second.begun == []
+    second.stop()
+
+    third = lives(grace=0.2, settings=False)  # and again: nothing more
+    assert len(calls(third.services)) == 1 and len(emails(third.services)) == 1
+    assert third.services.history.calls_in_progress() == []
+    third.stop()
+
+
+def test_the_first_rings_marker_becomes_the_calls_one_marker(
+    lives: Callable[..., Life], modem: SimulatedModem
+) -> None:
+    life = lives()
+    seen: list[list[dict[str, Any]]] = []
+    life.services.bus.subscribe(
+        ev.CallRinging, lambda e: seen.append(life.services.history.calls_in_progress())
+    )
+    modem.ring("+15551234567", rings=3, interval=0.3, name="ROSSI ANNA")
+    decided = life.recorder.wait(ev.IncomingCall, timeout=20)
+    assert decided.number == "+15551234567"
+    done = life.recorder.wait(CallFinished, timeout=20)
+    ((marker,),) = seen  # one first ring, its marker written before anything else
+    assert marker["decided"] is False and marker["number"] == ""
+    (item,) = calls(life.services)
+    assert item.id == done.record_id and item.outcome == "missed"
+    assert item.number == "+15551234567" and item.name == "ROSSI ANNA"
+    assert item.details["call_key"] == marker["key"] and item.start == SATURDAY_NIGHT
+    assert [m["key"] for m in life.begun] == [marker["key"]]  # never a second marker
+    assert life.services.history.calls_in_progress() == []
+    assert len(emails(life.services)) == 1
+    life.stop()
+
+
+def test_a_blocked_caller_has_one_marker_and_one_record(
+    lives: Callable[..., Life], modem: SimulatedModem
+) -> None:
+    life = lives()
+    settings = life.services.settings.get()
+    life.services.settings.save(
+        settings.replace("rules", dataclasses.replace(settings.rules, block=["+15550000666"]))
+    )
+    modem.ring("+15550000666", rings=4, interval=0.3)
+    done = life.recorder.wait(CallFinished, timeout=20)
+    life.recorder.wait(ev.CallEnded, timeout=20)
+    (item,) = calls(life.services)
+    assert item.id == done.record_id and item.outcome == "blocked"
+    assert len(life.begun) == 1 and item.details["call_key"] == life.begun[0]["key"]
+    assert life.services.history.calls_in_progress() == []
+    life.stop()
+
+
+def test_a_call_ringing_on_into_the_next_run_has_one_record(
+    lives: Callable[..., Life], modem: SimulatedModem
+) -> None:
+    first = lives()
+    rang, go_on = hold_first_ring(first)
+    modem.ring("+15551234567", rings=9, interval=1.0)  # rings on for 9 s
+    assert rang.wait(20)
+    (marker,) = first.services.history.calls_in_progress()
+    first.die(go_on)
+
+    second = lives(grace=60.0, settings=False)  # the caller is still ringing
+    done = second.recorder.wait(CallFinished, timeout=40)
+    (item,) = calls(second.services)
+    assert done.record_id == item.id and item.outcome == "missed"
+    assert item.details["call_key"] == marker["key"] and item.start == SATURDAY_NIGHT
+    assert second.begun == []  # its first ring in this run wrote no second marker
+    assert second.services.history.calls_in_progress() == []
+    assert len(emails(second.services)) == 1
+    second.stop()
