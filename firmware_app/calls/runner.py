@@ -690,6 +690,7 @@ class CallRunner:
         because its caller ID went by before this run): it keeps its marker, start and
         number, so it has one record. True when `call` took over such a marker."""
         event = call.event
+        over: list[dict[str, Any]] = []
         with self._lock:
             waiting = self._orphans.get(call.line)
             if not waiting:
@@ -698,9 +699,20 @@ class CallRunner:
             # A marker from a first ring has no number yet: any caller may be its call.
             unknown = list(waiting) if not event.number else [m for m in waiting if _rang(m)]
             if not (same or unknown):
-                return False
-            found = (same or unknown)[-1]
-            waiting.remove(found)
+                # Another caller on this line: a line rings one call at a time, so the calls
+                # that rang at the last stop are over. Recorded now, not at the grace's end,
+                # so this line's next first ring writes its own marker again.
+                over = self._orphans.pop(call.line)
+            else:
+                found = (same or unknown)[-1]
+                waiting.remove(found)
+        if over:
+            for marker in over:  # written by the records' thread: the line's never waits
+                try:
+                    self._records.submit(self._settle, marker)
+                except RuntimeError:  # stopping: the marker stays for the next start
+                    break
+            return False
         call.key = str(found.get("key", "") or "")
         call.marker = int(found["marker_id"])
         start = markers.when(found.get("start"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -241,4 +242,58 @@ def test_a_call_ringing_on_into_the_next_run_has_one_record(
     assert second.begun == []  # its first ring in this run wrote no second marker
     assert second.services.history.calls_in_progress() == []
     assert len(emails(second.services)) == 1
+    second.stop()
+
+
+def test_another_caller_ends_the_wait_for_a_call_that_rang_at_the_stop(
+    lives: Callable[..., Life], modem: SimulatedModem
+) -> None:
+    """A call decided and still ringing at the stop waits `ring_grace` for the next run to
+    hear it ring on. Another caller on that line shows it is over (a line rings one call at
+    a time): it is recorded as interrupted at once, and the line's next call has its marker
+    from its first ring again, not only from its caller ID."""
+    first = lives()
+    key = "k-rang-at-the-stop"
+    first.services.history.begin_call(  # what a kill leaves of a decided, ringing call
+        {
+            "key": key,
+            "line": "line1",
+            "call_id": 1,
+            "start": SATURDAY_NIGHT.isoformat(),
+            "number": "+15550000001",
+            "name": "",
+            "validity": "ok",
+            "rings": 2,
+            "plan": {},
+            "staff": [],
+            "answered": False,
+            "media": [],
+        }
+    )
+    first.stop()
+
+    second = lives(grace=120.0, settings=False)
+    assert second.services.history.calls_in_progress() != []  # waiting for it to ring on
+    modem.ring("+15550000002", rings=2, interval=0.5)
+    second.recorder.wait(CallFinished, timeout=20)
+    deadline = time.monotonic() + 20
+    while len(calls(second.services)) < 2:
+        assert time.monotonic() < deadline, "the earlier call was not recorded"
+        time.sleep(0.05)
+    by_number = {i.number: i for i in calls(second.services)}
+    assert by_number["+15550000001"].outcome == "interrupted"
+    assert by_number["+15550000001"].details["call_key"] == key
+    assert by_number["+15550000002"].outcome == "missed"
+    assert second.services.history.calls_in_progress() == []
+
+    mark, since = len(second.begun), second.recorder.mark()
+    modem.ring("+15550000003", rings=2, interval=0.5)
+    second.recorder.wait(CallFinished, timeout=20, since=since)
+    deadline = time.monotonic() + 20
+    while len(calls(second.services)) < 3:
+        assert time.monotonic() < deadline, "the third call was not recorded"
+        time.sleep(0.05)
+    first_ring = second.begun[mark]
+    assert first_ring["decided"] is False and first_ring["number"] == ""
+    assert len(second.begun) == mark + 1  # filled in by its decision: one marker
     second.stop()
