@@ -60,6 +60,11 @@ INTERRUPTED = "Interrupted (Frontdesk restarted)"
 # start-up such a call on the same line continues the old one (its marker, start, number);
 # after it, a ringing call's marker left behind is recorded as interrupted.
 RING_GRACE_SECONDS = 30.0
+# A call rings for a minute at most before the caller or the network gives up (an analog
+# line is answered after a few rings; GSM networks end unanswered calls after about a
+# minute): a marker whose call began ringing longer ago than this is not one that can ring
+# on into this run, however many restarts came in between.
+RING_ON_MAX_SECONDS = 90.0
 INTERRUPTED_WHY = (
     "Interrupted (Frontdesk restarted): the call was in progress when Frontdesk stopped "
     "(power cut, crash or restart); how it ended and how long it lasted are not known"
@@ -653,8 +658,14 @@ class CallRunner:
             if markers.is_fax(marker):  # the fax service settles its own (and handed-over)
                 continue
             key = str(marker.get("key", "") or "")
-            ringing_then = not marker.get("answered") and bool(marker.get("line"))
             began = markers.when(marker.get("start"))
+            ringing_then = (
+                not marker.get("answered")
+                and bool(marker.get("line"))
+                and (
+                    began is None or self._wall() - began <= timedelta(seconds=RING_ON_MAX_SECONDS)
+                )
+            )
             if self.ring_grace > 0 and ringing_then and history.find_call(key, began) is None:
                 ringing.append(marker)  # it may ring on into this run
                 continue
@@ -695,23 +706,28 @@ class CallRunner:
             waiting = self._orphans.get(call.line)
             if not waiting:
                 return False
+            # Rung too long ago to be this call (the caller would have given up by now).
+            old = [m for m in waiting if not _may_ring_on(m, call.start)]
+            for m in old:
+                waiting.remove(m)
+            over.extend(old)
             same = [m for m in waiting if m.get("number") and m.get("number") == event.number]
             # A marker from a first ring has no number yet: any caller may be its call.
             unknown = list(waiting) if not event.number else [m for m in waiting if _rang(m)]
-            if not (same or unknown):
+            found = (same or unknown)[-1] if (same or unknown) else None
+            if found is None:
                 # Another caller on this line: a line rings one call at a time, so the calls
                 # that rang at the last stop are over. Recorded now, not at the grace's end,
                 # so this line's next first ring writes its own marker again.
-                over = self._orphans.pop(call.line)
+                over.extend(self._orphans.pop(call.line))
             else:
-                found = (same or unknown)[-1]
                 waiting.remove(found)
-        if over:
-            for marker in over:  # written by the records' thread: the line's never waits
-                try:
-                    self._records.submit(self._settle, marker)
-                except RuntimeError:  # stopping: the marker stays for the next start
-                    break
+        for marker in over:  # written by the records' thread: the line's never waits
+            try:
+                self._records.submit(self._settle, marker)
+            except RuntimeError:  # stopping: the marker stays for the next start
+                break
+        if found is None:
             return False
         call.key = str(found.get("key", "") or "")
         call.marker = int(found["marker_id"])
@@ -926,6 +942,12 @@ def _stopped(fin: Finished) -> Finished:
     if fin.outcome == "missed":
         return dataclasses.replace(fin, outcome="interrupted", reason=STOPPED_WHY, notice="")
     return fin
+
+
+def _may_ring_on(marker: dict[str, Any], now: datetime) -> bool:
+    """Whether the call a marker was left for can still be ringing at `now`."""
+    began = markers.when(marker.get("start"))
+    return began is None or now - began <= timedelta(seconds=RING_ON_MAX_SECONDS)
 
 
 def _rang(marker: dict[str, Any]) -> bool:

@@ -13,6 +13,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -296,4 +297,43 @@ def test_another_caller_ends_the_wait_for_a_call_that_rang_at_the_stop(
     first_ring = second.begun[mark]
     assert first_ring["decided"] is False and first_ring["number"] == ""
     assert len(second.begun) == mark + 1  # filled in by its decision: one marker
+    second.stop()
+
+
+def test_a_call_that_rang_long_before_the_stop_is_not_continued_by_a_new_one(
+    lives: Callable[..., Life], modem: SimulatedModem
+) -> None:
+    """Restarts in quick succession: a marker of a call that began ringing minutes ago
+    (kept through runs too short to record it) cannot be the call ringing now. It is
+    recorded as interrupted at the start, and a caller without caller ID in this run has a
+    record of its own, not the old call's number and start."""
+    first = lives()
+    first.services.history.begin_call(
+        {
+            "key": "k-long-ago",
+            "line": "line1",
+            "call_id": 1,
+            "start": (SATURDAY_NIGHT - timedelta(minutes=5)).isoformat(),
+            "number": "+15550000001",
+            "name": "",
+            "validity": "ok",
+            "rings": 2,
+            "plan": {},
+            "staff": [],
+            "answered": False,
+            "media": [],
+        }
+    )
+    first.stop()
+
+    second = lives(grace=120.0, settings=False)
+    (old,) = calls(second.services)  # recorded at the start, not left waiting
+    assert old.outcome == "interrupted" and old.number == "+15550000001"
+    assert second.services.history.calls_in_progress() == []
+    since = second.recorder.mark()
+    modem.ring(None, rings=2, interval=0.5)  # no caller ID: it could "be" anybody's call
+    done = second.recorder.wait(CallFinished, timeout=20, since=since)
+    new = second.services.history.get(done.record_id)
+    assert new is not None and new.id != old.id and new.start == SATURDAY_NIGHT
+    assert new.details["call_key"] != "k-long-ago"
     second.stop()
