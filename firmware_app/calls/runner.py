@@ -662,9 +662,7 @@ class CallRunner:
             ringing_then = (
                 not marker.get("answered")
                 and bool(marker.get("line"))
-                and (
-                    began is None or self._wall() - began <= timedelta(seconds=RING_ON_MAX_SECONDS)
-                )
+                and _may_ring_on(marker, self._wall())
             )
             if self.ring_grace > 0 and ringing_then and history.find_call(key, began) is None:
                 ringing.append(marker)  # it may ring on into this run

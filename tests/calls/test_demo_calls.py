@@ -20,6 +20,7 @@ from firmware_app.daemon import Daemon
 from firmware_app.errors import FrontdeskError
 from firmware_app.media.speech import Tts
 from firmware_app.sdnotify import Notifier
+from firmware_app.services import Services
 from firmware_app.settings.routing import Menu, MenuOption
 from tests.modem.conftest import Recorder
 from tests.test_daemon import free_port
@@ -34,6 +35,24 @@ pytestmark = [
 WORDS = "Hello, this is Jane. Please call me back."
 
 
+def closed_with_a_menu(svc: Services) -> None:
+    """Closed whenever the test runs, no office phone, and a key menu: 1 support, 2 sales."""
+    s = svc.settings.get()
+    for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):
+        setattr(s.hours, day, [])
+    s.rules.office_phone = False
+    s.rules.menus = [
+        Menu(
+            mode="closed",
+            options=[
+                MenuOption(digit="1", action="voicemail", target="support"),
+                MenuOption(digit="2", action="voicemail", target="sales"),
+            ],
+        )
+    ]
+    svc.settings.save(s)
+
+
 def test_demo_call_presses_a_menu_key_and_leaves_a_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -43,20 +62,7 @@ def test_demo_call_presses_a_menu_key_and_leaves_a_message(
     svc = daemon.start()
     try:
         recorder = Recorder(svc.bus)
-        s = svc.settings.get()
-        for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):
-            setattr(s.hours, day, [])  # closed whenever the test runs
-        s.rules.office_phone = False
-        s.rules.menus = [
-            Menu(
-                mode="closed",
-                options=[
-                    MenuOption(digit="1", action="voicemail", target="support"),
-                    MenuOption(digit="2", action="voicemail", target="sales"),
-                ],
-            )
-        ]
-        svc.settings.save(s)
+        closed_with_a_menu(svc)
         lines_idle(svc)
         lines = svc.extra["lines"]
         with pytest.raises(FrontdeskError, match="not keys"):
@@ -107,20 +113,7 @@ def test_a_demo_call_on_the_gsm_line_is_heard_like_a_real_one(
     svc = daemon.start()
     try:
         recorder = Recorder(svc.bus)
-        s = svc.settings.get()
-        for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):
-            setattr(s.hours, day, [])  # closed whenever the test runs
-        s.rules.office_phone = False
-        s.rules.menus = [
-            Menu(
-                mode="closed",
-                options=[
-                    MenuOption(digit="1", action="voicemail", target="support"),
-                    MenuOption(digit="2", action="voicemail", target="sales"),
-                ],
-            )
-        ]
-        svc.settings.save(s)
+        closed_with_a_menu(svc)
         lines_idle(svc)
         line2 = svc.extra["lines"].line("line2")
         assert "PCM over USB serial" in svc.call_audio.describe(line2)

@@ -13,7 +13,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -246,21 +246,14 @@ def test_a_call_ringing_on_into_the_next_run_has_one_record(
     second.stop()
 
 
-def test_another_caller_ends_the_wait_for_a_call_that_rang_at_the_stop(
-    lives: Callable[..., Life], modem: SimulatedModem
-) -> None:
-    """A call decided and still ringing at the stop waits `ring_grace` for the next run to
-    hear it ring on. Another caller on that line shows it is over (a line rings one call at
-    a time): it is recorded as interrupted at once, and the line's next call has its marker
-    from its first ring again, not only from its caller ID."""
-    first = lives()
-    key = "k-rang-at-the-stop"
-    first.services.history.begin_call(  # what a kill leaves of a decided, ringing call
+def leave_ringing_marker(life: Life, key: str, start: datetime) -> None:
+    """What a kill leaves of a call decided from its caller ID and still ringing."""
+    life.services.history.begin_call(
         {
             "key": key,
             "line": "line1",
             "call_id": 1,
-            "start": SATURDAY_NIGHT.isoformat(),
+            "start": start.isoformat(),
             "number": "+15550000001",
             "name": "",
             "validity": "ok",
@@ -271,6 +264,18 @@ def test_another_caller_ends_the_wait_for_a_call_that_rang_at_the_stop(
             "media": [],
         }
     )
+
+
+def test_another_caller_ends_the_wait_for_a_call_that_rang_at_the_stop(
+    lives: Callable[..., Life], modem: SimulatedModem
+) -> None:
+    """A call decided and still ringing at the stop waits `ring_grace` for the next run to
+    hear it ring on. Another caller on that line shows it is over (a line rings one call at
+    a time): it is recorded as interrupted at once, and the line's next call has its marker
+    from its first ring again, not only from its caller ID."""
+    first = lives()
+    key = "k-rang-at-the-stop"
+    leave_ringing_marker(first, key, SATURDAY_NIGHT)
     first.stop()
 
     second = lives(grace=120.0, settings=False)
@@ -308,22 +313,7 @@ def test_a_call_that_rang_long_before_the_stop_is_not_continued_by_a_new_one(
     recorded as interrupted at the start, and a caller without caller ID in this run has a
     record of its own, not the old call's number and start."""
     first = lives()
-    first.services.history.begin_call(
-        {
-            "key": "k-long-ago",
-            "line": "line1",
-            "call_id": 1,
-            "start": (SATURDAY_NIGHT - timedelta(minutes=5)).isoformat(),
-            "number": "+15550000001",
-            "name": "",
-            "validity": "ok",
-            "rings": 2,
-            "plan": {},
-            "staff": [],
-            "answered": False,
-            "media": [],
-        }
-    )
+    leave_ringing_marker(first, "k-long-ago", SATURDAY_NIGHT - timedelta(minutes=5))
     first.stop()
 
     second = lives(grace=120.0, settings=False)

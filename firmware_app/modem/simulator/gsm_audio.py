@@ -362,7 +362,11 @@ class FarEnd:
         (a caller who speaks after the voicemail beep), then go on with the script. Only
         where what the host sends is heard (`GsmAudio`, the serial PCM port)."""
         if not self.hears_host:
-            raise NotImplementedError(f"{type(self).__name__} does not listen for tones")
+            raise TypeError(
+                f"{type(self).__name__} does not hear what the host plays (the host's "
+                "playback goes to a file): script a caller who waits for the beep on the serial "
+                "PCM port (pcm_audio) instead"
+            )
         wait = _ToneWait(freq=freq, blocks=max(1, round(seconds / FRAME_SECONDS)))
         with self._lock:
             if not self._script and self._pending.size == 0:
