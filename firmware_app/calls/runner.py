@@ -710,8 +710,16 @@ class CallRunner:
                 waiting.remove(m)
             over.extend(old)
             same = [m for m in waiting if m.get("number") and m.get("number") == event.number]
-            # A marker from a first ring has no number yet: any caller may be its call.
-            unknown = list(waiting) if not event.number else [m for m in waiting if _rang(m)]
+            # A marker from a first ring has no number yet: a caller without caller ID may be
+            # its call, and a caller whose caller ID this run heard with no ring before it
+            # (the last run took the first ring; the caller ID waited in the port). An analog
+            # caller heard from the first ring is a new call; GSM repeats the number with
+            # every ring, so there it cannot tell.
+            unknown = (
+                list(waiting)
+                if not event.number
+                else [m for m in waiting if _rang(m) and _may_be_ringing_on(event)]
+            )
             found = (same or unknown)[-1] if (same or unknown) else None
             if found is None:
                 # Another caller on this line: a line rings one call at a time, so the calls
@@ -946,6 +954,12 @@ def _may_ring_on(marker: dict[str, Any], now: datetime) -> bool:
     """Whether the call a marker was left for can still be ringing at `now`."""
     began = markers.when(marker.get("start"))
     return began is None or now - began <= timedelta(seconds=RING_ON_MAX_SECONDS)
+
+
+def _may_be_ringing_on(event: IncomingCall) -> bool:
+    """Could this numbered call be one whose first ring the last run took (its marker has no
+    number)? Its caller ID came before any ring here, or is repeated with every ring (GSM)."""
+    return event.caller_id_first or event.source == "clip"
 
 
 def _rang(marker: dict[str, Any]) -> bool:

@@ -35,6 +35,10 @@ class IncomingCall(LineEvent):
 
     `validity`: ok, withheld or unavailable; `reason` says why there is no number.
     `raw`: the caller-ID lines as the modem sent them. `rings`: rings counted so far.
+    `caller_id_first`: the caller ID came before any ring the line heard of this call: its
+    first ring went by before the port was opened (a call ringing on from before a restart,
+    its caller ID read from what the port kept), or the network sends caller ID before
+    ringing. An analog call heard from its first ring has its caller ID after that ring.
     """
 
     call_id: int
@@ -45,6 +49,7 @@ class IncomingCall(LineEvent):
     raw: tuple[str, ...] = ()
     source: str = "none"
     rings: int = 0
+    caller_id_first: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

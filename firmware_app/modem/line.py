@@ -139,6 +139,9 @@ class _Call:
     caller: CallerId | None = None
     parked: list[_Request] = field(default_factory=list)
     outgoing: bool = False  # placed by us (ATD): a fax we send, a staff member we call
+    # Its caller ID came before any RING this line heard of it: its first ring went by
+    # before this run opened the port (or the network sends caller ID before ringing).
+    caller_id_first: bool = False
 
 
 def is_dial(text: str) -> bool:
@@ -622,7 +625,8 @@ class Line(Worker):
     def _ring(self, now: float) -> None:
         call = self._call
         if call is None:
-            call = self._new_call()
+            # Caller-ID lines being collected before this first RING: they came first.
+            call = self._new_call(caller_id_first=self._collector.collecting)
             self.bus.publish(ev.CallRinging(line=self.name, call_id=call.id))
         if call.answered:
             return
@@ -636,8 +640,10 @@ class Line(Worker):
                 req.at_ring = 0
             self._requests.extend(ready)
 
-    def _new_call(self) -> _Call:
-        call = _Call(id=next(self._call_ids), last_ring=time.monotonic())
+    def _new_call(self, *, caller_id_first: bool = False) -> _Call:
+        call = _Call(
+            id=next(self._call_ids), last_ring=time.monotonic(), caller_id_first=caller_id_first
+        )
         self._call = call
         self._set_state("ringing")
         self._schedule(self.options.idle_after + 0.001, self._ring_check)
@@ -651,7 +657,7 @@ class Line(Worker):
                 ev.CallWaiting(line=self.name, number=c.number, name=c.name, validity=c.validity)
             )
             return
-        call = self._call or self._new_call()
+        call = self._call or self._new_call(caller_id_first=True)  # caller ID and no RING
         if call.announced:
             return
         call.announced = True
@@ -674,6 +680,7 @@ class Line(Worker):
                 raw=result.raw,
                 source=result.source,
                 rings=call.rings,
+                caller_id_first=call.caller_id_first,
             )
         )
 

@@ -246,6 +246,42 @@ def test_a_call_ringing_on_into_the_next_run_has_one_record(
     second.stop()
 
 
+def test_a_new_caller_does_not_take_over_a_call_that_rang_before_its_caller_id(
+    lives: Callable[..., Life], modem: SimulatedModem
+) -> None:
+    """A daemon dead in the second between a call's first ring and its caller ID leaves a
+    marker without a number, and the next run waits for that call to ring on. The line's
+    next caller rings first and sends its caller ID after the ring: a new call, heard from
+    its first ring, so it has its own record with its own start, and the earlier call is
+    recorded as interrupted (the caller ID the last run never heard)."""
+    first = lives()
+    rang, go_on = hold_first_ring(first)
+    modem.ring("+15551234567", rings=1, interval=30.0)  # caller ID would come 15 s later
+    assert rang.wait(20)
+    (marker,) = first.services.history.calls_in_progress()
+    first.die(go_on)
+    modem.caller_hangs_up()  # gone before the next run is up
+
+    second = lives(grace=120.0, settings=False)
+    assert second.services.history.calls_in_progress() != []  # waiting for it to ring on
+    second.services.clock = lambda: SATURDAY_NIGHT + timedelta(seconds=20)
+    modem.ring("+15550000002", rings=2, interval=0.5)
+    second.recorder.wait(CallFinished, timeout=20)
+    deadline = time.monotonic() + 20
+    while len(calls(second.services)) < 2:
+        assert time.monotonic() < deadline, "the earlier call was not recorded"
+        time.sleep(0.05)
+    by_number = {i.number: i for i in calls(second.services)}
+    earlier, new = by_number[""], by_number["+15550000002"]
+    assert earlier.outcome == "interrupted" and earlier.text == RANG_WHY
+    assert earlier.details["call_key"] == marker["key"] and earlier.start == SATURDAY_NIGHT
+    assert new.outcome == "missed" and new.details["call_key"] != marker["key"]
+    assert new.start == SATURDAY_NIGHT + timedelta(seconds=20)
+    assert second.services.history.calls_in_progress() == []
+    assert sorted(m["kind"] for m in emails(second.services)) == ["missed_call", "missed_call"]
+    second.stop()
+
+
 def leave_ringing_marker(life: Life, key: str, start: datetime) -> None:
     """What a kill leaves of a call decided from its caller ID and still ringing."""
     life.services.history.begin_call(

@@ -292,6 +292,27 @@ def test_analog_caller_id_then_the_caller_gives_up(
     assert line.status().state == "idle"
 
 
+def test_caller_id_heard_before_any_ring_says_so(
+    make_modem: Modems, make_line: Lines_, recorder: Recorder
+) -> None:
+    """A call heard from its first ring has its caller ID after that ring. Caller ID with
+    no ring before it (the last run took the first ring and the caller ID waited in the
+    port) is flagged, so the call side can tell a call ringing on from a new one."""
+    modem = make_modem("usr5637")
+    line = make_line(modem.path)
+    up(recorder, line)
+    modem.ring(CallerId(number="01632960123"), rings=2, interval=0.3)
+    new = recorder.wait(ev.IncomingCall)
+    assert new.number == "01632960123" and not new.caller_id_first
+    recorder.wait(ev.CallerHungUp, timeout=5.0)
+
+    since = recorder.mark()
+    for text in ("DATE = 1205", "TIME = 0930", "NMBR = 01632960124", "RING"):
+        modem.send_urc(text)
+    on = recorder.wait(ev.IncomingCall, since=since)
+    assert on.number == "01632960124" and on.caller_id_first and on.rings == 1
+
+
 @dataclass(frozen=True)
 class Form:
     """One caller-ID form of REFERENCE.md 1 and what the line must make of it."""
