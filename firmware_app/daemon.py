@@ -68,17 +68,53 @@ def proxy_options(trusted_proxy: str) -> dict[str, Any]:
     return options
 
 
+class LazyWebApp:
+    """The Flask app as a WSGI callable built by the first request, not at start: Flask,
+    werkzeug (with the ssl and http modules it brings), jinja2, wtforms and the pages are
+    about 14 MB an idle daemon does not hold until somebody opens the page. Once built it
+    stays. A build that fails is logged, that request gets a 500 and the next one tries
+    again; `build()` builds it now."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._app: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> bool:
+        return self._app is not None
+
+    def build(self) -> Any:
+        app = self._app
+        if app is not None:
+            return app
+        with self._lock:
+            if self._app is None:
+                from web_ui import create_app
+
+                began = time.monotonic()
+                try:
+                    self._app = create_app(self._services)
+                except Exception:
+                    log.exception("the web page could not be built")
+                    raise
+                log.info("web page loaded in %.2f s", time.monotonic() - began)
+            return self._app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return self.build()(environ, start_response)
+
+
 class WebServer(Worker):
-    """waitress serving the Flask app on the configured address, in this process."""
+    """waitress serving the Flask app (built on the first request, `LazyWebApp`) on the
+    configured address, in this process."""
 
     def __init__(self, services: Services) -> None:
         super().__init__("web", liveness=3600.0)
         import waitress
 
-        from web_ui import create_app
-
         host, port = services.config.listen_host_port
-        self.app = create_app(services)
+        self.app = LazyWebApp(services)
         self._server: Any = waitress.create_server(
             self.app,
             host=host,

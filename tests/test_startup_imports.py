@@ -7,8 +7,10 @@ once every greeting is ready. The `holidays` package (about 10 MB) is left to a 
 the daemon keeps only the tables, even after the country changes and a holiday is looked
 up. Mail code (smtplib, email.policy with its header registry, the SMTP session) loads when
 an email is built or sent: the outbox is on disk, so nothing waits on it. The fax engine,
-contacts import/export, calendar files and ctypes load with their first use (LAZY). The
-daemon runs in a subprocess so that what other tests imported does not count.
+contacts import/export, calendar files and ctypes load with their first use (LAZY), and
+so does the web page (Flask, werkzeug with ssl, jinja2, wtforms, the pages): its first
+request builds it, and the next ones are served by the same app. The daemon runs in a
+subprocess so that what other tests imported does not count.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ LAZY = (
     # the kernel clock check (adjtimex): with the first check
     "ctypes",
 )
+# The web page: with its first request.
+WEB = ("flask", "werkzeug", "werkzeug.security", "jinja2", "wtforms", "ssl", "web_ui")
 
 SCRIPT = """
 import socket, sys, time
@@ -73,12 +77,28 @@ doc = {"message_id": "<1@x>", "created": "2026-11-20T12:00:00+00:00", "to": ["a@
        "subject": "s", "text": "t", "html": "<p>t</p>", "attachments": []}
 build_message(doc, Sender(name="Shop", address="shop@example.com"), services.store.media)
 print("BUILT:" + ",".join(sorted(set(sys.modules) & set(sys.argv[3].split(",")))), flush=True)
+web = set(sys.argv[4].split(","))
+print("WEB-IDLE:" + ",".join(sorted(set(sys.modules) & web)), flush=True)
+import urllib.request
+for path in ("/healthz", "/login"):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=20) as answer:
+        print("PAGE:", path, answer.status, flush=True)
+print("WEB-USED:" + ",".join(sorted(set(sys.modules) & web)), flush=True)
+print("APP-BUILT:", daemon.web.app.built, flush=True)
 """
 
 
 def test_the_daemon_starts_without_audio_fax_image_or_holiday_libraries(tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "data"), ",".join(HEAVY), ",".join(LAZY)],
+        [
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(tmp_path / "data"),
+            ",".join(HEAVY),
+            ",".join(LAZY),
+            ",".join(WEB),
+        ],
         capture_output=True,
         text=True,
         timeout=45,
@@ -94,3 +114,8 @@ def test_the_daemon_starts_without_audio_fax_image_or_holiday_libraries(tmp_path
         assert spoken and int(spoken[0].split()[1]) > 0, run.stderr[-3000:]
     assert "PLAN: holiday Heilige Drei Könige" in run.stdout, run.stderr[-3000:]
     assert "IN-PROCESS: 0" in run.stdout
+    # The web page loads with its first request, and then serves every page.
+    assert "WEB-IDLE:\n" in run.stdout, f"web page loaded at start-up:\n{run.stdout}"
+    assert "PAGE: /healthz 200" in run.stdout and "PAGE: /login 200" in run.stdout
+    assert "WEB-USED:" + ",".join(sorted(WEB)) in run.stdout, run.stdout
+    assert "APP-BUILT: True" in run.stdout

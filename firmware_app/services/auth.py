@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from werkzeug.security import check_password_hash, generate_password_hash
-
 from ..errors import FieldProblem, FrontdeskError, ValidationError
 from ..store import Store
 from ..store.durable import Collection, atomic_write
@@ -161,6 +159,8 @@ class AuthService:
         problems = password_problems(password)
         if problems:
             raise ValidationError(problems, "new password")
+        from werkzeug.security import generate_password_hash  # with the web page, not at start
+
         body = {
             "hash": generate_password_hash(password, method=self.hash_method),
             "epoch": secrets.token_urlsafe(16),
@@ -175,6 +175,8 @@ class AuthService:
         stored = self._owner().get("hash", "")
         if not stored:
             return False
+        from werkzeug.security import check_password_hash
+
         try:
             return check_password_hash(stored, password)
         except ValueError:  # an unreadable hash never lets anyone in

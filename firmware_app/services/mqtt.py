@@ -18,7 +18,6 @@ import json
 import logging
 import queue
 import re
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -445,6 +444,8 @@ class MqttWorker(Worker):
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password or None)
         if cfg.tls:
+            import ssl  # with a broker that uses TLS: about 5 MB an idle daemon does not hold
+
             client.tls_set_context(ssl.create_default_context())
         client.will_set(f"{self.service.base()}/status", "offline", qos=1, retain=True)
         client.reconnect_delay_set(1, int(BACKOFF_MAX))

@@ -8,17 +8,19 @@ cleaned of control characters before it can reach a header.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jinja2
-
 from ...numbers import with_name
+
+if TYPE_CHECKING:
+    import jinja2
 
 Kind = Literal["voicemail", "missed_call", "sms", "fax", "test", "digest", "alert"]
 
@@ -313,16 +315,24 @@ Sent by Frontdesk for {{ business }}.
 """,
 }
 
-_html_env = jinja2.Environment(
-    loader=jinja2.DictLoader(_HTML), autoescape=True, undefined=jinja2.StrictUndefined
-)
-# The plain-text body is never rendered as HTML: no escaping wanted there.
-_text_env = jinja2.Environment(
-    loader=jinja2.DictLoader(_TEXT),
-    autoescape=False,  # noqa: S701
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-)
+
+@functools.cache
+def _envs() -> tuple[jinja2.Environment, jinja2.Environment]:
+    """The HTML and plain-text template environments, made with the first email: jinja2
+    loads then, not at start (the web page brings it too, with its first request)."""
+    import jinja2
+
+    html = jinja2.Environment(
+        loader=jinja2.DictLoader(_HTML), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    # The plain-text body is never rendered as HTML: no escaping wanted there.
+    text = jinja2.Environment(
+        loader=jinja2.DictLoader(_TEXT),
+        autoescape=False,  # noqa: S701
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return html, text
 
 
 def _render(
@@ -357,8 +367,8 @@ def _render(
     return Draft(
         kind=kind,
         subject=clean_subject,
-        text=_text_env.get_template("base.txt").render(values),
-        html=_html_env.get_template("base.html").render(values),
+        text=_envs()[1].get_template("base.txt").render(values),
+        html=_envs()[0].get_template("base.html").render(values),
         attachments=attachments,
         record_id=record_id,
     )
