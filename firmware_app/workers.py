@@ -3,6 +3,7 @@
 A worker's `run()` loops until `self.stopping` is set, calling `self.beat()` at least every
 `liveness` seconds. The supervisor restarts a worker whose thread died (with backoff) and
 tells the daemon whether all are alive and beating: that is the systemd watchdog's check.
+`OnDemandExecutor` runs occasional jobs on a thread that exists only while there are some.
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+ON_DEMAND_IDLE = 15.0  # seconds an OnDemandExecutor's thread waits for another job
 
 log = logging.getLogger(__name__)
 
@@ -137,3 +145,69 @@ class Supervisor:
         if late:
             log.warning("workers still running at shutdown: %s", ", ".join(late))
         return late
+
+
+class OnDemandExecutor:
+    """Jobs run one at a time, in order, on a thread that a submit starts and that ends after
+    `idle` seconds without a job: work that comes now and then (a call's record, greetings
+    being spoken, the forwarding checks) holds no thread while there is nothing to do. The
+    part of `concurrent.futures.Executor` Frontdesk uses: `submit` (RuntimeError once shut
+    down) and `shutdown(wait, cancel_futures)`."""
+
+    def __init__(self, name: str, *, idle: float = ON_DEMAND_IDLE) -> None:
+        self.name = name
+        self.idle = idle
+        self._jobs: deque[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._shutdown = False
+
+    @property
+    def running(self) -> bool:
+        """A thread is there (a job runs, or it waits for the next one until `idle` is up)."""
+        with self._cond:
+            return self._thread is not None
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        future: Future[T] = Future()
+        with self._cond:
+            if self._shutdown:
+                raise RuntimeError(f"{self.name}: cannot take a job after shutdown")
+            self._jobs.append((future, fn, args))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+            else:
+                self._cond.notify()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._jobs and not self._shutdown:
+                    self._cond.wait(self.idle)
+                if not self._jobs:  # idle long enough, or shut down: the thread ends
+                    self._thread = None
+                    return
+                future, fn, args = self._jobs.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # the job's caller sees it, as with any executor
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """No more jobs; queued ones still run unless `cancel_futures`; `wait` joins the
+        thread (never from the thread itself)."""
+        with self._cond:
+            self._shutdown = True
+            if cancel_futures:
+                while self._jobs:
+                    self._jobs.popleft()[0].cancel()
+            thread = self._thread
+            self._cond.notify_all()
+        if wait and thread is not None and thread is not threading.current_thread():
+            thread.join()

@@ -20,7 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +29,7 @@ from ..routing.rules import e164
 from ..services.history import Interaction
 from ..services.notify import MissedCallNotice, VoicemailNotice
 from ..store.durable import atomic_write
+from ..workers import OnDemandExecutor
 from . import markers
 from .events import CallFinished, FaxToneDetected
 from .session import (
@@ -152,7 +152,7 @@ class CallRunner:
         self._active: dict[str, _Call] = {}
         self._ringing: dict[tuple[str, int], _Call] = {}
         self._rang: dict[str, _Rang] = {}  # line -> the marker of its call not decided yet
-        self._records = ThreadPoolExecutor(max_workers=1, thread_name_prefix="call-records")
+        self._records = OnDemandExecutor("call-records")
         self._closed = False
         self.ring_grace = RING_GRACE_SECONDS
         self._orphans: dict[str, list[dict[str, Any]]] = {}  # line -> markers still ringing

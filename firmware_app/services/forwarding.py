@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import schedule
@@ -28,6 +28,7 @@ from ..protocol.at import Command, ErrorResult, Response, split_params, unquote
 from ..routing import ForwardTo, LineCapabilities, on_duty
 from ..settings.routing import WEEKDAYS, parse_interval
 from ..store import Store
+from ..workers import OnDemandExecutor
 from .routing import RoutingService
 from .scheduler import Scheduler
 from .settings import SettingsService
@@ -138,7 +139,7 @@ class ForwardingService:
         self.poll = poll
         self._lock = threading.Lock()
         self._states: dict[str, ForwardState] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forwarding")
+        self._pool = OnDemandExecutor("forwarding")
         self._unsubscribe: list[Callable[[], None]] = []
         self.next_apply: dt.datetime | None = None
 

@@ -23,7 +23,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FieldProblem, FrontdeskError, SettingsError, StoreError
@@ -45,6 +45,7 @@ from ..settings.greetings import FIXED_KEYS, MAX_TEXT, Greeting, greeting_key, v
 from ..settings.model import Settings, settings_to_dict
 from ..settings.routing import DAY_NAMES, WEEKDAYS, Hours, parse_date, parse_interval
 from ..store import Store
+from ..workers import OnDemandExecutor
 from .settings import SettingsService
 
 if TYPE_CHECKING:
@@ -456,8 +457,8 @@ class GreetingsService:
         self._background = background
         self._closed = False
         self._pool_lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._warm_pool: ThreadPoolExecutor | None = None
+        self._pool: OnDemandExecutor | None = None
+        self._warm_pool: OnDemandExecutor | None = None
         self._warming: Future[int] | None = None
         self.prepared: Future[int] | None = None  # the latest preparation (start-up, changes)
         self.generated = 0  # texts spoken by espeak-ng (not from the cache): for tests and logs
@@ -584,7 +585,7 @@ class GreetingsService:
         were spoken."""
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="greetings")
+                self._pool = OnDemandExecutor("greetings")
             self.prepared = self._pool.submit(self._prepare_all)
             return self.prepared
 
@@ -596,7 +597,7 @@ class GreetingsService:
             if self._warming is not None and not self._warming.done():
                 return self._warming
             if self._warm_pool is None:
-                self._warm_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm")
+                self._warm_pool = OnDemandExecutor("warm")
             self._warming = self._warm_pool.submit(self._warm_all)
             return self._warming
 
