@@ -56,6 +56,8 @@ from soak_traffic import (
     watch_deletes,
 )
 
+from firmware_app.workers import ON_DEMAND_IDLE
+
 ANALOG, FAX_MODEM, GSM = "usr5637", "cx93010", "sim800"
 # Seconds a line is busy with one call (rings, greeting, message, goodbye, the pause before
 # the next), measured in earlier runs (docs/performance.md "How many calls fit").
@@ -548,18 +550,49 @@ class Soak:
         self.polling_done.set()
         threads[0].join(5)
         time.sleep(1)
+        threads_before = self.daemon.control("debug.threads") or []
         before_idle = self.daemon.look() or Sample(at=time.monotonic())
         time.sleep(self.p.idle)
         after_idle = self.daemon.look() or Sample(at=time.monotonic())
+        self.idle_threads(threads_before, self.daemon.control("debug.threads") or [])
         warm = self.warm_batch(calls, texts)
         self.stop.set()
         self.polling_done.set()
         threads[0].join(5)
+        self.where_the_memory_is()
         code = self.daemon.stop()
         print(f"  daemon stopped (exit {code}); log: {self.log}")
         return self.report(
             calls, texts, faxes, traffic_s, start_sample, end_busy, before_idle, after_idle, warm
         )
+
+    @staticmethod
+    def idle_threads(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> None:
+        """Which of the daemon's threads used the CPU of the idle minute (`debug.threads`
+        just before and after it, so the two requests are not inside it)."""
+        was = {t["id"]: t.get("cpu_s") or 0.0 for t in before}
+        used = Counter[str]()
+        for t in after:
+            used[str(t["name"])] += (t.get("cpu_s") or 0.0) - was.get(t["id"], 0.0)
+        busy = [(name, cpu) for name, cpu in used.most_common(8) if cpu > 0]
+        shown = ", ".join(f"{name} {cpu * 1000:.0f} ms" for name, cpu in busy) or "none"
+        print(f"  idle minute, CPU by thread: {shown}")
+
+    def where_the_memory_is(self) -> None:
+        """The last life's resident memory by mapping (libraries, heap, anonymous) and its
+        most numerous objects, from the control socket's `debug.memory`, printed to explain
+        the RSS figures. Memory tracing starts with that request: it is stopped at once."""
+        assert self.daemon is not None
+        got = self.daemon.control("debug.memory", timeout=30.0, top=14)
+        self.daemon.control("debug.memory", stop=True)
+        if not isinstance(got, dict) or "mapped_kb" not in got:
+            print("  resident memory by mapping: the daemon did not answer")
+            return
+        print(f"  resident memory at the end, {got.get('rss_kb', 0) / 1024:.1f} MB, by mapping:")
+        for name, kb in got["mapped_kb"]:
+            print(f"    {kb / 1024:6.1f} MB  {name}")
+        objects = ", ".join(f"{n} {k}" for k, n in got.get("types", [])[:8])
+        print(f"  {got.get('gc_objects', 0):,} objects; most numerous: {objects}")
 
     def warm_batch(self, calls: list[Call], texts: list[Text]) -> Warm | None:
         """Calls and texts in the last life, after the run and its idle minute, with no
@@ -604,7 +637,9 @@ class Soak:
         self.settle()
         self.polling_done.set()
         poll.join(5)
-        time.sleep(5.0)  # pools and caches at rest, as at the end of the idle minute
+        # Pools and caches at rest, as at the end of the idle minute: the threads of the
+        # occasional jobs (call records, greetings, forwarding checks) end once idle.
+        time.sleep(ON_DEMAND_IDLE + 5.0)
         after = self.daemon.look() or Sample(at=time.monotonic())
         calls.extend(wcalls)
         texts.extend(wtexts)
