@@ -165,11 +165,12 @@ class CallRunner:
     def first_ring(self, line: str, call_id: int) -> None:
         """The first ring of a new call, before its caller ID: its marker is written now (one
         journal line: line, call id, start), so a stop before the call is decided still
-        leaves it a record. `ringing` fills in the same marker. Nothing is written while a
-        call ringing at the last stop may ring on into this run on this line: its marker
-        stands for this one until the call is decided (`_continue`)."""
+        leaves it a record. `ringing` fills in the same marker, or removes it when the call
+        turns out to be one ringing on from before a restart (`_continue`: that call's marker
+        carries on). Written even while such a call may ring on here: this ring may be a new
+        call's, and a stop before its decision must leave it a record too."""
         with self._lock:
-            if self._closed or self._orphans.get(line):
+            if self._closed:
                 return
         start = self._wall()
         key = markers.new_key()
@@ -201,16 +202,21 @@ class CallRunner:
     def undecided(self, line: str, call_id: int, reason: str) -> None:
         """A call that rang ended before it was decided (no plan for it): its first ring's
         marker goes, as no record is kept of it."""
+        if self._drop_first_ring(line, call_id):
+            log.info("%s: call %s ended before it was decided: %s", line, call_id, reason)
+
+    def _drop_first_ring(self, line: str, call_id: int) -> bool:
+        """Remove the marker this call's first ring wrote (if it is still there)."""
         with self._lock:
             rang = self._rang.get(line)
             if rang is None or rang.call_id != call_id:
-                return
+                return False
             del self._rang[line]
-        log.info("%s: call %s ended before it was decided: %s", line, call_id, reason)
         try:
             self.services.history.end_call(rang.marker)
         except Exception:
             log.exception("%s: call %s: the in-progress marker stays", line, call_id)
+        return True
 
     def ringing(self, line: str, event: IncomingCall, plan: Plan) -> CallSession:
         """A decided call: its session starts now (before any answer)."""
@@ -223,7 +229,9 @@ class CallRunner:
         )
         session = CallSession(plan, now=self.monotonic(), limits=limits)
         call = _Call(line=line, event=event, plan=plan, session=session, start=self._wall())
-        if not self._claim(call) and not self._continue(call):
+        if self._continue(call):  # the old marker carries on: this run's first ring's goes
+            self._drop_first_ring(line, event.call_id)
+        elif not self._claim(call):
             self._begin(call)
         with self._lock:
             self._ringing[(line, event.call_id)] = call
@@ -709,6 +717,7 @@ class CallRunner:
             for m in old:
                 waiting.remove(m)
             over.extend(old)
+            waiting.sort(key=_began_at)  # the newest last
             same = [m for m in waiting if m.get("number") and m.get("number") == event.number]
             # A marker from a first ring has no number yet: a caller without caller ID may be
             # its call, and a caller whose caller ID this run heard with no ring before it
@@ -954,6 +963,11 @@ def _may_ring_on(marker: dict[str, Any], now: datetime) -> bool:
     """Whether the call a marker was left for can still be ringing at `now`."""
     began = markers.when(marker.get("start"))
     return began is None or now - began <= timedelta(seconds=RING_ON_MAX_SECONDS)
+
+
+def _began_at(marker: dict[str, Any]) -> float:
+    began = markers.when(marker.get("start"))
+    return began.timestamp() if began is not None else 0.0
 
 
 def _may_be_ringing_on(event: IncomingCall) -> bool:
