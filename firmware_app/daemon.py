@@ -48,6 +48,7 @@ STOP_DEADLINE = 1.5
 CALLS_BUDGET = 0.6
 WORKERS_BUDGET = 0.9
 WEB_DRAIN = 0.5
+WEB_LOOP_SECONDS = 30  # the web server's select() timeout (see WebServer)
 
 
 # What a trusted reverse proxy may tell us: the scheme the browser used (HTTPS), the
@@ -121,6 +122,11 @@ class WebServer(Worker):
             port=port,
             threads=4,
             ident="Frontdesk",
+            # The server's loop wakes for connections and for its workers' replies (its
+            # trigger pipe); otherwise only for the idle-connection sweep, every 30 s
+            # (waitress's cleanup_interval). Its default, every second, was two thirds of
+            # an idle daemon's CPU.
+            asyncore_loop_timeout=WEB_LOOP_SECONDS,
             **proxy_options(services.config.web.trusted_proxy),
         )
         self.address = f"{host}:{self._server.effective_port}"
