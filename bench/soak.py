@@ -593,6 +593,12 @@ class Soak:
             print(f"    {kb / 1024:6.1f} MB  {name}")
         objects = ", ".join(f"{n} {k}" for k, n in got.get("types", [])[:8])
         print(f"  {got.get('gc_objects', 0):,} objects; most numerous: {objects}")
+        threads = self.daemon.control("debug.threads") or []
+        by_name = Counter[str]()
+        for t in threads:
+            by_name[str(t["name"])] += t.get("cpu_s") or 0.0
+        shown = ", ".join(f"{name} {cpu:.1f} s" for name, cpu in by_name.most_common(10))
+        print(f"  the last life's CPU by thread (threads alive now): {shown}")
 
     def warm_batch(self, calls: list[Call], texts: list[Text]) -> Warm | None:
         """Calls and texts in the last life, after the run and its idle minute, with no
