@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import memory
 from .errors import DaemonNotRunning, FieldProblem, FrontdeskError, ValidationError
 from .workers import Worker
 
@@ -203,6 +204,7 @@ class ControlServer(Worker):
         self._server.handlers = {
             "debug.memory": self.diagnostics.memory,
             "debug.threads": self.diagnostics.threads,
+            "debug.trim": memory.trim,
             **handlers,
         }
         self._server.worker = self

@@ -422,6 +422,14 @@ class Daemon:
         scheduler.every(1).seconds.named("summary catch-up").do(self._catch_up, notify)
         services.alerts.subscribe(services.bus)
         services.alerts.add_jobs(scheduler)
+        # Freed memory goes back to the system once traffic has settled (memory.py).
+        from .memory import Trimmer
+        from .services.history import InteractionRecorded
+
+        trimmer = Trimmer()
+        services.bus.subscribe(InteractionRecorded, trimmer.note)
+        scheduler.every(1).minutes.named("memory trim").do(trimmer.tick)
+        services.extra["trimmer"] = trimmer
         self.supervisor.add(scheduler.worker)
 
     @staticmethod
