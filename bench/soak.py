@@ -599,6 +599,14 @@ class Soak:
             by_name[str(t["name"])] += t.get("cpu_s") or 0.0
         shown = ", ".join(f"{name} {cpu:.1f} s" for name, cpu in by_name.most_common(10))
         print(f"  the last life's CPU by thread (threads alive now): {shown}")
+        # After every figure is taken: how much of the RSS is free memory the daemon's own
+        # trim (memory.py, once traffic has settled) has not given back yet.
+        trimmed = self.daemon.control("debug.trim", timeout=30.0)
+        if isinstance(trimmed, dict):
+            print(
+                f"  a trim now: {trimmed['rss_before_kb'] / 1024:.1f} -> "
+                f"{trimmed['rss_after_kb'] / 1024:.1f} MB"
+            )
 
     def warm_batch(self, calls: list[Call], texts: list[Text]) -> Warm | None:
         """Calls and texts in the last life, after the run and its idle minute, with no
