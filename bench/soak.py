@@ -578,6 +578,18 @@ class Soak:
         shown = ", ".join(f"{name} {cpu * 1000:.0f} ms" for name, cpu in busy) or "none"
         print(f"  idle minute, CPU by thread: {shown}")
 
+    def up_during(self, start: float, end: float) -> str:
+        """When a life of the daemon was ready during [start, end] (run seconds), as text;
+        "" when it was down the whole time (killed and not yet ready again)."""
+        assert self.daemon is not None
+        for life in self.daemon.lifetimes:
+            ready = life.started + life.ready_s - self.t0
+            # Its last look is the moment it was killed or stopped (soak_rig.DaemonProcess).
+            gone = life.last.at - self.t0 if life.last is not None else math.inf
+            if ready <= end and gone >= start:
+                return f"from {max(ready, start):.1f} s to {min(gone, end):.1f} s"
+        return ""
+
     def where_the_memory_is(self) -> None:
         """The last life's resident memory by mapping (libraries, heap, anonymous) and its
         most numerous objects, from the control socket's `debug.memory`, printed to explain
@@ -791,6 +803,7 @@ class Soak:
 
         f_placed = [f for f in self.delivered.faxes if f.result != "not placed"]
         f_lost = f_dup = f_bad = f_in_flight = f_in_flight_recorded = 0
+        f_unheard: list[str] = []  # rang only while the daemon was down
         f_busy: list[float] = []
         pdf_pages = 0
         with Store(self.data) as store:
@@ -800,6 +813,27 @@ class Soak:
                 if f.kills[0] != f.kills[1]:
                     f_in_flight += 1
                     f_in_flight_recorded += bool(got)
+                    if not got and f.kind == "fax_only":
+                        # Its call on the fax-only line, when the daemon heard it ring and
+                        # went before it knew a fax was coming: an unnumbered call record.
+                        for r in list(unnumbered.get(f.line, [])):
+                            at = r.start.timestamp() - self.wall0
+                            if f.rang - 2 <= at <= f.done + 2:
+                                got = [r]
+                                unnumbered[f.line].remove(r)
+                                f_in_flight_recorded += 1
+                                break
+                    if not got:
+                        what = (
+                            f"fax {f.id} (in flight at a kill): {f.kind} from {f.number} on "
+                            f"{f.line} at {f.rang:.1f}-{f.done:.1f} s"
+                        )
+                        heard = self.up_during(f.rang, f.done)
+                        if heard:  # it rang while a life was up: it needs a record
+                            f_lost += 1
+                            problems.append(f"{what} lost: the daemon was up {heard}")
+                        else:  # nobody was there to hear it: nothing to record
+                            f_unheard.append(what)
                     if len(got) > 1:
                         f_dup += 1
                         problems.append(f"fax {f.id} (in flight at a kill): {len(got)} records")
@@ -989,6 +1023,8 @@ class Soak:
             f"in flight at a kill {f_in_flight} (recorded {f_in_flight_recorded}); line busy "
             f"per fax {sum(f_busy) / max(1, len(f_busy)):.1f} s"
         )
+        for what in f_unheard:
+            print(f"  {what}: rang only while the daemon was down, nothing to record")
         print(f"daemon lives: {len(lives)}, start-to-ready {min(ready):.2f}-{max(ready):.2f} s")
         print(
             f"RSS: {rss_start:.1f} MB at start (ready, idle 10 s), {end_busy.rss_kb / 1024:.1f} MB "
