@@ -812,18 +812,18 @@ class Soak:
                 got = fax_by_station.get(f.station, [])
                 if f.kills[0] != f.kills[1]:
                     f_in_flight += 1
-                    f_in_flight_recorded += bool(got)
-                    if not got and f.kind == "fax_only":
-                        # Its call on the fax-only line, when the daemon heard it ring and
-                        # went before it knew a fax was coming: an unnumbered call record.
-                        for r in list(unnumbered.get(f.line, [])):
-                            at = r.start.timestamp() - self.wall0
-                            if f.rang - 2 <= at <= f.done + 2:
-                                got = [r]
-                                unnumbered[f.line].remove(r)
-                                f_in_flight_recorded += 1
-                                break
-                    if not got:
+                    # The call it came on: by number, or without one when it rang on into
+                    # the next life (the caller ID went to the old one). A calling-tone fax
+                    # has one with outcome `fax`; a fax-only line's call has one only when
+                    # the daemon went before it knew a fax was coming.
+                    calls_of = list(by_number.get(f.number, []))
+                    for r in list(unnumbered.get(f.line, [])):
+                        at = r.start.timestamp() - self.wall0
+                        if f.rang - 2 <= at <= f.done + 2:
+                            calls_of.append(r)
+                            unnumbered[f.line].remove(r)
+                    f_in_flight_recorded += bool(got or calls_of)
+                    if not got and not calls_of:
                         what = (
                             f"fax {f.id} (in flight at a kill): {f.kind} from {f.number} on "
                             f"{f.line} at {f.rang:.1f}-{f.done:.1f} s"
@@ -837,21 +837,13 @@ class Soak:
                     if len(got) > 1:
                         f_dup += 1
                         problems.append(f"fax {f.id} (in flight at a kill): {len(got)} records")
-                    if f.kind == "cng":
-                        # Its call record: by number, or without one when the call rang on
-                        # into the next life (the caller ID went to the old one).
-                        calls_of = list(by_number.get(f.number, []))
-                        for r in list(unnumbered.get(f.line, [])):
-                            at = r.start.timestamp() - self.wall0
-                            if f.rang - 2 <= at <= f.done + 2:
-                                calls_of.append(r)
-                                unnumbered[f.line].remove(r)
-                        if len(calls_of) > 1:
-                            f_dup += 1
-                            problems.append(
-                                f"fax {f.id} (in flight at a kill): {len(calls_of)} call records "
-                                f"{[r.id for r in calls_of]}"
-                            )
+                    extra = len(calls_of) if f.kind == "cng" else len(calls_of) + len(got)
+                    if extra > 1:
+                        f_dup += 1
+                        problems.append(
+                            f"fax {f.id} (in flight at a kill): {len(calls_of)} call records "
+                            f"{[r.id for r in calls_of]}"
+                        )
                     continue
                 if not got:
                     f_lost += 1

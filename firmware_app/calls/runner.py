@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -65,6 +66,9 @@ RING_GRACE_SECONDS = 30.0
 # minute): a marker whose call began ringing longer ago than this is not one that can ring
 # on into this run, however many restarts came in between.
 RING_ON_MAX_SECONDS = 90.0
+# A call ringing on into a new run rings again within one ring cycle (6 s in North America,
+# 3 s in the UK and much of Europe) of the line coming up.
+RING_ON_WINDOW_SECONDS = 6.5
 INTERRUPTED_WHY = (
     "Interrupted (Frontdesk restarted): the call was in progress when Frontdesk stopped "
     "(power cut, crash or restart); how it ended and how long it lasted are not known"
@@ -155,6 +159,7 @@ class CallRunner:
         self._records = OnDemandExecutor("call-records")
         self._closed = False
         self.ring_grace = RING_GRACE_SECONDS
+        self.ring_on_window = RING_ON_WINDOW_SECONDS
         self._orphans: dict[str, list[dict[str, Any]]] = {}  # line -> markers still ringing
         self._grace: threading.Timer | None = None
         self.fallback_greetings = DefaultGreetings()
@@ -162,15 +167,20 @@ class CallRunner:
 
     # -- from the call service (line threads: never block) -----------------------------------
 
-    def first_ring(self, line: str, call_id: int) -> None:
+    def first_ring(self, line: str, call_id: int, since_up: float = math.inf) -> None:
         """The first ring of a new call, before its caller ID: its marker is written now (one
         journal line: line, call id, start), so a stop before the call is decided still
         leaves it a record. `ringing` fills in the same marker, or removes it when the call
         turns out to be one ringing on from before a restart (`_continue`: that call's marker
-        carries on). Written even while such a call may ring on here: this ring may be a new
-        call's, and a stop before its decision must leave it a record too."""
+        carries on). While such a call may ring on here, a ring within `RING_ON_WINDOW_SECONDS`
+        of the line coming up (`since_up`) is taken for it ringing on, and no second marker
+        is written (a stop before its decision then leaves one record, not two); a later
+        first ring is a new call's and has its marker, so a stop before its decision still
+        leaves it a record."""
         with self._lock:
             if self._closed:
+                return
+            if self._orphans.get(line) and since_up < self.ring_on_window:
                 return
         start = self._wall()
         key = markers.new_key()

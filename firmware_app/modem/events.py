@@ -24,9 +24,12 @@ class LineEvent(Event):
 class CallRinging(LineEvent):
     """The first ring of a new incoming call, before its caller ID: published once per call
     (never for later rings, a call waiting or a ring during a call), before its
-    `IncomingCall` with the same `call_id`."""
+    `IncomingCall` with the same `call_id`. `since_up`: seconds the line had been up when
+    it came (0 while the line was still being set up): a call ringing on from before a
+    restart rings within one ring cycle of the line coming up."""
 
     call_id: int
+    since_up: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

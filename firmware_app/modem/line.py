@@ -398,6 +398,7 @@ class Line(Worker):
         self._call: _Call | None = None
         self._data_handler: Callable[[bytes], None] | None = None
         self._up = False
+        self._up_since = 0.0
         self._settings_pending = False
         self._reinit_queued = False
         self._ending = False  # hanging up or rejecting: call-end codes are our own doing
@@ -452,6 +453,7 @@ class Line(Worker):
         )
         driver.initialise(self)
         self._up = True
+        self._up_since = time.monotonic()
         self._down_announced = False
         self._failed_reconnects = 0
         self._set_state("idle")
@@ -627,7 +629,8 @@ class Line(Worker):
         if call is None:
             # Caller-ID lines being collected before this first RING: they came first.
             call = self._new_call(caller_id_first=self._collector.collecting)
-            self.bus.publish(ev.CallRinging(line=self.name, call_id=call.id))
+            since_up = max(0.0, now - self._up_since) if self._up else 0.0
+            self.bus.publish(ev.CallRinging(line=self.name, call_id=call.id, since_up=since_up))
         if call.answered:
             return
         call.rings += 1

@@ -207,7 +207,7 @@ class CallService:
         """On the line's thread: a new call's first ring is noted before its caller ID, so a
         stop before the call is decided still leaves it a record (`CallRunner.first_ring`)."""
         if self.runner is not None:
-            self.runner.first_ring(event.line, event.call_id)
+            self.runner.first_ring(event.line, event.call_id, since_up=event.since_up)
 
     def on_incoming(self, event: IncomingCall) -> None:
         """On the line's thread: decide, then queue the answer or the rejection."""

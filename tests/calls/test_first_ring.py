@@ -248,8 +248,8 @@ def test_a_call_ringing_on_into_the_next_run_has_one_record(
     (item,) = calls(second.services)
     assert done.record_id == item.id and item.outcome == "missed"
     assert item.details["call_key"] == marker["key"] and item.start == SATURDAY_NIGHT
-    # Its first ring in this run wrote a marker, removed once it carried on the old one.
-    assert [m["decided"] for m in second.begun] == [False]
+    # It rang again as the line came up: taken for the old call ringing on, no new marker.
+    assert second.begun == []
     no_markers_left(second.services)
     assert len(emails(second.services)) == 1
     second.stop()
@@ -311,6 +311,36 @@ def leave_ringing_marker(life: Life, key: str, start: datetime) -> None:
     )
 
 
+def test_a_call_ringing_on_through_two_quick_stops_has_one_record(
+    lives: Callable[..., Life], modem: SimulatedModem
+) -> None:
+    """Stopped at the first ring, and again as the next run's line hears the call ring on:
+    a ring that soon after the line came up, with the call's marker waiting, is the call
+    ringing on, so no second marker is written, and the third run records it once."""
+    first = lives()
+    rang, go_on = hold_first_ring(first)
+    modem.ring(None, rings=40, interval=0.8)  # no caller ID; rings on until it hangs up
+    assert rang.wait(20)
+    (marker,) = first.services.history.calls_in_progress()
+    first.die(go_on)
+
+    second = lives(grace=120.0, settings=False)
+    rang, go_on = hold_first_ring(second)  # the next ring it hears, held: then it dies
+    assert rang.wait(20)
+    assert second.begun == []  # taken for the waiting call ringing on
+    second.die(go_on)
+
+    third = lives(grace=120.0, settings=False)
+    third.recorder.wait(ev.IncomingCall, timeout=20)  # rings on into this run too
+    modem.caller_hangs_up()
+    done = third.recorder.wait(CallFinished, timeout=30)
+    (item,) = calls(third.services)
+    assert item.id == done.record_id and item.outcome == "missed"
+    assert item.details["call_key"] == marker["key"] and item.start == SATURDAY_NIGHT
+    no_markers_left(third.services)
+    third.stop()
+
+
 def test_a_first_ring_while_an_older_call_waits_has_its_own_marker(
     lives: Callable[..., Life], modem: SimulatedModem
 ) -> None:
@@ -324,6 +354,8 @@ def test_a_first_ring_while_an_older_call_waits_has_its_own_marker(
     first.stop()
 
     second = lives(grace=120.0, settings=False)
+    second.runner.ring_on_window = 1.0  # past it, a first ring is a new call's
+    time.sleep(1.5)
     rang, go_on = hold_first_ring(second)
     modem.ring(None, rings=40, interval=0.8)  # no caller ID; rings on until it hangs up
     assert rang.wait(20)
