@@ -109,7 +109,7 @@ class Diagnostics:
             grown.subtract(self._types)
             self._types = types
             result: dict[str, Any] = {
-                "rss_kb": _rss_kb(),
+                "rss_kb": memory.rss_kb(),
                 "mapped_kb": _mapped_kb(top),
                 "gc_objects": sum(types.values()),
                 "types": types.most_common(top),
@@ -149,16 +149,6 @@ class Diagnostics:
                 pass
             out.append({"name": t.name, "id": t.native_id, "cpu_s": cpu})
         return sorted(out, key=lambda d: -(d["cpu_s"] or 0))
-
-
-def _rss_kb() -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
 
 
 def _mapped_kb(top: int) -> list[tuple[str, int]]:

@@ -429,7 +429,6 @@ class Daemon:
         trimmer = Trimmer()
         services.bus.subscribe(InteractionRecorded, trimmer.note)
         scheduler.every(1).minutes.named("memory trim").do(trimmer.tick)
-        services.extra["trimmer"] = trimmer
         self.supervisor.add(scheduler.worker)
 
     @staticmethod

@@ -26,6 +26,7 @@ _lock = threading.Lock()
 
 
 def rss_kb() -> int:
+    """This process's resident set (VmRSS) in kB; 0 where /proc cannot tell."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmRSS:"):

@@ -734,12 +734,14 @@ class CallRunner:
             # (the last run took the first ring; the caller ID waited in the port). An analog
             # caller heard from the first ring is a new call; GSM repeats the number with
             # every ring, so there it cannot tell.
-            unknown = (
-                list(waiting)
-                if not event.number
-                else [m for m in waiting if _rang(m) and _may_be_ringing_on(event)]
-            )
-            found = (same or unknown)[-1] if (same or unknown) else None
+            if not event.number:
+                unknown = list(waiting)
+            elif _may_be_ringing_on(event):
+                unknown = [m for m in waiting if _rang(m)]
+            else:
+                unknown = []
+            candidates = same or unknown
+            found = candidates[-1] if candidates else None
             if found is None:
                 # Another caller on this line: a line rings one call at a time, so the calls
                 # that rang at the last stop are over. Recorded now, not at the grace's end,

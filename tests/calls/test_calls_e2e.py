@@ -39,6 +39,17 @@ pytestmark = pytest.mark.timeout(60)
 SATURDAY_NIGHT = datetime(2026, 11, 28, 22, 0, tzinfo=UTC)
 
 
+def two_box_menu() -> Menu:
+    """The closed-hours menu the call tests use: 1 for support's box, 2 for sales'."""
+    return Menu(
+        mode="closed",
+        options=[
+            MenuOption(digit="1", action="voicemail", target="support"),
+            MenuOption(digit="2", action="voicemail", target="sales"),
+        ],
+    )
+
+
 def closed_settings(port: int, **rules: Any) -> Settings:
     s = Settings()
     s.business.timezone = "UTC"
@@ -295,13 +306,7 @@ def test_vip_after_hours_on_a_single_analog_line_leaves_a_voicemail_for_staff(
 
 
 def test_ivr_digit_routes_to_the_right_box(world: Callable[..., World]) -> None:
-    menu = Menu(
-        mode="closed",
-        options=[
-            MenuOption(digit="1", action="voicemail", target="support"),
-            MenuOption(digit="2", action="voicemail", target="sales"),
-        ],
-    )
+    menu = two_box_menu()
     w = world(menus=[menu])
     caller = (
         VoiceCaller()
@@ -322,13 +327,7 @@ def test_the_owners_closed_greeting_is_heard_before_the_menu(
     menu's choices (its default words without the welcome said twice), then the key."""
     from firmware_app.settings.greetings import Greeting
 
-    menu = Menu(
-        mode="closed",
-        options=[
-            MenuOption(digit="1", action="voicemail", target="support"),
-            MenuOption(digit="2", action="voicemail", target="sales"),
-        ],
-    )
+    menu = two_box_menu()
     w = world(menus=[menu])
     s = w.services.settings.get()
     s.greetings.items = [Greeting(key="closed", mode="text", text="Closed for stocktaking.")]

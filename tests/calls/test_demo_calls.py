@@ -21,10 +21,10 @@ from firmware_app.errors import FrontdeskError
 from firmware_app.media.speech import Tts
 from firmware_app.sdnotify import Notifier
 from firmware_app.services import Services
-from firmware_app.settings.routing import Menu, MenuOption
 from tests.modem.conftest import Recorder
 from tests.test_daemon import free_port
 
+from .test_calls_e2e import two_box_menu
 from .test_daemon_call import lines_idle
 
 pytestmark = [
@@ -41,15 +41,7 @@ def closed_with_a_menu(svc: Services) -> None:
     for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):
         setattr(s.hours, day, [])
     s.rules.office_phone = False
-    s.rules.menus = [
-        Menu(
-            mode="closed",
-            options=[
-                MenuOption(digit="1", action="voicemail", target="support"),
-                MenuOption(digit="2", action="voicemail", target="sales"),
-            ],
-        )
-    ]
+    s.rules.menus = [two_box_menu()]
     svc.settings.save(s)
 
 

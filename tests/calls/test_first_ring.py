@@ -149,6 +149,15 @@ def no_markers_left(services: Services, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def wait_for_calls(services: Services, n: int, timeout: float = 20.0) -> list[Interaction]:
+    """The call records once there are `n` (each is written on the records' thread)."""
+    deadline = time.monotonic() + timeout
+    while len(found := calls(services)) < n:
+        assert time.monotonic() < deadline, [(i.number, i.outcome) for i in found]
+        time.sleep(0.05)
+    return found
+
+
 def calls(services: Services) -> list[Interaction]:
     return services.history.newest(50, where=lambda i: i.channel == "call")
 
@@ -276,11 +285,7 @@ def test_a_new_caller_does_not_take_over_a_call_that_rang_before_its_caller_id(
     second.services.clock = lambda: SATURDAY_NIGHT + timedelta(seconds=20)
     modem.ring("+15550000002", rings=2, interval=0.5)
     second.recorder.wait(CallFinished, timeout=20)
-    deadline = time.monotonic() + 20
-    while len(calls(second.services)) < 2:
-        assert time.monotonic() < deadline, "the earlier call was not recorded"
-        time.sleep(0.05)
-    by_number = {i.number: i for i in calls(second.services)}
+    by_number = {i.number: i for i in wait_for_calls(second.services, 2)}
     earlier, new = by_number[""], by_number["+15550000002"]
     assert earlier.outcome == "interrupted" and earlier.text == RANG_WHY
     assert earlier.details["call_key"] == marker["key"] and earlier.start == SATURDAY_NIGHT
@@ -366,11 +371,8 @@ def test_a_first_ring_while_an_older_call_waits_has_its_own_marker(
     third = lives(grace=6.0, settings=False)
     third.recorder.wait(ev.IncomingCall, timeout=20)  # rings on into this run
     modem.caller_hangs_up()  # before the 10th ring, when it would be answered
-    deadline = time.monotonic() + 40
-    while len(calls(third.services)) < 2:  # the older at the grace's end, then the call
-        assert time.monotonic() < deadline, [(i.number, i.outcome) for i in calls(third.services)]
-        time.sleep(0.05)
-    by_key = {i.details["call_key"]: i for i in calls(third.services)}
+    # The older at the grace's end, then the call.
+    by_key = {i.details["call_key"]: i for i in wait_for_calls(third.services, 2, timeout=40)}
     older, rang_on = by_key["k-older"], by_key[new_marker[0]["key"]]
     assert older.outcome == "interrupted" and older.number == "+15550000001"
     assert rang_on.outcome == "missed"
@@ -395,11 +397,7 @@ def test_another_caller_ends_the_wait_for_a_call_that_rang_at_the_stop(
     assert second.services.history.calls_in_progress() != []  # waiting for it to ring on
     modem.ring("+15550000002", rings=2, interval=0.5)
     second.recorder.wait(CallFinished, timeout=20)
-    deadline = time.monotonic() + 20
-    while len(calls(second.services)) < 2:
-        assert time.monotonic() < deadline, "the earlier call was not recorded"
-        time.sleep(0.05)
-    by_number = {i.number: i for i in calls(second.services)}
+    by_number = {i.number: i for i in wait_for_calls(second.services, 2)}
     assert by_number["+15550000001"].outcome == "interrupted"
     assert by_number["+15550000001"].details["call_key"] == key
     assert by_number["+15550000002"].outcome == "missed"
@@ -408,10 +406,7 @@ def test_another_caller_ends_the_wait_for_a_call_that_rang_at_the_stop(
     mark, since = len(second.begun), second.recorder.mark()
     modem.ring("+15550000003", rings=2, interval=0.5)
     second.recorder.wait(CallFinished, timeout=20, since=since)
-    deadline = time.monotonic() + 20
-    while len(calls(second.services)) < 3:
-        assert time.monotonic() < deadline, "the third call was not recorded"
-        time.sleep(0.05)
+    wait_for_calls(second.services, 3)
     first_ring = second.begun[mark]
     assert first_ring["decided"] is False and first_ring["number"] == ""
     assert len(second.begun) == mark + 1  # filled in by its decision: one marker

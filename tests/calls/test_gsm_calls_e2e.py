@@ -32,14 +32,13 @@ from firmware_app.services.calls import CLOCK_NOT_SET, CallService
 from firmware_app.services.forwarding import CallRecordings, ForwardingService
 from firmware_app.services.history import Interaction
 from firmware_app.settings.model import Settings
-from firmware_app.settings.routing import Menu, MenuOption
 from firmware_app.store import Store
 from tests.modem.conftest import FAST, Recorder
 from tests.services.test_notify_delivery import Server
 
 from .conftest import ToneGreetings
 from .test_analog_voice import speech
-from .test_calls_e2e import SATURDAY_NIGHT, closed_settings
+from .test_calls_e2e import SATURDAY_NIGHT, closed_settings, two_box_menu
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -301,15 +300,7 @@ def test_sound_card_caller_presses_a_key_leaves_a_wav_and_hangs_up(
     hangs up at a chosen moment of the stream (NO CARRIER)."""
 
     def with_menu(s: Settings) -> Settings:
-        s.rules.menus = [
-            Menu(
-                mode="closed",
-                options=[
-                    MenuOption(digit="1", action="voicemail", target="support"),
-                    MenuOption(digit="2", action="voicemail", target="sales"),
-                ],
-            )
-        ]
+        s.rules.menus = [two_box_menu()]
         return s
 
     w, caller = sim800_sound_card(world, alsa, settings=with_menu)
